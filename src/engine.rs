@@ -1,0 +1,958 @@
+//! The coordinator's state machine, shared by both backends: it hands jobs to workers in
+//! batches within a credit window, accepts each result once, attributes a worker's death to the
+//! one job it was running, times jobs out, and replaces workers.
+//!
+//! It runs on the caller's thread, inside the results iterator, so input is pulled lazily and
+//! memory stays bounded by the window; threads exist only to read worker channels and to run
+//! thread workers. Every dispatch gets a ticket, and a result counts only while its ticket is
+//! in flight: that single rule discards late results of timed-out jobs, results of jobs that
+//! were re-queued, and anything from a worker that was replaced.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::collect::Reorder;
+use crate::error::{Error, ErrorKind};
+use crate::outcome::{Crash, Outcome, Status};
+use crate::process;
+use crate::registry::{AnyBox, Entry, Registry};
+use crate::sys;
+use crate::task::Backend;
+use crate::thread;
+use crate::wire;
+
+/// A worker incarnation: its slot index and generation.
+pub(crate) type Key = (usize, u64);
+
+/// What workers and helper threads tell the coordinator.
+pub(crate) enum Event {
+    /// A process worker's results, in the order its jobs ran.
+    Results(Key, Vec<wire::Done>),
+    /// A process worker sent something undecodable (it is killed).
+    Garbled(Key),
+    /// A thread worker's buffer went from empty to non-empty.
+    Ready(Key),
+    /// A process worker's channel closed and it was reaped.
+    Exited(Key, Crash),
+    /// A replacement process worker finished (or failed) its handshake.
+    Started(Key, Box<Result<process::Link, Error>>),
+}
+
+/// An input or output as the engine holds it: moved for threads, encoded for processes.
+pub(crate) enum Value {
+    Local(AnyBox),
+    Encoded(Vec<u8>),
+}
+
+/// Configuration fixed when the pool is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) backend: Backend,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) keep_order: bool,
+    pub(crate) batch: Option<usize>,
+    pub(crate) program: Option<PathBuf>,
+    pub(crate) start_timeout: Duration,
+}
+
+/// Batches kept in flight per worker: enough that a worker never waits for the next one.
+const DEPTH: usize = 3;
+/// Adaptive batches aim at this much work each, so a batch's tail costs little at the end.
+const BATCH_TARGET_NS: f64 = 2_000_000.0;
+const MAX_BATCH: usize = 1024;
+/// A slot whose worker fails to start this many times in a row is given up.
+const MAX_START_FAILURES: u32 = 5;
+/// How long dropping the pool waits for a thread stuck in a task.
+pub(crate) const ABANDON_WAIT: Duration = Duration::from_millis(100);
+
+enum Link {
+    Thread(thread::Link),
+    Process(process::Link),
+}
+
+struct Worker {
+    key: Key,
+    link: Link,
+    /// Tickets sent and not yet resolved, in the order the worker runs them.
+    order: VecDeque<u64>,
+    /// How many jobs were resolved from the front of `order`.
+    done: u64,
+    /// Set once the worker is being killed: it gets no more jobs.
+    dying: bool,
+}
+
+impl Worker {
+    fn slot_read(&self) -> (u64, u64) {
+        match &self.link {
+            Link::Thread(l) => l.slot().read(),
+            Link::Process(l) => l.slot().read(),
+        }
+    }
+    fn pid(&self) -> u32 {
+        match &self.link {
+            Link::Thread(_) => std::process::id(),
+            Link::Process(l) => l.pid,
+        }
+    }
+    fn forget(&mut self, ticket: u64) {
+        if let Some(i) = self.order.iter().position(|&t| t == ticket) {
+            self.order.remove(i);
+            if i == 0 {
+                self.done += 1;
+            }
+        }
+    }
+}
+
+enum SlotState {
+    Live(Box<Worker>),
+    Starting,
+    Waiting(Instant),
+    Failed,
+}
+
+struct Slot {
+    generation: u64,
+    state: SlotState,
+    failures: u32,
+}
+
+struct Flight {
+    seq: u64,
+    attempt: u32,
+    /// Kept for process jobs so that a job can be re-queued; moved into thread jobs.
+    input: Option<Vec<u8>>,
+}
+
+struct Queued {
+    seq: u64,
+    attempt: u32,
+    input: Value,
+}
+
+/// The run in progress: where inputs come from and where outcomes go.
+pub(crate) struct Run<'a> {
+    pub(crate) entry: Entry,
+    pub(crate) source: Box<dyn Iterator<Item = Result<AnyBox, String>> + 'a>,
+    next_seq: u64,
+    exhausted: bool,
+    reorder: Option<Reorder<Outcome<Value>>>,
+}
+
+impl<'a> Run<'a> {
+    pub(crate) fn new(
+        entry: Entry,
+        source: Box<dyn Iterator<Item = Result<AnyBox, String>> + 'a>,
+        keep_order: bool,
+    ) -> Self {
+        Run {
+            entry,
+            source,
+            next_seq: 1,
+            exhausted: false,
+            reorder: keep_order.then(|| Reorder::new(1)),
+        }
+    }
+}
+
+pub(crate) struct Engine {
+    pub(crate) cfg: Config,
+    registry: Arc<Registry>,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    slots: Vec<Slot>,
+    /// Abandoned thread workers that may still hand back jobs they took.
+    retired: Vec<Worker>,
+    flights: HashMap<u64, Flight>,
+    queue: VecDeque<Queued>,
+    ready: VecDeque<Outcome<Value>>,
+    next_ticket: u64,
+    avg_ns: Option<f64>,
+    epoch: (SystemTime, u64),
+    error: Option<Error>,
+}
+
+impl Engine {
+    /// Starts every worker; fails if any cannot start.
+    pub(crate) fn start(cfg: Config, registry: Registry) -> Result<Engine, Error> {
+        if cfg.workers == 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a pool needs at least one worker",
+            ));
+        }
+        if cfg.backend == Backend::Process {
+            process::check_socket_dir()?;
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut engine = Engine {
+            registry: Arc::new(registry),
+            tx,
+            rx,
+            slots: (0..cfg.workers)
+                .map(|_| Slot {
+                    generation: 0,
+                    state: SlotState::Starting,
+                    failures: 0,
+                })
+                .collect(),
+            retired: Vec::new(),
+            flights: HashMap::new(),
+            queue: VecDeque::new(),
+            ready: VecDeque::new(),
+            next_ticket: 0,
+            avg_ns: None,
+            epoch: (SystemTime::now(), sys::now_ns()),
+            error: None,
+            cfg,
+        };
+        match engine.cfg.backend {
+            Backend::Thread => {
+                for i in 0..engine.cfg.workers {
+                    let link = engine.start_thread(i)?;
+                    engine.slots[i].state = SlotState::Live(link);
+                }
+            }
+            Backend::Process => {
+                // All handshakes at once: start-up costs one worker's, not N.
+                let starts: Vec<_> = (0..engine.cfg.workers)
+                    .map(|i| {
+                        let (program, timeout, tx) = engine.process_args();
+                        std::thread::spawn(move || {
+                            process::start(&program, i + 1, (i, 0), timeout, tx)
+                        })
+                    })
+                    .collect();
+                let mut first_error = None;
+                for (i, start) in starts.into_iter().enumerate() {
+                    match start.join().expect("handshake thread") {
+                        Ok(link) => {
+                            engine.slots[i].state =
+                                SlotState::Live(Box::new(Worker::new((i, 0), Link::Process(link))))
+                        }
+                        Err(e) => first_error = first_error.or(Some(e)),
+                    }
+                }
+                if let Some(e) = first_error {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(engine)
+    }
+
+    fn process_args(&self) -> (PathBuf, Duration, Sender<Event>) {
+        (
+            process::worker_program(self.cfg.program.as_deref()),
+            self.cfg.start_timeout,
+            self.tx.clone(),
+        )
+    }
+
+    fn start_thread(&self, i: usize) -> Result<Box<Worker>, Error> {
+        let key = (i, self.slots[i].generation);
+        let link = thread::Link::start(i + 1, key, self.registry.clone(), self.tx.clone())
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Spawn,
+                    format!("worker {} thread could not start", i + 1),
+                )
+                .with_source(e)
+            })?;
+        Ok(Box::new(Worker::new(key, Link::Thread(link))))
+    }
+
+    /// Live workers now (not starting, not dying).
+    pub(crate) fn live_workers(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(&s.state, SlotState::Live(w) if !w.dying))
+            .count()
+    }
+
+    /// The pids of the live process workers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.slots
+            .iter()
+            .filter_map(|s| match &s.state {
+                SlotState::Live(w) => match &w.link {
+                    Link::Process(l) => Some(l.pid),
+                    Link::Thread(_) => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Handles whatever happened between runs (replacements that finished starting, idle
+    /// workers that died).
+    pub(crate) fn pump(&mut self) {
+        let mut idle = Run::new(
+            Entry::of::<crate::tasks::Noop>(),
+            Box::new(std::iter::empty()),
+            false,
+        );
+        while let Ok(event) = self.rx.try_recv() {
+            self.handle(event, &mut idle);
+        }
+        self.restart_waiting();
+        self.ready.clear();
+    }
+
+    pub(crate) fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// The next outcome of `run`, or `None` when every job has one.
+    pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
+        loop {
+            if let Some(o) = self.ready.pop_front() {
+                return Some(o);
+            }
+            self.fill(run);
+            if self.ready.is_empty()
+                && run.exhausted
+                && self.queue.is_empty()
+                && self.flights.is_empty()
+            {
+                return None;
+            }
+            if !self.ready.is_empty() {
+                continue;
+            }
+            let tick = self.tick();
+            match self.rx.recv_timeout(tick) {
+                Ok(event) => {
+                    self.handle(event, run);
+                    while let Ok(event) = self.rx.try_recv() {
+                        self.handle(event, run);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the engine holds a sender"),
+            }
+            self.check_timeouts(run);
+            self.restart_waiting();
+        }
+    }
+
+    fn tick(&self) -> Duration {
+        let mut tick = Duration::from_millis(250);
+        if let Some(t) = self.cfg.timeout {
+            tick = tick.min((t / 8).max(Duration::from_millis(1)));
+        }
+        for s in &self.slots {
+            if let SlotState::Waiting(at) = s.state {
+                tick = tick.min(at.saturating_duration_since(Instant::now()));
+            }
+        }
+        tick
+    }
+
+    /// How many unfinished jobs a worker may hold. Slow or not-yet-measured jobs get no queue
+    /// behind them, so a job stuck on one worker never holds others hostage; fast jobs get
+    /// several batches so a worker never waits for the coordinator.
+    fn credit(&self, batch: usize) -> usize {
+        match self.avg_ns {
+            None => 1,
+            Some(avg) if avg >= 5_000_000.0 => 1,
+            Some(avg) if avg >= 100_000.0 => 2,
+            Some(_) => DEPTH * batch,
+        }
+    }
+
+    fn batch_size(&self) -> usize {
+        if let Some(b) = self.cfg.batch {
+            return b.max(1);
+        }
+        match self.avg_ns {
+            None => 1,
+            Some(avg) => ((BATCH_TARGET_NS / avg.max(50.0)) as usize).clamp(1, MAX_BATCH),
+        }
+    }
+
+    /// Hands out work while workers have credit.
+    fn fill(&mut self, run: &mut Run<'_>) {
+        if self.live_workers() == 0 && self.all_failed() {
+            self.give_up(run);
+            return;
+        }
+        let batch = self.batch_size();
+        let credit = self.credit(batch);
+        let held = run.reorder.as_ref().map_or(0, |r| r.held());
+        let hold_limit = (self.cfg.workers * DEPTH * batch).max(4096);
+        for i in 0..self.slots.len() {
+            while let SlotState::Live(w) = &self.slots[i].state {
+                if w.dying {
+                    break;
+                }
+                let room = credit.saturating_sub(w.order.len());
+                if room == 0 {
+                    break;
+                }
+                let want = room.min(batch);
+                let mut jobs = Vec::with_capacity(want);
+                while jobs.len() < want {
+                    if let Some(q) = self.queue.pop_front() {
+                        jobs.push(q);
+                    } else if !run.exhausted && held < hold_limit {
+                        match run.source.next() {
+                            Some(Ok(input)) => {
+                                jobs.push(Queued {
+                                    seq: run.next_seq,
+                                    attempt: 1,
+                                    input: Value::Local(input),
+                                });
+                                run.next_seq += 1;
+                            }
+                            Some(Err(e)) => {
+                                let outcome = unstarted(
+                                    run.next_seq,
+                                    1,
+                                    Status::Failed(format!("bad input: {e}")),
+                                );
+                                run.next_seq += 1;
+                                Self::emit(&mut self.ready, run, outcome);
+                            }
+                            None => run.exhausted = true,
+                        }
+                    } else {
+                        break;
+                    }
+                }
+                if jobs.is_empty() {
+                    return;
+                }
+                self.dispatch(i, jobs, run);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, i: usize, jobs: Vec<Queued>, run: &mut Run<'_>) {
+        let timeout = self.cfg.timeout;
+        let entry = run.entry;
+        let SlotState::Live(w) = &mut self.slots[i].state else {
+            unreachable!("dispatch to a live worker")
+        };
+        let mut batch = Vec::new();
+        for job in jobs {
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            let mut flight = Flight {
+                seq: job.seq,
+                attempt: job.attempt,
+                input: None,
+            };
+            match &w.link {
+                Link::Thread(link) => {
+                    let input = match job.input {
+                        Value::Local(v) => v,
+                        Value::Encoded(_) => unreachable!("thread jobs are never encoded"),
+                    };
+                    link.send(thread::Job {
+                        ticket,
+                        seq: job.seq,
+                        attempt: job.attempt,
+                        input,
+                        entry,
+                        timeout,
+                    });
+                }
+                Link::Process(_) => {
+                    let bytes = match job.input {
+                        Value::Encoded(b) => b,
+                        Value::Local(v) => match (entry.encode_input)(&v) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                let outcome = unstarted(
+                                    job.seq,
+                                    job.attempt,
+                                    Status::Failed(format!(
+                                        "cannot encode {} input: {e}",
+                                        entry.name
+                                    )),
+                                );
+                                Self::emit(&mut self.ready, run, outcome);
+                                continue;
+                            }
+                        },
+                    };
+                    batch.push(wire::Job {
+                        ticket,
+                        seq: job.seq,
+                        attempt: job.attempt,
+                        input: bytes.clone(),
+                    });
+                    flight.input = Some(bytes);
+                }
+            }
+            w.order.push_back(ticket);
+            self.flights.insert(ticket, flight);
+        }
+        if let Link::Process(link) = &w.link
+            && !batch.is_empty()
+        {
+            let batch = wire::Batch {
+                task: entry.name.to_string(),
+                jobs: batch,
+            };
+            if link.send(&batch).is_err() {
+                // The worker is dead or dying; its reader reports it and the jobs are re-queued.
+                w.dying = true;
+                link.kill();
+            }
+        }
+    }
+
+    fn emit(ready: &mut VecDeque<Outcome<Value>>, run: &mut Run<'_>, outcome: Outcome<Value>) {
+        match &mut run.reorder {
+            Some(r) => r.push(outcome.seq, outcome, ready),
+            None => ready.push_back(outcome),
+        }
+    }
+
+    fn worker_mut(&mut self, key: Key) -> Option<&mut Worker> {
+        if let Some(Slot {
+            generation,
+            state: SlotState::Live(w),
+            ..
+        }) = self.slots.get_mut(key.0)
+            && *generation == key.1
+        {
+            return Some(w);
+        }
+        self.retired.iter_mut().find(|w| w.key == key)
+    }
+
+    fn handle(&mut self, event: Event, run: &mut Run<'_>) {
+        match event {
+            Event::Results(key, done) => {
+                for d in done {
+                    let status = match d.status {
+                        wire::Status::Ok(b) => Status::Ok(Value::Encoded(b)),
+                        wire::Status::Failed(m) => Status::Failed(m),
+                        wire::Status::Panicked { message, location } => {
+                            Status::Panicked { message, location }
+                        }
+                    };
+                    self.accept(key, d.ticket, d.started_ns, d.runtime_ns, status, run);
+                }
+            }
+            Event::Ready(key) => {
+                let Some(w) = self.worker_mut(key) else {
+                    return;
+                };
+                let Link::Thread(link) = &w.link else {
+                    return;
+                };
+                for msg in link.drain() {
+                    self.thread_msg(key, msg, run);
+                }
+                self.retired.retain(|w| !w.order.is_empty());
+            }
+            Event::Garbled(key) => {
+                if let Some(w) = self.worker_mut(key) {
+                    w.dying = true;
+                }
+            }
+            Event::Exited(key, crash) => self.died(key, crash, run),
+            Event::Started(key, result) => {
+                let slot = &mut self.slots[key.0];
+                if slot.generation != key.1 || !matches!(slot.state, SlotState::Starting) {
+                    return;
+                }
+                match *result {
+                    Ok(link) => {
+                        slot.failures = 0;
+                        slot.state =
+                            SlotState::Live(Box::new(Worker::new(key, Link::Process(link))));
+                    }
+                    Err(e) => {
+                        slot.failures += 1;
+                        if slot.failures >= MAX_START_FAILURES {
+                            slot.state = SlotState::Failed;
+                            self.error = Some(e);
+                        } else {
+                            let backoff = Duration::from_millis(10 << (2 * slot.failures));
+                            slot.state = SlotState::Waiting(Instant::now() + backoff);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn thread_msg(&mut self, key: Key, msg: thread::Msg, run: &mut Run<'_>) {
+        match msg {
+            thread::Msg::Done {
+                ticket,
+                started_ns,
+                runtime_ns,
+                status,
+            } => {
+                let status = match status {
+                    Status::Ok(v) => Status::Ok(Value::Local(v)),
+                    other => other_status(other),
+                };
+                self.accept(key, ticket, started_ns, runtime_ns, status, run);
+            }
+            thread::Msg::Returned(job) => {
+                if let Some(f) = self.flights.remove(&job.ticket) {
+                    if let Some(w) = self.worker_mut(key) {
+                        w.forget(job.ticket);
+                    }
+                    self.queue.push_front(Queued {
+                        seq: f.seq,
+                        attempt: f.attempt,
+                        input: Value::Local(job.input),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Records a result if its ticket is still in flight; a result for anything else is late.
+    fn accept(
+        &mut self,
+        key: Key,
+        ticket: u64,
+        started_ns: u64,
+        runtime_ns: u64,
+        status: Status<Value>,
+        run: &mut Run<'_>,
+    ) {
+        let Some(flight) = self.flights.remove(&ticket) else {
+            return;
+        };
+        let mut pid = 0;
+        if let Some(w) = self.worker_mut(key) {
+            w.forget(ticket);
+            pid = w.pid();
+        }
+        let sample = runtime_ns as f64;
+        self.avg_ns = Some(match self.avg_ns {
+            None => sample,
+            Some(avg) => avg * 0.9 + sample * 0.1,
+        });
+        let outcome = Outcome {
+            seq: flight.seq,
+            status,
+            attempt: flight.attempt,
+            worker: key.0 + 1,
+            pid,
+            started: Some(self.wall(started_ns)),
+            runtime: Duration::from_nanos(runtime_ns),
+        };
+        Self::emit(&mut self.ready, run, outcome);
+    }
+
+    fn wall(&self, ns: u64) -> SystemTime {
+        wall(self.epoch, ns)
+    }
+
+    /// A process worker is gone: the job it was running crashed, the others go back in line.
+    fn died(&mut self, key: Key, crash: Crash, run: &mut Run<'_>) {
+        let slot = &mut self.slots[key.0];
+        if slot.generation != key.1 {
+            return;
+        }
+        let SlotState::Live(w) = std::mem::replace(&mut slot.state, SlotState::Starting) else {
+            return;
+        };
+        let (started, started_ns) = w.slot_read();
+        let now = sys::now_ns();
+        let mut requeue = Vec::new();
+        for (i, ticket) in w.order.iter().enumerate() {
+            let Some(flight) = self.flights.remove(ticket) else {
+                continue;
+            };
+            let index = w.done + i as u64;
+            if index + 1 == started {
+                let outcome = Outcome {
+                    seq: flight.seq,
+                    status: Status::Crashed(crash),
+                    attempt: flight.attempt,
+                    worker: key.0 + 1,
+                    pid: w.pid(),
+                    started: Some(self.wall(started_ns)),
+                    runtime: Duration::from_nanos(now.saturating_sub(started_ns)),
+                };
+                Self::emit(&mut self.ready, run, outcome);
+            } else {
+                // Never started, or finished with its result unsent: run it again.
+                requeue.push(Queued {
+                    seq: flight.seq,
+                    attempt: flight.attempt,
+                    input: Value::Encoded(flight.input.expect("process jobs keep their input")),
+                });
+            }
+        }
+        for q in requeue.into_iter().rev() {
+            self.queue.push_front(q);
+        }
+        self.respawn(key.0);
+    }
+
+    fn respawn(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        slot.generation += 1;
+        slot.state = SlotState::Starting;
+        let key = (i, slot.generation);
+        match self.cfg.backend {
+            Backend::Thread => match self.start_thread(i) {
+                Ok(w) => self.slots[i].state = SlotState::Live(w),
+                Err(e) => {
+                    self.slots[i].state = SlotState::Failed;
+                    self.error = Some(e);
+                }
+            },
+            Backend::Process => {
+                let (program, timeout, tx) = self.process_args();
+                std::thread::spawn(move || {
+                    let result = process::start(&program, i + 1, key, timeout, tx.clone());
+                    let _ = tx.send(Event::Started(key, Box::new(result)));
+                });
+            }
+        }
+    }
+
+    fn restart_waiting(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            if let SlotState::Waiting(at) = self.slots[i].state
+                && at <= now
+            {
+                self.respawn(i);
+            }
+        }
+    }
+
+    fn all_failed(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| matches!(s.state, SlotState::Failed))
+    }
+
+    /// No worker can ever start again: every remaining job is skipped with the reason.
+    fn give_up(&mut self, run: &mut Run<'_>) {
+        let why = match &self.error {
+            Some(e) => format!("no worker could be started: {e}"),
+            None => "no worker could be started".to_string(),
+        };
+        let skipped = |seq, attempt| unstarted(seq, attempt, Status::Skipped(why.clone()));
+        let mut outcomes: Vec<_> = self
+            .queue
+            .drain(..)
+            .map(|q| skipped(q.seq, q.attempt))
+            .collect();
+        outcomes.extend(self.flights.drain().map(|(_, f)| skipped(f.seq, f.attempt)));
+        while !run.exhausted {
+            match run.source.next() {
+                Some(_) => {
+                    outcomes.push(skipped(run.next_seq, 1));
+                    run.next_seq += 1;
+                }
+                None => run.exhausted = true,
+            }
+        }
+        outcomes.sort_by_key(|o| o.seq);
+        for o in outcomes {
+            Self::emit(&mut self.ready, run, o);
+        }
+    }
+
+    /// Times out jobs running past the deadline: a process worker is killed (its death
+    /// re-queues the rest), a thread is cancelled, abandoned and replaced.
+    fn check_timeouts(&mut self, run: &mut Run<'_>) {
+        let Some(timeout) = self.cfg.timeout else {
+            return;
+        };
+        let limit = timeout.as_nanos() as u64;
+        let now = sys::now_ns();
+        let epoch = self.epoch;
+        let mut abandon = Vec::new();
+        for i in 0..self.slots.len() {
+            let SlotState::Live(w) = &mut self.slots[i].state else {
+                continue;
+            };
+            if w.dying {
+                continue;
+            }
+            let (started, started_ns) = w.slot_read();
+            if started <= w.done || now.saturating_sub(started_ns) <= limit {
+                continue;
+            }
+            let Some(&ticket) = w.order.get((started - 1 - w.done) as usize) else {
+                continue;
+            };
+            let Some(flight) = self.flights.remove(&ticket) else {
+                continue;
+            };
+            let outcome = Outcome {
+                seq: flight.seq,
+                status: Status::TimedOut,
+                attempt: flight.attempt,
+                worker: i + 1,
+                pid: w.pid(),
+                started: Some(wall(epoch, started_ns)),
+                runtime: Duration::from_nanos(now.saturating_sub(started_ns)),
+            };
+            Self::emit(&mut self.ready, run, outcome);
+            match &mut w.link {
+                Link::Process(link) => {
+                    w.dying = true;
+                    link.kill();
+                }
+                Link::Thread(_) => abandon.push(i),
+            }
+        }
+        for i in abandon {
+            self.abandon(i, run);
+        }
+    }
+
+    /// Retires slot `i`'s thread and starts a new one in its place.
+    fn abandon(&mut self, i: usize, run: &mut Run<'_>) {
+        let SlotState::Live(mut w) =
+            std::mem::replace(&mut self.slots[i].state, SlotState::Starting)
+        else {
+            return;
+        };
+        let Link::Thread(link) = &mut w.link else {
+            unreachable!("only threads are abandoned")
+        };
+        let queued = link.retire();
+        let msgs = link.drain();
+        let key = w.key;
+        self.retired.push(*w);
+        for msg in msgs {
+            self.thread_msg(key, msg, run);
+        }
+        for job in queued.into_iter().rev() {
+            self.thread_msg(key, thread::Msg::Returned(job), run);
+        }
+        // Whatever the abandoned thread still owes it hands back as `Returned`; a timed-out
+        // ticket is no longer in flight, so its late result is dropped.
+        if let Some(pos) = self.retired.iter().position(|r| r.key == key) {
+            let owed: Vec<u64> = self.retired[pos].order.iter().copied().collect();
+            self.retired[pos].order = owed
+                .into_iter()
+                .filter(|t| self.flights.contains_key(t))
+                .collect();
+            if self.retired[pos].order.is_empty() {
+                self.retired.remove(pos);
+            }
+        }
+        self.respawn(i);
+    }
+
+    /// Ends a run early: jobs in flight are cancelled (their workers killed or abandoned and
+    /// replaced), queued ones dropped.
+    pub(crate) fn cancel(&mut self, run: &mut Run<'_>) {
+        self.queue.clear();
+        let busy: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(&s.state, SlotState::Live(w) if !w.order.is_empty()))
+            .map(|(i, _)| i)
+            .collect();
+        self.flights.clear();
+        for i in busy {
+            let SlotState::Live(w) = &mut self.slots[i].state else {
+                continue;
+            };
+            match &w.link {
+                Link::Process(link) => {
+                    link.kill();
+                    w.dying = true;
+                    w.order.clear();
+                }
+                Link::Thread(_) => self.abandon(i, run),
+            }
+        }
+        self.retired.clear();
+        self.ready.clear();
+        // Dead process workers are replaced when their exit is seen.
+        while self
+            .slots
+            .iter()
+            .any(|s| matches!(&s.state, SlotState::Live(w) if w.dying))
+        {
+            match self.rx.recv_timeout(Duration::from_secs(2)) {
+                Ok(event) => self.handle(event, run),
+                Err(_) => break,
+            }
+        }
+        self.ready.clear();
+    }
+}
+
+/// The wall-clock time of a monotonic instant, given one moment read on both clocks.
+fn wall((wall, mono): (SystemTime, u64), ns: u64) -> SystemTime {
+    if ns >= mono {
+        wall + Duration::from_nanos(ns - mono)
+    } else {
+        wall - Duration::from_nanos(mono - ns)
+    }
+}
+
+/// The outcome of a job that never reached a worker.
+fn unstarted(seq: u64, attempt: u32, status: Status<Value>) -> Outcome<Value> {
+    Outcome {
+        seq,
+        status,
+        attempt,
+        worker: 0,
+        pid: 0,
+        started: None,
+        runtime: Duration::ZERO,
+    }
+}
+
+fn other_status<A, B>(s: Status<A>) -> Status<B> {
+    match s {
+        Status::Ok(_) => unreachable!("handled by the caller"),
+        Status::Failed(m) => Status::Failed(m),
+        Status::Panicked { message, location } => Status::Panicked { message, location },
+        Status::Crashed(c) => Status::Crashed(c),
+        Status::TimedOut => Status::TimedOut,
+        Status::Cancelled => Status::Cancelled,
+        Status::Skipped(m) => Status::Skipped(m),
+    }
+}
+
+impl Worker {
+    fn new(key: Key, link: Link) -> Worker {
+        Worker {
+            key,
+            link,
+            order: VecDeque::new(),
+            done: 0,
+            dying: false,
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            if let SlotState::Live(w) = &mut slot.state {
+                match &mut w.link {
+                    Link::Thread(l) => l.shutdown(ABANDON_WAIT),
+                    Link::Process(l) => l.shutdown(Duration::from_secs(1)),
+                }
+            }
+        }
+        for w in &mut self.retired {
+            if let Link::Thread(l) = &mut w.link {
+                l.shutdown(ABANDON_WAIT);
+            }
+        }
+    }
+}

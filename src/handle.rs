@@ -1,0 +1,506 @@
+//! One-off workers mirroring Python's `threading.Thread` and `multiprocessing.Process`: start a
+//! single task, then join, join with a timeout, poll, terminate or kill it. Both kinds can be
+//! waited on together with [`as_completed`], first finished first.
+//!
+//! A process handle is a worker of the process backend used once: same spawn, handshake,
+//! wire and crash reporting as a pool's, so a one-off process behaves exactly like a pool job.
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Select};
+
+use crate::catch::catch;
+use crate::engine::Event;
+use crate::error::Error;
+use crate::outcome::{Outcome, Status};
+use crate::process;
+use crate::sys;
+use crate::task::{CancelToken, Context, Task};
+use crate::wire;
+
+/// Configures a one-off [`Process`].
+#[derive(Debug, Clone)]
+pub struct ProcessBuilder {
+    name: Option<String>,
+    program: Option<PathBuf>,
+    daemon: bool,
+    start_timeout: Duration,
+}
+
+impl ProcessBuilder {
+    /// The handle's name (default: `process-PID`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// The worker program (default: this executable, which must call [`init`](crate::init)).
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+    /// Whether dropping the handle kills the process (`true`, the default) or waits for it to
+    /// finish. Either way the process dies with its parent.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+    /// How long the process may take to start (default: 10 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Starts a worker process running `task`.
+    ///
+    /// # Errors
+    /// The process could not be spawned or did not finish its handshake.
+    pub fn spawn<T: Task>(self, task: T) -> Result<Process<T::Output>, Error> {
+        let (tx, events) = crossbeam_channel::unbounded();
+        let program = process::worker_program(self.program.as_deref());
+        let link = process::start(&program, 1, (0, 0), self.start_timeout, tx)?;
+        let input = wire::encode(&task).map_err(|e| {
+            Error::new(
+                crate::ErrorKind::Input,
+                format!("cannot encode {} input", T::NAME),
+            )
+            .with_source(std::io::Error::other(e))
+        })?;
+        let batch = wire::Batch {
+            task: T::NAME.to_string(),
+            jobs: vec![wire::Job {
+                ticket: 0,
+                seq: 1,
+                attempt: 1,
+                input,
+            }],
+        };
+        // A send failure means the worker already died; its reader reports that as a crash.
+        let _ = link.send(&batch);
+        let pid = link.pid;
+        Ok(Process {
+            name: self.name.unwrap_or_else(|| format!("process-{pid}")),
+            pid,
+            daemon: self.daemon,
+            link: Some(link),
+            events,
+            outcome: None,
+            exit: None,
+            taken: false,
+            spawned: (SystemTime::now(), sys::now_ns()),
+        })
+    }
+}
+
+/// A task running alone in a worker process of its own.
+///
+/// Dropping the handle kills the process if it is a daemon (the default), else waits for it.
+///
+/// # Examples
+///
+/// ```no_run
+/// weft::init(&weft::tasks::registry());
+/// let p = weft::Process::builder().spawn(weft::tasks::Sum::new(0..100))?;
+/// let outcome = p.join();
+/// assert_eq!(outcome.ok(), Some(4950));
+/// # Ok::<(), weft::Error>(())
+/// ```
+pub struct Process<O> {
+    name: String,
+    pid: u32,
+    daemon: bool,
+    link: Option<process::Link>,
+    events: Receiver<Event>,
+    outcome: Option<Outcome<O>>,
+    exit: Option<ExitStatus>,
+    taken: bool,
+    spawned: (SystemTime, u64),
+}
+
+impl Process<()> {
+    /// A builder with the defaults.
+    pub fn builder() -> ProcessBuilder {
+        ProcessBuilder {
+            name: None,
+            program: None,
+            daemon: true,
+            start_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl<O: serde::de::DeserializeOwned> Process<O> {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+    /// The handle's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Whether the process is still running.
+    pub fn is_alive(&self) -> bool {
+        self.exit.is_none() && self.link.as_ref().is_some_and(|l| l.try_exit().is_none())
+    }
+    /// How the process ended, once it has.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.exit
+            .or_else(|| self.link.as_ref().and_then(process::Link::try_exit))
+    }
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let _ = sys::kill(self.pid, sys::SIGTERM);
+    }
+    /// Sends SIGKILL.
+    pub fn kill(&self) {
+        if let Some(link) = &self.link {
+            link.kill();
+        }
+    }
+
+    /// Waits for the task's outcome, then for the process to exit.
+    pub fn join(mut self) -> Outcome<O> {
+        while !self.step(None) {}
+        self.take().expect("joined once")
+    }
+
+    /// Waits at most `timeout`; the outcome if the task finished by then (given once).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Option<Outcome<O>> {
+        let until = Instant::now() + timeout;
+        while !self.step(Some(until)) {
+            if Instant::now() >= until {
+                return None;
+            }
+        }
+        self.take()
+    }
+
+    fn take(&mut self) -> Option<Outcome<O>> {
+        if self.taken {
+            return None;
+        }
+        self.taken = true;
+        self.outcome.take()
+    }
+
+    /// Handles one event, waiting until `until`; returns whether the process has exited.
+    fn step(&mut self, until: Option<Instant>) -> bool {
+        if self.exit.is_some() {
+            return true;
+        }
+        let event = match until {
+            None => self.events.recv().ok(),
+            Some(t) => self.events.recv_deadline(t).ok(),
+        };
+        match event {
+            Some(Event::Results(_, done)) => {
+                if let Some(d) = done.into_iter().next() {
+                    let status = match d.status {
+                        wire::Status::Ok(bytes) => match wire::decode(&bytes) {
+                            Ok(v) => Status::Ok(v),
+                            Err(e) => Status::Failed(format!("cannot decode output: {e}")),
+                        },
+                        wire::Status::Failed(m) => Status::Failed(m),
+                        wire::Status::Panicked { message, location } => {
+                            Status::Panicked { message, location }
+                        }
+                    };
+                    self.outcome = Some(self.outcome_of(status, d.started_ns, d.runtime_ns));
+                }
+                // Done: closing the channel lets the worker exit 0.
+                if let Some(link) = &mut self.link {
+                    link.close();
+                }
+                false
+            }
+            Some(Event::Exited(_, crash)) => {
+                self.exit = self.link.as_ref().and_then(process::Link::try_exit);
+                if self.outcome.is_none() {
+                    let (started, started_ns) =
+                        self.link.as_ref().map_or((0, 0), |l| l.slot().read());
+                    let started_ns = if started == 0 {
+                        sys::now_ns()
+                    } else {
+                        started_ns
+                    };
+                    let runtime = sys::now_ns().saturating_sub(started_ns);
+                    self.outcome =
+                        Some(self.outcome_of(Status::Crashed(crash), started_ns, runtime));
+                }
+                true
+            }
+            Some(_) => false,
+            None => until.is_none(),
+        }
+    }
+
+    fn outcome_of(&self, status: Status<O>, started_ns: u64, runtime_ns: u64) -> Outcome<O> {
+        let (wall, mono) = self.spawned;
+        Outcome {
+            seq: 1,
+            status,
+            attempt: 1,
+            worker: 1,
+            pid: self.pid,
+            started: Some(wall + Duration::from_nanos(started_ns.saturating_sub(mono))),
+            runtime: Duration::from_nanos(runtime_ns),
+        }
+    }
+}
+
+impl<O> Drop for Process<O> {
+    fn drop(&mut self) {
+        if let Some(mut link) = self.link.take() {
+            if self.daemon {
+                link.kill();
+            } else if self.exit.is_none() {
+                while self.outcome.is_none() && self.exit.is_none() {
+                    match self.events.recv() {
+                        Ok(Event::Results(..)) => break,
+                        Ok(Event::Exited(..)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            }
+            link.shutdown(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Configures a one-off [`Thread`].
+#[derive(Debug, Clone, Default)]
+pub struct ThreadBuilder {
+    name: Option<String>,
+    daemon: bool,
+}
+
+impl ThreadBuilder {
+    /// The thread's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Whether dropping the handle cancels the task and detaches the thread (`true`) or joins
+    /// it (`false`, the default).
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Starts a thread running `task`.
+    ///
+    /// # Errors
+    /// The operating system refused a new thread.
+    pub fn spawn<T: Task>(self, task: T) -> Result<Thread<T::Output>, Error> {
+        let name = self.name.unwrap_or_else(|| format!("weft-{}", T::NAME));
+        let cancel = CancelToken::new();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let handle = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn({
+                let cancel = cancel.clone();
+                move || {
+                    let cx = Context::new(1, cancel, None);
+                    let wall = SystemTime::now();
+                    let start = Instant::now();
+                    let status = match catch(|| task.run(&cx)) {
+                        Ok(Ok(v)) => Status::Ok(v),
+                        Ok(Err(f)) => Status::Failed(f.message().to_string()),
+                        Err(p) => Status::Panicked {
+                            message: p.message,
+                            location: p.location,
+                        },
+                    };
+                    let _ = tx.send(Outcome {
+                        seq: 1,
+                        status,
+                        attempt: 1,
+                        worker: 1,
+                        pid: std::process::id(),
+                        started: Some(wall),
+                        runtime: start.elapsed(),
+                    });
+                }
+            })
+            .map_err(|e| {
+                Error::new(crate::ErrorKind::Spawn, "thread could not start").with_source(e)
+            })?;
+        Ok(Thread {
+            name,
+            daemon: self.daemon,
+            cancel,
+            rx,
+            handle: Some(handle),
+        })
+    }
+}
+
+/// A task running on a thread of its own.
+///
+/// Dropping the handle joins the thread, or for a daemon sets its cancel token and detaches it.
+pub struct Thread<O> {
+    name: String,
+    daemon: bool,
+    cancel: CancelToken,
+    rx: Receiver<Outcome<O>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Thread<()> {
+    /// A builder with the defaults.
+    pub fn builder() -> ThreadBuilder {
+        ThreadBuilder::default()
+    }
+}
+
+impl<O> Thread<O> {
+    /// The thread's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Whether the task is still running.
+    pub fn is_alive(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+    /// Asks the task to stop through its context's cancel token.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+    /// Waits for the task's outcome.
+    pub fn join(mut self) -> Outcome<O> {
+        let outcome = self.rx.recv().expect("the thread always reports");
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        outcome
+    }
+    /// Waits at most `timeout`; the outcome if the task finished by then (given once).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Option<Outcome<O>> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+}
+
+impl<O> Drop for Thread<O> {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            if self.daemon {
+                self.cancel.cancel();
+            } else {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// A one-off worker of either kind, for [`as_completed`].
+pub enum Handle<O> {
+    /// A worker process.
+    Process(Process<O>),
+    /// A thread.
+    Thread(Thread<O>),
+}
+
+impl<O> From<Process<O>> for Handle<O> {
+    fn from(p: Process<O>) -> Self {
+        Handle::Process(p)
+    }
+}
+
+impl<O> From<Thread<O>> for Handle<O> {
+    fn from(t: Thread<O>) -> Self {
+        Handle::Thread(t)
+    }
+}
+
+impl<O> Handle<O> {
+    /// Kills a process, cancels a thread.
+    pub fn stop(&self) {
+        match self {
+            Handle::Process(p) => {
+                if let Some(link) = &p.link {
+                    link.kill();
+                }
+            }
+            Handle::Thread(t) => t.cancel(),
+        }
+    }
+}
+
+/// Waits on handles of both kinds together and yields `(index, outcome)` as each finishes,
+/// first finished first, like Python's `concurrent.futures.as_completed`.
+///
+/// Handles still running when the iterator is dropped are dropped with it (daemon processes
+/// killed, threads joined or detached as configured).
+pub fn as_completed<O, H>(handles: impl IntoIterator<Item = H>) -> AsCompleted<O>
+where
+    O: serde::de::DeserializeOwned,
+    H: Into<Handle<O>>,
+{
+    AsCompleted {
+        handles: handles.into_iter().map(|h| Some(h.into())).collect(),
+    }
+}
+
+/// The iterator of [`as_completed`].
+pub struct AsCompleted<O> {
+    handles: Vec<Option<Handle<O>>>,
+}
+
+impl<O> AsCompleted<O> {
+    /// Stops every handle still running (kills processes, cancels threads).
+    pub fn stop_all(&self) {
+        for h in self.handles.iter().flatten() {
+            h.stop();
+        }
+    }
+}
+
+impl<O: serde::de::DeserializeOwned> Iterator for AsCompleted<O> {
+    type Item = (usize, Outcome<O>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            // A process that already has its outcome is finished; report it first.
+            for (i, slot) in self.handles.iter_mut().enumerate() {
+                if let Some(Handle::Process(p)) = slot
+                    && p.outcome.is_some()
+                {
+                    let outcome = p.take();
+                    *slot = None;
+                    return outcome.map(|o| (i, o));
+                }
+            }
+            let live: Vec<usize> = (0..self.handles.len())
+                .filter(|&i| self.handles[i].is_some())
+                .collect();
+            if live.is_empty() {
+                return None;
+            }
+            let mut select = Select::new();
+            for &i in &live {
+                match self.handles[i].as_ref().expect("live") {
+                    Handle::Process(p) => select.recv(&p.events),
+                    Handle::Thread(t) => select.recv(&t.rx),
+                };
+            }
+            let ready = select.ready();
+            let i = live[ready];
+            match self.handles[i].as_mut().expect("live") {
+                Handle::Process(p) => {
+                    p.step(Some(Instant::now()));
+                    if p.exit.is_some() && p.outcome.is_none() && p.taken {
+                        self.handles[i] = None;
+                    }
+                }
+                Handle::Thread(t) => {
+                    if let Ok(outcome) = t.rx.try_recv() {
+                        self.handles[i] = None;
+                        return Some((i, outcome));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! weft runs jobs in parallel on worker threads or worker processes, with one task trait, one
+//! result collector and one job-control layer.
+//!
+//! - Write a [`Task`]: data plus a registered name and a `run` method.
+//! - Build a [`Pool`] with [`Pool::builder`], choosing [`Backend::Thread`] or
+//!   [`Backend::Process`]; [`Pool::map`] runs a stream of tasks and yields one [`Outcome`]
+//!   per task, whatever happened to it (see [`Status`]).
+//! - Process workers are this same program re-launched: [`init`] at the top of `main` turns a
+//!   launched copy into a worker serving the tasks of a [`Registry`].
+//! - One-off workers mirror Python's API: [`Process`] and [`Thread`], waited on together with
+//!   [`as_completed`].
+//!
+//! ```
+//! use weft::{Backend, Pool, Status};
+//! use weft::tasks::Sum;
+//!
+//! let mut pool = Pool::builder().workers(2).backend(Backend::Thread).keep_order(true).build()?;
+//! for outcome in pool.map([Sum::new(0..10), Sum::new(10..20)]) {
+//!     assert!(matches!(outcome.status, Status::Ok(_)));
+//! }
+//! # Ok::<(), weft::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod catch;
+mod collect;
+mod engine;
+mod error;
+mod handle;
+mod outcome;
+mod pool;
+mod process;
+mod registry;
+mod sys;
+mod task;
+mod thread;
+mod wire;
+
+pub mod cli;
+pub mod tasks;
+
+pub use error::{Error, ErrorKind};
+pub use handle::{
+    AsCompleted, Handle, Process, ProcessBuilder, Thread, ThreadBuilder, as_completed,
+};
+pub use outcome::{Crash, Outcome, Status};
+pub use pool::{JsonResults, Pool, PoolBuilder, Results};
+pub use process::worker::init;
+pub use registry::{Registry, TaskInfo};
+pub use task::{Backend, CancelToken, Context, Failure, Task};

@@ -1,0 +1,176 @@
+//! `Outcome`: the one record every job produces, whatever happened to it.
+//!
+//! A failed job is data, not an `Err` that stops the run: a thousand-job run with one crash
+//! yields a thousand outcomes, one of them `Crashed`.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+/// What happened to one job, with where and when it ran.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Outcome<T> {
+    /// The job's position in the input, from 1.
+    pub seq: u64,
+    /// How the job ended.
+    pub status: Status<T>,
+    /// The attempt that produced this outcome, from 1.
+    pub attempt: u32,
+    /// The worker's number within the pool, from 1 (0 if the job never reached a worker).
+    pub worker: usize,
+    /// The pid of the process that ran the job (the coordinator's own for threads).
+    pub pid: u32,
+    /// When the job started, if it did.
+    pub started: Option<SystemTime>,
+    /// How long it ran.
+    pub runtime: Duration,
+}
+
+impl<T> Outcome<T> {
+    /// Whether the job succeeded.
+    pub fn is_ok(&self) -> bool {
+        matches!(self.status, Status::Ok(_))
+    }
+
+    /// The output of a successful job.
+    pub fn ok(self) -> Option<T> {
+        match self.status {
+            Status::Ok(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The output, or the status that is not a success.
+    ///
+    /// # Errors
+    /// Returns the status (with the output type erased) when the job did not succeed.
+    pub fn into_result(self) -> Result<T, Status<()>> {
+        match self.status {
+            Status::Ok(v) => Ok(v),
+            other => Err(other.map(|_| ())),
+        }
+    }
+
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> Status<U>) -> Outcome<U> {
+        let status = match self.status {
+            Status::Ok(v) => f(v),
+            other => other.map(|_| unreachable!("not ok")),
+        };
+        Outcome {
+            seq: self.seq,
+            status,
+            attempt: self.attempt,
+            worker: self.worker,
+            pid: self.pid,
+            started: self.started,
+            runtime: self.runtime,
+        }
+    }
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Status<T> {
+    /// The task returned this output.
+    Ok(T),
+    /// The task returned an error, or its input or output could not be encoded.
+    Failed(String),
+    /// The task panicked; the worker lived on.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// `file:line:column` of the panic, when known.
+        location: Option<String>,
+    },
+    /// The worker running the job died.
+    Crashed(Crash),
+    /// The job ran past its timeout.
+    TimedOut,
+    /// The job was cancelled before it finished.
+    Cancelled,
+    /// The job was never started (the run was stopped, or it could not get a worker).
+    Skipped(String),
+}
+
+impl<T> Status<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Status<U> {
+        match self {
+            Status::Ok(v) => Status::Ok(f(v)),
+            Status::Failed(m) => Status::Failed(m),
+            Status::Panicked { message, location } => Status::Panicked { message, location },
+            Status::Crashed(c) => Status::Crashed(c),
+            Status::TimedOut => Status::TimedOut,
+            Status::Cancelled => Status::Cancelled,
+            Status::Skipped(m) => Status::Skipped(m),
+        }
+    }
+
+    /// A short lowercase word for the status: `ok`, `failed`, `panicked`, `crashed`,
+    /// `timed-out`, `cancelled`, `skipped`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Status::Ok(_) => "ok",
+            Status::Failed(_) => "failed",
+            Status::Panicked { .. } => "panicked",
+            Status::Crashed(_) => "crashed",
+            Status::TimedOut => "timed-out",
+            Status::Cancelled => "cancelled",
+            Status::Skipped(_) => "skipped",
+        }
+    }
+}
+
+impl<T> fmt::Display for Status<T> {
+    /// Describes a status that is not a success; `ok` for a success.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Ok(_) => f.write_str("ok"),
+            Status::Failed(m) => write!(f, "failed: {m}"),
+            Status::Panicked {
+                message,
+                location: Some(at),
+            } => write!(f, "panicked at {at}: {message}"),
+            Status::Panicked { message, .. } => write!(f, "panicked: {message}"),
+            Status::Crashed(c) => write!(f, "worker crashed: {c}"),
+            Status::TimedOut => f.write_str("timed out"),
+            Status::Cancelled => f.write_str("cancelled"),
+            Status::Skipped(why) => write!(f, "skipped: {why}"),
+        }
+    }
+}
+
+/// How a worker process died.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crash {
+    /// Killed by this signal.
+    Signal(i32),
+    /// Exited with this status in the middle of a job (0 included: exiting mid-job is a crash).
+    Exit(i32),
+}
+
+impl Crash {
+    /// The signal number, if it died of a signal.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Crash::Signal(s) => Some(s),
+            Crash::Exit(_) => None,
+        }
+    }
+    /// The exit status, if it exited.
+    pub fn exit_code(self) -> Option<i32> {
+        match self {
+            Crash::Exit(c) => Some(c),
+            Crash::Signal(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Crash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Crash::Signal(s) => write!(f, "killed by {}", crate::sys::signal_name(*s)),
+            Crash::Exit(c) => write!(f, "exited with status {c}"),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `Pool`: N workers of one backend, fed a stream of tasks, yielding one `Outcome` per task.
+//!
+//! The backend is a builder setting, not a type parameter: the same code runs a task on
+//! threads or on processes, and the results arrive through the same iterator.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::{Config, Engine, Run, Value};
+use crate::error::{Error, ErrorKind};
+use crate::outcome::{Outcome, Status};
+use crate::registry::{AnyBox, Entry, Registry};
+use crate::task::{Backend, Task};
+
+/// Builds a [`Pool`].
+///
+/// # Examples
+///
+/// ```
+/// use weft::{Backend, Pool};
+/// use weft::tasks::Sum;
+///
+/// let mut pool = Pool::builder().workers(2).backend(Backend::Thread).build()?;
+/// let total: u128 = pool
+///     .map((0..4u64).map(|i| Sum::new(i * 250..(i + 1) * 250)))
+///     .filter_map(|o| o.ok())
+///     .sum();
+/// assert_eq!(total, 999 * 1000 / 2);
+/// # Ok::<(), weft::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct PoolBuilder {
+    cfg: Config,
+    registry: Registry,
+}
+
+impl PoolBuilder {
+    /// How many workers (default: the number of CPUs).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.cfg.workers = n;
+        self
+    }
+    /// Threads or processes (default: threads).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.cfg.backend = backend;
+        self
+    }
+    /// A job running longer than this is reported [`Status::TimedOut`]: a process worker is
+    /// killed and replaced; a thread's job is cancelled through its context, reported at the
+    /// deadline, and its thread abandoned and replaced.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.timeout = Some(timeout);
+        self
+    }
+    /// Yield outcomes in input order rather than completion order.
+    pub fn keep_order(mut self, keep: bool) -> Self {
+        self.cfg.keep_order = keep;
+        self
+    }
+    /// A fixed number of jobs per message instead of the adaptive size (rarely needed).
+    pub fn batch(mut self, jobs: usize) -> Self {
+        self.cfg.batch = Some(jobs);
+        self
+    }
+    /// The registry whose initializer each worker runs (tasks themselves need no
+    /// registration for threads; process workers use the registry given to [`init`](crate::init)).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+    /// The program started as a process worker (default: this executable). It must call
+    /// [`init`](crate::init) with a registry holding the tasks it is sent.
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cfg.program = Some(path.into());
+        self
+    }
+    /// How long a process worker may take to start and say hello (default: 10 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.start_timeout = timeout;
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    /// No workers asked for, or a process worker that cannot be spawned, dies during its
+    /// handshake, or does not answer within the start timeout.
+    pub fn build(self) -> Result<Pool, Error> {
+        Ok(Pool {
+            engine: RefCell::new(Engine::start(self.cfg, self.registry)?),
+        })
+    }
+}
+
+/// A set of workers, threads or processes, that run tasks and report one [`Outcome`] each.
+///
+/// Dropping the pool closes the workers' channels and waits for them: process workers exit
+/// (one still running after a second is killed); threads are joined, and a thread stuck in a
+/// task is waited for at most 100 ms, then left behind.
+#[derive(Debug)]
+pub struct Pool {
+    engine: RefCell<Engine>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// A builder with the defaults: one thread worker per CPU.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder {
+            cfg: Config {
+                workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                backend: Backend::Thread,
+                timeout: None,
+                keep_order: false,
+                batch: None,
+                program: None,
+                start_timeout: Duration::from_secs(10),
+            },
+            registry: Registry::new(),
+        }
+    }
+
+    /// Runs every task of `tasks`, yielding their outcomes as they complete (or in input order
+    /// with [`PoolBuilder::keep_order`]).
+    ///
+    /// Tasks are pulled from the iterator lazily, a bounded number ahead of the results, so an
+    /// endless iterator runs in constant memory. Dropping the returned iterator early cancels
+    /// the jobs still running: process workers running them are killed and replaced, thread
+    /// workers get their cancel token set and are replaced.
+    pub fn map<'a, T, I>(&'a mut self, tasks: I) -> Results<'a, T>
+    where
+        T: Task,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+    {
+        let source = tasks.into_iter().map(|t| Ok(Box::new(t) as AnyBox));
+        let engine = self.engine.get_mut();
+        engine.pump();
+        let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
+        Results {
+            engine,
+            run: Some(run),
+            _output: PhantomData,
+        }
+    }
+
+    /// Runs the registered task `name` over JSON inputs, yielding JSON outputs: the engine
+    /// under the `weft` command line, for tasks known only by name.
+    ///
+    /// # Errors
+    /// If `registry` has no task `name`.
+    pub fn map_json<'a, I>(
+        &'a mut self,
+        registry: &Registry,
+        name: &str,
+        inputs: I,
+    ) -> Result<JsonResults<'a>, Error>
+    where
+        I: IntoIterator<Item = serde_json::Value>,
+        I::IntoIter: 'a,
+    {
+        let entry = *registry.entry(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!("no task named {name:?}: see `weft tasks`"),
+            )
+        })?;
+        let source = inputs.into_iter().map(move |v| (entry.from_json)(v));
+        let engine = self.engine.get_mut();
+        engine.pump();
+        let run = Run::new(entry, Box::new(source), engine.cfg.keep_order);
+        Ok(JsonResults {
+            engine,
+            run: Some(run),
+        })
+    }
+
+    /// How many workers are running now.
+    pub fn num_workers(&self) -> usize {
+        let mut engine = self.engine.borrow_mut();
+        engine.pump();
+        engine.live_workers()
+    }
+
+    /// The pids of the process workers running now (empty for threads).
+    pub fn pids(&self) -> Vec<u32> {
+        let mut engine = self.engine.borrow_mut();
+        engine.pump();
+        engine.pids()
+    }
+
+    /// Why workers stopped being replaced, if they did: the last start failure.
+    pub fn error(&self) -> Option<String> {
+        self.engine.borrow().error().map(|e| e.to_string())
+    }
+}
+
+/// The outcomes of [`Pool::map`], one per task.
+pub struct Results<'p, T: Task> {
+    engine: &'p mut Engine,
+    run: Option<Run<'p>>,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T: Task> Iterator for Results<'_, T> {
+    type Item = Outcome<T::Output>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let outcome = self.engine.next(self.run.as_mut()?)?;
+        Some(outcome.map(|value| match value {
+            Value::Local(b) => Status::Ok(*b.downcast::<T::Output>().expect("output type")),
+            Value::Encoded(bytes) => match crate::wire::decode::<T::Output>(&bytes) {
+                Ok(v) => Status::Ok(v),
+                Err(e) => Status::Failed(format!("cannot decode {} output: {e}", T::NAME)),
+            },
+        }))
+    }
+}
+
+impl<T: Task> Drop for Results<'_, T> {
+    fn drop(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            self.engine.cancel(&mut run);
+        }
+    }
+}
+
+/// The outcomes of [`Pool::map_json`], outputs as JSON.
+pub struct JsonResults<'p> {
+    engine: &'p mut Engine,
+    run: Option<Run<'p>>,
+}
+
+impl Iterator for JsonResults<'_> {
+    type Item = Outcome<serde_json::Value>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let run = self.run.as_mut()?;
+        let entry = run.entry;
+        let outcome = self.engine.next(run)?;
+        Some(outcome.map(|value| match value {
+            Value::Local(b) => Status::Ok((entry.to_json)(&b)),
+            Value::Encoded(bytes) => match (entry.decode_output)(&bytes) {
+                Ok(b) => Status::Ok((entry.to_json)(&b)),
+                Err(e) => Status::Failed(format!("cannot decode {} output: {e}", entry.name)),
+            },
+        }))
+    }
+}
+
+impl Drop for JsonResults<'_> {
+    fn drop(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            self.engine.cancel(&mut run);
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The process backend, coordinator side: spawning a worker and the handshake, the link that
+//! sends it batches, and the reader thread that forwards its results and reports its death.
+//!
+//! Every worker is forked by one long-lived spawner thread, because the parent-death signal
+//! fires when the thread that forked the child exits, not the process.
+
+pub(crate) mod worker;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use ipc_channel::ipc::{
+    IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender, IpcSharedMemory,
+};
+
+use crate::engine::{Event, Key};
+use crate::error::{Error, ErrorKind};
+use crate::outcome::Crash;
+use crate::sys::{self, SlotView};
+use crate::wire::{self, Handshake, PROTOCOL, WORKER_ENV};
+
+/// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL); longer
+/// paths are silently truncated by ipc-channel, so we refuse them up front.
+const MAX_SOCKET_PATH: usize = 107;
+
+type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
+
+/// Forks `cmd` from the spawner thread, which lives as long as the process.
+pub(crate) fn spawn(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = crossbeam_channel::unbounded::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("weft-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("cannot start the weft spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    spawner
+        .lock()
+        .expect("spawner")
+        .send((cmd, reply))
+        .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("spawner thread is gone"))?
+}
+
+/// The program a worker runs: the one given, or this very executable.
+pub(crate) fn worker_program(program: Option<&Path>) -> PathBuf {
+    program.map_or_else(|| PathBuf::from("/proc/self/exe"), Path::to_path_buf)
+}
+
+/// Fails with a clear message when ipc-channel's socket path under `TMPDIR` would be too long.
+pub(crate) fn check_socket_dir() -> Result<(), Error> {
+    // ipc-channel makes `$TMPDIR/.tmpXXXXXX/socket`.
+    let dir = std::env::temp_dir();
+    let len = dir.as_os_str().len() + "/.tmpXXXXXX/socket".len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "temp directory {} is too long for a worker socket ({len} bytes, at most {MAX_SOCKET_PATH}): set TMPDIR to a shorter path",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The coordinator's end of one worker process.
+pub(crate) struct Link {
+    pub(crate) pid: u32,
+    tasks: Option<IpcBytesSender>,
+    slot: IpcSharedMemory,
+    child: Arc<Mutex<Child>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts worker `id` of a pool: spawn, handshake, and the reader thread posting to `events`.
+///
+/// # Errors
+/// A spawn failure, a worker that dies or stays silent for `start_timeout`, or one that speaks
+/// another protocol version.
+pub(crate) fn start(
+    program: &Path,
+    id: usize,
+    key: Key,
+    start_timeout: Duration,
+    events: Sender<Event>,
+) -> Result<Link, Error> {
+    check_socket_dir()?;
+    let spawn_error = |what: String| Error::new(ErrorKind::Spawn, format!("worker {id} {what}"));
+    let (server, name) = IpcOneShotServer::<Handshake>::new()
+        .map_err(|e| spawn_error("could not open its handshake socket".into()).with_source(e))?;
+    let mut cmd = Command::new(program);
+    cmd.env(WORKER_ENV, format!("{id}:{}:{name}", std::process::id()))
+        .stdin(Stdio::null());
+    sys::isolate(&mut cmd);
+    let mut child = spawn(cmd).map_err(|e| {
+        spawn_error(format!("could not be spawned from {}", program.display())).with_source(e)
+    })?;
+
+    let (accepted_tx, accepted) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("weft-handshake".into())
+        .spawn(move || {
+            let _ = accepted_tx.send(server.accept());
+        })
+        .map_err(|e| spawn_error("could not start its handshake thread".into()).with_source(e))?;
+
+    let deadline = Instant::now() + start_timeout;
+    let mut poll = Duration::from_micros(200);
+    let fail = |child: &mut Child, why: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        // accept() has no timeout: connect to our own server so the helper thread ends.
+        if let Ok(tx) = IpcSender::<Handshake>::connect(name.clone()) {
+            let _ = tx.send(Handshake::Abort);
+        }
+        let _ = accepted.recv_timeout(Duration::from_secs(1));
+        Err(spawn_error(why))
+    };
+    let (results, hello) = loop {
+        match accepted.recv_timeout(poll) {
+            Ok(Ok(pair)) => break pair,
+            Ok(Err(e)) => return fail(&mut child, format!("failed its handshake: {e:?}")),
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return fail(
+                        &mut child,
+                        format!("died during handshake ({})", describe(status)),
+                    );
+                }
+                if Instant::now() > deadline {
+                    return fail(
+                        &mut child,
+                        format!("did not finish its handshake within {start_timeout:?}"),
+                    );
+                }
+                poll = (poll * 2).min(Duration::from_millis(5));
+            }
+        }
+    };
+    drop(results);
+    let Handshake::Hello {
+        pid,
+        version,
+        tasks,
+        results,
+        slot,
+    } = hello
+    else {
+        return fail(&mut child, "sent no hello".into());
+    };
+    if version != PROTOCOL {
+        return fail(
+            &mut child,
+            format!(
+                "speaks protocol {version}, this coordinator {PROTOCOL}: rebuild the worker program"
+            ),
+        );
+    }
+    if slot.len() < sys::SLOT_BYTES {
+        return fail(&mut child, "sent a progress slot that is too small".into());
+    }
+    let child = Arc::new(Mutex::new(child));
+    let reader = std::thread::Builder::new()
+        .name(format!("weft-reader-{id}"))
+        .spawn({
+            let child = child.clone();
+            move || read(key, results, child, events)
+        })
+        .map_err(|e| spawn_error("could not start its reader thread".into()).with_source(e))?;
+    Ok(Link {
+        pid,
+        tasks: Some(tasks),
+        slot,
+        child,
+        reader: Some(reader),
+    })
+}
+
+impl Link {
+    /// Sends one batch.
+    pub(crate) fn send(&self, batch: &wire::Batch) -> std::io::Result<()> {
+        match &self.tasks {
+            Some(tx) => wire::send(tx, batch),
+            None => Err(std::io::Error::other("worker is shutting down")),
+        }
+    }
+
+    pub(crate) fn slot(&self) -> SlotView<'_> {
+        SlotView::new(&self.slot)
+    }
+
+    /// Closes the task channel: an idle worker exits with status 0.
+    pub(crate) fn close(&mut self) {
+        self.tasks = None;
+    }
+
+    /// How the worker ended, if it has (and was reaped).
+    pub(crate) fn try_exit(&self) -> Option<ExitStatus> {
+        self.child
+            .lock()
+            .expect("worker child")
+            .try_wait()
+            .ok()
+            .flatten()
+    }
+
+    /// SIGKILLs the worker (a reaped worker is not signalled again).
+    pub(crate) fn kill(&self) {
+        let _ = self.child.lock().expect("worker child").kill();
+    }
+
+    /// Closes the task channel (the worker exits on its own), waits at most `bound`, then kills.
+    pub(crate) fn shutdown(&mut self, bound: Duration) {
+        self.tasks = None;
+        if let Some(reader) = self.reader.take() {
+            let until = Instant::now() + bound;
+            while !reader.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            if !reader.is_finished() {
+                self.kill();
+            }
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if self.reader.is_some() {
+            self.kill();
+        }
+    }
+}
+
+/// Forwards results until the worker's end disconnects, then reaps it and reports how it ended.
+fn read(key: Key, results: IpcBytesReceiver, child: Arc<Mutex<Child>>, events: Sender<Event>) {
+    while let Ok(bytes) = results.recv() {
+        match wire::decode::<Vec<wire::Done>>(&bytes) {
+            Ok(done) => {
+                let _ = events.send(Event::Results(key, done));
+            }
+            Err(_) => {
+                let _ = events.send(Event::Garbled(key));
+                let _ = child.lock().expect("worker child").kill();
+            }
+        }
+    }
+    let status = reap(&child);
+    let _ = events.send(Event::Exited(key, status));
+}
+
+/// Waits for a worker that has closed its channel; one that lingers past a second is killed.
+fn reap(child: &Mutex<Child>) -> Crash {
+    let until = Instant::now() + Duration::from_secs(1);
+    loop {
+        let mut child = child.lock().expect("worker child");
+        match child.try_wait() {
+            Ok(Some(status)) => return crash_of(status),
+            Ok(None) if Instant::now() > until => {
+                let _ = child.kill();
+            }
+            Ok(None) => {}
+            Err(_) => return Crash::Exit(-1),
+        }
+        drop(child);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn crash_of(status: ExitStatus) -> Crash {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(sig) => Crash::Signal(sig),
+        None => Crash::Exit(status.code().unwrap_or(-1)),
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    crash_of(status).to_string()
+}

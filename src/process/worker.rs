@@ -1,0 +1,144 @@
+//! The process backend, worker side: what a re-launched program does when `init` finds the
+//! worker marker in its environment.
+//!
+//! Results are sent per batch, except that a job that took a while is sent at once: tiny jobs
+//! share one message (a message costs microseconds), and a slow job's result never waits
+//! behind the next job, so a crash loses at most a few microseconds of finished tiny jobs,
+//! which the coordinator then runs again.
+
+use std::time::Duration;
+
+use ipc_channel::ipc::{self, IpcSender, IpcSharedMemory};
+
+use crate::catch::catch;
+use crate::registry::Registry;
+use crate::sys::{self, SlotView};
+use crate::task::{CancelToken, Context};
+use crate::wire::{self, Handshake, PROTOCOL, WORKER_ENV};
+
+/// A finished job that ran at least this long is reported at once rather than with its batch.
+const SEND_AT_ONCE: Duration = Duration::from_micros(50);
+
+/// Turns this process into a worker if it was launched as one; otherwise returns at once.
+///
+/// Call it as the first line of `main`, with the registry of every task the program runs on
+/// worker processes. A launched worker serves jobs and exits inside this call, never returning.
+/// Code before it runs in every worker too, so keep it free of side effects.
+///
+/// # Examples
+///
+/// ```no_run
+/// // The first line of `main`:
+/// weft::init(&weft::Registry::new().task::<weft::tasks::Sum>());
+/// // ... the program proper: build a pool, run tasks.
+/// ```
+pub fn init(registry: &Registry) {
+    let Some(marker) = std::env::var_os(WORKER_ENV) else {
+        return;
+    };
+    // Removed before any thread exists, so that nothing this worker runs (a job that launches
+    // this same program) turns into a worker by mistake.
+    sys::remove_env(WORKER_ENV);
+    let marker = marker.to_string_lossy().into_owned();
+    let code = match serve(registry, &marker) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("weft worker: {e}");
+            3
+        }
+    };
+    std::process::exit(code);
+}
+
+fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
+    let mut parts = marker.splitn(3, ':');
+    let (Some(id), Some(parent), Some(server)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("malformed {WORKER_ENV} value {marker:?}"));
+    };
+    let id: usize = id
+        .parse()
+        .map_err(|_| format!("bad worker id in {marker:?}"))?;
+    let parent: u32 = parent
+        .parse()
+        .map_err(|_| format!("bad parent pid in {marker:?}"))?;
+    // The parent-death signal was armed before exec; if the parent died before that, we were
+    // re-parented already and would never get it.
+    if sys::parent_pid() != parent {
+        return Ok(());
+    }
+
+    let hello = IpcSender::<Handshake>::connect(server.to_string())
+        .map_err(|e| format!("cannot connect to coordinator: {e}"))?;
+    let (tasks_tx, tasks) = ipc::bytes_channel().map_err(|e| e.to_string())?;
+    let (results, results_rx) = ipc::bytes_channel().map_err(|e| e.to_string())?;
+    let shared = IpcSharedMemory::from_byte(0, sys::SLOT_BYTES);
+    hello
+        .send(Handshake::Hello {
+            pid: std::process::id(),
+            version: PROTOCOL,
+            tasks: tasks_tx,
+            results: results_rx,
+            slot: shared.clone(),
+        })
+        .map_err(|e| format!("cannot send hello: {e:?}"))?;
+    drop(hello);
+    let slot = SlotView::new(&shared);
+
+    let (state, init_error) = match catch(|| registry.init_state(id)) {
+        Ok(state) => (state, None),
+        Err(p) => (
+            None,
+            Some(format!("worker initializer panicked: {}", p.message)),
+        ),
+    };
+    let mut cx = Context::new(id, CancelToken::new(), state);
+    let mut started = 0;
+    let mut pending: Vec<wire::Done> = Vec::new();
+    let flush = |pending: &mut Vec<wire::Done>| -> Result<(), String> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let sent = wire::send(&results, &*pending).map_err(|e| format!("cannot send results: {e}"));
+        pending.clear();
+        sent
+    };
+    // The coordinator dropping its sender (or dying) ends the loop.
+    while let Ok(bytes) = tasks.recv() {
+        let batch: wire::Batch = wire::decode(&bytes).map_err(|e| format!("bad batch: {e}"))?;
+        let entry = registry.entry(&batch.task).copied();
+        for job in batch.jobs {
+            started += 1;
+            let started_ns = sys::now_ns();
+            slot.begin(started, started_ns);
+            cx.seq = job.seq;
+            cx.attempt = job.attempt;
+            let status = match (&entry, &init_error) {
+                (_, Some(e)) => wire::Status::Failed(e.clone()),
+                (None, _) => wire::Status::Failed(format!(
+                    "task {:?} is not registered in the worker program",
+                    batch.task
+                )),
+                (Some(entry), None) => match catch(|| (entry.run_bytes)(&job.input, &cx)) {
+                    Ok(Ok(out)) => wire::Status::Ok(out),
+                    Ok(Err(failure)) => wire::Status::Failed(failure.message().to_string()),
+                    Err(p) => wire::Status::Panicked {
+                        message: p.message,
+                        location: p.location,
+                    },
+                },
+            };
+            let runtime_ns = sys::now_ns().saturating_sub(started_ns);
+            pending.push(wire::Done {
+                ticket: job.ticket,
+                started_ns,
+                runtime_ns,
+                status,
+            });
+            if runtime_ns >= SEND_AT_ONCE.as_nanos() as u64 {
+                flush(&mut pending)?;
+            }
+        }
+        flush(&mut pending)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The registry: task name -> monomorphised, type-erased functions, plus the per-worker
+//! initializer. A worker process receives a name and bytes; the registry is how it finds the
+//! code to decode, run and encode them without closures crossing the process boundary.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::task::{Backend, Context, Failure, Task};
+use crate::wire;
+
+/// A type-erased value owned by the engine: a task input or output.
+pub(crate) type AnyBox = Box<dyn Any + Send>;
+
+type Init = Arc<dyn Fn(usize) -> Rc<dyn Any> + Send + Sync>;
+
+/// The erased functions of one task type.
+#[derive(Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) name: &'static str,
+    pub(crate) about: &'static str,
+    pub(crate) backend: Backend,
+    /// Runs a moved input on this thread.
+    pub(crate) run_value: fn(AnyBox, &Context) -> Result<AnyBox, Failure>,
+    /// Decodes a bincode input, runs it, encodes the output (the worker-process path).
+    pub(crate) run_bytes: fn(&[u8], &Context) -> Result<Vec<u8>, Failure>,
+    pub(crate) encode_input: fn(&AnyBox) -> Result<Vec<u8>, String>,
+    pub(crate) decode_output: fn(&[u8]) -> Result<AnyBox, String>,
+    pub(crate) from_json: fn(serde_json::Value) -> Result<AnyBox, String>,
+    pub(crate) to_json: fn(&AnyBox) -> serde_json::Value,
+}
+
+impl Entry {
+    pub(crate) fn of<T: Task>() -> Entry {
+        Entry {
+            name: T::NAME,
+            about: T::ABOUT,
+            backend: T::BACKEND,
+            run_value: |input, cx| {
+                let task = *input.downcast::<T>().expect("input of the entry's type");
+                Ok(Box::new(task.run(cx)?))
+            },
+            run_bytes: |bytes, cx| {
+                let task: T = wire::decode(bytes)
+                    .map_err(|e| Failure::new(format!("cannot decode {} input: {e}", T::NAME)))?;
+                let out = task.run(cx)?;
+                wire::encode(&out)
+                    .map_err(|e| Failure::new(format!("cannot encode {} output: {e}", T::NAME)))
+            },
+            encode_input: |input| {
+                let task = input
+                    .downcast_ref::<T>()
+                    .expect("input of the entry's type");
+                wire::encode(task)
+            },
+            decode_output: |bytes| Ok(Box::new(wire::decode::<T::Output>(bytes)?)),
+            from_json: |value| {
+                serde_json::from_value::<T>(value)
+                    .map(|t| Box::new(t) as AnyBox)
+                    .map_err(|e| e.to_string())
+            },
+            to_json: |out| {
+                let out = out
+                    .downcast_ref::<T::Output>()
+                    .expect("output of the entry's type");
+                serde_json::to_value(out)
+                    .unwrap_or_else(|e| serde_json::Value::String(e.to_string()))
+            },
+        }
+    }
+}
+
+/// Describes one registered task: what `weft tasks` lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The registered name.
+    pub name: &'static str,
+    /// One line saying what it does.
+    pub about: &'static str,
+    /// The backend it prefers.
+    pub backend: Backend,
+}
+
+/// The tasks a worker can run, and what each worker builds once when it starts.
+///
+/// The same registry is handed to [`init`](crate::init) at the top of `main` (so a re-launched
+/// worker process can look tasks up by name) and to [`PoolBuilder::registry`] (so thread
+/// workers run the same initializer).
+///
+/// [`PoolBuilder::registry`]: crate::PoolBuilder::registry
+///
+/// # Examples
+///
+/// ```
+/// let registry = weft::Registry::new()
+///     .task::<weft::tasks::Sum>()
+///     .initializer(|worker| format!("state of worker {worker}"));
+/// assert!(registry.contains("sum"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    entries: BTreeMap<&'static str, Entry>,
+    init: Option<Init>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers task type `T` under [`Task::NAME`].
+    ///
+    /// # Panics
+    /// If another type is already registered under the same name.
+    pub fn task<T: Task>(mut self) -> Self {
+        let entry = Entry::of::<T>();
+        if let Some(old) = self.entries.get(T::NAME) {
+            assert!(
+                std::ptr::fn_addr_eq(old.run_value, entry.run_value),
+                "two task types registered as {:?}",
+                T::NAME
+            );
+        }
+        self.entries.insert(T::NAME, entry);
+        self
+    }
+
+    /// Sets the initializer: it runs once in each worker, thread or process, before its first
+    /// job, and tasks reach what it returns through [`Context::state`].
+    pub fn initializer<S: 'static>(
+        mut self,
+        f: impl Fn(usize) -> S + Send + Sync + 'static,
+    ) -> Self {
+        self.init = Some(Arc::new(move |worker| Rc::new(f(worker)) as Rc<dyn Any>));
+        self
+    }
+
+    /// Whether a task of this name is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// The registered tasks, by name.
+    pub fn tasks(&self) -> impl Iterator<Item = TaskInfo> + '_ {
+        self.entries.values().map(|e| TaskInfo {
+            name: e.name,
+            about: e.about,
+            backend: e.backend,
+        })
+    }
+
+    pub(crate) fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.get(name)
+    }
+
+    pub(crate) fn init_state(&self, worker: usize) -> Option<Rc<dyn Any>> {
+        self.init.as_ref().map(|f| f(worker))
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("tasks", &self.entries.keys().collect::<Vec<_>>())
+            .field("initializer", &self.init.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,131 @@
+//! The only module that talks to the operating system below std: signals, process groups,
+//! the parent-death signal, a monotonic clock shared between processes, and the shared
+//! progress slot. Everything else calls these safe functions, so `unsafe` and `nix` stay here.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+/// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's
+/// job start time can be compared with the coordinator's deadline.
+pub(crate) fn now_ns() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+}
+
+/// SIGTERM's number.
+pub(crate) const SIGTERM: i32 = Signal::SIGTERM as i32;
+
+/// Sends `signal` (a number) to one process; a process that is already gone is not an error.
+pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    send(Pid::from_raw(pid as i32), signal)
+}
+
+fn send(target: Pid, signal: i32) -> io::Result<()> {
+    let sig = Signal::try_from(signal).map_err(io::Error::from)?;
+    match signal::kill(target, sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Dies of `signal` as if it were not handled (the Rust runtime handles SIGSEGV itself, so a
+/// plain `kill` of ourselves would return).
+pub(crate) fn die_by(signal: i32) -> ! {
+    if let Ok(sig) = Signal::try_from(signal) {
+        // SAFETY: restoring the default disposition is always sound; no handler is running.
+        let _ = unsafe { signal::signal(sig, signal::SigHandler::SigDfl) };
+        let _ = signal::raise(sig);
+    }
+    std::process::abort()
+}
+
+/// The name of a signal number, `SIGKILL` for 9; the number itself if it has none.
+pub(crate) fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"))
+}
+
+/// The pid of this process's parent.
+pub(crate) fn parent_pid() -> u32 {
+    nix::unistd::getppid().as_raw() as u32
+}
+
+/// Prepares `cmd` so that the child lives in its own process group (a terminal's Ctrl-C reaches
+/// only the coordinator) and gets SIGKILL when the thread that spawns it exits.
+///
+/// The parent-death signal fires when the *spawning thread* ends, so callers spawn from a
+/// thread that lives as long as the process (see `process::spawner`).
+pub(crate) fn isolate(cmd: &mut Command) {
+    cmd.process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
+    // which is async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
+/// Removes `key` from this process's environment.
+///
+/// Called by `init` as the first thing a worker does, before it starts any thread.
+pub(crate) fn remove_env(key: &str) {
+    // SAFETY: `init` is documented to be the first line of `main`; no other thread exists yet
+    // that could read the environment concurrently.
+    unsafe { std::env::remove_var(key) }
+}
+
+/// Number of 64-bit words in a progress slot.
+pub(crate) const SLOT_WORDS: usize = 2;
+/// Size in bytes of a progress slot.
+pub(crate) const SLOT_BYTES: usize = SLOT_WORDS * 8;
+
+/// A view of a worker's progress slot: how many jobs it has begun and when the current one
+/// began. The worker writes, the coordinator reads; in process mode the words live in memory
+/// shared between the two, so the coordinator can tell which job was running when a worker
+/// died and time it out without a message per job.
+pub(crate) struct SlotView<'a> {
+    words: &'a [AtomicU64; SLOT_WORDS],
+}
+
+impl<'a> SlotView<'a> {
+    /// Views the start of `bytes` as a progress slot.
+    ///
+    /// # Panics
+    /// If `bytes` is shorter than [`SLOT_BYTES`] or not 8-byte aligned.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        assert!(bytes.len() >= SLOT_BYTES, "progress slot too small");
+        assert_eq!(bytes.as_ptr() as usize % 8, 0, "progress slot misaligned");
+        // SAFETY: the pointer is valid for SLOT_BYTES bytes and 8-byte aligned (checked above);
+        // AtomicU64 has the layout of u64, and every access goes through atomics, so concurrent
+        // writes from the worker (another thread or another process mapping the same page) are
+        // not data races. The words are lock-free, hence address-free across processes.
+        let words = unsafe { &*(bytes.as_ptr() as *const [AtomicU64; SLOT_WORDS]) };
+        SlotView { words }
+    }
+
+    /// Views words owned by this process (the thread backend's slot).
+    pub(crate) fn from_words(words: &'a [AtomicU64; SLOT_WORDS]) -> Self {
+        SlotView { words }
+    }
+
+    /// Records that the job with index `started - 1` began at `at_ns`.
+    pub(crate) fn begin(&self, started: u64, at_ns: u64) {
+        self.words[1].store(at_ns, Ordering::Relaxed);
+        self.words[0].store(started, Ordering::Release);
+    }
+
+    /// How many jobs have begun, and when the last one began.
+    pub(crate) fn read(&self) -> (u64, u64) {
+        let started = self.words[0].load(Ordering::Acquire);
+        (started, self.words[1].load(Ordering::Relaxed))
+    }
+}

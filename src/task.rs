@@ -1,0 +1,186 @@
+//! The `Task` trait, the `Context` a task runs in, and `Failure`, a task's own error.
+//!
+//! A task is data plus a registered name, never a closure: that is what lets the same value run
+//! on a thread (moved) or in a worker process (encoded, sent, looked up by name).
+
+use std::any::Any;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Where jobs run: on worker threads of this process or in worker processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// Worker threads: cheap, shared memory; the default, right for I/O and tiny tasks.
+    #[default]
+    Thread,
+    /// Worker processes: isolated and killable; right for CPU-heavy or untrusted work.
+    Process,
+}
+
+impl Backend {
+    /// The backend's name as the CLI spells it: `thread` or `process`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Thread => "thread",
+            Backend::Process => "process",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "thread" | "threads" => Ok(Backend::Thread),
+            "process" | "processes" => Ok(Backend::Process),
+            _ => Err(format!("unknown backend {s:?}: use thread or process")),
+        }
+    }
+}
+
+/// A unit of work that can run on a thread or in a worker process.
+///
+/// The value is the input; [`Task::NAME`] is how a worker process finds the code, so every task
+/// type run on processes must be registered in the [`Registry`](crate::Registry) that the worker
+/// program passes to [`init`](crate::init).
+///
+/// # Examples
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use weft::{Context, Failure, Task};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Square(u64);
+///
+/// impl Task for Square {
+///     const NAME: &'static str = "square";
+///     type Output = u64;
+///     fn run(self, _cx: &Context) -> Result<u64, Failure> {
+///         self.0.checked_mul(self.0).ok_or_else(|| Failure::new("overflow"))
+///     }
+/// }
+/// ```
+pub trait Task: Serialize + DeserializeOwned + Send + 'static {
+    /// The registered name, unique within a registry.
+    const NAME: &'static str;
+    /// One line saying what the task does, shown by `weft tasks`.
+    const ABOUT: &'static str = "";
+    /// The backend that suits the task when the caller does not choose one.
+    const BACKEND: Backend = Backend::Thread;
+    /// What a successful run produces.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// Runs the task. An `Err` is reported as a failed job; the pool goes on.
+    fn run(self, cx: &Context) -> Result<Self::Output, Failure>;
+}
+
+/// A task's own error: the job is reported as failed with this message.
+///
+/// Any error type converts into it, so `?` works inside [`Task::run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    message: String,
+}
+
+impl Failure {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::new(e.to_string())
+    }
+}
+
+/// A cancellation flag shared between a running job and whoever may cancel it.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks the work watching this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// What a running task can know about its job and worker.
+pub struct Context {
+    pub(crate) seq: u64,
+    pub(crate) attempt: u32,
+    pub(crate) worker: usize,
+    pub(crate) cancel: CancelToken,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) state: Option<Rc<dyn Any>>,
+}
+
+impl Context {
+    pub(crate) fn new(worker: usize, cancel: CancelToken, state: Option<Rc<dyn Any>>) -> Self {
+        Context {
+            seq: 0,
+            attempt: 1,
+            worker,
+            cancel,
+            deadline: None,
+            state,
+        }
+    }
+
+    /// The job's sequence number: its position in the input, from 1.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// Which attempt this is, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// The worker's number within its pool, from 1.
+    pub fn worker_id(&self) -> usize {
+        self.worker
+    }
+    /// Whether the job was asked to stop (timeout or cancellation). Long tasks should check.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+    /// The token behind [`is_cancelled`](Self::is_cancelled), to hand to other code.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+    /// When the job's timeout expires, if it has one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+    /// The per-worker state built by the registry's initializer, if it is of type `S`.
+    pub fn state<S: 'static>(&self) -> Option<&S> {
+        self.state.as_deref().and_then(|s| s.downcast_ref())
+    }
+}

@@ -1,0 +1,247 @@
+//! Every job yields exactly one outcome, on both backends, whatever the task does.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{BACKENDS, pool, within};
+use weft::tasks::{Fault, Sleep, Sum};
+use weft::{Backend, Crash, Status};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn both_backends_give_the_same_results_in_any_order_and_in_input_order() {
+    within(LIMIT, || {
+        let tasks = || (0..200u64).map(|i| Sum::new(i * 1000..(i + 1) * 1000 + i));
+        let mut per_backend = Vec::new();
+        for backend in BACKENDS {
+            let mut unordered: Vec<(u64, u128)> = pool(backend, 3)
+                .build()
+                .unwrap()
+                .map(tasks())
+                .map(|o| (o.seq, o.ok().expect("sum succeeds")))
+                .collect();
+            unordered.sort();
+            let ordered: Vec<(u64, u128)> = pool(backend, 3)
+                .keep_order(true)
+                .build()
+                .unwrap()
+                .map(tasks())
+                .map(|o| (o.seq, o.ok().expect("sum succeeds")))
+                .collect();
+            assert_eq!(
+                unordered, ordered,
+                "{backend:?}: keep_order yields input order"
+            );
+            per_backend.push(ordered);
+        }
+        assert_eq!(per_backend[0], per_backend[1]);
+        let expected: Vec<(u64, u128)> = tasks()
+            .enumerate()
+            .map(|(i, _)| {
+                let i = i as u64;
+                (i + 1, (i * 1000..(i + 1) * 1000 + i).map(u128::from).sum())
+            })
+            .collect();
+        assert_eq!(per_backend[0], expected);
+    });
+}
+
+#[test]
+fn a_panic_reports_its_message_and_location_across_the_process_boundary() {
+    within(LIMIT, || {
+        for backend in BACKENDS {
+            let mut p = pool(backend, 1).build().unwrap();
+            let outcomes: Vec<_> = p.map([Fault::Panic, Fault::Ok]).collect();
+            assert_eq!(outcomes.len(), 2);
+            match &outcomes[0].status {
+                Status::Panicked { message, location } => {
+                    assert_eq!(message, "panicked on purpose");
+                    let at = location.as_deref().expect("location");
+                    assert!(at.starts_with("src/tasks/mod.rs:"), "{backend:?}: {at}");
+                }
+                other => panic!("{backend:?}: expected a panic, got {other:?}"),
+            }
+            assert!(outcomes[1].is_ok(), "{backend:?}: the worker lives on");
+            assert_eq!(
+                outcomes[0].pid, outcomes[1].pid,
+                "same worker after a panic"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_task_error_is_a_failed_outcome_not_an_error() {
+    within(LIMIT, || {
+        for backend in BACKENDS {
+            let outcomes: Vec<_> = pool(backend, 2)
+                .build()
+                .unwrap()
+                .map([Fault::Fail])
+                .collect();
+            assert_eq!(
+                outcomes[0].status,
+                Status::Failed("failed on purpose".into())
+            );
+        }
+    });
+}
+
+fn crash_of(fault: Fault) -> Status<u32> {
+    let mut p = pool(Backend::Process, 1).build().unwrap();
+    let outcomes: Vec<_> = p.map([fault, Fault::Ok]).collect();
+    assert_eq!(outcomes.len(), 2, "one outcome per job");
+    let crashed = outcomes.iter().find(|o| o.seq == 1).unwrap();
+    let after = outcomes.iter().find(|o| o.seq == 2).unwrap();
+    assert!(
+        after.is_ok(),
+        "the next job runs on a replacement: {:?}",
+        after.status
+    );
+    assert_ne!(crashed.pid, after.pid, "a new worker process");
+    crashed.status.clone()
+}
+
+#[test]
+fn abort_in_a_process_worker_is_a_crash_by_sigabrt() {
+    within(LIMIT, || {
+        assert_eq!(crash_of(Fault::Abort), Status::Crashed(Crash::Signal(6)));
+    });
+}
+
+#[test]
+fn exiting_with_status_zero_mid_job_is_a_crash_not_a_success() {
+    within(LIMIT, || {
+        assert_eq!(crash_of(Fault::Exit), Status::Crashed(Crash::Exit(0)));
+    });
+}
+
+#[test]
+fn a_segfault_is_a_crash_by_sigsegv() {
+    within(LIMIT, || {
+        assert_eq!(crash_of(Fault::Segv), Status::Crashed(Crash::Signal(11)));
+    });
+}
+
+#[test]
+fn a_worker_sigkilled_from_outside_fails_only_its_job() {
+    within(LIMIT, || {
+        let mut p = pool(Backend::Process, 2).build().unwrap();
+        let victim = p.pids()[0];
+        let killer = std::thread::spawn(move || {
+            // Unmeasured jobs get no queue behind them, so each worker holds one hang; kill
+            // the first worker once its hang has begun.
+            assert!(common::wait_until(Duration::from_secs(20), || {
+                common::in_sleep(victim)
+            }));
+            nix_kill(victim);
+        });
+        let jobs = vec![Fault::Hang, Fault::Hang];
+        let mut outcomes: Vec<_> = p
+            .map(jobs.into_iter().chain((0..20).map(|_| Fault::Ok)))
+            .take(21)
+            .collect();
+        killer.join().unwrap();
+        outcomes.sort_by_key(|o| o.seq);
+        let crashed: Vec<_> = outcomes.iter().filter(|o| !o.is_ok()).collect();
+        assert_eq!(crashed.len(), 1, "exactly one job fails: {outcomes:?}");
+        assert_eq!(crashed[0].status, Status::Crashed(Crash::Signal(9)));
+        assert_eq!(crashed[0].pid, victim);
+        assert!(outcomes.iter().filter(|o| o.is_ok()).count() == 20);
+    });
+}
+
+fn nix_kill(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn twenty_crashes_in_a_row_leave_the_pool_at_full_strength() {
+    within(Duration::from_secs(120), || {
+        let mut p = pool(Backend::Process, 3).build().unwrap();
+        let jobs = (0..60).map(|i| if i % 3 == 0 { Fault::Abort } else { Fault::Ok });
+        let outcomes: Vec<_> = p.map(jobs).collect();
+        assert_eq!(outcomes.len(), 60);
+        let crashed = outcomes
+            .iter()
+            .filter(|o| o.status == Status::Crashed(Crash::Signal(6)))
+            .count();
+        assert_eq!(crashed, 20);
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 40);
+        assert!(common::wait_until(Duration::from_secs(20), || p
+            .num_workers()
+            == 3));
+        let again: Vec<_> = p.map((0..10).map(|_| Fault::Ok)).collect();
+        assert!(again.iter().all(|o| o.is_ok()), "the pool is still usable");
+    });
+}
+
+#[test]
+fn a_process_job_over_its_timeout_is_killed_and_its_worker_replaced() {
+    within(LIMIT, || {
+        let mut p = pool(Backend::Process, 1)
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let before = p.pids();
+        let outcomes: Vec<_> = p.map([Fault::Hang, Fault::Ok]).collect();
+        let hung = outcomes.iter().find(|o| o.seq == 1).unwrap();
+        assert_eq!(hung.status, Status::TimedOut);
+        assert!(
+            !common::alive(before[0])
+                || common::wait_until(Duration::from_secs(2), || !common::alive(before[0]))
+        );
+        let next = outcomes.iter().find(|o| o.seq == 2).unwrap();
+        assert!(next.is_ok());
+        assert_ne!(next.pid, before[0]);
+    });
+}
+
+#[test]
+fn a_thread_job_that_ignores_its_token_is_timed_out_at_the_deadline_and_reported_once() {
+    within(LIMIT, || {
+        let mut p = pool(Backend::Thread, 1)
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let outcomes: Vec<_> = p.map([Fault::Hang, Fault::Ok, Fault::Ok]).collect();
+        assert_eq!(
+            outcomes.len(),
+            3,
+            "one outcome each, the late result discarded"
+        );
+        assert_eq!(
+            outcomes.iter().find(|o| o.seq == 1).unwrap().status,
+            Status::TimedOut
+        );
+        assert!(outcomes.iter().filter(|o| o.seq != 1).all(|o| o.is_ok()));
+        assert_eq!(p.num_workers(), 1, "the abandoned thread was replaced");
+    });
+}
+
+#[test]
+fn a_cooperative_thread_task_sees_its_cancel_token_on_timeout() {
+    within(LIMIT, || {
+        let mut p = pool(Backend::Thread, 2)
+            .timeout(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let outcomes: Vec<_> = p
+            .map([
+                Sleep::new(Duration::from_secs(30)),
+                Sleep::new(Duration::from_millis(1)),
+            ])
+            .collect();
+        assert_eq!(
+            outcomes.iter().find(|o| o.seq == 1).unwrap().status,
+            Status::TimedOut
+        );
+        assert!(outcomes.iter().find(|o| o.seq == 2).unwrap().is_ok());
+    });
+}
