@@ -95,7 +95,7 @@ impl Worker {
     }
     fn pid(&self) -> u32 {
         match &self.link {
-            Link::Thread(_) => std::process::id(),
+            Link::Thread(_) => own_pid(),
             Link::Process(l) => l.pid,
         }
     }
@@ -168,7 +168,7 @@ pub(crate) struct Engine {
     slots: Vec<Slot>,
     /// Abandoned thread workers that may still hand back jobs they took.
     retired: Vec<Worker>,
-    flights: HashMap<u64, Flight>,
+    flights: Tickets<Flight>,
     queue: VecDeque<Queued>,
     ready: VecDeque<Outcome<Value>>,
     next_ticket: u64,
@@ -202,7 +202,7 @@ impl Engine {
                 })
                 .collect(),
             retired: Vec::new(),
-            flights: HashMap::new(),
+            flights: Tickets::default(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
             next_ticket: 0,
@@ -440,6 +440,7 @@ impl Engine {
             unreachable!("dispatch to a live worker")
         };
         let mut batch = Vec::new();
+        let mut local = Vec::new();
         for job in jobs {
             let ticket = self.next_ticket;
             self.next_ticket += 1;
@@ -448,23 +449,20 @@ impl Engine {
                 attempt: job.attempt,
                 input: None,
             };
-            match &w.link {
-                Link::Thread(link) => {
-                    let input = match job.input {
-                        Value::Local(v) => v,
-                        Value::Encoded(_) => unreachable!("thread jobs are never encoded"),
-                    };
-                    link.send(thread::Job {
-                        ticket,
-                        seq: job.seq,
-                        attempt: job.attempt,
-                        input,
-                        entry,
-                        timeout,
-                    });
+            match (&w.link, job.input) {
+                (Link::Thread(_), Value::Local(input)) => local.push(thread::Job {
+                    ticket,
+                    seq: job.seq,
+                    attempt: job.attempt,
+                    input,
+                    entry,
+                    timeout,
+                }),
+                (Link::Thread(_), Value::Encoded(_)) => {
+                    unreachable!("thread jobs are never encoded")
                 }
-                Link::Process(_) => {
-                    let bytes = match job.input {
+                (Link::Process(_), input) => {
+                    let bytes = match input {
                         Value::Encoded(b) => b,
                         Value::Local(v) => match (entry.encode_input)(&v) {
                             Ok(b) => b,
@@ -494,18 +492,21 @@ impl Engine {
             w.order.push_back(ticket);
             self.flights.insert(ticket, flight);
         }
-        if let Link::Process(link) = &w.link
-            && !batch.is_empty()
-        {
-            let batch = wire::Batch {
-                task: entry.name.to_string(),
-                jobs: batch,
-            };
-            if link.send(&batch).is_err() {
-                // The worker is dead or dying; its reader reports it and the jobs are re-queued.
-                w.dying = true;
-                link.kill();
+        match &w.link {
+            Link::Thread(link) => link.send(local),
+            Link::Process(link) if !batch.is_empty() => {
+                let batch = wire::Batch {
+                    task: entry.name.to_string(),
+                    jobs: batch,
+                };
+                if link.send(&batch).is_err() {
+                    // The worker is dead or dying; its reader reports it and the jobs are
+                    // re-queued.
+                    w.dying = true;
+                    link.kill();
+                }
             }
+            Link::Process(_) => {}
         }
     }
 
@@ -892,6 +893,33 @@ impl Engine {
         self.ready.clear();
     }
 }
+
+/// This process's pid, read once (`getpid` is a system call, and threads ask per job).
+fn own_pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+/// Hashes tickets, which are distinct sequential integers: a multiply spreads them over the
+/// table, where SipHash would cost more than the rest of a tiny job's bookkeeping.
+#[derive(Default)]
+struct TicketHasher(u64);
+
+impl std::hash::Hasher for TicketHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Tickets<V> = HashMap<u64, V, std::hash::BuildHasherDefault<TicketHasher>>;
 
 /// The wall-clock time of a monotonic instant, given one moment read on both clocks.
 fn wall((wall, mono): (SystemTime, u64), ns: u64) -> SystemTime {

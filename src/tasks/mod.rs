@@ -173,9 +173,20 @@ impl Task for Sum {
     }
 }
 
-/// Does nothing: the floor of per-job overhead, for benchmarks.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// Does nothing: the floor of per-job overhead, for benchmarks. Any input record will do.
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Noop;
+
+impl<'de> Deserialize<'de> for Noop {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            serde::de::IgnoredAny::deserialize(d)?;
+        } else {
+            <()>::deserialize(d)?;
+        }
+        Ok(Noop)
+    }
+}
 
 impl Task for Noop {
     const NAME: &'static str = "noop";

@@ -1,9 +1,11 @@
 //! The thread backend: one OS thread per worker, fed through its own channel.
 //!
-//! Results go into a buffer shared with the coordinator instead of a message per job: a job
-//! costs a lock and a push, the coordinator is woken once per drain, and when a thread must be
-//! abandoned (timeout) the coordinator takes what it finished straight out of the buffer.
+//! Jobs and results pass through two queues shared with the coordinator instead of a message
+//! per job: a job costs a lock and a push each way, a doorbell rings only when a queue turns
+//! non-empty, and when a thread must be abandoned (timeout) the coordinator takes back what it
+//! had not started and what it finished straight out of the queues.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -42,6 +44,7 @@ pub(crate) enum Msg {
 
 struct Shared {
     slot: [AtomicU64; SLOT_WORDS],
+    jobs: Mutex<VecDeque<Job>>,
     out: Mutex<Vec<Msg>>,
     retired: AtomicBool,
     cancel: CancelToken,
@@ -49,8 +52,8 @@ struct Shared {
 
 /// The coordinator's end of one worker thread.
 pub(crate) struct Link {
-    tx: Option<Sender<Job>>,
-    rx: Receiver<Job>,
+    /// Rung when `jobs` turns non-empty; dropped to tell the thread to finish.
+    doorbell: Option<Sender<()>>,
     shared: Arc<Shared>,
     handle: Option<JoinHandle<()>>,
 }
@@ -62,9 +65,10 @@ impl Link {
         registry: Arc<Registry>,
         events: Sender<Event>,
     ) -> std::io::Result<Link> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (doorbell, rings) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             slot: [AtomicU64::new(0), AtomicU64::new(0)],
+            jobs: Mutex::new(VecDeque::new()),
             out: Mutex::new(Vec::new()),
             retired: AtomicBool::new(false),
             cancel: CancelToken::new(),
@@ -72,21 +76,25 @@ impl Link {
         let handle = std::thread::Builder::new()
             .name(format!("weft-worker-{id}"))
             .spawn({
-                let (rx, shared) = (rx.clone(), shared.clone());
-                move || serve(id, key, rx, shared, registry, events)
+                let shared = shared.clone();
+                move || serve(id, key, rings, shared, registry, events)
             })?;
         Ok(Link {
-            tx: Some(tx),
-            rx,
+            doorbell: Some(doorbell),
             shared,
             handle: Some(handle),
         })
     }
 
-    pub(crate) fn send(&self, job: Job) {
-        if let Some(tx) = &self.tx {
-            // The thread holds the receiver until the link drops it, so this cannot fail.
-            let _ = tx.send(job);
+    /// Queues jobs for the thread.
+    pub(crate) fn send(&self, jobs: impl IntoIterator<Item = Job>) {
+        let mut queue = self.shared.jobs.lock().expect("worker queue");
+        let was_empty = queue.is_empty();
+        queue.extend(jobs);
+        let ring = was_empty && !queue.is_empty();
+        drop(queue);
+        if ring && let Some(doorbell) = &self.doorbell {
+            let _ = doorbell.send(());
         }
     }
 
@@ -104,13 +112,18 @@ impl Link {
     pub(crate) fn retire(&mut self) -> Vec<Job> {
         self.shared.retired.store(true, Ordering::Release);
         self.shared.cancel.cancel();
-        self.tx = None;
-        self.rx.try_iter().collect()
+        self.doorbell = None;
+        self.shared
+            .jobs
+            .lock()
+            .expect("worker queue")
+            .drain(..)
+            .collect()
     }
 
     /// Closes the channel and waits for the thread, at most `bound` if it is stuck in a task.
     pub(crate) fn shutdown(&mut self, bound: Duration) {
-        self.tx = None;
+        self.doorbell = None;
         if let Some(handle) = self.handle.take() {
             let until = Instant::now() + bound;
             while !handle.is_finished() && Instant::now() < until {
@@ -126,7 +139,7 @@ impl Link {
 fn serve(
     id: usize,
     key: Key,
-    rx: Receiver<Job>,
+    rings: Receiver<()>,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     events: Sender<Event>,
@@ -151,7 +164,15 @@ fn serve(
     };
     let slot = SlotView::from_words(&shared.slot);
     let mut started = 0;
-    for job in rx.iter() {
+    loop {
+        let next = shared.jobs.lock().expect("worker queue").pop_front();
+        let Some(job) = next else {
+            // Empty: wait for the doorbell; a closed doorbell means the pool is done with us.
+            if rings.recv().is_err() {
+                return;
+            }
+            continue;
+        };
         if shared.retired.load(Ordering::Acquire) {
             post(Msg::Returned(job));
             continue;

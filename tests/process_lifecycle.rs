@@ -1,0 +1,125 @@
+//! Worker processes start, fail to start, and die with their coordinator.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{children_of, pool, wait_until, weft_bin, within};
+use weft::Backend;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn workers_die_within_a_second_of_their_coordinator_being_sigkilled() {
+    within(LIMIT, || {
+        let mut coordinator = Command::new(weft_bin())
+            .args(["--task", "fault", "--backend", "process", "-j", "2"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        coordinator
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"hang\nhang\n")
+            .unwrap();
+        let pid = coordinator.id();
+        let mut workers = Vec::new();
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                workers = children_of(pid);
+                workers.len() == 2 && workers.iter().all(|&w| common::in_sleep(w))
+            }),
+            "two workers running their long task"
+        );
+        coordinator.kill().unwrap();
+        coordinator.wait().unwrap();
+        let killed = Instant::now();
+        assert!(
+            wait_until(Duration::from_secs(1), || workers
+                .iter()
+                .all(|&w| !common::alive(w))),
+            "workers {workers:?} outlived their coordinator"
+        );
+        eprintln!("workers gone {:?} after the coordinator", killed.elapsed());
+    });
+}
+
+#[test]
+fn a_worker_program_that_does_not_exist_is_a_spawn_error() {
+    within(LIMIT, || {
+        let err = pool(Backend::Process, 2)
+            .program("/nonexistent/weft-worker")
+            .build()
+            .unwrap_err();
+        assert!(err.is_spawn(), "{err}");
+        assert!(err.to_string().contains("could not be spawned"), "{err}");
+    });
+}
+
+#[test]
+fn a_worker_that_exits_before_its_handshake_is_reported_not_awaited() {
+    within(LIMIT, || {
+        let err = pool(Backend::Process, 1)
+            .program("/bin/true")
+            .build()
+            .unwrap_err();
+        assert!(err.is_spawn());
+        assert_eq!(
+            err.to_string(),
+            "worker 1 died during handshake (exited with status 0)"
+        );
+    });
+}
+
+#[test]
+fn a_worker_that_never_says_hello_times_out_and_is_killed() {
+    within(LIMIT, || {
+        let dir = std::env::temp_dir().join(format!("weft-silent-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("silent");
+        std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let started = Instant::now();
+        let err = pool(Backend::Process, 1)
+            .program(&script)
+            .start_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("did not finish its handshake"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "bounded by the start timeout"
+        );
+        assert!(
+            wait_until(Duration::from_secs(2), || children_of(std::process::id())
+                .iter()
+                .all(|&c| !std::fs::read_to_string(format!("/proc/{c}/cmdline"))
+                    .unwrap_or_default()
+                    .contains("sleep"))),
+            "the silent worker was killed"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+#[test]
+fn a_too_long_tmpdir_is_refused_with_a_clear_message() {
+    let long = format!("/tmp/{}", "x".repeat(120));
+    let out = Command::new(weft_bin())
+        .args(["--task", "sum", "--backend", "process", ":::", "0..10"])
+        .env("TMPDIR", &long)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("too long for a worker socket"), "{err}");
+    assert!(err.contains("set TMPDIR"), "{err}");
+}
