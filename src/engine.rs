@@ -969,6 +969,14 @@ impl Worker {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // Close every channel first so the workers wind down together, then wait for each.
+        for slot in &mut self.slots {
+            if let SlotState::Live(w) = &mut slot.state
+                && let Link::Process(l) = &mut w.link
+            {
+                l.close();
+            }
+        }
         for slot in &mut self.slots {
             if let SlotState::Live(w) = &mut slot.state {
                 match &mut w.link {
