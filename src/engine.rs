@@ -67,6 +67,9 @@ const BATCH_TARGET_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 1024;
 /// A slot whose worker fails to start this many times in a row is given up.
 const MAX_START_FAILURES: u32 = 5;
+/// A process job gets its deadline through its context and this long past it to stop on its
+/// own (a command job uses it to kill its process group in order) before its worker is killed.
+pub(crate) const PROCESS_GRACE: Duration = Duration::from_millis(500);
 /// How long dropping the pool waits for a thread stuck in a task.
 pub(crate) const ABANDON_WAIT: Duration = Duration::from_millis(100);
 
@@ -497,6 +500,7 @@ impl Engine {
             Link::Process(link) if !batch.is_empty() => {
                 let batch = wire::Batch {
                     task: entry.name.to_string(),
+                    timeout,
                     jobs: batch,
                 };
                 if link.send(&batch).is_err() {
@@ -537,6 +541,7 @@ impl Engine {
                     let status = match d.status {
                         wire::Status::Ok(b) => Status::Ok(Value::Encoded(b)),
                         wire::Status::Failed(m) => Status::Failed(m),
+                        wire::Status::TimedOut => Status::TimedOut,
                         wire::Status::Panicked { message, location } => {
                             Status::Panicked { message, location }
                         }
@@ -773,7 +778,6 @@ impl Engine {
         let Some(timeout) = self.cfg.timeout else {
             return;
         };
-        let limit = timeout.as_nanos() as u64;
         let now = sys::now_ns();
         let epoch = self.epoch;
         let mut abandon = Vec::new();
@@ -784,6 +788,11 @@ impl Engine {
             if w.dying {
                 continue;
             }
+            let limit = match w.link {
+                Link::Thread(_) => timeout,
+                Link::Process(_) => timeout + PROCESS_GRACE,
+            }
+            .as_nanos() as u64;
             let (started, started_ns) = w.slot_read();
             if started <= w.done || now.saturating_sub(started_ns) <= limit {
                 continue;

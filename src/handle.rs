@@ -70,6 +70,7 @@ impl ProcessBuilder {
         })?;
         let batch = wire::Batch {
             task: T::NAME.to_string(),
+            timeout: None,
             jobs: vec![wire::Job {
                 ticket: 0,
                 seq: 1,
@@ -203,6 +204,7 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
                             Err(e) => Status::Failed(format!("cannot decode output: {e}")),
                         },
                         wire::Status::Failed(m) => Status::Failed(m),
+                        wire::Status::TimedOut => Status::TimedOut,
                         wire::Status::Panicked { message, location } => {
                             Status::Panicked { message, location }
                         }
@@ -307,6 +309,7 @@ impl ThreadBuilder {
                     let start = Instant::now();
                     let status = match catch(|| task.run(&cx)) {
                         Ok(Ok(v)) => Status::Ok(v),
+                        Ok(Err(f)) if f.is_timed_out() => Status::TimedOut,
                         Ok(Err(f)) => Status::Failed(f.message().to_string()),
                         Err(p) => Status::Panicked {
                             message: p.message,

@@ -153,6 +153,25 @@ impl Pool {
         }
     }
 
+    /// Like [`map`](Self::map), but an input may already have failed: an `Err(message)` becomes
+    /// a job that fails with that message without reaching a worker.
+    pub(crate) fn map_checked<'a, T, I>(&'a mut self, tasks: I) -> Results<'a, T>
+    where
+        T: Task,
+        I: IntoIterator<Item = Result<T, String>>,
+        I::IntoIter: 'a,
+    {
+        let source = tasks.into_iter().map(|t| t.map(|t| Box::new(t) as AnyBox));
+        let engine = self.engine.get_mut();
+        engine.pump();
+        let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
+        Results {
+            engine,
+            run: Some(run),
+            _output: PhantomData,
+        }
+    }
+
     /// Runs the registered task `name` over JSON inputs, yielding JSON outputs: the engine
     /// under the `weft` command line, for tasks known only by name.
     ///

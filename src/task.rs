@@ -86,6 +86,7 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     message: String,
+    timed_out: bool,
 }
 
 impl Failure {
@@ -93,7 +94,22 @@ impl Failure {
     pub fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
+            timed_out: false,
         }
+    }
+
+    /// The task stopped because its [`Context::deadline`] passed: the job is reported
+    /// [`Status::TimedOut`](crate::Status::TimedOut).
+    pub fn timed_out() -> Self {
+        Failure {
+            message: "timed out".into(),
+            timed_out: true,
+        }
+    }
+
+    /// Whether this is [`Failure::timed_out`].
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out
     }
 
     /// The message.

@@ -35,6 +35,8 @@ pub(crate) enum Handshake {
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct Batch {
     pub(crate) task: String,
+    /// The job timeout, given to tasks as their context's deadline.
+    pub(crate) timeout: Option<std::time::Duration>,
     pub(crate) jobs: Vec<Job>,
 }
 
@@ -60,6 +62,7 @@ pub(crate) struct Done {
 pub(crate) enum Status {
     Ok(#[serde(with = "serde_bytes")] Vec<u8>),
     Failed(String),
+    TimedOut,
     Panicked {
         message: String,
         location: Option<String>,

@@ -1,63 +1,153 @@
-//! The `weft` command line. For now the minimal form: run a registered task over records from
-//! `:::` arguments or stdin lines, on threads or processes. The only module that prints.
+//! The `weft` command line: GNU parallel's vocabulary over commands and registered tasks. The
+//! only module that prints.
 
-use std::io::{self, BufRead, Write};
+mod input;
+mod output;
+mod template;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
-use crate::{Backend, Outcome, Pool, Registry, Status};
+use crate::tasks::exec::fill_slot;
+use crate::tasks::{Exec, default_term_seq};
+use crate::{Backend, Pool, Registry};
+use input::{Origin, Source, Split};
+use output::{Printer, Style};
+use template::Template;
 
 /// Run jobs in parallel on worker threads or worker processes.
+///
+/// Runs COMMAND once per input record, with the record substituted for `{}` (or appended),
+/// shell-quoted so that no input is ever interpreted by the shell. Input comes from
+/// `::: ARGS`, `:::: FILES`, `-a FILE`, or else stdin, one record per line. With `--task NAME`
+/// a registered task runs in-process per record instead, with no fork+exec per job.
 #[derive(Parser, Debug)]
-#[command(name = "weft", version, about, after_help = EXAMPLES)]
+#[command(name = "weft", version, after_help = AFTER_HELP, trailing_var_arg = true)]
 struct Args {
-    /// Run the registered task NAME once per input record (`weft tasks` lists them).
+    /// Run the registered task NAME per record instead of a command (`weft tasks` lists them).
     #[arg(long, value_name = "NAME")]
     task: Option<String>,
-    /// Number of workers (default: one per CPU).
-    #[arg(short = 'j', long = "jobs", value_name = "N")]
-    jobs: Option<usize>,
-    /// thread or process (default: what the task prefers).
+    /// Workers: N, N% of the CPUs, +N or -N CPUs, 0 for as many as possible [default: CPUs].
+    #[arg(
+        short = 'j',
+        long = "jobs",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    jobs: Option<String>,
+    /// thread or process [default: the task's preference; threads for commands].
     #[arg(long, value_name = "KIND")]
     backend: Option<Backend>,
-    /// Print outputs in input order.
+    /// Print outputs in input order (still running jobs in parallel).
     #[arg(short = 'k', long = "keep-order")]
     keep_order: bool,
-    /// Kill a job running longer than SECONDS (fractions allowed).
+    /// Read records from FILE instead of stdin (repeatable: one source each).
+    #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
+    arg_file: Vec<PathBuf>,
+    /// Records end with NUL instead of newline.
+    #[arg(short = '0', long = "null")]
+    null: bool,
+    /// Records end with DELIM (one character; \n, \t, \0 understood).
+    #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]
+    delimiter: Option<String>,
+    /// Skip empty (all-whitespace) records.
+    #[arg(short = 'r', long = "no-run-if-empty")]
+    no_run_if_empty: bool,
+    /// Pack N records into each job (with one input source).
+    #[arg(short = 'n', long = "max-args", value_name = "N")]
+    max_args: Option<usize>,
+    /// Split each record into columns {1} {2}... at SEP (a literal string, not a regex).
+    #[arg(long, value_name = "SEP")]
+    colsep: Option<String>,
+    /// Use STR instead of {} for the whole argument.
+    #[arg(short = 'I', value_name = "STR")]
+    replace: Option<String>,
+    /// Prefix each output line with the job's arguments and a TAB.
+    #[arg(long)]
+    tag: bool,
+    /// Print each job's output whole when it finishes (the default).
+    #[arg(long, conflicts_with = "ungroup")]
+    group: bool,
+    /// Let commands write straight to the terminal, unbuffered and interleaved.
+    #[arg(short = 'u', long = "ungroup")]
+    ungroup: bool,
+    /// Print one JSON object per job on stdout instead of its output.
+    #[arg(long, conflicts_with_all = ["ungroup", "dry_run"])]
+    jsonl: bool,
+    /// Print the commands instead of running them.
+    #[arg(long)]
+    dry_run: bool,
+    /// Stop a job after SECONDS (fractions allowed); commands get the kill sequence.
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
     /// Parse each record as a JSON task input instead of a string.
-    #[arg(long)]
+    #[arg(long, requires = "task")]
     json: bool,
-    /// `tasks` to list the registered tasks.
+    /// The command and its arguments, then `:::`/`::::` sources.
     #[arg(value_name = "COMMAND")]
-    command: Vec<String>,
+    command: Vec<OsString>,
 }
 
-const EXAMPLES: &str = "Examples:
+const AFTER_HELP: &str = "\
+Sources (after the command; several combine as a cartesian product):
+  ::: ARGS      the arguments themselves
+  :::: FILES    records of each file (- is stdin)
+  :::+ / ::::+  linked to the previous source: take one of each, in step
+
+Replacement strings (substituted shell-quoted):
+  {}  the argument         {.}  without extension    {/}  basename
+  {//} directory           {/.} basename without extension
+  {#} job number           {%}  worker slot          {N} {N.} {N/}...  the Nth source
+
+Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more than 100; 255 error.
+
+Examples:
+  weft -j4 gzip ::: *.log
+  weft -k 'convert {} {.}.png' ::: *.jpg
+  find . -name '*.iso' | weft --task sha256
+  weft echo {1}-{2} ::: a b ::: 1 2
   weft --task sum ::: 0..1000000 1000000..2000000
-  seq 1 5 | weft --task sleep -j5
-  weft tasks";
+  weft tasks                       list the registered tasks
+  weft completions bash            print a shell completion script
+
+Differences from GNU parallel: commands run under /bin/sh (or $PARALLEL_SHELL), --colsep
+is a literal separator, and --tag joins several arguments with spaces.";
+
+const SEPARATORS: [&str; 4] = [":::", ":::+", "::::", "::::+"];
 
 /// Runs the `weft` command line over `registry`'s tasks; returns the exit status.
 ///
 /// A program with tasks of its own gets the whole command line with
 /// `std::process::exit(weft::cli::main_with(registry))` after [`init`](crate::init).
 pub fn main_with(registry: Registry) -> i32 {
-    let argv: Vec<String> = std::env::args().collect();
-    let (opts, records) = match argv.iter().position(|a| a == ":::") {
-        Some(i) => (&argv[..i], Some(argv[i + 1..].to_vec())),
-        None => (&argv[..], None),
-    };
-    let args = match Args::try_parse_from(opts) {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cut = argv
+        .iter()
+        .position(|a| SEPARATORS.iter().any(|s| a == s))
+        .unwrap_or(argv.len());
+    let args = match Args::try_parse_from(&argv[..cut]) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { 255 } else { 0 };
         }
     };
-    match run(&registry, args, records) {
+    let sources = match sources(&argv[cut..]) {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("weft: {message}");
+            return 255;
+        }
+    };
+    match run(&registry, args, sources) {
         Ok(code) => code,
         Err(message) => {
             eprintln!("weft: {message}");
@@ -66,86 +156,327 @@ pub fn main_with(registry: Registry) -> i32 {
     }
 }
 
-fn run(registry: &Registry, args: Args, records: Option<Vec<String>>) -> Result<i32, String> {
-    if args.command.first().map(String::as_str) == Some("tasks") {
+/// Parses the `:::` / `::::` part of the command line.
+fn sources(rest: &[OsString]) -> Result<Vec<Source>, String> {
+    let mut out: Vec<Source> = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        let sep = rest[i].to_string_lossy().into_owned();
+        let linked = sep.ends_with('+');
+        if linked && out.is_empty() {
+            return Err(format!("{sep} must follow another source"));
+        }
+        let end = rest[i + 1..]
+            .iter()
+            .position(|a| SEPARATORS.iter().any(|s| a == s))
+            .map_or(rest.len(), |p| i + 1 + p);
+        let items = &rest[i + 1..end];
+        if sep.starts_with("::::") {
+            if items.is_empty() {
+                return Err(format!("{sep} needs at least one file"));
+            }
+            for f in items {
+                out.push(Source {
+                    origin: Origin::File(PathBuf::from(f)),
+                    linked,
+                });
+            }
+        } else {
+            out.push(Source {
+                origin: Origin::Args(items.iter().map(|a| a.as_bytes().to_vec()).collect()),
+                linked,
+            });
+        }
+        i = end;
+    }
+    Ok(out)
+}
+
+/// Parses `-j`: N, N%, +N, -N, 0.
+fn workers(spec: Option<&str>) -> Result<usize, String> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(spec) = spec else {
+        return Ok(cpus);
+    };
+    let bad = || format!("-j {spec:?}: give N, N%, +N, -N or 0");
+    let n = if let Some(p) = spec.strip_suffix('%') {
+        let p: f64 = p.parse().map_err(|_| bad())?;
+        (cpus as f64 * p / 100.0).ceil() as usize
+    } else if let Some(n) = spec.strip_prefix('+') {
+        cpus + n.parse::<usize>().map_err(|_| bad())?
+    } else if let Some(n) = spec.strip_prefix('-') {
+        cpus.saturating_sub(n.parse::<usize>().map_err(|_| bad())?)
+    } else {
+        match spec.parse::<usize>().map_err(|_| bad())? {
+            0 => 256,
+            n => n,
+        }
+    };
+    Ok(n.max(1))
+}
+
+fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32, String> {
+    let first = args
+        .command
+        .first()
+        .map(|c| c.to_string_lossy().into_owned());
+    if args.task.is_none() && sources.is_empty() {
+        match first.as_deref() {
+            Some("tasks") if args.command.len() == 1 => return Ok(list_tasks(registry)),
+            Some("completions") => return completions(&args.command[1..]),
+            _ => {}
+        }
+    }
+    let workers = workers(args.jobs.as_deref())?;
+    let split = Split {
+        delim: match (&args.delimiter, args.null) {
+            (Some(d), _) => input::delimiter(d)?,
+            (None, true) => 0,
+            (None, false) => b'\n',
+        },
+        skip_empty: args.no_run_if_empty,
+    };
+    if !args.arg_file.is_empty() {
+        let files = args.arg_file.iter().map(|f| Source {
+            origin: Origin::File(f.clone()),
+            linked: false,
+        });
+        sources.splice(0..0, files);
+    }
+    if sources.is_empty() {
+        sources.push(Source {
+            origin: Origin::Stdin,
+            linked: false,
+        });
+    }
+    let timeout = match args.timeout {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+        Some(t) => return Err(format!("--timeout {t}: give a positive number of seconds")),
+    };
+    let mut jobs = input::jobs(&sources, split).map_err(|e| e.to_string())?;
+    if let Some(n) = args.max_args {
+        if n == 0 {
+            return Err("-n 0: give at least 1".into());
+        }
+        if sources.len() > 1 {
+            return Err("-n works with one input source".into());
+        }
+        jobs = Box::new(pack(jobs, n));
+    }
+    if let Some(sep) = args.colsep.clone() {
+        if sep.is_empty() {
+            return Err("--colsep needs a separator".into());
+        }
+        jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, sep.as_bytes()))));
+    }
+    let style = Style {
+        tag: args.tag,
+        jsonl: args.jsonl,
+    };
+
+    if let Some(name) = &args.task {
+        if args.ungroup || args.dry_run {
+            return Err("-u and --dry-run apply to commands, not --task".into());
+        }
+        let info = registry
+            .tasks()
+            .find(|t| t.name == name)
+            .ok_or_else(|| format!("no task named {name:?}: see `weft tasks`"))?;
+        let mut pool = builder(registry, &args, workers, timeout)
+            .backend(args.backend.unwrap_or(info.backend))
+            .build()
+            .map_err(|e| error_chain(&e))?;
+        let seen = Rc::new(RefCell::new(HashMap::new()));
+        let json = args.json;
+        let inputs = {
+            let seen = seen.clone();
+            let mut seq = 0u64;
+            jobs.map_while(Result::ok).map(move |job| {
+                seq += 1;
+                let value = task_input(&job, json);
+                seen.borrow_mut().insert(seq, job);
+                value
+            })
+        };
+        let mut printer = Printer::new(style, name.clone());
+        let results = pool
+            .map_json(registry, name, inputs)
+            .map_err(|e| error_chain(&e))?;
+        for outcome in results {
+            let job = seen.borrow_mut().remove(&outcome.seq).unwrap_or_default();
+            if printer.task(&outcome, &job).is_err() {
+                return Ok(printer.broken_pipe());
+            }
+        }
+        return Ok(printer.finish());
+    }
+
+    let replace = args.replace.clone().unwrap_or_else(|| "{}".into());
+    let words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
+    let template = Template::parse(&words, replace.as_bytes());
+    if args.dry_run {
         let mut out = io::stdout().lock();
-        for t in registry.tasks() {
-            let _ = writeln!(out, "{:<10} {:<8} {}", t.name, t.backend.name(), t.about);
+        for (i, job) in jobs.enumerate() {
+            let job = job.map_err(|e| e.to_string())?;
+            let seq = i as u64 + 1;
+            let slot = ((seq - 1) % workers as u64 + 1).to_string();
+            let line = fill_slot(&command_line(&template, &job, seq), slot.as_bytes());
+            if out
+                .write_all(&line)
+                .and_then(|_| out.write_all(b"\n"))
+                .is_err()
+            {
+                return Ok(0);
+            }
         }
         return Ok(0);
     }
-    let Some(name) = args.task else {
-        return Err("no task given: use --task NAME (see `weft tasks`)".into());
-    };
-    let info = registry
-        .tasks()
-        .find(|t| t.name == name)
-        .ok_or_else(|| format!("no task named {name:?}: see `weft tasks`"))?;
-    let mut builder = Pool::builder()
-        .backend(args.backend.unwrap_or(info.backend))
-        .keep_order(args.keep_order)
-        .registry(registry.clone());
-    if let Some(j) = args.jobs {
-        builder = builder.workers(j);
-    }
-    if let Some(t) = args.timeout {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(format!("--timeout {t}: give a positive number of seconds"));
-        }
-        builder = builder.timeout(Duration::from_secs_f64(t));
-    }
-    let mut pool = builder.build().map_err(|e| error_chain(&e))?;
 
-    let json = args.json;
-    let to_value = move |record: String| -> serde_json::Value {
-        if json {
-            serde_json::from_str(&record).unwrap_or(serde_json::Value::String(record))
-        } else {
-            serde_json::Value::String(record)
-        }
+    let mut pool = builder(registry, &args, workers, timeout)
+        .backend(args.backend.unwrap_or(Backend::Thread))
+        .build()
+        .map_err(|e| error_chain(&e))?;
+    let capture = !args.ungroup;
+    let seen = Rc::new(RefCell::new(HashMap::new()));
+    let warned = std::cell::Cell::new(false);
+    let tasks = {
+        let seen = seen.clone();
+        let mut seq = 0u64;
+        jobs.map_while(move |j| match j {
+            Ok(j) => Some(j),
+            Err(e) => {
+                eprintln!("weft: {e}");
+                None
+            }
+        })
+        .map(move |job| {
+            seq += 1;
+            let line = command_line(&template, &job, seq);
+            seen.borrow_mut().insert(seq, (job.clone(), line.clone()));
+            if job.iter().any(|a| a.contains(&0)) {
+                if !warned.replace(true) {
+                    eprintln!("weft: warning: an input record holds a NUL byte, which no command can receive: use -0 for NUL-separated input");
+                }
+                return Err("the record holds a NUL byte".to_string());
+            }
+            Ok(Exec {
+                command: line,
+                capture,
+                term_seq: default_term_seq(),
+            })
+        })
     };
-    let inputs: Box<dyn Iterator<Item = serde_json::Value>> = match records {
-        Some(r) => Box::new(r.into_iter().map(to_value)),
-        None => Box::new(
-            io::stdin()
-                .lock()
-                .lines()
-                .map_while(Result::ok)
-                .map(to_value),
-        ),
-    };
-    let mut failed = 0u64;
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    for outcome in pool
-        .map_json(registry, &name, inputs)
-        .map_err(|e| error_chain(&e))?
-    {
-        if !print(&mut out, &outcome) {
-            failed += 1;
+    let mut printer = Printer::new(style, "exec".into());
+    for outcome in pool.map_checked(tasks) {
+        let (job, line) = seen.borrow_mut().remove(&outcome.seq).unwrap_or_default();
+        if printer.command(outcome, &job, &line).is_err() {
+            return Ok(printer.broken_pipe());
         }
     }
-    let _ = out.flush();
-    Ok(failed.min(101) as i32)
+    Ok(printer.finish())
 }
 
-/// Prints one outcome; returns whether the job succeeded.
-fn print(out: &mut impl Write, outcome: &Outcome<serde_json::Value>) -> bool {
-    match &outcome.status {
-        Status::Ok(serde_json::Value::Null) => true,
-        Status::Ok(serde_json::Value::String(s)) => {
-            let _ = writeln!(out, "{s}");
-            true
-        }
-        Status::Ok(v) => {
-            let _ = writeln!(out, "{v}");
-            true
-        }
-        other => {
-            let _ = out.flush();
-            eprintln!("weft: job {} {other}", outcome.seq);
-            false
-        }
+fn builder(
+    registry: &Registry,
+    args: &Args,
+    workers: usize,
+    timeout: Option<Duration>,
+) -> crate::PoolBuilder {
+    let mut b = Pool::builder()
+        .workers(workers)
+        .keep_order(args.keep_order)
+        .registry(registry.clone());
+    if let Some(t) = timeout {
+        b = b.timeout(t);
     }
+    b
+}
+
+/// A job's command line: the template filled in, or with no template the arguments themselves
+/// (each record is a command).
+fn command_line(template: &Template, job: &[Vec<u8>], seq: u64) -> Vec<u8> {
+    if template.is_empty() {
+        job.join(&b' ')
+    } else {
+        template.render(job, seq)
+    }
+}
+
+fn task_input(job: &[Vec<u8>], json: bool) -> serde_json::Value {
+    let one = |a: &Vec<u8>| {
+        let s = String::from_utf8_lossy(a).into_owned();
+        if json {
+            serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))
+        } else {
+            serde_json::Value::String(s)
+        }
+    };
+    match job {
+        [only] => one(only),
+        many => serde_json::Value::Array(many.iter().map(one).collect()),
+    }
+}
+
+fn pack(jobs: input::Jobs, n: usize) -> impl Iterator<Item = io::Result<Vec<Vec<u8>>>> {
+    let mut jobs = jobs.peekable();
+    std::iter::from_fn(move || {
+        let mut packed = Vec::new();
+        while packed.len() < n {
+            match jobs.next()? {
+                Ok(j) => packed.extend(j),
+                Err(e) => return Some(Err(e)),
+            }
+            if jobs.peek().is_none() {
+                break;
+            }
+        }
+        Some(Ok(packed))
+    })
+}
+
+fn columns(job: Vec<Vec<u8>>, sep: &[u8]) -> Vec<Vec<u8>> {
+    job.into_iter()
+        .flat_map(|rec| {
+            let mut cols = Vec::new();
+            let mut start = 0;
+            let mut i = 0;
+            while i + sep.len() <= rec.len() {
+                if &rec[i..i + sep.len()] == sep {
+                    cols.push(rec[start..i].to_vec());
+                    i += sep.len();
+                    start = i;
+                } else {
+                    i += 1;
+                }
+            }
+            cols.push(rec[start..].to_vec());
+            cols
+        })
+        .collect()
+}
+
+fn list_tasks(registry: &Registry) -> i32 {
+    let mut out = io::stdout().lock();
+    for t in registry.tasks() {
+        let _ = writeln!(out, "{:<10} {:<8} {}", t.name, t.backend.name(), t.about);
+    }
+    0
+}
+
+fn completions(rest: &[OsString]) -> Result<i32, String> {
+    use clap_complete::Shell;
+    let name = rest
+        .first()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let shell: Shell = name
+        .parse()
+        .map_err(|_| format!("completions {name:?}: give bash, zsh, fish, elvish or powershell"))?;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Args::command(), "weft", &mut script);
+    let _ = io::stdout().write_all(&script);
+    Ok(0)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -157,4 +488,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
+}
+
+/// Converts a lossy byte string for messages.
+pub(crate) fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }

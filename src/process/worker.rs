@@ -112,6 +112,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             slot.begin(started, started_ns);
             cx.seq = job.seq;
             cx.attempt = job.attempt;
+            cx.deadline = batch.timeout.map(|t| std::time::Instant::now() + t);
             let status = match (&entry, &init_error) {
                 (_, Some(e)) => wire::Status::Failed(e.clone()),
                 (None, _) => wire::Status::Failed(format!(
@@ -120,7 +121,8 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
                 )),
                 (Some(entry), None) => match catch(|| (entry.run_bytes)(&job.input, &cx)) {
                     Ok(Ok(out)) => wire::Status::Ok(out),
-                    Ok(Err(failure)) => wire::Status::Failed(failure.message().to_string()),
+                    Ok(Err(f)) if f.is_timed_out() => wire::Status::TimedOut,
+                    Ok(Err(f)) => wire::Status::Failed(f.message().to_string()),
                     Err(p) => wire::Status::Panicked {
                         message: p.message,
                         location: p.location,

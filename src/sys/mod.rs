@@ -18,6 +18,48 @@ pub(crate) fn now_ns() -> u64 {
     t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
 }
 
+/// Sends `signal` to every process of the process group `pgid`.
+pub(crate) fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
+    send(Pid::from_raw(-(pgid as i32)), signal)
+}
+
+/// A process's pid file descriptor: readable once the process has exited, so a wait can have
+/// a timeout without polling.
+pub(crate) struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    /// Opens the pidfd of `pid`, which must be this process's unreaped child.
+    pub(crate) fn open(pid: u32) -> io::Result<PidFd> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is
+        // passed. The fd is owned by nobody else, so wrapping it in OwnedFd is sound.
+        let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid as i32, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh, valid descriptor returned by the kernel just above.
+        Ok(PidFd(unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(fd as i32)
+        }))
+    }
+
+    /// Waits at most `timeout` for the process to exit; returns whether it has.
+    pub(crate) fn wait(&self, timeout: std::time::Duration) -> io::Result<bool> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(n) => Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// SIGTERM's number.
 pub(crate) const SIGTERM: i32 = Signal::SIGTERM as i32;
 

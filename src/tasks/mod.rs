@@ -6,12 +6,17 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod exec;
+
+pub use exec::{Captured, Exec, ExecOutput, INLINE_LIMIT, default_term_seq};
+
 use crate::registry::Registry;
 use crate::task::{Backend, Context, Failure, Task};
 
 /// Every built-in task.
 pub fn registry() -> Registry {
     Registry::new()
+        .task::<Exec>()
         .task::<Sleep>()
         .task::<Sum>()
         .task::<Noop>()

@@ -187,7 +187,8 @@ fn serve(
             Some(e) => Status::Failed(e.clone()),
             None => match catch(|| (job.entry.run_value)(job.input, &cx)) {
                 Ok(Ok(out)) => Status::Ok(out),
-                Ok(Err(failure)) => Status::Failed(failure.message().to_string()),
+                Ok(Err(f)) if f.is_timed_out() => Status::TimedOut,
+                Ok(Err(f)) => Status::Failed(f.message().to_string()),
                 Err(p) => Status::Panicked {
                     message: p.message,
                     location: p.location,

@@ -1,0 +1,288 @@
+//! Input sources: stdin records, `-a` and `::::` files, `:::` arguments; combined as a
+//! cartesian product, or linked (`:::+`). Records are bytes, never decoded.
+//!
+//! The first source is streamed, the others are read whole (a product needs them again and
+//! again), so the first job starts before stdin ends and a long stream runs in constant memory.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+
+/// Where one source's records come from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Origin {
+    Stdin,
+    File(std::path::PathBuf),
+    Args(Vec<Vec<u8>>),
+}
+
+/// One input source and whether it is linked to the one before it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Source {
+    pub(crate) origin: Origin,
+    pub(crate) linked: bool,
+}
+
+/// How records are split.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Split {
+    pub(crate) delim: u8,
+    pub(crate) skip_empty: bool,
+}
+
+/// Reads delimited records from a byte stream, one at a time.
+pub(crate) struct Records<R> {
+    reader: R,
+    split: Split,
+    done: bool,
+}
+
+impl<R: BufRead> Records<R> {
+    pub(crate) fn new(reader: R, split: Split) -> Self {
+        Records {
+            reader,
+            split,
+            done: false,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Records<R> {
+    type Item = io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let mut rec = Vec::new();
+            match self.reader.read_until(self.split.delim, &mut rec) {
+                Ok(0) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(_) => {
+                    if rec.last() == Some(&self.split.delim) {
+                        rec.pop();
+                    }
+                    if self.split.skip_empty && rec.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Some(Ok(rec));
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+fn open(
+    origin: &Origin,
+    split: Split,
+) -> io::Result<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>> {
+    Ok(match origin {
+        Origin::Stdin => Box::new(Records::new(
+            BufReader::with_capacity(1 << 16, io::stdin()),
+            split,
+        )),
+        Origin::File(path) => {
+            let file: Box<dyn Read> = if path.as_os_str() == "-" {
+                Box::new(io::stdin())
+            } else {
+                Box::new(File::open(path).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+                })?)
+            };
+            Box::new(Records::new(BufReader::with_capacity(1 << 16, file), split))
+        }
+        Origin::Args(args) => {
+            let args = args.clone();
+            Box::new(
+                args.into_iter()
+                    .filter(move |a| !(split.skip_empty && a.iter().all(u8::is_ascii_whitespace)))
+                    .map(Ok),
+            )
+        }
+    })
+}
+
+/// Groups of linked sources: within a group records are zipped, across groups multiplied.
+fn groups(sources: &[Source]) -> Vec<Vec<&Source>> {
+    let mut out: Vec<Vec<&Source>> = Vec::new();
+    for s in sources {
+        match out.last_mut() {
+            Some(g) if s.linked => g.push(s),
+            _ => out.push(vec![s]),
+        }
+    }
+    out
+}
+
+/// A stream of jobs, each the arguments taken from every source.
+pub(crate) type Jobs = Box<dyn Iterator<Item = io::Result<Vec<Vec<u8>>>>>;
+
+/// Every job's arguments: one record per source, in GNU parallel's order (the last source
+/// varies fastest).
+pub(crate) fn jobs(sources: &[Source], split: Split) -> io::Result<Jobs> {
+    let groups = groups(sources);
+    let mut iters = Vec::new();
+    for g in &groups {
+        let mut members = Vec::new();
+        for s in g {
+            members.push(open(&s.origin, split)?);
+        }
+        iters.push(zip(members));
+    }
+    let mut iters = iters.into_iter();
+    let first = iters.next().expect("at least one source");
+    // The rest are read whole: the product walks them once per record of the first.
+    let mut rest: Vec<Vec<Vec<Vec<u8>>>> = Vec::new();
+    for it in iters {
+        rest.push(it.collect::<io::Result<_>>()?);
+    }
+    if rest.iter().any(Vec::is_empty) {
+        return Ok(Box::new(std::iter::empty()));
+    }
+    Ok(Box::new(first.flat_map(move |head| {
+        let head = match head {
+            Ok(h) => h,
+            Err(e) => return vec![Err(e)].into_iter(),
+        };
+        let mut combos = vec![head];
+        for group in &rest {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    group.iter().map(move |g| {
+                        let mut c = c.clone();
+                        c.extend(g.iter().cloned());
+                        c
+                    })
+                })
+                .collect();
+        }
+        combos.into_iter().map(Ok).collect::<Vec<_>>().into_iter()
+    })))
+}
+
+/// Zips linked sources; the shorter ones wrap around, as GNU parallel's `:::+` does.
+fn zip(mut members: Vec<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>>) -> Jobs {
+    if members.len() == 1 {
+        let only = members.pop().expect("one");
+        return Box::new(only.map(|r| r.map(|rec| vec![rec])));
+    }
+    let lists: io::Result<Vec<Vec<Vec<u8>>>> = members.into_iter().map(|m| m.collect()).collect();
+    let lists = match lists {
+        Ok(l) => l,
+        Err(e) => return Box::new(std::iter::once(Err(e))),
+    };
+    let n = lists.iter().map(Vec::len).max().unwrap_or(0);
+    if lists.iter().any(Vec::is_empty) {
+        return Box::new(std::iter::empty());
+    }
+    Box::new((0..n).map(move |i| Ok(lists.iter().map(|l| l[i % l.len()].clone()).collect())))
+}
+
+/// Parses `-d`'s argument: one byte, with `\n`, `\t`, `\0`, `\\` escapes.
+pub(crate) fn delimiter(s: &str) -> Result<u8, String> {
+    let b = match s {
+        "\\n" => b'\n',
+        "\\t" => b'\t',
+        "\\0" => 0,
+        "\\\\" => b'\\',
+        "\\r" => b'\r',
+        _ if s.len() == 1 => s.as_bytes()[0],
+        _ => return Err(format!("-d {s:?}: give one character (or \\n, \\t, \\0)")),
+    };
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split() -> Split {
+        Split {
+            delim: b'\n',
+            skip_empty: false,
+        }
+    }
+
+    fn recs(input: &[u8], split: Split) -> Vec<Vec<u8>> {
+        Records::new(input, split).map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn records_split_on_the_delimiter_keeping_every_other_byte() {
+        assert_eq!(
+            recs(b"a\nb\r\n\nc", split()),
+            [&b"a"[..], b"b\r", b"", b"c"]
+        );
+        assert_eq!(recs(b"x\xff\xfey\n", split()), [b"x\xff\xfey".to_vec()]);
+        let nul = Split {
+            delim: 0,
+            ..split()
+        };
+        assert_eq!(recs(b"a\nb\0c\0", nul), [&b"a\nb"[..], b"c"]);
+        assert!(recs(b"", split()).is_empty());
+    }
+
+    #[test]
+    fn skip_empty_drops_blank_records() {
+        let s = Split {
+            skip_empty: true,
+            ..split()
+        };
+        assert_eq!(recs(b"a\n\n  \nb\n", s), [b"a".to_vec(), b"b".to_vec()]);
+    }
+
+    fn args(v: &[&str], linked: bool) -> Source {
+        Source {
+            origin: Origin::Args(v.iter().map(|s| s.as_bytes().to_vec()).collect()),
+            linked,
+        }
+    }
+
+    fn all(sources: &[Source]) -> Vec<String> {
+        jobs(sources, split())
+            .unwrap()
+            .map(|j| {
+                j.unwrap()
+                    .iter()
+                    .map(|a| String::from_utf8(a.clone()).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sources_combine_as_a_product_last_varying_fastest() {
+        assert_eq!(
+            all(&[args(&["a", "b"], false), args(&["1", "2"], false)]),
+            ["a,1", "a,2", "b,1", "b,2"]
+        );
+    }
+
+    #[test]
+    fn linked_sources_zip_and_the_shorter_wraps() {
+        assert_eq!(
+            all(&[args(&["a", "b", "c"], false), args(&["1", "2"], true)]),
+            ["a,1", "b,2", "c,1"]
+        );
+    }
+
+    #[test]
+    fn an_empty_source_means_no_jobs() {
+        assert!(all(&[args(&["a"], false), args(&[], false)]).is_empty());
+    }
+
+    #[test]
+    fn delimiter_escapes() {
+        assert_eq!(delimiter("\\0"), Ok(0));
+        assert_eq!(delimiter(","), Ok(b','));
+        assert!(delimiter("ab").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! Printing outcomes: each job's output whole (grouped), optionally tagged, or one JSON object
+//! per job; failures reported once on stderr; the exit status counted.
+
+use std::io::{self, Write};
+use std::time::UNIX_EPOCH;
+
+use serde_json::{Value, json};
+
+use crate::tasks::{Captured, ExecOutput};
+use crate::{Outcome, Status};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Style {
+    pub(crate) tag: bool,
+    pub(crate) jsonl: bool,
+}
+
+pub(crate) struct Printer {
+    style: Style,
+    what: String,
+    failed: u64,
+    out: io::BufWriter<io::Stdout>,
+}
+
+impl Printer {
+    pub(crate) fn new(style: Style, what: String) -> Self {
+        Printer {
+            style,
+            what,
+            failed: 0,
+            out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
+        }
+    }
+
+    /// Prints a command job's outcome.
+    pub(crate) fn command(
+        &mut self,
+        outcome: Outcome<ExecOutput>,
+        job: &[Vec<u8>],
+        line: &[u8],
+    ) -> io::Result<()> {
+        let ok = matches!(&outcome.status, Status::Ok(o) if o.success());
+        if !ok {
+            self.failed += 1;
+        }
+        if self.style.jsonl {
+            let (code, signal, stdout, stderr) = match &outcome.status {
+                Status::Ok(o) => (o.code, o.signal, text(&o.stdout), text(&o.stderr)),
+                _ => (None, None, Value::Null, Value::Null),
+            };
+            let mut v = record(&outcome, job);
+            v["command"] = Value::String(super::lossy(line));
+            v["status"] = Value::String(status_word(&outcome.status, ok).into());
+            v["exit_code"] = json!(code);
+            v["signal"] = json!(signal);
+            v["stdout"] = stdout;
+            v["stderr"] = stderr;
+            v["error"] = error(&outcome.status);
+            return self.json_line(&v);
+        }
+        match &outcome.status {
+            Status::Ok(o) => {
+                self.stream(&o.stdout, job, false)?;
+                self.stream(&o.stderr, job, true)?;
+                if let Some(sig) = o.signal {
+                    self.report(&format!(
+                        "job {} ({}) killed by {}",
+                        outcome.seq,
+                        super::lossy(line),
+                        crate::sys::signal_name(sig)
+                    ));
+                }
+            }
+            other => self.report(&format!(
+                "job {} ({}) {other}",
+                outcome.seq,
+                super::lossy(line)
+            )),
+        }
+        Ok(())
+    }
+
+    /// Prints a task job's outcome: a string output raw, anything else as compact JSON.
+    pub(crate) fn task(&mut self, outcome: &Outcome<Value>, job: &[Vec<u8>]) -> io::Result<()> {
+        let ok = outcome.is_ok();
+        if !ok {
+            self.failed += 1;
+        }
+        if self.style.jsonl {
+            let mut v = record(outcome, job);
+            v["task"] = Value::String(self.what.clone());
+            v["status"] = Value::String(status_word(&outcome.status, ok).into());
+            v["output"] = match &outcome.status {
+                Status::Ok(o) => o.clone(),
+                _ => Value::Null,
+            };
+            v["error"] = error(&outcome.status);
+            return self.json_line(&v);
+        }
+        match &outcome.status {
+            Status::Ok(Value::Null) => {}
+            Status::Ok(Value::String(s)) => self.lines(s.as_bytes(), job)?,
+            Status::Ok(v) => self.lines(v.to_string().as_bytes(), job)?,
+            other => {
+                let input = job
+                    .iter()
+                    .map(|a| super::lossy(a))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                self.report(&format!("job {} ({input}) {other}", outcome.seq));
+            }
+        }
+        Ok(())
+    }
+
+    fn lines(&mut self, text: &[u8], job: &[Vec<u8>]) -> io::Result<()> {
+        let mut bytes = text.to_vec();
+        if bytes.last() != Some(&b'\n') {
+            bytes.push(b'\n');
+        }
+        let tagged = self.tagged(&bytes, job);
+        self.out.write_all(&tagged)
+    }
+
+    /// Writes one captured stream, tagged if asked.
+    fn stream(&mut self, c: &Captured, job: &[Vec<u8>], stderr: bool) -> io::Result<()> {
+        if c.is_empty() {
+            return Ok(());
+        }
+        if stderr {
+            // Keep stdout and stderr in the order the jobs finished.
+            self.out.flush()?;
+            let mut err = io::stderr().lock();
+            if self.style.tag {
+                let bytes = c.clone().into_bytes();
+                return err.write_all(&self.tagged(&bytes, job));
+            }
+            return c.write_to(&mut err);
+        }
+        if self.style.tag {
+            let bytes = c.clone().into_bytes();
+            let tagged = self.tagged(&bytes, job);
+            return self.out.write_all(&tagged);
+        }
+        c.write_to(&mut self.out)
+    }
+
+    fn tagged(&self, bytes: &[u8], job: &[Vec<u8>]) -> Vec<u8> {
+        if !self.style.tag {
+            return bytes.to_vec();
+        }
+        let mut tag = job.join(&b' ');
+        tag.push(b'\t');
+        let mut out = Vec::with_capacity(bytes.len() + tag.len() * 4);
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(&tag);
+            out.extend_from_slice(line);
+        }
+        out
+    }
+
+    fn json_line(&mut self, v: &Value) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, v)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn report(&mut self, message: &str) {
+        let _ = self.out.flush();
+        eprintln!("weft: {message}");
+    }
+
+    /// Flushes and returns the exit status: the number of failed jobs, at most 101.
+    pub(crate) fn finish(mut self) -> i32 {
+        if self.out.flush().is_err() {
+            return self.broken_pipe();
+        }
+        self.failed.min(101) as i32
+    }
+
+    /// stdout was closed under us (`| head`): stop quietly.
+    pub(crate) fn broken_pipe(&self) -> i32 {
+        141
+    }
+}
+
+fn record<T>(outcome: &Outcome<T>, job: &[Vec<u8>]) -> Value {
+    let start = outcome
+        .started
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    json!({
+        "seq": outcome.seq,
+        "args": job.iter().map(|a| super::lossy(a)).collect::<Vec<_>>(),
+        "worker": outcome.worker,
+        "pid": outcome.pid,
+        "attempt": outcome.attempt,
+        "start": start,
+        "runtime": outcome.runtime.as_secs_f64(),
+    })
+}
+
+fn text(c: &Captured) -> Value {
+    Value::String(String::from_utf8_lossy(&c.clone().into_bytes()).into_owned())
+}
+
+fn status_word<T>(status: &Status<T>, ok: bool) -> &'static str {
+    match status {
+        Status::Ok(_) if ok => "ok",
+        Status::Ok(_) => "failed",
+        other => other.kind(),
+    }
+}
+
+fn error<T>(status: &Status<T>) -> Value {
+    match status {
+        Status::Ok(_) => Value::Null,
+        other => Value::String(other.to_string()),
+    }
+}

@@ -1,0 +1,255 @@
+//! `exec`: one shell command per job, the job type behind the command line's commands.
+//!
+//! The command's stdout and stderr go straight into temp files, not pipes: a job that writes
+//! gigabytes never blocks on a full pipe or sits in memory, and outputs of parallel jobs never
+//! interleave. Small outputs are read back into the outcome; large ones stay in their file
+//! for the printer to stream and remove.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys;
+use crate::task::{Backend, Context, Failure, Task};
+
+/// Stands for `{%}` (the worker's slot) in a command line until the worker running it fills
+/// it in; a command line cannot otherwise hold a NUL.
+pub(crate) const SLOT_MARK: &[u8] = b"\0%\0";
+
+/// Puts `slot` where [`SLOT_MARK`] stands.
+pub(crate) fn fill_slot(line: &[u8], slot: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        if line[i..].starts_with(SLOT_MARK) {
+            out.extend_from_slice(slot);
+            i += SLOT_MARK.len();
+        } else {
+            out.push(line[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Output up to this size is carried in the outcome; larger output stays in its spill file.
+pub const INLINE_LIMIT: u64 = 1 << 20;
+
+/// A shell command to run as one job.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Exec {
+    /// The command line given to the shell, as bytes (any byte but NUL may appear).
+    #[serde(with = "serde_bytes")]
+    pub command: Vec<u8>,
+    /// Capture the output (`true`) or let the command write to this process's stdout and
+    /// stderr directly (`false`, the command line's `-u`).
+    pub capture: bool,
+    /// Signals and waits, in milliseconds, sent to the command's process group when it is
+    /// timed out or cancelled: `(signal, ms to wait before the next)`.
+    pub term_seq: Vec<(i32, u64)>,
+}
+
+/// GNU parallel's default: TERM, 200 ms, TERM, 100 ms, TERM, 50 ms, KILL, 25 ms.
+pub fn default_term_seq() -> Vec<(i32, u64)> {
+    use nix::sys::signal::Signal::{SIGKILL, SIGTERM};
+    vec![
+        (SIGTERM as i32, 200),
+        (SIGTERM as i32, 100),
+        (SIGTERM as i32, 50),
+        (SIGKILL as i32, 25),
+    ]
+}
+
+impl Exec {
+    /// Runs `command` through the shell, capturing its output, with the default kill sequence.
+    pub fn new(command: impl Into<Vec<u8>>) -> Self {
+        Exec {
+            command: command.into(),
+            capture: true,
+            term_seq: default_term_seq(),
+        }
+    }
+}
+
+/// One captured stream: its bytes, or where they were spilled.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Captured {
+    /// The output when it is at most [`INLINE_LIMIT`] bytes.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    /// The file holding a larger output; whoever prints it removes it.
+    pub spill: Option<PathBuf>,
+}
+
+impl Captured {
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.spill.is_none()
+    }
+
+    /// Copies the stream to `out`, removing a spill file afterwards.
+    ///
+    /// # Errors
+    /// Writing to `out` or reading the spill file failed.
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        match &self.spill {
+            None => out.write_all(&self.bytes),
+            Some(path) => {
+                let result =
+                    File::open(path).and_then(|mut f| std::io::copy(&mut f, out).map(drop));
+                let _ = std::fs::remove_file(path);
+                result
+            }
+        }
+    }
+
+    /// The whole stream in memory (reads a spill file, removing it).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self.spill {
+            None => self.bytes,
+            Some(path) => {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                let _ = std::fs::remove_file(&path);
+                bytes
+            }
+        }
+    }
+}
+
+/// How a command ended and what it wrote.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ExecOutput {
+    /// The exit status, if it exited.
+    pub code: Option<i32>,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
+    /// Whether it was stopped by the kill sequence (timeout or cancellation).
+    pub killed: bool,
+    /// Its standard output.
+    pub stdout: Captured,
+    /// Its standard error.
+    pub stderr: Captured,
+}
+
+impl ExecOutput {
+    /// Whether the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl Task for Exec {
+    const NAME: &'static str = "exec";
+    const ABOUT: &'static str = "run a shell command (what weft does with a command line)";
+    const BACKEND: Backend = Backend::Thread;
+    type Output = ExecOutput;
+
+    fn run(self, cx: &Context) -> Result<ExecOutput, Failure> {
+        let shell = std::env::var_os("PARALLEL_SHELL").unwrap_or_else(|| "/bin/sh".into());
+        let line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());
+        let mut cmd = Command::new(&shell);
+        cmd.arg("-c")
+            .arg(OsStr::from_bytes(&line))
+            .stdin(Stdio::null());
+        sys::isolate(&mut cmd);
+        let spills = if self.capture {
+            let (out, out_path) = spill_file("out")?;
+            let (err, err_path) = spill_file("err")?;
+            cmd.stdout(out.try_clone()?).stderr(err.try_clone()?);
+            Some(((out, out_path), (err, err_path)))
+        } else {
+            None
+        };
+        let mut child = cmd.spawn().map_err(|e| {
+            Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
+        })?;
+        // The child holds its own copies of the spill files now.
+        drop(cmd);
+        let pid = child.id();
+        let pidfd = sys::PidFd::open(pid)?;
+        let mut killed = false;
+        loop {
+            if pidfd.wait(Duration::from_millis(10))? {
+                break;
+            }
+            let late = cx.deadline().is_some_and(|d| Instant::now() >= d);
+            if late || cx.is_cancelled() {
+                killed = true;
+                kill_in_order(pid, &pidfd, &self.term_seq);
+                break;
+            }
+        }
+        let status = child.wait()?;
+        let (stdout, stderr) = match spills {
+            Some((out, err)) => (collect(out)?, collect(err)?),
+            None => Default::default(),
+        };
+        let output = ExecOutput {
+            code: status.code(),
+            signal: status.signal(),
+            killed,
+            stdout,
+            stderr,
+        };
+        if killed && cx.deadline().is_some_and(|d| Instant::now() >= d) {
+            let _ = (output.stdout.into_bytes(), output.stderr.into_bytes());
+            return Err(Failure::timed_out());
+        }
+        Ok(output)
+    }
+}
+
+/// Sends the kill sequence to the command's process group until the command is gone.
+fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, seq: &[(i32, u64)]) {
+    for &(signal, wait_ms) in seq {
+        let _ = sys::kill_group(pgid, signal);
+        if pidfd.wait(Duration::from_millis(wait_ms)).unwrap_or(false) {
+            return;
+        }
+    }
+    let _ = sys::kill_group(pgid, nix::sys::signal::Signal::SIGKILL as i32);
+}
+
+/// A new file in the temp directory for one stream of one job.
+fn spill_file(kind: &str) -> std::io::Result<(File, PathBuf)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir();
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("weft-{}-{n}.{kind}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads a small output back and removes its file; keeps a large one where it is.
+fn collect((mut file, path): (File, PathBuf)) -> std::io::Result<Captured> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if len > INLINE_LIMIT {
+        return Ok(Captured {
+            bytes: Vec::new(),
+            spill: Some(path),
+        });
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut bytes)?;
+    std::fs::remove_file(&path)?;
+    Ok(Captured { bytes, spill: None })
+}
