@@ -40,6 +40,26 @@ pub(crate) enum Event {
     Exited(Key, Crash),
     /// A replacement process worker finished (or failed) its handshake.
     Started(Key, Box<Result<process::Link, Error>>),
+    /// Input arrived for a source that had none ready.
+    Input,
+}
+
+/// What a run's source has next.
+pub(crate) enum Pull {
+    /// A job's input, or why it could not be made.
+    Ready(Result<AnyBox, String>),
+    /// Nothing yet; an [`Event::Input`] will say when there is.
+    Wait,
+}
+
+/// Lets an input thread wake the engine when a job is ready.
+#[derive(Clone)]
+pub(crate) struct Waker(Sender<Event>);
+
+impl Waker {
+    pub(crate) fn wake(&self) {
+        let _ = self.0.send(Event::Input);
+    }
 }
 
 /// An input or output as the engine holds it: moved for threads, encoded for processes.
@@ -141,7 +161,7 @@ struct Queued {
 /// The run in progress: where inputs come from and where outcomes go.
 pub(crate) struct Run<'a> {
     pub(crate) entry: Entry,
-    pub(crate) source: Box<dyn Iterator<Item = Result<AnyBox, String>> + 'a>,
+    pub(crate) source: Box<dyn Iterator<Item = Pull> + 'a>,
     next_seq: u64,
     exhausted: bool,
     reorder: Option<Reorder<Outcome<Value>>>,
@@ -150,7 +170,7 @@ pub(crate) struct Run<'a> {
 impl<'a> Run<'a> {
     pub(crate) fn new(
         entry: Entry,
-        source: Box<dyn Iterator<Item = Result<AnyBox, String>> + 'a>,
+        source: Box<dyn Iterator<Item = Pull> + 'a>,
         keep_order: bool,
     ) -> Self {
         Run {
@@ -307,6 +327,10 @@ impl Engine {
         self.ready.clear();
     }
 
+    pub(crate) fn waker(&self) -> Waker {
+        Waker(self.tx.clone())
+    }
+
     pub(crate) fn error(&self) -> Option<&Error> {
         self.error.as_ref()
     }
@@ -405,7 +429,8 @@ impl Engine {
                         jobs.push(q);
                     } else if !run.exhausted && held < hold_limit {
                         match run.source.next() {
-                            Some(Ok(input)) => {
+                            Some(Pull::Wait) => break,
+                            Some(Pull::Ready(Ok(input))) => {
                                 jobs.push(Queued {
                                     seq: run.next_seq,
                                     attempt: 1,
@@ -413,7 +438,7 @@ impl Engine {
                                 });
                                 run.next_seq += 1;
                             }
-                            Some(Err(e)) => {
+                            Some(Pull::Ready(Err(e))) => {
                                 let outcome = unstarted(
                                     run.next_seq,
                                     1,
@@ -567,6 +592,7 @@ impl Engine {
                 }
             }
             Event::Exited(key, crash) => self.died(key, crash, run),
+            Event::Input => {}
             Event::Started(key, result) => {
                 let slot = &mut self.slots[key.0];
                 if slot.generation != key.1 || !matches!(slot.state, SlotState::Starting) {
@@ -759,7 +785,8 @@ impl Engine {
         outcomes.extend(self.flights.drain().map(|(_, f)| skipped(f.seq, f.attempt)));
         while !run.exhausted {
             match run.source.next() {
-                Some(_) => {
+                Some(Pull::Wait) => std::thread::sleep(Duration::from_millis(1)),
+                Some(Pull::Ready(_)) => {
                     outcomes.push(skipped(run.next_seq, 1));
                     run.next_seq += 1;
                 }

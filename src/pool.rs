@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::{Config, Engine, Run, Value};
+use crate::engine::{Config, Engine, Pull, Run, Value, Waker};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::{Outcome, Status};
 use crate::registry::{AnyBox, Entry, Registry};
@@ -142,7 +142,9 @@ impl Pool {
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
     {
-        let source = tasks.into_iter().map(|t| Ok(Box::new(t) as AnyBox));
+        let source = tasks
+            .into_iter()
+            .map(|t| Pull::Ready(Ok(Box::new(t) as AnyBox)));
         let engine = self.engine.get_mut();
         engine.pump();
         let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
@@ -153,15 +155,19 @@ impl Pool {
         }
     }
 
-    /// Like [`map`](Self::map), but an input may already have failed: an `Err(message)` becomes
-    /// a job that fails with that message without reaching a worker.
-    pub(crate) fn map_checked<'a, T, I>(&'a mut self, tasks: I) -> Results<'a, T>
+    /// Like [`map`](Self::map), but an input may already have failed (`Some(Err(message))`
+    /// becomes a job that fails with that message without reaching a worker) or not be ready
+    /// yet (`None`: the source is asked again after a [`Waker::wake`]).
+    pub(crate) fn map_pending<'a, T, I>(&'a mut self, tasks: I) -> Results<'a, T>
     where
         T: Task,
-        I: IntoIterator<Item = Result<T, String>>,
+        I: IntoIterator<Item = Option<Result<T, String>>>,
         I::IntoIter: 'a,
     {
-        let source = tasks.into_iter().map(|t| t.map(|t| Box::new(t) as AnyBox));
+        let source = tasks.into_iter().map(|t| match t {
+            Some(t) => Pull::Ready(t.map(|t| Box::new(t) as AnyBox)),
+            None => Pull::Wait,
+        });
         let engine = self.engine.get_mut();
         engine.pump();
         let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
@@ -173,7 +179,8 @@ impl Pool {
     }
 
     /// Runs the registered task `name` over JSON inputs, yielding JSON outputs: the engine
-    /// under the `weft` command line, for tasks known only by name.
+    /// under the `weft` command line, for tasks known only by name. An input of `None` means
+    /// "not ready yet": the source is asked again after the pool's waker is woken.
     ///
     /// # Errors
     /// If `registry` has no task `name`.
@@ -184,7 +191,7 @@ impl Pool {
         inputs: I,
     ) -> Result<JsonResults<'a>, Error>
     where
-        I: IntoIterator<Item = serde_json::Value>,
+        I: IntoIterator<Item = Option<serde_json::Value>>,
         I::IntoIter: 'a,
     {
         let entry = *registry.entry(name).ok_or_else(|| {
@@ -193,7 +200,10 @@ impl Pool {
                 format!("no task named {name:?}: see `weft tasks`"),
             )
         })?;
-        let source = inputs.into_iter().map(move |v| (entry.from_json)(v));
+        let source = inputs.into_iter().map(move |v| match v {
+            Some(v) => Pull::Ready((entry.from_json)(v)),
+            None => Pull::Wait,
+        });
         let engine = self.engine.get_mut();
         engine.pump();
         let run = Run::new(entry, Box::new(source), engine.cfg.keep_order);
@@ -201,6 +211,11 @@ impl Pool {
             engine,
             run: Some(run),
         })
+    }
+
+    /// Wakes the pool when a source that said "not ready yet" has input.
+    pub(crate) fn waker(&self) -> Waker {
+        self.engine.borrow().waker()
     }
 
     /// How many workers are running now.

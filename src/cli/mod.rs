@@ -254,22 +254,21 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
         Some(t) => return Err(format!("--timeout {t}: give a positive number of seconds")),
     };
-    let mut jobs = input::jobs(&sources, split).map_err(|e| e.to_string())?;
-    if let Some(n) = args.max_args {
-        if n == 0 {
-            return Err("-n 0: give at least 1".into());
-        }
-        if sources.len() > 1 {
-            return Err("-n works with one input source".into());
-        }
-        jobs = Box::new(pack(jobs, n));
+    if args.max_args == Some(0) {
+        return Err("-n 0: give at least 1".into());
     }
-    if let Some(sep) = args.colsep.clone() {
-        if sep.is_empty() {
-            return Err("--colsep needs a separator".into());
-        }
-        jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, sep.as_bytes()))));
+    if args.max_args.is_some() && sources.len() > 1 {
+        return Err("-n works with one input source".into());
     }
+    if args.colsep.as_deref() == Some("") {
+        return Err("--colsep needs a separator".into());
+    }
+    let shape = Shape {
+        sources,
+        split,
+        max_args: args.max_args,
+        colsep: args.colsep.clone(),
+    };
     let style = Style {
         tag: args.tag,
         jsonl: args.jsonl,
@@ -289,14 +288,18 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             .map_err(|e| error_chain(&e))?;
         let seen = Rc::new(RefCell::new(HashMap::new()));
         let json = args.json;
+        let feed = Feed::start(shape, pool.waker());
+        let failed_input = feed.error.clone();
         let inputs = {
             let seen = seen.clone();
             let mut seq = 0u64;
-            jobs.map_while(Result::ok).map(move |job| {
-                seq += 1;
-                let value = task_input(&job, json);
-                seen.borrow_mut().insert(seq, job);
-                value
+            feed.map(move |job| {
+                job.map(|job| {
+                    seq += 1;
+                    let value = task_input(&job, json);
+                    seen.borrow_mut().insert(seq, job);
+                    value
+                })
             })
         };
         let mut printer = Printer::new(style, name.clone());
@@ -309,7 +312,11 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
                 return Ok(printer.broken_pipe());
             }
         }
-        return Ok(printer.finish());
+        let code = printer.finish();
+        return match failed_input.take() {
+            Some(e) => Err(e),
+            None => Ok(code),
+        };
     }
 
     let replace = args.replace.clone().unwrap_or_else(|| "{}".into());
@@ -317,7 +324,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     let template = Template::parse(&words, replace.as_bytes());
     if args.dry_run {
         let mut out = io::stdout().lock();
-        for (i, job) in jobs.enumerate() {
+        for (i, job) in shape.open().map_err(|e| e.to_string())?.enumerate() {
             let job = job.map_err(|e| e.to_string())?;
             let seq = i as u64 + 1;
             let slot = ((seq - 1) % workers as u64 + 1).to_string();
@@ -340,17 +347,13 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     let capture = !args.ungroup;
     let seen = Rc::new(RefCell::new(HashMap::new()));
     let warned = std::cell::Cell::new(false);
+    let feed = Feed::start(shape, pool.waker());
+    let failed_input = feed.error.clone();
     let tasks = {
         let seen = seen.clone();
         let mut seq = 0u64;
-        jobs.map_while(move |j| match j {
-            Ok(j) => Some(j),
-            Err(e) => {
-                eprintln!("weft: {e}");
-                None
-            }
-        })
-        .map(move |job| {
+        feed.map(move |job| {
+            let job = job?;
             seq += 1;
             let line = command_line(&template, &job, seq);
             seen.borrow_mut().insert(seq, (job.clone(), line.clone()));
@@ -358,23 +361,112 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
                 if !warned.replace(true) {
                     eprintln!("weft: warning: an input record holds a NUL byte, which no command can receive: use -0 for NUL-separated input");
                 }
-                return Err("the record holds a NUL byte".to_string());
+                return Some(Err("the record holds a NUL byte".to_string()));
             }
-            Ok(Exec {
+            Some(Ok(Exec {
                 command: line,
                 capture,
                 term_seq: default_term_seq(),
-            })
+            }))
         })
     };
     let mut printer = Printer::new(style, "exec".into());
-    for outcome in pool.map_checked(tasks) {
+    for outcome in pool.map_pending(tasks) {
         let (job, line) = seen.borrow_mut().remove(&outcome.seq).unwrap_or_default();
         if printer.command(outcome, &job, &line).is_err() {
             return Ok(printer.broken_pipe());
         }
     }
-    Ok(printer.finish())
+    let code = printer.finish();
+    match failed_input.take() {
+        Some(e) => Err(e),
+        None => Ok(code),
+    }
+}
+
+/// Everything that decides what the jobs are.
+#[derive(Clone)]
+struct Shape {
+    sources: Vec<Source>,
+    split: Split,
+    max_args: Option<usize>,
+    colsep: Option<String>,
+}
+
+impl Shape {
+    fn open(&self) -> io::Result<input::Jobs> {
+        let mut jobs = input::jobs(&self.sources, self.split)?;
+        if let Some(n) = self.max_args {
+            jobs = Box::new(pack(jobs, n));
+        }
+        if let Some(sep) = self.colsep.clone() {
+            jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, sep.as_bytes()))));
+        }
+        Ok(jobs)
+    }
+}
+
+/// Jobs read on a thread of their own, so that waiting for input (a slow pipe) never stops
+/// the pool from collecting results or timing jobs out. The queue between is bounded.
+struct Feed {
+    rx: crossbeam_channel::Receiver<io::Result<Vec<Vec<u8>>>>,
+    error: Rc<std::cell::Cell<Option<String>>>,
+}
+
+impl Feed {
+    fn start(shape: Shape, waker: crate::engine::Waker) -> Feed {
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        std::thread::Builder::new()
+            .name("weft-input".into())
+            .spawn(move || {
+                let jobs = match shape.open() {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        waker.wake();
+                        return;
+                    }
+                };
+                for job in jobs {
+                    let stop = job.is_err();
+                    let was_empty = tx.is_empty();
+                    if tx.send(job).is_err() {
+                        return;
+                    }
+                    if was_empty {
+                        waker.wake();
+                    }
+                    if stop {
+                        return;
+                    }
+                }
+                drop(tx);
+                waker.wake();
+            })
+            .expect("cannot start the input thread");
+        Feed {
+            rx,
+            error: Rc::new(std::cell::Cell::new(None)),
+        }
+    }
+}
+
+impl Iterator for Feed {
+    /// `Some(None)`: no job ready yet.
+    type Item = Option<Vec<Vec<u8>>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use crossbeam_channel::TryRecvError;
+        match self.rx.try_recv() {
+            Ok(Ok(job)) => Some(Some(job)),
+            Ok(Err(e)) => {
+                self.error.set(Some(e.to_string()));
+                None
+            }
+            Err(TryRecvError::Empty) => Some(None),
+            Err(TryRecvError::Disconnected) => None,
+        }
+    }
 }
 
 fn builder(

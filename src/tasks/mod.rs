@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod exec;
+mod net;
 
 pub use exec::{Captured, Exec, ExecOutput, INLINE_LIMIT, default_term_seq};
+pub use net::{Fetch, Fetched, Sha256Sum};
 
 use crate::registry::Registry;
 use crate::task::{Backend, Context, Failure, Task};
@@ -17,6 +19,8 @@ use crate::task::{Backend, Context, Failure, Task};
 pub fn registry() -> Registry {
     Registry::new()
         .task::<Exec>()
+        .task::<Sha256Sum>()
+        .task::<Fetch>()
         .task::<Sleep>()
         .task::<Sum>()
         .task::<Noop>()
