@@ -47,9 +47,13 @@ impl PoolBuilder {
         self.cfg.backend = backend;
         self
     }
-    /// A job running longer than this is reported [`Status::TimedOut`]: a process worker is
-    /// killed and replaced; a thread's job is cancelled through its context, reported at the
-    /// deadline, and its thread abandoned and replaced.
+    /// A job running longer than this is reported [`Status::TimedOut`].
+    ///
+    /// Every task sees the deadline through [`Context::deadline`](crate::Context::deadline).
+    /// On threads the job is also cancelled through its context, reported at the deadline, and
+    /// its thread abandoned and replaced. In a process the task gets 500 ms past the deadline
+    /// to stop on its own (a command job kills its process group in order), then the worker is
+    /// killed and replaced.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.cfg.timeout = Some(timeout);
         self

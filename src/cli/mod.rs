@@ -3,6 +3,7 @@
 
 mod input;
 mod output;
+mod progress;
 mod template;
 
 use std::cell::RefCell;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::tasks::exec::fill_slot;
-use crate::tasks::{Exec, default_term_seq};
+use crate::tasks::{Exec, Output, default_term_seq};
 use crate::{Backend, Pool, Registry};
 use input::{Origin, Source, Split};
 use output::{Printer, Style};
@@ -79,9 +80,24 @@ struct Args {
     /// Let commands write straight to the terminal, unbuffered and interleaved.
     #[arg(short = 'u', long = "ungroup")]
     ungroup: bool,
+    /// Print output line by line as jobs write it: lines never mix, but jobs interleave.
+    #[arg(long, conflicts_with_all = ["ungroup", "group"])]
+    line_buffer: bool,
     /// Print one JSON object per job on stdout instead of its output.
-    #[arg(long, conflicts_with_all = ["ungroup", "dry_run"])]
+    #[arg(long, conflicts_with_all = ["ungroup", "dry_run", "line_buffer"])]
     jsonl: bool,
+    /// Show a progress bar on stderr (on a terminal, unless --force-progress).
+    #[arg(long)]
+    bar: bool,
+    /// Show done/total, the rate and the estimated time left on stderr.
+    #[arg(long)]
+    eta: bool,
+    /// Show done/total and the rate on stderr.
+    #[arg(long)]
+    progress: bool,
+    /// Show progress even when stderr is not a terminal.
+    #[arg(long)]
+    force_progress: bool,
     /// Print the commands instead of running them.
     #[arg(long)]
     dry_run: bool,
@@ -275,8 +291,8 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     };
 
     if let Some(name) = &args.task {
-        if args.ungroup || args.dry_run {
-            return Err("-u and --dry-run apply to commands, not --task".into());
+        if args.ungroup || args.dry_run || args.line_buffer {
+            return Err("-u, --line-buffer and --dry-run apply to commands, not --task".into());
         }
         let info = registry
             .tasks()
@@ -290,6 +306,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         let json = args.json;
         let feed = Feed::start(shape, pool.waker());
         let failed_input = feed.error.clone();
+        let total = feed.total.clone();
         let inputs = {
             let seen = seen.clone();
             let mut seq = 0u64;
@@ -302,7 +319,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
                 })
             })
         };
-        let mut printer = Printer::new(style, name.clone());
+        let mut printer = Printer::new(style, name.clone(), progress(&args, total.clone()));
         let results = pool
             .map_json(registry, name, inputs)
             .map_err(|e| error_chain(&e))?;
@@ -344,11 +361,12 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         .backend(args.backend.unwrap_or(Backend::Thread))
         .build()
         .map_err(|e| error_chain(&e))?;
-    let capture = !args.ungroup;
+    let (tag, ungroup, line_buffer) = (args.tag, args.ungroup, args.line_buffer);
     let seen = Rc::new(RefCell::new(HashMap::new()));
     let warned = std::cell::Cell::new(false);
     let feed = Feed::start(shape, pool.waker());
     let failed_input = feed.error.clone();
+    let total = feed.total.clone();
     let tasks = {
         let seen = seen.clone();
         let mut seq = 0u64;
@@ -363,14 +381,23 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
                 }
                 return Some(Err("the record holds a NUL byte".to_string()));
             }
+            let output = if ungroup {
+                Output::Inherit
+            } else if line_buffer {
+                Output::Lines {
+                    tag: if tag { tag_of(&job) } else { Vec::new() },
+                }
+            } else {
+                Output::Capture
+            };
             Some(Ok(Exec {
                 command: line,
-                capture,
+                output,
                 term_seq: default_term_seq(),
             }))
         })
     };
-    let mut printer = Printer::new(style, "exec".into());
+    let mut printer = Printer::new(style, "exec".into(), progress(&args, total.clone()));
     for outcome in pool.map_pending(tasks) {
         let (job, line) = seen.borrow_mut().remove(&outcome.seq).unwrap_or_default();
         if printer.command(outcome, &job, &line).is_err() {
@@ -411,6 +438,9 @@ impl Shape {
 struct Feed {
     rx: crossbeam_channel::Receiver<io::Result<Vec<Vec<u8>>>>,
     error: Rc<std::cell::Cell<Option<String>>>,
+    /// How many jobs there are, once the input has ended.
+    total: Rc<std::cell::Cell<Option<u64>>>,
+    count: u64,
 }
 
 impl Feed {
@@ -447,6 +477,8 @@ impl Feed {
         Feed {
             rx,
             error: Rc::new(std::cell::Cell::new(None)),
+            total: Rc::new(std::cell::Cell::new(None)),
+            count: 0,
         }
     }
 }
@@ -458,15 +490,34 @@ impl Iterator for Feed {
     fn next(&mut self) -> Option<Self::Item> {
         use crossbeam_channel::TryRecvError;
         match self.rx.try_recv() {
-            Ok(Ok(job)) => Some(Some(job)),
+            Ok(Ok(job)) => {
+                self.count += 1;
+                Some(Some(job))
+            }
             Ok(Err(e)) => {
                 self.error.set(Some(e.to_string()));
                 None
             }
             Err(TryRecvError::Empty) => Some(None),
-            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.total.set(Some(self.count));
+                None
+            }
         }
     }
+}
+
+fn progress(args: &Args, total: Rc<std::cell::Cell<Option<u64>>>) -> Option<progress::Progress> {
+    let kind = if args.bar {
+        Some(progress::Kind::Bar)
+    } else if args.eta {
+        Some(progress::Kind::Eta)
+    } else if args.progress {
+        Some(progress::Kind::Counts)
+    } else {
+        None
+    };
+    progress::Progress::new(kind, args.force_progress, total)
 }
 
 fn builder(
@@ -493,6 +544,13 @@ fn command_line(template: &Template, job: &[Vec<u8>], seq: u64) -> Vec<u8> {
     } else {
         template.render(job, seq)
     }
+}
+
+/// What `--tag` puts before each line: the arguments, then a TAB.
+pub(crate) fn tag_of(job: &[Vec<u8>]) -> Vec<u8> {
+    let mut tag = job.join(&b' ');
+    tag.push(b'\t');
+    tag
 }
 
 fn task_input(job: &[Vec<u8>], json: bool) -> serde_json::Value {

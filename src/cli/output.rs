@@ -17,15 +17,21 @@ pub(crate) struct Style {
 
 pub(crate) struct Printer {
     style: Style,
+    progress: Option<super::progress::Progress>,
     what: String,
     failed: u64,
     out: io::BufWriter<io::Stdout>,
 }
 
 impl Printer {
-    pub(crate) fn new(style: Style, what: String) -> Self {
+    pub(crate) fn new(
+        style: Style,
+        what: String,
+        progress: Option<super::progress::Progress>,
+    ) -> Self {
         Printer {
             style,
+            progress,
             what,
             failed: 0,
             out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
@@ -40,9 +46,19 @@ impl Printer {
         line: &[u8],
     ) -> io::Result<()> {
         let ok = matches!(&outcome.status, Status::Ok(o) if o.success());
-        if !ok {
-            self.failed += 1;
-        }
+        self.clear_progress();
+        let printed = self.command_body(outcome, ok, job, line);
+        self.count(ok);
+        printed
+    }
+
+    fn command_body(
+        &mut self,
+        outcome: Outcome<ExecOutput>,
+        ok: bool,
+        job: &[Vec<u8>],
+        line: &[u8],
+    ) -> io::Result<()> {
         if self.style.jsonl {
             let (code, signal, stdout, stderr) = match &outcome.status {
                 Status::Ok(o) => (o.code, o.signal, text(&o.stdout), text(&o.stderr)),
@@ -83,9 +99,13 @@ impl Printer {
     /// Prints a task job's outcome: a string output raw, anything else as compact JSON.
     pub(crate) fn task(&mut self, outcome: &Outcome<Value>, job: &[Vec<u8>]) -> io::Result<()> {
         let ok = outcome.is_ok();
-        if !ok {
-            self.failed += 1;
-        }
+        self.clear_progress();
+        let printed = self.task_body(outcome, ok, job);
+        self.count(ok);
+        printed
+    }
+
+    fn task_body(&mut self, outcome: &Outcome<Value>, ok: bool, job: &[Vec<u8>]) -> io::Result<()> {
         if self.style.jsonl {
             let mut v = record(outcome, job);
             v["task"] = Value::String(self.what.clone());
@@ -111,6 +131,24 @@ impl Printer {
             }
         }
         Ok(())
+    }
+
+    /// Erases the status line so that output starts at the left edge.
+    fn clear_progress(&mut self) {
+        if self.progress.is_some() {
+            let _ = io::stderr().write_all(b"\r\x1b[K");
+        }
+    }
+
+    fn count(&mut self, ok: bool) {
+        if !ok {
+            self.failed += 1;
+        }
+        if let Some(p) = &mut self.progress {
+            // The job's output first, then the status line below it.
+            let _ = self.out.flush();
+            p.tick();
+        }
     }
 
     fn lines(&mut self, text: &[u8], job: &[Vec<u8>]) -> io::Result<()> {
@@ -149,8 +187,7 @@ impl Printer {
         if !self.style.tag {
             return bytes.to_vec();
         }
-        let mut tag = job.join(&b' ');
-        tag.push(b'\t');
+        let tag = super::tag_of(job);
         let mut out = Vec::with_capacity(bytes.len() + tag.len() * 4);
         for line in bytes.split_inclusive(|&b| b == b'\n') {
             out.extend_from_slice(&tag);
@@ -171,6 +208,9 @@ impl Printer {
 
     /// Flushes and returns the exit status: the number of failed jobs, at most 101.
     pub(crate) fn finish(mut self) -> i32 {
+        if let Some(p) = &mut self.progress {
+            p.finish();
+        }
         if self.out.flush().is_err() {
             return self.broken_pipe();
         }

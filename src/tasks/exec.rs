@@ -49,12 +49,28 @@ pub struct Exec {
     /// The command line given to the shell, as bytes (any byte but NUL may appear).
     #[serde(with = "serde_bytes")]
     pub command: Vec<u8>,
-    /// Capture the output (`true`) or let the command write to this process's stdout and
-    /// stderr directly (`false`, the command line's `-u`).
-    pub capture: bool,
+    /// Where the command's output goes.
+    pub output: Output,
     /// Signals and waits, in milliseconds, sent to the command's process group when it is
     /// timed out or cancelled: `(signal, ms to wait before the next)`.
     pub term_seq: Vec<(i32, u64)>,
+}
+
+/// Where a command's stdout and stderr go.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Output {
+    /// Captured whole into the outcome (spilled to a file when large): the command line's
+    /// default `--group`.
+    Capture,
+    /// Passed on line by line as they come, each line written whole to this process's stdout
+    /// or stderr, prefixed with `tag` if given: `--line-buffer`.
+    Lines {
+        /// Printed before each line.
+        #[serde(with = "serde_bytes")]
+        tag: Vec<u8>,
+    },
+    /// Inherited: the command writes straight to this process's stdout and stderr (`-u`).
+    Inherit,
 }
 
 /// GNU parallel's default: TERM, 200 ms, TERM, 100 ms, TERM, 50 ms, KILL, 25 ms.
@@ -73,7 +89,7 @@ impl Exec {
     pub fn new(command: impl Into<Vec<u8>>) -> Self {
         Exec {
             command: command.into(),
-            capture: true,
+            output: Output::Capture,
             term_seq: default_term_seq(),
         }
     }
@@ -160,7 +176,7 @@ impl Task for Exec {
             .arg(OsStr::from_bytes(&line))
             .stdin(Stdio::null());
         sys::isolate(&mut cmd);
-        let spills = if self.capture {
+        let spills = if self.output == Output::Capture {
             let (out, out_path) = spill_file("out")?;
             let (err, err_path) = spill_file("err")?;
             cmd.stdout(out.try_clone()?).stderr(err.try_clone()?);
@@ -168,11 +184,22 @@ impl Task for Exec {
         } else {
             None
         };
+        if let Output::Lines { .. } = self.output {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
         let mut child = cmd.spawn().map_err(|e| {
             Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
         })?;
         // The child holds its own copies of the spill files now.
         drop(cmd);
+        let relays = match &self.output {
+            Output::Lines { tag } => {
+                let out = child.stdout.take().map(|p| relay(p, tag.clone(), false));
+                let err = child.stderr.take().map(|p| relay(p, tag.clone(), true));
+                vec![out, err]
+            }
+            _ => Vec::new(),
+        };
         let pid = child.id();
         let pidfd = sys::PidFd::open(pid)?;
         let mut killed = false;
@@ -188,6 +215,9 @@ impl Task for Exec {
             }
         }
         let status = child.wait()?;
+        for r in relays.into_iter().flatten() {
+            let _ = r.join();
+        }
         let (stdout, stderr) = match spills {
             Some((out, err)) => (collect(out)?, collect(err)?),
             None => Default::default(),
@@ -205,6 +235,40 @@ impl Task for Exec {
         }
         Ok(output)
     }
+}
+
+/// Passes a pipe on to this process's stdout or stderr one whole line at a time, so lines of
+/// parallel jobs never mix (one `write` per line; the lock keeps this process's threads apart,
+/// and pipes keep writes up to 4 KiB whole across processes).
+fn relay(
+    pipe: impl Read + Send + 'static,
+    tag: Vec<u8>,
+    stderr: bool,
+) -> std::thread::JoinHandle<()> {
+    use std::io::{BufRead, BufReader, Write};
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    std::thread::spawn(move || {
+        let mut reader = BufReader::with_capacity(1 << 16, pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            line.extend_from_slice(&tag);
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let _guard = LOCK.lock();
+            let written = if stderr {
+                std::io::stderr().lock().write_all(&line)
+            } else {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&line).and_then(|_| out.flush())
+            };
+            if written.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// Sends the kill sequence to the command's process group until the command is gone.

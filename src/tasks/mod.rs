@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) mod exec;
 mod net;
 
-pub use exec::{Captured, Exec, ExecOutput, INLINE_LIMIT, default_term_seq};
+pub use exec::{Captured, Exec, ExecOutput, INLINE_LIMIT, Output, default_term_seq};
 pub use net::{Fetch, Fetched, Sha256Sum};
 
 use crate::registry::Registry;
