@@ -78,6 +78,9 @@ pub(crate) struct Config {
     pub(crate) batch: Option<usize>,
     pub(crate) program: Option<PathBuf>,
     pub(crate) start_timeout: Duration,
+    /// Attempts per job in all: a job that fails, crashes or times out runs again until this
+    /// many have been made.
+    pub(crate) attempts: u32,
 }
 
 /// Batches kept in flight per worker: enough that a worker never waits for the next one.
@@ -148,7 +151,8 @@ struct Slot {
 struct Flight {
     seq: u64,
     attempt: u32,
-    /// Kept for process jobs so that a job can be re-queued; moved into thread jobs.
+    /// Kept for process jobs so that a job can be re-queued; for thread jobs, whose input
+    /// moves, an encoded copy is kept only when another attempt may be needed.
     input: Option<Vec<u8>>,
 }
 
@@ -463,6 +467,7 @@ impl Engine {
 
     fn dispatch(&mut self, i: usize, jobs: Vec<Queued>, run: &mut Run<'_>) {
         let timeout = self.cfg.timeout;
+        let attempts = self.cfg.attempts;
         let entry = run.entry;
         let SlotState::Live(w) = &mut self.slots[i].state else {
             unreachable!("dispatch to a live worker")
@@ -478,16 +483,44 @@ impl Engine {
                 input: None,
             };
             match (&w.link, job.input) {
-                (Link::Thread(_), Value::Local(input)) => local.push(thread::Job {
-                    ticket,
-                    seq: job.seq,
-                    attempt: job.attempt,
-                    input,
-                    entry,
-                    timeout,
-                }),
-                (Link::Thread(_), Value::Encoded(_)) => {
-                    unreachable!("thread jobs are never encoded")
+                (Link::Thread(_), input) => {
+                    let input = match input {
+                        Value::Local(v) => {
+                            if job.attempt < attempts {
+                                flight.input = (entry.encode_input)(&v).ok();
+                            }
+                            v
+                        }
+                        Value::Encoded(bytes) => {
+                            let decoded = (entry.decode_input)(&bytes);
+                            if job.attempt < attempts {
+                                flight.input = Some(bytes);
+                            }
+                            match decoded {
+                                Ok(v) => v,
+                                Err(e) => {
+                                    let outcome = unstarted(
+                                        job.seq,
+                                        job.attempt,
+                                        Status::Failed(format!(
+                                            "cannot decode {} input: {e}",
+                                            entry.name
+                                        )),
+                                    );
+                                    Self::emit(&mut self.ready, run, outcome);
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    local.push(thread::Job {
+                        ticket,
+                        seq: job.seq,
+                        attempt: job.attempt,
+                        input,
+                        entry,
+                        timeout,
+                    })
                 }
                 (Link::Process(_), input) => {
                     let bytes = match input {
@@ -680,6 +713,23 @@ impl Engine {
             started: Some(self.wall(started_ns)),
             runtime: Duration::from_nanos(runtime_ns),
         };
+        self.settle(run, outcome, flight.input);
+    }
+
+    /// Reports a finished attempt, or queues the next attempt of a job that did not succeed
+    /// (at the front, so that input order is not held up behind it).
+    fn settle(&mut self, run: &mut Run<'_>, outcome: Outcome<Value>, input: Option<Vec<u8>>) {
+        if outcome.attempt < self.cfg.attempts
+            && !succeeded(run.entry, &outcome.status)
+            && let Some(input) = input
+        {
+            self.queue.push_front(Queued {
+                seq: outcome.seq,
+                attempt: outcome.attempt + 1,
+                input: Value::Encoded(input),
+            });
+            return;
+        }
         Self::emit(&mut self.ready, run, outcome);
     }
 
@@ -699,6 +749,7 @@ impl Engine {
         let (started, started_ns) = w.slot_read();
         let now = sys::now_ns();
         let mut requeue = Vec::new();
+        let mut crashed = None;
         for (i, ticket) in w.order.iter().enumerate() {
             let Some(flight) = self.flights.remove(ticket) else {
                 continue;
@@ -714,7 +765,7 @@ impl Engine {
                     started: Some(self.wall(started_ns)),
                     runtime: Duration::from_nanos(now.saturating_sub(started_ns)),
                 };
-                Self::emit(&mut self.ready, run, outcome);
+                crashed = Some((outcome, flight.input));
             } else {
                 // Never started, or finished with its result unsent: run it again.
                 requeue.push(Queued {
@@ -726,6 +777,9 @@ impl Engine {
         }
         for q in requeue.into_iter().rev() {
             self.queue.push_front(q);
+        }
+        if let Some((outcome, input)) = crashed {
+            self.settle(run, outcome, input);
         }
         self.respawn(key.0);
     }
@@ -808,6 +862,7 @@ impl Engine {
         let now = sys::now_ns();
         let epoch = self.epoch;
         let mut abandon = Vec::new();
+        let mut timed_out = Vec::new();
         for i in 0..self.slots.len() {
             let SlotState::Live(w) = &mut self.slots[i].state else {
                 continue;
@@ -839,7 +894,7 @@ impl Engine {
                 started: Some(wall(epoch, started_ns)),
                 runtime: Duration::from_nanos(now.saturating_sub(started_ns)),
             };
-            Self::emit(&mut self.ready, run, outcome);
+            timed_out.push((outcome, flight.input));
             match &mut w.link {
                 Link::Process(link) => {
                     w.dying = true;
@@ -847,6 +902,9 @@ impl Engine {
                 }
                 Link::Thread(_) => abandon.push(i),
             }
+        }
+        for (outcome, input) in timed_out {
+            self.settle(run, outcome, input);
         }
         for i in abandon {
             self.abandon(i, run);
@@ -976,6 +1034,17 @@ fn unstarted(seq: u64, attempt: u32, status: Status<Value>) -> Outcome<Value> {
         pid: 0,
         started: None,
         runtime: Duration::ZERO,
+    }
+}
+
+/// Whether a finished attempt succeeded: an output the task counts as a success.
+fn succeeded(entry: Entry, status: &Status<Value>) -> bool {
+    match status {
+        Status::Ok(Value::Local(out)) => (entry.succeeded)(out),
+        Status::Ok(Value::Encoded(bytes)) => {
+            (entry.decode_output)(bytes).is_ok_and(|out| (entry.succeeded)(&out))
+        }
+        _ => false,
     }
 }
 

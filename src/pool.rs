@@ -68,6 +68,15 @@ impl PoolBuilder {
         self.cfg.batch = Some(jobs);
         self
     }
+    /// How many attempts each job gets in all (default 1: no retry). A job that fails,
+    /// panics, times out or crashes its worker runs again (a crashed job on another worker)
+    /// until it succeeds or has had this many; only its last attempt is reported, with
+    /// [`Outcome::attempt`] saying which it was. A task decides what counts as success with
+    /// [`Task::succeeded`].
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.cfg.attempts = attempts.max(1);
+        self
+    }
     /// The registry whose initializer each worker runs (tasks themselves need no
     /// registration for threads; process workers use the registry given to [`init`](crate::init)).
     pub fn registry(mut self, registry: Registry) -> Self {
@@ -128,6 +137,7 @@ impl Pool {
                 batch: None,
                 program: None,
                 start_timeout: Duration::from_secs(10),
+                attempts: 1,
             },
             registry: Registry::new(),
         }

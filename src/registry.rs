@@ -27,6 +27,9 @@ pub(crate) struct Entry {
     /// Decodes a bincode input, runs it, encodes the output (the worker-process path).
     pub(crate) run_bytes: fn(&[u8], &Context) -> Result<Vec<u8>, Failure>,
     pub(crate) encode_input: fn(&AnyBox) -> Result<Vec<u8>, String>,
+    pub(crate) decode_input: fn(&[u8]) -> Result<AnyBox, String>,
+    /// [`Task::succeeded`] of an output.
+    pub(crate) succeeded: fn(&AnyBox) -> bool,
     pub(crate) decode_output: fn(&[u8]) -> Result<AnyBox, String>,
     pub(crate) from_json: fn(serde_json::Value) -> Result<AnyBox, String>,
     pub(crate) to_json: fn(&AnyBox) -> serde_json::Value,
@@ -54,6 +57,13 @@ impl Entry {
                     .downcast_ref::<T>()
                     .expect("input of the entry's type");
                 wire::encode(task)
+            },
+            decode_input: |bytes| Ok(Box::new(wire::decode::<T>(bytes)?)),
+            succeeded: |out| {
+                T::succeeded(
+                    out.downcast_ref::<T::Output>()
+                        .expect("output of the entry's type"),
+                )
             },
             decode_output: |bytes| Ok(Box::new(wire::decode::<T::Output>(bytes)?)),
             from_json: |value| {

@@ -78,6 +78,12 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
     type Output: Serialize + DeserializeOwned + Send + 'static;
     /// Runs the task. An `Err` is reported as a failed job; the pool goes on.
     fn run(self, cx: &Context) -> Result<Self::Output, Failure>;
+    /// Whether an output counts as a success when deciding on another attempt
+    /// ([`PoolBuilder::attempts`](crate::PoolBuilder::attempts)). Every output does unless the
+    /// task says otherwise: a command that exited non-zero returns an output, yet failed.
+    fn succeeded(_output: &Self::Output) -> bool {
+        true
+    }
 }
 
 /// A task's own error: the job is reported as failed with this message.

@@ -25,13 +25,20 @@ fn scratch(name: &str) -> std::path::PathBuf {
 fn sha256_prints_exactly_what_sha256sum_prints() {
     let dir = scratch("sha");
     let mut names = Vec::new();
-    for (i, size) in [0usize, 1, 55, 64, 1000, 70_000, 300_000].into_iter().enumerate() {
+    for (i, size) in [0usize, 1, 55, 64, 1000, 70_000, 300_000]
+        .into_iter()
+        .enumerate()
+    {
         let name = format!("file {i}.bin");
         let bytes: Vec<u8> = (0..size).map(|k| (k * 31 + i) as u8).collect();
         std::fs::write(dir.join(&name), bytes).unwrap();
         names.push(name);
     }
-    let expected = Std::new("sha256sum").args(&names).current_dir(&dir).output().unwrap();
+    let expected = Std::new("sha256sum")
+        .args(&names)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     assert!(expected.status.success());
     for backend in BACKENDS {
         weft()
@@ -80,7 +87,10 @@ fn server() -> String {
                         line.clear();
                     }
                     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    let (status, body) = match path.strip_prefix("/ok/").and_then(|n| n.parse::<usize>().ok()) {
+                    let (status, body) = match path
+                        .strip_prefix("/ok/")
+                        .and_then(|n| n.parse::<usize>().ok())
+                    {
                         Some(n) => ("200 OK", vec![b'w'; n]),
                         None => ("404 Not Found", b"missing".to_vec()),
                     };
@@ -88,7 +98,11 @@ fn server() -> String {
                         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
                         body.len()
                     );
-                    if stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(&body)).is_err() {
+                    if stream
+                        .write_all(head.as_bytes())
+                        .and_then(|_| stream.write_all(&body))
+                        .is_err()
+                    {
                         return;
                     }
                     let _ = reader.get_mut().read(&mut []);
@@ -157,7 +171,11 @@ fn fetch_runs_many_urls_on_threads() {
     let mut sizes: Vec<u64> = String::from_utf8(out)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["bytes"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["bytes"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     sizes.sort();
     assert_eq!(sizes, (0..300).collect::<Vec<u64>>());

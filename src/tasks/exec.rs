@@ -168,6 +168,10 @@ impl Task for Exec {
     const BACKEND: Backend = Backend::Thread;
     type Output = ExecOutput;
 
+    fn succeeded(output: &ExecOutput) -> bool {
+        output.success()
+    }
+
     fn run(self, cx: &Context) -> Result<ExecOutput, Failure> {
         let shell = std::env::var_os("PARALLEL_SHELL").unwrap_or_else(|| "/bin/sh".into());
         let line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());

@@ -225,6 +225,11 @@ pub enum Fault {
     Segv,
     /// Sleeps for an hour without looking at its cancel token.
     Hang,
+    /// Aborts its worker on every attempt before this one, then succeeds
+    /// (`{"abortuntil": 3}` on the command line): a job that needs retries.
+    AbortUntil(u32),
+    /// Fails on every attempt before this one, then succeeds (`{"failuntil": 3}`).
+    FailUntil(u32),
 }
 
 impl Task for Fault {
@@ -232,9 +237,14 @@ impl Task for Fault {
     const ABOUT: &'static str = "misbehave on purpose: ok|fail|panic|abort|exit|segv|hang";
     const BACKEND: Backend = Backend::Process;
     type Output = u32;
-    fn run(self, _cx: &Context) -> Result<u32, Failure> {
+    fn run(self, cx: &Context) -> Result<u32, Failure> {
         match self {
             Fault::Ok => Ok(std::process::id()),
+            Fault::AbortUntil(n) if cx.attempt() < n => std::process::abort(),
+            Fault::FailUntil(n) if cx.attempt() < n => {
+                Err(Failure::new(format!("failed on attempt {}", cx.attempt())))
+            }
+            Fault::AbortUntil(_) | Fault::FailUntil(_) => Ok(std::process::id()),
             Fault::Fail => Err(Failure::new("failed on purpose")),
             Fault::Panic => panic!("panicked on purpose"),
             Fault::Abort => std::process::abort(),
