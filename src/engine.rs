@@ -42,12 +42,17 @@ pub(crate) enum Event {
     Started(Key, Box<Result<process::Link, Error>>),
     /// Input arrived for a source that had none ready.
     Input,
+    /// The run is to end now: the results iterator stops after what is already finished.
+    Interrupt,
 }
 
 /// What a run's source has next.
 pub(crate) enum Pull {
     /// A job's input, or why it could not be made.
     Ready(Result<AnyBox, String>),
+    /// A job that is not to run (done in an earlier run): it is reported skipped, for this
+    /// reason, without reaching a worker.
+    Skip(String),
     /// Nothing yet; an [`Event::Input`] will say when there is.
     Wait,
 }
@@ -59,6 +64,12 @@ pub(crate) struct Waker(Sender<Event>);
 impl Waker {
     pub(crate) fn wake(&self) {
         let _ = self.0.send(Event::Input);
+    }
+
+    /// Ends the run in progress: outcomes already finished are still yielded, then the
+    /// iterator ends and dropping it cancels what is running.
+    pub(crate) fn interrupt(&self) {
+        let _ = self.0.send(Event::Interrupt);
     }
 }
 
@@ -202,6 +213,7 @@ pub(crate) struct Engine {
     avg_ns: Option<f64>,
     epoch: (SystemTime, u64),
     error: Option<Error>,
+    interrupted: bool,
 }
 
 impl Engine {
@@ -236,6 +248,7 @@ impl Engine {
             avg_ns: None,
             epoch: (SystemTime::now(), sys::now_ns()),
             error: None,
+            interrupted: false,
             cfg,
         };
         match engine.cfg.backend {
@@ -329,6 +342,7 @@ impl Engine {
         }
         self.restart_waiting();
         self.ready.clear();
+        self.interrupted = false;
     }
 
     pub(crate) fn waker(&self) -> Waker {
@@ -344,6 +358,9 @@ impl Engine {
         loop {
             if let Some(o) = self.ready.pop_front() {
                 return Some(o);
+            }
+            if self.interrupted {
+                return None;
             }
             self.fill(run);
             if self.ready.is_empty()
@@ -448,6 +465,11 @@ impl Engine {
                                     1,
                                     Status::Failed(format!("bad input: {e}")),
                                 );
+                                run.next_seq += 1;
+                                Self::emit(&mut self.ready, run, outcome);
+                            }
+                            Some(Pull::Skip(why)) => {
+                                let outcome = unstarted(run.next_seq, 1, Status::Skipped(why));
                                 run.next_seq += 1;
                                 Self::emit(&mut self.ready, run, outcome);
                             }
@@ -626,6 +648,7 @@ impl Engine {
             }
             Event::Exited(key, crash) => self.died(key, crash, run),
             Event::Input => {}
+            Event::Interrupt => self.interrupted = true,
             Event::Started(key, result) => {
                 let slot = &mut self.slots[key.0];
                 if slot.generation != key.1 || !matches!(slot.state, SlotState::Starting) {
@@ -840,7 +863,7 @@ impl Engine {
         while !run.exhausted {
             match run.source.next() {
                 Some(Pull::Wait) => std::thread::sleep(Duration::from_millis(1)),
-                Some(Pull::Ready(_)) => {
+                Some(Pull::Ready(_) | Pull::Skip(_)) => {
                     outcomes.push(skipped(run.next_seq, 1));
                     run.next_seq += 1;
                 }

@@ -169,19 +169,17 @@ impl Pool {
         }
     }
 
-    /// Like [`map`](Self::map), but an input may already have failed (`Some(Err(message))`
-    /// becomes a job that fails with that message without reaching a worker) or not be ready
-    /// yet (`None`: the source is asked again after a [`Waker::wake`]).
+    /// Like [`map`](Self::map), over a source whose inputs may have failed, be skipped or not
+    /// be ready yet (see [`Pending`]).
     pub(crate) fn map_pending<'a, T, I>(&'a mut self, tasks: I) -> Results<'a, T>
     where
         T: Task,
-        I: IntoIterator<Item = Option<Result<T, String>>>,
+        I: IntoIterator<Item = Pending<T>>,
         I::IntoIter: 'a,
     {
-        let source = tasks.into_iter().map(|t| match t {
-            Some(t) => Pull::Ready(t.map(|t| Box::new(t) as AnyBox)),
-            None => Pull::Wait,
-        });
+        let source = tasks
+            .into_iter()
+            .map(|t| t.pull(|t| Ok(Box::new(t) as AnyBox)));
         let engine = self.engine.get_mut();
         engine.pump();
         let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
@@ -208,16 +206,31 @@ impl Pool {
         I: IntoIterator<Item = Option<serde_json::Value>>,
         I::IntoIter: 'a,
     {
+        let inputs = inputs.into_iter().map(|v| match v {
+            Some(v) => Pending::Ready(v),
+            None => Pending::Wait,
+        });
+        self.map_json_pending(registry, name, inputs)
+    }
+
+    /// [`map_json`](Self::map_json) over a source of [`Pending`] inputs.
+    pub(crate) fn map_json_pending<'a, I>(
+        &'a mut self,
+        registry: &Registry,
+        name: &str,
+        inputs: I,
+    ) -> Result<JsonResults<'a>, Error>
+    where
+        I: IntoIterator<Item = Pending<serde_json::Value>>,
+        I::IntoIter: 'a,
+    {
         let entry = *registry.entry(name).ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
                 format!("no task named {name:?}: see `weft tasks`"),
             )
         })?;
-        let source = inputs.into_iter().map(move |v| match v {
-            Some(v) => Pull::Ready((entry.from_json)(v)),
-            None => Pull::Wait,
-        });
+        let source = inputs.into_iter().map(move |v| v.pull(entry.from_json));
         let engine = self.engine.get_mut();
         engine.pump();
         let run = Run::new(entry, Box::new(source), engine.cfg.keep_order);
@@ -249,6 +262,29 @@ impl Pool {
     /// Why workers stopped being replaced, if they did: the last start failure.
     pub fn error(&self) -> Option<String> {
         self.engine.borrow().error().map(|e| e.to_string())
+    }
+}
+
+/// What a source of the command line has next.
+pub(crate) enum Pending<T> {
+    /// A job's input.
+    Ready(T),
+    /// An input that could not be made: the job fails with this message.
+    Bad(String),
+    /// A job not to run (done in an earlier run): reported skipped with this reason.
+    Skip(String),
+    /// Nothing yet: the source is asked again after the pool's waker is woken.
+    Wait,
+}
+
+impl<T> Pending<T> {
+    fn pull(self, make: impl FnOnce(T) -> Result<AnyBox, String>) -> Pull {
+        match self {
+            Pending::Ready(t) => Pull::Ready(make(t)),
+            Pending::Bad(e) => Pull::Ready(Err(e)),
+            Pending::Skip(why) => Pull::Skip(why),
+            Pending::Wait => Pull::Wait,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The `weft` command line: GNU parallel's vocabulary over commands and registered tasks. The
 //! only module that prints.
 
+mod control;
 mod input;
+mod joblog;
 mod output;
 mod progress;
 mod template;
@@ -13,13 +15,16 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
+use crate::pool::Pending;
+use crate::process::watchdog::Watchdog;
 use crate::tasks::exec::fill_slot;
 use crate::tasks::{Exec, Output, default_term_seq};
-use crate::{Backend, Pool, Registry};
+use crate::{Backend, Crash, Pool, Registry, Status};
 use input::{Origin, Source, Split};
 use output::{Printer, Style};
 use template::Template;
@@ -104,6 +109,25 @@ struct Args {
     /// Stop a job after SECONDS (fractions allowed); commands get the kill sequence.
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
+    /// Signals and waits (ms) sent to a job's process group to stop it
+    /// [default: TERM,200,TERM,100,TERM,50,KILL,25].
+    #[arg(long, value_name = "SEQ")]
+    term_seq: Option<String>,
+    /// Give each job N attempts in all: a failed, timed-out or crashed job runs again.
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
+    /// Log each finished job to FILE (+FILE appends): GNU parallel's 9 TAB-separated columns.
+    #[arg(long, value_name = "FILE")]
+    joblog: Option<String>,
+    /// Skip the jobs the --joblog lists as finished.
+    #[arg(long, requires = "joblog")]
+    resume: bool,
+    /// Skip the jobs the --joblog lists as succeeded; run the rest, failed ones again.
+    #[arg(long, requires = "joblog", conflicts_with = "resume")]
+    resume_failed: bool,
+    /// Stop when a condition is met: now|soon,fail|success|done=N|N% (see below).
+    #[arg(long, value_name = "WHEN,WHAT=N")]
+    halt: Option<String>,
     /// Parse each record as a JSON task input instead of a string.
     #[arg(long, requires = "task")]
     json: bool,
@@ -123,7 +147,19 @@ Replacement strings (substituted shell-quoted):
   {//} directory           {/.} basename without extension
   {#} job number           {%}  worker slot          {N} {N.} {N/}...  the Nth source
 
+Job control:
+  --joblog FILE         Seq Host Starttime JobRuntime Send Receive Exitval Signal Command;
+                        Exitval is -1 when a job did not exit on its own (killed, timed out,
+                        crashed its worker); Signal names the signal that killed it
+  --resume[-failed]     run only what the joblog does not list as finished [succeeded]
+  --halt now,fail=1     stop at the first failure, killing running jobs (soon: let them
+                        finish); success=N stops after N successes, done=N after N jobs,
+                        N% counts a share of all jobs
+  SIGINT, SIGTERM       start nothing new, kill running jobs, exit 128+signal; a second one
+                        exits at once.  SIGHUP: start nothing new, let running jobs finish
+
 Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more than 100; 255 error.
+With --halt ...=1 the status of the job that triggered it (0 for success=1).
 
 Examples:
   weft -j4 gzip ::: *.log
@@ -290,6 +326,24 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         jsonl: args.jsonl,
     };
 
+    let halt = control::Halt::parse(args.halt.as_deref().unwrap_or("never"))?;
+    if args.retries == Some(0) {
+        return Err("--retries 0: give the number of attempts in all, at least 1".into());
+    }
+    let term_seq = match &args.term_seq {
+        Some(spec) => parse_term_seq(spec)?,
+        None => default_term_seq(),
+    };
+    // What an earlier run finished, read before the log is opened to append to it.
+    let resume = args.resume || args.resume_failed;
+    let earlier = match (&args.joblog, resume) {
+        (Some(spec), true) => joblog::finished(spec)?,
+        _ => HashMap::new(),
+    };
+    let again_if_failed = args.resume_failed;
+    let done_before = move |seq: u64| earlier.get(&seq).is_some_and(|&ok| ok || !again_if_failed);
+    let stop = Arc::new(control::Stop::default());
+
     if let Some(name) = &args.task {
         if args.ungroup || args.dry_run || args.line_buffer {
             return Err("-u, --line-buffer and --dry-run apply to commands, not --task".into());
@@ -298,42 +352,70 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             .tasks()
             .find(|t| t.name == name)
             .ok_or_else(|| format!("no task named {name:?}: see `weft tasks`"))?;
+        let log = open_joblog(&args, resume)?;
         let mut pool = builder(registry, &args, workers, timeout)
             .backend(args.backend.unwrap_or(info.backend))
             .build()
             .map_err(|e| error_chain(&e))?;
+        control::watch_signals(stop.clone(), pool.waker())?;
+        let mut ctl = control::Control::new(log, halt, stop.clone());
         let seen = Rc::new(RefCell::new(HashMap::new()));
         let json = args.json;
-        let feed = Feed::start(shape, pool.waker());
+        let feed = Feed::start(shape, pool.waker(), stop.clone());
         let failed_input = feed.error.clone();
         let total = feed.total.clone();
         let inputs = {
             let seen = seen.clone();
             let mut seq = 0u64;
             feed.map(move |job| {
-                job.map(|job| {
-                    seq += 1;
-                    let value = task_input(&job, json);
-                    seen.borrow_mut().insert(seq, job);
-                    value
-                })
+                let Some(job) = job else {
+                    return Pending::Wait;
+                };
+                seq += 1;
+                if done_before(seq) {
+                    return Pending::Skip(RESUMED.into());
+                }
+                let value = task_input(&job, json);
+                seen.borrow_mut().insert(seq, job);
+                Pending::Ready(value)
             })
         };
         let mut printer = Printer::new(style, name.clone(), progress(&args, total.clone()));
         let results = pool
-            .map_json(registry, name, inputs)
+            .map_json_pending(registry, name, inputs)
             .map_err(|e| error_chain(&e))?;
         for outcome in results {
+            if resumed(&outcome.status) {
+                continue;
+            }
             let job = seen.borrow_mut().remove(&outcome.seq).unwrap_or_default();
+            let mut command = name.as_bytes().to_vec();
+            for arg in &job {
+                command.push(b' ');
+                command.extend_from_slice(arg);
+            }
+            let (exitval, signal) = match &outcome.status {
+                Status::Ok(_) => (0, 0),
+                other => failure_codes(other),
+            };
+            let finished = control::Finished {
+                seq: outcome.seq,
+                start: outcome.started,
+                runtime: outcome.runtime,
+                ok: outcome.is_ok(),
+                exitval,
+                signal,
+                receive: 0,
+                command: &command,
+            };
             if printer.task(&outcome, &job).is_err() {
                 return Ok(printer.broken_pipe());
             }
+            if ctl.finished(&finished, total.get())? == control::Flow::Halt {
+                break;
+            }
         }
-        let code = printer.finish();
-        return match failed_input.take() {
-            Some(e) => Err(e),
-            None => Ok(code),
-        };
+        return conclude(printer, &ctl, &stop, &failed_input);
     }
 
     let replace = args.replace.clone().unwrap_or_else(|| "{}".into());
@@ -357,29 +439,41 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         return Ok(0);
     }
 
+    // Started before any other thread: it marks this process's environment for the jobs.
+    // Declared before the pool, so that it sweeps after the pool has stopped every job.
+    let _watchdog = Watchdog::start(&crate::process::worker_program(None))
+        .map_err(|e| format!("cannot start the watchdog that kills leftover jobs: {e}"))?;
+    let log = open_joblog(&args, resume)?;
     let mut pool = builder(registry, &args, workers, timeout)
         .backend(args.backend.unwrap_or(Backend::Thread))
         .build()
         .map_err(|e| error_chain(&e))?;
+    control::watch_signals(stop.clone(), pool.waker())?;
+    let mut ctl = control::Control::new(log, halt, stop.clone());
     let (tag, ungroup, line_buffer) = (args.tag, args.ungroup, args.line_buffer);
     let seen = Rc::new(RefCell::new(HashMap::new()));
     let warned = std::cell::Cell::new(false);
-    let feed = Feed::start(shape, pool.waker());
+    let feed = Feed::start(shape, pool.waker(), stop.clone());
     let failed_input = feed.error.clone();
     let total = feed.total.clone();
     let tasks = {
         let seen = seen.clone();
         let mut seq = 0u64;
         feed.map(move |job| {
-            let job = job?;
+            let Some(job) = job else {
+                return Pending::Wait;
+            };
             seq += 1;
+            if done_before(seq) {
+                return Pending::Skip(RESUMED.into());
+            }
             let line = command_line(&template, &job, seq);
             seen.borrow_mut().insert(seq, (job.clone(), line.clone()));
             if job.iter().any(|a| a.contains(&0)) {
                 if !warned.replace(true) {
                     eprintln!("weft: warning: an input record holds a NUL byte, which no command can receive: use -0 for NUL-separated input");
                 }
-                return Some(Err("the record holds a NUL byte".to_string()));
+                return Pending::Bad("the record holds a NUL byte".to_string());
             }
             let output = if ungroup {
                 Output::Inherit
@@ -390,25 +484,115 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             } else {
                 Output::Capture
             };
-            Some(Ok(Exec {
+            Pending::Ready(Exec {
                 command: line,
                 output,
-                term_seq: default_term_seq(),
-            }))
+                term_seq: term_seq.clone(),
+            })
         })
     };
     let mut printer = Printer::new(style, "exec".into(), progress(&args, total.clone()));
     for outcome in pool.map_pending(tasks) {
+        if resumed(&outcome.status) {
+            continue;
+        }
         let (job, line) = seen.borrow_mut().remove(&outcome.seq).unwrap_or_default();
+        let (ok, (exitval, signal), receive) = match &outcome.status {
+            Status::Ok(o) => (
+                o.success(),
+                (o.code.unwrap_or(-1), o.signal.unwrap_or(0)),
+                o.stdout.len(),
+            ),
+            other => (false, failure_codes(other), 0),
+        };
+        let finished = control::Finished {
+            seq: outcome.seq,
+            start: outcome.started,
+            runtime: outcome.runtime,
+            ok,
+            exitval,
+            signal,
+            receive,
+            command: &line,
+        };
         if printer.command(outcome, &job, &line).is_err() {
             return Ok(printer.broken_pipe());
         }
+        if ctl.finished(&finished, total.get())? == control::Flow::Halt {
+            break;
+        }
     }
+    conclude(printer, &ctl, &stop, &failed_input)
+}
+
+/// Why a job the joblog lists as done is not run again.
+const RESUMED: &str = "finished in an earlier run (--resume)";
+
+fn resumed<T>(status: &Status<T>) -> bool {
+    matches!(status, Status::Skipped(why) if why == RESUMED)
+}
+
+/// The joblog's Exitval and Signal of a job that did not produce an output.
+fn failure_codes<T>(status: &Status<T>) -> (i32, i32) {
+    match status {
+        Status::Crashed(Crash::Signal(signal)) => (-1, *signal),
+        Status::Crashed(Crash::Exit(code)) if *code != 0 => (*code, 0),
+        Status::Failed(_) | Status::Panicked { .. } => (1, 0),
+        _ => (-1, 0),
+    }
+}
+
+fn open_joblog(args: &Args, resume: bool) -> Result<Option<joblog::Joblog>, String> {
+    args.joblog
+        .as_deref()
+        .map(|spec| joblog::Joblog::open(spec, resume))
+        .transpose()
+}
+
+/// The run's exit status, once every outcome is printed.
+fn conclude(
+    printer: Printer,
+    ctl: &control::Control,
+    stop: &control::Stop,
+    failed_input: &std::cell::Cell<Option<String>>,
+) -> Result<i32, String> {
     let code = printer.finish();
-    match failed_input.take() {
-        Some(e) => Err(e),
-        None => Ok(code),
+    if let Some(e) = failed_input.take() {
+        return Err(e);
     }
+    if let Some(signal) = stop.signal() {
+        eprintln!(
+            "weft: stopped by {}: running jobs were killed; finished ones are printed{}",
+            crate::sys::signal_name(signal),
+            if ctl.logs() {
+                " and logged (--resume runs the rest)"
+            } else {
+                ""
+            }
+        );
+        return Ok(128 + signal);
+    }
+    Ok(ctl.halted().unwrap_or(code))
+}
+
+/// Parses `--term-seq`: signal names or numbers, each followed by the milliseconds to wait.
+fn parse_term_seq(spec: &str) -> Result<Vec<(i32, u64)>, String> {
+    let bad =
+        || format!("--term-seq {spec:?}: give SIGNAL,MS,... such as TERM,200,TERM,100,KILL,25");
+    let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let mut seq = Vec::new();
+    for pair in parts.chunks(2) {
+        let signal = crate::sys::signal_number(pair[0]).ok_or_else(bad)?;
+        let wait = match pair.get(1) {
+            Some(ms) => ms.parse::<u64>().map_err(|_| bad())?,
+            None => 25,
+        };
+        seq.push((signal, wait));
+    }
+    if seq.is_empty() {
+        return Err(bad());
+    }
+    Ok(seq)
 }
 
 /// Everything that decides what the jobs are.
@@ -441,10 +625,12 @@ struct Feed {
     /// How many jobs there are, once the input has ended.
     total: Rc<std::cell::Cell<Option<u64>>>,
     count: u64,
+    /// Once set, no further job is handed out (`--halt`, SIGHUP, SIGINT).
+    stop: Arc<control::Stop>,
 }
 
 impl Feed {
-    fn start(shape: Shape, waker: crate::engine::Waker) -> Feed {
+    fn start(shape: Shape, waker: crate::engine::Waker, stop: Arc<control::Stop>) -> Feed {
         let (tx, rx) = crossbeam_channel::bounded(1024);
         std::thread::Builder::new()
             .name("weft-input".into())
@@ -479,6 +665,7 @@ impl Feed {
             error: Rc::new(std::cell::Cell::new(None)),
             total: Rc::new(std::cell::Cell::new(None)),
             count: 0,
+            stop,
         }
     }
 }
@@ -489,6 +676,9 @@ impl Iterator for Feed {
 
     fn next(&mut self) -> Option<Self::Item> {
         use crossbeam_channel::TryRecvError;
+        if self.stop.draining() {
+            return None;
+        }
         match self.rx.try_recv() {
             Ok(Ok(job)) => {
                 self.count += 1;

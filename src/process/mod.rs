@@ -4,6 +4,7 @@
 //! Every worker is forked by one long-lived spawner thread, because the parent-death signal
 //! fires when the thread that forked the child exits, not the process.
 
+pub(crate) mod watchdog;
 pub(crate) mod worker;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,9 @@ const SEND_AT_ONCE: Duration = Duration::from_micros(50);
 /// // ... the program proper: build a pool, run tasks.
 /// ```
 pub fn init(registry: &Registry) {
+    if let Some(coordinator) = std::env::var_os(super::watchdog::WATCHDOG_ENV) {
+        super::watchdog::serve(&coordinator.to_string_lossy());
+    }
     let Some(marker) = std::env::var_os(WORKER_ENV) else {
         return;
     };

@@ -62,6 +62,78 @@ impl PidFd {
 
 /// SIGTERM's number.
 pub(crate) const SIGTERM: i32 = Signal::SIGTERM as i32;
+/// SIGKILL's number.
+pub(crate) const SIGKILL: i32 = Signal::SIGKILL as i32;
+/// SIGINT's number.
+pub(crate) const SIGINT: i32 = Signal::SIGINT as i32;
+/// SIGHUP's number.
+pub(crate) const SIGHUP: i32 = Signal::SIGHUP as i32;
+
+/// The number of a signal named `TERM`, `SIGTERM` or `15`.
+pub(crate) fn signal_number(name: &str) -> Option<i32> {
+    if let Ok(n) = name.parse::<i32>() {
+        return Signal::try_from(n).ok().map(|s| s as i32);
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    full.parse::<Signal>().ok().map(|s| s as i32)
+}
+
+/// Calls `on_signal` on a thread of its own for every SIGINT, SIGTERM and SIGHUP this process
+/// receives, instead of their default action.
+pub(crate) fn watch_signals(on_signal: impl Fn(i32) + Send + 'static) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("weft-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                on_signal(signal);
+            }
+        })?;
+    Ok(())
+}
+
+/// The pids of the processes whose initial environment holds `key=value` (other users'
+/// processes cannot be read and are never listed).
+pub(crate) fn marked_processes(key: &str, value: &str) -> Vec<u32> {
+    let needle = format!("{key}={value}");
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Sets `key` in this process's environment.
+///
+/// Called only before the process starts any thread (see the callers).
+pub(crate) fn set_env(key: &str, value: &str) {
+    // SAFETY: callers run before any other thread exists, so nothing reads the environment
+    // concurrently.
+    unsafe { std::env::set_var(key, value) }
+}
 
 /// Sends `signal` (a number) to one process; a process that is already gone is not an error.
 pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {

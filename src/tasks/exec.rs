@@ -111,6 +111,14 @@ impl Captured {
         self.bytes.is_empty() && self.spill.is_none()
     }
 
+    /// How many bytes were written.
+    pub fn len(&self) -> u64 {
+        match &self.spill {
+            None => self.bytes.len() as u64,
+            Some(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+        }
+    }
+
     /// Copies the stream to `out`, removing a spill file afterwards.
     ///
     /// # Errors
