@@ -36,7 +36,7 @@ impl Task for Ask {
         // A thread cannot be killed: it stops only if it looks at its cancel token.
         while Instant::now() < until {
             if cx.is_cancelled() {
-                return Err(Failure::new("cancelled"));
+                return Err(Failure::cancelled());
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -622,6 +622,7 @@ impl Engine {
                         wire::Status::Ok(b) => Status::Ok(Value::Encoded(b)),
                         wire::Status::Failed(m) => Status::Failed(m),
                         wire::Status::TimedOut => Status::TimedOut,
+                        wire::Status::Cancelled => Status::Cancelled,
                         wire::Status::Panicked { message, location } => {
                             Status::Panicked { message, location }
                         }

@@ -169,7 +169,11 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
 
     /// Waits at most `timeout`; the outcome if the task finished by then (given once).
     pub fn join_timeout(&mut self, timeout: Duration) -> Option<Outcome<O>> {
-        let until = Instant::now() + timeout;
+        let Some(until) = Instant::now().checked_add(timeout) else {
+            // Longer than the clock can count: the same as waiting for ever.
+            while !self.step(None) {}
+            return self.take();
+        };
         while !self.step(Some(until)) {
             if Instant::now() >= until {
                 return None;
@@ -205,6 +209,7 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
                         },
                         wire::Status::Failed(m) => Status::Failed(m),
                         wire::Status::TimedOut => Status::TimedOut,
+                        wire::Status::Cancelled => Status::Cancelled,
                         wire::Status::Panicked { message, location } => {
                             Status::Panicked { message, location }
                         }
@@ -310,6 +315,7 @@ impl ThreadBuilder {
                     let status = match catch(|| task.run(&cx)) {
                         Ok(Ok(v)) => Status::Ok(v),
                         Ok(Err(f)) if f.is_timed_out() => Status::TimedOut,
+                        Ok(Err(f)) if f.is_cancelled() => Status::Cancelled,
                         Ok(Err(f)) => Status::Failed(f.message().to_string()),
                         Err(p) => Status::Panicked {
                             message: p.message,

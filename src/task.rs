@@ -92,7 +92,14 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     message: String,
-    timed_out: bool,
+    kind: FailureKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailureKind {
+    Error,
+    TimedOut,
+    Cancelled,
 }
 
 impl Failure {
@@ -100,7 +107,7 @@ impl Failure {
     pub fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
-            timed_out: false,
+            kind: FailureKind::Error,
         }
     }
 
@@ -109,13 +116,27 @@ impl Failure {
     pub fn timed_out() -> Self {
         Failure {
             message: "timed out".into(),
-            timed_out: true,
+            kind: FailureKind::TimedOut,
+        }
+    }
+
+    /// The task stopped because its job was cancelled ([`Context::is_cancelled`]): the job is
+    /// reported [`Status::Cancelled`](crate::Status::Cancelled).
+    pub fn cancelled() -> Self {
+        Failure {
+            message: "cancelled".into(),
+            kind: FailureKind::Cancelled,
         }
     }
 
     /// Whether this is [`Failure::timed_out`].
     pub fn is_timed_out(&self) -> bool {
-        self.timed_out
+        self.kind == FailureKind::TimedOut
+    }
+
+    /// Whether this is [`Failure::cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        self.kind == FailureKind::Cancelled
     }
 
     /// The message.

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape; a worker of another version is refused.
-pub(crate) const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 2;
 
 /// The environment variable that turns a launched program into a worker. Its value is
 /// `WORKER_ID:PARENT_PID:SERVER_NAME`.
@@ -63,6 +63,7 @@ pub(crate) enum Status {
     Ok(#[serde(with = "serde_bytes")] Vec<u8>),
     Failed(String),
     TimedOut,
+    Cancelled,
     Panicked {
         message: String,
         location: Option<String>,

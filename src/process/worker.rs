@@ -125,6 +125,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
                 (Some(entry), None) => match catch(|| (entry.run_bytes)(&job.input, &cx)) {
                     Ok(Ok(out)) => wire::Status::Ok(out),
                     Ok(Err(f)) if f.is_timed_out() => wire::Status::TimedOut,
+                    Ok(Err(f)) if f.is_cancelled() => wire::Status::Cancelled,
                     Ok(Err(f)) => wire::Status::Failed(f.message().to_string()),
                     Err(p) => wire::Status::Panicked {
                         message: p.message,

@@ -100,7 +100,7 @@ impl Task for Sleep {
                 return Ok(());
             }
             if cx.is_cancelled() {
-                return Err(Failure::new("cancelled"));
+                return Err(Failure::cancelled());
             }
             std::thread::sleep((until - now).min(Duration::from_millis(10)));
         }
@@ -175,7 +175,7 @@ impl Task for Sum {
         for (i, n) in self.range.enumerate() {
             total += n as u128;
             if i % (1 << 20) == 0 && cx.is_cancelled() {
-                return Err(Failure::new("cancelled"));
+                return Err(Failure::cancelled());
             }
         }
         Ok(total)

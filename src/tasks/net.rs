@@ -34,7 +34,7 @@ impl Task for Sha256Sum {
             }
             hasher.update(&buf[..n]);
             if cx.is_cancelled() {
-                return Err(Failure::new("cancelled"));
+                return Err(Failure::cancelled());
             }
         }
         let mut line = String::with_capacity(64 + 2 + self.0.as_os_str().len());

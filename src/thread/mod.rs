@@ -188,6 +188,7 @@ fn serve(
             None => match catch(|| (job.entry.run_value)(job.input, &cx)) {
                 Ok(Ok(out)) => Status::Ok(out),
                 Ok(Err(f)) if f.is_timed_out() => Status::TimedOut,
+                Ok(Err(f)) if f.is_cancelled() => Status::Cancelled,
                 Ok(Err(f)) => Status::Failed(f.message().to_string()),
                 Err(p) => Status::Panicked {
                     message: p.message,
