@@ -89,6 +89,9 @@ pub(crate) struct Config {
     pub(crate) batch: Option<usize>,
     pub(crate) program: Option<PathBuf>,
     pub(crate) start_timeout: Duration,
+    /// A timeout as a multiple of the median runtime of the jobs finished so far (`--timeout
+    /// 200%` is 2.0), in force once three jobs have finished; `timeout` wins if both are set.
+    pub(crate) timeout_of_median: Option<f64>,
     /// Attempts per job in all: a job that fails, crashes or times out runs again until this
     /// many have been made.
     pub(crate) attempts: u32,
@@ -99,6 +102,8 @@ const DEPTH: usize = 3;
 /// Adaptive batches aim at this much work each, so a batch's tail costs little at the end.
 const BATCH_TARGET_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 1024;
+/// How many recent runtimes a timeout relative to the median looks at.
+const RUNTIMES_KEPT: usize = 255;
 /// A slot whose worker fails to start this many times in a row is given up.
 const MAX_START_FAILURES: u32 = 5;
 /// A process job gets its deadline through its context and this long past it to stop on its
@@ -214,6 +219,8 @@ pub(crate) struct Engine {
     epoch: (SystemTime, u64),
     error: Option<Error>,
     interrupted: bool,
+    /// Runtimes of the latest jobs, for a timeout relative to the median.
+    runtimes: VecDeque<u64>,
 }
 
 impl Engine {
@@ -249,6 +256,7 @@ impl Engine {
             epoch: (SystemTime::now(), sys::now_ns()),
             error: None,
             interrupted: false,
+            runtimes: VecDeque::new(),
             cfg,
         };
         match engine.cfg.backend {
@@ -389,9 +397,24 @@ impl Engine {
         }
     }
 
+    /// The timeout in force now.
+    fn timeout(&self) -> Option<Duration> {
+        if self.cfg.timeout.is_some() {
+            return self.cfg.timeout;
+        }
+        let factor = self.cfg.timeout_of_median?;
+        if self.runtimes.len() < 3 {
+            return None;
+        }
+        let mut sorted: Vec<u64> = self.runtimes.iter().copied().collect();
+        let mid = sorted.len() / 2;
+        let (_, median, _) = sorted.select_nth_unstable(mid);
+        Some(Duration::from_nanos((*median as f64 * factor) as u64))
+    }
+
     fn tick(&self) -> Duration {
         let mut tick = Duration::from_millis(250);
-        if let Some(t) = self.cfg.timeout {
+        if let Some(t) = self.timeout() {
             tick = tick.min((t / 8).max(Duration::from_millis(1)));
         }
         for s in &self.slots {
@@ -488,7 +511,7 @@ impl Engine {
     }
 
     fn dispatch(&mut self, i: usize, jobs: Vec<Queued>, run: &mut Run<'_>) {
-        let timeout = self.cfg.timeout;
+        let timeout = self.timeout();
         let attempts = self.cfg.attempts;
         let entry = run.entry;
         let SlotState::Live(w) = &mut self.slots[i].state else {
@@ -724,6 +747,12 @@ impl Engine {
             pid = w.pid();
         }
         let sample = runtime_ns as f64;
+        if self.cfg.timeout_of_median.is_some() {
+            if self.runtimes.len() == RUNTIMES_KEPT {
+                self.runtimes.pop_front();
+            }
+            self.runtimes.push_back(runtime_ns);
+        }
         self.avg_ns = Some(match self.avg_ns {
             None => sample,
             Some(avg) => avg * 0.9 + sample * 0.1,
@@ -880,7 +909,7 @@ impl Engine {
     /// Times out jobs running past the deadline: a process worker is killed (its death
     /// re-queues the rest), a thread is cancelled, abandoned and replaced.
     fn check_timeouts(&mut self, run: &mut Run<'_>) {
-        let Some(timeout) = self.cfg.timeout else {
+        let Some(timeout) = self.timeout() else {
             return;
         };
         let now = sys::now_ns();

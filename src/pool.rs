@@ -58,6 +58,13 @@ impl PoolBuilder {
         self.cfg.timeout = Some(timeout);
         self
     }
+    /// A job running longer than `factor` times the median runtime of the jobs finished so
+    /// far is reported [`Status::TimedOut`], as with [`timeout`](Self::timeout); no job is
+    /// timed out before three have finished. GNU parallel's `--timeout 200%` is `2.0`.
+    pub fn timeout_of_median(mut self, factor: f64) -> Self {
+        self.cfg.timeout_of_median = Some(factor);
+        self
+    }
     /// Yield outcomes in input order rather than completion order.
     pub fn keep_order(mut self, keep: bool) -> Self {
         self.cfg.keep_order = keep;
@@ -138,6 +145,7 @@ impl Pool {
                 program: None,
                 start_timeout: Duration::from_secs(10),
                 attempts: 1,
+                timeout_of_median: None,
             },
             registry: Registry::new(),
         }

@@ -106,9 +106,10 @@ struct Args {
     /// Print the commands instead of running them.
     #[arg(long)]
     dry_run: bool,
-    /// Stop a job after SECONDS (fractions allowed); commands get the kill sequence.
-    #[arg(long, value_name = "SECONDS")]
-    timeout: Option<f64>,
+    /// Stop a job after SECONDS (fractions allowed), or after N% of the median runtime of the
+    /// jobs finished so far; commands get the kill sequence.
+    #[arg(long, value_name = "SECONDS|N%")]
+    timeout: Option<String>,
     /// Signals and waits (ms) sent to a job's process group to stop it
     /// [default: TERM,200,TERM,100,TERM,50,KILL,25].
     #[arg(long, value_name = "SEQ")]
@@ -301,11 +302,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             linked: false,
         });
     }
-    let timeout = match args.timeout {
-        None => None,
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-        Some(t) => return Err(format!("--timeout {t}: give a positive number of seconds")),
-    };
+    let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
     if args.max_args == Some(0) {
         return Err("-n 0: give at least 1".into());
     }
@@ -710,18 +707,49 @@ fn progress(args: &Args, total: Rc<std::cell::Cell<Option<u64>>>) -> Option<prog
     progress::Progress::new(kind, args.force_progress, total)
 }
 
+/// `--timeout`: seconds, or a share of the median runtime.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Timeout {
+    After(Duration),
+    OfMedian(f64),
+}
+
+fn parse_timeout(spec: &str) -> Result<Timeout, String> {
+    let bad = || {
+        format!(
+            "--timeout {spec:?}: give a positive number of seconds, or N% of the median runtime"
+        )
+    };
+    let (number, percent) = match spec.strip_suffix('%') {
+        Some(p) => (p, true),
+        None => (spec, false),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(bad());
+    }
+    Ok(if percent {
+        Timeout::OfMedian(n / 100.0)
+    } else {
+        Timeout::After(Duration::from_secs_f64(n))
+    })
+}
+
 fn builder(
     registry: &Registry,
     args: &Args,
     workers: usize,
-    timeout: Option<Duration>,
+    timeout: Option<Timeout>,
 ) -> crate::PoolBuilder {
     let mut b = Pool::builder()
         .workers(workers)
         .keep_order(args.keep_order)
+        .attempts(args.retries.unwrap_or(1))
         .registry(registry.clone());
-    if let Some(t) = timeout {
-        b = b.timeout(t);
+    match timeout {
+        Some(Timeout::After(t)) => b = b.timeout(t),
+        Some(Timeout::OfMedian(f)) => b = b.timeout_of_median(f),
+        None => {}
     }
     b
 }
