@@ -92,6 +92,9 @@ pub(crate) struct Config {
     /// A timeout as a multiple of the median runtime of the jobs finished so far (`--timeout
     /// 200%` is 2.0), in force once three jobs have finished; `timeout` wins if both are set.
     pub(crate) timeout_of_median: Option<f64>,
+    /// The address-space limit of each process worker, in bytes (inherited by the commands it
+    /// runs).
+    pub(crate) memory_limit: Option<u64>,
     /// Attempts per job in all: a job that fails, crashes or times out runs again until this
     /// many have been made.
     pub(crate) attempts: u32,
@@ -270,9 +273,9 @@ impl Engine {
                 // All handshakes at once: start-up costs one worker's, not N.
                 let starts: Vec<_> = (0..engine.cfg.workers)
                     .map(|i| {
-                        let (program, timeout, tx) = engine.process_args();
+                        let (program, timeout, limit, tx) = engine.process_args();
                         std::thread::spawn(move || {
-                            process::start(&program, i + 1, (i, 0), timeout, tx)
+                            process::start(&program, i + 1, (i, 0), timeout, limit, tx)
                         })
                     })
                     .collect();
@@ -294,10 +297,11 @@ impl Engine {
         Ok(engine)
     }
 
-    fn process_args(&self) -> (PathBuf, Duration, Sender<Event>) {
+    fn process_args(&self) -> (PathBuf, Duration, Option<u64>, Sender<Event>) {
         (
             process::worker_program(self.cfg.program.as_deref()),
             self.cfg.start_timeout,
+            self.cfg.memory_limit,
             self.tx.clone(),
         )
     }
@@ -809,9 +813,18 @@ impl Engine {
             };
             let index = w.done + i as u64;
             if index + 1 == started {
+                let status = match self.cfg.memory_limit {
+                    Some(limit) if crash.signal().is_some_and(sys::is_out_of_memory_signal) => {
+                        Status::Failed(format!(
+                            "memory limit: the worker went over its {} and died ({crash})",
+                            human_bytes(limit)
+                        ))
+                    }
+                    _ => Status::Crashed(crash),
+                };
                 let outcome = Outcome {
                     seq: flight.seq,
-                    status: Status::Crashed(crash),
+                    status,
                     attempt: flight.attempt,
                     worker: key.0 + 1,
                     pid: w.pid(),
@@ -851,9 +864,9 @@ impl Engine {
                 }
             },
             Backend::Process => {
-                let (program, timeout, tx) = self.process_args();
+                let (program, timeout, limit, tx) = self.process_args();
                 std::thread::spawn(move || {
-                    let result = process::start(&program, i + 1, key, timeout, tx.clone());
+                    let result = process::start(&program, i + 1, key, timeout, limit, tx.clone());
                     let _ = tx.send(Event::Started(key, Box::new(result)));
                 });
             }
@@ -1087,6 +1100,22 @@ fn unstarted(seq: u64, attempt: u32, status: Status<Value>) -> Outcome<Value> {
         pid: 0,
         started: None,
         runtime: Duration::ZERO,
+    }
+}
+
+/// `67108864` as `64 MiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -60,7 +60,7 @@ impl ProcessBuilder {
     pub fn spawn<T: Task>(self, task: T) -> Result<Process<T::Output>, Error> {
         let (tx, events) = crossbeam_channel::unbounded();
         let program = process::worker_program(self.program.as_deref());
-        let link = process::start(&program, 1, (0, 0), self.start_timeout, tx)?;
+        let link = process::start(&program, 1, (0, 0), self.start_timeout, None, tx)?;
         let input = wire::encode(&task).map_err(|e| {
             Error::new(
                 crate::ErrorKind::Input,

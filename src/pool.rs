@@ -65,6 +65,16 @@ impl PoolBuilder {
         self.cfg.timeout_of_median = Some(factor);
         self
     }
+    /// Limits each process worker's address space to `bytes` (`RLIMIT_AS`; the commands it
+    /// runs inherit the limit). A job whose worker dies of running out of memory (its
+    /// allocation fails and it aborts, or the kernel kills it) is reported
+    /// [`Status::Failed`] with a message that starts `memory limit`, and the worker is
+    /// replaced; the coordinator's own memory is never limited. Thread workers share the
+    /// coordinator's memory and ignore this setting.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.cfg.memory_limit = Some(bytes);
+        self
+    }
     /// Yield outcomes in input order rather than completion order.
     pub fn keep_order(mut self, keep: bool) -> Self {
         self.cfg.keep_order = keep;
@@ -146,6 +156,7 @@ impl Pool {
                 start_timeout: Duration::from_secs(10),
                 attempts: 1,
                 timeout_of_median: None,
+                memory_limit: None,
             },
             registry: Registry::new(),
         }

@@ -126,6 +126,10 @@ struct Args {
     /// Skip the jobs the --joblog lists as succeeded; run the rest, failed ones again.
     #[arg(long, requires = "joblog", conflicts_with = "resume")]
     resume_failed: bool,
+    /// Limit each process worker (and the commands it runs) to SIZE of memory (K, M, G
+    /// suffixes); a job over it fails as "memory limit". Implies --backend process.
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
     /// Stop when a condition is met: now|soon,fail|success|done=N|N% (see below).
     #[arg(long, value_name = "WHEN,WHAT=N")]
     halt: Option<String>,
@@ -350,8 +354,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             .find(|t| t.name == name)
             .ok_or_else(|| format!("no task named {name:?}: see `weft tasks`"))?;
         let log = open_joblog(&args, resume)?;
-        let mut pool = builder(registry, &args, workers, timeout)
-            .backend(args.backend.unwrap_or(info.backend))
+        let mut pool = builder(registry, &args, workers, timeout, info.backend)?
             .build()
             .map_err(|e| error_chain(&e))?;
         control::watch_signals(stop.clone(), pool.waker())?;
@@ -441,8 +444,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     let _watchdog = Watchdog::start(&crate::process::worker_program(None))
         .map_err(|e| format!("cannot start the watchdog that kills leftover jobs: {e}"))?;
     let log = open_joblog(&args, resume)?;
-    let mut pool = builder(registry, &args, workers, timeout)
-        .backend(args.backend.unwrap_or(Backend::Thread))
+    let mut pool = builder(registry, &args, workers, timeout, Backend::Thread)?
         .build()
         .map_err(|e| error_chain(&e))?;
     control::watch_signals(stop.clone(), pool.waker())?;
@@ -735,14 +737,48 @@ fn parse_timeout(spec: &str) -> Result<Timeout, String> {
     })
 }
 
+/// The backend asked for, or the default; `--memory-limit` needs processes.
+fn backend(args: &Args, default: Backend) -> Backend {
+    match (args.backend, &args.memory_limit) {
+        (Some(b), _) => b,
+        (None, Some(_)) => Backend::Process,
+        (None, None) => default,
+    }
+}
+
+/// Parses a size: bytes, or a number with a K, M, G or T suffix (powers of 1024).
+fn parse_size(spec: &str) -> Result<u64, String> {
+    let bad = || format!("--memory-limit {spec:?}: give a size such as 512M or 2G");
+    let s = spec.trim();
+    let (number, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&s[..i], s[i..].to_ascii_uppercase()),
+        None => (s, String::new()),
+    };
+    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(bad());
+    }
+    Ok((n * (1u64 << shift) as f64) as u64)
+}
+
 fn builder(
     registry: &Registry,
     args: &Args,
     workers: usize,
     timeout: Option<Timeout>,
-) -> crate::PoolBuilder {
+    default_backend: Backend,
+) -> Result<crate::PoolBuilder, String> {
     let mut b = Pool::builder()
         .workers(workers)
+        .backend(backend(args, default_backend))
         .keep_order(args.keep_order)
         .attempts(args.retries.unwrap_or(1))
         .registry(registry.clone());
@@ -751,7 +787,13 @@ fn builder(
         Some(Timeout::OfMedian(f)) => b = b.timeout_of_median(f),
         None => {}
     }
-    b
+    if let Some(spec) = &args.memory_limit {
+        if backend(args, default_backend) == Backend::Thread {
+            return Err("--memory-limit applies to process workers: drop --backend thread".into());
+        }
+        b = b.memory_limit(parse_size(spec)?);
+    }
+    Ok(b)
 }
 
 /// A job's command line: the template filled in, or with no template the arguments themselves

@@ -96,6 +96,7 @@ pub(crate) fn start(
     id: usize,
     key: Key,
     start_timeout: Duration,
+    memory_limit: Option<u64>,
     events: Sender<Event>,
 ) -> Result<Link, Error> {
     check_socket_dir()?;
@@ -106,6 +107,9 @@ pub(crate) fn start(
     cmd.env(WORKER_ENV, format!("{id}:{}:{name}", std::process::id()))
         .stdin(Stdio::null());
     sys::isolate(&mut cmd);
+    if let Some(bytes) = memory_limit {
+        sys::limit_memory(&mut cmd, bytes);
+    }
     let mut child = spawn(cmd).map_err(|e| {
         spawn_error(format!("could not be spawned from {}", program.display())).with_source(e)
     })?;

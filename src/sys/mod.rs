@@ -188,6 +188,28 @@ pub(crate) fn isolate(cmd: &mut Command) {
     }
 }
 
+/// Limits the address space of the process `cmd` starts to `bytes` (`RLIMIT_AS`).
+pub(crate) fn limit_memory(cmd: &mut Command, bytes: u64) {
+    use nix::sys::resource::{Resource, setrlimit};
+    // SAFETY: the closure runs in the forked child before exec and calls only setrlimit(2),
+    // which is async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
+/// Whether a process that died of `signal` under a memory limit most likely ran out of memory:
+/// a failed allocation aborts a Rust program (SIGABRT), the kernel's OOM killer sends SIGKILL,
+/// and a stack that cannot grow faults (SIGSEGV).
+pub(crate) fn is_out_of_memory_signal(signal: i32) -> bool {
+    [Signal::SIGABRT, Signal::SIGKILL, Signal::SIGSEGV]
+        .iter()
+        .any(|s| *s as i32 == signal)
+}
+
 /// Removes `key` from this process's environment.
 ///
 /// Called by `init` as the first thing a worker does, before it starts any thread.

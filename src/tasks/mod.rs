@@ -230,6 +230,8 @@ pub enum Fault {
     AbortUntil(u32),
     /// Fails on every attempt before this one, then succeeds (`{"failuntil": 3}`).
     FailUntil(u32),
+    /// Allocates and touches this many MiB, then succeeds (`{"hog": 512}`).
+    Hog(u64),
 }
 
 impl Task for Fault {
@@ -245,6 +247,10 @@ impl Task for Fault {
                 Err(Failure::new(format!("failed on attempt {}", cx.attempt())))
             }
             Fault::AbortUntil(_) | Fault::FailUntil(_) => Ok(std::process::id()),
+            Fault::Hog(mib) => {
+                let hog = vec![1u8; (mib as usize) << 20];
+                Ok(std::process::id() + u32::from(hog[hog.len() / 2] - 1))
+            }
             Fault::Fail => Err(Failure::new("failed on purpose")),
             Fault::Panic => panic!("panicked on purpose"),
             Fault::Abort => std::process::abort(),
