@@ -187,16 +187,33 @@ fn zip(mut members: Vec<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>>) -> Jobs 
 
 /// Parses `-d`'s argument: one byte, with `\n`, `\t`, `\0`, `\\` escapes.
 pub(crate) fn delimiter(s: &str) -> Result<u8, String> {
-    let b = match s {
-        "\\n" => b'\n',
-        "\\t" => b'\t',
-        "\\0" => 0,
-        "\\\\" => b'\\',
-        "\\r" => b'\r',
-        _ if s.len() == 1 => s.as_bytes()[0],
-        _ => return Err(format!("-d {s:?}: give one character (or \\n, \\t, \\0)")),
-    };
-    Ok(b)
+    match unescape(s)[..] {
+        [b] => Ok(b),
+        _ => Err(format!("-d {s:?}: give one character (or \\n, \\t, \\0)")),
+    }
+}
+
+/// Reads the escapes `\n`, `\t`, `\r`, `\0` and `\\` in a separator given on the command
+/// line, where a TAB or a NUL is hard to type; any other byte stands for itself.
+pub(crate) fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b'0') => out.push(0),
+            Some(b'\\') => out.push(b'\\'),
+            Some(other) => out.extend_from_slice(&[b'\\', other]),
+            None => out.push(b'\\'),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -284,5 +301,13 @@ mod tests {
         assert_eq!(delimiter("\\0"), Ok(0));
         assert_eq!(delimiter(","), Ok(b','));
         assert!(delimiter("ab").is_err());
+        assert_eq!(delimiter("\\"), Ok(b'\\'));
+    }
+
+    #[test]
+    fn separators_read_escapes_and_keep_other_backslashes() {
+        assert_eq!(unescape("\\t"), b"\t");
+        assert_eq!(unescape("a\\0b\\\\"), b"a\0b\\");
+        assert_eq!(unescape("\\d+"), b"\\d+");
     }
 }

@@ -70,7 +70,8 @@ struct Args {
     /// Pack N records into each job (with one input source).
     #[arg(short = 'n', long = "max-args", value_name = "N")]
     max_args: Option<usize>,
-    /// Split each record into columns {1} {2}... at SEP (a literal string, not a regex).
+    /// Split each record into columns {1} {2}... at SEP (a literal string, not a regex;
+    /// \t, \n, \0 understood).
     #[arg(long, value_name = "SEP")]
     colsep: Option<String>,
     /// Use STR instead of {} for the whole argument.
@@ -176,7 +177,8 @@ Examples:
   weft completions bash            print a shell completion script
 
 Differences from GNU parallel: commands run under /bin/sh (or $PARALLEL_SHELL), --colsep
-is a literal separator, and --tag joins several arguments with spaces.";
+is a literal separator (\\t, \\n, \\0 understood), not a regex, and --tag joins several
+arguments with spaces.";
 
 const SEPARATORS: [&str; 4] = [":::", ":::+", "::::", "::::+"];
 
@@ -320,7 +322,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         sources,
         split,
         max_args: args.max_args,
-        colsep: args.colsep.clone(),
+        colsep: args.colsep.as_deref().map(input::unescape),
     };
     let style = Style {
         tag: args.tag,
@@ -600,7 +602,7 @@ struct Shape {
     sources: Vec<Source>,
     split: Split,
     max_args: Option<usize>,
-    colsep: Option<String>,
+    colsep: Option<Vec<u8>>,
 }
 
 impl Shape {
@@ -610,7 +612,7 @@ impl Shape {
             jobs = Box::new(pack(jobs, n));
         }
         if let Some(sep) = self.colsep.clone() {
-            jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, sep.as_bytes()))));
+            jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, &sep))));
         }
         Ok(jobs)
     }
