@@ -272,6 +272,17 @@ fn json_records_become_task_inputs() {
     }
 }
 
+#[test]
+fn a_malformed_json_record_fails_its_job_with_the_parse_error() {
+    weft()
+        .args(["--task", "sum", "--json", "-k", ":::", "[1,4", "[1,4]"])
+        .assert()
+        .code(1)
+        .stdout("6\n")
+        .stderr(contains("job 1 ([1,4)"))
+        .stderr(contains("not JSON"));
+}
+
 /// Writes one record, waits until its job has run, then writes the rest: passes only if the
 /// first job starts while the input is still open.
 #[test]

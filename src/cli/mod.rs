@@ -379,7 +379,10 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
                 }
                 let value = task_input(&job, json);
                 seen.borrow_mut().insert(seq, job);
-                Pending::Ready(value)
+                match value {
+                    Ok(v) => Pending::Ready(v),
+                    Err(e) => Pending::Bad(e),
+                }
             })
         };
         let mut printer = Printer::new(style, name.clone(), progress(&args, total.clone()));
@@ -815,18 +818,24 @@ pub(crate) fn tag_of(job: &[Vec<u8>]) -> Vec<u8> {
     tag
 }
 
-fn task_input(job: &[Vec<u8>], json: bool) -> serde_json::Value {
+/// A job's task input: each record a JSON string, or with `--json` parsed as JSON (a record
+/// that is not JSON fails its job rather than pass as a string).
+fn task_input(job: &[Vec<u8>], json: bool) -> Result<serde_json::Value, String> {
     let one = |a: &Vec<u8>| {
         let s = String::from_utf8_lossy(a).into_owned();
         if json {
-            serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))
+            serde_json::from_str(&s).map_err(|e| format!("the record is not JSON: {e}"))
         } else {
-            serde_json::Value::String(s)
+            Ok(serde_json::Value::String(s))
         }
     };
     match job {
         [only] => one(only),
-        many => serde_json::Value::Array(many.iter().map(one).collect()),
+        many => many
+            .iter()
+            .map(one)
+            .collect::<Result<_, _>>()
+            .map(serde_json::Value::Array),
     }
 }
 
