@@ -86,7 +86,8 @@ struct Args {
     /// Let commands write straight to the terminal, unbuffered and interleaved.
     #[arg(short = 'u', long = "ungroup")]
     ungroup: bool,
-    /// Print output line by line as jobs write it: lines never mix, but jobs interleave.
+    /// Print output line by line as jobs write it: lines never mix, but jobs interleave (with
+    /// -k, each job's output whole, in input order).
     #[arg(long, conflicts_with_all = ["ungroup", "group"])]
     line_buffer: bool,
     /// Print one JSON object per job on stdout instead of its output.
@@ -454,7 +455,9 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         .map_err(|e| error_chain(&e))?;
     control::watch_signals(stop.clone(), pool.waker())?;
     let mut ctl = control::Control::new(log, halt, stop.clone());
-    let (tag, ungroup, line_buffer) = (args.tag, args.ungroup, args.line_buffer);
+    // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
+    let line_buffer = args.line_buffer && !args.keep_order;
+    let (tag, ungroup) = (args.tag, args.ungroup);
     let seen = Rc::new(RefCell::new(HashMap::new()));
     let warned = std::cell::Cell::new(false);
     let feed = Feed::start(shape, pool.waker(), stop.clone());
