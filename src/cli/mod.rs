@@ -90,7 +90,9 @@ struct Args {
     /// -k, each job's output whole, in input order).
     #[arg(long, conflicts_with_all = ["ungroup", "group"])]
     line_buffer: bool,
-    /// Print one JSON object per job on stdout instead of its output.
+    /// Print one JSON object per job on stdout instead of its output: seq, args, command or
+    /// task, status, exit_code, signal, stdout, stderr, output, error, worker, pid, attempt,
+    /// start, runtime (null where they do not apply).
     #[arg(long, conflicts_with_all = ["ungroup", "dry_run", "line_buffer"])]
     jsonl: bool,
     /// Show a progress bar on stderr (on a terminal, unless --force-progress).

@@ -223,6 +223,8 @@ impl Printer {
     }
 }
 
+/// The fields every `--jsonl` object has, commands' and tasks' alike (null where they do not
+/// apply), so that a consumer can read any line the same way.
 fn record<T>(outcome: &Outcome<T>, job: &[Vec<u8>]) -> Value {
     let start = outcome
         .started
@@ -231,6 +233,15 @@ fn record<T>(outcome: &Outcome<T>, job: &[Vec<u8>]) -> Value {
     json!({
         "seq": outcome.seq,
         "args": job.iter().map(|a| super::lossy(a)).collect::<Vec<_>>(),
+        "command": null,
+        "task": null,
+        "status": null,
+        "exit_code": null,
+        "signal": null,
+        "stdout": null,
+        "stderr": null,
+        "output": null,
+        "error": null,
         "worker": outcome.worker,
         "pid": outcome.pid,
         "attempt": outcome.attempt,

@@ -1,0 +1,497 @@
+//! How output is printed: grouped (the default), `--line-buffer`, `-u`, `--tag`, `-k`, large
+//! outputs, `--jsonl`, `--dry-run` and the progress line.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{BACKENDS, Scratch, lines, noise, weft};
+use serde_json::Value;
+
+/// A job printing `n` numbered lines, one `echo` each, so that parallel jobs would interleave
+/// if their outputs were not kept apart.
+fn counting(n: usize) -> String {
+    format!("i=0; while [ $i -lt {n} ]; do echo {{}}-$i; i=$((i+1)); done")
+}
+
+/// Checks that `out` holds, for every job, its `n` lines in order; with `whole`, also that
+/// each job's lines are contiguous.
+fn check_counting(out: &[u8], jobs: &[&str], n: usize, whole: bool) {
+    let got = lines(out);
+    assert_eq!(got.len(), jobs.len() * n);
+    let mut next: BTreeMap<&str, usize> = jobs.iter().map(|j| (*j, 0)).collect();
+    let mut current: Option<String> = None;
+    for line in &got {
+        let (job, i) = line.rsplit_once('-').unwrap();
+        let i: usize = i.parse().unwrap();
+        assert_eq!(next[job], i, "line {line} out of order");
+        *next.get_mut(job).unwrap() += 1;
+        if whole && current.as_deref() != Some(job) {
+            assert_eq!(
+                current.map(|c| next[c.as_str()]).unwrap_or(n),
+                n,
+                "{line} cuts in"
+            );
+            current = Some(job.to_string());
+        }
+    }
+}
+
+#[test]
+fn grouped_output_keeps_each_jobs_output_whole() {
+    let jobs = ["a", "b", "c", "d", "e", "f"];
+    for backend in BACKENDS {
+        let out = weft()
+            .args(["-j4", "--backend", backend.name(), &counting(300), ":::"])
+            .args(jobs)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        check_counting(&out, &jobs, 300, true);
+    }
+}
+
+#[test]
+fn stdout_and_stderr_stay_apart() {
+    for backend in BACKENDS {
+        weft()
+            .args(["-k", "--backend", backend.name()])
+            .arg("echo out-{}; echo err-{} >&2; echo more-{}")
+            .args([":::", "1", "2"])
+            .assert()
+            .success()
+            .stdout("out-1\nmore-1\nout-2\nmore-2\n")
+            .stderr("err-1\nerr-2\n");
+    }
+}
+
+#[test]
+fn keep_order_prints_in_input_order_and_a_slow_first_job_does_not_hold_back_the_rest() {
+    // The first job ends only once the last one has run: -k must not wait for it to start them.
+    let first = "if [ {} = first ]; then i=0; while [ ! -e last ] && [ $i -lt 3000 ]; do \
+                 sleep 0.01; i=$((i+1)); done; [ -e last ] || exit 9; fi; touch {}; echo {}";
+    for backend in BACKENDS {
+        let dir = Scratch::new(&format!("keep-order-{}", backend.name()));
+        weft()
+            .args(["-k", "-j2", "--backend", backend.name(), first])
+            .args([":::", "first", "second", "third", "last"])
+            .current_dir(dir.path())
+            .assert()
+            .success()
+            .stdout("first\nsecond\nthird\nlast\n");
+    }
+}
+
+#[test]
+fn keep_order_holds_over_many_jobs() {
+    let input: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+    for backend in BACKENDS {
+        weft()
+            .args(["-k", "-j4", "--backend", backend.name(), "echo"])
+            .write_stdin(input.clone())
+            .assert()
+            .success()
+            .stdout(input.clone());
+    }
+}
+
+/// Four files of 5 MB, each different, each ending with a newline.
+fn big_files(dir: &Scratch) -> (Vec<String>, Vec<u8>) {
+    let mut names = Vec::new();
+    let mut all = Vec::new();
+    for seed in 1..=4u64 {
+        let mut bytes = noise(5_000_000, seed);
+        bytes.push(b'\n');
+        let name = format!("big{seed}");
+        std::fs::write(dir.join(&name), &bytes).unwrap();
+        all.extend_from_slice(&bytes);
+        names.push(name);
+    }
+    (names, all)
+}
+
+#[test]
+fn large_outputs_of_parallel_jobs_arrive_whole_and_byte_exact() {
+    let dir = Scratch::new("big");
+    let (names, all) = big_files(&dir);
+    for backend in BACKENDS {
+        let out = weft()
+            .args([
+                "-k",
+                "-j4",
+                "--backend",
+                backend.name(),
+                "cat {}; cat {} >&2",
+                ":::",
+            ])
+            .args(&names)
+            .current_dir(dir.path())
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        assert!(out.stdout == all, "{}: stdout differs", backend.name());
+        assert!(out.stderr == all, "{}: stderr differs", backend.name());
+        let out = weft()
+            .args(["-j4", "--backend", backend.name(), "cat", ":::"])
+            .args(&names)
+            .current_dir(dir.path())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut rest = &out[..];
+        while !rest.is_empty() {
+            assert!(rest.len() >= 5_000_001, "{}: short output", backend.name());
+            parts.push(rest[..5_000_001].to_vec());
+            rest = &rest[5_000_001..];
+        }
+        let mut expected: Vec<Vec<u8>> = all.chunks(5_000_001).map(<[u8]>::to_vec).collect();
+        parts.sort();
+        expected.sort();
+        assert!(
+            parts == expected,
+            "{}: a job's output was cut",
+            backend.name()
+        );
+    }
+}
+
+#[test]
+fn large_outputs_pass_through_line_buffer_and_ungroup_byte_exact() {
+    let dir = Scratch::new("big-direct");
+    let (names, all) = big_files(&dir);
+    let mut expected: Vec<&[u8]> = all.split_inclusive(|&b| b == b'\n').collect();
+    expected.sort();
+    for backend in BACKENDS {
+        let out = weft()
+            .args([
+                "-j4",
+                "--line-buffer",
+                "--backend",
+                backend.name(),
+                "cat",
+                ":::",
+            ])
+            .args(&names)
+            .current_dir(dir.path())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let mut got: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
+        got.sort();
+        assert!(
+            got == expected,
+            "{}: --line-buffer lost or cut lines",
+            backend.name()
+        );
+        let out = weft()
+            .args(["-j1", "-u", "--backend", backend.name(), "cat", ":::"])
+            .args(&names)
+            .current_dir(dir.path())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        assert!(out == all, "{}: -u output differs", backend.name());
+    }
+}
+
+#[test]
+fn line_buffer_passes_whole_lines_in_each_jobs_order() {
+    let jobs = ["a", "b", "c", "d"];
+    for backend in BACKENDS {
+        let out = weft()
+            .args([
+                "-j4",
+                "--line-buffer",
+                "--backend",
+                backend.name(),
+                &counting(500),
+            ])
+            .arg(":::")
+            .args(jobs)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        check_counting(&out, &jobs, 500, false);
+    }
+}
+
+#[test]
+fn line_buffer_with_keep_order_prints_in_input_order() {
+    let jobs = ["a", "b", "c", "d"];
+    for backend in BACKENDS {
+        let out = weft()
+            .args(["-k", "-j4", "--line-buffer", "--backend", backend.name()])
+            .arg(counting(200))
+            .arg(":::")
+            .args(jobs)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let expected: String = jobs
+            .iter()
+            .flat_map(|j| (0..200).map(move |i| format!("{j}-{i}\n")))
+            .collect();
+        assert!(
+            out == expected.as_bytes(),
+            "{}: {:?}...",
+            backend.name(),
+            &lines(&out)[..20]
+        );
+    }
+}
+
+#[test]
+fn ungroup_lets_commands_write_straight_through() {
+    for backend in BACKENDS {
+        weft()
+            .args([
+                "-u",
+                "-j1",
+                "--backend",
+                backend.name(),
+                "echo out-{}; echo err-{} >&2",
+            ])
+            .args([":::", "a", "b"])
+            .assert()
+            .success()
+            .stdout("out-a\nout-b\n")
+            .stderr("err-a\nerr-b\n");
+    }
+}
+
+#[test]
+fn tag_prefixes_every_line_with_the_arguments_and_a_tab() {
+    for backend in BACKENDS {
+        weft()
+            .args(["--tag", "-k", "--backend", backend.name()])
+            .arg("echo {}; echo second; echo err >&2")
+            .args([":::", "a", "b c"])
+            .assert()
+            .success()
+            .stdout("a\ta\na\tsecond\nb c\tb c\nb c\tsecond\n")
+            .stderr("a\terr\nb c\terr\n");
+        weft()
+            .args(["--tag", "-k", "--backend", backend.name(), "echo", "x"])
+            .args([":::", "a", ":::", "1", "2"])
+            .assert()
+            .success()
+            .stdout("a 1\tx a 1\na 2\tx a 2\n");
+        weft()
+            .args([
+                "--tag",
+                "--line-buffer",
+                "-j1",
+                "--backend",
+                backend.name(),
+                "echo",
+            ])
+            .args([":::", "a", "b"])
+            .assert()
+            .success()
+            .stdout("a\ta\nb\tb\n");
+        weft()
+            .args(["--tag", "-k", "--task", "sum", "--backend", backend.name()])
+            .args([":::", "1..3", "0..5"])
+            .assert()
+            .success()
+            .stdout("1..3\t3\n0..5\t10\n");
+    }
+}
+
+const JSONL_KEYS: [&str; 15] = [
+    "seq",
+    "args",
+    "command",
+    "task",
+    "status",
+    "exit_code",
+    "signal",
+    "stdout",
+    "stderr",
+    "output",
+    "error",
+    "worker",
+    "attempt",
+    "start",
+    "runtime",
+];
+
+fn jsonl(out: &[u8]) -> Vec<Value> {
+    lines(out)
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            for key in JSONL_KEYS {
+                assert!(v.get(key).is_some(), "no {key} in {l}");
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn jsonl_prints_one_object_per_command_job() {
+    for backend in BACKENDS {
+        let out = weft()
+            .args(["--jsonl", "-k", "-j2", "--backend", backend.name()])
+            .arg("printf 'out-%s' {}; printf 'err-%s' {} >&2; [ {} = kill ] && kill -9 $$; exit {}")
+            .args([":::", "0", "3", "kill"])
+            .assert()
+            .code(2)
+            .get_output()
+            .stdout
+            .clone();
+        let v = jsonl(&out);
+        assert_eq!(v.len(), 3);
+        for (i, arg) in ["0", "3", "kill"].iter().enumerate() {
+            let job = &v[i];
+            assert_eq!(job["seq"], i as u64 + 1);
+            assert_eq!(job["args"], serde_json::json!([arg]));
+            assert_eq!(job["stdout"], format!("out-{arg}"));
+            assert_eq!(job["stderr"], format!("err-{arg}"));
+            assert!(
+                job["command"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("printf 'out-%s' ")
+            );
+            assert_eq!(job["task"], Value::Null);
+            assert_eq!(job["output"], Value::Null);
+            assert_eq!(job["attempt"], 1);
+            assert!((1..=2).contains(&job["worker"].as_u64().unwrap()), "{job}");
+            assert!(job["start"].as_f64().unwrap() > 1.5e9, "{job}");
+            assert!(job["runtime"].as_f64().unwrap() >= 0.0, "{job}");
+        }
+        assert_eq!(v[0]["status"], "ok");
+        assert_eq!(v[0]["exit_code"], 0);
+        assert_eq!(v[0]["signal"], Value::Null);
+        assert_eq!(v[0]["error"], Value::Null);
+        assert_eq!(v[1]["status"], "failed");
+        assert_eq!(v[1]["exit_code"], 3);
+        assert_eq!(v[1]["signal"], Value::Null);
+        assert_eq!(v[2]["status"], "failed");
+        assert_eq!(v[2]["exit_code"], Value::Null);
+        assert_eq!(v[2]["signal"], 9);
+    }
+}
+
+#[test]
+fn jsonl_prints_one_object_per_task_job() {
+    for backend in BACKENDS {
+        let out = weft()
+            .args([
+                "--jsonl",
+                "-k",
+                "--task",
+                "sum",
+                "--backend",
+                backend.name(),
+            ])
+            .args([":::", "1..3", "bad"])
+            .assert()
+            .code(1)
+            .get_output()
+            .stdout
+            .clone();
+        let v = jsonl(&out);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0]["task"], "sum");
+        assert_eq!(v[0]["command"], Value::Null);
+        assert_eq!(v[0]["args"], serde_json::json!(["1..3"]));
+        assert_eq!(v[0]["status"], "ok");
+        assert_eq!(v[0]["output"], 3);
+        assert_eq!(v[0]["error"], Value::Null);
+        assert_eq!(v[0]["exit_code"], Value::Null);
+        assert_eq!(v[1]["seq"], 2);
+        assert_eq!(v[1]["status"], "failed");
+        assert_eq!(v[1]["output"], Value::Null);
+        assert!(
+            v[1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("\"bad\" is not a range"),
+            "{}",
+            v[1]
+        );
+    }
+}
+
+#[test]
+fn dry_run_prints_the_commands_and_runs_none() {
+    let dir = Scratch::new("dry-run");
+    weft()
+        .args([
+            "--dry-run",
+            "-j1",
+            "touch",
+            "{}",
+            "{#}",
+            "{%}",
+            ":::",
+            "a",
+            "b c",
+            "$(x)",
+        ])
+        .current_dir(dir.path())
+        .assert()
+        .success()
+        .stdout("touch a 1 1\ntouch 'b c' 2 1\ntouch '$(x)' 3 1\n");
+    weft()
+        .arg("--dry-run")
+        .write_stdin("touch made\n")
+        .current_dir(dir.path())
+        .assert()
+        .success()
+        .stdout("touch made\n");
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}
+
+#[test]
+fn forced_progress_goes_to_stderr_and_leaves_stdout_alone() {
+    for (flag, shows) in [
+        ("--bar", "100%"),
+        ("--eta", "ETA"),
+        ("--progress", "3/3 done"),
+    ] {
+        for backend in BACKENDS {
+            let out = weft()
+                .args([flag, "--force-progress", "-k", "--backend", backend.name()])
+                .args(["echo", ":::", "a", "b", "c"])
+                .assert()
+                .success()
+                .stdout("a\nb\nc\n")
+                .get_output()
+                .stderr
+                .clone();
+            let err = String::from_utf8(out).unwrap();
+            assert!(err.contains(shows), "{flag}: {err:?}");
+            assert!(err.contains("3/3"), "{flag}: {err:?}");
+        }
+    }
+}
+
+#[test]
+fn progress_is_silent_when_stderr_is_not_a_terminal() {
+    for flag in ["--bar", "--eta", "--progress"] {
+        weft()
+            .args([flag, "-k", "echo", ":::", "a", "b"])
+            .assert()
+            .success()
+            .stdout("a\nb\n")
+            .stderr("");
+    }
+}
