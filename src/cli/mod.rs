@@ -197,9 +197,17 @@ pub fn main_with(registry: Registry) -> i32 {
         .unwrap_or(argv.len());
     let args = match Args::try_parse_from(&argv[..cut]) {
         Ok(a) => a,
+        Err(e) if e.use_stderr() => {
+            // Every message of ours starts with `weft: `; clap's start with `error: `.
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("weft: {text}");
+            return 255;
+        }
         Err(e) => {
+            // --help and --version.
             let _ = e.print();
-            return if e.use_stderr() { 255 } else { 0 };
+            return 0;
         }
     };
     let sources = match sources(&argv[cut..]) {
