@@ -132,6 +132,7 @@ const BAD_USAGE: &[(&[&str], &str)] = &[
     (&["-n", "2", "echo", ":::", "a", ":::", "b"], "-n"),
     (&["-d", "ab", "echo"], "ab"),
     (&["--colsep", "", "echo", ":::", "a"], "--colsep"),
+    (&["-I", "", "echo", ":::", "a"], "-I"),
     (&["--backend", "fish", "echo", ":::", "a"], "fish"),
     (&["--timeout", "0", "echo", ":::", "a"], "--timeout 0"),
     (&["--timeout", "soon", "echo", ":::", "a"], "soon"),

@@ -329,6 +329,9 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     if args.colsep.as_deref() == Some("") {
         return Err("--colsep needs a separator".into());
     }
+    if args.replace.as_deref() == Some("") {
+        return Err("-I needs a string to replace, such as -I @@".into());
+    }
     let shape = Shape {
         sources,
         split,

@@ -105,7 +105,8 @@ impl Template {
 
 /// Recognises a replacement string at the start of `s`: the part and its length.
 fn token(s: &[u8], replace: &[u8]) -> Option<(Part, usize)> {
-    if s.starts_with(replace) {
+    // An empty string would match everywhere and consume nothing.
+    if !replace.is_empty() && s.starts_with(replace) {
         return Some((
             Part::Arg {
                 pos: None,
@@ -257,6 +258,13 @@ mod tests {
         let words = vec![b"echo".to_vec(), b"XX".to_vec(), b"{}".to_vec()];
         let t = Template::parse(&words, b"XX");
         assert_eq!(t.render(&[b"a".to_vec()], 1), b"echo a {}");
+    }
+
+    #[test]
+    fn an_empty_replacement_string_matches_nothing() {
+        let words = vec![b"echo".to_vec(), b"{}".to_vec()];
+        let t = Template::parse(&words, b"");
+        assert_eq!(t.render(&[b"a".to_vec()], 1), b"echo {} a");
     }
 
     #[test]
