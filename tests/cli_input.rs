@@ -90,9 +90,16 @@ fn null_separated_records_keep_their_newlines() {
 }
 
 #[test]
-fn a_delimiter_splits_records_with_escapes_understood() {
+fn a_delimiter_of_one_or_more_characters_splits_records_with_escapes_understood() {
     for backend in BACKENDS {
-        for (delim, input) in [(",", "a,b c,d"), ("\\t", "a\tb c\td"), ("\\0", "a\0b c\0d")] {
+        for (delim, input) in [
+            (",", "a,b c,d"),
+            ("\\t", "a\tb c\td"),
+            ("\\0", "a\0b c\0d"),
+            ("::", "a::b c::d::"),
+            ("é", "aéb céd"),
+            ("\\r\\n", "a\r\nb c\r\nd"),
+        ] {
             weft()
                 .args(["-d", delim, "-k", "--backend", backend.name(), BRACKETS])
                 .write_stdin(input)

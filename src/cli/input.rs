@@ -23,9 +23,10 @@ pub(crate) struct Source {
 }
 
 /// How records are split.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Split {
-    pub(crate) delim: u8,
+    /// What ends a record: one byte or several (never empty).
+    pub(crate) delim: Vec<u8>,
     pub(crate) skip_empty: bool,
 }
 
@@ -50,42 +51,47 @@ impl<R: BufRead> Iterator for Records<R> {
     type Item = io::Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let delim = &self.split.delim[..];
+        let last = *delim.last().expect("a delimiter");
         loop {
             if self.done {
                 return None;
             }
             let mut rec = Vec::new();
-            match self.reader.read_until(self.split.delim, &mut rec) {
-                Ok(0) => {
-                    self.done = true;
-                    return None;
-                }
-                Ok(_) => {
-                    if rec.last() == Some(&self.split.delim) {
-                        rec.pop();
+            // A delimiter of several bytes ends where its last byte does; read on until it does.
+            let ended = loop {
+                match self.reader.read_until(last, &mut rec) {
+                    Ok(0) => break false,
+                    Ok(_) if rec.ends_with(delim) => break true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
                     }
-                    if self.split.skip_empty && rec.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    return Some(Ok(rec));
                 }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
+            };
+            if ended {
+                rec.truncate(rec.len() - delim.len());
+            } else if rec.is_empty() {
+                self.done = true;
+                return None;
             }
+            if self.split.skip_empty && rec.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Some(Ok(rec));
         }
     }
 }
 
 fn open(
     origin: &Origin,
-    split: Split,
+    split: &Split,
 ) -> io::Result<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>> {
     Ok(match origin {
         Origin::Stdin => Box::new(Records::new(
             BufReader::with_capacity(1 << 16, io::stdin()),
-            split,
+            split.clone(),
         )),
         Origin::File(path) => {
             let file: Box<dyn Read> = if path.as_os_str() == "-" {
@@ -95,13 +101,17 @@ fn open(
                     io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
                 })?)
             };
-            Box::new(Records::new(BufReader::with_capacity(1 << 16, file), split))
+            Box::new(Records::new(
+                BufReader::with_capacity(1 << 16, file),
+                split.clone(),
+            ))
         }
         Origin::Args(args) => {
             let args = args.clone();
+            let skip_empty = split.skip_empty;
             Box::new(
                 args.into_iter()
-                    .filter(move |a| !(split.skip_empty && a.iter().all(u8::is_ascii_whitespace)))
+                    .filter(move |a| !(skip_empty && a.iter().all(u8::is_ascii_whitespace)))
                     .map(Ok),
             )
         }
@@ -125,7 +135,7 @@ pub(crate) type Jobs = Box<dyn Iterator<Item = io::Result<Vec<Vec<u8>>>>>;
 
 /// Every job's arguments: one record per source, in GNU parallel's order (the last source
 /// varies fastest).
-pub(crate) fn jobs(sources: &[Source], split: Split) -> io::Result<Jobs> {
+pub(crate) fn jobs(sources: &[Source], split: &Split) -> io::Result<Jobs> {
     let groups = groups(sources);
     let mut iters = Vec::new();
     for g in &groups {
@@ -185,11 +195,11 @@ fn zip(mut members: Vec<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>>) -> Jobs 
     Box::new((0..n).map(move |i| Ok(lists.iter().map(|l| l[i % l.len()].clone()).collect())))
 }
 
-/// Parses `-d`'s argument: one byte, with `\n`, `\t`, `\0`, `\\` escapes.
-pub(crate) fn delimiter(s: &str) -> Result<u8, String> {
-    match unescape(s)[..] {
-        [b] => Ok(b),
-        _ => Err(format!("-d {s:?}: give one character (or \\n, \\t, \\0)")),
+/// Parses `-d`'s argument: one or more bytes, with `\n`, `\t`, `\0`, `\\` escapes.
+pub(crate) fn delimiter(s: &str) -> Result<Vec<u8>, String> {
+    match unescape(s) {
+        d if d.is_empty() => Err("-d needs a delimiter, such as -d , or -d '\\t'".into()),
+        d => Ok(d),
     }
 }
 
@@ -222,7 +232,7 @@ mod tests {
 
     fn split() -> Split {
         Split {
-            delim: b'\n',
+            delim: b"\n".to_vec(),
             skip_empty: false,
         }
     }
@@ -239,11 +249,20 @@ mod tests {
         );
         assert_eq!(recs(b"x\xff\xfey\n", split()), [b"x\xff\xfey".to_vec()]);
         let nul = Split {
-            delim: 0,
+            delim: vec![0],
             ..split()
         };
         assert_eq!(recs(b"a\nb\0c\0", nul), [&b"a\nb"[..], b"c"]);
         assert!(recs(b"", split()).is_empty());
+        let several = Split {
+            delim: b"::".to_vec(),
+            ..split()
+        };
+        assert_eq!(
+            recs(b"a::b:c:::d::", several.clone()),
+            [&b"a"[..], b"b:c", b":d"]
+        );
+        assert_eq!(recs(b"::x:", several), [&b""[..], b"x:"]);
     }
 
     #[test]
@@ -263,7 +282,7 @@ mod tests {
     }
 
     fn all(sources: &[Source]) -> Vec<String> {
-        jobs(sources, split())
+        jobs(sources, &split())
             .unwrap()
             .map(|j| {
                 j.unwrap()
@@ -298,10 +317,11 @@ mod tests {
 
     #[test]
     fn delimiter_escapes() {
-        assert_eq!(delimiter("\\0"), Ok(0));
-        assert_eq!(delimiter(","), Ok(b','));
-        assert!(delimiter("ab").is_err());
-        assert_eq!(delimiter("\\"), Ok(b'\\'));
+        assert_eq!(delimiter("\\0"), Ok(vec![0]));
+        assert_eq!(delimiter(","), Ok(b",".to_vec()));
+        assert_eq!(delimiter("é"), Ok("é".as_bytes().to_vec()));
+        assert_eq!(delimiter("\\"), Ok(b"\\".to_vec()));
+        assert!(delimiter("").is_err());
     }
 
     #[test]

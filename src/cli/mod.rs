@@ -61,7 +61,7 @@ struct Args {
     /// Records end with NUL instead of newline.
     #[arg(short = '0', long = "null")]
     null: bool,
-    /// Records end with DELIM (one character; \n, \t, \0 understood).
+    /// Records end with DELIM (one or more characters; \n, \t, \0 understood).
     #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]
     delimiter: Option<String>,
     /// Skip empty (all-whitespace) records.
@@ -301,8 +301,8 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     let split = Split {
         delim: match (&args.delimiter, args.null) {
             (Some(d), _) => input::delimiter(d)?,
-            (None, true) => 0,
-            (None, false) => b'\n',
+            (None, true) => vec![0],
+            (None, false) => b"\n".to_vec(),
         },
         skip_empty: args.no_run_if_empty,
     };
@@ -626,7 +626,7 @@ struct Shape {
 
 impl Shape {
     fn open(&self) -> io::Result<input::Jobs> {
-        let mut jobs = input::jobs(&self.sources, self.split)?;
+        let mut jobs = input::jobs(&self.sources, &self.split)?;
         if let Some(n) = self.max_args {
             jobs = Box::new(pack(jobs, n));
         }
