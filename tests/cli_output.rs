@@ -255,6 +255,20 @@ fn line_buffer_with_keep_order_prints_in_input_order() {
 }
 
 #[test]
+fn line_buffer_keeps_stdout_and_stderr_apart() {
+    for backend in BACKENDS {
+        weft()
+            .args(["--line-buffer", "-j1", "--backend", backend.name()])
+            .arg("echo out-{}; echo err-{} >&2")
+            .args([":::", "a", "b"])
+            .assert()
+            .success()
+            .stdout("out-a\nout-b\n")
+            .stderr("err-a\nerr-b\n");
+    }
+}
+
+#[test]
 fn ungroup_lets_commands_write_straight_through() {
     for backend in BACKENDS {
         weft()

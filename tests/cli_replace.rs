@@ -116,6 +116,31 @@ fn without_a_replacement_string_the_arguments_are_appended_one_word_each() {
 }
 
 #[test]
+fn without_a_command_each_record_is_a_command() {
+    for backend in BACKENDS {
+        weft()
+            .args(["-k", "--backend", backend.name()])
+            .write_stdin("echo a\necho b   c\nprintf '%s|' x y")
+            .assert()
+            .success()
+            .stdout("a\nb c\nx|y|");
+        weft()
+            .args([
+                "-k",
+                "--backend",
+                backend.name(),
+                ":::",
+                "echo",
+                "printf '<%s>'",
+            ])
+            .args([":::", "a", "b"])
+            .assert()
+            .success()
+            .stdout("a\nb\n<a><b>");
+    }
+}
+
+#[test]
 fn replacement_strings_inside_the_input_are_never_substituted_again() {
     let data = ["{}", "{#}", "{%}", "{1}", "{.}", "{/}", "XX"];
     let expected: String = data.iter().map(|d| format!("[{d}]\n")).collect();
