@@ -4,8 +4,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command as Std, Stdio};
+use std::time::Duration;
 
-use common::{BACKENDS, Scratch, lines, noise, weft};
+use common::{BACKENDS, Scratch, lines, noise, weft, within};
 use serde_json::Value;
 
 /// A job printing `n` numbered lines, one `echo` each, so that parallel jobs would interleave
@@ -81,6 +84,41 @@ fn keep_order_prints_in_input_order_and_a_slow_first_job_does_not_hold_back_the_
             .assert()
             .success()
             .stdout("first\nsecond\nthird\nlast\n");
+    }
+}
+
+/// The last job ends only once the test has read the first job's output: passes only if each
+/// job's output is written as soon as the job ends, not held until the run ends.
+#[test]
+fn a_finished_jobs_output_arrives_while_later_jobs_still_run() {
+    let script = "if [ {} = last ]; then i=0; while [ ! -e seen ] && [ $i -lt 2000 ]; do \
+                  sleep 0.01; i=$((i+1)); done; [ -e seen ] || exit 9; fi; echo {}";
+    for backend in BACKENDS {
+        for order in [None, Some("-k")] {
+            let dir = Scratch::new(&format!("prompt-{}", backend.name()));
+            let mut child = Std::new(env!("CARGO_BIN_EXE_weft"))
+                .args(["-j2", "--backend", backend.name()])
+                .args(order)
+                .args([script, ":::", "first", "last"])
+                .current_dir(dir.path())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let seen = dir.join("seen");
+            let (first, rest) = within(Duration::from_secs(90), move || {
+                let mut reader = BufReader::new(stdout);
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap();
+                std::fs::write(seen, "").unwrap();
+                let mut rest = String::new();
+                reader.read_to_string(&mut rest).unwrap();
+                (first, rest)
+            });
+            let status = child.wait().unwrap();
+            assert_eq!((first.as_str(), rest.as_str()), ("first\n", "last\n"));
+            assert!(status.success(), "{} {order:?}: {status}", backend.name());
+        }
     }
 }
 

@@ -47,7 +47,11 @@ impl Printer {
     ) -> io::Result<()> {
         let ok = matches!(&outcome.status, Status::Ok(o) if o.success());
         self.clear_progress();
-        let printed = self.command_body(outcome, ok, job, line);
+        // Flushed per job: a job's output is due as soon as it ends, not when the buffer fills
+        // or the run ends (`weft ... | tee log`, a consumer reading --jsonl as it comes).
+        let printed = self
+            .command_body(outcome, ok, job, line)
+            .and_then(|()| self.out.flush());
         self.count(ok);
         printed
     }
@@ -100,7 +104,9 @@ impl Printer {
     pub(crate) fn task(&mut self, outcome: &Outcome<Value>, job: &[Vec<u8>]) -> io::Result<()> {
         let ok = outcome.is_ok();
         self.clear_progress();
-        let printed = self.task_body(outcome, ok, job);
+        let printed = self
+            .task_body(outcome, ok, job)
+            .and_then(|()| self.out.flush());
         self.count(ok);
         printed
     }
