@@ -122,6 +122,38 @@ fn a_finished_jobs_output_arrives_while_later_jobs_still_run() {
     }
 }
 
+/// `weft ... | head -1`: once stdout is closed, weft stops starting jobs and exits with 141.
+#[test]
+fn a_closed_stdout_stops_the_run() {
+    for backend in BACKENDS {
+        let dir = Scratch::new(&format!("closed-{}", backend.name()));
+        let records: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
+        std::fs::write(dir.join("records"), records).unwrap();
+        let mut child = Std::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["-j2", "--backend", backend.name(), "-a", "records"])
+            .arg("echo {} >> ran; echo {}")
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        drop(stdout);
+        let status = within(Duration::from_secs(120), move || child.wait().unwrap());
+        assert_eq!(status.code(), Some(141), "{}", backend.name());
+        let ran = std::fs::read_to_string(dir.join("ran"))
+            .unwrap()
+            .lines()
+            .count();
+        assert!(
+            ran < 1000,
+            "{}: {ran} of 20000 jobs ran after stdout closed",
+            backend.name()
+        );
+    }
+}
+
 #[test]
 fn keep_order_holds_over_many_jobs() {
     let input: String = (1..=2000).map(|i| format!("{i}\n")).collect();
