@@ -134,7 +134,7 @@ const BAD_USAGE: &[(&[&str], &str)] = &[
     (&["--colsep", "", "echo", ":::", "a"], "--colsep"),
     (&["-I", "", "echo", ":::", "a"], "-I"),
     (&["--backend", "fish", "echo", ":::", "a"], "fish"),
-    (&["--timeout", "0", "echo", ":::", "a"], "--timeout 0"),
+    (&["--timeout", "0", "echo", ":::", "a"], "--timeout \"0\""),
     (&["--timeout", "soon", "echo", ":::", "a"], "soon"),
     (
         &["-a", "/nonexistent/weft-input", "echo"],
