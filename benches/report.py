@@ -1,0 +1,334 @@
+"""Writes benches/RESULTS.md from what benches/run.sh measured, and prints its summary table.
+
+    python3 benches/report.py RESULTS_DIR OUT.md
+
+RESULTS_DIR holds `*.txt` files of measurement lines (`NAME UNIT median=M min=A max=B n=R
+[key=value...]`, printed by benches/engine.rs and benches/py_pool.py), hyperfine exports
+`hf-NAME.json`, `checks.txt` (`NAME VALUE [detail]` lines) and `meta.txt` (`key: value`
+lines). A measurement that is missing (its step failed) is reported as not measured.
+"""
+
+import json
+import pathlib
+import statistics
+import sys
+
+SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def load(d):
+    m = {}
+    for p in sorted(d.glob("*.txt")):
+        for line in p.read_text().splitlines():
+            parts = line.split()
+            if len(parts) < 6 or not parts[2].startswith("median="):
+                continue
+            name, unit, *kv = parts
+            f = dict(x.split("=", 1) for x in kv if "=" in x)
+            m[name] = {
+                "unit": unit,
+                "median": float(f.pop("median")),
+                "min": float(f.pop("min")),
+                "max": float(f.pop("max")),
+                "n": int(f.pop("n")),
+                "extra": f,
+            }
+    for p in sorted(d.glob("hf-*.json")):
+        r = json.loads(p.read_text())["results"][0]
+        t = r["times"]
+        m[p.stem[3:]] = {
+            "unit": "s",
+            "median": statistics.median(t),
+            "min": min(t),
+            "max": max(t),
+            "n": len(t),
+            "extra": {"command": r["command"]},
+        }
+    return m
+
+
+def kv_file(path, sep):
+    out = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if sep in line:
+                k, v = line.split(sep, 1)
+                out[k.strip()] = v.strip()
+    return out
+
+
+def fmt_time(s):
+    if s >= 1:
+        return f"{s:.3f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} µs"
+
+
+def fmt(v, unit):
+    if unit in SECONDS:
+        return fmt_time(v * SECONDS[unit])
+    if unit == "tasks/s":
+        return f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.1f} k/s"
+    return f"{v:.2f} {unit}"
+
+
+class Report:
+    def __init__(self, m):
+        self.m = m
+        self.sections = []
+        self.summary = []
+
+    def section(self, title, note=""):
+        self.rows = []
+        self.checks = []
+        self.sections.append((title, note, self.rows, self.checks))
+        self.title = title
+
+    def row(self, label, key):
+        r = self.m.get(key)
+        if r is None:
+            self.rows.append(f"| {label} | not measured | | |")
+            return
+        u = r["unit"]
+        self.rows.append(
+            f"| {label} | {fmt(r['median'], u)} | {fmt(r['min'], u)} – {fmt(r['max'], u)} "
+            f"| {r['n']} |"
+        )
+
+    def check(self, what, measured, target, met):
+        mark = "—" if met is None else ("yes" if met else "**no**")
+        self.checks.append(f"| {what} | {measured} | {target} | {mark} |")
+        self.summary.append(f"| {self.title.split('.')[0]} | {what} | {measured} | {target} | {mark} |")
+
+    def med(self, key, field="median"):
+        r = self.m.get(key)
+        if r is None:
+            return None
+        return r[field] * SECONDS.get(r["unit"], 1.0)
+
+    def best(self, key):
+        """The best repetition: the shortest time or the highest rate."""
+        r = self.m.get(key)
+        if r is None:
+            return None
+        return self.med(key, "max" if r["unit"].endswith("/s") else "min")
+
+    def speedup(self, weft, alt, target, what=None, faster_is_higher=False):
+        """weft's speed-up over alt: alt time / weft time, or weft rate / alt rate."""
+        a, b = self.med(weft), self.med(alt)
+        what = what or f"weft's speed-up over {alt}"
+        if a is None or b is None:
+            self.check(what, "not measured", target[1] if target else "", False if target else None)
+            return
+        x = a / b if faster_is_higher else b / a
+        a, b = self.best(weft), self.best(alt)
+        y = a / b if faster_is_higher else b / a
+        measured = f"{x:.2f}× (best runs {y:.2f}×)"
+        if target is None:
+            self.check(what, measured, "", None)
+        else:
+            self.check(what, measured, target[1], x >= target[0])
+
+    def below(self, key, limit, unit_label, what, field="median"):
+        r = self.m.get(key)
+        if r is None:
+            self.check(what, "not measured", f"< {limit} {unit_label}", False)
+            return
+        scale = (1e3 if unit_label == "ms" else 1.0) * SECONDS.get(r["unit"], 1.0)
+        v = r[field] * scale
+        measured = f"{v:.2f} {unit_label}"
+        if r["n"] > 1 and field == "median":
+            measured += f" (best run {r['min'] * scale:.2f} {unit_label})"
+        self.check(what, measured, f"< {limit} {unit_label}", v < limit)
+
+    def markdown(self, meta):
+        out = ["# weft benchmark results", ""]
+        out.append(
+            f"{meta.get('date', '?')} · {meta.get('cores', '?')} cores ({meta.get('cpu', '?')}) · "
+            f"weft {meta.get('commit', '?')}"
+        )
+        out.append("")
+        out.append(
+            f"Written by `benches/run.sh` in {meta.get('suite', '?')} (build {meta.get('build', '?')}). "
+            f"Load average before the run: {meta.get('load_before', '?')}; after: "
+            f"{meta.get('load_after', '?')}. Tools: {meta.get('tools', '?')}."
+        )
+        out.append("")
+        out.append(
+            "Medians over the repetitions (after a warm-up), the spread from the fastest to the "
+            "slowest repetition, and weft's speed-up: the alternative's time divided by weft's "
+            "(or weft's rate divided by the alternative's), so above 1 means weft is faster. A "
+            "target is judged on medians; the speed-up between the best repetitions of each side "
+            "is shown beside it, as the figure least moved by other work on the machine."
+        )
+        try:
+            load = float(meta.get("load_before", "").split()[0])
+            cores = int(meta.get("cores", ""))
+        except (IndexError, ValueError):
+            load, cores = 0.0, 0
+        if cores and load > 0.5 * cores:
+            out += [
+                "",
+                f"**The machine was busy**: load average {load} on {cores} cores when the run "
+                "began. Other work shared the CPUs, so spreads are wide and a ratio can move a "
+                "long way between runs; rerun on a quiet machine before drawing conclusions.",
+            ]
+        out += ["", "## Summary", ""]
+        out += self.summary_table()
+        for title, note, rows, checks in self.sections:
+            out += ["", f"## {title}", ""]
+            if note:
+                out += [note, ""]
+            out += ["| | median | min – max | runs |", "|---|---|---|---|"] + rows
+            out += ["", "| check | measured | target | met |", "|---|---|---|---|"] + checks
+        return "\n".join(out) + "\n"
+
+    def summary_table(self):
+        return ["| # | check | measured | target | met |", "|---|---|---|---|---|"] + self.summary
+
+
+def build(m, checks):
+    r = Report(m)
+    r.section(
+        "1. Command overhead: 2,000 × `true`, 2 at a time",
+        "Records on stdin; each job runs `true N`.",
+    )
+    r.row("`weft -j2 true`", "true.weft")
+    r.row("`xargs -P2 -n1 true`", "true.xargs")
+    r.row("`parallel -j2 true`", "true.parallel")
+    r.speedup("true.weft", "true.xargs", (1 / 1.25, "≥ 0.80× (within 1.25× of xargs)"), "weft vs xargs")
+    r.speedup("true.weft", "true.parallel", (4, "≥ 4×"), "weft vs GNU parallel")
+
+    r.section(
+        "2. Hashing 5,000 small files (1–8 KiB)",
+        "Paths on stdin. weft's `sha256` task runs in 2 worker processes with no fork+exec per file.",
+    )
+    r.row("`weft --task sha256`", "sha.weft")
+    r.row("`parallel sha256sum`", "sha.parallel")
+    r.row("`xargs -P2 -n1 sha256sum`", "sha.xargs1")
+    r.row("`xargs -P2 -n500 sha256sum`", "sha.xargs500")
+    r.speedup("sha.weft", "sha.parallel", (5, "≥ 5×"), "weft vs GNU parallel")
+    r.speedup("sha.weft", "sha.xargs1", (2, "≥ 2×"), "weft vs xargs -n1")
+    r.speedup("sha.weft", "sha.xargs500", (1 / 1.3, "≥ 0.77× (within 1.3× of xargs -n500)"), "weft vs xargs -n500")
+    same = checks.get("sha256.identical")
+    r.check(
+        "output identical to sha256sum's (sorted)",
+        same or "not checked",
+        "identical",
+        None if same is None else same.startswith("yes"),
+    )
+
+    r.section(
+        "3. Tiny tasks, library: no-op tasks on 2 workers",
+        "weft: 1,000,000 `Noop` tasks through `Pool::map`. Python: `multiprocessing.Pool(2)` "
+        "(fork), `map` with its default chunking over 1,000,000 items, `imap(chunksize=1)` over "
+        "100,000 (its rate, not its time, is compared).",
+    )
+    r.row("weft, process backend", "noop.process")
+    r.row("weft, thread backend", "noop.thread")
+    r.row("Python `Pool(2).map`", "py.map")
+    r.row("Python `Pool(2).imap`, chunksize=1", "py.imap1")
+    r.speedup("noop.process", "py.map", (3, "≥ 3×"), "weft processes vs Pool.map", True)
+    r.speedup("noop.process", "py.imap1", (25, "≥ 25×"), "weft processes vs imap chunksize=1", True)
+    r.speedup("noop.thread", "py.map", (10, "≥ 10×"), "weft threads vs Pool.map", True)
+
+    r.section(
+        "4. CPU-bound scaling: 8 equal parts, 1 vs 2 workers",
+        "Each part is a dependent multiply-add chain (`black_box` at every step).",
+    )
+    for backend, label in (("process", "processes"), ("thread", "threads")):
+        for w in (1, 2):
+            r.row(f"weft {label}, {w} worker{'s' if w > 1 else ''}", f"cpu.{backend}.{w}")
+    r.speedup("cpu.process.2", "cpu.process.1", (1.9, "≥ 1.9×"), "speed-up with 2 processes")
+    r.speedup("cpu.thread.2", "cpu.thread.1", None, "speed-up with 2 threads")
+    a, b = r.med("cpu.process.2"), r.med("cpu.thread.2")
+    if a is None or b is None:
+        r.check("2 processes' time / 2 threads' time", "not measured", "≤ 1.05", False)
+    else:
+        best = r.best("cpu.process.2") / r.best("cpu.thread.2")
+        r.check(
+            "2 processes' time / 2 threads' time",
+            f"{a / b:.3f} (best runs {best:.3f})",
+            "≤ 1.05 (within 5%)",
+            a / b <= 1.05,
+        )
+
+    r.section(
+        "5. Start-up",
+        "A pool is ready when every worker has finished its handshake (weft) or run its "
+        "initializer (Python). End to end: the whole `weft` command, measured by hyperfine.",
+    )
+    r.row("weft: pool of 2 process workers ready", "startup.process_pool2")
+    r.row("Python: spawn `Pool(2)` ready", "py.startup.spawn")
+    r.row("Python: fork `Pool(2)` ready", "py.startup.fork")
+    r.row("`weft --task sum ::: 1..10`, end to end", "sum.weft")
+    r.below("startup.process_pool2", 5, "ms", "weft pool of 2 ready")
+    r.speedup("startup.process_pool2", "py.startup.spawn", None, "weft vs Python spawn Pool(2)")
+    r.speedup("startup.process_pool2", "py.startup.fork", None, "weft vs Python fork Pool(2)")
+    r.below("sum.weft", 20, "ms", "`weft --task sum ::: 1..10` end to end")
+
+    r.section(
+        "6. Round trip of one tiny task through one process worker",
+        "Each repetition is the median of 1,000 round trips (after 200 warm-up trips). Python: "
+        "`Pool(1).apply`.",
+    )
+    r.row("weft `Pool::map([Noop])`, 1 process", "roundtrip.process")
+    r.row("Python `Pool(1).apply`", "py.roundtrip")
+    r.speedup("roundtrip.process", "py.roundtrip", (3, "≥ 3× (weft ≤ 1/3)"), "weft vs Python")
+
+    r.section(
+        "7. Payload: 16 MiB of bytes echoed back through one process worker",
+        "weft: an `Echo(serde_bytes::ByteBuf)` task; Python: `Pool(1).apply(echo, (data,))`. "
+        "The echo is checked outside the timing.",
+    )
+    r.row("weft, 1 process worker", "payload.process")
+    r.row("Python `Pool(1).apply`", "py.payload")
+    r.speedup("payload.process", "py.payload", (1 / 0.3, "≥ 3.33× (weft ≤ 0.3×)"), "weft vs Python")
+
+    r.section(
+        "8. I/O on threads: 2,000 HTTP GETs, 32 at a time",
+        "From a keep-alive loopback server in the bench program (512-byte bodies, a thread per "
+        "connection).",
+    )
+    r.row("`weft --task fetch -j32`", "fetch.weft")
+    r.row("`xargs -P32 -n1 curl -s`", "fetch.xargs")
+    r.row("`parallel -j32 curl -s`", "fetch.parallel")
+    r.speedup("fetch.weft", "fetch.xargs", (3, "≥ 3×"), "weft vs xargs curl")
+    r.speedup("fetch.weft", "fetch.parallel", (3, "≥ 3×"), "weft vs GNU parallel curl")
+
+    r.section(
+        "9. Memory (MB = 10⁶ bytes)",
+        "From `/proc/PID/status`. Idle workers: 2 process workers 300 ms after start, and again "
+        "after running 1,000,000 no-op tasks (runs = workers). Coordinator: the bench program "
+        "streaming 1,000,000 no-op tasks through 2 process workers (VmRSS after 100,000 and "
+        "1,000,000 outcomes, VmHWM at the end); the `weft` command over 1,000,000 stdin records "
+        "(peak RSS from GNU time).",
+    )
+    r.row("idle worker VmRSS, fresh", "memory.worker_idle_fresh.VmRSS")
+    r.row("idle worker RssAnon, fresh", "memory.worker_idle_fresh.RssAnon")
+    r.row("idle worker VmRSS, after 1M jobs", "memory.worker_idle_after_1m.VmRSS")
+    r.row("idle worker RssAnon, after 1M jobs", "memory.worker_idle_after_1m.RssAnon")
+    r.row("coordinator VmRSS at 100k jobs", "memory.coordinator.rss_100k")
+    r.row("coordinator VmRSS at 1M jobs", "memory.coordinator.rss_1m")
+    r.row("coordinator peak (VmHWM)", "memory.coordinator.peak")
+    r.row("`weft --task noop --backend process` peak", "memory.cli.process.peak")
+    r.row("`weft --task noop` (threads) peak", "memory.cli.thread.peak")
+    r.below("memory.worker_idle_fresh.VmRSS", 3, "MB", "idle process worker RSS (largest)", "max")
+    r.below("memory.coordinator.peak", 30, "MB", "library coordinator peak over 1M jobs")
+    r.below("memory.cli.process.peak", 30, "MB", "`weft` command peak over 1M jobs (processes)")
+    return r
+
+
+def main():
+    d, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    m = load(d)
+    checks = kv_file(d / "checks.txt", " ")
+    meta = kv_file(d / "meta.txt", ":")
+    r = build(m, checks)
+    out.write_text(r.markdown(meta))
+    print("\n".join(r.summary_table()))
+
+
+if __name__ == "__main__":
+    main()
