@@ -326,7 +326,6 @@ fn line_buffer_with_keep_order_prints_in_input_order() {
 
 /// Lines longer than a pipe writes atomically (4 KiB), from jobs on different worker processes.
 #[test]
-#[ignore = "known bug: process workers write --line-buffer lines with no lock between them"]
 fn line_buffer_keeps_long_lines_whole_across_worker_processes() {
     let dir = Scratch::new("long-lines");
     let names = ["a", "b", "c", "d"];

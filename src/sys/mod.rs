@@ -210,6 +210,46 @@ pub(crate) fn is_out_of_memory_signal(signal: i32) -> bool {
         .any(|s| *s as i32 == signal)
 }
 
+/// An exclusive lock on one of this process's output streams, shared with every process
+/// that writes to the same pipe, file or terminal, so that their writes do not interleave.
+///
+/// Processes that inherited the stream share one open file description, on which `flock`
+/// would not exclude them from each other; so the stream is reopened through `/proc` to get a
+/// description of our own, used only for locking (never written to). A stream that cannot be
+/// reopened (a socket) is written without the lock.
+pub(crate) struct StreamLock(Option<std::fs::File>);
+
+impl StreamLock {
+    /// The lock of file descriptor `fd` (1 for stdout, 2 for stderr).
+    pub(crate) fn open(fd: i32) -> StreamLock {
+        StreamLock(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/self/fd/{fd}"))
+                .ok(),
+        )
+    }
+
+    /// Runs `write` while holding the lock.
+    pub(crate) fn hold<R>(&mut self, write: impl FnOnce() -> R) -> R {
+        use nix::fcntl::{Flock, FlockArg};
+        let Some(file) = self.0.take() else {
+            return write();
+        };
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(guard) => {
+                let result = write();
+                self.0 = guard.unlock().ok();
+                result
+            }
+            Err((file, _)) => {
+                self.0 = Some(file);
+                write()
+            }
+        }
+    }
+}
+
 /// Removes `key` from this process's environment.
 ///
 /// Called by `init` as the first thing a worker does, before it starts any thread.

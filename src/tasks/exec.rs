@@ -250,15 +250,16 @@ impl Task for Exec {
 }
 
 /// Passes a pipe on to this process's stdout or stderr one whole line at a time, so lines of
-/// parallel jobs never mix (one `write` per line; the lock keeps this process's threads apart,
-/// and pipes keep writes up to 4 KiB whole across processes).
+/// parallel jobs never mix: the mutex keeps this process's threads apart, and a file lock on
+/// the stream keeps worker processes that share it apart (a pipe keeps only writes up to 4 KiB
+/// whole by itself).
 fn relay(
     pipe: impl Read + Send + 'static,
     tag: Vec<u8>,
     stderr: bool,
 ) -> std::thread::JoinHandle<()> {
     use std::io::{BufRead, BufReader, Write};
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    static LOCKS: std::sync::Mutex<Option<[sys::StreamLock; 2]>> = std::sync::Mutex::new(None);
     std::thread::spawn(move || {
         let mut reader = BufReader::with_capacity(1 << 16, pipe);
         let mut line = Vec::new();
@@ -269,13 +270,17 @@ fn relay(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
-            let _guard = LOCK.lock();
-            let written = if stderr {
-                std::io::stderr().lock().write_all(&line)
-            } else {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&line).and_then(|_| out.flush())
-            };
+            let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+            let locks =
+                locks.get_or_insert_with(|| [sys::StreamLock::open(1), sys::StreamLock::open(2)]);
+            let written = locks[usize::from(stderr)].hold(|| {
+                if stderr {
+                    std::io::stderr().lock().write_all(&line)
+                } else {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&line).and_then(|_| out.flush())
+                }
+            });
             if written.is_err() {
                 return;
             }
