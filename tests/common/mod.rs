@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use weft::{Backend, Pool, PoolBuilder};
@@ -55,13 +55,33 @@ pub fn alive(pid: u32) -> bool {
 }
 
 fn stat(pid: u32) -> Option<(u32, char)> {
+    stat_fields(pid).map(|(ppid, state, _)| (ppid, state))
+}
+
+/// A process's parent, state and process group, from /proc/PID/stat.
+fn stat_fields(pid: u32) -> Option<(u32, char, u32)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields resume after the last ')'.
     let rest = &s[s.rfind(')')? + 2..];
     let mut fields = rest.split(' ');
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
-    Some((ppid, state))
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((ppid, state, pgrp))
+}
+
+/// Pids of the live processes of the process group `pgid` (a command job and whatever it
+/// started, unless something left the group).
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|&pid| {
+            stat_fields(pid).is_some_and(|(_, state, pgrp)| pgrp == pgid && state != 'Z')
+        })
+        .collect()
 }
 
 /// Polls `cond` until it holds or `limit` passes; returns whether it held.
@@ -86,6 +106,9 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
     });
     match rx.recv_timeout(limit) {
         Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("the code under test panicked (see above)")
+        }
         Err(_) => panic!("timed out after {limit:?}: the code under test hangs"),
     }
 }
@@ -101,26 +124,32 @@ pub fn weft() -> assert_cmd::Command {
     cmd
 }
 
-/// A fresh directory under the temp dir, removed when dropped.
+/// A fresh directory for one test's files (pid files, markers, joblogs), removed on drop.
 pub struct Scratch(PathBuf);
 
 impl Scratch {
-    /// Creates (or empties) the directory for test `name`.
+    /// Creates `$TMPDIR/weft-test-PID-N-name`.
     pub fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("weft-test-{name}-{}", std::process::id()));
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("weft-test-{}-{n}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)
     }
 
-    /// The directory.
-    pub fn path(&self) -> &std::path::Path {
+    pub fn path(&self) -> &Path {
         &self.0
     }
 
-    /// A path inside the directory.
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
         self.0.join(name)
+    }
+
+    /// The path as a string, for command lines.
+    pub fn str(&self) -> &str {
+        self.0.to_str().expect("scratch paths are UTF-8")
     }
 
     /// The names of the files in the directory, sorted.
@@ -138,6 +167,94 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Every number written in `path` (a file, or each file of a directory): the pids jobs
+/// recorded with `echo $$` or `echo $!`.
+pub fn pids_in(path: &Path) -> Vec<u32> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The pids of `pids` that are still alive.
+pub fn survivors(pids: &[u32]) -> Vec<u32> {
+    pids.iter().copied().filter(|&p| alive(p)).collect()
+}
+
+/// Sends `signal` (a name such as `INT`) to `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -s {signal} {pid}");
+}
+
+/// Sends `signal` to every process of the process group `pgid`, as a terminal's Ctrl-C does.
+pub fn signal_group(pgid: u32, signal: &str) {
+    let ok = std::process::Command::new("sh")
+        .args(["-c", "kill -s \"$0\" -- \"-$1\"", signal, &pgid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -s {signal} -- -{pgid}");
+}
+
+/// The rows of a `--joblog` file below its header, split at TABs.
+pub fn joblog_rows(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"),
+        "joblog header"
+    );
+    lines
+        .map(|l| l.splitn(9, '\t').map(str::to_string).collect::<Vec<_>>())
+        .inspect(|r| assert_eq!(r.len(), 9, "a joblog row has 9 columns: {r:?}"))
+        .collect()
+}
+
+/// The Seq column of a joblog, sorted.
+pub fn joblog_seqs(path: &Path) -> Vec<u64> {
+    let mut seqs: Vec<u64> = joblog_rows(path)
+        .iter()
+        .map(|r| r[0].parse().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+/// Waits for `child` to exit for at most `limit`; kills it and fails the test if it does not.
+pub fn exits_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let mut status = None;
+    let exited = wait_until(limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("weft did not exit within {limit:?}");
+    }
+    status.unwrap()
 }
 
 /// `n` bytes that cover every byte value in no simple pattern, different for each `seed`.
