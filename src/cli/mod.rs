@@ -790,6 +790,30 @@ fn parse_size(spec: &str) -> Result<u64, String> {
     Ok((n * (1u64 << shift) as f64) as u64)
 }
 
+/// File descriptors one worker may hold at once: a command's two spill files, their
+/// duplicates and a pidfd while it is spawned, or a process worker's channels and handshake.
+const FDS_PER_WORKER: u64 = 8;
+/// Descriptors kept for everything else (joblog, input files, signal and watchdog pipes).
+const FDS_RESERVED: u64 = 16;
+
+/// `workers`, or fewer when the open-files limit (`ulimit -n`) cannot feed that many: jobs would
+/// fail with "too many open files" (GNU parallel caps its job slots the same way).
+fn fd_capped(workers: usize) -> usize {
+    let Some(limit) = crate::sys::fd_limit() else {
+        return workers;
+    };
+    let free = limit.saturating_sub(crate::sys::open_fds() + FDS_RESERVED);
+    let fit = (free / FDS_PER_WORKER).max(1) as usize;
+    if fit >= workers {
+        return workers;
+    }
+    eprintln!(
+        "weft: warning: only enough file descriptors to run {fit} jobs in parallel \
+         (ulimit -n is {limit}), not {workers}: raise it with `ulimit -n` for more"
+    );
+    fit
+}
+
 fn builder(
     registry: &Registry,
     args: &Args,
@@ -797,6 +821,7 @@ fn builder(
     timeout: Option<Timeout>,
     default_backend: Backend,
 ) -> Result<crate::PoolBuilder, String> {
+    let workers = fd_capped(workers);
     let mut b = Pool::builder()
         .workers(workers)
         .backend(backend(args, default_backend))

@@ -42,6 +42,7 @@ pub fn init(registry: &Registry) {
     // Removed before any thread exists, so that nothing this worker runs (a job that launches
     // this same program) turns into a worker by mistake.
     sys::remove_env(WORKER_ENV);
+    sys::close_on_exec_above_stdio();
     let marker = marker.to_string_lossy().into_owned();
     let code = match serve(registry, &marker) {
         Ok(()) => 0,

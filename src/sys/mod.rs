@@ -250,6 +250,47 @@ impl StreamLock {
     }
 }
 
+/// The soft limit on this process's open file descriptors (`ulimit -n`), if there is one.
+pub(crate) fn fd_limit() -> Option<u64> {
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    (soft != RLIM_INFINITY).then_some(soft)
+}
+
+/// How many file descriptors this process has open.
+pub(crate) fn open_fds() -> u64 {
+    // The listing holds one open itself.
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count().saturating_sub(1) as u64)
+}
+
+/// Marks every descriptor above stderr close-on-exec, so that what this process runs gets
+/// stdin, stdout and stderr only.
+///
+/// A worker process calls it first: it may have inherited a descriptor by accident (ipc-channel
+/// accepts a handshake connection without close-on-exec, and a worker forked at that moment gets
+/// a copy), and would pass it on to every job it runs.
+pub(crate) fn close_on_exec_above_stdio() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD and F_SETFD read and set the descriptor's flags and touch no memory;
+        // a descriptor that is not open (the listing's own) makes them fail with EBADF, which
+        // is ignored.
+        unsafe {
+            let flags = nix::libc::fcntl(fd, nix::libc::F_GETFD);
+            if flags >= 0 && flags & nix::libc::FD_CLOEXEC == 0 {
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, flags | nix::libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 /// Removes `key` from this process's environment.
 ///
 /// Called by `init` as the first thing a worker does, before it starts any thread.
