@@ -164,11 +164,12 @@ impl Control {
         }
     }
 
-    /// Records one finished job; `total` is the number of jobs if the input has ended.
+    /// Records one finished job; `total` counts the jobs (a share `N%` is of all of them, or
+    /// while the input is still being read, of those read so far).
     pub(crate) fn finished(
         &mut self,
         job: &Finished<'_>,
-        total: Option<u64>,
+        total: &super::Total,
     ) -> Result<Flow, String> {
         if let Some(log) = &mut self.joblog {
             log.write(&Row {
@@ -208,7 +209,8 @@ impl Control {
         let reached = match halt.limit {
             Limit::Count(n) => count >= n,
             Limit::Percent(p) => {
-                let of = total.unwrap_or(self.done).max(1);
+                let of = total.get().unwrap_or_else(|| total.at_least());
+                let of = of.max(self.done).max(1);
                 count as f64 * 100.0 >= p * of as f64
             }
         };
@@ -256,6 +258,7 @@ fn job_status(job: &Finished<'_>) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Total;
     use super::*;
 
     #[test]
@@ -307,8 +310,9 @@ mod tests {
     fn now_fail_1_halts_on_the_first_failure_with_its_exit_status() {
         let stop = Arc::new(Stop::default());
         let mut c = Control::new(None, Halt::parse("now,fail=1").unwrap(), stop.clone());
-        assert_eq!(c.finished(&job(1, true, 0), None), Ok(Flow::Go));
-        assert_eq!(c.finished(&job(2, false, 7), None), Ok(Flow::Halt));
+        let unknown = Total::default();
+        assert_eq!(c.finished(&job(1, true, 0), &unknown), Ok(Flow::Go));
+        assert_eq!(c.finished(&job(2, false, 7), &unknown), Ok(Flow::Halt));
         assert_eq!(c.halted(), Some(7));
         assert!(stop.draining());
     }
@@ -317,9 +321,9 @@ mod tests {
     fn soon_fail_percent_drains_with_the_failure_count() {
         let stop = Arc::new(Stop::default());
         let mut c = Control::new(None, Halt::parse("soon,fail=50%").unwrap(), stop.clone());
-        assert_eq!(c.finished(&job(1, false, 1), Some(4)), Ok(Flow::Go));
+        assert_eq!(c.finished(&job(1, false, 1), &Total::of(4)), Ok(Flow::Go));
         assert!(!stop.draining());
-        assert_eq!(c.finished(&job(2, false, 1), Some(4)), Ok(Flow::Go));
+        assert_eq!(c.finished(&job(2, false, 1), &Total::of(4)), Ok(Flow::Go));
         assert!(stop.draining());
         assert_eq!(c.halted(), Some(2));
     }
@@ -328,8 +332,20 @@ mod tests {
     fn success_halts_with_status_zero() {
         let stop = Arc::new(Stop::default());
         let mut c = Control::new(None, Halt::parse("now,success=1").unwrap(), stop);
-        assert_eq!(c.finished(&job(1, false, 3), None), Ok(Flow::Go));
-        assert_eq!(c.finished(&job(2, true, 0), None), Ok(Flow::Halt));
+        let unknown = Total::default();
+        assert_eq!(c.finished(&job(1, false, 3), &unknown), Ok(Flow::Go));
+        assert_eq!(c.finished(&job(2, true, 0), &unknown), Ok(Flow::Halt));
         assert_eq!(c.halted(), Some(0));
+    }
+
+    #[test]
+    fn a_percentage_is_of_all_jobs_once_the_input_is_read() {
+        let stop = Arc::new(Stop::default());
+        let mut c = Control::new(None, Halt::parse("now,fail=30%").unwrap(), stop);
+        let ten = Total::of(10);
+        assert_eq!(c.finished(&job(1, false, 1), &ten), Ok(Flow::Go));
+        assert_eq!(c.finished(&job(2, false, 1), &ten), Ok(Flow::Go));
+        assert_eq!(c.finished(&job(3, false, 1), &ten), Ok(Flow::Halt));
+        assert_eq!(c.halted(), Some(3));
     }
 }

@@ -430,7 +430,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             if printer.task(&outcome, &job).is_err() {
                 return Ok(printer.broken_pipe());
             }
-            if ctl.finished(&finished, total.get())? == control::Flow::Halt {
+            if ctl.finished(&finished, &total)? == control::Flow::Halt {
                 break;
             }
         }
@@ -538,7 +538,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         if printer.command(outcome, &job, &line).is_err() {
             return Ok(printer.broken_pipe());
         }
-        if ctl.finished(&finished, total.get())? == control::Flow::Halt {
+        if ctl.finished(&finished, &total)? == control::Flow::Halt {
             break;
         }
     }
@@ -637,14 +637,60 @@ impl Shape {
     }
 }
 
+/// How many jobs the input holds, counted by the input thread as it reads: the total once it
+/// has read the end, so that `--halt ...=N%` and progress know it as soon as the input is
+/// read, not only once the last job has been handed out.
+#[derive(Clone, Default)]
+pub(crate) struct Total(Arc<TotalInner>);
+
+#[derive(Default)]
+struct TotalInner {
+    read: std::sync::atomic::AtomicU64,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl Total {
+    /// The number of jobs, once the input has ended.
+    pub(crate) fn get(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        self.0
+            .ended
+            .load(Ordering::Acquire)
+            .then(|| self.0.read.load(Ordering::Acquire))
+    }
+
+    /// The number of jobs read so far: the total, or a lower bound while reading goes on.
+    pub(crate) fn at_least(&self) -> u64 {
+        self.0.read.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn add_one(&self) {
+        self.0
+            .read
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        self.0
+            .ended
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+    /// An input of `n` jobs, all read.
+    #[cfg(test)]
+    pub(crate) fn of(n: u64) -> Total {
+        let t = Total::default();
+        t.0.read.store(n, std::sync::atomic::Ordering::Release);
+        t.end();
+        t
+    }
+}
+
 /// Jobs read on a thread of their own, so that waiting for input (a slow pipe) never stops
 /// the pool from collecting results or timing jobs out. The queue between is bounded.
 struct Feed {
     rx: crossbeam_channel::Receiver<io::Result<Vec<Vec<u8>>>>,
     error: Rc<std::cell::Cell<Option<String>>>,
-    /// How many jobs there are, once the input has ended.
-    total: Rc<std::cell::Cell<Option<u64>>>,
-    count: u64,
+    total: Total,
     /// Once set, no further job is handed out (`--halt`, SIGHUP, SIGINT).
     stop: Arc<control::Stop>,
 }
@@ -652,6 +698,8 @@ struct Feed {
 impl Feed {
     fn start(shape: Shape, waker: crate::engine::Waker, stop: Arc<control::Stop>) -> Feed {
         let (tx, rx) = crossbeam_channel::bounded(1024);
+        let total = Total::default();
+        let counter = total.clone();
         std::thread::Builder::new()
             .name("weft-input".into())
             .spawn(move || {
@@ -665,6 +713,9 @@ impl Feed {
                 };
                 for job in jobs {
                     let stop = job.is_err();
+                    if !stop {
+                        counter.add_one();
+                    }
                     let was_empty = tx.is_empty();
                     if tx.send(job).is_err() {
                         return;
@@ -676,6 +727,7 @@ impl Feed {
                         return;
                     }
                 }
+                counter.end();
                 drop(tx);
                 waker.wake();
             })
@@ -683,8 +735,7 @@ impl Feed {
         Feed {
             rx,
             error: Rc::new(std::cell::Cell::new(None)),
-            total: Rc::new(std::cell::Cell::new(None)),
-            count: 0,
+            total,
             stop,
         }
     }
@@ -700,24 +751,18 @@ impl Iterator for Feed {
             return None;
         }
         match self.rx.try_recv() {
-            Ok(Ok(job)) => {
-                self.count += 1;
-                Some(Some(job))
-            }
+            Ok(Ok(job)) => Some(Some(job)),
             Ok(Err(e)) => {
                 self.error.set(Some(e.to_string()));
                 None
             }
             Err(TryRecvError::Empty) => Some(None),
-            Err(TryRecvError::Disconnected) => {
-                self.total.set(Some(self.count));
-                None
-            }
+            Err(TryRecvError::Disconnected) => None,
         }
     }
 }
 
-fn progress(args: &Args, total: Rc<std::cell::Cell<Option<u64>>>) -> Option<progress::Progress> {
+fn progress(args: &Args, total: Total) -> Option<progress::Progress> {
     let kind = if args.bar {
         Some(progress::Kind::Bar)
     } else if args.eta {

@@ -1,9 +1,7 @@
 //! `--bar`, `--eta`, `--progress`: one status line on stderr, redrawn at most ten times a
 //! second, only on a terminal unless forced.
 
-use std::cell::Cell;
 use std::io::{IsTerminal, Write};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,17 +16,12 @@ pub(crate) struct Progress {
     start: Instant,
     last: Option<Instant>,
     done: u64,
-    /// The number of jobs, once the input has ended.
-    total: Rc<Cell<Option<u64>>>,
+    total: super::Total,
 }
 
 impl Progress {
     /// A progress line of `kind`, or none when stderr is not a terminal and `force` is off.
-    pub(crate) fn new(
-        kind: Option<Kind>,
-        force: bool,
-        total: Rc<Cell<Option<u64>>>,
-    ) -> Option<Self> {
+    pub(crate) fn new(kind: Option<Kind>, force: bool, total: super::Total) -> Option<Self> {
         let kind = kind?;
         if !force && !std::io::stderr().is_terminal() {
             return None;
