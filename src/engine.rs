@@ -98,6 +98,8 @@ pub(crate) struct Config {
     /// Attempts per job in all: a job that fails, crashes or times out runs again until this
     /// many have been made.
     pub(crate) attempts: u32,
+    /// Whether a worker may be handed jobs beyond the one it runs (see `credit`).
+    pub(crate) lookahead: bool,
 }
 
 /// Batches kept in flight per worker: enough that a worker never waits for the next one.
@@ -432,7 +434,13 @@ impl Engine {
     /// How many unfinished jobs a worker may hold. Slow or not-yet-measured jobs get no queue
     /// behind them, so a job stuck on one worker never holds others hostage; fast jobs get
     /// several batches so a worker never waits for the coordinator.
+    ///
+    /// Without lookahead a worker holds one job at a time, so no job starts before the
+    /// outcome of the one before it on that worker has been seen and acted on.
     fn credit(&self, batch: usize) -> usize {
+        if !self.cfg.lookahead {
+            return 1;
+        }
         match self.avg_ns {
             None => 1,
             Some(avg) if avg >= 5_000_000.0 => 1,

@@ -94,6 +94,14 @@ impl PoolBuilder {
         self.cfg.attempts = attempts.max(1);
         self
     }
+    /// Whether a worker may be handed its next jobs before it has finished the one it runs
+    /// (default: yes, as many as keep it busy). Off, no job starts until the outcome of the
+    /// one before it on its worker has been yielded: what the command line's `--halt` needs,
+    /// so that nothing starts after the job that halts the run.
+    pub(crate) fn lookahead(mut self, on: bool) -> Self {
+        self.cfg.lookahead = on;
+        self
+    }
     /// The registry whose initializer each worker runs (tasks themselves need no
     /// registration for threads; process workers use the registry given to [`init`](crate::init)).
     pub fn registry(mut self, registry: Registry) -> Self {
@@ -157,6 +165,7 @@ impl Pool {
                 attempts: 1,
                 timeout_of_median: None,
                 memory_limit: None,
+                lookahead: true,
             },
             registry: Registry::new(),
         }

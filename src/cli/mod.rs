@@ -370,9 +370,16 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             .find(|t| t.name == name)
             .ok_or_else(|| format!("no task named {name:?}: see `weft tasks`"))?;
         let log = open_joblog(&args, resume)?;
-        let mut pool = builder(registry, &args, workers, timeout, info.backend)?
-            .build()
-            .map_err(|e| error_chain(&e))?;
+        let mut pool = builder(
+            registry,
+            &args,
+            workers,
+            timeout,
+            info.backend,
+            halt.is_none(),
+        )?
+        .build()
+        .map_err(|e| error_chain(&e))?;
         control::watch_signals(stop.clone(), pool.waker())?;
         let mut ctl = control::Control::new(log, halt, stop.clone());
         let seen = Rc::new(RefCell::new(HashMap::new()));
@@ -463,9 +470,16 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     let _watchdog = Watchdog::start(&crate::process::worker_program(None))
         .map_err(|e| format!("cannot start the watchdog that kills leftover jobs: {e}"))?;
     let log = open_joblog(&args, resume)?;
-    let mut pool = builder(registry, &args, workers, timeout, Backend::Thread)?
-        .build()
-        .map_err(|e| error_chain(&e))?;
+    let mut pool = builder(
+        registry,
+        &args,
+        workers,
+        timeout,
+        Backend::Thread,
+        halt.is_none(),
+    )?
+    .build()
+    .map_err(|e| error_chain(&e))?;
     control::watch_signals(stop.clone(), pool.waker())?;
     let mut ctl = control::Control::new(log, halt, stop.clone());
     // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
@@ -865,6 +879,7 @@ fn builder(
     workers: usize,
     timeout: Option<Timeout>,
     default_backend: Backend,
+    lookahead: bool,
 ) -> Result<crate::PoolBuilder, String> {
     let workers = fd_capped(workers);
     let mut b = Pool::builder()
@@ -872,6 +887,7 @@ fn builder(
         .backend(backend(args, default_backend))
         .keep_order(args.keep_order)
         .attempts(args.retries.unwrap_or(1))
+        .lookahead(lookahead)
         .registry(registry.clone());
     match timeout {
         Some(Timeout::After(t)) => b = b.timeout(t),
