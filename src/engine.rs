@@ -100,6 +100,10 @@ pub(crate) struct Config {
     pub(crate) attempts: u32,
     /// Whether a worker may be handed jobs beyond the one it runs (see `credit`).
     pub(crate) lookahead: bool,
+    /// How long a job past its deadline, or cancelled, gets to stop on its own (a command
+    /// runs its kill sequence): before its process worker is killed, and before dropping the
+    /// pool gives up on its abandoned thread. `None`: [`PROCESS_GRACE`] and [`ABANDON_WAIT`].
+    pub(crate) grace: Option<Duration>,
 }
 
 /// Batches kept in flight per worker: enough that a worker never waits for the next one.
@@ -216,6 +220,9 @@ pub(crate) struct Engine {
     slots: Vec<Slot>,
     /// Abandoned thread workers that may still hand back jobs they took.
     retired: Vec<Worker>,
+    /// Abandoned threads that owe nothing but may still be stopping their job (a command
+    /// running its kill sequence): dropping the pool gives them until the grace to end.
+    lingering: Vec<thread::Link>,
     flights: Tickets<Flight>,
     queue: VecDeque<Queued>,
     ready: VecDeque<Outcome<Value>>,
@@ -253,6 +260,7 @@ impl Engine {
                 })
                 .collect(),
             retired: Vec::new(),
+            lingering: Vec::new(),
             flights: Tickets::default(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
@@ -675,7 +683,7 @@ impl Engine {
                 for msg in link.drain() {
                     self.thread_msg(key, msg, run);
                 }
-                self.retired.retain(|w| !w.order.is_empty());
+                self.forget_retired(|w| w.order.is_empty());
             }
             Event::Garbled(key) => {
                 if let Some(w) = self.worker_mut(key) {
@@ -946,7 +954,7 @@ impl Engine {
             }
             let limit = match w.link {
                 Link::Thread(_) => timeout,
-                Link::Process(_) => timeout + PROCESS_GRACE,
+                Link::Process(_) => timeout + self.cfg.grace.unwrap_or(PROCESS_GRACE),
             }
             .as_nanos() as u64;
             let (started, started_ns) = w.slot_read();
@@ -1014,10 +1022,26 @@ impl Engine {
                 .filter(|t| self.flights.contains_key(t))
                 .collect();
             if self.retired[pos].order.is_empty() {
-                self.retired.remove(pos);
+                self.forget_retired(|w| w.key == key);
             }
         }
         self.respawn(i);
+    }
+
+    /// Stops tracking the retired workers `which` picks; their threads linger until they end.
+    fn forget_retired(&mut self, which: impl Fn(&Worker) -> bool) {
+        let (gone, kept) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|w| which(w));
+        self.retired = kept;
+        self.lingering.retain(|l| !l.is_finished());
+        for w in gone {
+            if let Link::Thread(l) = w.link
+                && !l.is_finished()
+            {
+                self.lingering.push(l);
+            }
+        }
     }
 
     /// Ends a run early: jobs in flight are cancelled (their workers killed or abandoned and
@@ -1045,7 +1069,7 @@ impl Engine {
                 Link::Thread(_) => self.abandon(i, run),
             }
         }
-        self.retired.clear();
+        self.forget_retired(|_| true);
         self.ready.clear();
         // Dead process workers are replaced when their exit is seen.
         while self
@@ -1180,10 +1204,18 @@ impl Drop for Engine {
                 }
             }
         }
-        for w in &mut self.retired {
-            if let Link::Thread(l) = &mut w.link {
-                l.shutdown(ABANDON_WAIT);
-            }
+        // Abandoned threads may be stopping their jobs in order: they share one wait.
+        let until = Instant::now() + self.cfg.grace.unwrap_or(ABANDON_WAIT);
+        let abandoned = self
+            .retired
+            .iter_mut()
+            .filter_map(|w| match &mut w.link {
+                Link::Thread(l) => Some(l),
+                Link::Process(_) => None,
+            })
+            .chain(self.lingering.iter_mut());
+        for l in abandoned {
+            l.shutdown(until.saturating_duration_since(Instant::now()));
         }
     }
 }

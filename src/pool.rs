@@ -102,6 +102,14 @@ impl PoolBuilder {
         self.cfg.lookahead = on;
         self
     }
+    /// How long a timed-out or cancelled job gets to stop on its own, as a command running its
+    /// kill sequence does (default: 500 ms past a process job's deadline; 100 ms for an
+    /// abandoned thread when the pool is dropped): the command line's `--term-seq` needs as
+    /// long as its waits add up to.
+    pub(crate) fn grace(mut self, grace: Duration) -> Self {
+        self.cfg.grace = Some(grace);
+        self
+    }
     /// The registry whose initializer each worker runs (tasks themselves need no
     /// registration for threads; process workers use the registry given to [`init`](crate::init)).
     pub fn registry(mut self, registry: Registry) -> Self {
@@ -166,6 +174,7 @@ impl Pool {
                 timeout_of_median: None,
                 memory_limit: None,
                 lookahead: true,
+                grace: None,
             },
             registry: Registry::new(),
         }

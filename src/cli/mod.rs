@@ -377,6 +377,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             timeout,
             info.backend,
             halt.is_none(),
+            &term_seq,
         )?
         .build()
         .map_err(|e| error_chain(&e))?;
@@ -477,6 +478,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         timeout,
         Backend::Thread,
         halt.is_none(),
+        &term_seq,
     )?
     .build()
     .map_err(|e| error_chain(&e))?;
@@ -880,6 +882,7 @@ fn builder(
     timeout: Option<Timeout>,
     default_backend: Backend,
     lookahead: bool,
+    term_seq: &[(i32, u64)],
 ) -> Result<crate::PoolBuilder, String> {
     let workers = fd_capped(workers);
     let mut b = Pool::builder()
@@ -888,6 +891,10 @@ fn builder(
         .keep_order(args.keep_order)
         .attempts(args.retries.unwrap_or(1))
         .lookahead(lookahead)
+        // Time for a stopped command's whole kill sequence, and then some to report it.
+        .grace(Duration::from_millis(
+            term_seq.iter().map(|&(_, ms)| ms).sum::<u64>() + 250,
+        ))
         .registry(registry.clone());
     match timeout {
         Some(Timeout::After(t)) => b = b.timeout(t),

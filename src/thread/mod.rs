@@ -121,6 +121,11 @@ impl Link {
             .collect()
     }
 
+    /// Whether the thread has ended.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_finished())
+    }
+
     /// Closes the channel and waits for the thread, at most `bound` if it is stuck in a task.
     pub(crate) fn shutdown(&mut self, bound: Duration) {
         self.doorbell = None;
