@@ -777,3 +777,62 @@ fn two_runs_in_one_directory_at_once_keep_to_their_own_outputs_and_logs() {
         }
     });
 }
+
+#[test]
+fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
+    for backend in ["thread", "process"] {
+        within(LIMIT, move || {
+            let dir = Scratch::new("leftovers");
+            let tmp = dir.join("tmp");
+            let pids = dir.join("pids");
+            std::fs::create_dir(&tmp).unwrap();
+            std::fs::create_dir(&pids).unwrap();
+            let left = || files_under(&tmp);
+            // Jobs that cannot be spawned.
+            weft()
+                .env("TMPDIR", &tmp)
+                .env("PARALLEL_SHELL", "/nonexistent/sh")
+                .args(["--backend", backend, "echo", ":::", "a", "b"])
+                .assert()
+                .code(2);
+            assert_eq!(
+                left(),
+                Vec::<std::path::PathBuf>::new(),
+                "{backend}: spawn failure"
+            );
+            // Jobs running when the run is stopped, and when its coordinator is SIGKILLed.
+            for how in ["TERM", "KILL"] {
+                let _ = std::fs::remove_dir_all(&pids);
+                std::fs::create_dir(&pids).unwrap();
+                let mut child = weft_std()
+                    .env("TMPDIR", &tmp)
+                    .args(["--backend", backend, "-j", "2"])
+                    .arg(format!(
+                        "echo output; echo $$ > {}/{{}}; sleep 60",
+                        pids.display()
+                    ))
+                    .args([":::", "1", "2"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                assert!(
+                    wait_until(Duration::from_secs(30), || pids_in(&pids).len() == 2),
+                    "both jobs running"
+                );
+                let running = pids_in(&pids);
+                signal(child.id(), how);
+                child.wait().unwrap();
+                assert!(
+                    wait_until(Duration::from_secs(2), || survivors(&running).is_empty()),
+                    "{backend} {how}: survivors"
+                );
+                assert_eq!(
+                    left(),
+                    Vec::<std::path::PathBuf>::new(),
+                    "{backend}: after SIG{how}"
+                );
+            }
+        });
+    }
+}

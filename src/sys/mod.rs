@@ -250,6 +250,44 @@ impl StreamLock {
     }
 }
 
+/// A new file in `dir` that has no name (`O_TMPFILE`): it vanishes with its last descriptor,
+/// however the process holding it ends. Fails where the filesystem has no unnamed files.
+pub(crate) fn unnamed_file(dir: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_TMPFILE)
+        .open(dir)
+}
+
+/// Gives `file`, made by [`unnamed_file`], the name `path`; fails with `AlreadyExists` if
+/// the name is taken.
+pub(crate) fn name_file(file: &std::fs::File, path: &std::path::Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let to = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated strings that outlive the call, which only reads
+    // them; following the /proc link is how an unnamed file gets a name.
+    let done = unsafe {
+        nix::libc::linkat(
+            nix::libc::AT_FDCWD,
+            from.as_ptr(),
+            nix::libc::AT_FDCWD,
+            to.as_ptr(),
+            nix::libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The soft limit on this process's open file descriptors (`ulimit -n`), if there is one.
 pub(crate) fn fd_limit() -> Option<u64> {
     use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};

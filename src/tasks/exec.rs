@@ -3,7 +3,8 @@
 //! The command's stdout and stderr go straight into temp files, not pipes: a job that writes
 //! gigabytes never blocks on a full pipe or sits in memory, and outputs of parallel jobs never
 //! interleave. Small outputs are read back into the outcome; large ones stay in their file
-//! for the printer to stream and remove.
+//! for the printer to stream and remove. The files have no name while the job runs (where the
+//! filesystem allows), so a job whose worker or coordinator is killed leaves nothing behind.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -189,10 +190,11 @@ impl Task for Exec {
             .stdin(Stdio::null());
         sys::isolate(&mut cmd);
         let spills = if self.output == Output::Capture {
-            let (out, out_path) = spill_file("out")?;
-            let (err, err_path) = spill_file("err")?;
-            cmd.stdout(out.try_clone()?).stderr(err.try_clone()?);
-            Some(((out, out_path), (err, err_path)))
+            let out = Spill::new("out")?;
+            let err = Spill::new("err")?;
+            cmd.stdout(out.file.try_clone()?)
+                .stderr(err.file.try_clone()?);
+            Some((out, err))
         } else {
             None
         };
@@ -299,38 +301,83 @@ fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, seq: &[(i32, u64)]) {
     let _ = sys::kill_group(pgid, nix::sys::signal::Signal::SIGKILL as i32);
 }
 
-/// A new file in the temp directory for one stream of one job.
-fn spill_file(kind: &str) -> std::io::Result<(File, PathBuf)> {
+/// The file one stream of one job is captured in.
+struct Spill {
+    file: File,
+    kind: &'static str,
+    /// Its name, for a file that has one (removed on drop unless handed on in a [`Captured`]).
+    path: Option<PathBuf>,
+}
+
+impl Spill {
+    /// An unnamed file in the temp directory, or a named one where the filesystem has no
+    /// unnamed files.
+    fn new(kind: &'static str) -> std::io::Result<Spill> {
+        let dir = std::env::temp_dir();
+        if let Ok(file) = sys::unnamed_file(&dir) {
+            return Ok(Spill {
+                file,
+                kind,
+                path: None,
+            });
+        }
+        let (file, path) = fresh_name(kind, |path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)
+        })?;
+        Ok(Spill {
+            file,
+            kind,
+            path: Some(path),
+        })
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Makes a new path in the temp directory for one stream of one job, and `make` a file
+/// there, trying further paths while one exists.
+fn fresh_name<T>(
+    kind: &str,
+    make: impl Fn(&Path) -> std::io::Result<T>,
+) -> std::io::Result<(T, PathBuf)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir();
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("weft-{}-{n}.{kind}", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => return Ok((f, path)),
+        match make(&path) {
+            Ok(made) => return Ok((made, path)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
 }
 
-/// Reads a small output back and removes its file; keeps a large one where it is.
-fn collect((mut file, path): (File, PathBuf)) -> std::io::Result<Captured> {
-    let len = file.seek(SeekFrom::End(0))?;
+/// Reads a small output back; hands a large one on in its file, named now if it had no name.
+fn collect(mut spill: Spill) -> std::io::Result<Captured> {
+    let len = spill.file.seek(SeekFrom::End(0))?;
     if len > INLINE_LIMIT {
+        let path = match spill.path.take() {
+            Some(path) => path,
+            None => fresh_name(spill.kind, |path| sys::name_file(&spill.file, path))?.1,
+        };
         return Ok(Captured {
             bytes: Vec::new(),
             spill: Some(path),
         });
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    file.seek(SeekFrom::Start(0))?;
-    file.read_to_end(&mut bytes)?;
-    std::fs::remove_file(&path)?;
+    spill.file.seek(SeekFrom::Start(0))?;
+    spill.file.read_to_end(&mut bytes)?;
     Ok(Captured { bytes, spill: None })
 }
