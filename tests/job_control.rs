@@ -230,22 +230,24 @@ fn sighup_drains_running_jobs_finish_and_print_and_no_new_one_starts() {
         within(LIMIT, move || {
             let dir = Scratch::new("hup");
             let d = dir.str();
+            // Six quick jobs (so that weft has seen jobs end fast and might hand out more at a
+            // time), then jobs that run until released.
             let child = Command::new(weft_bin())
                 .args(["--backend", backend, "-j", "2"])
                 .arg(format!(
-                    "echo $$ > {d}/{{}}.started; \
+                    "[ {{}} -le 6 ] && exit 0; echo $$ > {d}/{{}}.started; \
                      until [ -e {d}/go ]; do sleep 0.01; done; \
-                     echo done {{}}; [ {{}} != 2 ]"
+                     echo done {{}}; [ {{}} != 8 ]"
                 ))
                 .arg(":::")
-                .args((1..=10).map(|i| i.to_string()))
+                .args((1..=20).map(|i| i.to_string()))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
             assert!(
                 wait_until(Duration::from_secs(30), || {
-                    dir.join("1.started").exists() && dir.join("2.started").exists()
+                    dir.join("7.started").exists() && dir.join("8.started").exists()
                 }),
                 "two jobs running"
             );
@@ -260,14 +262,14 @@ fn sighup_drains_running_jobs_finish_and_print_and_no_new_one_starts() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             let mut lines: Vec<&str> = stdout.lines().collect();
             lines.sort_unstable();
-            assert_eq!(lines, ["done 1", "done 2"], "{backend}");
+            assert_eq!(lines, ["done 7", "done 8"], "{backend}");
             assert_eq!(
                 out.status.code(),
                 Some(1),
-                "{backend}: by the jobs' statuses (job 2 failed): {}",
+                "{backend}: by the jobs' statuses (job 8 failed): {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let started: Vec<_> = (3..=10)
+            let started: Vec<_> = (9..=20)
                 .filter(|i| dir.join(format!("{i}.started")).exists())
                 .collect();
             assert!(started.is_empty(), "{backend}: jobs {started:?} started");

@@ -471,13 +471,17 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     let _watchdog = Watchdog::start(&crate::process::worker_program(None))
         .map_err(|e| format!("cannot start the watchdog that kills leftover jobs: {e}"))?;
     let log = open_joblog(&args, resume)?;
+    // One command at a time per worker, as GNU parallel runs them: a command handed out ahead
+    // would start after SIGHUP or --halt said to start nothing new, or wait behind a slow one
+    // while other workers are free. A command costs a fork and an exec; the round trip per
+    // job costs little beside them.
     let mut pool = builder(
         registry,
         &args,
         workers,
         timeout,
         Backend::Thread,
-        halt.is_none(),
+        false,
         &term_seq,
     )?
     .build()
