@@ -194,10 +194,18 @@ fn a_second_sigint_exits_at_once_and_leaves_no_survivors() {
                 ))
                 .args([":::", "1", "2"])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .process_group(0)
                 .spawn()
                 .unwrap();
+            let (said, heard) = std::sync::mpsc::channel();
+            let stderr = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let _ = said.send(line.unwrap_or_default());
+                }
+            });
             let files = ["1.sh", "1.bg", "2.sh", "2.bg"].map(|f| dir.join(f));
             assert!(
                 wait_until(Duration::from_secs(30), || files
@@ -207,12 +215,17 @@ fn a_second_sigint_exits_at_once_and_leaves_no_survivors() {
             );
             let pids: Vec<u32> = files.iter().flat_map(|f| pids_in(f)).collect();
             signal_group(child.id(), "INT");
-            // Signals of one kind do not queue: the second is sent once the first is taken.
-            assert!(wait_until(Duration::from_secs(10), || !pending(
-                child.id(),
-                2
-            )));
-            signal_group(child.id(), "INT");
+            // Signals of one kind do not queue: the second is sent once weft has acted on the
+            // first (and, on threads, waits for the jobs' 5-second kill sequence).
+            let stopped = heard
+                .recv_timeout(Duration::from_secs(10))
+                .expect("weft says it stops");
+            assert!(stopped.starts_with("weft: stopped by SIGINT"), "{stopped}");
+            // Weft may be gone already (process workers are killed outright).
+            let _ = Command::new("kill")
+                .args(["-s", "INT", "--", &format!("-{}", child.id())])
+                .stderr(Stdio::null())
+                .status();
             let status = exits_within(&mut child, Duration::from_secs(2));
             assert_eq!(status.code(), Some(130), "{backend}");
             assert!(
