@@ -96,8 +96,8 @@ impl PoolBuilder {
     }
     /// Whether a worker may be handed its next jobs before it has finished the one it runs
     /// (default: yes, as many as keep it busy). Off, no job starts until the outcome of the
-    /// one before it on its worker has been yielded: what the command line's `--halt` needs,
-    /// so that nothing starts after the job that halts the run.
+    /// one before it on its worker has been yielded: what the command line needs for commands
+    /// and under `--halt`, so that nothing starts after SIGHUP or the job that halts the run.
     pub(crate) fn lookahead(mut self, on: bool) -> Self {
         self.cfg.lookahead = on;
         self
