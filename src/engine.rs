@@ -1062,7 +1062,13 @@ impl Engine {
             };
             match &w.link {
                 Link::Process(link) => {
-                    link.kill();
+                    // With a grace (commands and their kill sequence), the job is cancelled
+                    // in the worker first; without, the worker is killed at once.
+                    if self.cfg.grace.is_some() {
+                        link.interrupt();
+                    } else {
+                        link.kill();
+                    }
                     w.dying = true;
                     w.order.clear();
                 }
@@ -1071,15 +1077,36 @@ impl Engine {
         }
         self.forget_retired(|_| true);
         self.ready.clear();
-        // Dead process workers are replaced when their exit is seen.
-        while self
-            .slots
-            .iter()
-            .any(|s| matches!(&s.state, SlotState::Live(w) if w.dying))
-        {
-            match self.rx.recv_timeout(Duration::from_secs(2)) {
+        // Dead process workers are replaced when their exit is seen; one still running its
+        // job's kill sequence when the grace is over is killed.
+        let dying = |engine: &Engine| {
+            engine
+                .slots
+                .iter()
+                .any(|s| matches!(&s.state, SlotState::Live(w) if w.dying))
+        };
+        let grace_over = Instant::now() + self.cfg.grace.unwrap_or(Duration::ZERO);
+        let mut killed = self.cfg.grace.is_none();
+        let mut give_up = Instant::now() + Duration::from_secs(2);
+        while dying(self) {
+            let now = Instant::now();
+            if !killed && now >= grace_over {
+                for s in &self.slots {
+                    if let SlotState::Live(w) = &s.state
+                        && w.dying
+                        && let Link::Process(link) = &w.link
+                    {
+                        link.kill();
+                    }
+                }
+                killed = true;
+                give_up = now + Duration::from_secs(2);
+            }
+            let until = if killed { give_up } else { grace_over };
+            match self.rx.recv_deadline(until) {
                 Ok(event) => self.handle(event, run),
-                Err(_) => break,
+                Err(_) if killed => break,
+                Err(_) => {}
             }
         }
         self.ready.clear();

@@ -170,6 +170,10 @@ impl CancelToken {
     pub fn cancel(&self) {
         self.0.store(true, Ordering::Release);
     }
+    /// The flag itself, for a signal handler to set.
+    pub(crate) fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
     /// Whether [`cancel`](Self::cancel) was called.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire)

@@ -676,9 +676,6 @@ fn a_stop_signal_gives_running_commands_their_kill_sequence_on_threads() {
 }
 
 #[test]
-#[ignore = "process backend: stopping kills the worker with SIGKILL at once, so its job dies \
-            by the parent-death signal without its --term-seq; needs a cancel message to \
-            process workers"]
 fn a_stop_signal_gives_running_commands_their_kill_sequence_on_processes() {
     stop_signal_runs_the_kill_sequence("process");
 }

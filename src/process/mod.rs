@@ -222,6 +222,16 @@ impl Link {
             .flatten()
     }
 
+    /// Asks the worker to cancel the job it is running (through the job's cancel token, so a
+    /// command gets its kill sequence) and to exit once that job returns.
+    pub(crate) fn interrupt(&self) {
+        let mut child = self.child.lock().expect("worker child");
+        // Not yet reaped, so the pid cannot have been reused.
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = sys::kill(child.id(), sys::SIGUSR1);
+        }
+    }
+
     /// SIGKILLs the worker (a reaped worker is not signalled again).
     pub(crate) fn kill(&self) {
         let _ = self.child.lock().expect("worker child").kill();

@@ -95,7 +95,11 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             Some(format!("worker initializer panicked: {}", p.message)),
         ),
     };
-    let mut cx = Context::new(id, CancelToken::new(), state);
+    // SIGUSR1 from the coordinator (a run stopped early) cancels the job through its token, so
+    // a command gets its kill sequence; the worker then exits instead of taking another job.
+    let cancel = CancelToken::new();
+    sys::set_on_sigusr1(cancel.flag()).map_err(|e| format!("cannot watch SIGUSR1: {e}"))?;
+    let mut cx = Context::new(id, cancel, state);
     let mut started = 0;
     let mut pending: Vec<wire::Done> = Vec::new();
     let flush = |pending: &mut Vec<wire::Done>| -> Result<(), String> {
@@ -111,6 +115,10 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
         let batch: wire::Batch = wire::decode(&bytes).map_err(|e| format!("bad batch: {e}"))?;
         let entry = registry.entry(&batch.task).copied();
         for job in batch.jobs {
+            if cx.is_cancelled() {
+                flush(&mut pending)?;
+                return Ok(());
+            }
             started += 1;
             let started_ns = sys::now_ns();
             slot.begin(started, started_ns);
@@ -146,6 +154,9 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             }
         }
         flush(&mut pending)?;
+        if cx.is_cancelled() {
+            return Ok(());
+        }
     }
     Ok(())
 }

@@ -66,6 +66,8 @@ pub(crate) const SIGTERM: i32 = Signal::SIGTERM as i32;
 pub(crate) const SIGKILL: i32 = Signal::SIGKILL as i32;
 /// SIGINT's number.
 pub(crate) const SIGINT: i32 = Signal::SIGINT as i32;
+/// SIGUSR1's number: what asks a worker process to cancel its job and exit.
+pub(crate) const SIGUSR1: i32 = Signal::SIGUSR1 as i32;
 /// SIGHUP's number.
 pub(crate) const SIGHUP: i32 = Signal::SIGHUP as i32;
 
@@ -95,6 +97,13 @@ pub(crate) fn watch_signals(on_signal: impl Fn(i32) + Send + 'static) -> io::Res
             }
         })?;
     Ok(())
+}
+
+/// Sets `flag` whenever this process receives SIGUSR1.
+pub(crate) fn set_on_sigusr1(
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> io::Result<()> {
+    signal_hook::flag::register(SIGUSR1, flag).map(drop)
 }
 
 /// The pids of the processes whose initial environment holds `key=value` (other users'
