@@ -160,6 +160,7 @@ Job control:
   --joblog FILE         Seq Host Starttime JobRuntime Send Receive Exitval Signal Command;
                         Exitval is -1 when a job did not exit on its own (killed, timed out,
                         crashed its worker); Signal names the signal that killed it
+                        (0 for a timed-out job: it got the whole --term-seq)
   --resume[-failed]     run only what the joblog does not list as finished [succeeded]
   --halt now,fail=1     stop at the first failure, killing running jobs (soon: let them
                         finish); success=N stops after N successes, done=N after N jobs,
