@@ -44,6 +44,8 @@ pub(crate) enum Event {
     Input,
     /// The run is to end now: the results iterator stops after what is already finished.
     Interrupt,
+    /// Start no further job: running ones finish, the rest are reported skipped.
+    Drain,
 }
 
 /// What a run's source has next.
@@ -64,6 +66,12 @@ pub(crate) struct Waker(Sender<Event>);
 impl Waker {
     pub(crate) fn wake(&self) {
         let _ = self.0.send(Event::Input);
+    }
+
+    /// Drains the run in progress: no further job starts, running ones finish, and every job
+    /// not started is reported [`Status::Skipped`] with [`DRAINED`].
+    pub(crate) fn drain(&self) {
+        let _ = self.0.send(Event::Drain);
     }
 
     /// Ends the run in progress: outcomes already finished are still yielded, then the
@@ -111,6 +119,8 @@ const DEPTH: usize = 3;
 /// Adaptive batches aim at this much work each, so a batch's tail costs little at the end.
 const BATCH_TARGET_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 1024;
+/// Why a job that a drained run never started is skipped.
+pub(crate) const DRAINED: &str = "not started: the run was draining";
 /// How many recent runtimes a timeout relative to the median looks at.
 const RUNTIMES_KEPT: usize = 255;
 /// A slot whose worker fails to start this many times in a row is given up.
@@ -148,6 +158,12 @@ impl Worker {
         match &self.link {
             Link::Thread(_) => own_pid(),
             Link::Process(l) => l.pid,
+        }
+    }
+    fn set_draining(&self, on: bool) {
+        match &self.link {
+            Link::Thread(l) => l.slot().set_draining(on),
+            Link::Process(l) => l.slot().set_draining(on),
         }
     }
     fn forget(&mut self, ticket: u64) {
@@ -231,6 +247,10 @@ pub(crate) struct Engine {
     epoch: (SystemTime, u64),
     error: Option<Error>,
     interrupted: bool,
+    /// Set by [`Event::Drain`]: no job is handed out any more.
+    draining: bool,
+    /// Set while [`cancel`](Self::cancel) waits for workers to go.
+    cancelling: bool,
     /// Runtimes of the latest jobs, for a timeout relative to the median.
     runtimes: VecDeque<u64>,
 }
@@ -269,6 +289,8 @@ impl Engine {
             epoch: (SystemTime::now(), sys::now_ns()),
             error: None,
             interrupted: false,
+            draining: false,
+            cancelling: false,
             runtimes: VecDeque::new(),
             cfg,
         };
@@ -365,6 +387,14 @@ impl Engine {
         self.restart_waiting();
         self.ready.clear();
         self.interrupted = false;
+        if self.draining {
+            self.draining = false;
+            for s in &self.slots {
+                if let SlotState::Live(w) = &s.state {
+                    w.set_draining(false);
+                }
+            }
+        }
     }
 
     pub(crate) fn waker(&self) -> Waker {
@@ -469,6 +499,16 @@ impl Engine {
 
     /// Hands out work while workers have credit.
     fn fill(&mut self, run: &mut Run<'_>) {
+        if self.draining {
+            // Jobs that workers handed back, or that were waiting here, never start.
+            run.exhausted = true;
+            let queued: Vec<Queued> = self.queue.drain(..).collect();
+            for q in queued {
+                let outcome = unstarted(q.seq, q.attempt, Status::Skipped(DRAINED.into()));
+                Self::emit(&mut self.ready, run, outcome);
+            }
+            return;
+        }
         if self.live_workers() == 0 && self.all_failed() {
             self.give_up(run);
             return;
@@ -693,6 +733,14 @@ impl Engine {
             Event::Exited(key, crash) => self.died(key, crash, run),
             Event::Input => {}
             Event::Interrupt => self.interrupted = true,
+            Event::Drain => {
+                self.draining = true;
+                for s in &self.slots {
+                    if let SlotState::Live(w) = &s.state {
+                        w.set_draining(true);
+                    }
+                }
+            }
             Event::Started(key, result) => {
                 let slot = &mut self.slots[key.0];
                 if slot.generation != key.1 || !matches!(slot.state, SlotState::Starting) {
@@ -863,7 +911,15 @@ impl Engine {
         if let Some((outcome, input)) = crashed {
             self.settle(run, outcome, input);
         }
-        self.respawn(key.0);
+        if self.cancelling {
+            // The run was stopped and the pool may be dropped next: a handshake cut short by
+            // the process exiting would leave its socket behind. Replace it on next use.
+            let slot = &mut self.slots[key.0];
+            slot.generation += 1;
+            slot.state = SlotState::Waiting(Instant::now());
+        } else {
+            self.respawn(key.0);
+        }
     }
 
     fn respawn(&mut self, i: usize) {
@@ -1047,6 +1103,12 @@ impl Engine {
     /// Ends a run early: jobs in flight are cancelled (their workers killed or abandoned and
     /// replaced), queued ones dropped.
     pub(crate) fn cancel(&mut self, run: &mut Run<'_>) {
+        self.cancelling = true;
+        self.cancel_inner(run);
+        self.cancelling = false;
+    }
+
+    fn cancel_inner(&mut self, run: &mut Run<'_>) {
         self.queue.clear();
         let busy: Vec<usize> = self
             .slots

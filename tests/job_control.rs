@@ -746,3 +746,47 @@ fn a_plus_joblog_appends_and_a_plain_one_starts_afresh() {
         .collect();
     assert_eq!(commands, ["echo c"]);
 }
+
+/// Tasks are handed to workers ahead of time when they are fast; after SIGHUP those that had
+/// not started must not start. 500 instant jobs, then eight 2-second ones on two workers:
+/// SIGHUP once the instant ones are out leaves only the sleeps already running (one or two:
+/// a batch may have put several on one worker) to finish.
+#[test]
+fn sighup_starts_no_task_that_a_worker_was_handed_ahead() {
+    within(LIMIT, || {
+        for backend in ["thread", "process"] {
+            let mut input = "0\n".repeat(500);
+            input.push_str(&"2\n".repeat(8));
+            let mut child = Command::new(weft_bin())
+                .args(["--task", "sleep", "-j2", "--jsonl", "--backend", backend])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            use std::io::{BufRead, Write};
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            let mut n = 0;
+            while n < 500 && out.read_line(&mut line).unwrap() > 0 {
+                n += 1;
+            }
+            signal(child.id(), "HUP");
+            let mut rest = String::new();
+            out.read_to_string(&mut rest).unwrap();
+            let status = exits_within(&mut child, Duration::from_secs(30));
+            assert_eq!(status.code(), Some(0), "{backend}");
+            let finished = n + rest.lines().count();
+            assert!(
+                (501..=502).contains(&finished),
+                "{backend}: {finished} finished; only the running sleeps may, no other starts"
+            );
+        }
+    });
+}

@@ -48,7 +48,7 @@ pub(crate) fn watch_signals(stop: Arc<Stop>, waker: Waker) -> Result<(), String>
     sys::watch_signals(move |signal| {
         if signal == sys::SIGHUP {
             stop.raise(DRAIN);
-            waker.wake();
+            waker.drain();
             return;
         }
         let _ = stop

@@ -413,7 +413,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             .map_json_pending(registry, name, inputs)
             .map_err(|e| error_chain(&e))?;
         for outcome in results {
-            if resumed(&outcome.status) {
+            if left_out(&outcome.status) {
                 continue;
             }
             let job = seen.borrow_mut().remove(&outcome.seq).unwrap_or_default();
@@ -534,7 +534,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     };
     let mut printer = Printer::new(style, "exec".into(), progress(&args, total.clone()));
     for outcome in pool.map_pending(tasks) {
-        if resumed(&outcome.status) {
+        if left_out(&outcome.status) {
             continue;
         }
         let (job, line) = seen.borrow_mut().remove(&outcome.seq).unwrap_or_default();
@@ -569,8 +569,10 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
 /// Why a job the joblog lists as done is not run again.
 const RESUMED: &str = "finished in an earlier run (--resume)";
 
-fn resumed<T>(status: &Status<T>) -> bool {
-    matches!(status, Status::Skipped(why) if why == RESUMED)
+/// Whether a job was left out on purpose (done in an earlier run, or not started because the
+/// run drained): it is neither printed, logged nor counted.
+fn left_out<T>(status: &Status<T>) -> bool {
+    matches!(status, Status::Skipped(why) if why == RESUMED || why == crate::engine::DRAINED)
 }
 
 /// The joblog's Exitval and Signal of a job that did not produce an output.

@@ -115,7 +115,9 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
         let batch: wire::Batch = wire::decode(&bytes).map_err(|e| format!("bad batch: {e}"))?;
         let entry = registry.entry(&batch.task).copied();
         for job in batch.jobs {
-            if cx.is_cancelled() {
+            // Cancelled, or told to start nothing new: the coordinator accounts for the jobs
+            // this worker never started when it sees it exit.
+            if cx.is_cancelled() || slot.draining() {
                 flush(&mut pending)?;
                 return Ok(());
             }

@@ -348,7 +348,7 @@ pub(crate) fn remove_env(key: &str) {
 }
 
 /// Number of 64-bit words in a progress slot.
-pub(crate) const SLOT_WORDS: usize = 2;
+pub(crate) const SLOT_WORDS: usize = 3;
 /// Size in bytes of a progress slot.
 pub(crate) const SLOT_BYTES: usize = SLOT_WORDS * 8;
 
@@ -391,5 +391,16 @@ impl<'a> SlotView<'a> {
     pub(crate) fn read(&self) -> (u64, u64) {
         let started = self.words[0].load(Ordering::Acquire);
         (started, self.words[1].load(Ordering::Relaxed))
+    }
+
+    /// Asks the worker to start no further job (the coordinator's side), or withdraws the
+    /// request.
+    pub(crate) fn set_draining(&self, on: bool) {
+        self.words[2].store(u64::from(on), Ordering::Release);
+    }
+
+    /// Whether the worker is to start no further job (the worker's side).
+    pub(crate) fn draining(&self) -> bool {
+        self.words[2].load(Ordering::Acquire) != 0
     }
 }

@@ -67,7 +67,7 @@ impl Link {
     ) -> std::io::Result<Link> {
         let (doorbell, rings) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
-            slot: [AtomicU64::new(0), AtomicU64::new(0)],
+            slot: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             jobs: Mutex::new(VecDeque::new()),
             out: Mutex::new(Vec::new()),
             retired: AtomicBool::new(false),
@@ -178,7 +178,7 @@ fn serve(
             }
             continue;
         };
-        if shared.retired.load(Ordering::Acquire) {
+        if shared.retired.load(Ordering::Acquire) || slot.draining() {
             post(Msg::Returned(job));
             continue;
         }
