@@ -615,3 +615,31 @@ fn progress_is_silent_when_stderr_is_not_a_terminal() {
             .stderr("");
     }
 }
+
+#[test]
+fn dry_run_leaves_out_a_record_with_a_nul_and_says_so() {
+    weft()
+        .args(["--dry-run", "echo"])
+        .write_stdin(&b"a\nb\0c\nd\n"[..])
+        .assert()
+        .success()
+        .stdout("echo a\necho d\n")
+        .stderr(predicates::str::contains("job 2's record holds a NUL byte"));
+}
+
+#[test]
+fn a_failure_message_shortens_a_huge_command_line() {
+    let long = "x".repeat(100_000);
+    let out = weft()
+        .env("PARALLEL_SHELL", "/nonexistent/sh")
+        .args(["echo", ":::", &long])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(out).unwrap();
+    assert!(err.len() < 1000, "{} bytes of message", err.len());
+    assert!(err.contains("(100005 bytes)"), "{err}");
+    assert!(err.contains("cannot run /nonexistent/sh"), "{err}");
+}

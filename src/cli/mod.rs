@@ -455,6 +455,12 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             let job = job.map_err(|e| e.to_string())?;
             let seq = i as u64 + 1;
             let slot = ((seq - 1) % workers as u64 + 1).to_string();
+            if job.iter().any(|a| a.contains(&0)) {
+                eprintln!(
+                    "weft: warning: job {seq}'s record holds a NUL byte, which no command can receive: not shown (use -0 for NUL-separated input)"
+                );
+                continue;
+            }
             let line = fill_slot(&command_line(&template, &job, seq), slot.as_bytes());
             if out
                 .write_all(&line)
@@ -1025,6 +1031,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
+}
+
+/// A command line or input shortened for a one-line message: a 200 KB record would otherwise
+/// be printed whole with its error.
+pub(crate) fn brief(b: &[u8]) -> String {
+    const MAX: usize = 200;
+    let s = lossy(b);
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &s[..cut], b.len()),
+        None => s,
+    }
 }
 
 /// Converts a lossy byte string for messages.

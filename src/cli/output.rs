@@ -55,7 +55,7 @@ impl Printer {
             .command_body(outcome, ok, job, line)
             .and_then(|()| self.out.flush());
         self.count(ok);
-        printed.and_then(|()| self.out.flush())
+        printed
     }
 
     fn command_body(
@@ -88,7 +88,7 @@ impl Printer {
                     self.report(&format!(
                         "job {} ({}) killed by {}",
                         outcome.seq,
-                        super::lossy(line),
+                        super::brief(line),
                         crate::sys::signal_name(sig)
                     ));
                 }
@@ -96,7 +96,7 @@ impl Printer {
             other => self.report(&format!(
                 "job {} ({}) {other}",
                 outcome.seq,
-                super::lossy(line)
+                super::brief(line)
             )),
         }
         Ok(())
@@ -110,7 +110,7 @@ impl Printer {
             .task_body(outcome, ok, job)
             .and_then(|()| self.out.flush());
         self.count(ok);
-        printed.and_then(|()| self.out.flush())
+        printed
     }
 
     fn task_body(&mut self, outcome: &Outcome<Value>, ok: bool, job: &[Vec<u8>]) -> io::Result<()> {
@@ -130,11 +130,7 @@ impl Printer {
             Status::Ok(Value::String(s)) => self.lines(s.as_bytes(), job)?,
             Status::Ok(v) => self.lines(v.to_string().as_bytes(), job)?,
             other => {
-                let input = job
-                    .iter()
-                    .map(|a| super::lossy(a))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let input = super::brief(&job.join(&b' '));
                 self.report(&format!("job {} ({input}) {other}", outcome.seq));
             }
         }
