@@ -236,7 +236,7 @@ pub enum Fault {
 
 impl Task for Fault {
     const NAME: &'static str = "fault";
-    const ABOUT: &'static str = "misbehave on purpose: ok|fail|panic|abort|exit|segv|hang";
+    const ABOUT: &'static str = "misbehave on purpose: ok|fail|panic|abort|exit|segv|hang, or JSON {\"abortuntil\":N} {\"failuntil\":N} {\"hog\":MiB}";
     const BACKEND: Backend = Backend::Process;
     type Output = u32;
     fn run(self, cx: &Context) -> Result<u32, Failure> {
