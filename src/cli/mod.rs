@@ -348,9 +348,13 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     if args.retries == Some(0) {
         return Err("--retries 0: give the number of attempts in all, at least 1".into());
     }
-    let term_seq = match &args.term_seq {
-        Some(spec) => parse_term_seq(spec)?,
-        None => default_term_seq(),
+    let spec = PoolSpec {
+        workers,
+        timeout,
+        term_seq: match &args.term_seq {
+            Some(spec) => parse_term_seq(spec)?,
+            None => default_term_seq(),
+        },
     };
     // What an earlier run finished, read before the log is opened to append to it.
     let resume = args.resume || args.resume_failed;
@@ -371,17 +375,9 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             .find(|t| t.name == name)
             .ok_or_else(|| format!("no task named {name:?}: see `weft tasks`"))?;
         let log = open_joblog(&args, resume)?;
-        let mut pool = builder(
-            registry,
-            &args,
-            workers,
-            timeout,
-            info.backend,
-            halt.is_none(),
-            &term_seq,
-        )?
-        .build()
-        .map_err(|e| error_chain(&e))?;
+        let mut pool = builder(registry, &args, &spec, info.backend, halt.is_none())?
+            .build()
+            .map_err(|e| error_chain(&e))?;
         control::watch_signals(stop.clone(), pool.waker())?;
         let mut ctl = control::Control::new(log, halt, stop.clone());
         let seen = Rc::new(RefCell::new(HashMap::new()));
@@ -482,17 +478,9 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     // would start after SIGHUP or --halt said to start nothing new, or wait behind a slow one
     // while other workers are free. A command costs a fork and an exec; the round trip per
     // job costs little beside them.
-    let mut pool = builder(
-        registry,
-        &args,
-        workers,
-        timeout,
-        Backend::Thread,
-        false,
-        &term_seq,
-    )?
-    .build()
-    .map_err(|e| error_chain(&e))?;
+    let mut pool = builder(registry, &args, &spec, Backend::Thread, false)?
+        .build()
+        .map_err(|e| error_chain(&e))?;
     control::watch_signals(stop.clone(), pool.waker())?;
     let mut ctl = control::Control::new(log, halt, stop.clone());
     // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
@@ -534,7 +522,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             Pending::Ready(Exec {
                 command: line,
                 output,
-                term_seq: term_seq.clone(),
+                term_seq: spec.term_seq.clone(),
             })
         })
     };
@@ -888,16 +876,21 @@ fn fd_capped(workers: usize) -> usize {
     fit
 }
 
+/// What the pool is built from, read off the command line.
+struct PoolSpec {
+    workers: usize,
+    timeout: Option<Timeout>,
+    term_seq: Vec<(i32, u64)>,
+}
+
 fn builder(
     registry: &Registry,
     args: &Args,
-    workers: usize,
-    timeout: Option<Timeout>,
+    spec: &PoolSpec,
     default_backend: Backend,
     lookahead: bool,
-    term_seq: &[(i32, u64)],
 ) -> Result<crate::PoolBuilder, String> {
-    let workers = fd_capped(workers);
+    let workers = fd_capped(spec.workers);
     let mut b = Pool::builder()
         .workers(workers)
         .backend(backend(args, default_backend))
@@ -906,10 +899,10 @@ fn builder(
         .lookahead(lookahead)
         // Time for a stopped command's whole kill sequence, and then some to report it.
         .grace(Duration::from_millis(
-            term_seq.iter().map(|&(_, ms)| ms).sum::<u64>() + 250,
+            spec.term_seq.iter().map(|&(_, ms)| ms).sum::<u64>() + 250,
         ))
         .registry(registry.clone());
-    match timeout {
+    match spec.timeout {
         Some(Timeout::After(t)) => b = b.timeout(t),
         Some(Timeout::OfMedian(f)) => b = b.timeout_of_median(f),
         None => {}
