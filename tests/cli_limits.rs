@@ -1,13 +1,11 @@
 //! `--memory-limit`, `--timeout N%` and `--term-seq` from the command line.
 
+mod common;
+
 use std::time::Duration;
 
-use assert_cmd::Command;
+use common::weft;
 use predicates::prelude::*;
-
-fn weft() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-}
 
 #[test]
 fn a_job_over_the_memory_limit_fails_as_memory_limit_and_the_others_succeed() {

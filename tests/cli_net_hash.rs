@@ -6,13 +6,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command as Std;
 
-use assert_cmd::Command;
-use common::BACKENDS;
+use common::{BACKENDS, weft};
 use predicates::str::contains;
-
-fn weft() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-}
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("weft-{name}-{}", std::process::id()));

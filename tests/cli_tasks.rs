@@ -2,13 +2,8 @@
 
 mod common;
 
-use assert_cmd::Command;
-use common::BACKENDS;
+use common::{BACKENDS, weft};
 use predicates::str::contains;
-
-fn weft() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-}
 
 #[test]
 fn sum_prints_the_sum_of_a_half_open_range_on_either_backend() {

@@ -15,22 +15,12 @@ use std::time::Duration;
 
 use common::{
     Scratch, children_of, group_members, in_sleep, joblog_rows, joblog_seqs, pids_in, signal,
-    survivors, wait_until, weft_bin, within,
+    survivors, wait_until, weft, weft_bin, within,
 };
 use predicates::str::contains;
 
 /// The hang guard of every test here.
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn weft() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_weft"));
-    cmd.timeout(LIMIT);
-    cmd
-}
-
-fn weft_std() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-}
 
 /// Forty records, each `ok` but the 20th, which is `fault`.
 fn forty_with(fault: &str) -> String {
@@ -111,7 +101,7 @@ fn a_worker_sigkilled_from_outside_fails_only_the_job_it_was_running() {
     within(LIMIT, || {
         let dir = Scratch::new("sigkill-worker");
         let log = dir.join("log");
-        let mut child = weft_std()
+        let mut child = Command::new(weft_bin())
             .args([
                 "--task",
                 "fault",
@@ -276,7 +266,7 @@ fn a_timed_out_job_leaves_nothing_alive_even_with_background_children_or_a_term_
                  trap 'echo TERM' TERM; echo $$ > {d}/trap.sh; while :; do sleep 0.1; done\n"
             );
             let log = dir.join("log");
-            let mut child = weft_std()
+            let mut child = Command::new(weft_bin())
                 .args([
                     "--backend",
                     backend,
@@ -339,7 +329,7 @@ fn a_task_that_ignores_its_timeout_is_reported_timed_out_and_its_worker_does_not
         within(LIMIT, move || {
             let dir = Scratch::new("task-timeout");
             let log = dir.join("log");
-            let mut child = weft_std()
+            let mut child = Command::new(weft_bin())
                 .args(["--task", "fault", "--backend", backend, "-j", "2"])
                 .args(["--timeout", "0.5", "--joblog"])
                 .arg(&log)
@@ -382,7 +372,7 @@ fn no_worker_or_job_process_outlives_a_sigkilled_coordinator() {
         within(LIMIT, move || {
             let dir = Scratch::new("coordinator-kill");
             let d = dir.str();
-            let mut coordinator = weft_std()
+            let mut coordinator = Command::new(weft_bin())
                 .args(["--backend", backend, "-j", "3"])
                 .arg(format!(
                     "echo $$ > {d}/{{}}.sh; sleep 60 & echo $! > {d}/{{}}.bg; sleep 60"
@@ -532,7 +522,7 @@ fn run_measured(args: &[String], input: Vec<u8>) -> (std::process::Output, Optio
         c.arg("-o").arg(&report).args(["-f", "%M"]).arg(weft_bin());
         c
     } else {
-        weft_std()
+        Command::new(weft_bin())
     };
     let mut child = cmd
         .args(args)
@@ -723,7 +713,7 @@ fn two_runs_in_one_directory_at_once_keep_to_their_own_outputs_and_logs() {
     within(LIMIT, || {
         let dir = Scratch::new("two-runs");
         let start = |run: &str, backend: &str| {
-            weft_std()
+            Command::new(weft_bin())
                 .current_dir(dir.path())
                 .args(["--backend", backend, "-j", "4", "-k", "--joblog"])
                 .arg(format!("{run}.log"))
@@ -804,7 +794,7 @@ fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
             for how in ["TERM", "KILL"] {
                 let _ = std::fs::remove_dir_all(&pids);
                 std::fs::create_dir(&pids).unwrap();
-                let mut child = weft_std()
+                let mut child = Command::new(weft_bin())
                     .env("TMPDIR", &tmp)
                     .args(["--backend", backend, "-j", "2"])
                     .arg(format!(

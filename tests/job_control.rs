@@ -15,17 +15,11 @@ use std::time::Duration;
 
 use common::{
     Scratch, exits_within, joblog_rows, joblog_seqs, pids_in, signal, signal_group, survivors,
-    wait_until, weft_bin, within,
+    wait_until, weft, weft_bin, within,
 };
 
 /// The hang guard of every test here.
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn weft() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_weft"));
-    cmd.timeout(LIMIT);
-    cmd
-}
 
 /// How a run is stopped from outside.
 #[derive(Clone, Copy, Debug)]
