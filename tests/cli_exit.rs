@@ -3,15 +3,15 @@
 
 mod common;
 
-use common::{BACKENDS, Scratch, weft};
+use common::{BACKENDS, Scratch, weft, weft_on};
 use predicates::prelude::*;
 use predicates::str::contains;
 
 #[test]
 fn all_jobs_succeeding_exits_zero() {
     for backend in BACKENDS {
-        weft()
-            .args(["--backend", backend.name(), "true", ":::", "a", "b", "c"])
+        weft_on(backend)
+            .args(["true", ":::", "a", "b", "c"])
             .assert()
             .code(0)
             .stdout("")
@@ -22,23 +22,13 @@ fn all_jobs_succeeding_exits_zero() {
 #[test]
 fn the_exit_status_is_the_number_of_failed_jobs() {
     for backend in BACKENDS {
-        weft()
-            .args([
-                "--backend",
-                backend.name(),
-                "exit {}",
-                ":::",
-                "0",
-                "1",
-                "2",
-                "3",
-                "0",
-            ])
+        weft_on(backend)
+            .args(["exit {}", ":::", "0", "1", "2", "3", "0"])
             .assert()
             .code(3);
         let hundred: String = (0..100).map(|i| format!("{i}\n")).collect();
-        weft()
-            .args(["-j4", "--backend", backend.name(), "exit 7"])
+        weft_on(backend)
+            .args(["-j4", "exit 7"])
             .write_stdin(hundred)
             .assert()
             .code(100);
@@ -49,8 +39,8 @@ fn the_exit_status_is_the_number_of_failed_jobs() {
 fn more_than_a_hundred_failed_jobs_exit_101() {
     let many: String = (0..150).map(|i| format!("{i}\n")).collect();
     for backend in BACKENDS {
-        weft()
-            .args(["-j4", "--backend", backend.name(), "false"])
+        weft_on(backend)
+            .args(["-j4", "false"])
             .write_stdin(many.clone())
             .assert()
             .code(101);
@@ -60,16 +50,8 @@ fn more_than_a_hundred_failed_jobs_exit_101() {
 #[test]
 fn a_job_killed_by_a_signal_fails_and_is_named() {
     for backend in BACKENDS {
-        weft()
-            .args([
-                "-k",
-                "--backend",
-                backend.name(),
-                "kill -9 $$",
-                ":::",
-                "a",
-                "b",
-            ])
+        weft_on(backend)
+            .args(["-k", "kill -9 $$", ":::", "a", "b"])
             .assert()
             .code(2)
             .stderr(contains("job 1 (kill -9 $$ a) killed by SIGKILL"))
@@ -80,8 +62,8 @@ fn a_job_killed_by_a_signal_fails_and_is_named() {
 #[test]
 fn failed_tasks_count_like_failed_commands() {
     for backend in BACKENDS {
-        weft()
-            .args(["--task", "sum", "--backend", backend.name()])
+        weft_on(backend)
+            .args(["--task", "sum"])
             .args([":::", "0..1", "x", "y", "1..2"])
             .assert()
             .code(2);
@@ -94,8 +76,7 @@ fn empty_input_runs_no_job_and_exits_zero() {
         let dir = Scratch::new(&format!("empty-{}", backend.name()));
         std::fs::write(dir.join("empty"), "").unwrap();
         let run = |args: &[&str], stdin: &str| {
-            weft()
-                .args(["--backend", backend.name()])
+            weft_on(backend)
                 .args(args)
                 .write_stdin(stdin)
                 .current_dir(dir.path())

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command as Std, Stdio};
 use std::time::Duration;
 
-use common::{BACKENDS, Scratch, lines, wait_until, weft, within};
+use common::{BACKENDS, Scratch, lines, wait_until, weft, weft_on, within};
 use predicates::str::contains;
 
 /// Prints each argument in brackets, so that empty and blank records show.
@@ -18,8 +18,8 @@ const BRACKETS: &str = "printf '[%s]'";
 #[test]
 fn stdin_lines_are_records_and_a_last_line_without_newline_counts() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), "echo"])
+        weft_on(backend)
+            .args(["-k", "echo"])
             .write_stdin("a\nb c\nlast")
             .assert()
             .success()
@@ -30,8 +30,8 @@ fn stdin_lines_are_records_and_a_last_line_without_newline_counts() {
 #[test]
 fn blank_lines_are_records_too() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), BRACKETS])
+        weft_on(backend)
+            .args(["-k", BRACKETS])
             .write_stdin("a\n\n \nb\n")
             .assert()
             .success()
@@ -42,14 +42,14 @@ fn blank_lines_are_records_too() {
 #[test]
 fn no_run_if_empty_skips_empty_and_blank_records() {
     for backend in BACKENDS {
-        weft()
-            .args(["-r", "-k", "--backend", backend.name(), BRACKETS])
+        weft_on(backend)
+            .args(["-r", "-k", BRACKETS])
             .write_stdin("a\n\n \t \nb\n\n")
             .assert()
             .success()
             .stdout("[a][b]");
-        weft()
-            .args(["-r", "-k", "--backend", backend.name(), BRACKETS, ":::"])
+        weft_on(backend)
+            .args(["-r", "-k", BRACKETS, ":::"])
             .args(["", "a", " ", "b"])
             .assert()
             .success()
@@ -60,14 +60,14 @@ fn no_run_if_empty_skips_empty_and_blank_records() {
 #[test]
 fn invalid_utf8_and_cr_reach_the_command_byte_exact() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), BRACKETS])
+        weft_on(backend)
+            .args(["-k", BRACKETS])
             .write_stdin(&b"x\xff\xfey\nwin\r\n\xc3\x28\n"[..])
             .assert()
             .success()
             .stdout(&b"[x\xff\xfey][win\r][\xc3\x28]"[..]);
-        weft()
-            .args(["-k", "--backend", backend.name(), BRACKETS, ":::"])
+        weft_on(backend)
+            .args(["-k", BRACKETS, ":::"])
             .arg(OsStr::from_bytes(b"x\xff\xfey"))
             .assert()
             .success()
@@ -79,8 +79,8 @@ fn invalid_utf8_and_cr_reach_the_command_byte_exact() {
 fn null_separated_records_keep_their_newlines() {
     for backend in BACKENDS {
         for flag in ["-0", "--null"] {
-            weft()
-                .args([flag, "-k", "--backend", backend.name(), BRACKETS])
+            weft_on(backend)
+                .args([flag, "-k", BRACKETS])
                 .write_stdin(&b"a\nb\0c\r\0\xff\n\0last"[..])
                 .assert()
                 .success()
@@ -100,8 +100,8 @@ fn a_delimiter_of_one_or_more_characters_splits_records_with_escapes_understood(
             ("é", "aéb céd"),
             ("\\r\\n", "a\r\nb c\r\nd"),
         ] {
-            weft()
-                .args(["-d", delim, "-k", "--backend", backend.name(), BRACKETS])
+            weft_on(backend)
+                .args(["-d", delim, "-k", BRACKETS])
                 .write_stdin(input)
                 .assert()
                 .success()
@@ -113,8 +113,8 @@ fn a_delimiter_of_one_or_more_characters_splits_records_with_escapes_understood(
 #[test]
 fn a_nul_in_newline_mode_warns_and_fails_only_that_record() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), BRACKETS])
+        weft_on(backend)
+            .args(["-k", BRACKETS])
             .write_stdin(&b"a\0b\nc\nd\0\n"[..])
             .assert()
             .code(2)
@@ -130,15 +130,15 @@ fn arg_files_are_sources_and_two_multiply() {
     std::fs::write(dir.join("letters"), "a\nb\n").unwrap();
     std::fs::write(dir.join("digits"), "1\n2\n3").unwrap();
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), "-a"])
+        weft_on(backend)
+            .args(["-k", "-a"])
             .arg(dir.join("letters"))
             .arg("echo")
             .assert()
             .success()
             .stdout("a\nb\n");
-        weft()
-            .args(["-k", "--backend", backend.name(), "-a"])
+        weft_on(backend)
+            .args(["-k", "-a"])
             .arg(dir.join("letters"))
             .arg("-a")
             .arg(dir.join("digits"))
@@ -154,23 +154,14 @@ fn four_colon_sources_read_files_and_dash_reads_stdin() {
     let dir = Scratch::new("four-colons");
     std::fs::write(dir.join("f"), "x\ny\n").unwrap();
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), "echo", "::::"])
+        weft_on(backend)
+            .args(["-k", "echo", "::::"])
             .arg(dir.join("f"))
             .assert()
             .success()
             .stdout("x\ny\n");
-        weft()
-            .args([
-                "-k",
-                "--backend",
-                backend.name(),
-                "echo",
-                "::::",
-                "-",
-                ":::",
-                "1",
-            ])
+        weft_on(backend)
+            .args(["-k", "echo", "::::", "-", ":::", "1"])
             .write_stdin("p\nq\n")
             .assert()
             .success()
@@ -181,8 +172,8 @@ fn four_colon_sources_read_files_and_dash_reads_stdin() {
 #[test]
 fn sources_combine_as_a_cartesian_product_the_last_varying_fastest() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), "echo"])
+        weft_on(backend)
+            .args(["-k", "echo"])
             .args([":::", "a", "b", ":::", "1", "2", "3", ":::", "X"])
             .assert()
             .success()
@@ -195,14 +186,14 @@ fn linked_sources_take_one_of_each_in_step() {
     let dir = Scratch::new("linked");
     std::fs::write(dir.join("f"), "1\n2\n3\n").unwrap();
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), "echo"])
+        weft_on(backend)
+            .args(["-k", "echo"])
             .args([":::", "a", "b", "c", ":::+", "1", "2", "3"])
             .assert()
             .success()
             .stdout("a 1\nb 2\nc 3\n");
-        weft()
-            .args(["-k", "--backend", backend.name(), "echo"])
+        weft_on(backend)
+            .args(["-k", "echo"])
             .args([":::", "a", "b", "c", "::::+"])
             .arg(dir.join("f"))
             .args([":::", "X", "Y"])
@@ -215,15 +206,15 @@ fn linked_sources_take_one_of_each_in_step() {
 #[test]
 fn colsep_splits_each_record_into_positional_columns() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), "--colsep", ","])
+        weft_on(backend)
+            .args(["-k", "--colsep", ","])
             .args(["echo", "{2}-{1}"])
             .write_stdin("a,b\nc,d\n")
             .assert()
             .success()
             .stdout("b-a\nd-c\n");
-        weft()
-            .args(["-k", "--backend", backend.name(), "--colsep", "::"])
+        weft_on(backend)
+            .args(["-k", "--colsep", "::"])
             .args(["echo", "{3}", "{1}", ":::", "a::b::c d"])
             .assert()
             .success()
@@ -244,22 +235,14 @@ fn colsep_understands_tab_written_as_backslash_t() {
 #[test]
 fn max_args_packs_n_records_per_job() {
     for backend in BACKENDS {
-        weft()
-            .args(["-n", "2", "-k", "--backend", backend.name(), "echo"])
+        weft_on(backend)
+            .args(["-n", "2", "-k", "echo"])
             .args([":::", "a", "b", "c", "d", "e"])
             .assert()
             .success()
             .stdout("a b\nc d\ne\n");
-        weft()
-            .args([
-                "-n",
-                "3",
-                "-k",
-                "--backend",
-                backend.name(),
-                "echo",
-                "{3}{2}{1}",
-            ])
+        weft_on(backend)
+            .args(["-n", "3", "-k", "echo", "{3}{2}{1}"])
             .write_stdin("1\n2\n3\n4\n5\n6\n")
             .assert()
             .success()
@@ -270,8 +253,8 @@ fn max_args_packs_n_records_per_job() {
 #[test]
 fn json_records_become_task_inputs() {
     for backend in BACKENDS {
-        weft()
-            .args(["--task", "sum", "--json", "-k", "--backend", backend.name()])
+        weft_on(backend)
+            .args(["--task", "sum", "--json", "-k"])
             .write_stdin("[1,4]\n\"0..3\"\n[10, 11]\n")
             .assert()
             .success()
@@ -335,8 +318,8 @@ fn numbers(n: usize) -> String {
 #[test]
 fn ten_thousand_records_through_a_command_each_arrive_exactly_once() {
     for backend in BACKENDS {
-        let out = weft()
-            .args(["-j4", "--backend", backend.name(), "echo"])
+        let out = weft_on(backend)
+            .args(["-j4", "echo"])
             .write_stdin(numbers(10_000))
             .timeout(Duration::from_secs(600))
             .assert()
@@ -362,15 +345,15 @@ fn ten_thousand_records_through_tasks_each_arrive_exactly_once() {
         .map(|i| format!("{}\n", 2 * i + 1))
         .collect();
     for backend in BACKENDS {
-        weft()
-            .args(["--task", "sum", "-k", "--backend", backend.name()])
+        weft_on(backend)
+            .args(["--task", "sum", "-k"])
             .write_stdin(ranges.clone())
             .timeout(Duration::from_secs(600))
             .assert()
             .success()
             .stdout(sums.clone());
-        let out = weft()
-            .args(["--task", "noop", "--jsonl", "--backend", backend.name()])
+        let out = weft_on(backend)
+            .args(["--task", "noop", "--jsonl"])
             .write_stdin(numbers(10_000))
             .timeout(Duration::from_secs(600))
             .assert()

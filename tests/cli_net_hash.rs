@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command as Std;
 
-use common::{BACKENDS, weft};
+use common::{BACKENDS, weft, weft_on};
 use predicates::str::contains;
 
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -36,8 +36,8 @@ fn sha256_prints_exactly_what_sha256sum_prints() {
         .unwrap();
     assert!(expected.status.success());
     for backend in BACKENDS {
-        weft()
-            .args(["--task", "sha256", "-k", "--backend", backend.name(), ":::"])
+        weft_on(backend)
+            .args(["--task", "sha256", "-k", ":::"])
             .args(&names)
             .current_dir(&dir)
             .assert()

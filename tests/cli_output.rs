@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command as Std, Stdio};
 use std::time::Duration;
 
-use common::{BACKENDS, Scratch, lines, noise, weft, within};
+use common::{BACKENDS, Scratch, lines, noise, weft, weft_on, within};
 use serde_json::Value;
 
 /// A job printing `n` numbered lines, one `echo` each, so that parallel jobs would interleave
@@ -44,8 +44,8 @@ fn check_counting(out: &[u8], jobs: &[&str], n: usize, whole: bool) {
 fn grouped_output_keeps_each_jobs_output_whole() {
     let jobs = ["a", "b", "c", "d", "e", "f"];
     for backend in BACKENDS {
-        let out = weft()
-            .args(["-j4", "--backend", backend.name(), &counting(300), ":::"])
+        let out = weft_on(backend)
+            .args(["-j4", &counting(300), ":::"])
             .args(jobs)
             .assert()
             .success()
@@ -59,8 +59,8 @@ fn grouped_output_keeps_each_jobs_output_whole() {
 #[test]
 fn stdout_and_stderr_stay_apart() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name()])
+        weft_on(backend)
+            .arg("-k")
             .arg("echo out-{}; echo err-{} >&2; echo more-{}")
             .args([":::", "1", "2"])
             .assert()
@@ -77,8 +77,8 @@ fn keep_order_prints_in_input_order_and_a_slow_first_job_does_not_hold_back_the_
                  sleep 0.01; i=$((i+1)); done; [ -e last ] || exit 9; fi; touch {}; echo {}";
     for backend in BACKENDS {
         let dir = Scratch::new(&format!("keep-order-{}", backend.name()));
-        weft()
-            .args(["-k", "-j2", "--backend", backend.name(), first])
+        weft_on(backend)
+            .args(["-k", "-j2", first])
             .args([":::", "first", "second", "third", "last"])
             .current_dir(dir.path())
             .assert()
@@ -158,8 +158,8 @@ fn a_closed_stdout_stops_the_run() {
 fn keep_order_holds_over_many_jobs() {
     let input: String = (1..=2000).map(|i| format!("{i}\n")).collect();
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "-j4", "--backend", backend.name(), "echo"])
+        weft_on(backend)
+            .args(["-k", "-j4", "echo"])
             .write_stdin(input.clone())
             .assert()
             .success()
@@ -187,15 +187,8 @@ fn large_outputs_of_parallel_jobs_arrive_whole_and_byte_exact() {
     let dir = Scratch::new("big");
     let (names, all) = big_files(&dir);
     for backend in BACKENDS {
-        let out = weft()
-            .args([
-                "-k",
-                "-j4",
-                "--backend",
-                backend.name(),
-                "cat {}; cat {} >&2",
-                ":::",
-            ])
+        let out = weft_on(backend)
+            .args(["-k", "-j4", "cat {}; cat {} >&2", ":::"])
             .args(&names)
             .current_dir(dir.path())
             .assert()
@@ -204,8 +197,8 @@ fn large_outputs_of_parallel_jobs_arrive_whole_and_byte_exact() {
             .clone();
         assert!(out.stdout == all, "{}: stdout differs", backend.name());
         assert!(out.stderr == all, "{}: stderr differs", backend.name());
-        let out = weft()
-            .args(["-j4", "--backend", backend.name(), "cat", ":::"])
+        let out = weft_on(backend)
+            .args(["-j4", "cat", ":::"])
             .args(&names)
             .current_dir(dir.path())
             .assert()
@@ -238,15 +231,8 @@ fn large_outputs_pass_through_line_buffer_and_ungroup_byte_exact() {
     let mut expected: Vec<&[u8]> = all.split_inclusive(|&b| b == b'\n').collect();
     expected.sort();
     for backend in BACKENDS {
-        let out = weft()
-            .args([
-                "-j4",
-                "--line-buffer",
-                "--backend",
-                backend.name(),
-                "cat",
-                ":::",
-            ])
+        let out = weft_on(backend)
+            .args(["-j4", "--line-buffer", "cat", ":::"])
             .args(&names)
             .current_dir(dir.path())
             .assert()
@@ -261,8 +247,8 @@ fn large_outputs_pass_through_line_buffer_and_ungroup_byte_exact() {
             "{}: --line-buffer lost or cut lines",
             backend.name()
         );
-        let out = weft()
-            .args(["-j1", "-u", "--backend", backend.name(), "cat", ":::"])
+        let out = weft_on(backend)
+            .args(["-j1", "-u", "cat", ":::"])
             .args(&names)
             .current_dir(dir.path())
             .assert()
@@ -278,14 +264,8 @@ fn large_outputs_pass_through_line_buffer_and_ungroup_byte_exact() {
 fn line_buffer_passes_whole_lines_in_each_jobs_order() {
     let jobs = ["a", "b", "c", "d"];
     for backend in BACKENDS {
-        let out = weft()
-            .args([
-                "-j4",
-                "--line-buffer",
-                "--backend",
-                backend.name(),
-                &counting(500),
-            ])
+        let out = weft_on(backend)
+            .args(["-j4", "--line-buffer", &counting(500)])
             .arg(":::")
             .args(jobs)
             .assert()
@@ -301,8 +281,8 @@ fn line_buffer_passes_whole_lines_in_each_jobs_order() {
 fn line_buffer_with_keep_order_prints_in_input_order() {
     let jobs = ["a", "b", "c", "d"];
     for backend in BACKENDS {
-        let out = weft()
-            .args(["-k", "-j4", "--line-buffer", "--backend", backend.name()])
+        let out = weft_on(backend)
+            .args(["-k", "-j4", "--line-buffer"])
             .arg(counting(200))
             .arg(":::")
             .args(jobs)
@@ -334,15 +314,8 @@ fn line_buffer_keeps_long_lines_whole_across_worker_processes() {
         std::fs::write(dir.join(name), line.repeat(10)).unwrap();
     }
     for backend in BACKENDS {
-        let out = weft()
-            .args([
-                "-j4",
-                "--line-buffer",
-                "--backend",
-                backend.name(),
-                "cat",
-                ":::",
-            ])
+        let out = weft_on(backend)
+            .args(["-j4", "--line-buffer", "cat", ":::"])
             .args(names)
             .current_dir(dir.path())
             .assert()
@@ -363,8 +336,8 @@ fn line_buffer_keeps_long_lines_whole_across_worker_processes() {
 #[test]
 fn line_buffer_keeps_stdout_and_stderr_apart() {
     for backend in BACKENDS {
-        weft()
-            .args(["--line-buffer", "-j1", "--backend", backend.name()])
+        weft_on(backend)
+            .args(["--line-buffer", "-j1"])
             .arg("echo out-{}; echo err-{} >&2")
             .args([":::", "a", "b"])
             .assert()
@@ -377,14 +350,8 @@ fn line_buffer_keeps_stdout_and_stderr_apart() {
 #[test]
 fn ungroup_lets_commands_write_straight_through() {
     for backend in BACKENDS {
-        weft()
-            .args([
-                "-u",
-                "-j1",
-                "--backend",
-                backend.name(),
-                "echo out-{}; echo err-{} >&2",
-            ])
+        weft_on(backend)
+            .args(["-u", "-j1", "echo out-{}; echo err-{} >&2"])
             .args([":::", "a", "b"])
             .assert()
             .success()
@@ -396,35 +363,28 @@ fn ungroup_lets_commands_write_straight_through() {
 #[test]
 fn tag_prefixes_every_line_with_the_arguments_and_a_tab() {
     for backend in BACKENDS {
-        weft()
-            .args(["--tag", "-k", "--backend", backend.name()])
+        weft_on(backend)
+            .args(["--tag", "-k"])
             .arg("echo {}; echo second; echo err >&2")
             .args([":::", "a", "b c"])
             .assert()
             .success()
             .stdout("a\ta\na\tsecond\nb c\tb c\nb c\tsecond\n")
             .stderr("a\terr\nb c\terr\n");
-        weft()
-            .args(["--tag", "-k", "--backend", backend.name(), "echo", "x"])
+        weft_on(backend)
+            .args(["--tag", "-k", "echo", "x"])
             .args([":::", "a", ":::", "1", "2"])
             .assert()
             .success()
             .stdout("a 1\tx a 1\na 2\tx a 2\n");
-        weft()
-            .args([
-                "--tag",
-                "--line-buffer",
-                "-j1",
-                "--backend",
-                backend.name(),
-                "echo",
-            ])
+        weft_on(backend)
+            .args(["--tag", "--line-buffer", "-j1", "echo"])
             .args([":::", "a", "b"])
             .assert()
             .success()
             .stdout("a\ta\nb\tb\n");
-        weft()
-            .args(["--tag", "-k", "--task", "sum", "--backend", backend.name()])
+        weft_on(backend)
+            .args(["--tag", "-k", "--task", "sum"])
             .args([":::", "1..3", "0..5"])
             .assert()
             .success()
@@ -466,8 +426,8 @@ fn jsonl(out: &[u8]) -> Vec<Value> {
 #[test]
 fn jsonl_prints_one_object_per_command_job() {
     for backend in BACKENDS {
-        let out = weft()
-            .args(["--jsonl", "-k", "-j2", "--backend", backend.name()])
+        let out = weft_on(backend)
+            .args(["--jsonl", "-k", "-j2"])
             .arg("printf 'out-%s' {}; printf 'err-%s' {} >&2; [ {} = kill ] && kill -9 $$; exit {}")
             .args([":::", "0", "3", "kill"])
             .assert()
@@ -512,15 +472,8 @@ fn jsonl_prints_one_object_per_command_job() {
 #[test]
 fn jsonl_prints_one_object_per_task_job() {
     for backend in BACKENDS {
-        let out = weft()
-            .args([
-                "--jsonl",
-                "-k",
-                "--task",
-                "sum",
-                "--backend",
-                backend.name(),
-            ])
+        let out = weft_on(backend)
+            .args(["--jsonl", "-k", "--task", "sum"])
             .args([":::", "1..3", "bad"])
             .assert()
             .code(1)
@@ -588,8 +541,8 @@ fn forced_progress_goes_to_stderr_and_leaves_stdout_alone() {
         ("--progress", "3/3 done"),
     ] {
         for backend in BACKENDS {
-            let out = weft()
-                .args([flag, "--force-progress", "-k", "--backend", backend.name()])
+            let out = weft_on(backend)
+                .args([flag, "--force-progress", "-k"])
                 .args(["echo", ":::", "a", "b", "c"])
                 .assert()
                 .success()

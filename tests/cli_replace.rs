@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::{BACKENDS, Scratch, weft};
+use common::{BACKENDS, Scratch, weft, weft_on};
 
 #[test]
 fn path_strings_edit_the_argument_as_gnu_parallel_does() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name()])
+        weft_on(backend)
+            .arg("-k")
             .args(["echo", "{}", "{.}", "{/}", "{//}", "{/.}", ":::"])
             .args(["/x/y.tar.gz", "dir.d/file", "plain", ".hidden", "/top"])
             .assert()
@@ -27,8 +27,8 @@ fn path_strings_edit_the_argument_as_gnu_parallel_does() {
 #[test]
 fn positional_strings_pick_a_source_and_edit_it() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), "echo"])
+        weft_on(backend)
+            .args(["-k", "echo"])
             .args([
                 "{2}", "{1}", "{1.}", "{1/}", "{1//}", "{1/.}", "{2/.}", "[{3}]",
             ])
@@ -42,16 +42,8 @@ fn positional_strings_pick_a_source_and_edit_it() {
 #[test]
 fn job_number_counts_from_one_and_slot_stays_within_the_workers() {
     for backend in BACKENDS {
-        let out = weft()
-            .args([
-                "-j2",
-                "-k",
-                "--backend",
-                backend.name(),
-                "echo",
-                "{#}",
-                "{%}",
-            ])
+        let out = weft_on(backend)
+            .args(["-j2", "-k", "echo", "{#}", "{%}"])
             .args([":::", "a", "b", "c", "d", "e"])
             .assert()
             .success()
@@ -69,8 +61,8 @@ fn job_number_counts_from_one_and_slot_stays_within_the_workers() {
                 backend.name()
             );
         }
-        weft()
-            .args(["-j1", "-k", "--backend", backend.name(), "echo", "{#}{%}"])
+        weft_on(backend)
+            .args(["-j1", "-k", "echo", "{#}{%}"])
             .args([":::", "a", "b", "c"])
             .assert()
             .success()
@@ -81,8 +73,8 @@ fn job_number_counts_from_one_and_slot_stays_within_the_workers() {
 #[test]
 fn dash_i_renames_the_whole_argument_string_and_leaves_braces_alone() {
     for backend in BACKENDS {
-        weft()
-            .args(["-I", "XX", "-k", "--backend", backend.name()])
+        weft_on(backend)
+            .args(["-I", "XX", "-k"])
             .args(["echo", "XX", "{}", "{.}", "@XX@", ":::", "a.b"])
             .assert()
             .success()
@@ -93,21 +85,14 @@ fn dash_i_renames_the_whole_argument_string_and_leaves_braces_alone() {
 #[test]
 fn without_a_replacement_string_the_arguments_are_appended_one_word_each() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name(), "printf", "[%s]"])
+        weft_on(backend)
+            .args(["-k", "printf", "[%s]"])
             .args([":::", "a b", "c", ":::", "1"])
             .assert()
             .success()
             .stdout("[a b][1][c][1]");
-        weft()
-            .args([
-                "-n",
-                "2",
-                "-k",
-                "--backend",
-                backend.name(),
-                "printf '[%s]' {}",
-            ])
+        weft_on(backend)
+            .args(["-n", "2", "-k", "printf '[%s]' {}"])
             .args([":::", "a b", "c", "d"])
             .assert()
             .success()
@@ -118,21 +103,14 @@ fn without_a_replacement_string_the_arguments_are_appended_one_word_each() {
 #[test]
 fn without_a_command_each_record_is_a_command() {
     for backend in BACKENDS {
-        weft()
-            .args(["-k", "--backend", backend.name()])
+        weft_on(backend)
+            .arg("-k")
             .write_stdin("echo a\necho b   c\nprintf '%s|' x y")
             .assert()
             .success()
             .stdout("a\nb c\nx|y|");
-        weft()
-            .args([
-                "-k",
-                "--backend",
-                backend.name(),
-                ":::",
-                "echo",
-                "printf '<%s>'",
-            ])
+        weft_on(backend)
+            .args(["-k", ":::", "echo", "printf '<%s>'"])
             .args([":::", "a", "b"])
             .assert()
             .success()
@@ -145,27 +123,14 @@ fn replacement_strings_inside_the_input_are_never_substituted_again() {
     let data = ["{}", "{#}", "{%}", "{1}", "{.}", "{/}", "XX"];
     let expected: String = data.iter().map(|d| format!("[{d}]\n")).collect();
     for backend in BACKENDS {
-        weft()
-            .args([
-                "-k",
-                "--backend",
-                backend.name(),
-                "printf '[%s]\\n' {}",
-                ":::",
-            ])
+        weft_on(backend)
+            .args(["-k", "printf '[%s]\\n' {}", ":::"])
             .args(data)
             .assert()
             .success()
             .stdout(expected.clone());
-        weft()
-            .args([
-                "-I",
-                "XX",
-                "-k",
-                "--backend",
-                backend.name(),
-                "printf '[%s]\\n' XX",
-            ])
+        weft_on(backend)
+            .args(["-I", "XX", "-k", "printf '[%s]\\n' XX"])
             .write_stdin(data.join("\n"))
             .assert()
             .success()
@@ -221,8 +186,8 @@ fn hostile_arguments_arrive_as_one_literal_word_and_never_run() {
         ] {
             let dir = Scratch::new(&format!("hostile-{}", backend.name()));
             std::fs::write(dir.join("existing"), "").unwrap();
-            weft()
-                .args(["-k", "--backend", backend.name(), command, ":::"])
+            weft_on(backend)
+                .args(["-k", command, ":::"])
                 .args(HOSTILE)
                 .current_dir(dir.path())
                 .assert()
@@ -244,30 +209,23 @@ fn hostile_records_from_stdin_and_columns_never_run() {
     for backend in BACKENDS {
         let dir = Scratch::new(&format!("hostile-stdin-{}", backend.name()));
         std::fs::write(dir.join("existing"), "").unwrap();
-        weft()
-            .args(["-k", "--backend", backend.name(), "printf '[%s]\\n' {}"])
+        weft_on(backend)
+            .args(["-k", "printf '[%s]\\n' {}"])
             .write_stdin(records.join("\n"))
             .current_dir(dir.path())
             .assert()
             .success()
             .stdout(expected_echo(&records));
-        weft()
-            .args([
-                "-k",
-                "--backend",
-                backend.name(),
-                "-I",
-                "@@",
-                "printf '[%s]\\n' @@",
-            ])
+        weft_on(backend)
+            .args(["-k", "-I", "@@", "printf '[%s]\\n' @@"])
             .write_stdin(records.join("\n"))
             .current_dir(dir.path())
             .assert()
             .success()
             .stdout(expected_echo(&records));
         let rows: String = records.iter().map(|r| format!("x\u{1}{r}\n")).collect();
-        weft()
-            .args(["-k", "--backend", backend.name(), "--colsep", "\u{1}"])
+        weft_on(backend)
+            .args(["-k", "--colsep", "\u{1}"])
             .arg("printf '[%s]\\n' {2} {2.}")
             .write_stdin(rows)
             .current_dir(dir.path())

@@ -2,24 +2,15 @@
 
 mod common;
 
-use common::{BACKENDS, weft};
+use common::{BACKENDS, weft, weft_on};
 use predicates::str::contains;
+use weft::Backend;
 
 #[test]
 fn sum_prints_the_sum_of_a_half_open_range_on_either_backend() {
     for backend in BACKENDS {
-        weft()
-            .args([
-                "--task",
-                "sum",
-                "-k",
-                "--backend",
-                backend.name(),
-                ":::",
-                "0..1000000",
-                "5..6",
-                "3..3",
-            ])
+        weft_on(backend)
+            .args(["--task", "sum", "-k", ":::", "0..1000000", "5..6", "3..3"])
             .assert()
             .success()
             .stdout("499999500000\n5\n0\n");
@@ -39,19 +30,9 @@ fn records_come_from_stdin_lines_without_arguments() {
 #[test]
 fn sleep_takes_fractional_seconds_and_prints_nothing() {
     for backend in BACKENDS {
-        weft()
+        weft_on(backend)
             .args([
-                "--task",
-                "sleep",
-                "-j",
-                "4",
-                "--backend",
-                backend.name(),
-                ":::",
-                "0.05",
-                "0",
-                "0.01",
-                "1e-3",
+                "--task", "sleep", "-j", "4", ":::", "0.05", "0", "0.01", "1e-3",
             ])
             .assert()
             .success()
@@ -80,21 +61,9 @@ fn a_bad_record_fails_its_job_names_it_and_counts_in_the_exit_status() {
 
 #[test]
 fn a_crash_fails_only_its_job() {
-    weft()
-        .args([
-            "--task",
-            "fault",
-            "--backend",
-            "process",
-            "-j",
-            "2",
-            ":::",
-            "fail",
-            "abort",
-            "exit",
-            "ok",
-            "ok",
-        ])
+    weft_on(Backend::Process)
+        .args(["--task", "fault", "-j", "2"])
+        .args([":::", "fail", "abort", "exit", "ok", "ok"])
         .assert()
         .code(3)
         .stderr(contains("killed by SIGABRT"))

@@ -124,6 +124,13 @@ pub fn weft() -> assert_cmd::Command {
     cmd
 }
 
+/// `weft --backend NAME`: the `weft` command of [`weft()`] with its jobs on `backend`.
+pub fn weft_on(backend: Backend) -> assert_cmd::Command {
+    let mut cmd = weft();
+    cmd.args(["--backend", backend.name()]);
+    cmd
+}
+
 /// A fresh directory for one test's files (pid files, markers, joblogs), removed on drop.
 pub struct Scratch(PathBuf);
 
