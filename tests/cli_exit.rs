@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{BACKENDS, Scratch, weft, weft_on};
+use common::{BACKENDS, Scratch, records, weft, weft_on};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -26,10 +26,9 @@ fn the_exit_status_is_the_number_of_failed_jobs() {
             .args(["exit {}", ":::", "0", "1", "2", "3", "0"])
             .assert()
             .code(3);
-        let hundred: String = (0..100).map(|i| format!("{i}\n")).collect();
         weft_on(backend)
             .args(["-j4", "exit 7"])
-            .write_stdin(hundred)
+            .write_stdin(records(0..100))
             .assert()
             .code(100);
     }
@@ -37,11 +36,10 @@ fn the_exit_status_is_the_number_of_failed_jobs() {
 
 #[test]
 fn more_than_a_hundred_failed_jobs_exit_101() {
-    let many: String = (0..150).map(|i| format!("{i}\n")).collect();
     for backend in BACKENDS {
         weft_on(backend)
             .args(["-j4", "false"])
-            .write_stdin(many.clone())
+            .write_stdin(records(0..150))
             .assert()
             .code(101);
     }

@@ -9,7 +9,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command as Std, Stdio};
 use std::time::Duration;
 
-use common::{BACKENDS, Scratch, lines, wait_until, weft, weft_on, within};
+use common::{
+    BACKENDS, Scratch, json_lines, lines, records, sorted_numbers, wait_until, weft, weft_on,
+    within,
+};
 use predicates::str::contains;
 
 /// Prints each argument in brackets, so that empty and blank records show.
@@ -311,27 +314,21 @@ fn input_is_streamed_the_first_job_runs_before_input_ends() {
     }
 }
 
-fn numbers(n: usize) -> String {
-    (1..=n).map(|i| format!("{i}\n")).collect()
-}
-
 #[test]
 fn ten_thousand_records_through_a_command_each_arrive_exactly_once() {
     for backend in BACKENDS {
         let out = weft_on(backend)
             .args(["-j4", "echo"])
-            .write_stdin(numbers(10_000))
+            .write_stdin(records(1..=10_000))
             .timeout(Duration::from_secs(600))
             .assert()
             .success()
             .get_output()
             .stdout
             .clone();
-        let mut got: Vec<u32> = lines(&out).iter().map(|l| l.parse().unwrap()).collect();
-        got.sort();
         assert_eq!(
-            got,
-            (1..=10_000).collect::<Vec<u32>>(),
+            sorted_numbers(&out),
+            (1..=10_000).collect::<Vec<_>>(),
             "{}",
             backend.name()
         );
@@ -340,10 +337,8 @@ fn ten_thousand_records_through_a_command_each_arrive_exactly_once() {
 
 #[test]
 fn ten_thousand_records_through_tasks_each_arrive_exactly_once() {
-    let ranges: String = (1..=10_000).map(|i| format!("{i}..{}\n", i + 2)).collect();
-    let sums: String = (1..=10_000u64)
-        .map(|i| format!("{}\n", 2 * i + 1))
-        .collect();
+    let ranges = records((1..=10_000).map(|i| format!("{i}..{}", i + 2)));
+    let sums = records((1..=10_000).map(|i| 2 * i + 1));
     for backend in BACKENDS {
         weft_on(backend)
             .args(["--task", "sum", "-k"])
@@ -354,18 +349,17 @@ fn ten_thousand_records_through_tasks_each_arrive_exactly_once() {
             .stdout(sums.clone());
         let out = weft_on(backend)
             .args(["--task", "noop", "--jsonl"])
-            .write_stdin(numbers(10_000))
+            .write_stdin(records(1..=10_000))
             .timeout(Duration::from_secs(600))
             .assert()
             .success()
             .get_output()
             .stdout
             .clone();
-        let mut seen: Vec<(u64, u64)> = lines(&out)
+        let mut seen: Vec<(u64, u64)> = json_lines(&out)
             .iter()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                assert_eq!(v["status"], "ok", "{l}");
+            .map(|v| {
+                assert_eq!(v["status"], "ok", "{v}");
                 let arg: u64 = v["args"][0].as_str().unwrap().parse().unwrap();
                 (v["seq"].as_u64().unwrap(), arg)
             })

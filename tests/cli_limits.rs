@@ -4,12 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::weft;
+use common::{json_lines, weft};
 use predicates::prelude::*;
 
 #[test]
 fn a_job_over_the_memory_limit_fails_as_memory_limit_and_the_others_succeed() {
-    weft()
+    let out = weft()
         .args([
             "--task",
             "fault",
@@ -24,18 +24,19 @@ fn a_job_over_the_memory_limit_fails_as_memory_limit_and_the_others_succeed() {
         .timeout(Duration::from_secs(60))
         .assert()
         .code(1)
-        .stdout(predicate::function(|out: &str| {
-            let jobs: Vec<serde_json::Value> = out
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-            jobs.len() == 4
-                && jobs.iter().all(|j| {
-                    let over = j["seq"] == 2;
-                    let error = j["error"].as_str().unwrap_or("");
-                    (j["status"] == "ok") != over && (!over || error.contains("memory limit"))
-                })
-        }));
+        .get_output()
+        .stdout
+        .clone();
+    let jobs = json_lines(&out);
+    assert_eq!(jobs.len(), 4, "{jobs:?}");
+    for j in &jobs {
+        let over = j["seq"] == 2;
+        assert_eq!(j["status"] == "ok", !over, "{j}");
+        if over {
+            let error = j["error"].as_str().unwrap_or("");
+            assert!(error.contains("memory limit"), "{j}");
+        }
+    }
 }
 
 #[test]

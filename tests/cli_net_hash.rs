@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command as Std;
 
-use common::{BACKENDS, weft, weft_on};
+use common::{BACKENDS, json_lines, records, weft, weft_on};
 use predicates::str::contains;
 
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -124,11 +124,7 @@ fn fetch_reports_status_and_bytes_and_a_failing_url_fails_its_job() {
         .get_output()
         .stdout
         .clone();
-    let lines: Vec<serde_json::Value> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["status"], 200);
     assert_eq!(lines[0]["bytes"], 10);
@@ -154,7 +150,7 @@ fn fetch_saves_the_body_when_given_a_file() {
 #[test]
 fn fetch_runs_many_urls_on_threads() {
     let base = server();
-    let urls: String = (0..300).map(|i| format!("{base}/ok/{i}\n")).collect();
+    let urls = records((0..300).map(|i| format!("{base}/ok/{i}")));
     let out = weft()
         .args(["--task", "fetch", "-j", "16"])
         .write_stdin(urls)
@@ -163,14 +159,9 @@ fn fetch_runs_many_urls_on_threads() {
         .get_output()
         .stdout
         .clone();
-    let mut sizes: Vec<u64> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["bytes"]
-                .as_u64()
-                .unwrap()
-        })
+    let mut sizes: Vec<u64> = json_lines(&out)
+        .iter()
+        .map(|v| v["bytes"].as_u64().unwrap())
         .collect();
     sizes.sort();
     assert_eq!(sizes, (0..300).collect::<Vec<u64>>());

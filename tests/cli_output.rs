@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command as Std, Stdio};
 use std::time::Duration;
 
-use common::{BACKENDS, Scratch, lines, noise, weft, weft_on, within};
+use common::{BACKENDS, Scratch, json_lines, lines, noise, records, weft, weft_on, within};
 use serde_json::Value;
 
 /// A job printing `n` numbered lines, one `echo` each, so that parallel jobs would interleave
@@ -127,8 +127,7 @@ fn a_finished_jobs_output_arrives_while_later_jobs_still_run() {
 fn a_closed_stdout_stops_the_run() {
     for backend in BACKENDS {
         let dir = Scratch::new(&format!("closed-{}", backend.name()));
-        let records: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
-        std::fs::write(dir.join("records"), records).unwrap();
+        std::fs::write(dir.join("records"), records(1..=20_000)).unwrap();
         let mut child = Std::new(env!("CARGO_BIN_EXE_weft"))
             .args(["-j2", "--backend", backend.name(), "-a", "records"])
             .arg("echo {} >> ran; echo {}")
@@ -156,7 +155,7 @@ fn a_closed_stdout_stops_the_run() {
 
 #[test]
 fn keep_order_holds_over_many_jobs() {
-    let input: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+    let input = records(1..=2000);
     for backend in BACKENDS {
         weft_on(backend)
             .args(["-k", "-j4", "echo"])
@@ -410,17 +409,15 @@ const JSONL_KEYS: [&str; 15] = [
     "runtime",
 ];
 
+/// The `--jsonl` objects in `out`, each checked to have every key.
 fn jsonl(out: &[u8]) -> Vec<Value> {
-    lines(out)
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            for key in JSONL_KEYS {
-                assert!(v.get(key).is_some(), "no {key} in {l}");
-            }
-            v
-        })
-        .collect()
+    let objects = json_lines(out);
+    for v in &objects {
+        for key in JSONL_KEYS {
+            assert!(v.get(key).is_some(), "no {key} in {v}");
+        }
+    }
+    objects
 }
 
 #[test]

@@ -14,8 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Scratch, children_of, group_members, in_sleep, joblog_rows, joblog_seqs, pids_in, signal,
-    survivors, wait_until, weft, weft_bin, within,
+    Scratch, children_of, group_members, in_sleep, joblog_row, joblog_rows, joblog_seqs,
+    json_lines, pids_in, records, signal, sorted_numbers, survivors, wait_until, weft, weft_bin,
+    within,
 };
 use predicates::str::contains;
 
@@ -24,17 +25,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 /// Forty records, each `ok` but the 20th, which is `fault`.
 fn forty_with(fault: &str) -> String {
-    (1..=40)
-        .map(|i| if i == 20 { fault } else { "ok" })
-        .map(|r| format!("{r}\n"))
-        .collect()
-}
-
-fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    records((1..=40).map(|i| if i == 20 { fault } else { "ok" }))
 }
 
 /// Checks a 40-job `--jsonl` run in which job 20 and only job 20 crashed its worker: every
@@ -147,38 +138,31 @@ fn a_command_that_kills_its_worker_fails_only_itself() {
     for (sig, num) in [("KILL", "9"), ("ABRT", "6"), ("TERM", "15")] {
         let dir = Scratch::new("kill-ppid");
         let log = dir.join("log");
-        let records: String = (1..=40)
-            .map(|i| {
-                if i == 20 {
-                    format!("kill -s {sig} $PPID\n")
-                } else {
-                    format!("echo {i}\n")
-                }
-            })
-            .collect();
+        let jobs = records((1..=40).map(|i| {
+            if i == 20 {
+                format!("kill -s {sig} $PPID")
+            } else {
+                format!("echo {i}")
+            }
+        }));
         let out = weft()
             .args(["--backend", "process", "-j", "4", "--joblog"])
             .arg(&log)
-            .write_stdin(records)
+            .write_stdin(jobs)
             .assert()
             .code(1)
             .stderr(contains("job 20 (kill -s"))
             .get_output()
             .stdout
             .clone();
-        let mut printed: Vec<u32> = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| l.parse().unwrap())
-            .collect();
-        printed.sort_unstable();
-        let others: Vec<u32> = (1..=40).filter(|&i| i != 20).collect();
-        assert_eq!(printed, others, "the other 39 print exactly once ({sig})");
+        let others: Vec<u64> = (1..=40).filter(|&i| i != 20).collect();
+        assert_eq!(
+            sorted_numbers(&out),
+            others,
+            "the other 39 print exactly once ({sig})"
+        );
         assert_eq!(joblog_seqs(&log), (1..=40).collect::<Vec<_>>());
-        let row = joblog_rows(&log)
-            .into_iter()
-            .find(|r| r[0] == "20")
-            .unwrap();
+        let row = joblog_row(&log, 20);
         assert_eq!((&*row[6], &*row[7]), ("-1", num), "{row:?}");
         assert_eq!(row[8], format!("kill -s {sig} $PPID"));
     }
@@ -246,7 +230,7 @@ fn a_worker_crash_while_megabytes_of_output_are_in_flight_loses_nothing_else() {
                 got, want,
                 "every output whole, once (keep order: {keep_order})"
             );
-            let crashed = joblog_rows(&log).into_iter().find(|r| r[0] == "4").unwrap();
+            let crashed = joblog_row(&log, 4);
             assert_eq!((&*crashed[6], &*crashed[7]), ("-1", "9"));
         });
     }
@@ -355,7 +339,7 @@ fn a_task_that_ignores_its_timeout_is_reported_timed_out_and_its_worker_does_not
             };
             assert_eq!(out.0.code(), Some(1), "{backend}: {}", out.1);
             assert!(out.1.contains("job 1 (hang) timed out"), "{}", out.1);
-            let row = joblog_rows(&log).into_iter().find(|r| r[0] == "1").unwrap();
+            let row = joblog_row(&log, 1);
             assert_eq!(row[6], "-1");
             assert!(
                 wait_until(Duration::from_secs(2), || survivors(&workers).is_empty()),
@@ -418,21 +402,13 @@ fn a_tight_fd_limit_runs_every_job_without_emfile() {
         ("process", "echo"),
         ("process", "--task sum"),
     ] {
-        let (template, input) = if what == "echo" {
-            (
-                "echo",
-                (1..=2000).map(|i| format!("{i}\n")).collect::<String>(),
-            )
+        // `sum` of `i..i+1` prints `i`, as `echo i` does.
+        let input = if what == "echo" {
+            records(1..=2000)
         } else {
-            (
-                "",
-                (1..=2000).map(|i| format!("{i}..{}\n", i + 1)).collect(),
-            )
+            records((1..=2000).map(|i| format!("{i}..{}", i + 1)))
         };
-        let script = format!(
-            "ulimit -n 64 && exec \"$0\" -j 32 --backend {backend} {} {template}",
-            if what == "echo" { "" } else { what }
-        );
+        let script = format!("ulimit -n 64 && exec \"$0\" -j 32 --backend {backend} {what}");
         let out = assert_cmd::Command::new("sh")
             .args(["-c", &script])
             .arg(weft_bin())
@@ -448,13 +424,11 @@ fn a_tight_fd_limit_runs_every_job_without_emfile() {
             !stderr.contains("Too many open files"),
             "{backend} {what}: {stderr}"
         );
-        let mut lines: Vec<u32> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l.parse().unwrap())
-            .collect();
-        lines.sort_unstable();
-        assert_eq!(lines, (1..=2000).collect::<Vec<_>>(), "{backend} {what}");
+        assert_eq!(
+            sorted_numbers(&out.stdout),
+            (1..=2000).collect::<Vec<_>>(),
+            "{backend} {what}"
+        );
     }
 }
 
@@ -562,11 +536,7 @@ fn run_measured(args: &[String], input: Vec<u8>) -> (std::process::Output, Optio
 }
 
 fn check_every_job_once(stdout: &[u8], log: &Path, n: u64) {
-    let mut lines: Vec<u64> = String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
-    lines.sort_unstable();
+    let mut lines = sorted_numbers(stdout);
     lines.dedup();
     assert_eq!(lines.len() as u64, n, "unique output lines");
     assert_eq!(lines.first(), Some(&1));
@@ -588,7 +558,7 @@ fn a_hundred_thousand_task_jobs_each_print_and_log_once() {
         within(LIMIT, move || {
             let dir = Scratch::new("100k");
             let log = dir.join("log");
-            let input: String = (1..=N).map(|i| format!("{i}..{}\n", i + 1)).collect();
+            let input = records((1..=N).map(|i| format!("{i}..{}", i + 1)));
             let args: Vec<String> = [
                 "--task",
                 "sum",
@@ -617,7 +587,7 @@ fn ten_thousand_commands_each_print_and_log_once() {
     within(LIMIT * 2, move || {
         let dir = Scratch::new("10k");
         let log = dir.join("log");
-        let input: String = (1..=N).map(|i| format!("{i}\n")).collect();
+        let input = records(1..=N);
         let args: Vec<String> = ["--joblog", log.to_str().unwrap(), "echo"]
             .map(String::from)
             .to_vec();

@@ -10,12 +10,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Scratch, exits_within, joblog_rows, joblog_seqs, pids_in, signal, signal_group, survivors,
-    wait_until, weft, weft_bin, within,
+    Scratch, exits_within, joblog_rows, joblog_seqs, json_lines, pids_in, signal, signal_group,
+    sorted_numbers, survivors, wait_until, weft, weft_bin, within,
 };
 
 /// The hang guard of every test here.
@@ -43,15 +44,14 @@ fn template(d: &str) -> String {
     )
 }
 
-fn numbers(text: &str) -> Vec<u32> {
-    let mut v: Vec<u32> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
-    v.sort_unstable();
-    v
+/// The numbers jobs appended to the file `path`, one a line, sorted.
+fn numbers_in(path: &Path) -> Vec<u64> {
+    sorted_numbers(&std::fs::read(path).unwrap())
 }
 
 /// The jobs whose whole output (`begin N`, `end N`, together) is in `stdout`; fails on any
 /// partial or repeated output.
-fn complete_outputs(stdout: &str) -> Vec<u32> {
+fn complete_outputs(stdout: &str) -> Vec<u64> {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len() % 2, 0, "whole outputs only:\n{stdout}");
     let mut done = Vec::new();
@@ -61,7 +61,7 @@ fn complete_outputs(stdout: &str) -> Vec<u32> {
         done.push(n.parse().unwrap());
     }
     done.sort_unstable();
-    let unique: BTreeSet<u32> = done.iter().copied().collect();
+    let unique: BTreeSet<u64> = done.iter().copied().collect();
     assert_eq!(unique.len(), done.len(), "each output once:\n{stdout}");
     done
 }
@@ -129,10 +129,16 @@ fn stop_mid_run_then_resume(backend: &str, how: Stop) {
     assert!(stderr.starts_with("weft: stopped by SIG"), "{stderr}");
     let printed = complete_outputs(&stdout);
     assert_eq!(printed, (1..=6).collect::<Vec<_>>(), "{backend} {how:?}");
-    let logged: Vec<u32> = joblog_seqs(&log).iter().map(|&s| s as u32).collect();
-    assert_eq!(logged, printed, "the joblog lists exactly the printed jobs");
-    let side = std::fs::read_to_string(dir.join("side")).unwrap();
-    assert_eq!(numbers(&side), printed, "finished jobs are the logged ones");
+    assert_eq!(
+        joblog_seqs(&log),
+        printed,
+        "the joblog lists exactly the printed jobs"
+    );
+    assert_eq!(
+        numbers_in(&dir.join("side")),
+        printed,
+        "finished jobs are the logged ones"
+    );
     assert!(
         wait_until(Duration::from_secs(2), || survivors(&running).is_empty()),
         "{backend} {how:?}: survivors {:?}",
@@ -148,13 +154,12 @@ fn stop_mid_run_then_resume(backend: &str, how: Stop) {
     let out = again.assert().success().get_output().stdout.clone();
     let rest = complete_outputs(&String::from_utf8(out).unwrap());
     assert_eq!(rest, (7..=20).collect::<Vec<_>>(), "{backend} {how:?}");
-    let side = std::fs::read_to_string(dir.join("side")).unwrap();
     assert_eq!(
-        numbers(&side),
+        numbers_in(&dir.join("side")),
         (1..=20).collect::<Vec<_>>(),
         "{backend} {how:?}: every job ran to completion exactly once"
     );
-    assert_eq!(joblog_seqs(&log), (1..=20).collect::<Vec<u64>>());
+    assert_eq!(joblog_seqs(&log), (1..=20).collect::<Vec<_>>());
 }
 
 #[test]
@@ -514,11 +519,9 @@ fn retries_make_n_attempts_in_all_and_report_the_last() {
             .get_output()
             .stdout
             .clone();
-        let mut got: Vec<(u64, u64, String)> = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let mut got: Vec<(u64, u64, String)> = json_lines(&out)
+            .iter()
+            .map(|v| {
                 (
                     v["seq"].as_u64().unwrap(),
                     v["attempt"].as_u64().unwrap(),
@@ -694,9 +697,8 @@ fn resume_failed_runs_the_failed_jobs_again_and_resume_then_runs_nothing() {
         std::fs::write(dir.join("fixed"), "").unwrap();
         assert_eq!(run(Some("--resume-failed")), 0, "{backend}");
         assert_eq!(run(Some("--resume")), 0, "{backend}");
-        let side = std::fs::read_to_string(dir.join("side")).unwrap();
         assert_eq!(
-            numbers(&side),
+            numbers_in(&dir.join("side")),
             [0, 0, 3, 3, 4, 4],
             "{backend}: 3 and 4 ran twice"
         );

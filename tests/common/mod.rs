@@ -239,6 +239,15 @@ pub fn joblog_rows(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The row of job `seq` in a `--joblog` file (panics if there is none).
+pub fn joblog_row(path: &Path, seq: u64) -> Vec<String> {
+    let seq = seq.to_string();
+    joblog_rows(path)
+        .into_iter()
+        .find(|r| r[0] == seq)
+        .unwrap_or_else(|| panic!("no joblog row for job {seq}"))
+}
+
 /// The Seq column of a joblog, sorted.
 pub fn joblog_seqs(path: &Path) -> Vec<u64> {
     let mut seqs: Vec<u64> = joblog_rows(path)
@@ -283,5 +292,29 @@ pub fn lines(bytes: &[u8]) -> Vec<String> {
         .unwrap()
         .lines()
         .map(str::to_owned)
+        .collect()
+}
+
+/// `items` one a line: input records for weft's stdin.
+pub fn records<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items.into_iter().map(|i| format!("{i}\n")).collect()
+}
+
+/// The numbers in `bytes`, one a line, sorted (panics on any other line).
+pub fn sorted_numbers(bytes: &[u8]) -> Vec<u64> {
+    let mut numbers: Vec<u64> = lines(bytes)
+        .iter()
+        .map(|l| l.parse().unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+/// The objects of `--jsonl` output (or of a task printing JSON), one a line (panics on a line
+/// that is not JSON).
+pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    lines(bytes)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
