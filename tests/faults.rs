@@ -8,17 +8,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Scratch, children_of, group_members, in_sleep, joblog_row, joblog_rows, joblog_seqs,
-    json_lines, pids_in, records, signal, sorted_numbers, survivors, wait_until, weft, weft_bin,
-    within,
+    BACKENDS, Scratch, assert_no_survivors, children_of, group_members, in_sleep, joblog_row,
+    joblog_rows, joblog_seqs, jobs_running, json_lines, pids_in, records, signal, sorted_numbers,
+    spawn_with_input, wait_until, weft, weft_bin, weft_on, within,
 };
 use predicates::str::contains;
+use weft::Backend;
 
 /// The hang guard of every test here.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -27,6 +28,19 @@ const LIMIT: Duration = Duration::from_secs(120);
 fn forty_with(fault: &str) -> String {
     records((1..=40).map(|i| if i == 20 { fault } else { "ok" }))
 }
+
+/// A run of [`forty_with`] records as fault tasks on four worker processes, reported as
+/// `--jsonl`; a joblog path follows.
+const CRASH_RUN: [&str; 8] = [
+    "--task",
+    "fault",
+    "--backend",
+    "process",
+    "-j",
+    "4",
+    "--jsonl",
+    "--joblog",
+];
 
 /// Checks a 40-job `--jsonl` run in which job 20 and only job 20 crashed its worker: every
 /// other job is reported once and ok, and the joblog names job 20 with `exitval` and `signal`.
@@ -69,16 +83,7 @@ fn a_worker_that_aborts_segfaults_or_exits_mid_job_fails_only_that_job() {
         let dir = Scratch::new("crash");
         let log = dir.join("log");
         let out = weft()
-            .args([
-                "--task",
-                "fault",
-                "--backend",
-                "process",
-                "-j",
-                "4",
-                "--jsonl",
-            ])
-            .arg("--joblog")
+            .args(CRASH_RUN)
             .arg(&log)
             .write_stdin(forty_with(fault))
             .assert()
@@ -92,31 +97,20 @@ fn a_worker_sigkilled_from_outside_fails_only_the_job_it_was_running() {
     within(LIMIT, || {
         let dir = Scratch::new("sigkill-worker");
         let log = dir.join("log");
-        let mut child = Command::new(weft_bin())
-            .args([
-                "--task",
-                "fault",
-                "--backend",
-                "process",
-                "-j",
-                "4",
-                "--jsonl",
-            ])
-            .arg("--joblog")
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(forty_with("hang").as_bytes()).unwrap();
-        drop(stdin);
+        let mut child = spawn_with_input(
+            Command::new(weft_bin())
+                .args(CRASH_RUN)
+                .arg(&log)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+            forty_with("hang"),
+        );
         // The worker running `hang` sleeps; the others wait for work.
+        let pid = child.id();
         let mut victim = None;
         assert!(
-            wait_until(Duration::from_secs(30), || {
-                victim = children_of(child.id()).into_iter().find(|&w| in_sleep(w));
+            jobs_running(&mut child, || {
+                victim = children_of(pid).into_iter().find(|&w| in_sleep(w));
                 victim.is_some()
             }),
             "a worker running the hanging job"
@@ -145,8 +139,8 @@ fn a_command_that_kills_its_worker_fails_only_itself() {
                 format!("echo {i}")
             }
         }));
-        let out = weft()
-            .args(["--backend", "process", "-j", "4", "--joblog"])
+        let out = weft_on(Backend::Process)
+            .args(["-j", "4", "--joblog"])
             .arg(&log)
             .write_stdin(jobs)
             .assert()
@@ -208,13 +202,10 @@ fn a_worker_crash_while_megabytes_of_output_are_in_flight_loses_nothing_else() {
                 records += &big(c);
             }
             let log = dir.join("log");
-            let mut cmd = weft();
-            cmd.args(["--backend", "process", "-j", "4", "--joblog"])
-                .arg(&log);
-            if keep_order {
-                cmd.arg("-k");
-            }
-            let out = cmd
+            let out = weft_on(Backend::Process)
+                .args(["-j", "4", "--joblog"])
+                .arg(&log)
+                .args(keep_order.then_some("-k"))
                 .write_stdin(records)
                 .assert()
                 .code(1)
@@ -238,40 +229,27 @@ fn a_worker_crash_while_megabytes_of_output_are_in_flight_loses_nothing_else() {
 
 #[test]
 fn a_timed_out_job_leaves_nothing_alive_even_with_background_children_or_a_term_trap() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("timeout");
             let d = dir.str();
             // Background grandchildren; TERM ignored (and so by its children too); TERM
             // caught and shrugged off.
-            let records = format!(
+            let jobs = format!(
                 "echo $$ > {d}/plain.sh; sleep 60 & echo $! > {d}/plain.bg; sleep 60\n\
                  trap '' TERM; echo $$ > {d}/ignore.sh; sleep 60 & echo $! > {d}/ignore.bg; sleep 60\n\
                  trap 'echo TERM' TERM; echo $$ > {d}/trap.sh; while :; do sleep 0.1; done\n"
             );
             let log = dir.join("log");
-            let mut child = Command::new(weft_bin())
-                .args([
-                    "--backend",
-                    backend,
-                    "-j",
-                    "3",
-                    "--timeout",
-                    "3",
-                    "--joblog",
-                ])
-                .arg(&log)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(records.as_bytes())
-                .unwrap();
+            let child = spawn_with_input(
+                Command::new(weft_bin())
+                    .args(["--backend", backend.name(), "-j", "3", "--timeout", "3"])
+                    .arg("--joblog")
+                    .arg(&log)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+                jobs,
+            );
             // Every process of each job's group, seen while it runs (the foreground sleeps
             // included).
             let mut pids = Vec::new();
@@ -290,13 +268,9 @@ fn a_timed_out_job_leaves_nothing_alive_even_with_background_children_or_a_term_
                 pids.extend(pids_in(&dir.join(f)));
             }
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(3), "{backend}: {stderr}");
+            assert_eq!(out.status.code(), Some(3), "{backend:?}: {stderr}");
             assert_eq!(stderr.matches("timed out").count(), 3, "{stderr}");
-            assert!(
-                wait_until(Duration::from_secs(2), || survivors(&pids).is_empty()),
-                "{backend}: survivors {:?} of {pids:?}",
-                survivors(&pids)
-            );
+            assert_no_survivors(&pids, Duration::from_secs(2), format!("{backend:?}"));
             for row in joblog_rows(&log) {
                 assert_eq!(
                     row[6], "-1",
@@ -309,12 +283,12 @@ fn a_timed_out_job_leaves_nothing_alive_even_with_background_children_or_a_term_
 
 #[test]
 fn a_task_that_ignores_its_timeout_is_reported_timed_out_and_its_worker_does_not_linger() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("task-timeout");
             let log = dir.join("log");
-            let mut child = Command::new(weft_bin())
-                .args(["--task", "fault", "--backend", backend, "-j", "2"])
+            let child = Command::new(weft_bin())
+                .args(["--task", "fault", "--backend", backend.name(), "-j", "2"])
                 .args(["--timeout", "0.5", "--joblog"])
                 .arg(&log)
                 .args([":::", "hang", "ok"])
@@ -325,26 +299,18 @@ fn a_task_that_ignores_its_timeout_is_reported_timed_out_and_its_worker_does_not
             let mut workers = Vec::new();
             wait_until(Duration::from_secs(20), || {
                 workers = children_of(child.id());
-                backend == "thread" || !workers.is_empty()
+                backend == Backend::Thread || !workers.is_empty()
             });
-            let out = {
-                let mut stderr = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
-                (child.wait().unwrap(), stderr)
-            };
-            assert_eq!(out.0.code(), Some(1), "{backend}: {}", out.1);
-            assert!(out.1.contains("job 1 (hang) timed out"), "{}", out.1);
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(out.status.code(), Some(1), "{backend:?}: {stderr}");
+            assert!(stderr.contains("job 1 (hang) timed out"), "{stderr}");
             let row = joblog_row(&log, 1);
             assert_eq!(row[6], "-1");
-            assert!(
-                wait_until(Duration::from_secs(2), || survivors(&workers).is_empty()),
-                "{backend}: workers {:?} outlived the run",
-                survivors(&workers)
+            assert_no_survivors(
+                &workers,
+                Duration::from_secs(2),
+                format!("{backend:?}: workers outlived the run"),
             );
         });
     }
@@ -352,12 +318,12 @@ fn a_task_that_ignores_its_timeout_is_reported_timed_out_and_its_worker_does_not
 
 #[test]
 fn no_worker_or_job_process_outlives_a_sigkilled_coordinator() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("coordinator-kill");
             let d = dir.str();
             let mut coordinator = Command::new(weft_bin())
-                .args(["--backend", backend, "-j", "3"])
+                .args(["--backend", backend.name(), "-j", "3"])
                 .arg(format!(
                     "echo $$ > {d}/{{}}.sh; sleep 60 & echo $! > {d}/{{}}.bg; sleep 60"
                 ))
@@ -367,7 +333,7 @@ fn no_worker_or_job_process_outlives_a_sigkilled_coordinator() {
                 .unwrap();
             let mut pids = Vec::new();
             assert!(
-                wait_until(Duration::from_secs(30), || {
+                jobs_running(&mut coordinator, || {
                     let shells: Vec<u32> = (1..=3)
                         .flat_map(|i| pids_in(&dir.join(format!("{i}.sh"))))
                         .collect();
@@ -385,11 +351,10 @@ fn no_worker_or_job_process_outlives_a_sigkilled_coordinator() {
             pids.extend(&helpers);
             coordinator.kill().unwrap();
             coordinator.wait().unwrap();
-            assert!(
-                wait_until(Duration::from_secs(1), || survivors(&pids).is_empty()),
-                "{backend}: survivors {:?} a second after the coordinator died (helpers \
-                 {helpers:?})",
-                survivors(&pids)
+            assert_no_survivors(
+                &pids,
+                Duration::from_secs(1),
+                format!("{backend:?}: a second after the coordinator died (helpers {helpers:?})"),
             );
         });
     }
@@ -455,16 +420,13 @@ fn inherited_fds() -> Vec<String> {
 #[test]
 fn jobs_see_only_stdin_stdout_and_stderr() {
     let inherited = inherited_fds();
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         for mode in [None, Some("--line-buffer"), Some("-u")] {
             // `ls` runs as a child of the job's shell, so it lists the shell's descriptors,
             // not its own.
-            let mut cmd = weft();
-            cmd.args(["--backend", backend, "-j", "4"]);
-            if let Some(m) = mode {
-                cmd.arg(m);
-            }
-            let out = cmd
+            let out = weft_on(backend)
+                .args(["-j", "4"])
+                .args(mode)
                 .args(["ls /proc/$$/fd; true", ":::"])
                 .args((1..=20).map(|i| i.to_string()))
                 .assert()
@@ -478,7 +440,7 @@ fn jobs_see_only_stdin_stdout_and_stderr() {
             }
             assert!(
                 out.lines().all(|l| inherited.iter().any(|fd| fd == l)),
-                "{backend} {mode:?}: fds beyond {inherited:?}:\n{out}"
+                "{backend:?} {mode:?}: fds beyond {inherited:?}:\n{out}"
             );
         }
     }
@@ -554,7 +516,7 @@ fn check_every_job_once(stdout: &[u8], log: &Path, n: u64) {
 #[test]
 fn a_hundred_thousand_task_jobs_each_print_and_log_once() {
     const N: u64 = 100_000;
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("100k");
             let log = dir.join("log");
@@ -563,7 +525,7 @@ fn a_hundred_thousand_task_jobs_each_print_and_log_once() {
                 "--task",
                 "sum",
                 "--backend",
-                backend,
+                backend.name(),
                 "--joblog",
                 log.to_str().unwrap(),
             ]
@@ -576,7 +538,7 @@ fn a_hundred_thousand_task_jobs_each_print_and_log_once() {
                 String::from_utf8_lossy(&out.stderr)
             );
             check_every_job_once(&out.stdout, &log, N);
-            eprintln!("{N} task jobs on the {backend} backend: peak RSS {peak:?} KiB");
+            eprintln!("{N} task jobs on the {backend:?} backend: peak RSS {peak:?} KiB");
         });
     }
 }
@@ -624,11 +586,11 @@ fn a_hostile_working_directory_and_tmpdir_run_nothing_from_their_names() {
     std::fs::create_dir_all(&cwd).unwrap();
     std::fs::create_dir_all(&tmp).unwrap();
     let big = 1_100_000; // past the inline limit: spilled to a file under TMPDIR
-    for backend in ["thread", "process"] {
-        let out = weft()
+    for backend in BACKENDS {
+        let out = weft_on(backend)
             .current_dir(&cwd)
             .env("TMPDIR", &tmp)
-            .args(["--backend", backend, "-k", "--joblog", "log"])
+            .args(["-k", "--joblog", "log"])
             .arg(format!(
                 "printf '%s\\n' {{}}; pwd; head -c {big} /dev/zero | tr '\\0' y; echo"
             ))
@@ -643,21 +605,12 @@ fn a_hostile_working_directory_and_tmpdir_run_nothing_from_their_names() {
             .iter()
             .map(|a| format!("{a}\n{}\n{ys}\n", cwd.display()))
             .collect();
-        assert!(out == want.as_bytes(), "{backend}: output byte-exact");
+        assert!(out == want.as_bytes(), "{backend:?}: output byte-exact");
         assert_eq!(joblog_seqs(&cwd.join("log")), [1, 2, 3]);
-        weft()
+        weft_on(backend)
             .current_dir(&cwd)
             .env("TMPDIR", &tmp)
-            .args([
-                "--task",
-                "sum",
-                "--backend",
-                backend,
-                "-k",
-                ":::",
-                "0..4",
-                "4..5",
-            ])
+            .args(["--task", "sum", "-k", ":::", "0..4", "4..5"])
             .assert()
             .success()
             .stdout("6\n4\n");
@@ -740,7 +693,7 @@ fn two_runs_in_one_directory_at_once_keep_to_their_own_outputs_and_logs() {
 
 #[test]
 fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("leftovers");
             let tmp = dir.join("tmp");
@@ -749,16 +702,16 @@ fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
             std::fs::create_dir(&pids).unwrap();
             let left = || files_under(&tmp);
             // Jobs that cannot be spawned.
-            weft()
+            weft_on(backend)
                 .env("TMPDIR", &tmp)
                 .env("PARALLEL_SHELL", "/nonexistent/sh")
-                .args(["--backend", backend, "echo", ":::", "a", "b"])
+                .args(["echo", ":::", "a", "b"])
                 .assert()
                 .code(2);
             assert_eq!(
                 left(),
                 Vec::<std::path::PathBuf>::new(),
-                "{backend}: spawn failure"
+                "{backend:?}: spawn failure"
             );
             // Jobs running when the run is stopped, and when its coordinator is SIGKILLed.
             for how in ["TERM", "KILL"] {
@@ -766,7 +719,7 @@ fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
                 std::fs::create_dir(&pids).unwrap();
                 let mut child = Command::new(weft_bin())
                     .env("TMPDIR", &tmp)
-                    .args(["--backend", backend, "-j", "2"])
+                    .args(["--backend", backend.name(), "-j", "2"])
                     .arg(format!(
                         "echo output; echo $$ > {}/{{}}; sleep 60",
                         pids.display()
@@ -777,20 +730,21 @@ fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
                     .spawn()
                     .unwrap();
                 assert!(
-                    wait_until(Duration::from_secs(30), || pids_in(&pids).len() == 2),
+                    jobs_running(&mut child, || pids_in(&pids).len() == 2),
                     "both jobs running"
                 );
                 let running = pids_in(&pids);
                 signal(child.id(), how);
                 child.wait().unwrap();
-                assert!(
-                    wait_until(Duration::from_secs(2), || survivors(&running).is_empty()),
-                    "{backend} {how}: survivors"
+                assert_no_survivors(
+                    &running,
+                    Duration::from_secs(2),
+                    format!("{backend:?} {how}"),
                 );
                 assert_eq!(
                     left(),
                     Vec::<std::path::PathBuf>::new(),
-                    "{backend}: after SIG{how}"
+                    "{backend:?}: after SIG{how}"
                 );
             }
         });

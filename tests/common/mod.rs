@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use weft::{Backend, Pool, PoolBuilder};
@@ -117,7 +119,8 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
 pub const BACKENDS: [Backend; 2] = [Backend::Thread, Backend::Process];
 
 /// The `weft` binary as an `assert_cmd` command, bounded by a generous timeout so that a hang
-/// fails the test instead of blocking it.
+/// fails the test instead of blocking it. A run that needs another bound sets it with
+/// `.timeout(d)`.
 pub fn weft() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_weft"));
     cmd.timeout(Duration::from_secs(120));
@@ -206,7 +209,7 @@ pub fn survivors(pids: &[u32]) -> Vec<u32> {
 
 /// Sends `signal` (a name such as `INT`) to `pid` with kill(1).
 pub fn signal(pid: u32, signal: &str) {
-    let ok = std::process::Command::new("kill")
+    let ok = Command::new("kill")
         .args(["-s", signal, &pid.to_string()])
         .status()
         .unwrap()
@@ -216,7 +219,7 @@ pub fn signal(pid: u32, signal: &str) {
 
 /// Sends `signal` to every process of the process group `pgid`, as a terminal's Ctrl-C does.
 pub fn signal_group(pgid: u32, signal: &str) {
-    let ok = std::process::Command::new("sh")
+    let ok = Command::new("sh")
         .args(["-c", "kill -s \"$0\" -- \"-$1\"", signal, &pgid.to_string()])
         .status()
         .unwrap()
@@ -259,7 +262,7 @@ pub fn joblog_seqs(path: &Path) -> Vec<u64> {
 }
 
 /// Waits for `child` to exit for at most `limit`; kills it and fails the test if it does not.
-pub fn exits_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+pub fn exits_within(child: &mut Child, limit: Duration) -> ExitStatus {
     let mut status = None;
     let exited = wait_until(limit, || {
         status = child.try_wait().unwrap();
@@ -271,6 +274,51 @@ pub fn exits_within(child: &mut std::process::Child, limit: Duration) -> std::pr
         panic!("weft did not exit within {limit:?}");
     }
     status.unwrap()
+}
+
+/// Spawns `cmd` with `input` written to its stdin, which is then closed. The input is written
+/// before this returns, while nothing reads the child's output yet: keep it small.
+pub fn spawn_with_input(cmd: &mut Command, input: impl AsRef<[u8]>) -> Child {
+    let mut child = cmd.stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_ref()).unwrap();
+    child
+}
+
+/// Whether `running`, the sign that `child`'s jobs are under way (their pid files, say), holds
+/// within 30 seconds. If it does not, `child` is killed, so that the failing test leaves no run
+/// behind.
+pub fn jobs_running(child: &mut Child, running: impl FnMut() -> bool) -> bool {
+    let started = wait_until(Duration::from_secs(30), running);
+    if !started {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    started
+}
+
+/// Waits for `child` as [`exits_within`] does, then reads what it left in its piped stdout and
+/// stderr: `(status, stdout, stderr)`.
+pub fn output_within(child: &mut Child, limit: Duration) -> (ExitStatus, String, String) {
+    fn read_all(mut pipe: impl Read) -> String {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).unwrap();
+        text
+    }
+    let status = exits_within(child, limit);
+    let stdout = read_all(child.stdout.take().expect("stdout piped"));
+    let stderr = read_all(child.stderr.take().expect("stderr piped"));
+    (status, stdout, stderr)
+}
+
+/// Fails the test, naming `context` and the survivors, unless every process of `pids` is gone
+/// within `limit`.
+pub fn assert_no_survivors(pids: &[u32], limit: Duration, context: impl std::fmt::Display) {
+    assert!(
+        wait_until(limit, || survivors(pids).is_empty()),
+        "{context}: survivors {:?} of {pids:?}",
+        survivors(pids)
+    );
 }
 
 /// `n` bytes that cover every byte value in no simple pattern, different for each `seed`.
