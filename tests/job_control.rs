@@ -15,9 +15,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    Scratch, exits_within, joblog_rows, joblog_seqs, json_lines, pids_in, signal, signal_group,
-    sorted_numbers, survivors, wait_until, weft, weft_bin, within,
+    BACKENDS, Scratch, assert_no_survivors, exits_within, joblog_rows, joblog_seqs, jobs_running,
+    json_lines, output_within, pids_in, signal, signal_group, sorted_numbers, spawn_with_input,
+    wait_until, weft, weft_bin, weft_on, within,
 };
+use weft::Backend;
 
 /// The hang guard of every test here.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -66,33 +68,42 @@ fn complete_outputs(stdout: &str) -> Vec<u64> {
     done
 }
 
-fn stop_mid_run_then_resume(backend: &str, how: Stop) {
+fn stop_mid_run_then_resume(backend: Backend, how: Stop) {
     let dir = Scratch::new("stop");
     let d = dir.str();
     std::fs::create_dir(dir.join("pids")).unwrap();
     let log = dir.join("log");
-    let args = |cmd: &mut Command| {
-        cmd.args(["--backend", backend, "-j", "4", "--joblog"])
-            .arg(&log)
-            .arg(template(d))
-            .arg(":::")
-            .args((1..=20).map(|i| i.to_string()));
-    };
+    // The run, and later its resumption.
+    let run: Vec<String> = [
+        "-j",
+        "4",
+        "--joblog",
+        log.to_str().unwrap(),
+        &template(d),
+        ":::",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain((1..=20).map(|i| i.to_string()))
+    .collect();
     let mut first = Command::new(weft_bin());
-    args(&mut first);
-    first.stdout(Stdio::piped()).stderr(Stdio::piped());
+    first
+        .args(["--backend", backend.name()])
+        .args(&run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Stop::GroupInt = how {
         first.process_group(0);
     }
     let mut child = first.spawn().unwrap();
     // Mid-run: the quick jobs logged, four sleeping ones running.
     assert!(
-        wait_until(Duration::from_secs(30), || {
+        jobs_running(&mut child, || {
             // The header and six rows (counted by line ends: a row may be half written).
             let rows = std::fs::read_to_string(&log).map_or(0, |t| t.matches('\n').count());
             pids_in(&dir.join("pids")).len() == 8 && rows == 7
         }),
-        "{backend}: four jobs running after six finished"
+        "{backend:?}: four jobs running after six finished"
     );
     let running = pids_in(&dir.join("pids"));
     let code = match how {
@@ -105,30 +116,16 @@ fn stop_mid_run_then_resume(backend: &str, how: Stop) {
             130
         }
     };
-    let status = exits_within(&mut child, Duration::from_secs(2));
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(status.code(), Some(code), "{backend} {how:?}: {stderr}");
+    let (status, stdout, stderr) = output_within(&mut child, Duration::from_secs(2));
+    assert_eq!(status.code(), Some(code), "{backend:?} {how:?}: {stderr}");
     assert_eq!(
         stderr.lines().filter(|l| l.starts_with("weft:")).count(),
         1,
-        "{backend} {how:?}: one message:\n{stderr}"
+        "{backend:?} {how:?}: one message:\n{stderr}"
     );
     assert!(stderr.starts_with("weft: stopped by SIG"), "{stderr}");
     let printed = complete_outputs(&stdout);
-    assert_eq!(printed, (1..=6).collect::<Vec<_>>(), "{backend} {how:?}");
+    assert_eq!(printed, (1..=6).collect::<Vec<_>>(), "{backend:?} {how:?}");
     assert_eq!(
         joblog_seqs(&log),
         printed,
@@ -139,39 +136,41 @@ fn stop_mid_run_then_resume(backend: &str, how: Stop) {
         printed,
         "finished jobs are the logged ones"
     );
-    assert!(
-        wait_until(Duration::from_secs(2), || survivors(&running).is_empty()),
-        "{backend} {how:?}: survivors {:?}",
-        survivors(&running)
+    assert_no_survivors(
+        &running,
+        Duration::from_secs(2),
+        format!("{backend:?} {how:?}"),
     );
 
     std::fs::write(dir.join("resumed"), "").unwrap();
-    let mut again = assert_cmd::Command::new(weft_bin());
-    again.timeout(LIMIT).arg("--resume");
-    let mut std_again = Command::new(weft_bin());
-    args(&mut std_again);
-    again.args(std_again.get_args());
-    let out = again.assert().success().get_output().stdout.clone();
+    let out = weft_on(backend)
+        .arg("--resume")
+        .args(&run)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let rest = complete_outputs(&String::from_utf8(out).unwrap());
-    assert_eq!(rest, (7..=20).collect::<Vec<_>>(), "{backend} {how:?}");
+    assert_eq!(rest, (7..=20).collect::<Vec<_>>(), "{backend:?} {how:?}");
     assert_eq!(
         numbers_in(&dir.join("side")),
         (1..=20).collect::<Vec<_>>(),
-        "{backend} {how:?}: every job ran to completion exactly once"
+        "{backend:?} {how:?}: every job ran to completion exactly once"
     );
     assert_eq!(joblog_seqs(&log), (1..=20).collect::<Vec<_>>());
 }
 
 #[test]
 fn sigterm_mid_run_keeps_finished_outputs_and_resume_runs_the_rest_once() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || stop_mid_run_then_resume(backend, Stop::Term));
     }
 }
 
 #[test]
 fn sigint_to_the_process_group_mid_run_keeps_finished_outputs_and_resume_runs_the_rest_once() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             stop_mid_run_then_resume(backend, Stop::GroupInt)
         });
@@ -180,13 +179,13 @@ fn sigint_to_the_process_group_mid_run_keeps_finished_outputs_and_resume_runs_th
 
 #[test]
 fn a_second_sigint_exits_at_once_and_leaves_no_survivors() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("second-int");
             let d = dir.str();
             // TERM is ignored, so the first SIGINT's kill sequence takes its full course.
             let mut child = Command::new(weft_bin())
-                .args(["--backend", backend, "-j", "2"])
+                .args(["--backend", backend.name(), "-j", "2"])
                 .args(["--term-seq", "TERM,5000,KILL"])
                 .arg(format!(
                     "trap '' TERM; echo $$ > {d}/{{}}.sh; sleep 60 & echo $! > {d}/{{}}.bg; wait"
@@ -207,9 +206,7 @@ fn a_second_sigint_exits_at_once_and_leaves_no_survivors() {
             });
             let files = ["1.sh", "1.bg", "2.sh", "2.bg"].map(|f| dir.join(f));
             assert!(
-                wait_until(Duration::from_secs(30), || files
-                    .iter()
-                    .all(|f| !pids_in(f).is_empty())),
+                jobs_running(&mut child, || files.iter().all(|f| !pids_in(f).is_empty())),
                 "both jobs running"
             );
             let pids: Vec<u32> = files.iter().flat_map(|f| pids_in(f)).collect();
@@ -226,26 +223,22 @@ fn a_second_sigint_exits_at_once_and_leaves_no_survivors() {
                 .stderr(Stdio::null())
                 .status();
             let status = exits_within(&mut child, Duration::from_secs(2));
-            assert_eq!(status.code(), Some(130), "{backend}");
-            assert!(
-                wait_until(Duration::from_secs(2), || survivors(&pids).is_empty()),
-                "{backend}: survivors {:?}",
-                survivors(&pids)
-            );
+            assert_eq!(status.code(), Some(130), "{backend:?}");
+            assert_no_survivors(&pids, Duration::from_secs(2), format!("{backend:?}"));
         });
     }
 }
 
 #[test]
 fn sighup_drains_running_jobs_finish_and_print_and_no_new_one_starts() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("hup");
             let d = dir.str();
             // Six quick jobs (so that weft has seen jobs end fast and might hand out more at a
             // time), then jobs that run until released.
-            let child = Command::new(weft_bin())
-                .args(["--backend", backend, "-j", "2"])
+            let mut child = Command::new(weft_bin())
+                .args(["--backend", backend.name(), "-j", "2"])
                 .arg(format!(
                     "[ {{}} -le 6 ] && exit 0; echo $$ > {d}/{{}}.started; \
                      until [ -e {d}/go ]; do sleep 0.01; done; \
@@ -258,7 +251,7 @@ fn sighup_drains_running_jobs_finish_and_print_and_no_new_one_starts() {
                 .spawn()
                 .unwrap();
             assert!(
-                wait_until(Duration::from_secs(30), || {
+                jobs_running(&mut child, || {
                     dir.join("7.started").exists() && dir.join("8.started").exists()
                 }),
                 "two jobs running"
@@ -274,17 +267,17 @@ fn sighup_drains_running_jobs_finish_and_print_and_no_new_one_starts() {
             let stdout = String::from_utf8_lossy(&out.stdout);
             let mut lines: Vec<&str> = stdout.lines().collect();
             lines.sort_unstable();
-            assert_eq!(lines, ["done 7", "done 8"], "{backend}");
+            assert_eq!(lines, ["done 7", "done 8"], "{backend:?}");
             assert_eq!(
                 out.status.code(),
                 Some(1),
-                "{backend}: by the jobs' statuses (job 8 failed): {}",
+                "{backend:?}: by the jobs' statuses (job 8 failed): {}",
                 String::from_utf8_lossy(&out.stderr)
             );
             let started: Vec<_> = (9..=20)
                 .filter(|i| dir.join(format!("{i}.started")).exists())
                 .collect();
-            assert!(started.is_empty(), "{backend}: jobs {started:?} started");
+            assert!(started.is_empty(), "{backend:?}: jobs {started:?} started");
         });
     }
 }
@@ -300,7 +293,7 @@ fn pending(pid: u32, signal: u32) -> bool {
 
 #[test]
 fn an_endless_input_piped_into_head_ends_promptly_and_leaves_no_survivors() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("head");
             let d = dir.str();
@@ -313,39 +306,21 @@ fn an_endless_input_piped_into_head_ends_promptly_and_leaves_no_survivors() {
                     "yes | \"$0\" --backend \"$1\" -j 4 \"$2\" | head -n 3",
                 ])
                 .arg(weft_bin())
-                .args([backend, &job])
+                .args([backend.name(), &job])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let status = exits_within(&mut child, Duration::from_secs(2));
-            let mut stdout = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut stdout)
-                .unwrap();
-            let mut stderr = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
-            assert!(status.success(), "{backend}: {stderr}");
+            let (status, stdout, stderr) = output_within(&mut child, Duration::from_secs(2));
+            assert!(status.success(), "{backend:?}: {stderr}");
             assert_eq!(stdout.lines().count(), 3, "{stdout}");
-            assert_eq!(stderr, "", "{backend}: quietly");
+            assert_eq!(stderr, "", "{backend:?}: quietly");
             let pids: Vec<u32> = pids_in(&dir.join("parents"))
                 .into_iter()
                 .chain(pids_in(&dir.join("bg")))
                 .collect();
             assert!(!pids.is_empty());
-            assert!(
-                wait_until(Duration::from_secs(2), || survivors(&pids).is_empty()),
-                "{backend}: survivors {:?}",
-                survivors(&pids)
-            );
+            assert_no_survivors(&pids, Duration::from_secs(2), format!("{backend:?}"));
         });
     }
 }
@@ -464,7 +439,7 @@ fn halt_on_done_jobs_exits_with_the_jobs_status_for_1_else_the_failure_count() {
 
 #[test]
 fn halt_now_kills_running_jobs_and_halt_soon_lets_them_finish() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         within(LIMIT, move || {
             let dir = Scratch::new("now-soon");
             let d = dir.str();
@@ -474,22 +449,22 @@ fn halt_now_kills_running_jobs_and_halt_soon_lets_them_finish() {
                  until [ -s {d}/1.bg ]; do sleep 0.01; done; exit 5\n\
                  echo three\n"
             );
-            let out = weft()
-                .args(["--backend", backend, "-j", "2", "--halt", "now,fail=1"])
+            let out = weft_on(backend)
+                .args(["-j", "2", "--halt", "now,fail=1"])
                 .write_stdin(records)
                 .output()
                 .unwrap();
-            assert_eq!(out.status.code(), Some(5), "{backend}");
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{backend}");
+            assert_eq!(out.status.code(), Some(5), "{backend:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{backend:?}");
             let pids = pids_in(&dir.join("1.sh"))
                 .into_iter()
                 .chain(pids_in(&dir.join("1.bg")))
                 .collect::<Vec<_>>();
             assert_eq!(pids.len(), 2);
-            assert!(
-                wait_until(Duration::from_secs(2), || survivors(&pids).is_empty()),
-                "{backend}: now kills the running job: survivors {:?}",
-                survivors(&pids)
+            assert_no_survivors(
+                &pids,
+                Duration::from_secs(2),
+                format!("{backend:?}: now kills the running job"),
             );
 
             let records = format!(
@@ -497,8 +472,8 @@ fn halt_now_kills_running_jobs_and_halt_soon_lets_them_finish() {
                  touch {d}/failed; exit 5\n\
                  echo three\n"
             );
-            weft()
-                .args(["--backend", backend, "-j", "2", "--halt", "soon,fail=1"])
+            weft_on(backend)
+                .args(["-j", "2", "--halt", "soon,fail=1"])
                 .write_stdin(records)
                 .assert()
                 .code(5)
@@ -509,10 +484,10 @@ fn halt_now_kills_running_jobs_and_halt_soon_lets_them_finish() {
 
 #[test]
 fn retries_make_n_attempts_in_all_and_report_the_last() {
-    for backend in ["thread", "process"] {
-        let out = weft()
+    for backend in BACKENDS {
+        let out = weft_on(backend)
             .args(["--task", "fault", "--json", "--jsonl", "--retries", "3"])
-            .args(["--backend", backend, ":::"])
+            .arg(":::")
             .args(["\"ok\"", r#"{"failuntil":3}"#, r#"{"failuntil":4}"#])
             .assert()
             .code(1)
@@ -537,13 +512,13 @@ fn retries_make_n_attempts_in_all_and_report_the_last() {
                 (2, 3, "ok".into()),
                 (3, 3, "failed".into())
             ],
-            "{backend}"
+            "{backend:?}"
         );
     }
     // A worker that aborts on its first attempt: the second runs on a fresh worker.
-    weft()
+    weft_on(Backend::Process)
         .args(["--task", "fault", "--json", "--jsonl", "--retries", "2"])
-        .args(["--backend", "process", ":::", r#"{"abortuntil":2}"#])
+        .args([":::", r#"{"abortuntil":2}"#])
         .assert()
         .success()
         .stdout(predicates::str::contains("\"attempt\":2"));
@@ -557,7 +532,7 @@ fn retries_make_n_attempts_in_all_and_report_the_last() {
 
 #[test]
 fn a_retried_command_prints_and_logs_only_its_last_attempt() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         let dir = Scratch::new("retry-cmd");
         let d = dir.str();
         let log = dir.join("log");
@@ -566,8 +541,8 @@ fn a_retried_command_prints_and_logs_only_its_last_attempt() {
             "n=$(cat {d}/{{}} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {d}/{{}}; \
              echo {{}} attempt $n; [ $n -ge 3 ]"
         );
-        let out = weft()
-            .args(["--backend", backend, "-k", "--retries", "3", "--joblog"])
+        let out = weft_on(backend)
+            .args(["-k", "--retries", "3", "--joblog"])
             .arg(&log)
             .args([&job, ":::", "a", "b"])
             .assert()
@@ -578,20 +553,13 @@ fn a_retried_command_prints_and_logs_only_its_last_attempt() {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "a attempt 3\nb attempt 3\n",
-            "{backend}"
+            "{backend:?}"
         );
-        assert_eq!(joblog_seqs(&log), [1, 2], "{backend}: one row per job");
+        assert_eq!(joblog_seqs(&log), [1, 2], "{backend:?}: one row per job");
         // A job that succeeds on a retry does not trip --halt now,fail=1.
         std::fs::remove_file(dir.join("a")).unwrap();
-        weft()
-            .args([
-                "--backend",
-                backend,
-                "--retries",
-                "3",
-                "--halt",
-                "now,fail=1",
-            ])
+        weft_on(backend)
+            .args(["--retries", "3", "--halt", "now,fail=1"])
             .args([&job, ":::", "a"])
             .assert()
             .success()
@@ -601,12 +569,12 @@ fn a_retried_command_prints_and_logs_only_its_last_attempt() {
 
 #[test]
 fn term_seq_sends_its_signals_in_order_before_the_kill() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         let dir = Scratch::new("term-seq");
         let d = dir.str();
         let got = dir.join("got");
-        weft()
-            .args(["--backend", backend, "--timeout", "0.5"])
+        weft_on(backend)
+            .args(["--timeout", "0.5"])
             .args(["--term-seq", "INT,100,USR1,100,KILL,25"])
             .arg(format!(
                 "trap 'echo INT >> {d}/got' INT; trap 'echo USR1 >> {d}/got' USR1; \
@@ -619,98 +587,91 @@ fn term_seq_sends_its_signals_in_order_before_the_kill() {
         assert_eq!(
             std::fs::read_to_string(&got).unwrap(),
             "INT\nUSR1\n",
-            "{backend}"
+            "{backend:?}"
         );
     }
 }
 
 /// SIGTERM mid-run: a running command that traps TERM gets the whole `--term-seq` (two
 /// TERMs here) before the KILL, rather than being killed outright at exit.
-fn stop_signal_runs_the_kill_sequence(backend: &str) {
-    within(LIMIT, {
-        let backend = backend.to_string();
-        move || {
-            let dir = Scratch::new("stop-term-seq");
-            let d = dir.str();
-            let mut child = Command::new(weft_bin())
-                .args([
-                    "--backend",
-                    &backend,
-                    "--term-seq",
-                    "TERM,150,TERM,150,KILL,25",
-                ])
-                .arg(format!(
-                    "trap 'echo TERM >> {d}/got' TERM; echo $$ > {d}/sh; \
-                     while :; do sleep 0.05; done; : {{}}"
-                ))
-                .args([":::", "x"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            assert!(
-                wait_until(Duration::from_secs(30), || !pids_in(&dir.join("sh"))
-                    .is_empty()),
-                "the job runs"
-            );
-            let sh = pids_in(&dir.join("sh"));
-            signal(child.id(), "TERM");
-            let status = exits_within(&mut child, Duration::from_secs(2));
-            assert_eq!(status.code(), Some(143));
-            assert_eq!(
-                std::fs::read_to_string(dir.join("got")).unwrap_or_default(),
-                "TERM\nTERM\n",
-                "{backend}"
-            );
-            assert!(wait_until(Duration::from_secs(2), || survivors(&sh).is_empty()));
-        }
+fn stop_signal_runs_the_kill_sequence(backend: Backend) {
+    within(LIMIT, move || {
+        let dir = Scratch::new("stop-term-seq");
+        let d = dir.str();
+        let mut child = Command::new(weft_bin())
+            .args(["--backend", backend.name()])
+            .args(["--term-seq", "TERM,150,TERM,150,KILL,25"])
+            .arg(format!(
+                "trap 'echo TERM >> {d}/got' TERM; echo $$ > {d}/sh; \
+                 while :; do sleep 0.05; done; : {{}}"
+            ))
+            .args([":::", "x"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            jobs_running(&mut child, || !pids_in(&dir.join("sh")).is_empty()),
+            "the job runs"
+        );
+        let sh = pids_in(&dir.join("sh"));
+        signal(child.id(), "TERM");
+        let status = exits_within(&mut child, Duration::from_secs(2));
+        assert_eq!(status.code(), Some(143));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("got")).unwrap_or_default(),
+            "TERM\nTERM\n",
+            "{backend:?}"
+        );
+        assert_no_survivors(&sh, Duration::from_secs(2), format!("{backend:?}"));
     });
 }
 
 #[test]
 fn a_stop_signal_gives_running_commands_their_kill_sequence_on_threads() {
-    stop_signal_runs_the_kill_sequence("thread");
+    stop_signal_runs_the_kill_sequence(Backend::Thread);
 }
 
 #[test]
 fn a_stop_signal_gives_running_commands_their_kill_sequence_on_processes() {
-    stop_signal_runs_the_kill_sequence("process");
+    stop_signal_runs_the_kill_sequence(Backend::Process);
 }
 
 #[test]
 fn resume_failed_runs_the_failed_jobs_again_and_resume_then_runs_nothing() {
-    for backend in ["thread", "process"] {
+    for backend in BACKENDS {
         let dir = Scratch::new("resume-failed");
         let d = dir.str();
         let log = dir.join("log");
         let job = format!("echo {{}} >> {d}/side; [ -e {d}/fixed ] || exit {{}}");
         let run = |extra: Option<&str>| {
-            let mut cmd = weft();
-            cmd.args(["--backend", backend, "--joblog"]).arg(&log);
-            if let Some(flag) = extra {
-                cmd.arg(flag);
-            }
-            cmd.args([&job, ":::", "0", "3", "0", "4"]);
-            cmd.output().unwrap().status.code().unwrap()
+            let out = weft_on(backend)
+                .arg("--joblog")
+                .arg(&log)
+                .args(extra)
+                .args([&job, ":::", "0", "3", "0", "4"])
+                .output()
+                .unwrap();
+            out.status.code().unwrap()
         };
-        assert_eq!(run(None), 2, "{backend}");
+        assert_eq!(run(None), 2, "{backend:?}");
         std::fs::write(dir.join("fixed"), "").unwrap();
-        assert_eq!(run(Some("--resume-failed")), 0, "{backend}");
-        assert_eq!(run(Some("--resume")), 0, "{backend}");
+        assert_eq!(run(Some("--resume-failed")), 0, "{backend:?}");
+        assert_eq!(run(Some("--resume")), 0, "{backend:?}");
         assert_eq!(
             numbers_in(&dir.join("side")),
             [0, 0, 3, 3, 4, 4],
-            "{backend}: 3 and 4 ran twice"
+            "{backend:?}: 3 and 4 ran twice"
         );
         let rows = joblog_rows(&log);
         assert_eq!(
             rows.len(),
             6,
-            "{backend}: four rows, then one per job run again"
+            "{backend:?}: four rows, then one per job run again"
         );
         let mut last: Vec<(&str, &str)> = rows[4..].iter().map(|r| (&*r[0], &*r[6])).collect();
         last.sort_unstable();
-        assert_eq!(last, [("2", "0"), ("4", "0")], "{backend}");
+        assert_eq!(last, [("2", "0"), ("4", "0")], "{backend:?}");
     }
 }
 
@@ -719,28 +680,26 @@ fn a_plus_joblog_appends_and_a_plain_one_starts_afresh() {
     let dir = Scratch::new("joblog-plus");
     let log = dir.join("log");
     let spec = format!("+{}", log.display());
+    let commands = || -> Vec<String> {
+        joblog_rows(&log)
+            .into_iter()
+            .map(|r| r[8].clone())
+            .collect()
+    };
     for arg in ["a", "b"] {
         weft()
             .args(["--joblog", &spec, "echo", ":::", arg])
             .assert()
             .success();
     }
-    let commands: Vec<String> = joblog_rows(&log)
-        .into_iter()
-        .map(|r| r[8].clone())
-        .collect();
-    assert_eq!(commands, ["echo a", "echo b"]);
+    assert_eq!(commands(), ["echo a", "echo b"]);
     weft()
         .arg("--joblog")
         .arg(&log)
         .args(["echo", ":::", "c"])
         .assert()
         .success();
-    let commands: Vec<String> = joblog_rows(&log)
-        .into_iter()
-        .map(|r| r[8].clone())
-        .collect();
-    assert_eq!(commands, ["echo c"]);
+    assert_eq!(commands(), ["echo c"]);
 }
 
 /// Tasks are handed to workers ahead of time when they are fast; after SIGHUP those that had
@@ -750,23 +709,18 @@ fn a_plus_joblog_appends_and_a_plain_one_starts_afresh() {
 #[test]
 fn sighup_starts_no_task_that_a_worker_was_handed_ahead() {
     within(LIMIT, || {
-        for backend in ["thread", "process"] {
+        for backend in BACKENDS {
             let mut input = "0\n".repeat(500);
             input.push_str(&"2\n".repeat(8));
-            let mut child = Command::new(weft_bin())
-                .args(["--task", "sleep", "-j2", "--jsonl", "--backend", backend])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            use std::io::{BufRead, Write};
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            let mut child = spawn_with_input(
+                Command::new(weft_bin())
+                    .args(["--task", "sleep", "-j2", "--jsonl"])
+                    .args(["--backend", backend.name()])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null()),
+                input,
+            );
+            use std::io::BufRead;
             let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
             let mut line = String::new();
             let mut n = 0;
@@ -777,11 +731,11 @@ fn sighup_starts_no_task_that_a_worker_was_handed_ahead() {
             let mut rest = String::new();
             out.read_to_string(&mut rest).unwrap();
             let status = exits_within(&mut child, Duration::from_secs(30));
-            assert_eq!(status.code(), Some(0), "{backend}");
+            assert_eq!(status.code(), Some(0), "{backend:?}");
             let finished = n + rest.lines().count();
             assert!(
                 (501..=502).contains(&finished),
-                "{backend}: {finished} finished; only the running sleeps may, no other starts"
+                "{backend:?}: {finished} finished; only the running sleeps may, no other starts"
             );
         }
     });
