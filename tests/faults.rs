@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{
@@ -193,20 +193,20 @@ fn a_worker_crash_while_megabytes_of_output_are_in_flight_loses_nothing_else() {
                 )
             };
             let crash = format!("echo $PPID > {v}.new && mv {v}.new {v}; kill -s KILL $PPID\n");
-            let mut records = String::new();
+            let mut jobs = String::new();
             for c in ['a', 'b', 'c'] {
-                records += &big(c);
+                jobs += &big(c);
             }
-            records += &crash;
+            jobs += &crash;
             for c in ['d', 'e', 'f', 'g'] {
-                records += &big(c);
+                jobs += &big(c);
             }
             let log = dir.join("log");
             let out = weft_on(Backend::Process)
                 .args(["-j", "4", "--joblog"])
                 .arg(&log)
                 .args(keep_order.then_some("-k"))
-                .write_stdin(records)
+                .write_stdin(jobs)
                 .assert()
                 .code(1)
                 .get_output()
@@ -449,7 +449,7 @@ fn jobs_see_only_stdin_stdout_and_stderr() {
 /// Peak resident set in KiB: from `/usr/bin/time` when there is one (the largest of the
 /// coordinator and the processes it waited for: the coordinator, in these runs), else the
 /// coordinator's sampled from /proc while it runs (then a lower bound).
-fn run_measured(args: &[String], input: Vec<u8>) -> (std::process::Output, Option<u64>) {
+fn run_measured(args: &[&str], input: String) -> (Output, Option<u64>) {
     let dir = Scratch::new("rss");
     let time = Path::new("/usr/bin/time");
     let report = dir.join("rss");
@@ -468,7 +468,9 @@ fn run_measured(args: &[String], input: Vec<u8>) -> (std::process::Output, Optio
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    // From a thread: weft's output is read only below, so writing all the input first could
+    // leave both pipes full.
+    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let pid = child.id();
     let sampler = (!time.exists()).then(|| {
         std::thread::spawn(move || {
@@ -497,8 +499,15 @@ fn run_measured(args: &[String], input: Vec<u8>) -> (std::process::Output, Optio
     (out, peak)
 }
 
-fn check_every_job_once(stdout: &[u8], log: &Path, n: u64) {
-    let mut lines = sorted_numbers(stdout);
+/// Checks a run of `n` jobs that print their number: it succeeded, and every job printed and
+/// logged once.
+fn check_every_job_once(out: &Output, log: &Path, n: u64) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = sorted_numbers(&out.stdout);
     lines.dedup();
     assert_eq!(lines.len() as u64, n, "unique output lines");
     assert_eq!(lines.first(), Some(&1));
@@ -521,23 +530,18 @@ fn a_hundred_thousand_task_jobs_each_print_and_log_once() {
             let dir = Scratch::new("100k");
             let log = dir.join("log");
             let input = records((1..=N).map(|i| format!("{i}..{}", i + 1)));
-            let args: Vec<String> = [
-                "--task",
-                "sum",
-                "--backend",
-                backend.name(),
-                "--joblog",
-                log.to_str().unwrap(),
-            ]
-            .map(String::from)
-            .to_vec();
-            let (out, peak) = run_measured(&args, input.into_bytes());
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            let (out, peak) = run_measured(
+                &[
+                    "--task",
+                    "sum",
+                    "--backend",
+                    backend.name(),
+                    "--joblog",
+                    log.to_str().unwrap(),
+                ],
+                input,
             );
-            check_every_job_once(&out.stdout, &log, N);
+            check_every_job_once(&out, &log, N);
             eprintln!("{N} task jobs on the {backend:?} backend: peak RSS {peak:?} KiB");
         });
     }
@@ -550,16 +554,8 @@ fn ten_thousand_commands_each_print_and_log_once() {
         let dir = Scratch::new("10k");
         let log = dir.join("log");
         let input = records(1..=N);
-        let args: Vec<String> = ["--joblog", log.to_str().unwrap(), "echo"]
-            .map(String::from)
-            .to_vec();
-        let (out, peak) = run_measured(&args, input.into_bytes());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        check_every_job_once(&out.stdout, &log, N);
+        let (out, peak) = run_measured(&["--joblog", log.to_str().unwrap(), "echo"], input);
+        check_every_job_once(&out, &log, N);
         eprintln!("{N} commands: peak RSS {peak:?} KiB");
     });
 }
