@@ -6,19 +6,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::Command as Std;
 
-use common::{BACKENDS, json_lines, records, weft, weft_on};
+use common::{BACKENDS, Scratch, json_lines, records, weft, weft_on};
 use predicates::str::contains;
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("weft-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[test]
 fn sha256_prints_exactly_what_sha256sum_prints() {
-    let dir = scratch("sha");
+    let dir = Scratch::new("sha");
     let mut names = Vec::new();
     for (i, size) in [0usize, 1, 55, 64, 1000, 70_000, 300_000]
         .into_iter()
@@ -31,7 +24,7 @@ fn sha256_prints_exactly_what_sha256sum_prints() {
     }
     let expected = Std::new("sha256sum")
         .args(&names)
-        .current_dir(&dir)
+        .current_dir(dir.path())
         .output()
         .unwrap();
     assert!(expected.status.success());
@@ -39,26 +32,24 @@ fn sha256_prints_exactly_what_sha256sum_prints() {
         weft_on(backend)
             .args(["--task", "sha256", "-k", ":::"])
             .args(&names)
-            .current_dir(&dir)
+            .current_dir(dir.path())
             .assert()
             .success()
             .stdout(String::from_utf8(expected.stdout.clone()).unwrap());
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn sha256_of_a_missing_file_fails_that_job_only() {
-    let dir = scratch("sha-missing");
+    let dir = Scratch::new("sha-missing");
     std::fs::write(dir.join("here"), b"x").unwrap();
     weft()
         .args(["--task", "sha256", "-k", ":::", "here", "gone"])
-        .current_dir(&dir)
+        .current_dir(dir.path())
         .assert()
         .code(1)
         .stdout(contains("  here\n"))
         .stderr(contains("gone: No such file or directory"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A minimal HTTP/1.1 server on loopback: `/ok/N` answers N bytes, anything else 404.
@@ -134,7 +125,7 @@ fn fetch_reports_status_and_bytes_and_a_failing_url_fails_its_job() {
 #[test]
 fn fetch_saves_the_body_when_given_a_file() {
     let base = server();
-    let dir = scratch("fetch-save");
+    let dir = Scratch::new("fetch-save");
     let target = dir.join("body");
     weft()
         .args(["--task", "fetch", ":::"])
@@ -144,7 +135,6 @@ fn fetch_saves_the_body_when_given_a_file() {
         .assert()
         .success();
     assert_eq!(std::fs::read(&target).unwrap(), vec![b'w'; 4096]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

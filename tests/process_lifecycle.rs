@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{children_of, pool, wait_until, weft_bin, within};
+use common::{Scratch, assert_no_survivors, children_of, pool, wait_until, weft_bin, within};
 use weft::Backend;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -39,11 +39,10 @@ fn workers_die_within_a_second_of_their_coordinator_being_sigkilled() {
         coordinator.kill().unwrap();
         coordinator.wait().unwrap();
         let killed = Instant::now();
-        assert!(
-            wait_until(Duration::from_secs(1), || workers
-                .iter()
-                .all(|&w| !common::alive(w))),
-            "workers {workers:?} outlived their coordinator"
+        assert_no_survivors(
+            &workers,
+            Duration::from_secs(1),
+            "workers outlived their coordinator",
         );
         eprintln!("workers gone {:?} after the coordinator", killed.elapsed());
     });
@@ -79,8 +78,7 @@ fn a_worker_that_exits_before_its_handshake_is_reported_not_awaited() {
 #[test]
 fn a_worker_that_never_says_hello_times_out_and_is_killed() {
     within(LIMIT, || {
-        let dir = std::env::temp_dir().join(format!("weft-silent-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Scratch::new("silent");
         let script = dir.join("silent");
         std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -106,7 +104,6 @@ fn a_worker_that_never_says_hello_times_out_and_is_killed() {
                     .contains("sleep"))),
             "the silent worker was killed"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     });
 }
 
