@@ -10,8 +10,8 @@ use std::process::{Command as Std, Stdio};
 use std::time::Duration;
 
 use common::{
-    BACKENDS, Scratch, json_lines, lines, records, sorted_numbers, wait_until, weft, weft_on,
-    within,
+    BACKENDS, Scratch, json_lines, lines, records, sorted_numbers, wait_until, weft, weft_bin,
+    weft_on, within,
 };
 use predicates::str::contains;
 
@@ -282,7 +282,7 @@ fn a_malformed_json_record_fails_its_job_with_the_parse_error() {
 fn input_is_streamed_the_first_job_runs_before_input_ends() {
     for backend in BACKENDS {
         let dir = Scratch::new(&format!("stream-{}", backend.name()));
-        let mut child = Std::new(env!("CARGO_BIN_EXE_weft"))
+        let mut child = Std::new(weft_bin())
             .args(["--backend", backend.name(), "-j2", "touch {}; echo {/}"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -8,7 +8,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command as Std, Stdio};
 use std::time::Duration;
 
-use common::{BACKENDS, Scratch, json_lines, lines, noise, records, weft, weft_on, within};
+use common::{
+    BACKENDS, Scratch, json_lines, lines, noise, records, weft, weft_bin, weft_on, within,
+};
 use serde_json::Value;
 
 /// A job printing `n` numbered lines, one `echo` each, so that parallel jobs would interleave
@@ -96,7 +98,7 @@ fn a_finished_jobs_output_arrives_while_later_jobs_still_run() {
     for backend in BACKENDS {
         for order in [None, Some("-k")] {
             let dir = Scratch::new(&format!("prompt-{}", backend.name()));
-            let mut child = Std::new(env!("CARGO_BIN_EXE_weft"))
+            let mut child = Std::new(weft_bin())
                 .args(["-j2", "--backend", backend.name()])
                 .args(order)
                 .args([script, ":::", "first", "last"])
@@ -128,7 +130,7 @@ fn a_closed_stdout_stops_the_run() {
     for backend in BACKENDS {
         let dir = Scratch::new(&format!("closed-{}", backend.name()));
         std::fs::write(dir.join("records"), records(1..=20_000)).unwrap();
-        let mut child = Std::new(env!("CARGO_BIN_EXE_weft"))
+        let mut child = Std::new(weft_bin())
             .args(["-j2", "--backend", backend.name(), "-a", "records"])
             .arg("echo {} >> ran; echo {}")
             .current_dir(dir.path())

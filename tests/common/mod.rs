@@ -122,7 +122,7 @@ pub const BACKENDS: [Backend; 2] = [Backend::Thread, Backend::Process];
 /// fails the test instead of blocking it. A run that needs another bound sets it with
 /// `.timeout(d)`.
 pub fn weft() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_weft"));
+    let mut cmd = assert_cmd::Command::new(weft_bin());
     cmd.timeout(Duration::from_secs(120));
     cmd
 }
