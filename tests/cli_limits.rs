@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{json_lines, weft};
+use common::{BACKENDS, json_lines, weft, weft_on};
 use predicates::prelude::*;
 
 #[test]
@@ -65,9 +65,9 @@ fn memory_limit_refuses_thread_workers_and_bad_sizes() {
 
 #[test]
 fn a_timeout_relative_to_the_median_stops_only_the_outlier() {
-    for backend in ["thread", "process"] {
-        weft()
-            .args(["--backend", backend, "-j1", "-k", "--timeout", "2000%"])
+    for backend in BACKENDS {
+        weft_on(backend)
+            .args(["-j1", "-k", "--timeout", "2000%"])
             .args([
                 "sleep {}; echo {}",
                 ":::",
