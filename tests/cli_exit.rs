@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{BACKENDS, Scratch, records, weft, weft_on};
+use common::{BACKENDS, Scratch, records, task_table, weft, weft_on};
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -153,17 +153,7 @@ fn bad_usage_exits_255_with_a_message_naming_the_bad_input() {
 
 #[test]
 fn tasks_lists_every_built_in_task() {
-    let out = weft()
-        .arg("tasks")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let names: Vec<String> = common::lines(&out)
-        .iter()
-        .map(|l| l.split_whitespace().next().unwrap().to_string())
-        .collect();
+    let names: Vec<String> = task_table().into_iter().map(|r| r[0].clone()).collect();
     assert_eq!(
         names,
         ["exec", "fault", "fetch", "noop", "sha256", "sleep", "sum"]

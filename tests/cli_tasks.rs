@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{BACKENDS, weft, weft_on};
+use common::{BACKENDS, task_table, weft, weft_on};
 use predicates::str::contains;
 use weft::Backend;
 
@@ -81,19 +81,11 @@ fn an_unknown_task_is_an_error_that_says_where_to_look() {
 
 #[test]
 fn tasks_lists_the_built_in_tasks_with_their_backend() {
-    let out = weft()
-        .arg("tasks")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    let rows = task_table();
     for (name, backend) in [("sum", "process"), ("sleep", "thread"), ("noop", "thread")] {
         assert!(
-            out.lines()
-                .any(|l| l.split_whitespace().take(2).eq([name, backend])),
-            "{name} {backend} in {out}"
+            rows.iter().any(|r| r.iter().take(2).eq([name, backend])),
+            "{name} {backend} in {rows:?}"
         );
     }
 }

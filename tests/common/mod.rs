@@ -134,6 +134,21 @@ pub fn weft_on(backend: Backend) -> assert_cmd::Command {
     cmd
 }
 
+/// The rows of `weft tasks`, split into words: a task's name, then its backend.
+pub fn task_table() -> Vec<Vec<String>> {
+    let out = weft()
+        .arg("tasks")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    lines(&out)
+        .iter()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
 /// A fresh directory for one test's files (pid files, markers, joblogs), removed on drop.
 pub struct Scratch(PathBuf);
 
