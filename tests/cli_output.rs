@@ -12,6 +12,7 @@ use common::{
     BACKENDS, Scratch, json_lines, lines, noise, records, weft, weft_bin, weft_on, within,
 };
 use serde_json::Value;
+use weft::Backend;
 
 /// A job printing `n` numbered lines, one `echo` each, so that parallel jobs would interleave
 /// if their outputs were not kept apart.
@@ -183,6 +184,25 @@ fn big_files(dir: &Scratch) -> (Vec<String>, Vec<u8>) {
     (names, all)
 }
 
+/// What `weft FLAGS cat ::: FILES` prints on `backend`, run in `dir`; it must succeed.
+fn cat_files(
+    backend: Backend,
+    flags: &[&str],
+    dir: &Scratch,
+    files: &[impl AsRef<str>],
+) -> Vec<u8> {
+    weft_on(backend)
+        .args(flags)
+        .args(["cat", ":::"])
+        .args(files.iter().map(AsRef::as_ref))
+        .current_dir(dir.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone()
+}
+
 #[test]
 fn large_outputs_of_parallel_jobs_arrive_whole_and_byte_exact() {
     let dir = Scratch::new("big");
@@ -198,15 +218,7 @@ fn large_outputs_of_parallel_jobs_arrive_whole_and_byte_exact() {
             .clone();
         assert!(out.stdout == all, "{}: stdout differs", backend.name());
         assert!(out.stderr == all, "{}: stderr differs", backend.name());
-        let out = weft_on(backend)
-            .args(["-j4", "cat", ":::"])
-            .args(&names)
-            .current_dir(dir.path())
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
+        let out = cat_files(backend, &["-j4"], &dir, &names);
         let mut parts: Vec<Vec<u8>> = Vec::new();
         let mut rest = &out[..];
         while !rest.is_empty() {
@@ -232,15 +244,7 @@ fn large_outputs_pass_through_line_buffer_and_ungroup_byte_exact() {
     let mut expected: Vec<&[u8]> = all.split_inclusive(|&b| b == b'\n').collect();
     expected.sort();
     for backend in BACKENDS {
-        let out = weft_on(backend)
-            .args(["-j4", "--line-buffer", "cat", ":::"])
-            .args(&names)
-            .current_dir(dir.path())
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
+        let out = cat_files(backend, &["-j4", "--line-buffer"], &dir, &names);
         let mut got: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
         got.sort();
         assert!(
@@ -248,15 +252,7 @@ fn large_outputs_pass_through_line_buffer_and_ungroup_byte_exact() {
             "{}: --line-buffer lost or cut lines",
             backend.name()
         );
-        let out = weft_on(backend)
-            .args(["-j1", "-u", "cat", ":::"])
-            .args(&names)
-            .current_dir(dir.path())
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
+        let out = cat_files(backend, &["-j1", "-u"], &dir, &names);
         assert!(out == all, "{}: -u output differs", backend.name());
     }
 }
@@ -315,15 +311,7 @@ fn line_buffer_keeps_long_lines_whole_across_worker_processes() {
         std::fs::write(dir.join(name), line.repeat(10)).unwrap();
     }
     for backend in BACKENDS {
-        let out = weft_on(backend)
-            .args(["-j4", "--line-buffer", "cat", ":::"])
-            .args(names)
-            .current_dir(dir.path())
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
+        let out = cat_files(backend, &["-j4", "--line-buffer"], &dir, &names);
         let got = lines(&out);
         assert_eq!(got.len(), 40, "{}", backend.name());
         let cut = got
@@ -334,13 +322,12 @@ fn line_buffer_keeps_long_lines_whole_across_worker_processes() {
     }
 }
 
-#[test]
-fn line_buffer_keeps_stdout_and_stderr_apart() {
+/// Checks that under output `mode`, jobs run one at a time that each write a line to stdout and
+/// one to stderr leave each stream only its own lines, in job order.
+fn streams_stay_apart_under(mode: &str) {
     for backend in BACKENDS {
         weft_on(backend)
-            .args(["--line-buffer", "-j1"])
-            .arg("echo out-{}; echo err-{} >&2")
-            .args([":::", "a", "b"])
+            .args([mode, "-j1", "echo out-{}; echo err-{} >&2", ":::", "a", "b"])
             .assert()
             .success()
             .stdout("out-a\nout-b\n")
@@ -349,16 +336,13 @@ fn line_buffer_keeps_stdout_and_stderr_apart() {
 }
 
 #[test]
+fn line_buffer_keeps_stdout_and_stderr_apart() {
+    streams_stay_apart_under("--line-buffer");
+}
+
+#[test]
 fn ungroup_lets_commands_write_straight_through() {
-    for backend in BACKENDS {
-        weft_on(backend)
-            .args(["-u", "-j1", "echo out-{}; echo err-{} >&2"])
-            .args([":::", "a", "b"])
-            .assert()
-            .success()
-            .stdout("out-a\nout-b\n")
-            .stderr("err-a\nerr-b\n");
-    }
+    streams_stay_apart_under("-u");
 }
 
 #[test]
