@@ -467,13 +467,18 @@ fn halt_now_kills_running_jobs_and_halt_soon_lets_them_finish() {
                 format!("{backend:?}: now kills the running job"),
             );
 
+            // Job 1 ends only once weft has logged job 2's failure, and so has acted on it:
+            // from then on no job may start.
+            let log = dir.join("log");
             let records = format!(
-                "until [ -e {d}/failed ]; do sleep 0.01; done; echo finished\n\
-                 touch {d}/failed; exit 5\n\
-                 echo three\n"
+                "until grep -q second {log}; do sleep 0.01; done; echo finished\n\
+                 exit 5; : second\n\
+                 echo three\n",
+                log = log.display()
             );
             weft_on(backend)
-                .args(["-j", "2", "--halt", "soon,fail=1"])
+                .args(["-j", "2", "--halt", "soon,fail=1", "--joblog"])
+                .arg(&log)
                 .write_stdin(records)
                 .assert()
                 .code(5)
@@ -575,10 +580,12 @@ fn term_seq_sends_its_signals_in_order_before_the_kill() {
         let got = dir.join("got");
         weft_on(backend)
             .args(["--timeout", "0.5"])
-            .args(["--term-seq", "INT,100,USR1,100,KILL,25"])
+            // The shell runs a trap once its `sleep` returns: a second between signals leaves
+            // it ample time even on a loaded machine.
+            .args(["--term-seq", "INT,1000,USR1,1000,KILL,25"])
             .arg(format!(
                 "trap 'echo INT >> {d}/got' INT; trap 'echo USR1 >> {d}/got' USR1; \
-                 while :; do sleep 0.05; done; : {{}}"
+                 while :; do sleep 0.01; done; : {{}}"
             ))
             .args([":::", "x"])
             .assert()
