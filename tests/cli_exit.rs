@@ -156,7 +156,9 @@ fn tasks_lists_every_built_in_task() {
     let names: Vec<String> = task_table().into_iter().map(|r| r[0].clone()).collect();
     assert_eq!(
         names,
-        ["exec", "fault", "fetch", "noop", "sha256", "sleep", "sum"]
+        [
+            "echo", "exec", "fault", "fetch", "noop", "sha256", "sleep", "sum"
+        ]
     );
 }
 

@@ -25,6 +25,7 @@ pub fn registry() -> Registry {
         .task::<Sum>()
         .task::<Noop>()
         .task::<Fault>()
+        .task::<Echo>()
 }
 
 /// Sleeps for a number of seconds (fractions allowed) and outputs nothing. Stops early, as
@@ -261,5 +262,28 @@ impl Task for Fault {
                 Ok(std::process::id())
             }
         }
+    }
+}
+
+/// Sends its bytes back after doing what its [`Fault`] says: a payload's round trip through a
+/// worker, for tests and benchmarks (`{"bytes": "hello", "fault": "ok"}` on the command line
+/// with `--json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Echo {
+    /// The bytes sent back.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+    /// What to do first: [`Fault::Ok`] does nothing more.
+    pub fault: Fault,
+}
+
+impl Task for Echo {
+    const NAME: &'static str = "echo";
+    const ABOUT: &'static str = "send the input bytes back (measures payload transfer)";
+    const BACKEND: Backend = Backend::Process;
+    type Output = serde_bytes::ByteBuf;
+    fn run(self, cx: &Context) -> Result<serde_bytes::ByteBuf, Failure> {
+        self.fault.run(cx)?;
+        Ok(serde_bytes::ByteBuf::from(self.bytes))
     }
 }
