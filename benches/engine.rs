@@ -3,7 +3,8 @@
 //! Each measurement prints one line that people and `benches/run.sh` both read:
 //! `NAME UNIT median=M min=A max=B n=R [key=value...]`, where the median, min and max are over
 //! R repetitions taken after a warm-up. Groups: `startup`, `noop`, `roundtrip`, `cpu`,
-//! `payload` (the default set), `memory` (best alone in a fresh process: it reads this
+//! `payload` (the default set), `payload-sizes` (round trips around the shared-memory
+//! threshold), `memory` (best alone in a fresh process: it reads this
 //! process's peak RSS) and `serve [IDLE [MAX]]`, a loopback HTTP server for the fetch
 //! comparison that prints `listening ADDR` and exits after IDLE seconds without a request
 //! (default 20) or MAX seconds in all (default 900).
@@ -193,6 +194,74 @@ fn payload() {
     );
 }
 
+/// Echo round trips of sizes around where payloads move to shared memory (256 KiB), for choosing
+/// that threshold: one at a time through one worker (each repetition the median of 50 trips),
+/// then streams of 1,000 through two workers (each repetition the time per job).
+fn payload_sizes() {
+    let mut p = pool(Backend::Process, 1);
+    for size in [
+        16 << 10,
+        32 << 10,
+        48 << 10,
+        64 << 10,
+        128 << 10,
+        192 << 10,
+        256 << 10,
+        384 << 10,
+        512 << 10,
+        1 << 20,
+        4 << 20,
+    ] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let mut once = || {
+            let task = Echo(ByteBuf::from(data.clone()));
+            let t = Instant::now();
+            let out = p.map([task]).next().and_then(|o| o.ok()).expect("echo");
+            let e = t.elapsed().as_secs_f64() * 1e6;
+            assert!(out.as_slice() == data.as_slice(), "the echo is the input");
+            e
+        };
+        for _ in 0..20 {
+            once();
+        }
+        let reps = (0..5)
+            .map(|_| {
+                let mut v: Vec<f64> = (0..50).map(|_| once()).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            })
+            .collect();
+        report(
+            &format!("payload_sizes.{}k", size >> 10),
+            "us",
+            reps,
+            &format!("bytes={size} trips_per_rep=50"),
+        );
+    }
+    let mut p = pool(Backend::Process, 2);
+    for size in [16 << 10, 64 << 10, 128 << 10, 256 << 10, 1 << 20] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let jobs = 1000;
+        let mut once = || {
+            let tasks: Vec<Echo> = (0..jobs)
+                .map(|_| Echo(ByteBuf::from(data.clone())))
+                .collect();
+            let t = Instant::now();
+            for o in p.map(tasks) {
+                assert!(o.ok().expect("echo").len() == size, "the echo is the input");
+            }
+            t.elapsed().as_secs_f64() * 1e6 / jobs as f64
+        };
+        once();
+        report(
+            &format!("payload_sizes.stream.{}k", size >> 10),
+            "us",
+            (0..3).map(|_| once()).collect(),
+            &format!("bytes={size} jobs={jobs} workers=2 per_job"),
+        );
+    }
+}
+
 /// A field of `/proc/PID/status` (`VmRSS`, `VmHWM`, `RssAnon`) in MB (10^6 bytes; the file
 /// counts KiB).
 fn status_mb(pid: &str, field: &str) -> f64 {
@@ -344,10 +413,11 @@ fn main() {
             "roundtrip" => roundtrip(),
             "cpu" => cpu(),
             "payload" => payload(),
+            "payload-sizes" => payload_sizes(),
             "memory" => memory(),
             other => {
                 eprintln!(
-                    "engine: no group {other:?}: give startup, noop, roundtrip, cpu, payload, memory or serve"
+                    "engine: no group {other:?}: give startup, noop, roundtrip, cpu, payload, payload-sizes, memory or serve"
                 );
                 std::process::exit(2);
             }

@@ -84,7 +84,7 @@ impl Waker {
 /// An input or output as the engine holds it: moved for threads, encoded for processes.
 pub(crate) enum Value {
     Local(AnyBox),
-    Encoded(Vec<u8>),
+    Encoded(wire::Payload),
 }
 
 /// Configuration fixed when the pool is built.
@@ -193,8 +193,10 @@ struct Flight {
     seq: u64,
     attempt: u32,
     /// Kept for process jobs so that a job can be re-queued; for thread jobs, whose input
-    /// moves, an encoded copy is kept only when another attempt may be needed.
-    input: Option<Vec<u8>>,
+    /// moves, an encoded copy is kept only when another attempt may be needed. Dropping it lets
+    /// a shared-memory region be refilled, so it goes only once the worker that had it has
+    /// answered for it or been killed (see `wire::shared`).
+    input: Option<wire::Payload>,
 }
 
 struct Queued {
@@ -666,7 +668,7 @@ impl Engine {
                     timeout,
                     jobs: batch,
                 };
-                if link.send(&batch).is_err() {
+                if link.send(batch).is_err() {
                     // The worker is dead or dying; its reader reports it and the jobs are
                     // re-queued.
                     w.dying = true;
@@ -839,7 +841,7 @@ impl Engine {
 
     /// Reports a finished attempt, or queues the next attempt of a job that did not succeed
     /// (at the front, so that input order is not held up behind it).
-    fn settle(&mut self, run: &mut Run<'_>, outcome: Outcome<Value>, input: Option<Vec<u8>>) {
+    fn settle(&mut self, run: &mut Run<'_>, outcome: Outcome<Value>, input: Option<wire::Payload>) {
         if outcome.attempt < self.cfg.attempts
             && !succeeded(run.entry, &outcome.status)
             && let Some(input) = input

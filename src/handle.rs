@@ -61,7 +61,7 @@ impl ProcessBuilder {
         let (tx, events) = crossbeam_channel::unbounded();
         let program = process::worker_program(self.program.as_deref());
         let link = process::start(&program, 1, (0, 0), self.start_timeout, None, tx)?;
-        let input = wire::encode(&task).map_err(|e| {
+        let input = wire::Payload::encode(&task).map_err(|e| {
             Error::new(
                 crate::ErrorKind::Input,
                 format!("cannot encode {} input", T::NAME),
@@ -75,11 +75,11 @@ impl ProcessBuilder {
                 ticket: 0,
                 seq: 1,
                 attempt: 1,
-                input,
+                input: input.clone(),
             }],
         };
         // A send failure means the worker already died; its reader reports that as a crash.
-        let _ = link.send(&batch);
+        let _ = link.send(batch);
         let pid = link.pid;
         Ok(Process {
             name: self.name.unwrap_or_else(|| format!("process-{pid}")),
@@ -91,6 +91,7 @@ impl ProcessBuilder {
             exit: None,
             taken: false,
             spawned: (SystemTime::now(), sys::now_ns()),
+            _input: Box::new(input),
         })
     }
 }
@@ -118,6 +119,9 @@ pub struct Process<O> {
     exit: Option<ExitStatus>,
     taken: bool,
     spawned: (SystemTime, u64),
+    /// The encoded task, kept until the process is gone: a shared-memory region is reused once
+    /// its last handle here is dropped, and the process may still be reading it.
+    _input: Box<wire::Payload>,
 }
 
 impl Process<()> {

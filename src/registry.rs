@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::task::{Backend, Context, Failure, Task};
-use crate::wire;
+use crate::wire::{self, Payload};
 
 /// A type-erased value owned by the engine: a task input or output.
 pub(crate) type AnyBox = Box<dyn Any + Send>;
@@ -25,8 +25,8 @@ pub(crate) struct Entry {
     /// Runs a moved input on this thread.
     pub(crate) run_value: fn(AnyBox, &Context) -> Result<AnyBox, Failure>,
     /// Decodes a bincode input, runs it, encodes the output (the worker-process path).
-    pub(crate) run_bytes: fn(&[u8], &Context) -> Result<Vec<u8>, Failure>,
-    pub(crate) encode_input: fn(&AnyBox) -> Result<Vec<u8>, String>,
+    pub(crate) run_bytes: fn(&[u8], &Context) -> Result<Payload, Failure>,
+    pub(crate) encode_input: fn(&AnyBox) -> Result<Payload, String>,
     pub(crate) decode_input: fn(&[u8]) -> Result<AnyBox, String>,
     /// [`Task::succeeded`] of an output.
     pub(crate) succeeded: fn(&AnyBox) -> bool,
@@ -49,14 +49,14 @@ impl Entry {
                 let task: T = wire::decode(bytes)
                     .map_err(|e| Failure::new(format!("cannot decode {} input: {e}", T::NAME)))?;
                 let out = task.run(cx)?;
-                wire::encode(&out)
+                Payload::encode(&out)
                     .map_err(|e| Failure::new(format!("cannot encode {} output: {e}", T::NAME)))
             },
             encode_input: |input| {
                 let task = input
                     .downcast_ref::<T>()
                     .expect("input of the entry's type");
-                wire::encode(task)
+                Payload::encode(task)
             },
             decode_input: |bytes| Ok(Box::new(wire::decode::<T>(bytes)?)),
             succeeded: |out| {

@@ -13,9 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use ipc_channel::ipc::{
-    IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender, IpcSharedMemory,
-};
+use ipc_channel::IpcError;
+use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender, IpcSharedMemory};
 
 use crate::engine::{Event, Key};
 use crate::error::{Error, ErrorKind};
@@ -80,7 +79,9 @@ pub(crate) fn check_socket_dir() -> Result<(), Error> {
 /// The coordinator's end of one worker process.
 pub(crate) struct Link {
     pub(crate) pid: u32,
-    tasks: Option<IpcBytesSender>,
+    tasks: Option<IpcSender<wire::Delivery>>,
+    /// Output regions of this worker that the coordinator has let go of.
+    returns: Arc<wire::Returns>,
     slot: IpcSharedMemory,
     child: Arc<Mutex<Child>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -178,16 +179,19 @@ pub(crate) fn start(
         return fail(&mut child, "sent a progress slot that is too small".into());
     }
     let child = Arc::new(Mutex::new(child));
+    let returns = Arc::new(wire::Returns::default());
     let reader = std::thread::Builder::new()
         .name(format!("weft-reader-{id}"))
         .spawn({
             let child = child.clone();
-            move || read(key, results, child, events)
+            let returns = returns.clone();
+            move || read(key, results, returns, child, events)
         })
         .map_err(|e| spawn_error("could not start its reader thread".into()).with_source(e))?;
     Ok(Link {
         pid,
         tasks: Some(tasks),
+        returns,
         slot,
         child,
         reader: Some(reader),
@@ -196,9 +200,9 @@ pub(crate) fn start(
 
 impl Link {
     /// Sends one batch.
-    pub(crate) fn send(&self, batch: &wire::Batch) -> std::io::Result<()> {
+    pub(crate) fn send(&self, batch: wire::Batch) -> std::io::Result<()> {
         match &self.tasks {
-            Some(tx) => wire::send(tx, batch),
+            Some(tx) => wire::send_batch(tx, batch, self.returns.take()),
             None => Err(std::io::Error::other("worker is shutting down")),
         }
     }
@@ -262,15 +266,34 @@ impl Drop for Link {
 }
 
 /// Forwards results until the worker's end disconnects, then reaps it and reports how it ended.
-fn read(key: Key, results: IpcBytesReceiver, child: Arc<Mutex<Child>>, events: Sender<Event>) {
-    while let Ok(bytes) = results.recv() {
-        match wire::decode::<Vec<wire::Done>>(&bytes) {
-            Ok(done) => {
+fn read(
+    key: Key,
+    results: IpcReceiver<Vec<wire::Done>>,
+    returns: Arc<wire::Returns>,
+    child: Arc<Mutex<Child>>,
+    events: Sender<Event>,
+) {
+    loop {
+        match results.recv() {
+            Ok(mut done) => {
+                for d in &mut done {
+                    if let wire::Status::Ok(output) = &mut d.status {
+                        output.received(&returns);
+                    }
+                }
                 let _ = events.send(Event::Results(key, done));
             }
-            Err(_) => {
+            Err(IpcError::Disconnected) => break,
+            // Undecodable (or its regions lost on the way): the worker is killed, and its
+            // channel then reports the disconnection.
+            Err(IpcError::SerializationError(_)) => {
                 let _ = events.send(Event::Garbled(key));
                 let _ = child.lock().expect("worker child").kill();
+            }
+            Err(IpcError::Io(_)) => {
+                let _ = events.send(Event::Garbled(key));
+                let _ = child.lock().expect("worker child").kill();
+                break;
             }
         }
     }

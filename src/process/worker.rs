@@ -1,13 +1,15 @@
 //! The process backend, worker side: what a re-launched program does when `init` finds the
 //! worker marker in its environment.
 //!
-//! Results are sent per batch, except that a job that took a while is sent at once: tiny jobs
-//! share one message (a message costs microseconds), and a slow job's result never waits
-//! behind the next job, so a crash loses at most a few microseconds of finished tiny jobs,
-//! which the coordinator then runs again.
+//! Results are sent per batch, except that a job that took a while, or whose output went into a
+//! shared-memory region, is sent at once: tiny jobs share one message (a message costs
+//! microseconds), a slow job's result never waits behind the next job, so a crash loses at most
+//! a few microseconds of finished tiny jobs, which the coordinator then runs again, and a
+//! message carries at most one output region.
 
 use std::time::Duration;
 
+use ipc_channel::IpcError;
 use ipc_channel::ipc::{self, IpcSender, IpcSharedMemory};
 
 use crate::catch::catch;
@@ -73,8 +75,8 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
 
     let hello = IpcSender::<Handshake>::connect(server.to_string())
         .map_err(|e| format!("cannot connect to coordinator: {e}"))?;
-    let (tasks_tx, tasks) = ipc::bytes_channel().map_err(|e| e.to_string())?;
-    let (results, results_rx) = ipc::bytes_channel().map_err(|e| e.to_string())?;
+    let (tasks_tx, tasks) = ipc::channel::<wire::Delivery>().map_err(|e| e.to_string())?;
+    let (results, results_rx) = ipc::channel::<Vec<wire::Done>>().map_err(|e| e.to_string())?;
     let shared = IpcSharedMemory::from_byte(0, sys::SLOT_BYTES);
     hello
         .send(Handshake::Hello {
@@ -102,17 +104,24 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
     let mut cx = Context::new(id, cancel, state);
     let mut started = 0;
     let mut pending: Vec<wire::Done> = Vec::new();
+    let mut lent = wire::Lent::default();
     let flush = |pending: &mut Vec<wire::Done>| -> Result<(), String> {
         if pending.is_empty() {
             return Ok(());
         }
-        let sent = wire::send(&results, &*pending).map_err(|e| format!("cannot send results: {e}"));
-        pending.clear();
-        sent
+        wire::send_results(&results, std::mem::take(pending))
+            .map_err(|e| format!("cannot send results: {e}"))
     };
-    // The coordinator dropping its sender (or dying) ends the loop.
-    while let Ok(bytes) = tasks.recv() {
-        let batch: wire::Batch = wire::decode(&bytes).map_err(|e| format!("bad batch: {e}"))?;
+    loop {
+        let batch = match tasks.recv() {
+            Ok(delivery) => {
+                lent.returned(&delivery.returned);
+                delivery.batch
+            }
+            // The coordinator dropped its sender, or died.
+            Err(IpcError::Disconnected) => break,
+            Err(e) => return Err(format!("bad batch: {e}")),
+        };
         let entry = registry.entry(&batch.task).copied();
         for job in batch.jobs {
             // Cancelled, or told to start nothing new: the coordinator accounts for the jobs
@@ -127,7 +136,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             cx.seq = job.seq;
             cx.attempt = job.attempt;
             cx.deadline = batch.timeout.map(|t| std::time::Instant::now() + t);
-            let status = match (&entry, &init_error) {
+            let mut status = match (&entry, &init_error) {
                 (_, Some(e)) => wire::Status::Failed(e.clone()),
                 (None, _) => wire::Status::Failed(format!(
                     "task {:?} is not registered in the worker program",
@@ -145,13 +154,20 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
                 },
             };
             let runtime_ns = sys::now_ns().saturating_sub(started_ns);
+            let large = match &mut status {
+                wire::Status::Ok(out) if out.is_shared() => {
+                    out.lend(&mut lent);
+                    true
+                }
+                _ => false,
+            };
             pending.push(wire::Done {
                 ticket: job.ticket,
                 started_ns,
                 runtime_ns,
                 status,
             });
-            if runtime_ns >= SEND_AT_ONCE.as_nanos() as u64 {
+            if large || runtime_ns >= SEND_AT_ONCE.as_nanos() as u64 {
                 flush(&mut pending)?;
             }
         }

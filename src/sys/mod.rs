@@ -304,6 +304,21 @@ pub(crate) fn fd_limit() -> Option<u64> {
     (soft != RLIM_INFINITY).then_some(soft)
 }
 
+/// Writes the first `len` bytes of a shared-memory region with `fill`; returns what it does.
+///
+/// The caller makes sure nothing reads the region meanwhile through another handle (another
+/// mapping of it, in this process or another).
+pub(crate) fn fill_region(
+    region: &mut ipc_channel::ipc::IpcSharedMemory,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> bool,
+) -> bool {
+    // SAFETY: `region` is borrowed mutably, so no other reference into this mapping exists;
+    // other mappings of the same memory are other addresses, which the caller keeps unread.
+    let bytes = unsafe { region.deref_mut() };
+    fill(&mut bytes[..len])
+}
+
 /// How many file descriptors this process has open.
 pub(crate) fn open_fds() -> u64 {
     // The listing holds one open itself.
