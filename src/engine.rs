@@ -6,9 +6,11 @@
 //! memory stays bounded by the window; threads exist only to read worker channels and to run
 //! thread workers. Every dispatch gets a ticket, and a result counts only while its ticket is
 //! in flight: that single rule discards late results of timed-out jobs, results of jobs that
-//! were re-queued, and anything from a worker that was replaced.
+//! were re-queued, and anything from a worker that was replaced. A ticket is the job's place
+//! in its worker's sequence, so the flights of a worker are a queue indexed by ticket, not a
+//! map: tiny jobs pass through here millions of times a second.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -129,9 +131,12 @@ enum Link {
 struct Worker {
     key: Key,
     link: Link,
-    /// Tickets sent and not yet resolved, in the order the worker runs them.
-    order: VecDeque<u64>,
-    /// How many jobs were resolved from the front of `order`.
+    /// Jobs sent and not yet resolved, in the order the worker runs them; `None` marks one
+    /// resolved ahead of an earlier one (timed out), until the front catches up.
+    flights: VecDeque<Option<Flight>>,
+    /// The ticket of the front of `flights`: how many of this worker's jobs were resolved
+    /// from the front. Tickets count jobs in the order the worker runs them, so the job its
+    /// progress slot says it started as number `n` has ticket `n - 1`.
     done: u64,
     /// Set once the worker is being killed: it gets no more jobs.
     dying: bool,
@@ -150,13 +155,40 @@ impl Worker {
             Link::Process(l) => l.pid,
         }
     }
-    fn forget(&mut self, ticket: u64) {
-        if let Some(i) = self.order.iter().position(|&t| t == ticket) {
-            self.order.remove(i);
-            if i == 0 {
-                self.done += 1;
-            }
+    /// The ticket the next job launched here gets.
+    fn next_ticket(&self) -> u64 {
+        self.done + self.flights.len() as u64
+    }
+
+    /// Puts a job in flight on this worker, under the ticket `next_ticket` gave.
+    fn launch(&mut self, flight: Flight) {
+        self.flights.push_back(Some(flight));
+    }
+
+    /// Resolves `ticket`: its flight, if it is still in flight here.
+    fn land(&mut self, ticket: u64) -> Option<Flight> {
+        let i = usize::try_from(ticket.checked_sub(self.done)?).ok()?;
+        let flight = self.flights.get_mut(i)?.take()?;
+        while let Some(None) = self.flights.front() {
+            self.flights.pop_front();
+            self.done += 1;
         }
+        Some(flight)
+    }
+
+    /// Every flight still unresolved, with its ticket; none is left on the worker.
+    fn land_all(&mut self) -> impl Iterator<Item = (u64, Flight)> + use<> {
+        let first = self.done;
+        self.done += self.flights.len() as u64;
+        std::mem::take(&mut self.flights)
+            .into_iter()
+            .enumerate()
+            .filter_map(move |(i, f)| Some((first + i as u64, f?)))
+    }
+
+    /// Whether jobs are in flight on this worker.
+    fn busy(&self) -> bool {
+        !self.flights.is_empty()
     }
 }
 
@@ -223,10 +255,8 @@ pub(crate) struct Engine {
     /// Abandoned threads that owe nothing but may still be stopping their job (a command
     /// running its kill sequence): dropping the pool gives them until the grace to end.
     lingering: Vec<thread::Link>,
-    flights: Tickets<Flight>,
     queue: VecDeque<Queued>,
     ready: VecDeque<Outcome<Value>>,
-    next_ticket: u64,
     avg_ns: Option<f64>,
     epoch: (SystemTime, u64),
     error: Option<Error>,
@@ -261,10 +291,8 @@ impl Engine {
                 .collect(),
             retired: Vec::new(),
             lingering: Vec::new(),
-            flights: Tickets::default(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
-            next_ticket: 0,
             avg_ns: None,
             epoch: (SystemTime::now(), sys::now_ns()),
             error: None,
@@ -385,10 +413,7 @@ impl Engine {
                 return None;
             }
             self.fill(run);
-            if self.ready.is_empty()
-                && run.exhausted
-                && self.queue.is_empty()
-                && self.flights.is_empty()
+            if self.ready.is_empty() && run.exhausted && self.queue.is_empty() && !self.in_flight()
             {
                 return None;
             }
@@ -409,6 +434,15 @@ impl Engine {
             self.check_timeouts(run);
             self.restart_waiting();
         }
+    }
+
+    /// Whether any job is in flight, on a live worker or on one retired or dying.
+    fn in_flight(&self) -> bool {
+        self.retired.iter().any(Worker::busy)
+            || self
+                .slots
+                .iter()
+                .any(|s| matches!(&s.state, SlotState::Live(w) if w.busy()))
     }
 
     /// The timeout in force now.
@@ -482,7 +516,7 @@ impl Engine {
                 if w.dying {
                     break;
                 }
-                let room = credit.saturating_sub(w.order.len());
+                let room = credit.saturating_sub(w.flights.len());
                 if room == 0 {
                     break;
                 }
@@ -540,8 +574,7 @@ impl Engine {
         let mut batch = Vec::new();
         let mut local = Vec::new();
         for job in jobs {
-            let ticket = self.next_ticket;
-            self.next_ticket += 1;
+            let ticket = w.next_ticket();
             let mut flight = Flight {
                 seq: job.seq,
                 attempt: job.attempt,
@@ -615,8 +648,7 @@ impl Engine {
                     flight.input = Some(bytes);
                 }
             }
-            w.order.push_back(ticket);
-            self.flights.insert(ticket, flight);
+            w.launch(flight);
         }
         match &w.link {
             Link::Thread(link) => link.send(local),
@@ -683,7 +715,7 @@ impl Engine {
                 for msg in link.drain() {
                     self.thread_msg(key, msg, run);
                 }
-                self.forget_retired(|w| w.order.is_empty());
+                self.forget_retired(|w| !w.busy());
             }
             Event::Garbled(key) => {
                 if let Some(w) = self.worker_mut(key) {
@@ -734,10 +766,7 @@ impl Engine {
                 self.accept(key, ticket, started_ns, runtime_ns, status, run);
             }
             thread::Msg::Returned(job) => {
-                if let Some(f) = self.flights.remove(&job.ticket) {
-                    if let Some(w) = self.worker_mut(key) {
-                        w.forget(job.ticket);
-                    }
+                if let Some(f) = self.worker_mut(key).and_then(|w| w.land(job.ticket)) {
                     self.queue.push_front(Queued {
                         seq: f.seq,
                         attempt: f.attempt,
@@ -758,14 +787,13 @@ impl Engine {
         status: Status<Value>,
         run: &mut Run<'_>,
     ) {
-        let Some(flight) = self.flights.remove(&ticket) else {
+        let Some(w) = self.worker_mut(key) else {
             return;
         };
-        let mut pid = 0;
-        if let Some(w) = self.worker_mut(key) {
-            w.forget(ticket);
-            pid = w.pid();
-        }
+        let Some(flight) = w.land(ticket) else {
+            return;
+        };
+        let pid = w.pid();
         let sample = runtime_ns as f64;
         if self.cfg.timeout_of_median.is_some() {
             if self.runtimes.len() == RUNTIMES_KEPT {
@@ -816,19 +844,15 @@ impl Engine {
         if slot.generation != key.1 {
             return;
         }
-        let SlotState::Live(w) = std::mem::replace(&mut slot.state, SlotState::Starting) else {
+        let SlotState::Live(mut w) = std::mem::replace(&mut slot.state, SlotState::Starting) else {
             return;
         };
         let (started, started_ns) = w.slot_read();
         let now = sys::now_ns();
         let mut requeue = Vec::new();
         let mut crashed = None;
-        for (i, ticket) in w.order.iter().enumerate() {
-            let Some(flight) = self.flights.remove(ticket) else {
-                continue;
-            };
-            let index = w.done + i as u64;
-            if index + 1 == started {
+        for (ticket, flight) in w.land_all() {
+            if ticket + 1 == started {
                 let status = match self.cfg.memory_limit {
                     Some(limit) if crash.signal().is_some_and(sys::is_out_of_memory_signal) => {
                         Status::Failed(format!(
@@ -918,7 +942,16 @@ impl Engine {
             .drain(..)
             .map(|q| skipped(q.seq, q.attempt))
             .collect();
-        outcomes.extend(self.flights.drain().map(|(_, f)| skipped(f.seq, f.attempt)));
+        let workers = self
+            .retired
+            .iter_mut()
+            .chain(self.slots.iter_mut().filter_map(|s| match &mut s.state {
+                SlotState::Live(w) => Some(&mut **w),
+                _ => None,
+            }));
+        for w in workers {
+            outcomes.extend(w.land_all().map(|(_, f)| skipped(f.seq, f.attempt)));
+        }
         while !run.exhausted {
             match run.source.next() {
                 Some(Pull::Wait) => std::thread::sleep(Duration::from_millis(1)),
@@ -961,10 +994,7 @@ impl Engine {
             if started <= w.done || now.saturating_sub(started_ns) <= limit {
                 continue;
             }
-            let Some(&ticket) = w.order.get((started - 1 - w.done) as usize) else {
-                continue;
-            };
-            let Some(flight) = self.flights.remove(&ticket) else {
+            let Some(flight) = w.land(started - 1) else {
                 continue;
             };
             let outcome = Outcome {
@@ -1015,16 +1045,7 @@ impl Engine {
         }
         // Whatever the abandoned thread still owes it hands back as `Returned`; a timed-out
         // ticket is no longer in flight, so its late result is dropped.
-        if let Some(pos) = self.retired.iter().position(|r| r.key == key) {
-            let owed: Vec<u64> = self.retired[pos].order.iter().copied().collect();
-            self.retired[pos].order = owed
-                .into_iter()
-                .filter(|t| self.flights.contains_key(t))
-                .collect();
-            if self.retired[pos].order.is_empty() {
-                self.forget_retired(|w| w.key == key);
-            }
-        }
+        self.forget_retired(|w| w.key == key && !w.busy());
         self.respawn(i);
     }
 
@@ -1052,19 +1073,21 @@ impl Engine {
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| matches!(&s.state, SlotState::Live(w) if !w.order.is_empty()))
+            .filter(|(_, s)| matches!(&s.state, SlotState::Live(w) if w.busy()))
             .map(|(i, _)| i)
             .collect();
-        self.flights.clear();
+        for w in &mut self.retired {
+            w.land_all().for_each(drop);
+        }
         for i in busy {
             let SlotState::Live(w) = &mut self.slots[i].state else {
                 continue;
             };
+            w.land_all().for_each(drop);
             match &w.link {
                 Link::Process(link) => {
                     link.kill();
                     w.dying = true;
-                    w.order.clear();
                 }
                 Link::Thread(_) => self.abandon(i, run),
             }
@@ -1091,27 +1114,6 @@ fn own_pid() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
 }
-
-/// Hashes tickets, which are distinct sequential integers: a multiply spreads them over the
-/// table, where SipHash would cost more than the rest of a tiny job's bookkeeping.
-#[derive(Default)]
-struct TicketHasher(u64);
-
-impl std::hash::Hasher for TicketHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type Tickets<V> = HashMap<u64, V, std::hash::BuildHasherDefault<TicketHasher>>;
 
 /// The wall-clock time of a monotonic instant, given one moment read on both clocks.
 fn wall((wall, mono): (SystemTime, u64), ns: u64) -> SystemTime {
@@ -1179,7 +1181,7 @@ impl Worker {
         Worker {
             key,
             link,
-            order: VecDeque::new(),
+            flights: VecDeque::new(),
             done: 0,
             dying: false,
         }
