@@ -33,7 +33,7 @@ pub(crate) type Key = (usize, u64);
 /// What workers and helper threads tell the coordinator.
 pub(crate) enum Event {
     /// A process worker's results, in the order its jobs ran.
-    Results(Key, Vec<wire::Done>),
+    Results(Key, Vec<Report>),
     /// A process worker sent something undecodable (it is killed).
     Garbled(Key),
     /// A thread worker's buffer went from empty to non-empty.
@@ -46,6 +46,37 @@ pub(crate) enum Event {
     Input,
     /// The run is to end now: the results iterator stops after what is already finished.
     Interrupt,
+}
+
+/// What a worker says about one of its jobs.
+pub(crate) enum Report {
+    /// The job ran.
+    Done {
+        ticket: u64,
+        started_ns: u64,
+        runtime_ns: u64,
+        status: Status<Value>,
+    },
+    /// A job a retired thread took, handed back unstarted.
+    Returned(thread::Job),
+}
+
+impl From<wire::Done> for Report {
+    fn from(d: wire::Done) -> Report {
+        let status = match d.status {
+            wire::Status::Ok(b) => Status::Ok(Value::Encoded(b)),
+            wire::Status::Failed(m) => Status::Failed(m),
+            wire::Status::TimedOut => Status::TimedOut,
+            wire::Status::Cancelled => Status::Cancelled,
+            wire::Status::Panicked { message, location } => Status::Panicked { message, location },
+        };
+        Report::Done {
+            ticket: d.ticket,
+            started_ns: d.started_ns,
+            runtime_ns: d.runtime_ns,
+            status,
+        }
+    }
 }
 
 /// What a run's source has next.
@@ -255,6 +286,8 @@ pub(crate) struct Engine {
     /// Abandoned threads that owe nothing but may still be stopping their job (a command
     /// running its kill sequence): dropping the pool gives them until the grace to end.
     lingering: Vec<thread::Link>,
+    /// An emptied buffer of thread results, kept for its capacity.
+    spare: Vec<Report>,
     queue: VecDeque<Queued>,
     ready: VecDeque<Outcome<Value>>,
     avg_ns: Option<f64>,
@@ -291,6 +324,7 @@ impl Engine {
                 .collect(),
             retired: Vec::new(),
             lingering: Vec::new(),
+            spare: Vec::new(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
             avg_ns: None,
@@ -346,14 +380,16 @@ impl Engine {
 
     fn start_thread(&self, i: usize) -> Result<Box<Worker>, Error> {
         let key = (i, self.slots[i].generation);
-        let link = thread::Link::start(i + 1, key, self.registry.clone(), self.tx.clone())
+        // A thread that no timeout can abandon may hold a whole batch (see `thread`).
+        let whole = self.cfg.timeout.is_none() && self.cfg.timeout_of_median.is_none();
+        let link = thread::Link::start(i + 1, key, self.registry.clone(), self.tx.clone(), whole)
             .map_err(|e| {
-                Error::new(
-                    ErrorKind::Spawn,
-                    format!("worker {} thread could not start", i + 1),
-                )
-                .with_source(e)
-            })?;
+            Error::new(
+                ErrorKind::Spawn,
+                format!("worker {} thread could not start", i + 1),
+            )
+            .with_source(e)
+        })?;
         Ok(Box::new(Worker::new(key, Link::Thread(link))))
     }
 
@@ -616,8 +652,6 @@ impl Engine {
                         seq: job.seq,
                         attempt: job.attempt,
                         input,
-                        entry,
-                        timeout,
                     })
                 }
                 (Link::Process(_), input) => {
@@ -651,7 +685,7 @@ impl Engine {
             w.launch(flight);
         }
         match &w.link {
-            Link::Thread(link) => link.send(local),
+            Link::Thread(link) => link.send(entry, timeout, local),
             Link::Process(link) if !batch.is_empty() => {
                 let batch = wire::Batch {
                     task: entry.name.to_string(),
@@ -691,30 +725,18 @@ impl Engine {
 
     fn handle(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
-            Event::Results(key, done) => {
-                for d in done {
-                    let status = match d.status {
-                        wire::Status::Ok(b) => Status::Ok(Value::Encoded(b)),
-                        wire::Status::Failed(m) => Status::Failed(m),
-                        wire::Status::TimedOut => Status::TimedOut,
-                        wire::Status::Cancelled => Status::Cancelled,
-                        wire::Status::Panicked { message, location } => {
-                            Status::Panicked { message, location }
-                        }
-                    };
-                    self.accept(key, d.ticket, d.started_ns, d.runtime_ns, status, run);
-                }
-            }
+            Event::Results(key, mut reports) => self.accept(key, &mut reports, run),
             Event::Ready(key) => {
+                let spare = std::mem::take(&mut self.spare);
                 let Some(w) = self.worker_mut(key) else {
                     return;
                 };
                 let Link::Thread(link) = &w.link else {
                     return;
                 };
-                for msg in link.drain() {
-                    self.thread_msg(key, msg, run);
-                }
+                let mut reports = link.drain(spare);
+                self.accept(key, &mut reports, run);
+                self.spare = reports;
                 self.forget_retired(|w| !w.busy());
             }
             Event::Garbled(key) => {
@@ -751,87 +773,92 @@ impl Engine {
         }
     }
 
-    fn thread_msg(&mut self, key: Key, msg: thread::Msg, run: &mut Run<'_>) {
-        match msg {
-            thread::Msg::Done {
-                ticket,
-                started_ns,
-                runtime_ns,
-                status,
-            } => {
-                let status = match status {
-                    Status::Ok(v) => Status::Ok(Value::Local(v)),
-                    other => other_status(other),
-                };
-                self.accept(key, ticket, started_ns, runtime_ns, status, run);
-            }
-            thread::Msg::Returned(job) => {
-                if let Some(f) = self.worker_mut(key).and_then(|w| w.land(job.ticket)) {
-                    self.queue.push_front(Queued {
-                        seq: f.seq,
-                        attempt: f.attempt,
-                        input: Value::Local(job.input),
+    /// Takes in what worker `key` reports, leaving `reports` empty. A job counts only while
+    /// its ticket is in flight; a report on anything else is late and dropped.
+    fn accept(&mut self, key: Key, reports: &mut Vec<Report>, run: &mut Run<'_>) {
+        // Borrowed apart: this loop runs once per job, so the worker is looked up once per
+        // message, not per job.
+        let Engine {
+            slots,
+            retired,
+            cfg,
+            queue,
+            ready,
+            avg_ns,
+            runtimes,
+            epoch,
+            ..
+        } = self;
+        let w = match slots.get_mut(key.0) {
+            Some(Slot {
+                generation,
+                state: SlotState::Live(w),
+                ..
+            }) if *generation == key.1 => &mut **w,
+            _ => match retired.iter_mut().find(|w| w.key == key) {
+                Some(w) => w,
+                None => {
+                    reports.clear();
+                    return;
+                }
+            },
+        };
+        let pid = w.pid();
+        for report in reports.drain(..) {
+            match report {
+                Report::Done {
+                    ticket,
+                    started_ns,
+                    runtime_ns,
+                    status,
+                } => {
+                    let Some(flight) = w.land(ticket) else {
+                        continue;
+                    };
+                    if cfg.timeout_of_median.is_some() {
+                        if runtimes.len() == RUNTIMES_KEPT {
+                            runtimes.pop_front();
+                        }
+                        runtimes.push_back(runtime_ns);
+                    }
+                    let sample = runtime_ns as f64;
+                    *avg_ns = Some(match *avg_ns {
+                        None => sample,
+                        Some(avg) => avg * 0.9 + sample * 0.1,
                     });
+                    let outcome = Outcome {
+                        seq: flight.seq,
+                        status,
+                        attempt: flight.attempt,
+                        worker: key.0 + 1,
+                        pid,
+                        started: Some(wall(*epoch, started_ns)),
+                        runtime: Duration::from_nanos(runtime_ns),
+                    };
+                    settle(cfg.attempts, queue, ready, run, outcome, flight.input);
+                }
+                Report::Returned(job) => {
+                    if let Some(f) = w.land(job.ticket) {
+                        queue.push_front(Queued {
+                            seq: f.seq,
+                            attempt: f.attempt,
+                            input: Value::Local(job.input),
+                        });
+                    }
                 }
             }
         }
     }
 
-    /// Records a result if its ticket is still in flight; a result for anything else is late.
-    fn accept(
-        &mut self,
-        key: Key,
-        ticket: u64,
-        started_ns: u64,
-        runtime_ns: u64,
-        status: Status<Value>,
-        run: &mut Run<'_>,
-    ) {
-        let Some(w) = self.worker_mut(key) else {
-            return;
-        };
-        let Some(flight) = w.land(ticket) else {
-            return;
-        };
-        let pid = w.pid();
-        let sample = runtime_ns as f64;
-        if self.cfg.timeout_of_median.is_some() {
-            if self.runtimes.len() == RUNTIMES_KEPT {
-                self.runtimes.pop_front();
-            }
-            self.runtimes.push_back(runtime_ns);
-        }
-        self.avg_ns = Some(match self.avg_ns {
-            None => sample,
-            Some(avg) => avg * 0.9 + sample * 0.1,
-        });
-        let outcome = Outcome {
-            seq: flight.seq,
-            status,
-            attempt: flight.attempt,
-            worker: key.0 + 1,
-            pid,
-            started: Some(self.wall(started_ns)),
-            runtime: Duration::from_nanos(runtime_ns),
-        };
-        self.settle(run, outcome, flight.input);
-    }
-
-    /// Reports a finished attempt, or queues the next attempt of a job that did not succeed
-    /// (at the front, so that input order is not held up behind it).
     fn settle(&mut self, run: &mut Run<'_>, outcome: Outcome<Value>, input: Option<Vec<u8>>) {
-        if outcome.attempt < self.cfg.attempts
-            && !succeeded(run.entry, &outcome.status)
-            && let Some(input) = input
-        {
-            self.queue.push_front(Queued {
-                seq: outcome.seq,
-                attempt: outcome.attempt + 1,
-                input: Value::Encoded(input),
-            });
-            return;
-        }
-        Self::emit(&mut self.ready, run, outcome);
+        settle(
+            self.cfg.attempts,
+            &mut self.queue,
+            &mut self.ready,
+            run,
+            outcome,
+            input,
+        );
     }
 
     fn wall(&self, ns: u64) -> SystemTime {
@@ -1034,15 +1061,11 @@ impl Engine {
             unreachable!("only threads are abandoned")
         };
         let queued = link.retire();
-        let msgs = link.drain();
+        let mut reports = link.drain(Vec::new());
+        reports.extend(queued.into_iter().rev().map(Report::Returned));
         let key = w.key;
         self.retired.push(*w);
-        for msg in msgs {
-            self.thread_msg(key, msg, run);
-        }
-        for job in queued.into_iter().rev() {
-            self.thread_msg(key, thread::Msg::Returned(job), run);
-        }
+        self.accept(key, &mut reports, run);
         // Whatever the abandoned thread still owes it hands back as `Returned`; a timed-out
         // ticket is no longer in flight, so its late result is dropped.
         self.forget_retired(|w| w.key == key && !w.busy());
@@ -1124,6 +1147,30 @@ fn wall((wall, mono): (SystemTime, u64), ns: u64) -> SystemTime {
     }
 }
 
+/// Reports a finished attempt, or queues the next attempt of a job that did not succeed
+/// (at the front, so that input order is not held up behind it).
+fn settle(
+    attempts: u32,
+    queue: &mut VecDeque<Queued>,
+    ready: &mut VecDeque<Outcome<Value>>,
+    run: &mut Run<'_>,
+    outcome: Outcome<Value>,
+    input: Option<Vec<u8>>,
+) {
+    if outcome.attempt < attempts
+        && !succeeded(run.entry, &outcome.status)
+        && let Some(input) = input
+    {
+        queue.push_front(Queued {
+            seq: outcome.seq,
+            attempt: outcome.attempt + 1,
+            input: Value::Encoded(input),
+        });
+        return;
+    }
+    Engine::emit(ready, run, outcome);
+}
+
 /// The outcome of a job that never reached a worker.
 fn unstarted(seq: u64, attempt: u32, status: Status<Value>) -> Outcome<Value> {
     Outcome {
@@ -1161,18 +1208,6 @@ fn succeeded(entry: Entry, status: &Status<Value>) -> bool {
             (entry.decode_output)(bytes).is_ok_and(|out| (entry.succeeded)(&out))
         }
         _ => false,
-    }
-}
-
-fn other_status<A, B>(s: Status<A>) -> Status<B> {
-    match s {
-        Status::Ok(_) => unreachable!("handled by the caller"),
-        Status::Failed(m) => Status::Failed(m),
-        Status::Panicked { message, location } => Status::Panicked { message, location },
-        Status::Crashed(c) => Status::Crashed(c),
-        Status::TimedOut => Status::TimedOut,
-        Status::Cancelled => Status::Cancelled,
-        Status::Skipped(m) => Status::Skipped(m),
     }
 }
 

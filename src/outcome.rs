@@ -94,7 +94,7 @@ pub enum Status<T> {
 }
 
 impl<T> Status<T> {
-    fn map<U>(self, f: impl FnOnce(T) -> U) -> Status<U> {
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Status<U> {
         match self {
             Status::Ok(v) => Status::Ok(f(v)),
             Status::Failed(m) => Status::Failed(m),

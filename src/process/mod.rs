@@ -17,7 +17,7 @@ use ipc_channel::ipc::{
     IpcBytesReceiver, IpcBytesSender, IpcOneShotServer, IpcSender, IpcSharedMemory,
 };
 
-use crate::engine::{Event, Key};
+use crate::engine::{Event, Key, Report};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Crash;
 use crate::sys::{self, SlotView};
@@ -256,7 +256,9 @@ fn read(key: Key, results: IpcBytesReceiver, child: Arc<Mutex<Child>>, events: S
     while let Ok(bytes) = results.recv() {
         match wire::decode::<Vec<wire::Done>>(&bytes) {
             Ok(done) => {
-                let _ = events.send(Event::Results(key, done));
+                // Converted here, off the coordinator's thread.
+                let reports = done.into_iter().map(Report::from).collect();
+                let _ = events.send(Event::Results(key, reports));
             }
             Err(_) => {
                 let _ = events.send(Event::Garbled(key));
