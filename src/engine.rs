@@ -197,14 +197,22 @@ impl Worker {
     }
 
     /// Resolves `ticket`: its flight, if it is still in flight here.
+    #[inline]
     fn land(&mut self, ticket: u64) -> Option<Flight> {
-        let i = usize::try_from(ticket.checked_sub(self.done)?).ok()?;
-        let flight = self.flights.get_mut(i)?.take()?;
+        let flight = if ticket == self.done {
+            // Results come in the order the jobs ran: this is the usual case.
+            let flight = self.flights.pop_front()?;
+            self.done += 1;
+            flight
+        } else {
+            let i = usize::try_from(ticket.checked_sub(self.done)?).ok()?;
+            self.flights.get_mut(i)?.take()
+        };
         while let Some(None) = self.flights.front() {
             self.flights.pop_front();
             self.done += 1;
         }
-        Some(flight)
+        flight
     }
 
     /// Every flight still unresolved, with its ticket; none is left on the worker.
@@ -440,7 +448,17 @@ impl Engine {
     }
 
     /// The next outcome of `run`, or `None` when every job has one.
+    #[inline]
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
+        // Outcomes mostly arrive by the batch: most calls take one that is ready.
+        match self.ready.pop_front() {
+            Some(o) => Some(o),
+            None => self.wait(run),
+        }
+    }
+
+    /// `next` when no outcome is ready: hands out work and waits for workers.
+    fn wait(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         loop {
             if let Some(o) = self.ready.pop_front() {
                 return Some(o);
@@ -703,6 +721,7 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn emit(ready: &mut VecDeque<Outcome<Value>>, run: &mut Run<'_>, outcome: Outcome<Value>) {
         match &mut run.reorder {
             Some(r) => r.push(outcome.seq, outcome, ready),
@@ -1149,6 +1168,7 @@ fn wall((wall, mono): (SystemTime, u64), ns: u64) -> SystemTime {
 
 /// Reports a finished attempt, or queues the next attempt of a job that did not succeed
 /// (at the front, so that input order is not held up behind it).
+#[inline]
 fn settle(
     attempts: u32,
     queue: &mut VecDeque<Queued>,
