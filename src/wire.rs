@@ -1,13 +1,18 @@
 //! The messages between coordinator and worker process, the protocol version, and the bincode
 //! envelope. Channels carry raw bytes (`IpcBytesSender`), so each message is encoded once, by
 //! bincode, and a batch of jobs travels as one message.
+//!
+//! Results are the exception: a job's result is a few fixed fields and a status, and through
+//! serde each one cost hundreds of instructions to encode in the worker and as many to decode
+//! in the coordinator, for every tiny job. They have a fixed little-endian layout of their own
+//! (see [`encode_results`]).
 
 use ipc_channel::ipc::{IpcBytesReceiver, IpcBytesSender, IpcSharedMemory};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape; a worker of another version is refused.
-pub(crate) const PROTOCOL: u32 = 2;
+pub(crate) const PROTOCOL: u32 = 3;
 
 /// The environment variable that turns a launched program into a worker. Its value is
 /// `WORKER_ID:PARENT_PID:SERVER_NAME`.
@@ -49,8 +54,8 @@ pub(crate) struct Job {
     pub(crate) input: Vec<u8>,
 }
 
-/// Worker -> coordinator: results in the order the jobs ran.
-#[derive(Serialize, Deserialize, Debug)]
+/// Worker -> coordinator: results in the order the jobs ran, sent with [`encode_results`].
+#[derive(Debug, PartialEq)]
 pub(crate) struct Done {
     pub(crate) ticket: u64,
     pub(crate) started_ns: u64,
@@ -58,9 +63,9 @@ pub(crate) struct Done {
     pub(crate) status: Status,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum Status {
-    Ok(#[serde(with = "serde_bytes")] Vec<u8>),
+    Ok(Vec<u8>),
     Failed(String),
     TimedOut,
     Cancelled,
@@ -87,4 +92,156 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 pub(crate) fn send<T: Serialize>(tx: &IpcBytesSender, msg: &T) -> std::io::Result<()> {
     let bytes = encode(msg).map_err(std::io::Error::other)?;
     tx.send(&bytes)
+}
+
+/// Encodes results as one message: per job `ticket`, `started_ns`, `runtime_ns` (u64 each), a
+/// status tag byte, then the status's bytes and strings, each as a u64 length and its bytes
+/// (a panic's location after a presence byte). Integers are little-endian.
+pub(crate) fn encode_results(results: &[Done]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(results.len() * 26);
+    let put = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for d in results {
+        out.extend_from_slice(&d.ticket.to_le_bytes());
+        out.extend_from_slice(&d.started_ns.to_le_bytes());
+        out.extend_from_slice(&d.runtime_ns.to_le_bytes());
+        match &d.status {
+            Status::Ok(bytes) => {
+                out.push(0);
+                put(&mut out, bytes);
+            }
+            Status::Failed(m) => {
+                out.push(1);
+                put(&mut out, m.as_bytes());
+            }
+            Status::TimedOut => out.push(2),
+            Status::Cancelled => out.push(3),
+            Status::Panicked { message, location } => {
+                out.push(4);
+                put(&mut out, message.as_bytes());
+                match location {
+                    Some(at) => {
+                        out.push(1);
+                        put(&mut out, at.as_bytes());
+                    }
+                    None => out.push(0),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Decodes a message of [`encode_results`].
+pub(crate) fn decode_results(mut bytes: &[u8]) -> Result<Vec<Done>, String> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        if bytes.len() < n {
+            return Err(format!(
+                "results cut short: {n} bytes wanted, {} left",
+                bytes.len()
+            ));
+        }
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Ok(head)
+    }
+    fn u64_of(bytes: &mut &[u8]) -> Result<u64, String> {
+        let head = take(bytes, 8)?;
+        Ok(u64::from_le_bytes(head.try_into().expect("8 bytes")))
+    }
+    fn vec_of(bytes: &mut &[u8]) -> Result<Vec<u8>, String> {
+        let n = usize::try_from(u64_of(bytes)?).map_err(|e| e.to_string())?;
+        Ok(take(bytes, n)?.to_vec())
+    }
+    fn string_of(bytes: &mut &[u8]) -> Result<String, String> {
+        String::from_utf8(vec_of(bytes)?).map_err(|e| e.to_string())
+    }
+    let mut results = Vec::with_capacity(bytes.len() / 26);
+    while !bytes.is_empty() {
+        let ticket = u64_of(&mut bytes)?;
+        let started_ns = u64_of(&mut bytes)?;
+        let runtime_ns = u64_of(&mut bytes)?;
+        let status = match take(&mut bytes, 1)?[0] {
+            0 => Status::Ok(vec_of(&mut bytes)?),
+            1 => Status::Failed(string_of(&mut bytes)?),
+            2 => Status::TimedOut,
+            3 => Status::Cancelled,
+            4 => Status::Panicked {
+                message: string_of(&mut bytes)?,
+                location: match take(&mut bytes, 1)?[0] {
+                    0 => None,
+                    1 => Some(string_of(&mut bytes)?),
+                    other => return Err(format!("bad location flag {other}")),
+                },
+            },
+            other => return Err(format!("bad status tag {other}")),
+        };
+        results.push(Done {
+            ticket,
+            started_ns,
+            runtime_ns,
+            status,
+        });
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_round_trip_every_status() {
+        let done = |ticket, status| Done {
+            ticket,
+            started_ns: u64::MAX - ticket,
+            runtime_ns: 1 << 40,
+            status,
+        };
+        let results = vec![
+            done(0, Status::Ok(vec![])),
+            done(1, Status::Ok(vec![1, 2, 3])),
+            done(2, Status::Failed("nope: é".into())),
+            done(3, Status::TimedOut),
+            done(4, Status::Cancelled),
+            done(
+                5,
+                Status::Panicked {
+                    message: "boom".into(),
+                    location: Some("src/x.rs:1:2".into()),
+                },
+            ),
+            done(
+                6,
+                Status::Panicked {
+                    message: String::new(),
+                    location: None,
+                },
+            ),
+        ];
+        let bytes = encode_results(&results);
+        assert_eq!(decode_results(&bytes), Ok(results));
+        assert_eq!(decode_results(&[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn truncated_or_garbled_results_are_an_error_not_a_panic() {
+        let bytes = encode_results(&[Done {
+            ticket: 7,
+            started_ns: 8,
+            runtime_ns: 9,
+            status: Status::Failed("message".into()),
+        }]);
+        for n in 0..bytes.len() {
+            assert!(decode_results(&bytes[..n]).is_err() || n == 0, "{n} bytes");
+        }
+        let mut bad = bytes.clone();
+        bad[24] = 9;
+        assert!(decode_results(&bad).is_err());
+        let mut huge = bytes;
+        huge[25..33].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_results(&huge).is_err());
+    }
 }

@@ -254,7 +254,7 @@ impl Drop for Link {
 /// Forwards results until the worker's end disconnects, then reaps it and reports how it ended.
 fn read(key: Key, results: IpcBytesReceiver, child: Arc<Mutex<Child>>, events: Sender<Event>) {
     while let Ok(bytes) = results.recv() {
-        match wire::decode::<Vec<wire::Done>>(&bytes) {
+        match wire::decode_results(&bytes) {
             Ok(done) => {
                 // Converted here, off the coordinator's thread.
                 let reports = done.into_iter().map(Report::from).collect();
