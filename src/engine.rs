@@ -30,6 +30,10 @@ use crate::wire;
 /// A worker incarnation: its slot index and generation.
 pub(crate) type Key = (usize, u64);
 
+/// One moment read on both clocks, wall and monotonic: how monotonic job times become
+/// wall-clock start times.
+pub(crate) type Epoch = (SystemTime, u64);
+
 /// What workers and helper threads tell the coordinator.
 pub(crate) enum Event {
     /// A process worker's results, in the order its jobs ran.
@@ -50,12 +54,18 @@ pub(crate) enum Event {
 
 /// What a worker says about one of its jobs.
 pub(crate) enum Report {
-    /// The job ran.
+    /// The job ran in a worker process; the coordinator makes its outcome.
     Done {
         ticket: u64,
         started_ns: u64,
         runtime_ns: u64,
         status: Status<Value>,
+    },
+    /// The job ran on a thread, which made its outcome: that work is off the coordinator's
+    /// thread, which every job passes through.
+    Finished {
+        ticket: u64,
+        outcome: Outcome<Value>,
     },
     /// A job a retired thread took, handed back unstarted.
     Returned(thread::Job),
@@ -197,7 +207,7 @@ impl Worker {
     }
 
     /// Resolves `ticket`: its flight, if it is still in flight here.
-    #[inline]
+    #[inline(always)]
     fn land(&mut self, ticket: u64) -> Option<Flight> {
         let flight = if ticket == self.done {
             // Results come in the order the jobs ran: this is the usual case.
@@ -299,7 +309,7 @@ pub(crate) struct Engine {
     queue: VecDeque<Queued>,
     ready: VecDeque<Outcome<Value>>,
     avg_ns: Option<f64>,
-    epoch: (SystemTime, u64),
+    epoch: Epoch,
     error: Option<Error>,
     interrupted: bool,
     /// Runtimes of the latest jobs, for a timeout relative to the median.
@@ -390,8 +400,15 @@ impl Engine {
         let key = (i, self.slots[i].generation);
         // A thread that no timeout can abandon may hold a whole batch (see `thread`).
         let whole = self.cfg.timeout.is_none() && self.cfg.timeout_of_median.is_none();
-        let link = thread::Link::start(i + 1, key, self.registry.clone(), self.tx.clone(), whole)
-            .map_err(|e| {
+        let link = thread::Link::start(
+            i + 1,
+            key,
+            self.registry.clone(),
+            self.tx.clone(),
+            whole,
+            self.epoch,
+        )
+        .map_err(|e| {
             Error::new(
                 ErrorKind::Spawn,
                 format!("worker {} thread could not start", i + 1),
@@ -721,7 +738,7 @@ impl Engine {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn emit(ready: &mut VecDeque<Outcome<Value>>, run: &mut Run<'_>, outcome: Outcome<Value>) {
         match &mut run.reorder {
             Some(r) => r.push(outcome.seq, outcome, ready),
@@ -823,6 +840,19 @@ impl Engine {
             },
         };
         let pid = w.pid();
+        let mut tally = |runtime_ns: u64| {
+            if cfg.timeout_of_median.is_some() {
+                if runtimes.len() == RUNTIMES_KEPT {
+                    runtimes.pop_front();
+                }
+                runtimes.push_back(runtime_ns);
+            }
+            let sample = runtime_ns as f64;
+            *avg_ns = Some(match *avg_ns {
+                None => sample,
+                Some(avg) => avg * 0.9 + sample * 0.1,
+            });
+        };
         for report in reports.drain(..) {
             match report {
                 Report::Done {
@@ -834,17 +864,7 @@ impl Engine {
                     let Some(flight) = w.land(ticket) else {
                         continue;
                     };
-                    if cfg.timeout_of_median.is_some() {
-                        if runtimes.len() == RUNTIMES_KEPT {
-                            runtimes.pop_front();
-                        }
-                        runtimes.push_back(runtime_ns);
-                    }
-                    let sample = runtime_ns as f64;
-                    *avg_ns = Some(match *avg_ns {
-                        None => sample,
-                        Some(avg) => avg * 0.9 + sample * 0.1,
-                    });
+                    tally(runtime_ns);
                     let outcome = Outcome {
                         seq: flight.seq,
                         status,
@@ -854,6 +874,14 @@ impl Engine {
                         started: Some(wall(*epoch, started_ns)),
                         runtime: Duration::from_nanos(runtime_ns),
                     };
+                    settle(cfg.attempts, queue, ready, run, outcome, flight.input);
+                }
+                Report::Finished { ticket, outcome } => {
+                    let Some(flight) = w.land(ticket) else {
+                        continue;
+                    };
+                    let runtime_ns = outcome.runtime.as_nanos() as u64;
+                    tally(runtime_ns);
                     settle(cfg.attempts, queue, ready, run, outcome, flight.input);
                 }
                 Report::Returned(job) => {
@@ -1152,13 +1180,13 @@ impl Engine {
 }
 
 /// This process's pid, read once (`getpid` is a system call, and threads ask per job).
-fn own_pid() -> u32 {
+pub(crate) fn own_pid() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
 }
 
 /// The wall-clock time of a monotonic instant, given one moment read on both clocks.
-fn wall((wall, mono): (SystemTime, u64), ns: u64) -> SystemTime {
+pub(crate) fn wall((wall, mono): Epoch, ns: u64) -> SystemTime {
     if ns >= mono {
         wall + Duration::from_nanos(ns - mono)
     } else {
@@ -1168,7 +1196,7 @@ fn wall((wall, mono): (SystemTime, u64), ns: u64) -> SystemTime {
 
 /// Reports a finished attempt, or queues the next attempt of a job that did not succeed
 /// (at the front, so that input order is not held up behind it).
-#[inline]
+#[inline(always)]
 fn settle(
     attempts: u32,
     queue: &mut VecDeque<Queued>,

@@ -51,6 +51,7 @@ impl<T> Outcome<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> Status<U>) -> Outcome<U> {
         let status = match self.status {
             Status::Ok(v) => f(v),
@@ -94,6 +95,7 @@ pub enum Status<T> {
 }
 
 impl<T> Status<T> {
+    #[inline]
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Status<U> {
         match self {
             Status::Ok(v) => Status::Ok(f(v)),

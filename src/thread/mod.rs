@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::catch::catch;
-use crate::engine::{Event, Key, Report, Value};
+use crate::engine::{self, Epoch, Event, Key, Report, Value};
+use crate::outcome::Outcome;
 use crate::outcome::Status;
 use crate::registry::{AnyBox, Entry, Registry};
 use crate::sys::{self, SLOT_WORDS, SlotView};
@@ -26,6 +27,8 @@ use crate::task::{CancelToken, Context};
 /// A job that finished running this long has its result posted at once rather than with its
 /// batch, so it never waits behind the jobs after it.
 const POST_AT_ONCE: Duration = Duration::from_micros(50);
+/// A thread holding a whole batch posts its results at least this many at a time.
+const POST_EVERY: usize = 128;
 
 /// One job handed to a thread: the input moves, nothing is encoded.
 pub(crate) struct Job {
@@ -70,6 +73,7 @@ impl Link {
         registry: Arc<Registry>,
         events: Sender<Event>,
         whole: bool,
+        epoch: Epoch,
     ) -> std::io::Result<Link> {
         let (doorbell, rings) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
@@ -84,7 +88,7 @@ impl Link {
             .name(format!("weft-worker-{id}"))
             .spawn({
                 let shared = shared.clone();
-                move || serve(id, key, rings, shared, registry, events)
+                move || serve(id, key, rings, shared, registry, events, epoch)
             })?;
         Ok(Link {
             doorbell: Some(doorbell),
@@ -165,6 +169,7 @@ fn serve(
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     events: Sender<Event>,
+    epoch: Epoch,
 ) {
     // Moves `pending` into the shared buffer; the coordinator hears of it when the buffer was
     // empty (otherwise it has yet to drain the earlier news).
@@ -199,6 +204,8 @@ fn serve(
         init_error,
         started: 0,
         clock: None,
+        epoch,
+        pid: engine::own_pid(),
     };
     let mut pending = Vec::new();
     loop {
@@ -234,7 +241,7 @@ fn serve(
                 }
                 let (done, slow) = worker.run(job, entry, timeout);
                 pending.push(done);
-                if slow {
+                if slow || pending.len() >= POST_EVERY {
                     post(&mut pending);
                 }
             }
@@ -269,6 +276,8 @@ struct Worker<'a> {
     /// When the last job ended, if the thread has not waited since: the next job starts then,
     /// which saves a clock read per job.
     clock: Option<u64>,
+    epoch: Epoch,
+    pid: u32,
 }
 
 impl Worker<'_> {
@@ -297,11 +306,17 @@ impl Worker<'_> {
         let ended_ns = sys::now_ns();
         self.clock = Some(ended_ns);
         let runtime_ns = ended_ns.saturating_sub(started_ns);
-        let done = Report::Done {
+        let done = Report::Finished {
             ticket: job.ticket,
-            started_ns,
-            runtime_ns,
-            status,
+            outcome: Outcome {
+                seq: job.seq,
+                status,
+                attempt: job.attempt,
+                worker: self.cx.worker,
+                pid: self.pid,
+                started: Some(engine::wall(self.epoch, started_ns)),
+                runtime: Duration::from_nanos(runtime_ns),
+            },
         };
         (done, runtime_ns >= POST_AT_ONCE.as_nanos() as u64)
     }
