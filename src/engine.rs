@@ -642,99 +642,101 @@ impl Engine {
         let SlotState::Live(w) = &mut self.slots[i].state else {
             unreachable!("dispatch to a live worker")
         };
-        let mut batch = Vec::new();
-        let mut local = Vec::new();
-        for job in jobs {
-            let ticket = w.next_ticket();
-            let mut flight = Flight {
-                seq: job.seq,
-                attempt: job.attempt,
-                input: None,
-            };
-            match (&w.link, job.input) {
-                (Link::Thread(_), input) => {
-                    let input = match input {
-                        Value::Local(v) => {
-                            if job.attempt < attempts {
-                                flight.input = (entry.encode_input)(&v).ok();
-                            }
-                            v
+        let w = &mut **w;
+        // One loop per backend: this runs once per job.
+        if let Link::Thread(_) = &w.link {
+            let mut local = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let mut flight = Flight {
+                    seq: job.seq,
+                    attempt: job.attempt,
+                    input: None,
+                };
+                let input = match job.input {
+                    Value::Local(v) => {
+                        if job.attempt < attempts {
+                            flight.input = (entry.encode_input)(&v).ok();
                         }
-                        Value::Encoded(bytes) => {
-                            let decoded = (entry.decode_input)(&bytes);
-                            if job.attempt < attempts {
-                                flight.input = Some(bytes);
-                            }
-                            match decoded {
-                                Ok(v) => v,
-                                Err(e) => {
-                                    let outcome = unstarted(
-                                        job.seq,
-                                        job.attempt,
-                                        Status::Failed(format!(
-                                            "cannot decode {} input: {e}",
-                                            entry.name
-                                        )),
-                                    );
-                                    Self::emit(&mut self.ready, run, outcome);
-                                    continue;
-                                }
-                            }
+                        v
+                    }
+                    Value::Encoded(bytes) => {
+                        let decoded = (entry.decode_input)(&bytes);
+                        if job.attempt < attempts {
+                            flight.input = Some(bytes);
                         }
-                    };
-                    local.push(thread::Job {
-                        ticket,
-                        seq: job.seq,
-                        attempt: job.attempt,
-                        input,
-                    })
-                }
-                (Link::Process(_), input) => {
-                    let bytes = match input {
-                        Value::Encoded(b) => b,
-                        Value::Local(v) => match (entry.encode_input)(&v) {
-                            Ok(b) => b,
+                        match decoded {
+                            Ok(v) => v,
                             Err(e) => {
                                 let outcome = unstarted(
                                     job.seq,
                                     job.attempt,
                                     Status::Failed(format!(
-                                        "cannot encode {} input: {e}",
+                                        "cannot decode {} input: {e}",
                                         entry.name
                                     )),
                                 );
                                 Self::emit(&mut self.ready, run, outcome);
                                 continue;
                             }
-                        },
-                    };
-                    batch.push(wire::Job {
-                        ticket,
-                        seq: job.seq,
-                        attempt: job.attempt,
-                        input: bytes.clone(),
-                    });
-                    flight.input = Some(bytes);
-                }
-            }
-            w.launch(flight);
-        }
-        match &w.link {
-            Link::Thread(link) => link.send(entry, timeout, local),
-            Link::Process(link) if !batch.is_empty() => {
-                let batch = wire::Batch {
-                    task: entry.name.to_string(),
-                    timeout,
-                    jobs: batch,
+                        }
+                    }
                 };
-                if link.send(&batch).is_err() {
-                    // The worker is dead or dying; its reader reports it and the jobs are
-                    // re-queued.
-                    w.dying = true;
-                    link.kill();
-                }
+                local.push(thread::Job {
+                    ticket: w.next_ticket(),
+                    seq: job.seq,
+                    attempt: job.attempt,
+                    input,
+                });
+                w.launch(flight);
             }
-            Link::Process(_) => {}
+            if let Link::Thread(link) = &w.link {
+                link.send(entry, timeout, local);
+            }
+            return;
+        }
+        let mut batch = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let bytes = match job.input {
+                Value::Encoded(b) => b,
+                Value::Local(v) => match (entry.encode_input)(&v) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let outcome = unstarted(
+                            job.seq,
+                            job.attempt,
+                            Status::Failed(format!("cannot encode {} input: {e}", entry.name)),
+                        );
+                        Self::emit(&mut self.ready, run, outcome);
+                        continue;
+                    }
+                },
+            };
+            batch.push(wire::Job {
+                ticket: w.next_ticket(),
+                seq: job.seq,
+                attempt: job.attempt,
+                input: bytes.clone(),
+            });
+            w.launch(Flight {
+                seq: job.seq,
+                attempt: job.attempt,
+                input: Some(bytes),
+            });
+        }
+        if let Link::Process(link) = &w.link
+            && !batch.is_empty()
+        {
+            let batch = wire::Batch {
+                task: entry.name.to_string(),
+                timeout,
+                jobs: batch,
+            };
+            if link.send(&batch).is_err() {
+                // The worker is dead or dying; its reader reports it and the jobs are
+                // re-queued.
+                w.dying = true;
+                link.kill();
+            }
         }
     }
 

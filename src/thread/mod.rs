@@ -5,8 +5,10 @@
 //! abandoned (timeout) the coordinator takes back what it had not started and what it
 //! finished straight out of the queues, so in a pool with a timeout a thread takes one job at
 //! a time and posts each result as it finishes. Without one, nothing is ever taken back, so a
-//! thread takes a whole batch in one lock and posts its results together, as a worker process
-//! does: tiny jobs then cost no lock of their own and wake the coordinator once per batch.
+//! thread takes a whole batch in one lock and posts its results a hundred or so at a time, as
+//! a worker process does: tiny jobs then cost no lock of their own and wake the coordinator
+//! rarely. A thread also makes each job's `Outcome` itself, since the coordinator's one thread
+//! is what every job waits on.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,8 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::catch::catch;
 use crate::engine::{self, Epoch, Event, Key, Report, Value};
-use crate::outcome::Outcome;
-use crate::outcome::Status;
+use crate::outcome::{Outcome, Status};
 use crate::registry::{AnyBox, Entry, Registry};
 use crate::sys::{self, SLOT_WORDS, SlotView};
 use crate::task::{CancelToken, Context};
@@ -51,7 +52,7 @@ struct Shared {
     out: Mutex<Vec<Report>>,
     retired: AtomicBool,
     cancel: CancelToken,
-    /// Whether the thread takes whole batches and posts results per batch: only when no
+    /// Whether the thread takes whole batches and posts results in groups: only when no
     /// timeout can make the coordinator take back what the thread holds.
     whole: bool,
 }
