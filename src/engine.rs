@@ -499,11 +499,24 @@ impl Engine {
                         self.handle(event, run);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => self.look_in_threads(run),
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the engine holds a sender"),
             }
             self.check_timeouts(run);
             self.restart_waiting();
+        }
+    }
+
+    /// Takes in what thread workers finished without saying so yet: a thread holding a batch
+    /// tells of its results a group at a time, and the job after some of them may hang.
+    fn look_in_threads(&mut self, run: &mut Run<'_>) {
+        for i in 0..self.slots.len() {
+            if let SlotState::Live(w) = &self.slots[i].state
+                && let Link::Thread(_) = w.link
+            {
+                let key = w.key;
+                self.handle(Event::Ready(key), run);
+            }
         }
     }
 

@@ -293,3 +293,18 @@ fn dropping_the_results_of_a_fast_run_midway_leaves_the_pool_whole() {
         }
     });
 }
+
+#[test]
+fn outcomes_finished_before_a_hung_thread_job_are_not_held_back() {
+    // No timeout: a thread takes whole batches and tells of results a group at a time. The
+    // jobs before the hang still reach the caller, though the hang never ends.
+    within(LIMIT, || {
+        let mut p = pool(Backend::Thread, 1).build().unwrap();
+        let jobs = (0..5000)
+            .map(|_| Fault::Ok)
+            .chain([Fault::Hang])
+            .chain((0..100).map(|_| Fault::Ok));
+        let done = p.map(jobs).take(5000).filter(|o| o.is_ok()).count();
+        assert_eq!(done, 5000);
+    });
+}

@@ -4,11 +4,10 @@
 //! per job, and a doorbell rings only when a queue turns non-empty. When a thread must be
 //! abandoned (timeout) the coordinator takes back what it had not started and what it
 //! finished straight out of the queues, so in a pool with a timeout a thread takes one job at
-//! a time and posts each result as it finishes. Without one, nothing is ever taken back, so a
-//! thread takes a whole batch in one lock and posts its results a hundred or so at a time, as
-//! a worker process does: tiny jobs then cost no lock of their own and wake the coordinator
-//! rarely. A thread also makes each job's `Outcome` itself, since the coordinator's one thread
-//! is what every job waits on.
+//! a time and tells the coordinator of each result as it finishes. Without one, nothing is
+//! ever taken back, so a thread takes a whole batch in one lock and tells of its results a
+//! hundred or so at a time: tiny jobs then wake the coordinator rarely. A thread also makes
+//! each job's `Outcome` itself, since the coordinator's one thread is what every job waits on.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,11 +24,13 @@ use crate::registry::{AnyBox, Entry, Registry};
 use crate::sys::{self, SLOT_WORDS, SlotView};
 use crate::task::{CancelToken, Context};
 
-/// A job that finished running this long has its result posted at once rather than with its
-/// batch, so it never waits behind the jobs after it.
-const POST_AT_ONCE: Duration = Duration::from_micros(50);
-/// A thread holding a whole batch posts its results at least this many at a time.
-const POST_EVERY: usize = 128;
+/// A job that finished running this long is told of at once rather than with its batch, so
+/// its outcome never waits behind the jobs after it.
+const TELL_AT_ONCE: Duration = Duration::from_micros(50);
+/// A thread holding a whole batch tells the coordinator of its results this many at a time
+/// (and at the end of the batch); the coordinator also looks on its own when it has waited a
+/// tick, which bounds the wait of results finished before a job that hangs.
+const TELL_EVERY: usize = 128;
 
 /// One job handed to a thread: the input moves, nothing is encoded.
 pub(crate) struct Job {
@@ -52,7 +53,7 @@ struct Shared {
     out: Mutex<Vec<Report>>,
     retired: AtomicBool,
     cancel: CancelToken,
-    /// Whether the thread takes whole batches and posts results in groups: only when no
+    /// Whether the thread takes whole batches and tells of results in groups: only when no
     /// timeout can make the coordinator take back what the thread holds.
     whole: bool,
 }
@@ -172,23 +173,16 @@ fn serve(
     events: Sender<Event>,
     epoch: Epoch,
 ) {
-    // Moves `pending` into the shared buffer; the coordinator hears of it when the buffer was
-    // empty (otherwise it has yet to drain the earlier news).
-    let post = |pending: &mut Vec<Report>| {
-        if pending.is_empty() {
-            return;
-        }
+    // Every result goes straight into the shared buffer, so none is ever held by a thread
+    // that is stuck in its next job; what is batched is telling the coordinator.
+    let post = |report: Report| -> bool {
         let mut out = shared.out.lock().expect("worker buffer");
         let was_empty = out.is_empty();
-        if was_empty {
-            std::mem::swap(&mut *out, pending);
-        } else {
-            out.append(pending);
-        }
-        drop(out);
-        if was_empty {
-            let _ = events.send(Event::Ready(key));
-        }
+        out.push(report);
+        was_empty
+    };
+    let tell = || {
+        let _ = events.send(Event::Ready(key));
     };
     let state = catch(|| registry.init_state(id));
     let mut cx = Context::new(id, shared.cancel.clone(), None);
@@ -208,12 +202,10 @@ fn serve(
         epoch,
         pid: engine::own_pid(),
     };
-    let mut pending = Vec::new();
     loop {
         let mut queue = shared.jobs.lock().expect("worker queue");
         let Some(front) = queue.front_mut() else {
             drop(queue);
-            post(&mut pending);
             // Empty: wait for the doorbell; a closed doorbell means the pool is done with us.
             worker.clock = None;
             if rings.recv().is_err() {
@@ -231,22 +223,27 @@ fn serve(
                 unreachable!("the queue has a front")
             };
             drop(queue);
+            // Results the coordinator has not been told of.
+            let mut untold = 0;
             while let Some(job) = jobs.next() {
                 if shared.retired.load(Ordering::Acquire) {
-                    pending.extend(
-                        std::iter::once(job)
-                            .chain(jobs.by_ref())
-                            .map(Report::Returned),
-                    );
+                    for job in std::iter::once(job).chain(jobs.by_ref()) {
+                        post(Report::Returned(job));
+                    }
+                    untold += 1;
                     break;
                 }
                 let (done, slow) = worker.run(job, entry, timeout);
-                pending.push(done);
-                if slow || pending.len() >= POST_EVERY {
-                    post(&mut pending);
+                post(done);
+                untold += 1;
+                if slow || untold >= TELL_EVERY {
+                    tell();
+                    untold = 0;
                 }
             }
-            post(&mut pending);
+            if untold > 0 {
+                tell();
+            }
         } else {
             let (entry, timeout) = (front.entry, front.timeout);
             let job = front.jobs.next();
@@ -257,12 +254,16 @@ fn serve(
             let Some(job) = job else {
                 continue;
             };
-            if shared.retired.load(Ordering::Acquire) {
-                pending.push(Report::Returned(job));
+            let report = if shared.retired.load(Ordering::Acquire) {
+                Report::Returned(job)
             } else {
-                pending.push(worker.run(job, entry, timeout).0);
+                worker.run(job, entry, timeout).0
+            };
+            // The coordinator drains everything when told, so it needs telling only when the
+            // buffer was empty.
+            if post(report) {
+                tell();
             }
-            post(&mut pending);
         }
     }
 }
@@ -319,6 +320,6 @@ impl Worker<'_> {
                 runtime: Duration::from_nanos(runtime_ns),
             },
         };
-        (done, runtime_ns >= POST_AT_ONCE.as_nanos() as u64)
+        (done, runtime_ns >= TELL_AT_ONCE.as_nanos() as u64)
     }
 }
