@@ -594,7 +594,7 @@ impl Engine {
         let batch = self.batch_size();
         let credit = self.credit(batch);
         let held = run.reorder.as_ref().map_or(0, |r| r.held());
-        let hold_limit = (self.cfg.workers * DEPTH * batch).max(4096);
+        let pull = held < (self.cfg.workers * DEPTH * batch).max(4096);
         for i in 0..self.slots.len() {
             while let SlotState::Live(w) = &self.slots[i].state {
                 if w.dying {
@@ -605,40 +605,17 @@ impl Engine {
                     break;
                 }
                 let want = room.min(batch);
-                let mut jobs = Vec::with_capacity(want);
-                while jobs.len() < want {
-                    if let Some(q) = self.queue.pop_front() {
-                        jobs.push(q);
-                    } else if !run.exhausted && held < hold_limit {
-                        match run.source.next() {
-                            Some(Pull::Wait) => break,
-                            Some(Pull::Ready(Ok(input))) => {
-                                jobs.push(Queued {
-                                    seq: run.next_seq,
-                                    attempt: 1,
-                                    input: Value::Local(input),
-                                });
-                                run.next_seq += 1;
-                            }
-                            Some(Pull::Ready(Err(e))) => {
-                                let outcome = unstarted(
-                                    run.next_seq,
-                                    1,
-                                    Status::Failed(format!("bad input: {e}")),
-                                );
-                                run.next_seq += 1;
-                                Self::emit(&mut self.ready, run, outcome);
-                            }
-                            Some(Pull::Skip(why)) => {
-                                let outcome = unstarted(run.next_seq, 1, Status::Skipped(why));
-                                run.next_seq += 1;
-                                Self::emit(&mut self.ready, run, outcome);
-                            }
-                            None => run.exhausted = true,
-                        }
-                    } else {
-                        break;
+                if let Link::Thread(_) = w.link {
+                    if !self.fill_thread(i, want, pull, run) {
+                        return;
                     }
+                    continue;
+                }
+                let mut jobs = Vec::with_capacity(want);
+                while jobs.len() < want
+                    && let Some(job) = next_job(&mut self.queue, &mut self.ready, run, pull)
+                {
+                    jobs.push(job);
                 }
                 if jobs.is_empty() {
                     return;
@@ -648,65 +625,81 @@ impl Engine {
         }
     }
 
+    /// Hands thread worker `i` up to `want` jobs, made straight from the queue and the
+    /// source; returns whether there were any.
+    fn fill_thread(&mut self, i: usize, want: usize, pull: bool, run: &mut Run<'_>) -> bool {
+        let timeout = self.timeout();
+        let Engine {
+            slots,
+            queue,
+            ready,
+            cfg,
+            ..
+        } = self;
+        let attempts = cfg.attempts;
+        let entry = run.entry;
+        let SlotState::Live(w) = &mut slots[i].state else {
+            unreachable!("filling a live worker")
+        };
+        let w = &mut **w;
+        let mut local = Vec::with_capacity(want);
+        let mut taken = 0;
+        while taken < want
+            && let Some(job) = next_job(queue, ready, run, pull)
+        {
+            taken += 1;
+            let mut flight = Flight {
+                seq: job.seq,
+                attempt: job.attempt,
+                input: None,
+            };
+            let input = match job.input {
+                Value::Local(v) => {
+                    if job.attempt < attempts {
+                        flight.input = (entry.encode_input)(&v).ok();
+                    }
+                    v
+                }
+                Value::Encoded(bytes) => {
+                    let decoded = (entry.decode_input)(&bytes);
+                    if job.attempt < attempts {
+                        flight.input = Some(bytes);
+                    }
+                    match decoded {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let outcome = unstarted(
+                                job.seq,
+                                job.attempt,
+                                Status::Failed(format!("cannot decode {} input: {e}", entry.name)),
+                            );
+                            Self::emit(ready, run, outcome);
+                            continue;
+                        }
+                    }
+                }
+            };
+            local.push(thread::Job {
+                ticket: w.next_ticket(),
+                seq: job.seq,
+                attempt: job.attempt,
+                input,
+            });
+            w.launch(flight);
+        }
+        if let Link::Thread(link) = &w.link {
+            link.send(entry, timeout, local);
+        }
+        taken > 0
+    }
+
+    /// Sends jobs to process worker `i` as one batch.
     fn dispatch(&mut self, i: usize, jobs: Vec<Queued>, run: &mut Run<'_>) {
         let timeout = self.timeout();
-        let attempts = self.cfg.attempts;
         let entry = run.entry;
         let SlotState::Live(w) = &mut self.slots[i].state else {
             unreachable!("dispatch to a live worker")
         };
-        let w = &mut **w;
-        // One loop per backend: this runs once per job.
-        if let Link::Thread(_) = &w.link {
-            let mut local = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                let mut flight = Flight {
-                    seq: job.seq,
-                    attempt: job.attempt,
-                    input: None,
-                };
-                let input = match job.input {
-                    Value::Local(v) => {
-                        if job.attempt < attempts {
-                            flight.input = (entry.encode_input)(&v).ok();
-                        }
-                        v
-                    }
-                    Value::Encoded(bytes) => {
-                        let decoded = (entry.decode_input)(&bytes);
-                        if job.attempt < attempts {
-                            flight.input = Some(bytes);
-                        }
-                        match decoded {
-                            Ok(v) => v,
-                            Err(e) => {
-                                let outcome = unstarted(
-                                    job.seq,
-                                    job.attempt,
-                                    Status::Failed(format!(
-                                        "cannot decode {} input: {e}",
-                                        entry.name
-                                    )),
-                                );
-                                Self::emit(&mut self.ready, run, outcome);
-                                continue;
-                            }
-                        }
-                    }
-                };
-                local.push(thread::Job {
-                    ticket: w.next_ticket(),
-                    seq: job.seq,
-                    attempt: job.attempt,
-                    input,
-                });
-                w.launch(flight);
-            }
-            if let Link::Thread(link) = &w.link {
-                link.send(entry, timeout, local);
-            }
-            return;
-        }
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
             let bytes = match job.input {
@@ -1207,6 +1200,45 @@ pub(crate) fn wall((wall, mono): Epoch, ns: u64) -> SystemTime {
     } else {
         wall - Duration::from_nanos(mono - ns)
     }
+}
+
+/// The next job to hand out: a re-queued one first, then the source's next if `pull` (inputs
+/// that are bad or skipped become outcomes on the way); `None` when there is none for now.
+#[inline(always)]
+fn next_job(
+    queue: &mut VecDeque<Queued>,
+    ready: &mut VecDeque<Outcome<Value>>,
+    run: &mut Run<'_>,
+    pull: bool,
+) -> Option<Queued> {
+    if let Some(q) = queue.pop_front() {
+        return Some(q);
+    }
+    while pull && !run.exhausted {
+        let seq = run.next_seq;
+        match run.source.next() {
+            Some(Pull::Wait) => return None,
+            Some(Pull::Ready(Ok(input))) => {
+                run.next_seq += 1;
+                return Some(Queued {
+                    seq,
+                    attempt: 1,
+                    input: Value::Local(input),
+                });
+            }
+            Some(Pull::Ready(Err(e))) => {
+                run.next_seq += 1;
+                let outcome = unstarted(seq, 1, Status::Failed(format!("bad input: {e}")));
+                Engine::emit(ready, run, outcome);
+            }
+            Some(Pull::Skip(why)) => {
+                run.next_seq += 1;
+                Engine::emit(ready, run, unstarted(seq, 1, Status::Skipped(why)));
+            }
+            None => run.exhausted = true,
+        }
+    }
+    None
 }
 
 /// Reports a finished attempt, or queues the next attempt of a job that did not succeed
