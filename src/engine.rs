@@ -154,6 +154,8 @@ const DEPTH: usize = 3;
 /// Adaptive batches aim at this much work each, so a batch's tail costs little at the end.
 const BATCH_TARGET_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 1024;
+/// How often the coordinator looks for thread results it was not told of yet.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// How many recent runtimes a timeout relative to the median looks at.
 const RUNTIMES_KEPT: usize = 255;
 /// A slot whose worker fails to start this many times in a row is given up.
@@ -306,6 +308,8 @@ pub(crate) struct Engine {
     lingering: Vec<thread::Link>,
     /// An emptied buffer of thread results, kept for its capacity.
     spare: Vec<Report>,
+    /// When the threads' buffers were last looked in without being told (`look_in_threads`).
+    looked: Instant,
     queue: VecDeque<Queued>,
     ready: VecDeque<Outcome<Value>>,
     avg_ns: Option<f64>,
@@ -343,6 +347,7 @@ impl Engine {
             retired: Vec::new(),
             lingering: Vec::new(),
             spare: Vec::new(),
+            looked: Instant::now(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
             avg_ns: None,
@@ -502,6 +507,10 @@ impl Engine {
                 Err(RecvTimeoutError::Timeout) => self.look_in_threads(run),
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the engine holds a sender"),
             }
+            // Other workers' news may keep the wait above from ever timing out.
+            if self.looked.elapsed() >= LOOK_EVERY {
+                self.look_in_threads(run);
+            }
             self.check_timeouts(run);
             self.restart_waiting();
         }
@@ -510,6 +519,7 @@ impl Engine {
     /// Takes in what thread workers finished without saying so yet: a thread holding a batch
     /// tells of its results a group at a time, and the job after some of them may hang.
     fn look_in_threads(&mut self, run: &mut Run<'_>) {
+        self.looked = Instant::now();
         for i in 0..self.slots.len() {
             if let SlotState::Live(w) = &self.slots[i].state
                 && let Link::Thread(_) = w.link
