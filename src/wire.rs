@@ -98,7 +98,21 @@ pub(crate) fn send<T: Serialize>(tx: &IpcBytesSender, msg: &T) -> std::io::Resul
 /// status tag byte, then the status's bytes and strings, each as a u64 length and its bytes
 /// (a panic's location after a presence byte). Integers are little-endian.
 pub(crate) fn encode_results(results: &[Done]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(results.len() * 26);
+    // Sized up front: growing the buffer cost more than the encoding itself.
+    let size = results
+        .iter()
+        .map(|d| {
+            25 + match &d.status {
+                Status::Ok(bytes) => 8 + bytes.len(),
+                Status::Failed(m) => 8 + m.len(),
+                Status::TimedOut | Status::Cancelled => 0,
+                Status::Panicked { message, location } => {
+                    9 + message.len() + location.as_ref().map_or(0, |at| 8 + at.len())
+                }
+            }
+        })
+        .sum();
+    let mut out = Vec::with_capacity(size);
     let put = |out: &mut Vec<u8>, bytes: &[u8]| {
         out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
         out.extend_from_slice(bytes);
@@ -134,43 +148,51 @@ pub(crate) fn encode_results(results: &[Done]) -> Vec<u8> {
     out
 }
 
-/// Decodes a message of [`encode_results`].
-pub(crate) fn decode_results(mut bytes: &[u8]) -> Result<Vec<Done>, String> {
-    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
-        if bytes.len() < n {
-            return Err(format!(
-                "results cut short: {n} bytes wanted, {} left",
-                bytes.len()
-            ));
-        }
-        let (head, rest) = bytes.split_at(n);
+/// Decodes a message of [`encode_results`], handing each result to `each` in order.
+pub(crate) fn decode_results(mut bytes: &[u8], mut each: impl FnMut(Done)) -> Result<(), String> {
+    fn short(n: usize, left: usize) -> String {
+        format!("results cut short: {n} bytes wanted, {left} left")
+    }
+    #[inline(always)]
+    fn u64_of(bytes: &mut &[u8]) -> Result<u64, String> {
+        let (head, rest) = bytes
+            .split_first_chunk::<8>()
+            .ok_or_else(|| short(8, bytes.len()))?;
+        *bytes = rest;
+        Ok(u64::from_le_bytes(*head))
+    }
+    #[inline(always)]
+    fn byte_of(bytes: &mut &[u8]) -> Result<u8, String> {
+        let (&head, rest) = bytes.split_first().ok_or_else(|| short(1, 0))?;
         *bytes = rest;
         Ok(head)
     }
-    fn u64_of(bytes: &mut &[u8]) -> Result<u64, String> {
-        let head = take(bytes, 8)?;
-        Ok(u64::from_le_bytes(head.try_into().expect("8 bytes")))
-    }
+    #[inline(always)]
     fn vec_of(bytes: &mut &[u8]) -> Result<Vec<u8>, String> {
-        let n = usize::try_from(u64_of(bytes)?).map_err(|e| e.to_string())?;
-        Ok(take(bytes, n)?.to_vec())
+        let n = u64_of(bytes)?;
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= bytes.len())
+            .ok_or_else(|| short(n as usize, bytes.len()))?;
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Ok(head.to_vec())
     }
     fn string_of(bytes: &mut &[u8]) -> Result<String, String> {
         String::from_utf8(vec_of(bytes)?).map_err(|e| e.to_string())
     }
-    let mut results = Vec::with_capacity(bytes.len() / 26);
     while !bytes.is_empty() {
         let ticket = u64_of(&mut bytes)?;
         let started_ns = u64_of(&mut bytes)?;
         let runtime_ns = u64_of(&mut bytes)?;
-        let status = match take(&mut bytes, 1)?[0] {
+        let status = match byte_of(&mut bytes)? {
             0 => Status::Ok(vec_of(&mut bytes)?),
             1 => Status::Failed(string_of(&mut bytes)?),
             2 => Status::TimedOut,
             3 => Status::Cancelled,
             4 => Status::Panicked {
                 message: string_of(&mut bytes)?,
-                location: match take(&mut bytes, 1)?[0] {
+                location: match byte_of(&mut bytes)? {
                     0 => None,
                     1 => Some(string_of(&mut bytes)?),
                     other => return Err(format!("bad location flag {other}")),
@@ -178,19 +200,24 @@ pub(crate) fn decode_results(mut bytes: &[u8]) -> Result<Vec<Done>, String> {
             },
             other => return Err(format!("bad status tag {other}")),
         };
-        results.push(Done {
+        each(Done {
             ticket,
             started_ns,
             runtime_ns,
             status,
         });
     }
-    Ok(results)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode_all(bytes: &[u8]) -> Result<Vec<Done>, String> {
+        let mut all = Vec::new();
+        decode_results(bytes, |d| all.push(d)).map(|()| all)
+    }
 
     #[test]
     fn results_round_trip_every_status() {
@@ -222,8 +249,9 @@ mod tests {
             ),
         ];
         let bytes = encode_results(&results);
-        assert_eq!(decode_results(&bytes), Ok(results));
-        assert_eq!(decode_results(&[]), Ok(vec![]));
+        assert_eq!(bytes.capacity(), bytes.len(), "sized exactly");
+        assert_eq!(decode_all(&bytes), Ok(results));
+        assert_eq!(decode_all(&[]), Ok(vec![]));
     }
 
     #[test]
@@ -235,13 +263,13 @@ mod tests {
             status: Status::Failed("message".into()),
         }]);
         for n in 0..bytes.len() {
-            assert!(decode_results(&bytes[..n]).is_err() || n == 0, "{n} bytes");
+            assert!(decode_all(&bytes[..n]).is_err() || n == 0, "{n} bytes");
         }
         let mut bad = bytes.clone();
         bad[24] = 9;
-        assert!(decode_results(&bad).is_err());
+        assert!(decode_all(&bad).is_err());
         let mut huge = bytes;
         huge[25..33].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode_results(&huge).is_err());
+        assert!(decode_all(&huge).is_err());
     }
 }

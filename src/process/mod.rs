@@ -254,10 +254,10 @@ impl Drop for Link {
 /// Forwards results until the worker's end disconnects, then reaps it and reports how it ended.
 fn read(key: Key, results: IpcBytesReceiver, child: Arc<Mutex<Child>>, events: Sender<Event>) {
     while let Ok(bytes) = results.recv() {
-        match wire::decode_results(&bytes) {
-            Ok(done) => {
-                // Converted here, off the coordinator's thread.
-                let reports = done.into_iter().map(Report::from).collect();
+        // Made into reports here, off the coordinator's thread.
+        let mut reports = Vec::with_capacity(bytes.len() / 33);
+        match wire::decode_results(&bytes, |d| reports.push(Report::from(d))) {
+            Ok(()) => {
                 let _ = events.send(Event::Results(key, reports));
             }
             Err(_) => {
