@@ -4,7 +4,9 @@
 //! `NAME UNIT median=M min=A max=B n=R [key=value...]`, where the median, min and max are over
 //! R repetitions taken after a warm-up. Groups: `startup`, `noop`, `roundtrip`, `cpu`,
 //! `payload` (the default set), `payload-sizes` (round trips around the shared-memory
-//! threshold), `memory` (best alone in a fresh process: it reads this
+//! threshold), `noop.thread` and `noop.process` (one backend of `noop`, to
+//! profile it alone; `WEFT_BENCH_NOOP_TASKS=N` runs N tasks once instead of 1,000,000 three
+//! times, short enough for callgrind), `memory` (best alone in a fresh process: it reads this
 //! process's peak RSS) and `serve [IDLE [MAX]]`, a loopback HTTP server for the fetch
 //! comparison that prints `listening ADDR` and exits after IDLE seconds without a request
 //! (default 20) or MAX seconds in all (default 900).
@@ -60,6 +62,8 @@ fn pool(backend: Backend, workers: usize) -> Pool {
     Pool::builder()
         .backend(backend)
         .workers(workers)
+        // Named rather than the default `/proc/self/exe`, which under valgrind is valgrind.
+        .program(std::env::current_exe().expect("the bench's own path"))
         .build()
         .expect("pool starts")
 }
@@ -104,9 +108,13 @@ fn startup() {
     );
 }
 
-fn noop() {
-    let n = 1_000_000u64;
-    for backend in [Backend::Thread, Backend::Process] {
+fn noop(backends: &[Backend]) {
+    let n = std::env::var("WEFT_BENCH_NOOP_TASKS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000u64);
+    let reps = if n < 1_000_000 { 1 } else { 3 };
+    for &backend in backends {
         let mut p = pool(backend, 2);
         let mut once = |n: u64| {
             let t = Instant::now();
@@ -115,7 +123,7 @@ fn noop() {
             n as f64 / t.elapsed().as_secs_f64()
         };
         once(n / 10);
-        let rates = (0..3).map(|_| once(n)).collect();
+        let rates = (0..reps).map(|_| once(n)).collect();
         report(
             &format!("noop.{}", backend.name()),
             "tasks/s",
@@ -409,7 +417,9 @@ fn main() {
     for group in groups {
         match group {
             "startup" => startup(),
-            "noop" => noop(),
+            "noop" => noop(&[Backend::Thread, Backend::Process]),
+            "noop.thread" => noop(&[Backend::Thread]),
+            "noop.process" => noop(&[Backend::Process]),
             "roundtrip" => roundtrip(),
             "cpu" => cpu(),
             "payload" => payload(),
@@ -417,7 +427,7 @@ fn main() {
             "memory" => memory(),
             other => {
                 eprintln!(
-                    "engine: no group {other:?}: give startup, noop, roundtrip, cpu, payload, payload-sizes, memory or serve"
+                    "engine: no group {other:?}: give startup, noop, noop.thread, noop.process, roundtrip, cpu, payload, payload-sizes, memory or serve"
                 );
                 std::process::exit(2);
             }

@@ -35,9 +35,11 @@ pub(crate) struct Panic {
 /// Runs `f`, turning a panic into `Err(Panic)`.
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
     install_hook();
-    IN_TASK.set(true);
+    // `with` rather than `LocalKey::set`, whose lazy-initialisation path is not inlined: this
+    // runs twice per job.
+    IN_TASK.with(|t| t.set(true));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    IN_TASK.set(false);
+    IN_TASK.with(|t| t.set(false));
     result.map_err(|payload| {
         let message = if let Some(s) = payload.downcast_ref::<&str>() {
             (*s).to_string()

@@ -6,9 +6,11 @@
 //! memory stays bounded by the window; threads exist only to read worker channels and to run
 //! thread workers. Every dispatch gets a ticket, and a result counts only while its ticket is
 //! in flight: that single rule discards late results of timed-out jobs, results of jobs that
-//! were re-queued, and anything from a worker that was replaced.
+//! were re-queued, and anything from a worker that was replaced. A ticket is the job's place
+//! in its worker's sequence, so the flights of a worker are a queue indexed by ticket, not a
+//! map: tiny jobs pass through here millions of times a second.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,10 +30,14 @@ use crate::wire;
 /// A worker incarnation: its slot index and generation.
 pub(crate) type Key = (usize, u64);
 
+/// One moment read on both clocks, wall and monotonic: how monotonic job times become
+/// wall-clock start times.
+pub(crate) type Epoch = (SystemTime, u64);
+
 /// What workers and helper threads tell the coordinator.
 pub(crate) enum Event {
     /// A process worker's results, in the order its jobs ran.
-    Results(Key, Vec<wire::Done>),
+    Results(Key, Vec<Report>),
     /// A process worker sent something undecodable (it is killed).
     Garbled(Key),
     /// A thread worker's buffer went from empty to non-empty.
@@ -46,6 +52,43 @@ pub(crate) enum Event {
     Interrupt,
     /// Start no further job: running ones finish, the rest are reported skipped.
     Drain,
+}
+
+/// What a worker says about one of its jobs.
+pub(crate) enum Report {
+    /// The job ran in a worker process; the coordinator makes its outcome.
+    Done {
+        ticket: u64,
+        started_ns: u64,
+        runtime_ns: u64,
+        status: Status<Value>,
+    },
+    /// The job ran on a thread, which made its outcome: that work is off the coordinator's
+    /// thread, which every job passes through.
+    Finished {
+        ticket: u64,
+        outcome: Outcome<Value>,
+    },
+    /// A job a retired thread took, handed back unstarted.
+    Returned(thread::Job),
+}
+
+impl From<wire::Done> for Report {
+    fn from(d: wire::Done) -> Report {
+        let status = match d.status {
+            wire::Status::Ok(b) => Status::Ok(Value::Encoded(b)),
+            wire::Status::Failed(m) => Status::Failed(m),
+            wire::Status::TimedOut => Status::TimedOut,
+            wire::Status::Cancelled => Status::Cancelled,
+            wire::Status::Panicked { message, location } => Status::Panicked { message, location },
+        };
+        Report::Done {
+            ticket: d.ticket,
+            started_ns: d.started_ns,
+            runtime_ns: d.runtime_ns,
+            status,
+        }
+    }
 }
 
 /// What a run's source has next.
@@ -121,6 +164,8 @@ const BATCH_TARGET_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 1024;
 /// Why a job that a drained run never started is skipped.
 pub(crate) const DRAINED: &str = "not started: the run was draining";
+/// How often the coordinator looks for thread results it was not told of yet.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// How many recent runtimes a timeout relative to the median looks at.
 const RUNTIMES_KEPT: usize = 255;
 /// A slot whose worker fails to start this many times in a row is given up.
@@ -139,9 +184,12 @@ enum Link {
 struct Worker {
     key: Key,
     link: Link,
-    /// Tickets sent and not yet resolved, in the order the worker runs them.
-    order: VecDeque<u64>,
-    /// How many jobs were resolved from the front of `order`.
+    /// Jobs sent and not yet resolved, in the order the worker runs them; `None` marks one
+    /// resolved ahead of an earlier one (timed out), until the front catches up.
+    flights: VecDeque<Option<Flight>>,
+    /// The ticket of the front of `flights`: how many of this worker's jobs were resolved
+    /// from the front. Tickets count jobs in the order the worker runs them, so the job its
+    /// progress slot says it started as number `n` has ticket `n - 1`.
     done: u64,
     /// Set once the worker is being killed: it gets no more jobs.
     dying: bool,
@@ -166,13 +214,49 @@ impl Worker {
             Link::Process(l) => l.slot().set_draining(on),
         }
     }
-    fn forget(&mut self, ticket: u64) {
-        if let Some(i) = self.order.iter().position(|&t| t == ticket) {
-            self.order.remove(i);
-            if i == 0 {
-                self.done += 1;
-            }
+
+    /// The ticket the next job launched here gets.
+    fn next_ticket(&self) -> u64 {
+        self.done + self.flights.len() as u64
+    }
+
+    /// Puts a job in flight on this worker, under the ticket `next_ticket` gave.
+    fn launch(&mut self, flight: Flight) {
+        self.flights.push_back(Some(flight));
+    }
+
+    /// Resolves `ticket`: its flight, if it is still in flight here.
+    #[inline(always)]
+    fn land(&mut self, ticket: u64) -> Option<Flight> {
+        let flight = if ticket == self.done {
+            // Results come in the order the jobs ran: this is the usual case.
+            let flight = self.flights.pop_front()?;
+            self.done += 1;
+            flight
+        } else {
+            let i = usize::try_from(ticket.checked_sub(self.done)?).ok()?;
+            self.flights.get_mut(i)?.take()
+        };
+        while let Some(None) = self.flights.front() {
+            self.flights.pop_front();
+            self.done += 1;
         }
+        flight
+    }
+
+    /// Every flight still unresolved, with its ticket; none is left on the worker.
+    fn land_all(&mut self) -> impl Iterator<Item = (u64, Flight)> + use<> {
+        let first = self.done;
+        self.done += self.flights.len() as u64;
+        std::mem::take(&mut self.flights)
+            .into_iter()
+            .enumerate()
+            .filter_map(move |(i, f)| Some((first + i as u64, f?)))
+    }
+
+    /// Whether jobs are in flight on this worker.
+    fn busy(&self) -> bool {
+        !self.flights.is_empty()
     }
 }
 
@@ -241,12 +325,14 @@ pub(crate) struct Engine {
     /// Abandoned threads that owe nothing but may still be stopping their job (a command
     /// running its kill sequence): dropping the pool gives them until the grace to end.
     lingering: Vec<thread::Link>,
-    flights: Tickets<Flight>,
+    /// An emptied buffer of thread results, kept for its capacity.
+    spare: Vec<Report>,
+    /// When the threads' buffers were last looked in without being told (`look_in_threads`).
+    looked: Instant,
     queue: VecDeque<Queued>,
     ready: VecDeque<Outcome<Value>>,
-    next_ticket: u64,
     avg_ns: Option<f64>,
-    epoch: (SystemTime, u64),
+    epoch: Epoch,
     error: Option<Error>,
     interrupted: bool,
     /// Set by [`Event::Drain`]: no job is handed out any more.
@@ -283,10 +369,10 @@ impl Engine {
                 .collect(),
             retired: Vec::new(),
             lingering: Vec::new(),
-            flights: Tickets::default(),
+            spare: Vec::new(),
+            looked: Instant::now(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
-            next_ticket: 0,
             avg_ns: None,
             epoch: (SystemTime::now(), sys::now_ns()),
             error: None,
@@ -342,14 +428,23 @@ impl Engine {
 
     fn start_thread(&self, i: usize) -> Result<Box<Worker>, Error> {
         let key = (i, self.slots[i].generation);
-        let link = thread::Link::start(i + 1, key, self.registry.clone(), self.tx.clone())
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Spawn,
-                    format!("worker {} thread could not start", i + 1),
-                )
-                .with_source(e)
-            })?;
+        // A thread that no timeout can abandon may hold a whole batch (see `thread`).
+        let whole = self.cfg.timeout.is_none() && self.cfg.timeout_of_median.is_none();
+        let link = thread::Link::start(
+            i + 1,
+            key,
+            self.registry.clone(),
+            self.tx.clone(),
+            whole,
+            self.epoch,
+        )
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Spawn,
+                format!("worker {} thread could not start", i + 1),
+            )
+            .with_source(e)
+        })?;
         Ok(Box::new(Worker::new(key, Link::Thread(link))))
     }
 
@@ -408,7 +503,17 @@ impl Engine {
     }
 
     /// The next outcome of `run`, or `None` when every job has one.
+    #[inline]
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
+        // Outcomes mostly arrive by the batch: most calls take one that is ready.
+        match self.ready.pop_front() {
+            Some(o) => Some(o),
+            None => self.wait(run),
+        }
+    }
+
+    /// `next` when no outcome is ready: hands out work and waits for workers.
+    fn wait(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         loop {
             if let Some(o) = self.ready.pop_front() {
                 return Some(o);
@@ -417,10 +522,7 @@ impl Engine {
                 return None;
             }
             self.fill(run);
-            if self.ready.is_empty()
-                && run.exhausted
-                && self.queue.is_empty()
-                && self.flights.is_empty()
+            if self.ready.is_empty() && run.exhausted && self.queue.is_empty() && !self.in_flight()
             {
                 return None;
             }
@@ -435,12 +537,39 @@ impl Engine {
                         self.handle(event, run);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => self.look_in_threads(run),
                 Err(RecvTimeoutError::Disconnected) => unreachable!("the engine holds a sender"),
+            }
+            // Other workers' news may keep the wait above from ever timing out.
+            if self.looked.elapsed() >= LOOK_EVERY {
+                self.look_in_threads(run);
             }
             self.check_timeouts(run);
             self.restart_waiting();
         }
+    }
+
+    /// Takes in what thread workers finished without saying so yet: a thread holding a batch
+    /// tells of its results a group at a time, and the job after some of them may hang.
+    fn look_in_threads(&mut self, run: &mut Run<'_>) {
+        self.looked = Instant::now();
+        for i in 0..self.slots.len() {
+            if let SlotState::Live(w) = &self.slots[i].state
+                && let Link::Thread(_) = w.link
+            {
+                let key = w.key;
+                self.handle(Event::Ready(key), run);
+            }
+        }
+    }
+
+    /// Whether any job is in flight, on a live worker or on one retired or dying.
+    fn in_flight(&self) -> bool {
+        self.retired.iter().any(Worker::busy)
+            || self
+                .slots
+                .iter()
+                .any(|s| matches!(&s.state, SlotState::Live(w) if w.busy()))
     }
 
     /// The timeout in force now.
@@ -518,51 +647,28 @@ impl Engine {
         let batch = self.batch_size();
         let credit = self.credit(batch);
         let held = run.reorder.as_ref().map_or(0, |r| r.held());
-        let hold_limit = (self.cfg.workers * DEPTH * batch).max(4096);
+        let pull = held < (self.cfg.workers * DEPTH * batch).max(4096);
         for i in 0..self.slots.len() {
             while let SlotState::Live(w) = &self.slots[i].state {
                 if w.dying {
                     break;
                 }
-                let room = credit.saturating_sub(w.order.len());
+                let room = credit.saturating_sub(w.flights.len());
                 if room == 0 {
                     break;
                 }
                 let want = room.min(batch);
-                let mut jobs = Vec::with_capacity(want);
-                while jobs.len() < want {
-                    if let Some(q) = self.queue.pop_front() {
-                        jobs.push(q);
-                    } else if !run.exhausted && held < hold_limit {
-                        match run.source.next() {
-                            Some(Pull::Wait) => break,
-                            Some(Pull::Ready(Ok(input))) => {
-                                jobs.push(Queued {
-                                    seq: run.next_seq,
-                                    attempt: 1,
-                                    input: Value::Local(input),
-                                });
-                                run.next_seq += 1;
-                            }
-                            Some(Pull::Ready(Err(e))) => {
-                                let outcome = unstarted(
-                                    run.next_seq,
-                                    1,
-                                    Status::Failed(format!("bad input: {e}")),
-                                );
-                                run.next_seq += 1;
-                                Self::emit(&mut self.ready, run, outcome);
-                            }
-                            Some(Pull::Skip(why)) => {
-                                let outcome = unstarted(run.next_seq, 1, Status::Skipped(why));
-                                run.next_seq += 1;
-                                Self::emit(&mut self.ready, run, outcome);
-                            }
-                            None => run.exhausted = true,
-                        }
-                    } else {
-                        break;
+                if let Link::Thread(_) = w.link {
+                    if !self.fill_thread(i, want, pull, run) {
+                        return;
                     }
+                    continue;
+                }
+                let mut jobs = Vec::with_capacity(want);
+                while jobs.len() < want
+                    && let Some(job) = next_job(&mut self.queue, &mut self.ready, run, pull)
+                {
+                    jobs.push(job);
                 }
                 if jobs.is_empty() {
                     return;
@@ -572,113 +678,128 @@ impl Engine {
         }
     }
 
-    fn dispatch(&mut self, i: usize, jobs: Vec<Queued>, run: &mut Run<'_>) {
+    /// Hands thread worker `i` up to `want` jobs, made straight from the queue and the
+    /// source; returns whether there were any.
+    fn fill_thread(&mut self, i: usize, want: usize, pull: bool, run: &mut Run<'_>) -> bool {
         let timeout = self.timeout();
-        let attempts = self.cfg.attempts;
+        let Engine {
+            slots,
+            queue,
+            ready,
+            cfg,
+            ..
+        } = self;
+        let attempts = cfg.attempts;
         let entry = run.entry;
-        let SlotState::Live(w) = &mut self.slots[i].state else {
-            unreachable!("dispatch to a live worker")
+        let SlotState::Live(w) = &mut slots[i].state else {
+            unreachable!("filling a live worker")
         };
-        let mut batch = Vec::new();
-        let mut local = Vec::new();
-        for job in jobs {
-            let ticket = self.next_ticket;
-            self.next_ticket += 1;
+        let w = &mut **w;
+        let mut local = Vec::with_capacity(want);
+        let mut taken = 0;
+        while taken < want
+            && let Some(job) = next_job(queue, ready, run, pull)
+        {
+            taken += 1;
             let mut flight = Flight {
                 seq: job.seq,
                 attempt: job.attempt,
                 input: None,
             };
-            match (&w.link, job.input) {
-                (Link::Thread(_), input) => {
-                    let input = match input {
-                        Value::Local(v) => {
-                            if job.attempt < attempts {
-                                flight.input = (entry.encode_input)(&v).ok();
-                            }
-                            v
-                        }
-                        Value::Encoded(bytes) => {
-                            let decoded = (entry.decode_input)(&bytes);
-                            if job.attempt < attempts {
-                                flight.input = Some(bytes);
-                            }
-                            match decoded {
-                                Ok(v) => v,
-                                Err(e) => {
-                                    let outcome = unstarted(
-                                        job.seq,
-                                        job.attempt,
-                                        Status::Failed(format!(
-                                            "cannot decode {} input: {e}",
-                                            entry.name
-                                        )),
-                                    );
-                                    Self::emit(&mut self.ready, run, outcome);
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    local.push(thread::Job {
-                        ticket,
-                        seq: job.seq,
-                        attempt: job.attempt,
-                        input,
-                        entry,
-                        timeout,
-                    })
+            let input = match job.input {
+                Value::Local(v) => {
+                    if job.attempt < attempts {
+                        flight.input = (entry.encode_input)(&v).ok();
+                    }
+                    v
                 }
-                (Link::Process(_), input) => {
-                    let bytes = match input {
-                        Value::Encoded(b) => b,
-                        Value::Local(v) => match (entry.encode_input)(&v) {
-                            Ok(b) => b,
-                            Err(e) => {
-                                let outcome = unstarted(
-                                    job.seq,
-                                    job.attempt,
-                                    Status::Failed(format!(
-                                        "cannot encode {} input: {e}",
-                                        entry.name
-                                    )),
-                                );
-                                Self::emit(&mut self.ready, run, outcome);
-                                continue;
-                            }
-                        },
-                    };
-                    batch.push(wire::Job {
-                        ticket,
-                        seq: job.seq,
-                        attempt: job.attempt,
-                        input: bytes.clone(),
-                    });
-                    flight.input = Some(bytes);
+                Value::Encoded(bytes) => {
+                    let decoded = (entry.decode_input)(&bytes);
+                    if job.attempt < attempts {
+                        flight.input = Some(bytes);
+                    }
+                    match decoded {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let outcome = unstarted(
+                                job.seq,
+                                job.attempt,
+                                Status::Failed(format!("cannot decode {} input: {e}", entry.name)),
+                            );
+                            Self::emit(ready, run, outcome);
+                            continue;
+                        }
+                    }
                 }
-            }
-            w.order.push_back(ticket);
-            self.flights.insert(ticket, flight);
+            };
+            local.push(thread::Job {
+                ticket: w.next_ticket(),
+                seq: job.seq,
+                attempt: job.attempt,
+                input,
+            });
+            w.launch(flight);
         }
-        match &w.link {
-            Link::Thread(link) => link.send(local),
-            Link::Process(link) if !batch.is_empty() => {
-                let batch = wire::Batch {
-                    task: entry.name.to_string(),
-                    timeout,
-                    jobs: batch,
-                };
-                if link.send(batch).is_err() {
-                    // The worker is dead or dying; its reader reports it and the jobs are
-                    // re-queued.
-                    w.dying = true;
-                    link.kill();
-                }
+        if let Link::Thread(link) = &w.link {
+            link.send(entry, timeout, local);
+        }
+        taken > 0
+    }
+
+    /// Sends jobs to process worker `i` as one batch.
+    fn dispatch(&mut self, i: usize, jobs: Vec<Queued>, run: &mut Run<'_>) {
+        let timeout = self.timeout();
+        let entry = run.entry;
+        let SlotState::Live(w) = &mut self.slots[i].state else {
+            unreachable!("dispatch to a live worker")
+        };
+        let mut batch = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let bytes = match job.input {
+                Value::Encoded(b) => b,
+                Value::Local(v) => match (entry.encode_input)(&v) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let outcome = unstarted(
+                            job.seq,
+                            job.attempt,
+                            Status::Failed(format!("cannot encode {} input: {e}", entry.name)),
+                        );
+                        Self::emit(&mut self.ready, run, outcome);
+                        continue;
+                    }
+                },
+            };
+            batch.push(wire::Job {
+                ticket: w.next_ticket(),
+                seq: job.seq,
+                attempt: job.attempt,
+                input: bytes.clone(),
+            });
+            w.launch(Flight {
+                seq: job.seq,
+                attempt: job.attempt,
+                input: Some(bytes),
+            });
+        }
+        if let Link::Process(link) = &w.link
+            && !batch.is_empty()
+        {
+            let batch = wire::Batch {
+                task: entry.name.to_string(),
+                timeout,
+                jobs: batch,
+            };
+            if link.send(batch).is_err() {
+                // The worker is dead or dying; its reader reports it and the jobs are
+                // re-queued.
+                w.dying = true;
+                link.kill();
             }
-            Link::Process(_) => {}
         }
     }
 
+    #[inline(always)]
     fn emit(ready: &mut VecDeque<Outcome<Value>>, run: &mut Run<'_>, outcome: Outcome<Value>) {
         match &mut run.reorder {
             Some(r) => r.push(outcome.seq, outcome, ready),
@@ -701,31 +822,19 @@ impl Engine {
 
     fn handle(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
-            Event::Results(key, done) => {
-                for d in done {
-                    let status = match d.status {
-                        wire::Status::Ok(b) => Status::Ok(Value::Encoded(b)),
-                        wire::Status::Failed(m) => Status::Failed(m),
-                        wire::Status::TimedOut => Status::TimedOut,
-                        wire::Status::Cancelled => Status::Cancelled,
-                        wire::Status::Panicked { message, location } => {
-                            Status::Panicked { message, location }
-                        }
-                    };
-                    self.accept(key, d.ticket, d.started_ns, d.runtime_ns, status, run);
-                }
-            }
+            Event::Results(key, mut reports) => self.accept(key, &mut reports, run),
             Event::Ready(key) => {
+                let spare = std::mem::take(&mut self.spare);
                 let Some(w) = self.worker_mut(key) else {
                     return;
                 };
                 let Link::Thread(link) = &w.link else {
                     return;
                 };
-                for msg in link.drain() {
-                    self.thread_msg(key, msg, run);
-                }
-                self.forget_retired(|w| w.order.is_empty());
+                let mut reports = link.drain(spare);
+                self.accept(key, &mut reports, run);
+                self.spare = reports;
+                self.forget_retired(|w| !w.busy());
             }
             Event::Garbled(key) => {
                 if let Some(w) = self.worker_mut(key) {
@@ -769,91 +878,103 @@ impl Engine {
         }
     }
 
-    fn thread_msg(&mut self, key: Key, msg: thread::Msg, run: &mut Run<'_>) {
-        match msg {
-            thread::Msg::Done {
-                ticket,
-                started_ns,
-                runtime_ns,
-                status,
-            } => {
-                let status = match status {
-                    Status::Ok(v) => Status::Ok(Value::Local(v)),
-                    other => other_status(other),
-                };
-                self.accept(key, ticket, started_ns, runtime_ns, status, run);
+    /// Takes in what worker `key` reports, leaving `reports` empty. A job counts only while
+    /// its ticket is in flight; a report on anything else is late and dropped.
+    fn accept(&mut self, key: Key, reports: &mut Vec<Report>, run: &mut Run<'_>) {
+        // Borrowed apart: this loop runs once per job, so the worker is looked up once per
+        // message, not per job.
+        let Engine {
+            slots,
+            retired,
+            cfg,
+            queue,
+            ready,
+            avg_ns,
+            runtimes,
+            epoch,
+            ..
+        } = self;
+        let w = match slots.get_mut(key.0) {
+            Some(Slot {
+                generation,
+                state: SlotState::Live(w),
+                ..
+            }) if *generation == key.1 => &mut **w,
+            _ => match retired.iter_mut().find(|w| w.key == key) {
+                Some(w) => w,
+                None => {
+                    reports.clear();
+                    return;
+                }
+            },
+        };
+        let pid = w.pid();
+        let mut tally = |runtime_ns: u64| {
+            if cfg.timeout_of_median.is_some() {
+                if runtimes.len() == RUNTIMES_KEPT {
+                    runtimes.pop_front();
+                }
+                runtimes.push_back(runtime_ns);
             }
-            thread::Msg::Returned(job) => {
-                if let Some(f) = self.flights.remove(&job.ticket) {
-                    if let Some(w) = self.worker_mut(key) {
-                        w.forget(job.ticket);
+            let sample = runtime_ns as f64;
+            *avg_ns = Some(match *avg_ns {
+                None => sample,
+                Some(avg) => avg * 0.9 + sample * 0.1,
+            });
+        };
+        for report in reports.drain(..) {
+            match report {
+                Report::Done {
+                    ticket,
+                    started_ns,
+                    runtime_ns,
+                    status,
+                } => {
+                    let Some(flight) = w.land(ticket) else {
+                        continue;
+                    };
+                    tally(runtime_ns);
+                    let outcome = Outcome {
+                        seq: flight.seq,
+                        status,
+                        attempt: flight.attempt,
+                        worker: key.0 + 1,
+                        pid,
+                        started: Some(wall(*epoch, started_ns)),
+                        runtime: Duration::from_nanos(runtime_ns),
+                    };
+                    settle(cfg.attempts, queue, ready, run, outcome, flight.input);
+                }
+                Report::Finished { ticket, outcome } => {
+                    let Some(flight) = w.land(ticket) else {
+                        continue;
+                    };
+                    let runtime_ns = outcome.runtime.as_nanos() as u64;
+                    tally(runtime_ns);
+                    settle(cfg.attempts, queue, ready, run, outcome, flight.input);
+                }
+                Report::Returned(job) => {
+                    if let Some(f) = w.land(job.ticket) {
+                        queue.push_front(Queued {
+                            seq: f.seq,
+                            attempt: f.attempt,
+                            input: Value::Local(job.input),
+                        });
                     }
-                    self.queue.push_front(Queued {
-                        seq: f.seq,
-                        attempt: f.attempt,
-                        input: Value::Local(job.input),
-                    });
                 }
             }
         }
     }
 
-    /// Records a result if its ticket is still in flight; a result for anything else is late.
-    fn accept(
-        &mut self,
-        key: Key,
-        ticket: u64,
-        started_ns: u64,
-        runtime_ns: u64,
-        status: Status<Value>,
-        run: &mut Run<'_>,
-    ) {
-        let Some(flight) = self.flights.remove(&ticket) else {
-            return;
-        };
-        let mut pid = 0;
-        if let Some(w) = self.worker_mut(key) {
-            w.forget(ticket);
-            pid = w.pid();
-        }
-        let sample = runtime_ns as f64;
-        if self.cfg.timeout_of_median.is_some() {
-            if self.runtimes.len() == RUNTIMES_KEPT {
-                self.runtimes.pop_front();
-            }
-            self.runtimes.push_back(runtime_ns);
-        }
-        self.avg_ns = Some(match self.avg_ns {
-            None => sample,
-            Some(avg) => avg * 0.9 + sample * 0.1,
-        });
-        let outcome = Outcome {
-            seq: flight.seq,
-            status,
-            attempt: flight.attempt,
-            worker: key.0 + 1,
-            pid,
-            started: Some(self.wall(started_ns)),
-            runtime: Duration::from_nanos(runtime_ns),
-        };
-        self.settle(run, outcome, flight.input);
-    }
-
-    /// Reports a finished attempt, or queues the next attempt of a job that did not succeed
-    /// (at the front, so that input order is not held up behind it).
     fn settle(&mut self, run: &mut Run<'_>, outcome: Outcome<Value>, input: Option<wire::Payload>) {
-        if outcome.attempt < self.cfg.attempts
-            && !succeeded(run.entry, &outcome.status)
-            && let Some(input) = input
-        {
-            self.queue.push_front(Queued {
-                seq: outcome.seq,
-                attempt: outcome.attempt + 1,
-                input: Value::Encoded(input),
-            });
-            return;
-        }
-        Self::emit(&mut self.ready, run, outcome);
+        settle(
+            self.cfg.attempts,
+            &mut self.queue,
+            &mut self.ready,
+            run,
+            outcome,
+            input,
+        );
     }
 
     fn wall(&self, ns: u64) -> SystemTime {
@@ -866,19 +987,15 @@ impl Engine {
         if slot.generation != key.1 {
             return;
         }
-        let SlotState::Live(w) = std::mem::replace(&mut slot.state, SlotState::Starting) else {
+        let SlotState::Live(mut w) = std::mem::replace(&mut slot.state, SlotState::Starting) else {
             return;
         };
         let (started, started_ns) = w.slot_read();
         let now = sys::now_ns();
         let mut requeue = Vec::new();
         let mut crashed = None;
-        for (i, ticket) in w.order.iter().enumerate() {
-            let Some(flight) = self.flights.remove(ticket) else {
-                continue;
-            };
-            let index = w.done + i as u64;
-            if index + 1 == started {
+        for (ticket, flight) in w.land_all() {
+            if ticket + 1 == started {
                 let status = match self.cfg.memory_limit {
                     Some(limit) if crash.signal().is_some_and(sys::is_out_of_memory_signal) => {
                         Status::Failed(format!(
@@ -976,7 +1093,16 @@ impl Engine {
             .drain(..)
             .map(|q| skipped(q.seq, q.attempt))
             .collect();
-        outcomes.extend(self.flights.drain().map(|(_, f)| skipped(f.seq, f.attempt)));
+        let workers = self
+            .retired
+            .iter_mut()
+            .chain(self.slots.iter_mut().filter_map(|s| match &mut s.state {
+                SlotState::Live(w) => Some(&mut **w),
+                _ => None,
+            }));
+        for w in workers {
+            outcomes.extend(w.land_all().map(|(_, f)| skipped(f.seq, f.attempt)));
+        }
         while !run.exhausted {
             match run.source.next() {
                 Some(Pull::Wait) => std::thread::sleep(Duration::from_millis(1)),
@@ -1019,10 +1145,7 @@ impl Engine {
             if started <= w.done || now.saturating_sub(started_ns) <= limit {
                 continue;
             }
-            let Some(&ticket) = w.order.get((started - 1 - w.done) as usize) else {
-                continue;
-            };
-            let Some(flight) = self.flights.remove(&ticket) else {
+            let Some(flight) = w.land(started - 1) else {
                 continue;
             };
             let outcome = Outcome {
@@ -1062,27 +1185,14 @@ impl Engine {
             unreachable!("only threads are abandoned")
         };
         let queued = link.retire();
-        let msgs = link.drain();
+        let mut reports = link.drain(Vec::new());
+        reports.extend(queued.into_iter().rev().map(Report::Returned));
         let key = w.key;
         self.retired.push(*w);
-        for msg in msgs {
-            self.thread_msg(key, msg, run);
-        }
-        for job in queued.into_iter().rev() {
-            self.thread_msg(key, thread::Msg::Returned(job), run);
-        }
+        self.accept(key, &mut reports, run);
         // Whatever the abandoned thread still owes it hands back as `Returned`; a timed-out
         // ticket is no longer in flight, so its late result is dropped.
-        if let Some(pos) = self.retired.iter().position(|r| r.key == key) {
-            let owed: Vec<u64> = self.retired[pos].order.iter().copied().collect();
-            self.retired[pos].order = owed
-                .into_iter()
-                .filter(|t| self.flights.contains_key(t))
-                .collect();
-            if self.retired[pos].order.is_empty() {
-                self.forget_retired(|w| w.key == key);
-            }
-        }
+        self.forget_retired(|w| w.key == key && !w.busy());
         self.respawn(i);
     }
 
@@ -1116,14 +1226,17 @@ impl Engine {
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| matches!(&s.state, SlotState::Live(w) if !w.order.is_empty()))
+            .filter(|(_, s)| matches!(&s.state, SlotState::Live(w) if w.busy()))
             .map(|(i, _)| i)
             .collect();
-        self.flights.clear();
+        for w in &mut self.retired {
+            w.land_all().for_each(drop);
+        }
         for i in busy {
             let SlotState::Live(w) = &mut self.slots[i].state else {
                 continue;
             };
+            w.land_all().for_each(drop);
             match &w.link {
                 Link::Process(link) => {
                     // With a grace (commands and their kill sequence), the job is cancelled
@@ -1134,7 +1247,6 @@ impl Engine {
                         link.kill();
                     }
                     w.dying = true;
-                    w.order.clear();
                 }
                 Link::Thread(_) => self.abandon(i, run),
             }
@@ -1178,39 +1290,82 @@ impl Engine {
 }
 
 /// This process's pid, read once (`getpid` is a system call, and threads ask per job).
-fn own_pid() -> u32 {
+pub(crate) fn own_pid() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
 }
 
-/// Hashes tickets, which are distinct sequential integers: a multiply spreads them over the
-/// table, where SipHash would cost more than the rest of a tiny job's bookkeeping.
-#[derive(Default)]
-struct TicketHasher(u64);
-
-impl std::hash::Hasher for TicketHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type Tickets<V> = HashMap<u64, V, std::hash::BuildHasherDefault<TicketHasher>>;
-
 /// The wall-clock time of a monotonic instant, given one moment read on both clocks.
-fn wall((wall, mono): (SystemTime, u64), ns: u64) -> SystemTime {
+pub(crate) fn wall((wall, mono): Epoch, ns: u64) -> SystemTime {
     if ns >= mono {
         wall + Duration::from_nanos(ns - mono)
     } else {
         wall - Duration::from_nanos(mono - ns)
     }
+}
+
+/// The next job to hand out: a re-queued one first, then the source's next if `pull` (inputs
+/// that are bad or skipped become outcomes on the way); `None` when there is none for now.
+#[inline(always)]
+fn next_job(
+    queue: &mut VecDeque<Queued>,
+    ready: &mut VecDeque<Outcome<Value>>,
+    run: &mut Run<'_>,
+    pull: bool,
+) -> Option<Queued> {
+    if let Some(q) = queue.pop_front() {
+        return Some(q);
+    }
+    while pull && !run.exhausted {
+        let seq = run.next_seq;
+        match run.source.next() {
+            Some(Pull::Wait) => return None,
+            Some(Pull::Ready(Ok(input))) => {
+                run.next_seq += 1;
+                return Some(Queued {
+                    seq,
+                    attempt: 1,
+                    input: Value::Local(input),
+                });
+            }
+            Some(Pull::Ready(Err(e))) => {
+                run.next_seq += 1;
+                let outcome = unstarted(seq, 1, Status::Failed(format!("bad input: {e}")));
+                Engine::emit(ready, run, outcome);
+            }
+            Some(Pull::Skip(why)) => {
+                run.next_seq += 1;
+                Engine::emit(ready, run, unstarted(seq, 1, Status::Skipped(why)));
+            }
+            None => run.exhausted = true,
+        }
+    }
+    None
+}
+
+/// Reports a finished attempt, or queues the next attempt of a job that did not succeed
+/// (at the front, so that input order is not held up behind it).
+#[inline(always)]
+fn settle(
+    attempts: u32,
+    queue: &mut VecDeque<Queued>,
+    ready: &mut VecDeque<Outcome<Value>>,
+    run: &mut Run<'_>,
+    outcome: Outcome<Value>,
+    input: Option<wire::Payload>,
+) {
+    if outcome.attempt < attempts
+        && !succeeded(run.entry, &outcome.status)
+        && let Some(input) = input
+    {
+        queue.push_front(Queued {
+            seq: outcome.seq,
+            attempt: outcome.attempt + 1,
+            input: Value::Encoded(input),
+        });
+        return;
+    }
+    Engine::emit(ready, run, outcome);
 }
 
 /// The outcome of a job that never reached a worker.
@@ -1253,24 +1408,12 @@ fn succeeded(entry: Entry, status: &Status<Value>) -> bool {
     }
 }
 
-fn other_status<A, B>(s: Status<A>) -> Status<B> {
-    match s {
-        Status::Ok(_) => unreachable!("handled by the caller"),
-        Status::Failed(m) => Status::Failed(m),
-        Status::Panicked { message, location } => Status::Panicked { message, location },
-        Status::Crashed(c) => Status::Crashed(c),
-        Status::TimedOut => Status::TimedOut,
-        Status::Cancelled => Status::Cancelled,
-        Status::Skipped(m) => Status::Skipped(m),
-    }
-}
-
 impl Worker {
     fn new(key: Key, link: Link) -> Worker {
         Worker {
             key,
             link,
-            order: VecDeque::new(),
+            flights: VecDeque::new(),
             done: 0,
             dying: false,
         }

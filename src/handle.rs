@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Select};
 
 use crate::catch::catch;
-use crate::engine::Event;
+use crate::engine::{Event, Report, Value};
 use crate::error::Error;
 use crate::outcome::{Outcome, Status};
 use crate::process;
@@ -204,21 +204,23 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
             Some(t) => self.events.recv_deadline(t).ok(),
         };
         match event {
-            Some(Event::Results(_, done)) => {
-                if let Some(d) = done.into_iter().next() {
-                    let status = match d.status {
-                        wire::Status::Ok(bytes) => match wire::decode(&bytes) {
+            Some(Event::Results(_, reports)) => {
+                if let Some(Report::Done {
+                    started_ns,
+                    runtime_ns,
+                    status,
+                    ..
+                }) = reports.into_iter().next()
+                {
+                    let status = match status {
+                        Status::Ok(Value::Encoded(bytes)) => match wire::decode(&bytes) {
                             Ok(v) => Status::Ok(v),
                             Err(e) => Status::Failed(format!("cannot decode output: {e}")),
                         },
-                        wire::Status::Failed(m) => Status::Failed(m),
-                        wire::Status::TimedOut => Status::TimedOut,
-                        wire::Status::Cancelled => Status::Cancelled,
-                        wire::Status::Panicked { message, location } => {
-                            Status::Panicked { message, location }
-                        }
+                        Status::Ok(Value::Local(_)) => unreachable!("a process sends bytes"),
+                        other => other.map(|_| unreachable!("not ok")),
                     };
-                    self.outcome = Some(self.outcome_of(status, d.started_ns, d.runtime_ns));
+                    self.outcome = Some(self.outcome_of(status, started_ns, runtime_ns));
                 }
                 // Done: closing the channel lets the worker exit 0.
                 if let Some(link) = &mut self.link {

@@ -51,6 +51,7 @@ impl<T> Outcome<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> Status<U>) -> Outcome<U> {
         let status = match self.status {
             Status::Ok(v) => f(v),
@@ -94,7 +95,8 @@ pub enum Status<T> {
 }
 
 impl<T> Status<T> {
-    fn map<U>(self, f: impl FnOnce(T) -> U) -> Status<U> {
+    #[inline]
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Status<U> {
         match self {
             Status::Ok(v) => Status::Ok(f(v)),
             Status::Failed(m) => Status::Failed(m),

@@ -7,6 +7,12 @@
 //! region only inside a message it serialises itself (its byte channels drop any descriptor
 //! received), so a message's envelope is ipc-channel's own encoding; a batch of jobs still
 //! travels as one message.
+//!
+//! Results are the exception: a job's result is a few fixed fields and a status, and through
+//! serde each one cost hundreds of instructions to encode in the worker and as many to decode
+//! in the coordinator, for every tiny job. They travel as one byte string in a fixed
+//! little-endian layout of their own (see [`encode_results`]), with the regions of large
+//! outputs beside it.
 
 mod shared;
 
@@ -51,7 +57,7 @@ pub(crate) enum Handshake {
         tasks: IpcSender<Delivery>,
         /// The worker sends results here; the coordinator owns the only receiver, so its
         /// disconnection means the worker died.
-        results: IpcReceiver<Vec<Done>>,
+        results: IpcReceiver<Results>,
         /// The worker's progress slot (see `sys::SlotView`).
         slot: IpcSharedMemory,
     },
@@ -83,8 +89,17 @@ pub(crate) struct Job {
     pub(crate) input: Payload,
 }
 
-/// Worker -> coordinator: results in the order the jobs ran.
-#[derive(Serialize, Deserialize, Debug)]
+/// Worker -> coordinator: results in the order the jobs ran, as [`encode_results`] makes them.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Results {
+    #[serde(with = "serde_bytes")]
+    coded: Vec<u8>,
+    /// The shared-memory outputs, which the coded results name by their place here.
+    regions: Vec<Payload>,
+}
+
+/// One job's result.
+#[derive(Debug)]
 pub(crate) struct Done {
     pub(crate) ticket: u64,
     pub(crate) started_ns: u64,
@@ -92,7 +107,7 @@ pub(crate) struct Done {
     pub(crate) status: Status,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Debug)]
 pub(crate) enum Status {
     Ok(Payload),
     Failed(String),
@@ -205,14 +220,14 @@ pub(crate) fn send_batch(
 }
 
 /// Sends results, in as many messages as their shared outputs need.
-pub(crate) fn send_results(tx: &IpcSender<Vec<Done>>, mut done: Vec<Done>) -> std::io::Result<()> {
+pub(crate) fn send_results(tx: &IpcSender<Results>, mut done: Vec<Done>) -> std::io::Result<()> {
     let shared = |d: &Done| matches!(&d.status, Status::Ok(p) if p.is_shared());
     while let Some(cut) = cut_after_regions(&done, shared) {
         let rest = done.split_off(cut);
-        tx.send(std::mem::replace(&mut done, rest))
+        tx.send(encode_results(std::mem::replace(&mut done, rest)))
             .map_err(io_error)?;
     }
-    tx.send(done).map_err(io_error)
+    tx.send(encode_results(done)).map_err(io_error)
 }
 
 /// Where to cut `items` so that the first part carries [`REGIONS_PER_MESSAGE`] regions, if they
@@ -261,5 +276,225 @@ mod tests {
             "the cut falls before the first region that does not fit"
         );
         assert_eq!(cut(&vec![false; 10 * n]), None, "inline values need no cut");
+    }
+}
+
+/// Encodes results as one message: per job `ticket`, `started_ns`, `runtime_ns` (u64 each), a
+/// status tag byte, then the status's bytes and strings, each as a u64 length and its bytes
+/// (a panic's location after a presence byte; a shared output as its u64 place in
+/// `regions`). Integers are little-endian.
+pub(crate) fn encode_results(results: Vec<Done>) -> Results {
+    // Sized up front: growing the buffer cost more than the encoding itself.
+    let size = results
+        .iter()
+        .map(|d| {
+            25 + match &d.status {
+                Status::Ok(Payload::Inline(bytes)) => 8 + bytes.len(),
+                Status::Ok(Payload::Shared(_)) => 8,
+                Status::Failed(m) => 8 + m.len(),
+                Status::TimedOut | Status::Cancelled => 0,
+                Status::Panicked { message, location } => {
+                    9 + message.len() + location.as_ref().map_or(0, |at| 8 + at.len())
+                }
+            }
+        })
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    let put = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    let mut regions = Vec::new();
+    for d in results {
+        out.extend_from_slice(&d.ticket.to_le_bytes());
+        out.extend_from_slice(&d.started_ns.to_le_bytes());
+        out.extend_from_slice(&d.runtime_ns.to_le_bytes());
+        match d.status {
+            Status::Ok(Payload::Inline(bytes)) => {
+                out.push(0);
+                put(&mut out, &bytes);
+            }
+            Status::Ok(shared @ Payload::Shared(_)) => {
+                out.push(5);
+                out.extend_from_slice(&(regions.len() as u64).to_le_bytes());
+                regions.push(shared);
+            }
+            Status::Failed(m) => {
+                out.push(1);
+                put(&mut out, m.as_bytes());
+            }
+            Status::TimedOut => out.push(2),
+            Status::Cancelled => out.push(3),
+            Status::Panicked { message, location } => {
+                out.push(4);
+                put(&mut out, message.as_bytes());
+                match &location {
+                    Some(at) => {
+                        out.push(1);
+                        put(&mut out, at.as_bytes());
+                    }
+                    None => out.push(0),
+                }
+            }
+        }
+    }
+    Results {
+        coded: out,
+        regions,
+    }
+}
+
+/// Decodes a message of [`encode_results`], handing each result to `each` in order.
+pub(crate) fn decode_results(results: Results, mut each: impl FnMut(Done)) -> Result<(), String> {
+    let Results { coded, regions } = results;
+    let mut regions: Vec<Option<Payload>> = regions.into_iter().map(Some).collect();
+    let mut bytes = &coded[..];
+    fn short(n: usize, left: usize) -> String {
+        format!("results cut short: {n} bytes wanted, {left} left")
+    }
+    #[inline(always)]
+    fn u64_of(bytes: &mut &[u8]) -> Result<u64, String> {
+        let (head, rest) = bytes
+            .split_first_chunk::<8>()
+            .ok_or_else(|| short(8, bytes.len()))?;
+        *bytes = rest;
+        Ok(u64::from_le_bytes(*head))
+    }
+    #[inline(always)]
+    fn byte_of(bytes: &mut &[u8]) -> Result<u8, String> {
+        let (&head, rest) = bytes.split_first().ok_or_else(|| short(1, 0))?;
+        *bytes = rest;
+        Ok(head)
+    }
+    #[inline(always)]
+    fn vec_of(bytes: &mut &[u8]) -> Result<Vec<u8>, String> {
+        let n = u64_of(bytes)?;
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= bytes.len())
+            .ok_or_else(|| short(n as usize, bytes.len()))?;
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Ok(head.to_vec())
+    }
+    fn string_of(bytes: &mut &[u8]) -> Result<String, String> {
+        String::from_utf8(vec_of(bytes)?).map_err(|e| e.to_string())
+    }
+    while !bytes.is_empty() {
+        let ticket = u64_of(&mut bytes)?;
+        let started_ns = u64_of(&mut bytes)?;
+        let runtime_ns = u64_of(&mut bytes)?;
+        let status = match byte_of(&mut bytes)? {
+            0 => Status::Ok(Payload::Inline(vec_of(&mut bytes)?)),
+            5 => {
+                let at = u64_of(&mut bytes)?;
+                let region = usize::try_from(at)
+                    .ok()
+                    .and_then(|i| regions.get_mut(i)?.take())
+                    .ok_or_else(|| format!("results name a missing region {at}"))?;
+                Status::Ok(region)
+            }
+            1 => Status::Failed(string_of(&mut bytes)?),
+            2 => Status::TimedOut,
+            3 => Status::Cancelled,
+            4 => Status::Panicked {
+                message: string_of(&mut bytes)?,
+                location: match byte_of(&mut bytes)? {
+                    0 => None,
+                    1 => Some(string_of(&mut bytes)?),
+                    other => return Err(format!("bad location flag {other}")),
+                },
+            },
+            other => return Err(format!("bad status tag {other}")),
+        };
+        each(Done {
+            ticket,
+            started_ns,
+            runtime_ns,
+            status,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod results_tests {
+    use super::*;
+
+    fn coded(bytes: &[u8]) -> Results {
+        Results {
+            coded: bytes.to_vec(),
+            regions: Vec::new(),
+        }
+    }
+
+    /// The results as text, to compare: payloads are compared by their bytes.
+    fn decode_all(bytes: &[u8]) -> Result<Vec<String>, String> {
+        let mut all = Vec::new();
+        decode_results(coded(bytes), |d| all.push(shown(&d))).map(|()| all)
+    }
+
+    fn shown(d: &Done) -> String {
+        let status = match &d.status {
+            Status::Ok(p) => format!("ok {:?}", &p[..]),
+            other => format!("{other:?}"),
+        };
+        format!("{} {} {} {status}", d.ticket, d.started_ns, d.runtime_ns)
+    }
+
+    #[test]
+    fn results_round_trip_every_status() {
+        let done = |ticket, status| Done {
+            ticket,
+            started_ns: u64::MAX - ticket,
+            runtime_ns: 1 << 40,
+            status,
+        };
+        let results = vec![
+            done(0, Status::Ok(Payload::Inline(vec![]))),
+            done(1, Status::Ok(Payload::Inline(vec![1, 2, 3]))),
+            done(2, Status::Failed("nope: é".into())),
+            done(3, Status::TimedOut),
+            done(4, Status::Cancelled),
+            done(
+                5,
+                Status::Panicked {
+                    message: "boom".into(),
+                    location: Some("src/x.rs:1:2".into()),
+                },
+            ),
+            done(
+                6,
+                Status::Panicked {
+                    message: String::new(),
+                    location: None,
+                },
+            ),
+        ];
+        let want: Vec<String> = results.iter().map(shown).collect();
+        let bytes = encode_results(results).coded;
+        assert_eq!(bytes.capacity(), bytes.len(), "sized exactly");
+        assert_eq!(decode_all(&bytes), Ok(want));
+        assert_eq!(decode_all(&[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn truncated_or_garbled_results_are_an_error_not_a_panic() {
+        let bytes = encode_results(vec![Done {
+            ticket: 7,
+            started_ns: 8,
+            runtime_ns: 9,
+            status: Status::Failed("message".into()),
+        }])
+        .coded;
+        for n in 0..bytes.len() {
+            assert!(decode_all(&bytes[..n]).is_err() || n == 0, "{n} bytes");
+        }
+        let mut bad = bytes.clone();
+        bad[24] = 9;
+        assert!(decode_all(&bad).is_err());
+        let mut huge = bytes;
+        huge[25..33].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode_all(&huge).is_err());
     }
 }

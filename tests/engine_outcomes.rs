@@ -245,3 +245,66 @@ fn a_cooperative_thread_task_sees_its_cancel_token_on_timeout() {
         assert!(outcomes.iter().find(|o| o.seq == 2).unwrap().is_ok());
     });
 }
+
+#[test]
+fn a_timeout_after_a_run_of_fast_jobs_fails_only_the_hung_job() {
+    // The fast jobs make batches large, so the hung job shares one with jobs after it: none of
+    // them, and no finished result before it, may be held by the worker that is given up.
+    within(LIMIT, || {
+        for backend in BACKENDS {
+            let mut p = pool(backend, 1)
+                .timeout(Duration::from_millis(300))
+                .build()
+                .unwrap();
+            let jobs = (0..5000)
+                .map(|_| Fault::Ok)
+                .chain([Fault::Hang])
+                .chain((0..500).map(|_| Fault::Ok));
+            let mut outcomes: Vec<_> = p.map(jobs).collect();
+            outcomes.sort_by_key(|o| o.seq);
+            assert_eq!(outcomes.len(), 5501, "{backend:?}: one outcome per job");
+            for o in &outcomes {
+                if o.seq == 5001 {
+                    assert_eq!(o.status, Status::TimedOut, "{backend:?}");
+                } else {
+                    assert!(o.is_ok(), "{backend:?}: job {} {:?}", o.seq, o.status);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn dropping_the_results_of_a_fast_run_midway_leaves_the_pool_whole() {
+    within(LIMIT, || {
+        for backend in BACKENDS {
+            let mut p = pool(backend, 2).build().unwrap();
+            let seen = p.map((0..200_000).map(|_| Fault::Ok)).take(5000).count();
+            assert_eq!(seen, 5000);
+            let again: Vec<_> = p.map((0..1000).map(|_| Fault::Ok)).collect();
+            assert_eq!(again.len(), 1000, "{backend:?}");
+            assert!(again.iter().all(|o| o.is_ok()), "{backend:?}");
+            // Killed process workers are replaced in the background.
+            assert!(
+                common::wait_until(Duration::from_secs(20), || p.num_workers() == 2),
+                "{backend:?}: {} workers",
+                p.num_workers()
+            );
+        }
+    });
+}
+
+#[test]
+fn outcomes_finished_before_a_hung_thread_job_are_not_held_back() {
+    // No timeout: a thread takes whole batches and tells of results a group at a time. The
+    // jobs before the hang still reach the caller, though the hang never ends.
+    within(LIMIT, || {
+        let mut p = pool(Backend::Thread, 1).build().unwrap();
+        let jobs = (0..5000)
+            .map(|_| Fault::Ok)
+            .chain([Fault::Hang])
+            .chain((0..100).map(|_| Fault::Ok));
+        let done = p.map(jobs).take(5000).filter(|o| o.is_ok()).count();
+        assert_eq!(done, 5000);
+    });
+}

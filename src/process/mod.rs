@@ -16,7 +16,7 @@ use crossbeam_channel::Sender;
 use ipc_channel::IpcError;
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender, IpcSharedMemory};
 
-use crate::engine::{Event, Key};
+use crate::engine::{Event, Key, Report};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Crash;
 use crate::sys::{self, SlotView};
@@ -268,20 +268,28 @@ impl Drop for Link {
 /// Forwards results until the worker's end disconnects, then reaps it and reports how it ended.
 fn read(
     key: Key,
-    results: IpcReceiver<Vec<wire::Done>>,
+    results: IpcReceiver<wire::Results>,
     returns: Arc<wire::Returns>,
     child: Arc<Mutex<Child>>,
     events: Sender<Event>,
 ) {
     loop {
         match results.recv() {
-            Ok(mut done) => {
-                for d in &mut done {
+            Ok(message) => {
+                // Made into reports here, off the coordinator's thread.
+                let mut reports = Vec::new();
+                let decoded = wire::decode_results(message, |mut d| {
                     if let wire::Status::Ok(output) = &mut d.status {
                         output.received(&returns);
                     }
+                    reports.push(Report::from(d));
+                });
+                if decoded.is_err() {
+                    let _ = events.send(Event::Garbled(key));
+                    let _ = child.lock().expect("worker child").kill();
+                    continue;
                 }
-                let _ = events.send(Event::Results(key, done));
+                let _ = events.send(Event::Results(key, reports));
             }
             Err(IpcError::Disconnected) => break,
             // Undecodable (or its regions lost on the way): the worker is killed, and its

@@ -76,7 +76,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
     let hello = IpcSender::<Handshake>::connect(server.to_string())
         .map_err(|e| format!("cannot connect to coordinator: {e}"))?;
     let (tasks_tx, tasks) = ipc::channel::<wire::Delivery>().map_err(|e| e.to_string())?;
-    let (results, results_rx) = ipc::channel::<Vec<wire::Done>>().map_err(|e| e.to_string())?;
+    let (results, results_rx) = ipc::channel::<wire::Results>().map_err(|e| e.to_string())?;
     let shared = IpcSharedMemory::from_byte(0, sys::SLOT_BYTES);
     hello
         .send(Handshake::Hello {
@@ -123,6 +123,8 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             Err(e) => return Err(format!("bad batch: {e}")),
         };
         let entry = registry.entry(&batch.task).copied();
+        // A job starts when the one before it ended: one clock read per job, not two.
+        let mut started_ns = sys::now_ns();
         for job in batch.jobs {
             // Cancelled, or told to start nothing new: the coordinator accounts for the jobs
             // this worker never started when it sees it exit.
@@ -131,7 +133,6 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
                 return Ok(());
             }
             started += 1;
-            let started_ns = sys::now_ns();
             slot.begin(started, started_ns);
             cx.seq = job.seq;
             cx.attempt = job.attempt;
@@ -153,7 +154,8 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
                     },
                 },
             };
-            let runtime_ns = sys::now_ns().saturating_sub(started_ns);
+            let ended_ns = sys::now_ns();
+            let runtime_ns = ended_ns.saturating_sub(started_ns);
             let large = match &mut status {
                 wire::Status::Ok(out) if out.is_shared() => {
                     out.lend(&mut lent);
@@ -169,6 +171,9 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             });
             if large || runtime_ns >= SEND_AT_ONCE.as_nanos() as u64 {
                 flush(&mut pending)?;
+                started_ns = sys::now_ns();
+            } else {
+                started_ns = ended_ns;
             }
         }
         flush(&mut pending)?;

@@ -1,9 +1,13 @@
 //! The thread backend: one OS thread per worker, fed through its own channel.
 //!
 //! Jobs and results pass through two queues shared with the coordinator instead of a message
-//! per job: a job costs a lock and a push each way, a doorbell rings only when a queue turns
-//! non-empty, and when a thread must be abandoned (timeout) the coordinator takes back what it
-//! had not started and what it finished straight out of the queues.
+//! per job, and a doorbell rings only when a queue turns non-empty. When a thread must be
+//! abandoned (timeout) the coordinator takes back what it had not started and what it
+//! finished straight out of the queues, so in a pool with a timeout a thread takes one job at
+//! a time and tells the coordinator of each result as it finishes. Without one, nothing is
+//! ever taken back, so a thread takes a whole batch in one lock and tells of its results a
+//! hundred or so at a time: tiny jobs then wake the coordinator rarely. A thread also makes
+//! each job's `Outcome` itself, since the coordinator's one thread is what every job waits on.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,11 +18,19 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::catch::catch;
-use crate::engine::{Event, Key};
-use crate::outcome::Status;
+use crate::engine::{self, Epoch, Event, Key, Report, Value};
+use crate::outcome::{Outcome, Status};
 use crate::registry::{AnyBox, Entry, Registry};
 use crate::sys::{self, SLOT_WORDS, SlotView};
 use crate::task::{CancelToken, Context};
+
+/// A job that finished running this long is told of at once rather than with its batch, so
+/// its outcome never waits behind the jobs after it.
+const TELL_AT_ONCE: Duration = Duration::from_micros(50);
+/// A thread holding a whole batch tells the coordinator of its results this many at a time
+/// (and at the end of the batch); the coordinator also looks on its own when it has waited a
+/// tick, which bounds the wait of results finished before a job that hangs.
+const TELL_EVERY: usize = 128;
 
 /// One job handed to a thread: the input moves, nothing is encoded.
 pub(crate) struct Job {
@@ -26,28 +38,24 @@ pub(crate) struct Job {
     pub(crate) seq: u64,
     pub(crate) attempt: u32,
     pub(crate) input: AnyBox,
-    pub(crate) entry: Entry,
-    pub(crate) timeout: Option<Duration>,
 }
 
-/// What a thread reports back.
-pub(crate) enum Msg {
-    Done {
-        ticket: u64,
-        started_ns: u64,
-        runtime_ns: u64,
-        status: Status<AnyBox>,
-    },
-    /// A job taken after the thread was retired, handed back unstarted.
-    Returned(Job),
+/// Jobs sent together, which share a task and a timeout.
+struct Batch {
+    entry: Entry,
+    timeout: Option<Duration>,
+    jobs: std::vec::IntoIter<Job>,
 }
 
 struct Shared {
     slot: [AtomicU64; SLOT_WORDS],
-    jobs: Mutex<VecDeque<Job>>,
-    out: Mutex<Vec<Msg>>,
+    jobs: Mutex<VecDeque<Batch>>,
+    out: Mutex<Vec<Report>>,
     retired: AtomicBool,
     cancel: CancelToken,
+    /// Whether the thread takes whole batches and tells of results in groups: only when no
+    /// timeout can make the coordinator take back what the thread holds.
+    whole: bool,
 }
 
 /// The coordinator's end of one worker thread.
@@ -59,11 +67,15 @@ pub(crate) struct Link {
 }
 
 impl Link {
+    /// Starts worker thread `id`; `whole` says that it is never abandoned with jobs it holds
+    /// (the pool has no timeout), so it may take a batch at a time.
     pub(crate) fn start(
         id: usize,
         key: Key,
         registry: Arc<Registry>,
         events: Sender<Event>,
+        whole: bool,
+        epoch: Epoch,
     ) -> std::io::Result<Link> {
         let (doorbell, rings) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
@@ -72,12 +84,13 @@ impl Link {
             out: Mutex::new(Vec::new()),
             retired: AtomicBool::new(false),
             cancel: CancelToken::new(),
+            whole,
         });
         let handle = std::thread::Builder::new()
             .name(format!("weft-worker-{id}"))
             .spawn({
                 let shared = shared.clone();
-                move || serve(id, key, rings, shared, registry, events)
+                move || serve(id, key, rings, shared, registry, events, epoch)
             })?;
         Ok(Link {
             doorbell: Some(doorbell),
@@ -86,14 +99,21 @@ impl Link {
         })
     }
 
-    /// Queues jobs for the thread.
-    pub(crate) fn send(&self, jobs: impl IntoIterator<Item = Job>) {
+    /// Queues jobs of task `entry` for the thread.
+    pub(crate) fn send(&self, entry: Entry, timeout: Option<Duration>, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            entry,
+            timeout,
+            jobs: jobs.into_iter(),
+        };
         let mut queue = self.shared.jobs.lock().expect("worker queue");
         let was_empty = queue.is_empty();
-        queue.extend(jobs);
-        let ring = was_empty && !queue.is_empty();
+        queue.push_back(batch);
         drop(queue);
-        if ring && let Some(doorbell) = &self.doorbell {
+        if was_empty && let Some(doorbell) = &self.doorbell {
             let _ = doorbell.send(());
         }
     }
@@ -102,9 +122,11 @@ impl Link {
         SlotView::from_words(&self.shared.slot)
     }
 
-    /// Takes everything the thread has reported so far.
-    pub(crate) fn drain(&self) -> Vec<Msg> {
-        std::mem::take(&mut *self.shared.out.lock().expect("worker buffer"))
+    /// Takes everything the thread has reported so far, leaving `spare` (emptied) in its place
+    /// so that buffers keep their capacity as they go back and forth.
+    pub(crate) fn drain(&self, mut spare: Vec<Report>) -> Vec<Report> {
+        spare.clear();
+        std::mem::replace(&mut *self.shared.out.lock().expect("worker buffer"), spare)
     }
 
     /// Cancels the running job and stops the thread from starting another; returns the jobs
@@ -118,6 +140,7 @@ impl Link {
             .lock()
             .expect("worker queue")
             .drain(..)
+            .flat_map(|b| b.jobs)
             .collect()
     }
 
@@ -148,15 +171,18 @@ fn serve(
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     events: Sender<Event>,
+    epoch: Epoch,
 ) {
-    let post = |msg: Msg| {
+    // Every result goes straight into the shared buffer, so none is ever held by a thread
+    // that is stuck in its next job; what is batched is telling the coordinator.
+    let post = |report: Report| -> bool {
         let mut out = shared.out.lock().expect("worker buffer");
         let was_empty = out.is_empty();
-        out.push(msg);
-        drop(out);
-        if was_empty {
-            let _ = events.send(Event::Ready(key));
-        }
+        out.push(report);
+        was_empty
+    };
+    let tell = || {
+        let _ = events.send(Event::Ready(key));
     };
     let state = catch(|| registry.init_state(id));
     let mut cx = Context::new(id, shared.cancel.clone(), None);
@@ -167,31 +193,114 @@ fn serve(
         }
         Err(p) => Some(format!("worker initializer panicked: {}", p.message)),
     };
-    let slot = SlotView::from_words(&shared.slot);
-    let mut started = 0;
+    let mut worker = Worker {
+        slot: SlotView::from_words(&shared.slot),
+        cx,
+        init_error,
+        started: 0,
+        clock: None,
+        epoch,
+        pid: engine::own_pid(),
+    };
     loop {
-        let next = shared.jobs.lock().expect("worker queue").pop_front();
-        let Some(job) = next else {
+        let mut queue = shared.jobs.lock().expect("worker queue");
+        let Some(front) = queue.front_mut() else {
+            drop(queue);
             // Empty: wait for the doorbell; a closed doorbell means the pool is done with us.
+            worker.clock = None;
             if rings.recv().is_err() {
                 return;
             }
             continue;
         };
-        if shared.retired.load(Ordering::Acquire) || slot.draining() {
-            post(Msg::Returned(job));
-            continue;
+        if shared.whole {
+            let Some(Batch {
+                entry,
+                timeout,
+                mut jobs,
+            }) = queue.pop_front()
+            else {
+                unreachable!("the queue has a front")
+            };
+            drop(queue);
+            // Results the coordinator has not been told of.
+            let mut untold = 0;
+            while let Some(job) = jobs.next() {
+                if shared.retired.load(Ordering::Acquire) || worker.draining() {
+                    for job in std::iter::once(job).chain(jobs.by_ref()) {
+                        post(Report::Returned(job));
+                    }
+                    untold += 1;
+                    break;
+                }
+                let (done, slow) = worker.run(job, entry, timeout);
+                post(done);
+                untold += 1;
+                if slow || untold >= TELL_EVERY {
+                    tell();
+                    untold = 0;
+                }
+            }
+            if untold > 0 {
+                tell();
+            }
+        } else {
+            let (entry, timeout) = (front.entry, front.timeout);
+            let job = front.jobs.next();
+            if front.jobs.as_slice().is_empty() {
+                queue.pop_front();
+            }
+            drop(queue);
+            let Some(job) = job else {
+                continue;
+            };
+            let report = if shared.retired.load(Ordering::Acquire) || worker.draining() {
+                Report::Returned(job)
+            } else {
+                worker.run(job, entry, timeout).0
+            };
+            // The coordinator drains everything when told, so it needs telling only when the
+            // buffer was empty.
+            if post(report) {
+                tell();
+            }
         }
-        started += 1;
-        let started_ns = sys::now_ns();
-        slot.begin(started, started_ns);
+    }
+}
+
+/// A worker thread's own state between jobs.
+struct Worker<'a> {
+    slot: SlotView<'a>,
+    cx: Context,
+    init_error: Option<String>,
+    /// How many jobs this thread has begun.
+    started: u64,
+    /// When the last job ended, if the thread has not waited since: the next job starts then,
+    /// which saves a clock read per job.
+    clock: Option<u64>,
+    epoch: Epoch,
+    pid: u32,
+}
+
+impl Worker<'_> {
+    /// Whether the coordinator said to start no further job (the run drains).
+    fn draining(&self) -> bool {
+        self.slot.draining()
+    }
+
+    /// Runs one job; returns its result and whether it took long enough to be posted at once.
+    fn run(&mut self, job: Job, entry: Entry, timeout: Option<Duration>) -> (Report, bool) {
+        self.started += 1;
+        let started_ns = self.clock.take().unwrap_or_else(sys::now_ns);
+        self.slot.begin(self.started, started_ns);
+        let cx = &mut self.cx;
         cx.seq = job.seq;
         cx.attempt = job.attempt;
-        cx.deadline = job.timeout.map(|t| Instant::now() + t);
-        let status = match &init_error {
+        cx.deadline = timeout.map(|t| Instant::now() + t);
+        let status = match &self.init_error {
             Some(e) => Status::Failed(e.clone()),
-            None => match catch(|| (job.entry.run_value)(job.input, &cx)) {
-                Ok(Ok(out)) => Status::Ok(out),
+            None => match catch(|| (entry.run_value)(job.input, cx)) {
+                Ok(Ok(out)) => Status::Ok(Value::Local(out)),
                 Ok(Err(f)) if f.is_timed_out() => Status::TimedOut,
                 Ok(Err(f)) if f.is_cancelled() => Status::Cancelled,
                 Ok(Err(f)) => Status::Failed(f.message().to_string()),
@@ -201,11 +310,21 @@ fn serve(
                 },
             },
         };
-        post(Msg::Done {
+        let ended_ns = sys::now_ns();
+        self.clock = Some(ended_ns);
+        let runtime_ns = ended_ns.saturating_sub(started_ns);
+        let done = Report::Finished {
             ticket: job.ticket,
-            started_ns,
-            runtime_ns: sys::now_ns().saturating_sub(started_ns),
-            status,
-        });
+            outcome: Outcome {
+                seq: job.seq,
+                status,
+                attempt: job.attempt,
+                worker: self.cx.worker,
+                pid: self.pid,
+                started: Some(engine::wall(self.epoch, started_ns)),
+                runtime: Duration::from_nanos(runtime_ns),
+            },
+        };
+        (done, runtime_ns >= TELL_AT_ONCE.as_nanos() as u64)
     }
 }
