@@ -40,7 +40,7 @@ pub(crate) enum Event {
     Results(Key, Vec<Report>),
     /// A process worker sent something undecodable (it is killed).
     Garbled(Key),
-    /// A thread worker's buffer went from empty to non-empty.
+    /// A thread worker has results in its buffer.
     Ready(Key),
     /// A process worker's channel closed and it was reaped.
     Exited(Key, Crash),

@@ -28,8 +28,8 @@ use crate::task::{CancelToken, Context};
 /// its outcome never waits behind the jobs after it.
 const TELL_AT_ONCE: Duration = Duration::from_micros(50);
 /// A thread holding a whole batch tells the coordinator of its results this many at a time
-/// (and at the end of the batch); the coordinator also looks on its own when it has waited a
-/// tick, which bounds the wait of results finished before a job that hangs.
+/// (and at the end of the batch); the coordinator also looks on its own every 250 ms, which
+/// bounds the wait of results finished before a job that hangs.
 const TELL_EVERY: usize = 128;
 
 /// One job handed to a thread: the input moves, nothing is encoded.
@@ -288,7 +288,7 @@ impl Worker<'_> {
         self.slot.draining()
     }
 
-    /// Runs one job; returns its result and whether it took long enough to be posted at once.
+    /// Runs one job; returns its result and whether it took long enough to be told of at once.
     fn run(&mut self, job: Job, entry: Entry, timeout: Option<Duration>) -> (Report, bool) {
         self.started += 1;
         let started_ns = self.clock.take().unwrap_or_else(sys::now_ns);
