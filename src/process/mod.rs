@@ -107,7 +107,7 @@ pub(crate) fn start(
     let mut cmd = Command::new(program);
     cmd.env(WORKER_ENV, format!("{id}:{}:{name}", std::process::id()))
         .stdin(Stdio::null());
-    sys::isolate(&mut cmd);
+    sys::isolate(&mut cmd, true);
     if let Some(bytes) = memory_limit {
         sys::limit_memory(&mut cmd, bytes);
     }

@@ -12,6 +12,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sys;
@@ -20,6 +21,15 @@ use crate::sys;
 pub(crate) const WATCHDOG_ENV: &str = "WEFT_WATCHDOG";
 /// The run's mark, carried by the coordinator, its workers and every job process.
 pub(crate) const RUN_ENV: &str = "WEFT_RUN";
+
+/// Whether a watchdog of this process is running, so that its jobs need no parent-death signal.
+static SWEEPING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a watchdog will kill this process's job processes if this process dies, however it
+/// dies (the parent-death signal is then not needed).
+pub(crate) fn sweeps_jobs() -> bool {
+    SWEEPING.load(Ordering::Relaxed)
+}
 
 /// The coordinator's end: dropping it (or exiting) lets the watchdog sweep.
 pub(crate) struct Watchdog {
@@ -39,9 +49,9 @@ impl Watchdog {
             .stdout(Stdio::null());
         // Its own process group: a terminal's Ctrl-C must not kill it before it has swept.
         cmd.process_group(0);
-        Ok(Watchdog {
-            child: Some(cmd.spawn()?),
-        })
+        let child = cmd.spawn()?;
+        SWEEPING.store(true, Ordering::Relaxed);
+        Ok(Watchdog { child: Some(child) })
     }
 }
 
@@ -52,6 +62,7 @@ impl Drop for Watchdog {
     /// Lets the watchdog sweep now and waits (at most two seconds) until it has.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            SWEEPING.store(false, Ordering::Relaxed);
             drop(child.stdin.take());
             let until = Instant::now() + SWEEP_WAIT;
             while Instant::now() < until {

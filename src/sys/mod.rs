@@ -181,12 +181,19 @@ pub(crate) fn parent_pid() -> u32 {
 }
 
 /// Prepares `cmd` so that the child lives in its own process group (a terminal's Ctrl-C reaches
-/// only the coordinator) and gets SIGKILL when the thread that spawns it exits.
+/// only the coordinator) and, if `die_with_parent`, gets SIGKILL when the thread that spawns it
+/// exits.
 ///
 /// The parent-death signal fires when the *spawning thread* ends, so callers spawn from a
-/// thread that lives as long as the process (see `process::spawner`).
-pub(crate) fn isolate(cmd: &mut Command) {
+/// thread that lives as long as the process (see `process::spawner`). It is set in the child
+/// between fork and exec, which rules out `posix_spawn`: a fork copies the parent's page tables,
+/// and on a small machine that doubles the cost of starting a short command. Without it the
+/// child is started through `posix_spawn`.
+pub(crate) fn isolate(cmd: &mut Command, die_with_parent: bool) {
     cmd.process_group(0);
+    if !die_with_parent {
+        return;
+    }
     // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
     // which is async-signal-safe; it allocates nothing and takes no locks.
     unsafe {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::process::watchdog;
 use crate::sys;
 use crate::task::{Backend, Context, Failure, Task};
 
@@ -188,7 +189,9 @@ impl Task for Exec {
         cmd.arg("-c")
             .arg(OsStr::from_bytes(&line))
             .stdin(Stdio::null());
-        sys::isolate(&mut cmd);
+        // Where a watchdog sweeps this process's jobs when it dies, the parent-death signal is
+        // not needed, and leaving it out lets the command start through posix_spawn.
+        sys::isolate(&mut cmd, !watchdog::sweeps_jobs());
         let spills = if self.output == Output::Capture {
             let out = Spill::new("out")?;
             let err = Spill::new("err")?;
