@@ -13,7 +13,7 @@ import pathlib
 import statistics
 import sys
 
-SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
 def load(d):
@@ -62,7 +62,9 @@ def fmt_time(s):
         return f"{s:.3f} s"
     if s >= 1e-3:
         return f"{s * 1e3:.2f} ms"
-    return f"{s * 1e6:.1f} µs"
+    if s >= 1e-6:
+        return f"{s * 1e6:.1f} µs"
+    return f"{s * 1e9:.1f} ns"
 
 
 def fmt(v, unit):
@@ -223,7 +225,10 @@ def build(m, checks):
         "3. Tiny tasks, library: no-op tasks on 2 workers",
         "weft: 1,000,000 `Noop` tasks through `Pool::map`. Python: `multiprocessing.Pool(2)` "
         "(fork), `map` with its default chunking over 1,000,000 items, `imap(chunksize=1)` over "
-        "100,000 (its rate, not its time, is compared).",
+        "100,000 (its rate, not its time, is compared). The floor is no pool at all: the least "
+        "any pool that gives each job its own timed outcome must do (a clock read and an "
+        "outcome per job, batches over channels or pipes), measured in the same run "
+        "(`benches/floor.rs`).",
     )
     r.row("weft, process backend", "noop.process")
     r.row("weft, thread backend", "noop.thread")
@@ -232,6 +237,25 @@ def build(m, checks):
     r.speedup("noop.process", "py.map", (3, "≥ 3×"), "weft processes vs Pool.map", True)
     r.speedup("noop.process", "py.imap1", (25, "≥ 25×"), "weft processes vs imap chunksize=1", True)
     r.speedup("noop.thread", "py.map", (10, "≥ 10×"), "weft threads vs Pool.map", True)
+    r.row("floor (no engine, `benches/floor.rs`), threads", "floor.thread")
+    r.row("floor (no engine, `benches/floor.rs`), processes", "floor.process")
+    r.speedup("noop.thread", "floor.thread", None, "weft threads / the thread floor", True)
+    r.speedup("noop.process", "floor.process", None, "weft processes / the process floor", True)
+    r.speedup("floor.thread", "py.map", None, "the thread floor vs Pool.map", True)
+    r.speedup("floor.process", "py.map", None, "the process floor vs Pool.map", True)
+    clock = r.med("floor.clock")
+    cores = int(r.m.get("floor.clock", {}).get("extra", {}).get("cores", 0))
+    if clock and cores:
+        # One clock read per job (its start time and runtime), and nothing else, on every core.
+        ceiling = cores / clock
+        py = r.med("py.map")
+        need = f"; 10× Pool.map needs {10 * py / 1e6:.1f} M/s" if py else ""
+        r.check(
+            "rate if a job cost only its one clock read",
+            f"{ceiling / 1e6:.1f} M/s ({clock * 1e9:.1f} ns per read, {cores} cores){need}",
+            "",
+            None,
+        )
 
     r.section(
         "4. CPU-bound scaling: 8 equal parts, 1 vs 2 workers",

@@ -36,7 +36,7 @@ parallel --version 2>/dev/null | grep -q 'GNU parallel' ||
 	die "'parallel' is not GNU parallel (moreutils has one of that name): install the parallel package"
 
 say "building weft in release mode"
-artifacts=$(cargo build --release --locked --bins --bench engine --message-format=json-render-diagnostics)
+artifacts=$(cargo build --release --locked --bins --bench engine --bench floor --message-format=json-render-diagnostics)
 executable() {
 	python3 -c '
 import json, sys
@@ -48,7 +48,9 @@ for line in sys.stdin:
 }
 weft=$(executable weft bin)
 engine=$(executable engine bench)
-{ [ -x "$weft" ] && [ -x "$engine" ]; } || die "the build did not produce the weft binary and the engine bench"
+floor=$(executable floor bench)
+{ [ -x "$weft" ] && [ -x "$engine" ] && [ -x "$floor" ]; } ||
+	die "the build did not produce the weft binary and the engine and floor benches"
 t_build=$(date +%s)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
@@ -87,6 +89,8 @@ hf() {
 
 say "library: start-up, no-op rates, round trip, CPU scaling, payloads (weft)"
 step engine 300 "$engine" startup noop roundtrip cpu payload > >(tee "$res/engine.txt")
+say "library: the floor under comparison 3 (no engine: a clock read and an outcome per job)"
+step floor 120 "$floor" clock thread process > >(tee "$res/floor.txt")
 say "library: memory (weft, in a fresh process)"
 step memory 120 "$engine" memory > >(tee "$res/memory.txt")
 say "library: Python multiprocessing"
