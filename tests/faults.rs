@@ -744,12 +744,79 @@ fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
                     Duration::from_secs(2),
                     format!("{backend:?} {how}"),
                 );
-                assert_eq!(
-                    left(),
-                    Vec::<std::path::PathBuf>::new(),
-                    "{backend:?}: after SIG{how}"
+                // After a SIGKILL the watchdog removes the run's directory once it has swept.
+                assert!(
+                    wait_until(Duration::from_secs(2), || left().is_empty()),
+                    "{backend:?}: after SIG{how}: {:?}",
+                    left()
                 );
             }
+        });
+    }
+}
+
+#[test]
+fn a_large_output_nobody_prints_leaves_no_file_behind() {
+    // Past the inline limit (1 MiB) a captured output is a named file until it is printed.
+    const BIG: &str = "head -c 2000000 /dev/zero";
+    for backend in BACKENDS {
+        within(LIMIT, move || {
+            let dir = Scratch::new("unprinted");
+            let tmp = dir.join("tmp");
+            std::fs::create_dir(&tmp).unwrap();
+            let d = dir.str();
+            // A failed attempt's output is dropped when the job runs again.
+            let out = weft_on(backend)
+                .env("TMPDIR", &tmp)
+                .args(["--retries", "2"])
+                .arg(format!(
+                    "{BIG}; test -e {d}/{{}}.again && exit 0; touch {d}/{{}}.again; exit 1"
+                ))
+                .args([":::", "1", "2"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{backend:?}: {out:?}");
+            assert_eq!(
+                out.stdout.len(),
+                4_000_000,
+                "{backend:?}: the last attempts' output"
+            );
+            assert_eq!(
+                files_under(&tmp),
+                Vec::<std::path::PathBuf>::new(),
+                "{backend:?}: retries"
+            );
+            // With -k, job 2's output waits for job 1's; the coordinator dies first.
+            let mut child = Command::new(weft_bin())
+                .env("TMPDIR", &tmp)
+                .args(["--backend", backend.name(), "-k", "-j", "2"])
+                .arg(format!(
+                    "test {{}} = 2 && {{ {BIG}; touch {d}/held; exit 0; }}; echo $$ > {d}/first; sleep 60"
+                ))
+                .args([":::", "1", "2"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            assert!(
+                jobs_running(&mut child, || {
+                    dir.join("held").exists() && !pids_in(&dir.join("first")).is_empty()
+                }),
+                "{backend:?}: job 2 done, job 1 running"
+            );
+            // The held output is named once the job's result is in.
+            assert!(
+                wait_until(Duration::from_secs(10), || files_under(&tmp)
+                    .iter()
+                    .any(|p| p.is_file())),
+                "{backend:?}: job 2's output spilled under TMPDIR"
+            );
+            signal(child.id(), "KILL");
+            child.wait().unwrap();
+            assert!(
+                wait_until(Duration::from_secs(2), || files_under(&tmp).is_empty()),
+                "{backend:?}: left after SIGKILL: {:?}",
+                files_under(&tmp)
+            );
         });
     }
 }

@@ -9,6 +9,7 @@
 //! the mark, until none is left.
 
 use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,11 @@ use crate::sys;
 pub(crate) const WATCHDOG_ENV: &str = "WEFT_WATCHDOG";
 /// The run's mark, carried by the coordinator, its workers and every job process.
 pub(crate) const RUN_ENV: &str = "WEFT_RUN";
+
+/// The run's own directory for large captured outputs (see `tasks::exec`), which the watchdog
+/// removes with whatever is left in it: an output nobody printed (an attempt that was retried,
+/// a run stopped before its turn) is not left behind in the temp directory.
+pub(crate) const SPILL_ENV: &str = "WEFT_SPILL_DIR";
 
 /// Whether a watchdog of this process is running, so that its jobs need no parent-death signal.
 static SWEEPING: AtomicBool = AtomicBool::new(false);
@@ -43,6 +49,16 @@ impl Watchdog {
     pub(crate) fn start(program: &Path) -> std::io::Result<Watchdog> {
         let mark = format!("{}.{}", std::process::id(), sys::now_ns());
         sys::set_env(RUN_ENV, &mark);
+        // Made afresh and private; if it cannot be (it exists already), outputs go to the temp
+        // directory itself, as they do without a watchdog.
+        let spill = std::env::temp_dir().join(format!("weft-{mark}"));
+        if std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&spill)
+            .is_ok()
+        {
+            sys::set_env(SPILL_ENV, &spill.to_string_lossy());
+        }
         let mut cmd = Command::new(program);
         cmd.env(WATCHDOG_ENV, std::process::id().to_string())
             .stdin(Stdio::piped())
@@ -98,6 +114,10 @@ pub(crate) fn serve(coordinator: &str) -> ! {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+    // Nothing of the run is left to write there.
+    if let Some(dir) = std::env::var_os(SPILL_ENV) {
+        let _ = std::fs::remove_dir_all(dir);
     }
     std::process::exit(0)
 }

@@ -313,10 +313,10 @@ struct Spill {
 }
 
 impl Spill {
-    /// An unnamed file in the temp directory, or a named one where the filesystem has no
+    /// An unnamed file in the spill directory, or a named one where the filesystem has no
     /// unnamed files.
     fn new(kind: &'static str) -> std::io::Result<Spill> {
-        let dir = std::env::temp_dir();
+        let dir = spill_dir();
         if let Ok(file) = sys::unnamed_file(&dir) {
             return Ok(Spill {
                 file,
@@ -347,14 +347,20 @@ impl Drop for Spill {
     }
 }
 
-/// Makes a new path in the temp directory for one stream of one job, and `make` a file
+/// Where captured output goes: the run's own directory when a watchdog will remove it, else
+/// the temp directory.
+fn spill_dir() -> PathBuf {
+    std::env::var_os(watchdog::SPILL_ENV).map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+/// Makes a new path in the spill directory for one stream of one job, and `make` a file
 /// there, trying further paths while one exists.
 fn fresh_name<T>(
     kind: &str,
     make: impl Fn(&Path) -> std::io::Result<T>,
 ) -> std::io::Result<(T, PathBuf)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir();
+    let dir = spill_dir();
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("weft-{}-{n}.{kind}", std::process::id()));
