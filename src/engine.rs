@@ -765,7 +765,7 @@ impl Engine {
         let SlotState::Live(w) = &mut self.slots[i].state else {
             unreachable!("dispatch to a live worker")
         };
-        let mut batch = Vec::with_capacity(jobs.len());
+        let first = w.next_ticket();
         for job in jobs {
             let bytes = match job.input {
                 Value::Encoded(b) => b,
@@ -782,26 +782,23 @@ impl Engine {
                     }
                 },
             };
-            batch.push(wire::Job {
-                ticket: w.next_ticket(),
-                seq: job.seq,
-                attempt: job.attempt,
-                input: bytes.clone(),
-            });
             w.launch(Flight {
                 seq: job.seq,
                 attempt: job.attempt,
                 input: Some(bytes),
             });
         }
+        let launched = (w.next_ticket() - first) as usize;
         if let Link::Process(link) = &w.link
-            && !batch.is_empty()
+            && launched > 0
         {
-            let batch = wire::Batch {
-                task: entry.name.to_string(),
-                timeout,
-                jobs: batch,
-            };
+            // Encoded straight from the flights just launched, which keep the inputs.
+            let flights = w.flights.range(w.flights.len() - launched..).map(|f| {
+                let f = f.as_ref().expect("a flight just launched is unresolved");
+                let input = f.input.as_ref().expect("a process flight keeps its input");
+                (f.seq, f.attempt, input)
+            });
+            let batch = wire::encode_batch(entry.name, timeout, first, flights);
             if link.send(batch).is_err() {
                 // The worker is dead or dying; its reader reports it and the jobs are
                 // re-queued.

@@ -68,16 +68,7 @@ impl ProcessBuilder {
             )
             .with_source(std::io::Error::other(e))
         })?;
-        let batch = wire::Batch {
-            task: T::NAME.to_string(),
-            timeout: None,
-            jobs: vec![wire::Job {
-                ticket: 0,
-                seq: 1,
-                attempt: 1,
-                input: input.clone(),
-            }],
-        };
+        let batch = wire::encode_batch(T::NAME, None, 0, [(1, 1, &input)]);
         // A send failure means the worker already died; its reader reports that as a crash.
         let _ = link.send(batch);
         let pid = link.pid;

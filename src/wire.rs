@@ -8,11 +8,12 @@
 //! received), so a message's envelope is ipc-channel's own encoding; a batch of jobs still
 //! travels as one message.
 //!
-//! Results are the exception: a job's result is a few fixed fields and a status, and through
-//! serde each one cost hundreds of instructions to encode in the worker and as many to decode
-//! in the coordinator, for every tiny job. They travel as one byte string in a fixed
-//! little-endian layout of their own (see [`encode_results`]), with the regions of large
-//! outputs beside it.
+//! The jobs of a batch and their results are not serde values: a job or a result is a few fixed
+//! fields and a byte string, and through serde each one cost hundreds of instructions to encode
+//! on one side and as many to decode on the other, for every tiny job. A batch and a message of
+//! results each travel as one byte string in a fixed little-endian layout of their own (see
+//! [`encode_batch`] and [`encode_results`]), with the regions of large values beside it, and
+//! are read in place.
 
 mod shared;
 
@@ -27,7 +28,7 @@ use shared::Region;
 pub(crate) use shared::{Lent, Returns};
 
 /// Bumped whenever a message changes shape; a worker of another version is refused.
-pub(crate) const PROTOCOL: u32 = 3;
+pub(crate) const PROTOCOL: u32 = 4;
 
 /// The environment variable that turns a launched program into a worker. Its value is
 /// `WORKER_ID:PARENT_PID:SERVER_NAME`.
@@ -65,28 +66,30 @@ pub(crate) enum Handshake {
     Abort,
 }
 
-/// Coordinator -> worker: a batch, and the worker's output regions the coordinator has let go
-/// of since the last one.
-#[derive(Serialize, Deserialize, Debug)]
+/// Coordinator -> worker: jobs of one task, as [`encode_batch`] makes them, and the worker's
+/// output regions the coordinator has let go of since the last message.
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Delivery {
-    pub(crate) batch: Batch,
-    pub(crate) returned: Vec<u64>,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub(crate) struct Batch {
     pub(crate) task: String,
     /// The job timeout, given to tasks as their context's deadline.
     pub(crate) timeout: Option<std::time::Duration>,
-    pub(crate) jobs: Vec<Job>,
+    #[serde(with = "serde_bytes")]
+    coded: Vec<u8>,
+    /// The shared-memory inputs, which the coded jobs name by their place here.
+    regions: Vec<Payload>,
+    pub(crate) returned: Vec<u64>,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
-pub(crate) struct Job {
-    pub(crate) ticket: u64,
-    pub(crate) seq: u64,
-    pub(crate) attempt: u32,
-    pub(crate) input: Payload,
+/// A batch of jobs encoded for a worker, not yet sent: [`send_batch`] sends it in as many
+/// [`Delivery`] messages as its shared inputs need.
+pub(crate) struct Batch {
+    task: String,
+    timeout: Option<std::time::Duration>,
+    coded: Vec<u8>,
+    regions: Vec<Payload>,
+    /// Where in `coded` a further message starts, once the regions before it fill one (see
+    /// [`REGIONS_PER_MESSAGE`]).
+    cuts: Vec<usize>,
 }
 
 /// Worker -> coordinator: results in the order the jobs ran, as [`encode_results`] makes them.
@@ -197,26 +200,19 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Sends a batch, in as many messages as its shared payloads need, with the returned region ids.
+/// Sends a batch, in as many messages as its shared inputs need, with the returned region ids.
 pub(crate) fn send_batch(
     tx: &IpcSender<Delivery>,
-    mut batch: Batch,
-    mut returned: Vec<u64>,
+    batch: Batch,
+    returned: Vec<u64>,
 ) -> std::io::Result<()> {
-    while let Some(cut) = cut_after_regions(&batch.jobs, |j| j.input.is_shared()) {
-        let rest = batch.jobs.split_off(cut);
-        let head = Batch {
-            task: batch.task.clone(),
-            timeout: batch.timeout,
-            jobs: std::mem::replace(&mut batch.jobs, rest),
-        };
-        tx.send(Delivery {
-            batch: head,
-            returned: std::mem::take(&mut returned),
-        })
-        .map_err(io_error)?;
+    if batch.cuts.is_empty() {
+        return tx.send(batch.delivery(returned)).map_err(io_error);
     }
-    tx.send(Delivery { batch, returned }).map_err(io_error)
+    for delivery in batch.deliveries(returned) {
+        tx.send(delivery).map_err(io_error)?;
+    }
+    Ok(())
 }
 
 /// Sends results, in as many messages as their shared outputs need.
@@ -277,6 +273,227 @@ mod tests {
         );
         assert_eq!(cut(&vec![false; 10 * n]), None, "inline values need no cut");
     }
+}
+
+/// Encodes jobs of `task` as one batch: per job `ticket`, `seq` (u64 each) and `attempt` (u32),
+/// then its input: a tag byte 0 and the bytes as a u64 length and themselves, or a tag byte 1
+/// and the u64 place of its shared-memory region among its message's regions. Integers are
+/// little-endian.
+///
+/// The jobs are `(seq, attempt, input)`, under consecutive tickets from `first_ticket`, read
+/// twice: once to size the message, once to fill it. Inline inputs are copied straight into
+/// the message; a shared one travels as another handle on its region (the caller keeps its
+/// own, which decides the region's reuse).
+pub(crate) fn encode_batch<'a, I>(
+    task: &str,
+    timeout: Option<std::time::Duration>,
+    first_ticket: u64,
+    jobs: I,
+) -> Batch
+where
+    I: IntoIterator<Item = (u64, u32, &'a Payload)>,
+    I::IntoIter: Clone,
+{
+    const HEAD: usize = 8 + 8 + 4 + 1 + 8;
+    let jobs = jobs.into_iter();
+    // Sized up front, as results are.
+    let size = jobs
+        .clone()
+        .map(|(_, _, input)| match input {
+            Payload::Inline(bytes) => HEAD + bytes.len(),
+            Payload::Shared(_) => HEAD,
+        })
+        .sum();
+    let mut coded = Vec::with_capacity(size);
+    let mut regions = Vec::new();
+    let mut cuts = Vec::new();
+    for ((seq, attempt, input), ticket) in jobs.zip(first_ticket..) {
+        // Both kinds of input take a header of the same size, written at once.
+        let (tag, word, bytes): (u8, u64, &[u8]) = match input {
+            Payload::Inline(bytes) => (0, bytes.len() as u64, bytes),
+            Payload::Shared(_) => {
+                let place = regions.len() % REGIONS_PER_MESSAGE;
+                if place == 0 && !regions.is_empty() {
+                    cuts.push(coded.len());
+                }
+                regions.push(input.clone());
+                (1, place as u64, &[])
+            }
+        };
+        let mut head = [0; HEAD];
+        head[..8].copy_from_slice(&ticket.to_le_bytes());
+        head[8..16].copy_from_slice(&seq.to_le_bytes());
+        head[16..20].copy_from_slice(&attempt.to_le_bytes());
+        head[20] = tag;
+        head[21..].copy_from_slice(&word.to_le_bytes());
+        coded.extend_from_slice(&head);
+        if !bytes.is_empty() {
+            coded.extend_from_slice(bytes);
+        }
+    }
+    Batch {
+        task: task.to_string(),
+        timeout,
+        coded,
+        regions,
+        cuts,
+    }
+}
+
+impl Batch {
+    /// The one message of a batch without cuts.
+    fn delivery(self, returned: Vec<u64>) -> Delivery {
+        debug_assert!(self.cuts.is_empty());
+        Delivery {
+            task: self.task,
+            timeout: self.timeout,
+            coded: self.coded,
+            regions: self.regions,
+            returned,
+        }
+    }
+
+    /// The messages of a batch, each with at most [`REGIONS_PER_MESSAGE`] regions; the first
+    /// carries `returned`.
+    fn deliveries(self, returned: Vec<u64>) -> Vec<Delivery> {
+        let Batch {
+            task,
+            timeout,
+            mut coded,
+            mut regions,
+            cuts,
+        } = self;
+        let mut all = Vec::with_capacity(cuts.len() + 1);
+        // From the back, so that each message's regions are the tail left.
+        for (k, &cut) in cuts.iter().enumerate().rev() {
+            all.push(Delivery {
+                task: task.clone(),
+                timeout,
+                coded: coded.split_off(cut),
+                regions: regions.split_off((k + 1) * REGIONS_PER_MESSAGE),
+                returned: Vec::new(),
+            });
+        }
+        all.push(Delivery {
+            task,
+            timeout,
+            coded,
+            regions,
+            returned,
+        });
+        all.reverse();
+        all
+    }
+}
+
+/// One job of a [`Delivery`], read in place: its input borrows the message's bytes or region.
+pub(crate) struct Job<'a> {
+    pub(crate) ticket: u64,
+    pub(crate) seq: u64,
+    pub(crate) attempt: u32,
+    pub(crate) input: &'a [u8],
+}
+
+impl Delivery {
+    /// The jobs of this message, decoded one at a time as they are taken. A garbled message
+    /// yields an error, after the jobs before it, and then ends.
+    pub(crate) fn jobs(&self) -> Jobs<'_> {
+        Jobs {
+            bytes: &self.coded,
+            regions: &self.regions,
+        }
+    }
+}
+
+/// The jobs of a [`Delivery`]: see [`Delivery::jobs`].
+pub(crate) struct Jobs<'a> {
+    bytes: &'a [u8],
+    regions: &'a [Payload],
+}
+
+impl<'a> Jobs<'a> {
+    fn job(&mut self) -> Result<Job<'a>, String> {
+        let bytes = &mut self.bytes;
+        let ticket = u64_of(bytes)?;
+        let seq = u64_of(bytes)?;
+        let attempt = u32_of(bytes)?;
+        let input = match byte_of(bytes)? {
+            0 => slice_of(bytes)?,
+            1 => {
+                let at = u64_of(bytes)?;
+                usize::try_from(at)
+                    .ok()
+                    .and_then(|i| self.regions.get(i))
+                    .map(|region| &region[..])
+                    .ok_or_else(|| format!("batch names a missing region {at}"))?
+            }
+            other => return Err(format!("bad input tag {other}")),
+        };
+        Ok(Job {
+            ticket,
+            seq,
+            attempt,
+            input,
+        })
+    }
+}
+
+impl<'a> Iterator for Jobs<'a> {
+    type Item = Result<Job<'a>, String>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let job = self.job();
+        if job.is_err() {
+            self.bytes = &[];
+        }
+        Some(job)
+    }
+}
+
+fn short(n: u64, left: usize) -> String {
+    format!("message cut short: {n} bytes wanted, {left} left")
+}
+
+#[inline(always)]
+fn u64_of(bytes: &mut &[u8]) -> Result<u64, String> {
+    let (head, rest) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| short(8, bytes.len()))?;
+    *bytes = rest;
+    Ok(u64::from_le_bytes(*head))
+}
+
+#[inline(always)]
+fn u32_of(bytes: &mut &[u8]) -> Result<u32, String> {
+    let (head, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| short(4, bytes.len()))?;
+    *bytes = rest;
+    Ok(u32::from_le_bytes(*head))
+}
+
+#[inline(always)]
+fn byte_of(bytes: &mut &[u8]) -> Result<u8, String> {
+    let (&head, rest) = bytes.split_first().ok_or_else(|| short(1, 0))?;
+    *bytes = rest;
+    Ok(head)
+}
+
+/// A u64 length and that many bytes.
+#[inline(always)]
+fn slice_of<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
+    let n = u64_of(bytes)?;
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= bytes.len())
+        .ok_or_else(|| short(n, bytes.len()))?;
+    let (head, rest) = bytes.split_at(n);
+    *bytes = rest;
+    Ok(head)
 }
 
 /// Encodes results as one message: per job `ticket`, `started_ns`, `runtime_ns` (u64 each), a
@@ -349,33 +566,9 @@ pub(crate) fn decode_results(results: Results, mut each: impl FnMut(Done)) -> Re
     let Results { coded, regions } = results;
     let mut regions: Vec<Option<Payload>> = regions.into_iter().map(Some).collect();
     let mut bytes = &coded[..];
-    fn short(n: usize, left: usize) -> String {
-        format!("results cut short: {n} bytes wanted, {left} left")
-    }
-    #[inline(always)]
-    fn u64_of(bytes: &mut &[u8]) -> Result<u64, String> {
-        let (head, rest) = bytes
-            .split_first_chunk::<8>()
-            .ok_or_else(|| short(8, bytes.len()))?;
-        *bytes = rest;
-        Ok(u64::from_le_bytes(*head))
-    }
-    #[inline(always)]
-    fn byte_of(bytes: &mut &[u8]) -> Result<u8, String> {
-        let (&head, rest) = bytes.split_first().ok_or_else(|| short(1, 0))?;
-        *bytes = rest;
-        Ok(head)
-    }
     #[inline(always)]
     fn vec_of(bytes: &mut &[u8]) -> Result<Vec<u8>, String> {
-        let n = u64_of(bytes)?;
-        let n = usize::try_from(n)
-            .ok()
-            .filter(|&n| n <= bytes.len())
-            .ok_or_else(|| short(n as usize, bytes.len()))?;
-        let (head, rest) = bytes.split_at(n);
-        *bytes = rest;
-        Ok(head.to_vec())
+        slice_of(bytes).map(<[u8]>::to_vec)
     }
     fn string_of(bytes: &mut &[u8]) -> Result<String, String> {
         String::from_utf8(vec_of(bytes)?).map_err(|e| e.to_string())
@@ -496,5 +689,145 @@ mod results_tests {
         let mut huge = bytes;
         huge[25..33].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode_all(&huge).is_err());
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    type Decoded = (u64, u64, u32, Vec<u8>);
+
+    fn decode_all(d: &Delivery) -> Result<Vec<Decoded>, String> {
+        d.jobs()
+            .map(|j| j.map(|j| (j.ticket, j.seq, j.attempt, j.input.to_vec())))
+            .collect()
+    }
+
+    fn delivery(coded: &[u8]) -> Delivery {
+        Delivery {
+            task: "t".into(),
+            timeout: None,
+            coded: coded.to_vec(),
+            regions: Vec::new(),
+            returned: Vec::new(),
+        }
+    }
+
+    fn shared(bytes: &[u8]) -> Payload {
+        let region = Region::filled(bytes.len(), |buf| {
+            buf.copy_from_slice(bytes);
+            true
+        })
+        .expect("a small region within the budget");
+        Payload::Shared(region)
+    }
+
+    /// The messages of `inputs` as jobs under tickets from 10, with seq `100 + i`.
+    fn sent(inputs: &[Payload]) -> Vec<Delivery> {
+        let jobs = inputs
+            .iter()
+            .zip(0..)
+            .map(|(p, i)| (100 + i, 1 + i as u32, p));
+        let batch = encode_batch("t", Some(std::time::Duration::from_secs(3)), 10, jobs);
+        batch.deliveries(vec![42])
+    }
+
+    fn expected(inputs: &[Payload]) -> Vec<Decoded> {
+        inputs
+            .iter()
+            .zip(0..)
+            .map(|(p, i)| (10 + i, 100 + i, 1 + i as u32, p.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn batches_round_trip_inline_and_shared_inputs() {
+        let inputs = vec![
+            Payload::Inline(vec![]),
+            Payload::Inline(vec![1, 2, 3]),
+            shared(b"large"),
+            Payload::Inline(vec![9; 1000]),
+            shared(b"another"),
+        ];
+        let batch = encode_batch(
+            "t",
+            None,
+            10,
+            inputs
+                .iter()
+                .zip(0..)
+                .map(|(p, i)| (100 + i, 1 + i as u32, p)),
+        );
+        assert_eq!(batch.coded.capacity(), batch.coded.len(), "sized exactly");
+        assert!(batch.cuts.is_empty());
+        let messages = sent(&inputs);
+        assert_eq!(messages.len(), 1);
+        let d = &messages[0];
+        assert_eq!((d.task.as_str(), d.returned.as_slice()), ("t", &[42][..]));
+        assert_eq!(d.timeout, Some(std::time::Duration::from_secs(3)));
+        assert_eq!(d.regions.len(), 2);
+        assert_eq!(decode_all(d), Ok(expected(&inputs)));
+        assert_eq!(decode_all(&delivery(&[])), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_batch_with_many_shared_inputs_is_cut_into_messages() {
+        let n = REGIONS_PER_MESSAGE;
+        let mut inputs = vec![Payload::Inline(vec![1])];
+        for i in 0..2 * n + 3 {
+            inputs.push(shared(&[i as u8; 3]));
+            inputs.push(Payload::Inline(vec![i as u8]));
+        }
+        let messages = sent(&inputs);
+        assert_eq!(messages.len(), 3);
+        let mut all = Vec::new();
+        for (k, d) in messages.iter().enumerate() {
+            assert!(d.regions.len() <= n);
+            assert_eq!(
+                d.returned.is_empty(),
+                k > 0,
+                "only the first carries returns"
+            );
+            assert_eq!(d.timeout, Some(std::time::Duration::from_secs(3)));
+            all.extend(decode_all(d).expect("each message decodes alone"));
+        }
+        assert_eq!(all, expected(&inputs));
+    }
+
+    #[test]
+    fn truncated_or_garbled_batches_are_an_error_not_a_panic() {
+        let inputs = [Payload::Inline(vec![5; 7]), Payload::Inline(vec![])];
+        let messages = sent(&inputs);
+        let bytes = &messages[0].coded;
+        let first = 29 + 7;
+        for n in 0..bytes.len() {
+            let decoded = decode_all(&delivery(&bytes[..n]));
+            match n {
+                0 => assert_eq!(decoded, Ok(vec![])),
+                n if n == first => assert_eq!(decoded.map(|j| j.len()), Ok(1)),
+                n => assert!(decoded.is_err(), "{n} bytes"),
+            }
+        }
+        let garbled = |at: usize, with: &[u8]| {
+            let mut bad = bytes.clone();
+            bad[at..at + with.len()].copy_from_slice(with);
+            decode_all(&delivery(&bad))
+        };
+        assert!(garbled(20, &[9]).is_err(), "a bad tag");
+        assert!(
+            garbled(21, &u64::MAX.to_le_bytes()).is_err(),
+            "a huge length"
+        );
+        let missing = garbled(20, &[1]);
+        assert!(missing.is_err(), "a region the message does not carry");
+        // The jobs before a garbled one still come out, then the error, then nothing.
+        let mut bad = bytes.clone();
+        bad[first + 20] = 7;
+        let d = delivery(&bad);
+        let mut jobs = d.jobs();
+        assert!(matches!(jobs.next(), Some(Ok(j)) if j.input == [5; 7]));
+        assert!(matches!(jobs.next(), Some(Err(_))));
+        assert!(jobs.next().is_none());
     }
 }

@@ -113,19 +113,26 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             .map_err(|e| format!("cannot send results: {e}"))
     };
     loop {
-        let batch = match tasks.recv() {
-            Ok(delivery) => {
-                lent.returned(&delivery.returned);
-                delivery.batch
-            }
+        let delivery = match tasks.recv() {
+            Ok(delivery) => delivery,
             // The coordinator dropped its sender, or died.
             Err(IpcError::Disconnected) => break,
             Err(e) => return Err(format!("bad batch: {e}")),
         };
-        let entry = registry.entry(&batch.task).copied();
+        lent.returned(&delivery.returned);
+        let entry = registry.entry(&delivery.task).copied();
         // A job starts when the one before it ended: one clock read per job, not two.
         let mut started_ns = sys::now_ns();
-        for job in batch.jobs {
+        for job in delivery.jobs() {
+            let job = match job {
+                Ok(job) => job,
+                // The jobs before it ran: their results go first, then the coordinator
+                // accounts for the rest when it sees this worker exit.
+                Err(e) => {
+                    flush(&mut pending)?;
+                    return Err(format!("bad batch: {e}"));
+                }
+            };
             // Cancelled, or told to start nothing new: the coordinator accounts for the jobs
             // this worker never started when it sees it exit.
             if cx.is_cancelled() || slot.draining() {
@@ -136,14 +143,14 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             slot.begin(started, started_ns);
             cx.seq = job.seq;
             cx.attempt = job.attempt;
-            cx.deadline = batch.timeout.map(|t| std::time::Instant::now() + t);
+            cx.deadline = delivery.timeout.map(|t| std::time::Instant::now() + t);
             let mut status = match (&entry, &init_error) {
                 (_, Some(e)) => wire::Status::Failed(e.clone()),
                 (None, _) => wire::Status::Failed(format!(
                     "task {:?} is not registered in the worker program",
-                    batch.task
+                    delivery.task
                 )),
-                (Some(entry), None) => match catch(|| (entry.run_bytes)(&job.input, &cx)) {
+                (Some(entry), None) => match catch(|| (entry.run_bytes)(job.input, &cx)) {
                     Ok(Ok(out)) => wire::Status::Ok(out),
                     Ok(Err(f)) if f.is_timed_out() => wire::Status::TimedOut,
                     Ok(Err(f)) if f.is_cancelled() => wire::Status::Cancelled,
