@@ -275,6 +275,9 @@ mod tests {
     }
 }
 
+/// The bytes of a job before its inline input (see [`encode_batch`]).
+const JOB_HEAD: usize = 8 + 8 + 4 + 1 + 8;
+
 /// Encodes jobs of `task` as one batch: per job `ticket`, `seq` (u64 each) and `attempt` (u32),
 /// then its input: a tag byte 0 and the bytes as a u64 length and themselves, or a tag byte 1
 /// and the u64 place of its shared-memory region among its message's regions. Integers are
@@ -294,14 +297,13 @@ where
     I: IntoIterator<Item = (u64, u32, &'a Payload)>,
     I::IntoIter: Clone,
 {
-    const HEAD: usize = 8 + 8 + 4 + 1 + 8;
     let jobs = jobs.into_iter();
     // Sized up front, as results are.
     let size = jobs
         .clone()
         .map(|(_, _, input)| match input {
-            Payload::Inline(bytes) => HEAD + bytes.len(),
-            Payload::Shared(_) => HEAD,
+            Payload::Inline(bytes) => JOB_HEAD + bytes.len(),
+            Payload::Shared(_) => JOB_HEAD,
         })
         .sum();
     let mut coded = Vec::with_capacity(size);
@@ -320,7 +322,7 @@ where
                 (1, place as u64, &[])
             }
         };
-        let mut head = [0; HEAD];
+        let mut head = [0; JOB_HEAD];
         head[..8].copy_from_slice(&ticket.to_le_bytes());
         head[8..16].copy_from_slice(&seq.to_le_bytes());
         head[16..20].copy_from_slice(&attempt.to_le_bytes());
@@ -413,29 +415,45 @@ pub(crate) struct Jobs<'a> {
 
 impl<'a> Jobs<'a> {
     fn job(&mut self) -> Result<Job<'a>, String> {
-        let bytes = &mut self.bytes;
-        let ticket = u64_of(bytes)?;
-        let seq = u64_of(bytes)?;
-        let attempt = u32_of(bytes)?;
-        let input = match byte_of(bytes)? {
-            0 => slice_of(bytes)?,
+        // The fixed part in one bounds check: this runs once per job.
+        let (head, rest) = self
+            .bytes
+            .split_first_chunk::<JOB_HEAD>()
+            .ok_or_else(|| short(JOB_HEAD as u64, self.bytes.len()))?;
+        let word = u64::from_le_bytes(field(head, 21));
+        let (input, rest) = match head[20] {
+            0 => {
+                let n = usize::try_from(word)
+                    .ok()
+                    .filter(|&n| n <= rest.len())
+                    .ok_or_else(|| short(word, rest.len()))?;
+                rest.split_at(n)
+            }
             1 => {
-                let at = u64_of(bytes)?;
-                usize::try_from(at)
+                let region = usize::try_from(word)
                     .ok()
                     .and_then(|i| self.regions.get(i))
-                    .map(|region| &region[..])
-                    .ok_or_else(|| format!("batch names a missing region {at}"))?
+                    .ok_or_else(|| format!("batch names a missing region {word}"))?;
+                (&region[..], rest)
             }
             other => return Err(format!("bad input tag {other}")),
         };
+        self.bytes = rest;
         Ok(Job {
-            ticket,
-            seq,
-            attempt,
+            ticket: u64::from_le_bytes(field(head, 0)),
+            seq: u64::from_le_bytes(field(head, 8)),
+            attempt: u32::from_le_bytes(field(head, 16)),
             input,
         })
     }
+}
+
+/// `N` bytes of a job's header from `at`.
+#[inline(always)]
+fn field<const N: usize>(head: &[u8; JOB_HEAD], at: usize) -> [u8; N] {
+    head[at..at + N]
+        .try_into()
+        .expect("a field within the header")
 }
 
 impl<'a> Iterator for Jobs<'a> {
@@ -454,6 +472,7 @@ impl<'a> Iterator for Jobs<'a> {
     }
 }
 
+#[cold]
 fn short(n: u64, left: usize) -> String {
     format!("message cut short: {n} bytes wanted, {left} left")
 }
@@ -465,15 +484,6 @@ fn u64_of(bytes: &mut &[u8]) -> Result<u64, String> {
         .ok_or_else(|| short(8, bytes.len()))?;
     *bytes = rest;
     Ok(u64::from_le_bytes(*head))
-}
-
-#[inline(always)]
-fn u32_of(bytes: &mut &[u8]) -> Result<u32, String> {
-    let (head, rest) = bytes
-        .split_first_chunk::<4>()
-        .ok_or_else(|| short(4, bytes.len()))?;
-    *bytes = rest;
-    Ok(u32::from_le_bytes(*head))
 }
 
 #[inline(always)]
