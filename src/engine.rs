@@ -36,8 +36,9 @@ pub(crate) type Epoch = (SystemTime, u64);
 
 /// What workers and helper threads tell the coordinator.
 pub(crate) enum Event {
-    /// A process worker's results, in the order its jobs ran.
-    Results(Key, Vec<Report>),
+    /// A message of a process worker's results, in the order its jobs ran, as it arrived: it
+    /// is read straight into outcomes (see `take_results`).
+    Results(Key, wire::Results),
     /// A process worker sent something undecodable (it is killed).
     Garbled(Key),
     /// A thread worker has results in its buffer.
@@ -56,13 +57,6 @@ pub(crate) enum Event {
 
 /// What a worker says about one of its jobs.
 pub(crate) enum Report {
-    /// The job ran in a worker process; the coordinator makes its outcome.
-    Done {
-        ticket: u64,
-        started_ns: u64,
-        runtime_ns: u64,
-        status: Status<Value>,
-    },
     /// The job ran on a thread, which made its outcome: that work is off the coordinator's
     /// thread, which every job passes through.
     Finished {
@@ -71,24 +65,6 @@ pub(crate) enum Report {
     },
     /// A job a retired thread took, handed back unstarted.
     Returned(thread::Job),
-}
-
-impl From<wire::Done> for Report {
-    fn from(d: wire::Done) -> Report {
-        let status = match d.status {
-            wire::Status::Ok(b) => Status::Ok(Value::Encoded(b)),
-            wire::Status::Failed(m) => Status::Failed(m),
-            wire::Status::TimedOut => Status::TimedOut,
-            wire::Status::Cancelled => Status::Cancelled,
-            wire::Status::Panicked { message, location } => Status::Panicked { message, location },
-        };
-        Report::Done {
-            ticket: d.ticket,
-            started_ns: d.started_ns,
-            runtime_ns: d.runtime_ns,
-            status,
-        }
-    }
 }
 
 /// What a run's source has next.
@@ -831,7 +807,7 @@ impl Engine {
 
     fn handle(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
-            Event::Results(key, mut reports) => self.accept(key, &mut reports, run),
+            Event::Results(key, message) => self.take_results(key, message, run),
             Event::Ready(key) => {
                 let spare = std::mem::take(&mut self.spare);
                 let Some(w) = self.worker_mut(key) else {
@@ -887,6 +863,59 @@ impl Engine {
         }
     }
 
+    /// Reads a message of process worker `key`'s results straight into outcomes. A job counts
+    /// only while its ticket is in flight; a result for anything else is late and dropped. A
+    /// garbled message gets its worker killed, as a garbled channel does.
+    fn take_results(&mut self, key: Key, message: wire::Results, run: &mut Run<'_>) {
+        // Borrowed apart, as in `accept`: this runs once per job.
+        let Engine {
+            slots,
+            cfg,
+            queue,
+            ready,
+            avg_ns,
+            runtimes,
+            epoch,
+            ..
+        } = self;
+        let w = match slots.get_mut(key.0) {
+            Some(Slot {
+                generation,
+                state: SlotState::Live(w),
+                ..
+            }) if *generation == key.1 => &mut **w,
+            _ => return,
+        };
+        let Link::Process(link) = &w.link else {
+            return;
+        };
+        let (pid, returns) = (link.pid, link.returns());
+        let read = process::read_results(message, &returns, Value::Encoded, |r| {
+            let Some(flight) = w.land(r.ticket) else {
+                return;
+            };
+            tally(cfg, runtimes, avg_ns, r.runtime_ns);
+            let outcome = Outcome {
+                seq: flight.seq,
+                status: r.status,
+                attempt: flight.attempt,
+                worker: key.0 + 1,
+                pid,
+                started: Some(wall(*epoch, r.started_ns)),
+                runtime: Duration::from_nanos(r.runtime_ns),
+            };
+            settle(cfg.attempts, queue, ready, run, outcome, flight.input);
+        });
+        if read.is_err()
+            && let Link::Process(link) = &w.link
+        {
+            // Its channel then reports the disconnection, and the jobs still in flight are
+            // accounted for.
+            w.dying = true;
+            link.kill();
+        }
+    }
+
     /// Takes in what worker `key` reports, leaving `reports` empty. A job counts only while
     /// its ticket is in flight; a report on anything else is late and dropped.
     fn accept(&mut self, key: Key, reports: &mut Vec<Report>, run: &mut Run<'_>) {
@@ -900,7 +929,6 @@ impl Engine {
             ready,
             avg_ns,
             runtimes,
-            epoch,
             ..
         } = self;
         let w = match slots.get_mut(key.0) {
@@ -917,43 +945,9 @@ impl Engine {
                 }
             },
         };
-        let pid = w.pid();
-        let mut tally = |runtime_ns: u64| {
-            if cfg.timeout_of_median.is_some() {
-                if runtimes.len() == RUNTIMES_KEPT {
-                    runtimes.pop_front();
-                }
-                runtimes.push_back(runtime_ns);
-            }
-            let sample = runtime_ns as f64;
-            *avg_ns = Some(match *avg_ns {
-                None => sample,
-                Some(avg) => avg * 0.9 + sample * 0.1,
-            });
-        };
+        let mut tally = |runtime_ns| tally(cfg, runtimes, avg_ns, runtime_ns);
         for report in reports.drain(..) {
             match report {
-                Report::Done {
-                    ticket,
-                    started_ns,
-                    runtime_ns,
-                    status,
-                } => {
-                    let Some(flight) = w.land(ticket) else {
-                        continue;
-                    };
-                    tally(runtime_ns);
-                    let outcome = Outcome {
-                        seq: flight.seq,
-                        status,
-                        attempt: flight.attempt,
-                        worker: key.0 + 1,
-                        pid,
-                        started: Some(wall(*epoch, started_ns)),
-                        runtime: Duration::from_nanos(runtime_ns),
-                    };
-                    settle(cfg.attempts, queue, ready, run, outcome, flight.input);
-                }
                 Report::Finished { ticket, outcome } => {
                     let Some(flight) = w.land(ticket) else {
                         continue;
@@ -1375,6 +1369,23 @@ fn settle(
         return;
     }
     Engine::emit(ready, run, outcome);
+}
+
+/// Counts a finished job's runtime into the average (and the recent runtimes, when a timeout
+/// is relative to their median).
+#[inline(always)]
+fn tally(cfg: &Config, runtimes: &mut VecDeque<u64>, avg_ns: &mut Option<f64>, runtime_ns: u64) {
+    if cfg.timeout_of_median.is_some() {
+        if runtimes.len() == RUNTIMES_KEPT {
+            runtimes.pop_front();
+        }
+        runtimes.push_back(runtime_ns);
+    }
+    let sample = runtime_ns as f64;
+    *avg_ns = Some(match *avg_ns {
+        None => sample,
+        Some(avg) => avg * 0.9 + sample * 0.1,
+    });
 }
 
 /// The outcome of a job that never reached a worker.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Select};
 
 use crate::catch::catch;
-use crate::engine::{Event, Report, Value};
+use crate::engine::Event;
 use crate::error::Error;
 use crate::outcome::{Outcome, Status};
 use crate::process;
@@ -195,23 +195,25 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
             Some(t) => self.events.recv_deadline(t).ok(),
         };
         match event {
-            Some(Event::Results(_, reports)) => {
-                if let Some(Report::Done {
-                    started_ns,
-                    runtime_ns,
-                    status,
-                    ..
-                }) = reports.into_iter().next()
-                {
-                    let status = match status {
-                        Status::Ok(Value::Encoded(bytes)) => match wire::decode(&bytes) {
-                            Ok(v) => Status::Ok(v),
-                            Err(e) => Status::Failed(format!("cannot decode output: {e}")),
-                        },
-                        Status::Ok(Value::Local(_)) => unreachable!("a process sends bytes"),
+            Some(Event::Results(_, message)) => {
+                let mut first = None;
+                let read = self.link.as_ref().map(|link| {
+                    let decode = |bytes: wire::Payload| wire::decode::<O>(&bytes);
+                    process::read_results(message, &link.returns(), decode, |r| {
+                        first.get_or_insert(r);
+                    })
+                });
+                if let Some(r) = first {
+                    let status = match r.status {
+                        Status::Ok(Ok(v)) => Status::Ok(v),
+                        Status::Ok(Err(e)) => Status::Failed(format!("cannot decode output: {e}")),
                         other => other.map(|_| unreachable!("not ok")),
                     };
-                    self.outcome = Some(self.outcome_of(status, started_ns, runtime_ns));
+                    self.outcome = Some(self.outcome_of(status, r.started_ns, r.runtime_ns));
+                }
+                if let (Some(Err(_)), Some(link)) = (read, &self.link) {
+                    // Garbled: the worker is killed, and its exit reported as a crash.
+                    link.kill();
                 }
                 // Done: closing the channel lets the worker exit 0.
                 if let Some(link) = &mut self.link {

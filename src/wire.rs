@@ -571,31 +571,51 @@ pub(crate) fn encode_results(results: Vec<Done>) -> Results {
     }
 }
 
-/// Decodes a message of [`encode_results`], handing each result to `each` in order.
-pub(crate) fn decode_results(results: Results, mut each: impl FnMut(Done)) -> Result<(), String> {
+/// One job's result as the coordinator reads it: the status its outcome takes, with the output
+/// already made into what the coordinator keeps (see [`decode_results`]).
+pub(crate) struct Received<T> {
+    pub(crate) ticket: u64,
+    pub(crate) started_ns: u64,
+    pub(crate) runtime_ns: u64,
+    pub(crate) status: crate::outcome::Status<T>,
+}
+
+/// Decodes a message of [`encode_results`], handing each result to `each` in order, its output
+/// made by `output`. The results before a garbled one are handed on, then the error returned.
+///
+/// Statuses are made in the coordinator's own type, not as [`Status`] and then converted: this
+/// runs once per job.
+pub(crate) fn decode_results<T>(
+    results: Results,
+    mut output: impl FnMut(Payload) -> T,
+    mut each: impl FnMut(Received<T>),
+) -> Result<(), String> {
+    use crate::outcome::Status;
     let Results { coded, regions } = results;
     let mut regions: Vec<Option<Payload>> = regions.into_iter().map(Some).collect();
     let mut bytes = &coded[..];
     #[inline(always)]
     fn vec_of(bytes: &mut &[u8]) -> Result<Vec<u8>, String> {
-        slice_of(bytes).map(<[u8]>::to_vec)
+        // An empty output (a task returning `()`) skips the allocator's call.
+        slice_of(bytes).map(|b| if b.is_empty() { Vec::new() } else { b.to_vec() })
     }
     fn string_of(bytes: &mut &[u8]) -> Result<String, String> {
         String::from_utf8(vec_of(bytes)?).map_err(|e| e.to_string())
     }
-    while !bytes.is_empty() {
-        let ticket = u64_of(&mut bytes)?;
-        let started_ns = u64_of(&mut bytes)?;
-        let runtime_ns = u64_of(&mut bytes)?;
-        let status = match byte_of(&mut bytes)? {
-            0 => Status::Ok(Payload::Inline(vec_of(&mut bytes)?)),
+    // The fixed part of a result in one bounds check.
+    while let Some((head, rest)) = bytes.split_first_chunk::<25>() {
+        bytes = rest;
+        let word =
+            |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("in the head"));
+        let status = match head[24] {
+            0 => Status::Ok(output(Payload::Inline(vec_of(&mut bytes)?))),
             5 => {
                 let at = u64_of(&mut bytes)?;
                 let region = usize::try_from(at)
                     .ok()
                     .and_then(|i| regions.get_mut(i)?.take())
                     .ok_or_else(|| format!("results name a missing region {at}"))?;
-                Status::Ok(region)
+                Status::Ok(output(region))
             }
             1 => Status::Failed(string_of(&mut bytes)?),
             2 => Status::TimedOut,
@@ -610,12 +630,15 @@ pub(crate) fn decode_results(results: Results, mut each: impl FnMut(Done)) -> Re
             },
             other => return Err(format!("bad status tag {other}")),
         };
-        each(Done {
-            ticket,
-            started_ns,
-            runtime_ns,
+        each(Received {
+            ticket: word(0),
+            started_ns: word(8),
+            runtime_ns: word(16),
             status,
         });
+    }
+    if !bytes.is_empty() {
+        return Err(short(25, bytes.len()));
     }
     Ok(())
 }
@@ -634,15 +657,34 @@ mod results_tests {
     /// The results as text, to compare: payloads are compared by their bytes.
     fn decode_all(bytes: &[u8]) -> Result<Vec<String>, String> {
         let mut all = Vec::new();
-        decode_results(coded(bytes), |d| all.push(shown(&d))).map(|()| all)
+        decode_results(
+            coded(bytes),
+            |p| p[..].to_vec(),
+            |r| {
+                let status = format!("{:?}", r.status);
+                all.push(format!(
+                    "{} {} {} {status}",
+                    r.ticket, r.started_ns, r.runtime_ns
+                ));
+            },
+        )
+        .map(|()| all)
     }
 
+    /// A result as sent, shown as [`decode_all`] shows it received.
     fn shown(d: &Done) -> String {
+        use crate::outcome::Status as Received;
         let status = match &d.status {
-            Status::Ok(p) => format!("ok {:?}", &p[..]),
-            other => format!("{other:?}"),
+            Status::Ok(p) => Received::Ok(p[..].to_vec()),
+            Status::Failed(m) => Received::Failed(m.clone()),
+            Status::TimedOut => Received::TimedOut,
+            Status::Cancelled => Received::Cancelled,
+            Status::Panicked { message, location } => Received::Panicked {
+                message: message.clone(),
+                location: location.clone(),
+            },
         };
-        format!("{} {} {} {status}", d.ticket, d.started_ns, d.runtime_ns)
+        format!("{} {} {} {status:?}", d.ticket, d.started_ns, d.runtime_ns)
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crossbeam_channel::Sender;
 use ipc_channel::IpcError;
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender, IpcSharedMemory};
 
-use crate::engine::{Event, Key, Report};
+use crate::engine::{Event, Key};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Crash;
 use crate::sys::{self, SlotView};
@@ -184,8 +184,7 @@ pub(crate) fn start(
         .name(format!("weft-reader-{id}"))
         .spawn({
             let child = child.clone();
-            let returns = returns.clone();
-            move || read(key, results, returns, child, events)
+            move || read(key, results, child, events)
         })
         .map_err(|e| spawn_error("could not start its reader thread".into()).with_source(e))?;
     Ok(Link {
@@ -205,6 +204,11 @@ impl Link {
             Some(tx) => wire::send_batch(tx, batch, self.returns.take()),
             None => Err(std::io::Error::other("worker is shutting down")),
         }
+    }
+
+    /// What [`read_results`] gives this worker's output regions back through.
+    pub(crate) fn returns(&self) -> Arc<wire::Returns> {
+        self.returns.clone()
     }
 
     pub(crate) fn slot(&self) -> SlotView<'_> {
@@ -269,27 +273,15 @@ impl Drop for Link {
 fn read(
     key: Key,
     results: IpcReceiver<wire::Results>,
-    returns: Arc<wire::Returns>,
     child: Arc<Mutex<Child>>,
     events: Sender<Event>,
 ) {
     loop {
         match results.recv() {
+            // Read on the coordinator's thread, straight into outcomes: made into reports here,
+            // each result was built, moved through a growing vector and moved out again.
             Ok(message) => {
-                // Made into reports here, off the coordinator's thread.
-                let mut reports = Vec::new();
-                let decoded = wire::decode_results(message, |mut d| {
-                    if let wire::Status::Ok(output) = &mut d.status {
-                        output.received(&returns);
-                    }
-                    reports.push(Report::from(d));
-                });
-                if decoded.is_err() {
-                    let _ = events.send(Event::Garbled(key));
-                    let _ = child.lock().expect("worker child").kill();
-                    continue;
-                }
-                let _ = events.send(Event::Results(key, reports));
+                let _ = events.send(Event::Results(key, message));
             }
             Err(IpcError::Disconnected) => break,
             // Undecodable (or its regions lost on the way): the worker is killed, and its
@@ -307,6 +299,29 @@ fn read(
     }
     let status = reap(&child);
     let _ = events.send(Event::Exited(key, status));
+}
+
+/// Reads a message of results from a worker, handing each to `each` with its output made by
+/// `output`: an output's region goes back to the worker through `returns` once let go of. The
+/// results before a garbled one are handed on, then the error returned (the caller kills the
+/// worker).
+pub(crate) fn read_results<T>(
+    message: wire::Results,
+    returns: &Arc<wire::Returns>,
+    mut output: impl FnMut(wire::Payload) -> T,
+    each: impl FnMut(wire::Received<T>),
+) -> Result<(), String> {
+    wire::decode_results(
+        message,
+        |mut payload| {
+            // Inline outputs, the usual case, need nothing: no call per job for them.
+            if payload.is_shared() {
+                payload.received(returns);
+            }
+            output(payload)
+        },
+        each,
+    )
 }
 
 /// Waits for a worker that has closed its channel; one that lingers past a second is killed.
