@@ -182,6 +182,8 @@ impl Payload {
 impl Deref for Payload {
     type Target = [u8];
 
+    // Every output is read through this once, as it is collected.
+    #[inline]
     fn deref(&self) -> &[u8] {
         match self {
             Payload::Inline(bytes) => bytes,
