@@ -7,7 +7,8 @@
 //! a time and tells the coordinator of each result as it finishes. Without one, nothing is
 //! ever taken back, so a thread takes a whole batch in one lock and tells of its results a
 //! hundred or so at a time: tiny jobs then wake the coordinator rarely. A thread also makes
-//! each job's `Outcome` itself, since the coordinator's one thread is what every job waits on.
+//! each job's `Outcome` itself, since the coordinator's one thread is what every job waits on,
+//! and lines outcomes up in a run that the coordinator takes in whole and yields from as is.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,10 +48,63 @@ struct Batch {
     jobs: std::vec::IntoIter<Job>,
 }
 
+/// What a thread finished and the coordinator has not taken yet. Its results are mostly one
+/// run of consecutive tickets, which the coordinator takes in as a whole: an outcome then
+/// costs the coordinator's thread nothing of its own.
+#[derive(Default)]
+pub(crate) struct Out {
+    /// Reports from before `done`: jobs handed back, and outcomes split off a run.
+    pub(crate) reports: Vec<Report>,
+    /// The ticket of `done`'s first outcome.
+    pub(crate) first: u64,
+    /// Outcomes of consecutive tickets from `first`, in the order the jobs ran.
+    pub(crate) done: VecDeque<Outcome<Value>>,
+    /// The runtimes of `done` added up, in nanoseconds.
+    pub(crate) runtime_ns: u64,
+}
+
+impl Out {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reports.is_empty() && self.done.is_empty()
+    }
+
+    /// Adds a thread's report: an outcome extends the run if its ticket is the next one.
+    fn add(&mut self, report: Report) {
+        match report {
+            Report::Finished { ticket, outcome } => {
+                if self.done.is_empty() {
+                    self.first = ticket;
+                } else if self.first + self.done.len() as u64 != ticket {
+                    self.split();
+                    self.first = ticket;
+                }
+                self.runtime_ns += outcome.runtime.as_nanos() as u64;
+                self.done.push_back(outcome);
+            }
+            other => {
+                self.split();
+                self.reports.push(other);
+            }
+        }
+    }
+
+    /// Moves the run into `reports`, one outcome at a time, keeping the order.
+    pub(crate) fn split(&mut self) {
+        let first = self.first;
+        self.reports.extend(
+            self.done
+                .drain(..)
+                .zip(first..)
+                .map(|(outcome, ticket)| Report::Finished { ticket, outcome }),
+        );
+        self.runtime_ns = 0;
+    }
+}
+
 struct Shared {
     slot: [AtomicU64; SLOT_WORDS],
     jobs: Mutex<VecDeque<Batch>>,
-    out: Mutex<Vec<Report>>,
+    out: Mutex<Out>,
     retired: AtomicBool,
     cancel: CancelToken,
     /// Whether the thread takes whole batches and tells of results in groups: only when no
@@ -81,7 +135,7 @@ impl Link {
         let shared = Arc::new(Shared {
             slot: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             jobs: Mutex::new(VecDeque::new()),
-            out: Mutex::new(Vec::new()),
+            out: Mutex::new(Out::default()),
             retired: AtomicBool::new(false),
             cancel: CancelToken::new(),
             whole,
@@ -122,11 +176,13 @@ impl Link {
         SlotView::from_words(&self.shared.slot)
     }
 
-    /// Takes everything the thread has reported so far, leaving `spare` (emptied) in its place
-    /// so that buffers keep their capacity as they go back and forth.
-    pub(crate) fn drain(&self, mut spare: Vec<Report>) -> Vec<Report> {
-        spare.clear();
-        std::mem::replace(&mut *self.shared.out.lock().expect("worker buffer"), spare)
+    /// Takes everything the thread has reported so far into `out`, which must be empty: its
+    /// buffers go to the thread in exchange, so that they keep their capacity as they go back
+    /// and forth.
+    pub(crate) fn drain(&self, out: &mut Out) {
+        debug_assert!(out.is_empty(), "a drained buffer is empty");
+        out.runtime_ns = 0;
+        std::mem::swap(&mut *self.shared.out.lock().expect("worker buffer"), out);
     }
 
     /// Cancels the running job and stops the thread from starting another; returns the jobs
@@ -178,7 +234,7 @@ fn serve(
     let post = |report: Report| -> bool {
         let mut out = shared.out.lock().expect("worker buffer");
         let was_empty = out.is_empty();
-        out.push(report);
+        out.add(report);
         was_empty
     };
     let tell = || {
