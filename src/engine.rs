@@ -170,16 +170,21 @@ impl Ready {
         }
     }
 
-    /// Takes `run` whole, leaving an empty buffer in its place.
-    fn append(&mut self, run: &mut VecDeque<Outcome<Value>>) {
+    /// Takes `run` whole, leaving an empty buffer in its place (a `Vec` and a `VecDeque`
+    /// turn into each other in place).
+    fn append(&mut self, run: &mut Vec<Outcome<Value>>) {
         if run.is_empty() {
             return;
         }
+        let spare = Vec::from(self.spare.pop().unwrap_or_default());
+        let run = VecDeque::from(std::mem::replace(run, spare));
         if self.is_empty() {
-            std::mem::swap(&mut self.front, run);
+            let done = std::mem::replace(&mut self.front, run);
+            if self.spare.len() < SPARE_RUNS {
+                self.spare.push(done);
+            }
         } else {
-            let spare = self.spare.pop().unwrap_or_default();
-            self.runs.push_back(std::mem::replace(run, spare));
+            self.runs.push_back(run);
         }
     }
 
@@ -779,6 +784,7 @@ impl Engine {
         };
         let w = &mut **w;
         let mut local = Vec::with_capacity(want);
+        w.flights.reserve(want);
         let mut taken = 0;
         while taken < want
             && let Some(job) = next_job(queue, ready, run, pull)
@@ -940,7 +946,7 @@ impl Engine {
         w.done += n as u64;
         if cfg.timeout_of_median.is_some() {
             // Only the latest are kept: the run's last ones are all that can count.
-            for o in out.done.range(n - n.min(RUNTIMES_KEPT)..) {
+            for o in &out.done[n - n.min(RUNTIMES_KEPT)..] {
                 if runtimes.len() == RUNTIMES_KEPT {
                     runtimes.pop_front();
                 }

@@ -58,7 +58,7 @@ pub(crate) struct Out {
     /// The ticket of `done`'s first outcome.
     pub(crate) first: u64,
     /// Outcomes of consecutive tickets from `first`, in the order the jobs ran.
-    pub(crate) done: VecDeque<Outcome<Value>>,
+    pub(crate) done: Vec<Outcome<Value>>,
     /// The runtimes of `done` added up, in nanoseconds.
     pub(crate) runtime_ns: u64,
 }
@@ -68,24 +68,31 @@ impl Out {
         self.reports.is_empty() && self.done.is_empty()
     }
 
-    /// Adds a thread's report: an outcome extends the run if its ticket is the next one.
-    fn add(&mut self, report: Report) {
-        match report {
-            Report::Finished { ticket, outcome } => {
+    /// Adds what became of a job: an outcome extends the run if its ticket is the next one.
+    #[inline]
+    fn add(&mut self, ended: Ended) {
+        match ended {
+            Ended::Finished(f) => {
                 if self.done.is_empty() {
-                    self.first = ticket;
-                } else if self.first + self.done.len() as u64 != ticket {
-                    self.split();
-                    self.first = ticket;
+                    self.first = f.ticket;
+                } else if self.first + self.done.len() as u64 != f.ticket {
+                    self.split_off(f.ticket);
                 }
-                self.runtime_ns += outcome.runtime.as_nanos() as u64;
-                self.done.push_back(outcome);
+                self.runtime_ns += f.runtime_ns;
+                self.done.push(f.outcome);
             }
-            other => {
+            Ended::Returned(job) => {
                 self.split();
-                self.reports.push(other);
+                self.reports.push(Report::Returned(job));
             }
         }
+    }
+
+    /// Starts a new run at `ticket`.
+    #[cold]
+    fn split_off(&mut self, ticket: u64) {
+        self.split();
+        self.first = ticket;
     }
 
     /// Moves the run into `reports`, one outcome at a time, keeping the order.
@@ -99,6 +106,20 @@ impl Out {
         );
         self.runtime_ns = 0;
     }
+}
+
+/// A job a thread ran, with its outcome.
+struct Finished {
+    ticket: u64,
+    outcome: Outcome<Value>,
+    runtime_ns: u64,
+}
+
+/// What became of a job a thread took.
+enum Ended {
+    Finished(Finished),
+    /// Handed back unstarted.
+    Returned(Job),
 }
 
 struct Shared {
@@ -231,10 +252,10 @@ fn serve(
 ) {
     // Every result goes straight into the shared buffer, so none is ever held by a thread
     // that is stuck in its next job; what is batched is telling the coordinator.
-    let post = |report: Report| -> bool {
+    let post = |ended: Ended| -> bool {
         let mut out = shared.out.lock().expect("worker buffer");
         let was_empty = out.is_empty();
-        out.add(report);
+        out.add(ended);
         was_empty
     };
     let tell = || {
@@ -284,13 +305,13 @@ fn serve(
             while let Some(job) = jobs.next() {
                 if shared.retired.load(Ordering::Acquire) || worker.draining() {
                     for job in std::iter::once(job).chain(jobs.by_ref()) {
-                        post(Report::Returned(job));
+                        post(Ended::Returned(job));
                     }
                     untold += 1;
                     break;
                 }
                 let (done, slow) = worker.run(job, entry, timeout);
-                post(done);
+                post(Ended::Finished(done));
                 untold += 1;
                 if slow || untold >= TELL_EVERY {
                     tell();
@@ -311,9 +332,9 @@ fn serve(
                 continue;
             };
             let report = if shared.retired.load(Ordering::Acquire) || worker.draining() {
-                Report::Returned(job)
+                Ended::Returned(job)
             } else {
-                worker.run(job, entry, timeout).0
+                Ended::Finished(worker.run(job, entry, timeout).0)
             };
             // The coordinator drains everything when told, so it needs telling only when the
             // buffer was empty.
@@ -345,7 +366,7 @@ impl Worker<'_> {
     }
 
     /// Runs one job; returns its result and whether it took long enough to be told of at once.
-    fn run(&mut self, job: Job, entry: Entry, timeout: Option<Duration>) -> (Report, bool) {
+    fn run(&mut self, job: Job, entry: Entry, timeout: Option<Duration>) -> (Finished, bool) {
         self.started += 1;
         let started_ns = self.clock.take().unwrap_or_else(sys::now_ns);
         self.slot.begin(self.started, started_ns);
@@ -369,8 +390,9 @@ impl Worker<'_> {
         let ended_ns = sys::now_ns();
         self.clock = Some(ended_ns);
         let runtime_ns = ended_ns.saturating_sub(started_ns);
-        let done = Report::Finished {
+        let done = Finished {
             ticket: job.ticket,
+            runtime_ns,
             outcome: Outcome {
                 seq: job.seq,
                 status,
