@@ -29,18 +29,6 @@ impl<T> Reorder<T> {
         }
     }
 
-    /// Releases a run of items whose seqs are `seqs`, in order, if they are due now one after
-    /// the other (nothing is held, and the first is next): the caller passes them on as a
-    /// whole. Returns false, releasing nothing, otherwise.
-    pub(crate) fn release_run(&mut self, mut seqs: impl ExactSizeIterator<Item = u64>) -> bool {
-        let n = seqs.len() as u64;
-        if !self.held.is_empty() || !seqs.by_ref().zip(self.next..).all(|(a, b)| a == b) {
-            return false;
-        }
-        self.next += n;
-        true
-    }
-
     /// How many items wait for an earlier one.
     pub(crate) fn held(&self) -> usize {
         self.held.len()
@@ -64,22 +52,5 @@ mod tests {
         r.push(4, "d", &mut out);
         assert_eq!(out, ["a", "b", "c", "d"]);
         assert_eq!(r.held(), 0);
-    }
-
-    #[test]
-    fn a_run_due_now_is_released_whole_and_one_out_of_turn_is_not() {
-        let mut r = Reorder::new(1);
-        let mut out = Vec::new();
-        assert!(!r.release_run([3, 4].into_iter()), "not its turn yet");
-        assert!(
-            !r.release_run([1, 3].into_iter()),
-            "not one after the other"
-        );
-        assert!(r.release_run([1, 2].into_iter()));
-        assert!(r.release_run([3, 4].into_iter()));
-        r.push(6, "f", &mut out);
-        assert!(!r.release_run([5].into_iter()), "something is held");
-        r.push(5, "e", &mut out);
-        assert_eq!(out, ["e", "f"]);
     }
 }

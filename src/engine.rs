@@ -106,82 +106,6 @@ pub(crate) enum Value {
     Encoded(wire::Payload),
 }
 
-/// Outcomes waiting to be yielded, in order. A thread's run of them waits as the buffer it
-/// came in, so that each outcome is moved once between the thread and the caller.
-#[derive(Default)]
-pub(crate) struct Ready {
-    front: VecDeque<Outcome<Value>>,
-    /// Runs after `front`, none of them empty.
-    runs: VecDeque<VecDeque<Outcome<Value>>>,
-    /// Emptied buffers, to go back to threads.
-    spare: Vec<VecDeque<Outcome<Value>>>,
-}
-
-/// How many emptied buffers `Ready` keeps.
-const SPARE_RUNS: usize = 4;
-
-impl Ready {
-    #[inline]
-    fn pop_front(&mut self) -> Option<Outcome<Value>> {
-        match self.front.pop_front() {
-            Some(o) => Some(o),
-            None => self.next_run(),
-        }
-    }
-
-    #[cold]
-    fn next_run(&mut self) -> Option<Outcome<Value>> {
-        let next = self.runs.pop_front()?;
-        let done = std::mem::replace(&mut self.front, next);
-        if self.spare.len() < SPARE_RUNS {
-            self.spare.push(done);
-        }
-        self.front.pop_front()
-    }
-
-    fn push_back(&mut self, outcome: Outcome<Value>) {
-        match self.runs.back_mut() {
-            Some(last) => last.push_back(outcome),
-            None => self.front.push_back(outcome),
-        }
-    }
-
-    /// Takes `run` whole, leaving an empty buffer in its place (a `Vec` and a `VecDeque`
-    /// turn into each other in place).
-    fn append(&mut self, run: &mut Vec<Outcome<Value>>) {
-        if run.is_empty() {
-            return;
-        }
-        let spare = Vec::from(self.spare.pop().unwrap_or_default());
-        let run = VecDeque::from(std::mem::replace(run, spare));
-        if self.is_empty() {
-            let done = std::mem::replace(&mut self.front, run);
-            if self.spare.len() < SPARE_RUNS {
-                self.spare.push(done);
-            }
-        } else {
-            self.runs.push_back(run);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.front.is_empty() && self.runs.is_empty()
-    }
-
-    fn clear(&mut self) {
-        self.front.clear();
-        self.runs.clear();
-    }
-}
-
-impl Extend<Outcome<Value>> for Ready {
-    fn extend<I: IntoIterator<Item = Outcome<Value>>>(&mut self, outcomes: I) {
-        for o in outcomes {
-            self.push_back(o);
-        }
-    }
-}
-
 /// Configuration fixed when the pool is built.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -384,11 +308,11 @@ pub(crate) struct Engine {
     /// running its kill sequence): dropping the pool gives them until the grace to end.
     lingering: Vec<thread::Link>,
     /// An emptied buffer of thread results, kept for its capacity.
-    spare: thread::Out,
+    spare: Vec<Report>,
     /// When the threads' buffers were last looked in without being told (`look_in_threads`).
     looked: Instant,
     queue: VecDeque<Queued>,
-    ready: Ready,
+    ready: VecDeque<Outcome<Value>>,
     avg_ns: Option<f64>,
     epoch: Epoch,
     error: Option<Error>,
@@ -427,10 +351,10 @@ impl Engine {
                 .collect(),
             retired: Vec::new(),
             lingering: Vec::new(),
-            spare: thread::Out::default(),
+            spare: Vec::new(),
             looked: Instant::now(),
             queue: VecDeque::new(),
-            ready: Ready::default(),
+            ready: VecDeque::new(),
             avg_ns: None,
             epoch: (SystemTime::now(), sys::now_ns()),
             error: None,
@@ -760,7 +684,6 @@ impl Engine {
         };
         let w = &mut **w;
         let mut local = Vec::with_capacity(want);
-        w.flights.reserve(want);
         let mut taken = 0;
         while taken < want
             && let Some(job) = next_job(queue, ready, run, pull)
@@ -862,7 +785,7 @@ impl Engine {
     }
 
     #[inline(always)]
-    fn emit(ready: &mut Ready, run: &mut Run<'_>, outcome: Outcome<Value>) {
+    fn emit(ready: &mut VecDeque<Outcome<Value>>, run: &mut Run<'_>, outcome: Outcome<Value>) {
         match &mut run.reorder {
             Some(r) => r.push(outcome.seq, outcome, ready),
             None => ready.push_back(outcome),
@@ -870,92 +793,32 @@ impl Engine {
     }
 
     fn worker_mut(&mut self, key: Key) -> Option<&mut Worker> {
-        find_worker(&mut self.slots, &mut self.retired, key)
-    }
-
-    /// Takes in what thread worker `key` finished, leaving `out` empty.
-    fn take_in(&mut self, key: Key, out: &mut thread::Out, run: &mut Run<'_>) {
-        self.accept(key, &mut out.reports, run);
-        if !out.done.is_empty() && !self.accept_run(key, out, run) {
-            out.split();
-            self.accept(key, &mut out.reports, run);
-        }
-    }
-
-    /// Takes in a thread's run of outcomes in one piece, if nothing about it needs a look at
-    /// each job: every ticket in flight here, no attempt due again, and the run next in input
-    /// order if that is kept. Returns false, changing nothing, otherwise.
-    fn accept_run(&mut self, key: Key, out: &mut thread::Out, run: &mut Run<'_>) -> bool {
-        let Engine {
-            slots,
-            retired,
-            cfg,
-            ready,
-            avg_ns,
-            runtimes,
+        if let Some(Slot {
+            generation,
+            state: SlotState::Live(w),
             ..
-        } = self;
-        let Some(w) = find_worker(slots, retired, key) else {
-            out.done.clear();
-            return true;
-        };
-        let n = out.done.len();
-        if out.first != w.done || n > w.flights.len() || !w.flights.range(..n).all(Option::is_some)
+        }) = self.slots.get_mut(key.0)
+            && *generation == key.1
         {
-            return false;
+            return Some(w);
         }
-        let attempts = cfg.attempts;
-        if attempts > 1
-            && !out
-                .done
-                .iter()
-                .all(|o| o.attempt >= attempts || succeeded(run.entry, &o.status))
-        {
-            return false;
-        }
-        if let Some(r) = &mut run.reorder
-            && !r.release_run(out.done.iter().map(|o| o.seq))
-        {
-            return false;
-        }
-        w.flights.drain(..n);
-        w.done += n as u64;
-        if cfg.timeout_of_median.is_some() {
-            // Only the latest are kept: the run's last ones are all that can count.
-            for o in &out.done[n - n.min(RUNTIMES_KEPT)..] {
-                if runtimes.len() == RUNTIMES_KEPT {
-                    runtimes.pop_front();
-                }
-                runtimes.push_back(o.runtime.as_nanos() as u64);
-            }
-        }
-        // The average moves as if each job of the run had been its mean.
-        let mean = out.runtime_ns as f64 / n as f64;
-        let keep = 0.9f64.powi(n.min(1024) as i32);
-        *avg_ns = Some(match *avg_ns {
-            None => mean,
-            Some(avg) => avg * keep + mean * (1.0 - keep),
-        });
-        out.runtime_ns = 0;
-        ready.append(&mut out.done);
-        true
+        self.retired.iter_mut().find(|w| w.key == key)
     }
 
     fn handle(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
             Event::Results(key, message) => self.take_results(key, message, run),
             Event::Ready(key) => {
-                let Some(Worker {
-                    link: Link::Thread(link),
-                    ..
-                }) = find_worker(&mut self.slots, &mut self.retired, key)
-                else {
+                let spare = std::mem::take(&mut self.spare);
+                let Some(w) = self.worker_mut(key) else {
                     return;
                 };
-                let mut out = std::mem::take(&mut self.spare);
-                link.drain(&mut out);
-                self.take_in(key, &mut out, run);
-                self.spare = out;
+                let Link::Thread(link) = &w.link else {
+                    return;
+                };
+                let mut reports = link.drain(spare);
+                self.accept(key, &mut reports, run);
+                self.spare = reports;
                 self.forget_retired(|w| !w.busy());
             }
             Event::Garbled(key) => {
@@ -1325,13 +1188,11 @@ impl Engine {
             unreachable!("only threads are abandoned")
         };
         let queued = link.retire();
-        let mut out = thread::Out::default();
-        link.drain(&mut out);
-        let mut returned: Vec<Report> = queued.into_iter().rev().map(Report::Returned).collect();
+        let mut reports = link.drain(Vec::new());
+        reports.extend(queued.into_iter().rev().map(Report::Returned));
         let key = w.key;
         self.retired.push(*w);
-        self.take_in(key, &mut out, run);
-        self.accept(key, &mut returned, run);
+        self.accept(key, &mut reports, run);
         // Whatever the abandoned thread still owes it hands back as `Returned`; a timed-out
         // ticket is no longer in flight, so its late result is dropped.
         self.forget_retired(|w| w.key == key && !w.busy());
@@ -1451,7 +1312,7 @@ pub(crate) fn wall((wall, mono): Epoch, ns: u64) -> SystemTime {
 #[inline(always)]
 fn next_job(
     queue: &mut VecDeque<Queued>,
-    ready: &mut Ready,
+    ready: &mut VecDeque<Outcome<Value>>,
     run: &mut Run<'_>,
     pull: bool,
 ) -> Option<Queued> {
@@ -1491,7 +1352,7 @@ fn next_job(
 fn settle(
     attempts: u32,
     queue: &mut VecDeque<Queued>,
-    ready: &mut Ready,
+    ready: &mut VecDeque<Outcome<Value>>,
     run: &mut Run<'_>,
     outcome: Outcome<Value>,
     input: Option<wire::Payload>,
@@ -1525,24 +1386,6 @@ fn tally(cfg: &Config, runtimes: &mut VecDeque<u64>, avg_ns: &mut Option<f64>, r
         None => sample,
         Some(avg) => avg * 0.9 + sample * 0.1,
     });
-}
-
-/// Worker `key`, live or retired, if it is still tracked.
-fn find_worker<'a>(
-    slots: &'a mut [Slot],
-    retired: &'a mut [Worker],
-    key: Key,
-) -> Option<&'a mut Worker> {
-    if let Some(Slot {
-        generation,
-        state: SlotState::Live(w),
-        ..
-    }) = slots.get_mut(key.0)
-        && *generation == key.1
-    {
-        return Some(w);
-    }
-    retired.iter_mut().find(|w| w.key == key)
 }
 
 /// The outcome of a job that never reached a worker.

@@ -7,8 +7,7 @@
 //! a time and tells the coordinator of each result as it finishes. Without one, nothing is
 //! ever taken back, so a thread takes a whole batch in one lock and tells of its results a
 //! hundred or so at a time: tiny jobs then wake the coordinator rarely. A thread also makes
-//! each job's `Outcome` itself, since the coordinator's one thread is what every job waits on,
-//! and lines outcomes up in a run that the coordinator takes in whole and yields from as is.
+//! each job's `Outcome` itself, since the coordinator's one thread is what every job waits on.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,84 +47,10 @@ struct Batch {
     jobs: std::vec::IntoIter<Job>,
 }
 
-/// What a thread finished and the coordinator has not taken yet. Its results are mostly one
-/// run of consecutive tickets, which the coordinator takes in as a whole: an outcome then
-/// costs the coordinator's thread nothing of its own.
-#[derive(Default)]
-pub(crate) struct Out {
-    /// Reports from before `done`: jobs handed back, and outcomes split off a run.
-    pub(crate) reports: Vec<Report>,
-    /// The ticket of `done`'s first outcome.
-    pub(crate) first: u64,
-    /// Outcomes of consecutive tickets from `first`, in the order the jobs ran.
-    pub(crate) done: Vec<Outcome<Value>>,
-    /// The runtimes of `done` added up, in nanoseconds.
-    pub(crate) runtime_ns: u64,
-}
-
-impl Out {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.reports.is_empty() && self.done.is_empty()
-    }
-
-    /// Adds what became of a job: an outcome extends the run if its ticket is the next one.
-    #[inline]
-    fn add(&mut self, ended: Ended) {
-        match ended {
-            Ended::Finished(f) => {
-                if self.done.is_empty() {
-                    self.first = f.ticket;
-                } else if self.first + self.done.len() as u64 != f.ticket {
-                    self.split_off(f.ticket);
-                }
-                self.runtime_ns += f.runtime_ns;
-                self.done.push(f.outcome);
-            }
-            Ended::Returned(job) => {
-                self.split();
-                self.reports.push(Report::Returned(job));
-            }
-        }
-    }
-
-    /// Starts a new run at `ticket`.
-    #[cold]
-    fn split_off(&mut self, ticket: u64) {
-        self.split();
-        self.first = ticket;
-    }
-
-    /// Moves the run into `reports`, one outcome at a time, keeping the order.
-    pub(crate) fn split(&mut self) {
-        let first = self.first;
-        self.reports.extend(
-            self.done
-                .drain(..)
-                .zip(first..)
-                .map(|(outcome, ticket)| Report::Finished { ticket, outcome }),
-        );
-        self.runtime_ns = 0;
-    }
-}
-
-/// A job a thread ran, with its outcome.
-struct Finished {
-    ticket: u64,
-    outcome: Outcome<Value>,
-    runtime_ns: u64,
-}
-
-/// What became of a job a thread took.
-enum Ended {
-    Finished(Finished),
-    /// Handed back unstarted.
-    Returned(Job),
-}
-
 struct Shared {
     slot: [AtomicU64; SLOT_WORDS],
     jobs: Mutex<VecDeque<Batch>>,
-    out: Mutex<Out>,
+    out: Mutex<Vec<Report>>,
     retired: AtomicBool,
     cancel: CancelToken,
     /// Whether the thread takes whole batches and tells of results in groups: only when no
@@ -156,7 +81,7 @@ impl Link {
         let shared = Arc::new(Shared {
             slot: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             jobs: Mutex::new(VecDeque::new()),
-            out: Mutex::new(Out::default()),
+            out: Mutex::new(Vec::new()),
             retired: AtomicBool::new(false),
             cancel: CancelToken::new(),
             whole,
@@ -197,13 +122,11 @@ impl Link {
         SlotView::from_words(&self.shared.slot)
     }
 
-    /// Takes everything the thread has reported so far into `out`, which must be empty: its
-    /// buffers go to the thread in exchange, so that they keep their capacity as they go back
-    /// and forth.
-    pub(crate) fn drain(&self, out: &mut Out) {
-        debug_assert!(out.is_empty(), "a drained buffer is empty");
-        out.runtime_ns = 0;
-        std::mem::swap(&mut *self.shared.out.lock().expect("worker buffer"), out);
+    /// Takes everything the thread has reported so far, leaving `spare` (emptied) in its place
+    /// so that buffers keep their capacity as they go back and forth.
+    pub(crate) fn drain(&self, mut spare: Vec<Report>) -> Vec<Report> {
+        spare.clear();
+        std::mem::replace(&mut *self.shared.out.lock().expect("worker buffer"), spare)
     }
 
     /// Cancels the running job and stops the thread from starting another; returns the jobs
@@ -252,10 +175,10 @@ fn serve(
 ) {
     // Every result goes straight into the shared buffer, so none is ever held by a thread
     // that is stuck in its next job; what is batched is telling the coordinator.
-    let post = |ended: Ended| -> bool {
+    let post = |report: Report| -> bool {
         let mut out = shared.out.lock().expect("worker buffer");
         let was_empty = out.is_empty();
-        out.add(ended);
+        out.push(report);
         was_empty
     };
     let tell = || {
@@ -305,13 +228,13 @@ fn serve(
             while let Some(job) = jobs.next() {
                 if shared.retired.load(Ordering::Acquire) || worker.draining() {
                     for job in std::iter::once(job).chain(jobs.by_ref()) {
-                        post(Ended::Returned(job));
+                        post(Report::Returned(job));
                     }
                     untold += 1;
                     break;
                 }
                 let (done, slow) = worker.run(job, entry, timeout);
-                post(Ended::Finished(done));
+                post(done);
                 untold += 1;
                 if slow || untold >= TELL_EVERY {
                     tell();
@@ -332,9 +255,9 @@ fn serve(
                 continue;
             };
             let report = if shared.retired.load(Ordering::Acquire) || worker.draining() {
-                Ended::Returned(job)
+                Report::Returned(job)
             } else {
-                Ended::Finished(worker.run(job, entry, timeout).0)
+                worker.run(job, entry, timeout).0
             };
             // The coordinator drains everything when told, so it needs telling only when the
             // buffer was empty.
@@ -366,7 +289,7 @@ impl Worker<'_> {
     }
 
     /// Runs one job; returns its result and whether it took long enough to be told of at once.
-    fn run(&mut self, job: Job, entry: Entry, timeout: Option<Duration>) -> (Finished, bool) {
+    fn run(&mut self, job: Job, entry: Entry, timeout: Option<Duration>) -> (Report, bool) {
         self.started += 1;
         let started_ns = self.clock.take().unwrap_or_else(sys::now_ns);
         self.slot.begin(self.started, started_ns);
@@ -390,9 +313,8 @@ impl Worker<'_> {
         let ended_ns = sys::now_ns();
         self.clock = Some(ended_ns);
         let runtime_ns = ended_ns.saturating_sub(started_ns);
-        let done = Finished {
+        let done = Report::Finished {
             ticket: job.ticket,
-            runtime_ns,
             outcome: Outcome {
                 seq: job.seq,
                 status,
