@@ -140,6 +140,11 @@ const BATCH_TARGET_NS: f64 = 2_000_000.0;
 /// The most jobs in a batch to a worker process (a window of larger ones measured slower: its
 /// bytes wait in the worker's socket).
 const MAX_BATCH: usize = 1024;
+/// A worker whose current job has run this many times the average, and at least
+/// [`STALL_MIN_NS`], gets nothing more queued behind it until that job ends: it may be stuck,
+/// and jobs behind it would wait with it while other workers are free.
+const STALL_FACTOR: f64 = 8.0;
+const STALL_MIN_NS: f64 = 1_000_000.0;
 /// Why a job that a drained run never started is skipped.
 pub(crate) const DRAINED: &str = "not started: the run was draining";
 /// The most jobs in a batch to a thread, which costs only memory to hold: a window of three
@@ -234,6 +239,16 @@ impl Worker {
             .into_iter()
             .enumerate()
             .filter_map(move |(i, f)| Some((first + i as u64, f?)))
+    }
+
+    /// How long the job this worker is running has run, at `now` (0 when it runs none).
+    fn running_for(&self, now: u64) -> u64 {
+        let (started, started_ns) = self.slot_read();
+        if started > self.done {
+            now.saturating_sub(started_ns)
+        } else {
+            0
+        }
     }
 
     /// Whether jobs are in flight on this worker.
@@ -636,13 +651,15 @@ impl Engine {
         let credit = self.credit(batch);
         let held = run.reorder.as_ref().map_or(0, |r| r.held());
         let pull = held < (self.cfg.workers * DEPTH * batch).max(4096);
+        let stall = (self.avg_ns.unwrap_or(0.0) * STALL_FACTOR).max(STALL_MIN_NS) as u64;
+        let now = sys::now_ns();
         for i in 0..self.slots.len() {
             while let SlotState::Live(w) = &self.slots[i].state {
                 if w.dying {
                     break;
                 }
                 let room = credit.saturating_sub(w.flights.len());
-                if room == 0 {
+                if room == 0 || (room < credit && w.running_for(now) > stall) {
                     break;
                 }
                 let want = room.min(batch);
@@ -793,16 +810,7 @@ impl Engine {
     }
 
     fn worker_mut(&mut self, key: Key) -> Option<&mut Worker> {
-        if let Some(Slot {
-            generation,
-            state: SlotState::Live(w),
-            ..
-        }) = self.slots.get_mut(key.0)
-            && *generation == key.1
-        {
-            return Some(w);
-        }
-        self.retired.iter_mut().find(|w| w.key == key)
+        live(&mut self.slots, key).or_else(|| self.retired.iter_mut().find(|w| w.key == key))
     }
 
     fn handle(&mut self, event: Event, run: &mut Run<'_>) {
@@ -878,13 +886,8 @@ impl Engine {
             epoch,
             ..
         } = self;
-        let w = match slots.get_mut(key.0) {
-            Some(Slot {
-                generation,
-                state: SlotState::Live(w),
-                ..
-            }) if *generation == key.1 => &mut **w,
-            _ => return,
+        let Some(w) = live(slots, key) else {
+            return;
         };
         let Link::Process(link) = &w.link else {
             return;
@@ -931,19 +934,9 @@ impl Engine {
             runtimes,
             ..
         } = self;
-        let w = match slots.get_mut(key.0) {
-            Some(Slot {
-                generation,
-                state: SlotState::Live(w),
-                ..
-            }) if *generation == key.1 => &mut **w,
-            _ => match retired.iter_mut().find(|w| w.key == key) {
-                Some(w) => w,
-                None => {
-                    reports.clear();
-                    return;
-                }
-            },
+        let Some(w) = live(slots, key).or_else(|| retired.iter_mut().find(|w| w.key == key)) else {
+            reports.clear();
+            return;
         };
         let mut tally = |runtime_ns| tally(cfg, runtimes, avg_ns, runtime_ns);
         for report in reports.drain(..) {
@@ -1386,6 +1379,19 @@ fn tally(cfg: &Config, runtimes: &mut VecDeque<u64>, avg_ns: &mut Option<f64>, r
         None => sample,
         Some(avg) => avg * 0.9 + sample * 0.1,
     });
+}
+
+/// Worker `key`, if it is the live one in its slot (not one retired or since replaced).
+#[inline(always)]
+fn live(slots: &mut [Slot], key: Key) -> Option<&mut Worker> {
+    match slots.get_mut(key.0) {
+        Some(Slot {
+            generation,
+            state: SlotState::Live(w),
+            ..
+        }) if *generation == key.1 => Some(w),
+        _ => None,
+    }
 }
 
 /// The outcome of a job that never reached a worker.
