@@ -820,3 +820,63 @@ fn a_large_output_nobody_prints_leaves_no_file_behind() {
         });
     }
 }
+
+#[test]
+fn a_job_that_drops_its_environment_still_dies_with_a_sigkilled_coordinator() {
+    // `env -i` takes the run's mark away, which the watchdog's sweep goes by; the job's
+    // process group is what finds it then.
+    for backend in BACKENDS {
+        within(LIMIT, move || {
+            let dir = Scratch::new("no-env");
+            let d = dir.str();
+            let mut coordinator = Command::new(weft_bin())
+                .args(["--backend", backend.name(), "-j", "2"])
+                .arg(format!("echo $$ > {d}/{{}}; exec env -i /bin/sleep 60"))
+                .args([":::", "1", "2"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut pids = Vec::new();
+            assert!(
+                jobs_running(&mut coordinator, || {
+                    pids = (1..=2)
+                        .flat_map(|i| pids_in(&dir.join(i.to_string())))
+                        .collect();
+                    pids.len() == 2 && pids.iter().all(|&p| in_sleep(p))
+                }),
+                "{backend:?}: both jobs in their sleep: {pids:?}"
+            );
+            coordinator.kill().unwrap();
+            coordinator.wait().unwrap();
+            assert_no_survivors(
+                &pids,
+                Duration::from_secs(1),
+                format!("{backend:?}: a second after the coordinator died"),
+            );
+        });
+    }
+}
+
+#[test]
+fn a_nested_run_keeps_to_its_own_output_directory() {
+    // The inner run cannot make a directory of its own (its TMPDIR does not exist); it must
+    // not use, or remove, the outer run's.
+    let dir = Scratch::new("nested");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let inner = format!(
+        "TMPDIR=/nonexistent {} echo inner ::: x",
+        weft_bin().display()
+    );
+    let out = weft()
+        .env("TMPDIR", &tmp)
+        .args(["-j1", "-k", ":::", &inner, "head -c 2000000 /dev/zero"])
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.ends_with(&[0u8; 2_000_000]),
+        "the outer run's second job printed its 2,000,000 bytes: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(files_under(&tmp), Vec::<std::path::PathBuf>::new());
+}

@@ -7,13 +7,20 @@
 //! run's mark in its environment (inherited by whatever it starts), and when the watchdog's
 //! stdin closes (the coordinator exited, however it exited) it kills every process that bears
 //! the mark, until none is left.
-
-use std::io::Read;
+//!
+//! Job commands that the coordinator starts itself (thread workers) go without the
+//! parent-death signal, which would cost a fork per command (see `sys::isolate`): instead the
+//! coordinator tells the watchdog each job's process group as it starts and ends, one line on
+//! the same stdin (`+PGID`, `-PGID`), and the watchdog kills the groups still open first. A job
+//! that drops the mark from its environment (`env -i`) or cannot have it read still dies with
+//! its group.
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::sys;
@@ -28,13 +35,40 @@ pub(crate) const RUN_ENV: &str = "WEFT_RUN";
 /// a run stopped before its turn) is not left behind in the temp directory.
 pub(crate) const SPILL_ENV: &str = "WEFT_SPILL_DIR";
 
-/// Whether a watchdog of this process is running, so that its jobs need no parent-death signal.
-static SWEEPING: AtomicBool = AtomicBool::new(false);
+/// The pipe to this process's watchdog while one runs: its jobs' process groups are told
+/// through it, and closing it lets the watchdog sweep.
+static PIPE: Mutex<Option<ChildStdin>> = Mutex::new(None);
 
 /// Whether a watchdog will kill this process's job processes if this process dies, however it
-/// dies (the parent-death signal is then not needed).
+/// dies, provided their process groups are told to it (see [`JobGroup`]).
 pub(crate) fn sweeps_jobs() -> bool {
-    SWEEPING.load(Ordering::Relaxed)
+    PIPE.lock().is_ok_and(|p| p.is_some())
+}
+
+/// A job's process group, told to the watchdog while it lives: dropping it says the job ended.
+pub(crate) struct JobGroup(u32);
+
+impl JobGroup {
+    /// Tells the watchdog that process group `pgid` is a job's.
+    pub(crate) fn open(pgid: u32) -> JobGroup {
+        tell(format_args!("+{pgid}\n"));
+        JobGroup(pgid)
+    }
+}
+
+impl Drop for JobGroup {
+    fn drop(&mut self) {
+        tell(format_args!("-{}\n", self.0));
+    }
+}
+
+/// Writes one line to the watchdog (a write of a few bytes to a pipe is atomic).
+fn tell(line: std::fmt::Arguments<'_>) {
+    if let Ok(mut pipe) = PIPE.lock()
+        && let Some(pipe) = pipe.as_mut()
+    {
+        let _ = pipe.write_all(line.to_string().as_bytes());
+    }
 }
 
 /// The coordinator's end: dropping it (or exiting) lets the watchdog sweep.
@@ -49,15 +83,18 @@ impl Watchdog {
     pub(crate) fn start(program: &Path) -> std::io::Result<Watchdog> {
         let mark = format!("{}.{}", std::process::id(), sys::now_ns());
         sys::set_env(RUN_ENV, &mark);
-        // Made afresh and private; if it cannot be (it exists already), outputs go to the temp
-        // directory itself, as they do without a watchdog.
+        // Made afresh and private, and removed by this run's watchdog alone. If it cannot be
+        // made, outputs go to the temp directory itself, as they do without a watchdog (not to
+        // a directory inherited from an enclosing run, which that run's watchdog removes).
         let spill = std::env::temp_dir().join(format!("weft-{mark}"));
-        if std::fs::DirBuilder::new()
+        let made = std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&spill)
-            .is_ok()
-        {
+            .is_ok();
+        if made {
             sys::set_env(SPILL_ENV, &spill.to_string_lossy());
+        } else {
+            sys::remove_env(SPILL_ENV);
         }
         let mut cmd = Command::new(program);
         cmd.env(WATCHDOG_ENV, std::process::id().to_string())
@@ -65,8 +102,17 @@ impl Watchdog {
             .stdout(Stdio::null());
         // Its own process group: a terminal's Ctrl-C must not kill it before it has swept.
         cmd.process_group(0);
-        let child = cmd.spawn()?;
-        SWEEPING.store(true, Ordering::Relaxed);
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                if made {
+                    let _ = std::fs::remove_dir(&spill);
+                    sys::remove_env(SPILL_ENV);
+                }
+                return Err(e);
+            }
+        };
+        *PIPE.lock().expect("watchdog pipe") = child.stdin.take();
         Ok(Watchdog { child: Some(child) })
     }
 }
@@ -78,8 +124,7 @@ impl Drop for Watchdog {
     /// Lets the watchdog sweep now and waits (at most two seconds) until it has.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            SWEEPING.store(false, Ordering::Relaxed);
-            drop(child.stdin.take());
+            drop(PIPE.lock().map(|mut p| p.take()));
             let until = Instant::now() + SWEEP_WAIT;
             while Instant::now() < until {
                 if !matches!(child.try_wait(), Ok(None)) {
@@ -91,13 +136,32 @@ impl Drop for Watchdog {
     }
 }
 
-/// Runs the watchdog: waits for the coordinator to close our stdin, then sweeps and exits.
+/// Runs the watchdog: keeps track of the job groups the coordinator tells it of until it
+/// closes our stdin, then kills those groups, sweeps the marked processes, and exits.
 pub(crate) fn serve(coordinator: &str) -> ! {
     let coordinator: u32 = coordinator.parse().unwrap_or(0);
     let mark = std::env::var(RUN_ENV).unwrap_or_default();
-    let mut stdin = std::io::stdin().lock();
-    let mut buf = [0u8; 64];
-    while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+    let mut groups = HashSet::new();
+    for line in std::io::stdin().lock().split(b'\n') {
+        let Ok(line) = line else { break };
+        let Some((&sign, pgid)) = line.split_first() else {
+            continue;
+        };
+        let Some(pgid) = std::str::from_utf8(pgid)
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        match sign {
+            b'+' => groups.insert(pgid),
+            b'-' => groups.remove(&pgid),
+            _ => false,
+        };
+    }
+    for pgid in groups {
+        let _ = sys::kill_group(pgid, sys::SIGKILL);
+    }
     if !mark.is_empty() {
         let spare = [coordinator, std::process::id()];
         // A process may fork while we sweep: go again until a round finds nobody.

@@ -362,10 +362,11 @@ pub(crate) fn close_on_exec_above_stdio() {
 
 /// Removes `key` from this process's environment.
 ///
-/// Called by `init` as the first thing a worker does, before it starts any thread.
+/// Called only before the process starts any thread: by `init`, the first thing a worker does,
+/// and by the watchdog's start.
 pub(crate) fn remove_env(key: &str) {
-    // SAFETY: `init` is documented to be the first line of `main`; no other thread exists yet
-    // that could read the environment concurrently.
+    // SAFETY: `init` is documented to be the first line of `main`, and the watchdog starts
+    // before any thread; no other thread exists yet that could read the environment.
     unsafe { std::env::remove_var(key) }
 }
 

@@ -189,9 +189,11 @@ impl Task for Exec {
         cmd.arg("-c")
             .arg(OsStr::from_bytes(&line))
             .stdin(Stdio::null());
-        // Where a watchdog sweeps this process's jobs when it dies, the parent-death signal is
-        // not needed, and leaving it out lets the command start through posix_spawn.
-        sys::isolate(&mut cmd, !watchdog::sweeps_jobs());
+        // Where a watchdog kills this process's jobs when it dies (their process groups told
+        // to it), the parent-death signal is not needed, and leaving it out lets the command
+        // start through posix_spawn.
+        let swept = watchdog::sweeps_jobs();
+        sys::isolate(&mut cmd, !swept);
         let spills = if self.output == Output::Capture {
             let out = Spill::new("out")?;
             let err = Spill::new("err")?;
@@ -218,6 +220,8 @@ impl Task for Exec {
             _ => Vec::new(),
         };
         let pid = child.id();
+        // Told until the command has been waited for (the end of this function).
+        let _group = swept.then(|| watchdog::JobGroup::open(pid));
         let pidfd = sys::PidFd::open(pid)?;
         let mut killed = false;
         loop {
