@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{
@@ -352,15 +352,24 @@ fn no_worker_or_job_process_outlives_a_sigkilled_coordinator() {
             // The workers (process backend) and the watchdog.
             let helpers = children_of(coordinator.id());
             pids.extend(&helpers);
-            coordinator.kill().unwrap();
-            coordinator.wait().unwrap();
-            assert_no_survivors(
+            sigkill_leaves_none_of(
+                coordinator,
                 &pids,
-                Duration::from_secs(1),
-                format!("{backend:?}: a second after the coordinator died (helpers {helpers:?})"),
+                format!("{backend:?} (helpers {helpers:?})"),
             );
         });
     }
+}
+
+/// SIGKILLs `coordinator` and expects none of `pids` alive a second later.
+fn sigkill_leaves_none_of(mut coordinator: Child, pids: &[u32], what: String) {
+    coordinator.kill().unwrap();
+    coordinator.wait().unwrap();
+    assert_no_survivors(
+        pids,
+        Duration::from_secs(1),
+        format!("{what}: a second after the coordinator died"),
+    );
 }
 
 #[test]
@@ -846,13 +855,7 @@ fn a_job_that_drops_its_environment_still_dies_with_a_sigkilled_coordinator() {
                 }),
                 "{backend:?}: both jobs in their sleep: {pids:?}"
             );
-            coordinator.kill().unwrap();
-            coordinator.wait().unwrap();
-            assert_no_survivors(
-                &pids,
-                Duration::from_secs(1),
-                format!("{backend:?}: a second after the coordinator died"),
-            );
+            sigkill_leaves_none_of(coordinator, &pids, format!("{backend:?}"));
         });
     }
 }
