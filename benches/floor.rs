@@ -57,10 +57,11 @@ fn noop(_input: u8) -> Status<()> {
     Status::Ok(())
 }
 
-fn report(name: &str, unit: &str, mut v: Vec<f64>) {
+/// Prints one measurement over the repetitions `v`, then `extra` (`key=value` pairs).
+fn report(name: &str, unit: &str, mut v: Vec<f64>, extra: &str) {
     v.sort_by(f64::total_cmp);
     println!(
-        "{name} {unit} median={:.6} min={:.6} max={:.6} n={} tasks={JOBS} workers={WORKERS}",
+        "{name} {unit} median={:.6} min={:.6} max={:.6} n={} {extra}",
         v[v.len() / 2],
         v[0],
         v[v.len() - 1],
@@ -78,17 +79,18 @@ fn clock() {
         t.elapsed().as_nanos() as f64 / READS as f64
     };
     per_read();
-    let v: Vec<f64> = (0..5).map(|_| per_read()).collect();
-    let mut sorted = v.clone();
-    sorted.sort_by(f64::total_cmp);
-    println!(
-        "floor.clock ns median={:.6} min={:.6} max={:.6} n={} cores={}",
-        sorted[2],
-        sorted[0],
-        sorted[4],
-        v.len(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    report(
+        "floor.clock",
+        "ns",
+        (0..5).map(|_| per_read()).collect(),
+        &format!("cores={cores}"),
     );
+}
+
+/// The extra fields of a rate's line.
+fn run_fields() -> String {
+    format!("tasks={JOBS} workers={WORKERS}")
 }
 
 /// Drives one run: hands batches of inputs to `send(worker, first_seq, count)` while each
@@ -165,7 +167,7 @@ fn threads() {
     };
     once();
     let v = (0..3).map(|_| once()).collect();
-    report("floor.thread", "tasks/s", v);
+    report("floor.thread", "tasks/s", v, &run_fields());
 }
 
 fn processes() {
@@ -232,7 +234,7 @@ fn processes() {
     };
     once();
     let v = (0..3).map(|_| once()).collect();
-    report("floor.process", "tasks/s", v);
+    report("floor.process", "tasks/s", v, &run_fields());
     drop(pipes);
     for mut c in children {
         let _ = c.wait();

@@ -247,7 +247,7 @@ def build(m, checks):
     # The comparison runs 2 workers: more cores than that do not raise its ceiling.
     cores = min(int(r.m.get("floor.clock", {}).get("extra", {}).get("cores", 0)), 2)
     if clock and cores:
-        # One clock read per job (its start time and runtime), and nothing else, on every core.
+        # One clock read per job (its start time and runtime), and nothing else, per worker.
         ceiling = cores / clock
         py = r.med("py.map")
         need = f"; 10× Pool.map needs {10 * py / 1e6:.1f} M/s" if py else ""

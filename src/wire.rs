@@ -208,9 +208,6 @@ pub(crate) fn send_batch(
     batch: Batch,
     returned: Vec<u64>,
 ) -> std::io::Result<()> {
-    if batch.cuts.is_empty() {
-        return tx.send(batch.delivery(returned)).map_err(io_error);
-    }
     for delivery in batch.deliveries(returned) {
         tx.send(delivery).map_err(io_error)?;
     }
@@ -345,18 +342,6 @@ where
 }
 
 impl Batch {
-    /// The one message of a batch without cuts.
-    fn delivery(self, returned: Vec<u64>) -> Delivery {
-        debug_assert!(self.cuts.is_empty());
-        Delivery {
-            task: self.task,
-            timeout: self.timeout,
-            coded: self.coded,
-            regions: self.regions,
-            returned,
-        }
-    }
-
     /// The messages of a batch, each with at most [`REGIONS_PER_MESSAGE`] regions; the first
     /// carries `returned`.
     fn deliveries(self, returned: Vec<u64>) -> Vec<Delivery> {
