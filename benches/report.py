@@ -227,7 +227,8 @@ def build(m, checks):
         "(fork), `map` with its default chunking over 1,000,000 items, `imap(chunksize=1)` over "
         "100,000 (its rate, not its time, is compared). The floor is no pool at all: the least "
         "any pool that gives each job its own timed outcome must do (a clock read and an "
-        "outcome per job, batches over channels or pipes), measured in the same run "
+        "outcome per job, batches over channels or pipes, the per-job clock weft's workers "
+        "use), measured in the same run "
         "(`benches/floor.rs`).",
     )
     r.row("weft, process backend", "noop.process")
@@ -245,7 +246,11 @@ def build(m, checks):
     r.speedup("floor.process", "py.map", None, "the process floor vs Pool.map", True)
     clock = r.med("floor.clock")
     # The comparison runs 2 workers: more cores than that do not raise its ceiling.
-    cores = min(int(r.m.get("floor.clock", {}).get("extra", {}).get("cores", 0)), 2)
+    extra = r.m.get("floor.clock", {}).get("extra", {})
+    cores = min(int(extra.get("cores", 0)), 2)
+    source = {"tsc": "the time-stamp counter", "vdso": "the monotonic clock"}.get(
+        extra.get("source"), "the clock"
+    )
     if clock and cores:
         # One clock read per job (its start time and runtime), and nothing else, per worker.
         ceiling = cores / clock
@@ -253,7 +258,8 @@ def build(m, checks):
         need = f"; 10× Pool.map needs {10 * py / 1e6:.1f} M/s" if py else ""
         r.check(
             "rate if a job cost only its one clock read",
-            f"{ceiling / 1e6:.1f} M/s ({clock * 1e9:.1f} ns per read, {cores} workers){need}",
+            f"{ceiling / 1e6:.1f} M/s ({clock * 1e9:.1f} ns per read of {source}, {cores} workers)"
+            f"{need}",
             "",
             None,
         )

@@ -103,6 +103,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
     sys::set_on_sigusr1(cancel.flag()).map_err(|e| format!("cannot watch SIGUSR1: {e}"))?;
     let mut cx = Context::new(id, cancel, state);
     let mut started = 0;
+    let mut clock = sys::Clock::new();
     let mut pending: Vec<wire::Done> = Vec::new();
     let mut lent = wire::Lent::default();
     let flush = |pending: &mut Vec<wire::Done>| -> Result<(), String> {
@@ -122,7 +123,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
         lent.returned(&delivery.returned);
         let entry = registry.entry(&delivery.task).copied();
         // A job starts when the one before it ended: one clock read per job, not two.
-        let mut started_ns = sys::now_ns();
+        let mut started_ns = clock.now();
         for job in delivery.jobs() {
             let job = match job {
                 Ok(job) => job,
@@ -161,7 +162,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
                     },
                 },
             };
-            let ended_ns = sys::now_ns();
+            let ended_ns = clock.now();
             let runtime_ns = ended_ns.saturating_sub(started_ns);
             let large = match &mut status {
                 wire::Status::Ok(out) if out.is_shared() => {
@@ -178,7 +179,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             });
             if large || runtime_ns >= SEND_AT_ONCE.as_nanos() as u64 {
                 flush(&mut pending)?;
-                started_ns = sys::now_ns();
+                started_ns = clock.now();
             } else {
                 started_ns = ended_ns;
             }

@@ -1,6 +1,7 @@
 //! The only module that talks to the operating system below std: signals, process groups,
-//! the parent-death signal, a monotonic clock shared between processes, and the shared
-//! progress slot. Everything else calls these safe functions, so `unsafe` and `nix` stay here.
+//! the parent-death signal, a monotonic clock shared between processes (and a cheap per-job
+//! reading of it, [`Clock`]), and the shared progress slot. Everything else calls these safe
+//! functions, so `unsafe` and `nix` stay here.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -9,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+
+mod clock;
+pub(crate) use clock::Clock;
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's
 /// job start time can be compared with the coordinator's deadline.

@@ -199,6 +199,7 @@ fn serve(
         init_error,
         started: 0,
         clock: None,
+        time: sys::Clock::new(),
         epoch,
         pid: engine::own_pid(),
     };
@@ -278,6 +279,7 @@ struct Worker<'a> {
     /// When the last job ended, if the thread has not waited since: the next job starts then,
     /// which saves a clock read per job.
     clock: Option<u64>,
+    time: sys::Clock,
     epoch: Epoch,
     pid: u32,
 }
@@ -291,7 +293,10 @@ impl Worker<'_> {
     /// Runs one job; returns its result and whether it took long enough to be told of at once.
     fn run(&mut self, job: Job, entry: Entry, timeout: Option<Duration>) -> (Report, bool) {
         self.started += 1;
-        let started_ns = self.clock.take().unwrap_or_else(sys::now_ns);
+        let started_ns = match self.clock.take() {
+            Some(ns) => ns,
+            None => self.time.now(),
+        };
         self.slot.begin(self.started, started_ns);
         let cx = &mut self.cx;
         cx.seq = job.seq;
@@ -310,7 +315,7 @@ impl Worker<'_> {
                 },
             },
         };
-        let ended_ns = sys::now_ns();
+        let ended_ns = self.time.now();
         self.clock = Some(ended_ns);
         let runtime_ns = ended_ns.saturating_sub(started_ns);
         let done = Report::Finished {
