@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::task::{Backend, Context, Failure, Task};
-use crate::wire::{self, Payload};
+use crate::wire::{self, Payload, ResultsOut};
 
 /// A type-erased value owned by the engine: a task input or output.
 pub(crate) type AnyBox = Box<dyn Any + Send>;
@@ -24,8 +24,9 @@ pub(crate) struct Entry {
     pub(crate) backend: Backend,
     /// Runs a moved input on this thread.
     pub(crate) run_value: fn(AnyBox, &Context) -> Result<AnyBox, Failure>,
-    /// Decodes a bincode input, runs it, encodes the output (the worker-process path).
-    pub(crate) run_bytes: fn(&[u8], &Context) -> Result<Payload, Failure>,
+    /// Decodes a bincode input, runs it, and writes the output into a message of results
+    /// (the worker-process path).
+    pub(crate) run_bytes: fn(&[u8], &Context, &mut ResultsOut) -> Result<(), Failure>,
     pub(crate) encode_input: fn(&AnyBox) -> Result<Payload, String>,
     pub(crate) decode_input: fn(&[u8]) -> Result<AnyBox, String>,
     /// [`Task::succeeded`] of an output.
@@ -45,11 +46,12 @@ impl Entry {
                 let task = *input.downcast::<T>().expect("input of the entry's type");
                 Ok(Box::new(task.run(cx)?))
             },
-            run_bytes: |bytes, cx| {
+            run_bytes: |bytes, cx, results| {
                 let task: T = wire::decode(bytes)
                     .map_err(|e| Failure::new(format!("cannot decode {} input: {e}", T::NAME)))?;
                 let out = task.run(cx)?;
-                Payload::encode(&out)
+                results
+                    .ok(&out)
                     .map_err(|e| Failure::new(format!("cannot encode {} output: {e}", T::NAME)))
             },
             encode_input: |input| {

@@ -12,7 +12,7 @@
 //! fields and a byte string, and through serde each one cost hundreds of instructions to encode
 //! on one side and as many to decode on the other, for every tiny job. A batch and a message of
 //! results each travel as one byte string in a fixed little-endian layout of their own (see
-//! [`encode_batch`] and [`encode_results`]), with the regions of large values beside it, and
+//! [`encode_batch`] and [`ResultsOut`]), with the regions of large values beside it, and
 //! are read in place.
 
 mod shared;
@@ -92,7 +92,7 @@ pub(crate) struct Batch {
     cuts: Vec<usize>,
 }
 
-/// Worker -> coordinator: results in the order the jobs ran, as [`encode_results`] makes them.
+/// Worker -> coordinator: results in the order the jobs ran, as [`ResultsOut`] writes them.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Results {
     #[serde(with = "serde_bytes")]
@@ -101,18 +101,9 @@ pub(crate) struct Results {
     regions: Vec<Payload>,
 }
 
-/// One job's result.
+/// How a job that returned no output ended (see [`ResultsOut::ended`]).
 #[derive(Debug)]
-pub(crate) struct Done {
-    pub(crate) ticket: u64,
-    pub(crate) started_ns: u64,
-    pub(crate) runtime_ns: u64,
-    pub(crate) status: Status,
-}
-
-#[derive(Debug)]
-pub(crate) enum Status {
-    Ok(Payload),
+pub(crate) enum Ended {
     Failed(String),
     TimedOut,
     Cancelled,
@@ -138,21 +129,11 @@ impl Payload {
     /// Encodes `value`, into a shared-memory region when it is [`SHARE_AT`] bytes or more and
     /// the region budget allows.
     pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Payload, String> {
-        let mut size = bincode::enc::write::SizeWriter::default();
-        bincode::serde::encode_into_writer(value, &mut size, config())
-            .map_err(|e| e.to_string())?;
-        let len = size.bytes_written;
-        if len >= SHARE_AT
-            && let Some(region) = Region::filled(len, |buf| {
-                bincode::serde::encode_into_slice(value, buf, config()).is_ok()
-            })
-        {
-            return Ok(Payload::Shared(region));
-        }
-        let mut bytes = Vec::with_capacity(len);
-        bincode::serde::encode_into_std_write(value, &mut bytes, config())
-            .map_err(|e| e.to_string())?;
-        Ok(Payload::Inline(bytes))
+        let mut bytes = Vec::new();
+        Ok(match encode_value(value, &mut bytes, |_, _| {})? {
+            Some(region) => Payload::Shared(region),
+            None => Payload::Inline(bytes),
+        })
     }
 
     pub(crate) fn is_shared(&self) -> bool {
@@ -192,6 +173,35 @@ impl Deref for Payload {
     }
 }
 
+/// Encodes `value` into a shared-memory region when it is [`SHARE_AT`] bytes or more and the
+/// region budget allows, and returns the region; else appends it to `out`, after what `head`
+/// writes there given its length.
+///
+/// Values are sized first, so that a large one is encoded straight into its region and an
+/// inline one into room reserved once.
+fn encode_value<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    head: impl FnOnce(&mut Vec<u8>, usize),
+) -> Result<Option<Region>, String> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config()).map_err(|e| e.to_string())?;
+    let len = size.bytes_written;
+    if len >= SHARE_AT
+        && let Some(region) = Region::filled(len, |buf| {
+            bincode::serde::encode_into_slice(value, buf, config()).is_ok()
+        })
+    {
+        return Ok(Some(region));
+    }
+    head(out, len);
+    if len > 0 {
+        out.reserve(len);
+        bincode::serde::encode_into_std_write(value, out, config()).map_err(|e| e.to_string())?;
+    }
+    Ok(None)
+}
+
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
@@ -214,63 +224,10 @@ pub(crate) fn send_batch(
     Ok(())
 }
 
-/// Sends results, in as many messages as their shared outputs need.
-pub(crate) fn send_results(tx: &IpcSender<Results>, mut done: Vec<Done>) -> std::io::Result<()> {
-    let shared = |d: &Done| matches!(&d.status, Status::Ok(p) if p.is_shared());
-    while let Some(cut) = cut_after_regions(&done, shared) {
-        let rest = done.split_off(cut);
-        tx.send(encode_results(std::mem::replace(&mut done, rest)))
-            .map_err(io_error)?;
-    }
-    tx.send(encode_results(done)).map_err(io_error)
-}
-
-/// Where to cut `items` so that the first part carries [`REGIONS_PER_MESSAGE`] regions, if they
-/// carry more.
-fn cut_after_regions<T>(items: &[T], shared: impl Fn(&T) -> bool) -> Option<usize> {
-    let mut regions = 0;
-    for (i, item) in items.iter().enumerate() {
-        if shared(item) {
-            regions += 1;
-            if regions > REGIONS_PER_MESSAGE {
-                return Some(i);
-            }
-        }
-    }
-    None
-}
-
 fn io_error(e: ipc_channel::IpcError) -> std::io::Error {
     match e {
         ipc_channel::IpcError::Io(e) => e,
         other => std::io::Error::other(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cut(shared: &[bool]) -> Option<usize> {
-        cut_after_regions(shared, |&s| s)
-    }
-
-    #[test]
-    fn a_message_carries_at_most_its_share_of_regions() {
-        let n = REGIONS_PER_MESSAGE;
-        assert_eq!(cut(&[]), None);
-        assert_eq!(cut(&vec![true; n]), None, "exactly the limit fits");
-        assert_eq!(cut(&vec![true; n + 1]), Some(n));
-        // Inline values in between ride along with the regions before the cut.
-        let mut mixed = vec![false; 3];
-        mixed.extend(std::iter::repeat_n([true, false], n + 2).flatten());
-        let at = cut(&mixed).unwrap();
-        assert_eq!(mixed[..at].iter().filter(|&&s| s).count(), n);
-        assert!(
-            mixed[at],
-            "the cut falls before the first region that does not fit"
-        );
-        assert_eq!(cut(&vec![false; 10 * n]), None, "inline values need no cut");
     }
 }
 
@@ -493,68 +450,114 @@ fn slice_of<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
     Ok(head)
 }
 
-/// Encodes results as one message: per job `ticket`, `started_ns`, `runtime_ns` (u64 each), a
-/// status tag byte, then the status's bytes and strings, each as a u64 length and its bytes
-/// (a panic's location after a presence byte; a shared output as its u64 place in
-/// `regions`). Integers are little-endian.
-pub(crate) fn encode_results(results: Vec<Done>) -> Results {
-    // Sized up front: growing the buffer cost more than the encoding itself.
-    let size = results
-        .iter()
-        .map(|d| {
-            25 + match &d.status {
-                Status::Ok(Payload::Inline(bytes)) => 8 + bytes.len(),
-                Status::Ok(Payload::Shared(_)) => 8,
-                Status::Failed(m) => 8 + m.len(),
-                Status::TimedOut | Status::Cancelled => 0,
-                Status::Panicked { message, location } => {
-                    9 + message.len() + location.as_ref().map_or(0, |at| 8 + at.len())
-                }
-            }
-        })
-        .sum();
-    let mut out = Vec::with_capacity(size);
-    let put = |out: &mut Vec<u8>, bytes: &[u8]| {
-        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        out.extend_from_slice(bytes);
-    };
-    let mut regions = Vec::new();
-    for d in results {
-        out.extend_from_slice(&d.ticket.to_le_bytes());
-        out.extend_from_slice(&d.started_ns.to_le_bytes());
-        out.extend_from_slice(&d.runtime_ns.to_le_bytes());
-        match d.status {
-            Status::Ok(Payload::Inline(bytes)) => {
-                out.push(0);
-                put(&mut out, &bytes);
-            }
-            Status::Ok(shared @ Payload::Shared(_)) => {
-                out.push(5);
-                out.extend_from_slice(&(regions.len() as u64).to_le_bytes());
-                regions.push(shared);
-            }
-            Status::Failed(m) => {
+/// The bytes of a result before its status's own.
+const RESULT_HEAD: usize = 8 + 8 + 8 + 1;
+
+/// A message of results, written as the jobs finish: per job `ticket`, `started_ns`,
+/// `runtime_ns` (u64 each), a status tag byte, then the status's bytes and strings, each as a
+/// u64 length and its bytes (a panic's location after a presence byte; a shared output as its
+/// u64 place in `regions`). Integers are little-endian.
+///
+/// An output is encoded straight into the message as its task returns it: a worker keeps no
+/// record of a finished job, and the message needs no pass of its own.
+#[derive(Default)]
+pub(crate) struct ResultsOut {
+    coded: Vec<u8>,
+    regions: Vec<Payload>,
+    /// Where the result being written starts.
+    head: usize,
+}
+
+impl ResultsOut {
+    /// Starts the result of job `ticket`, begun at `started_ns`; [`end`](Self::end) finishes
+    /// it, after its output or how it ended.
+    #[inline]
+    pub(crate) fn begin(&mut self, ticket: u64, started_ns: u64) {
+        self.head = self.coded.len();
+        let mut head = [0; RESULT_HEAD - 1];
+        head[..8].copy_from_slice(&ticket.to_le_bytes());
+        head[8..16].copy_from_slice(&started_ns.to_le_bytes());
+        self.coded.extend_from_slice(&head);
+    }
+
+    /// The job's output, encoded inline or, when large, into a shared-memory region.
+    #[inline]
+    pub(crate) fn ok<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), String> {
+        let shared = encode_value(value, &mut self.coded, |out, len| {
+            out.push(0);
+            out.extend_from_slice(&(len as u64).to_le_bytes());
+        })?;
+        if let Some(region) = shared {
+            self.coded.push(5);
+            self.coded
+                .extend_from_slice(&(self.regions.len() as u64).to_le_bytes());
+            self.regions.push(Payload::Shared(region));
+        }
+        Ok(())
+    }
+
+    /// The job ended without an output: whatever of one was written goes.
+    pub(crate) fn ended(&mut self, ended: Ended) {
+        self.coded.truncate(self.head + RESULT_HEAD - 1);
+        let put = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(bytes);
+        };
+        let out = &mut self.coded;
+        match ended {
+            Ended::Failed(m) => {
                 out.push(1);
-                put(&mut out, m.as_bytes());
+                put(out, m.as_bytes());
             }
-            Status::TimedOut => out.push(2),
-            Status::Cancelled => out.push(3),
-            Status::Panicked { message, location } => {
+            Ended::TimedOut => out.push(2),
+            Ended::Cancelled => out.push(3),
+            Ended::Panicked { message, location } => {
                 out.push(4);
-                put(&mut out, message.as_bytes());
+                put(out, message.as_bytes());
                 match &location {
                     Some(at) => {
                         out.push(1);
-                        put(&mut out, at.as_bytes());
+                        put(out, at.as_bytes());
                     }
                     None => out.push(0),
                 }
             }
         }
     }
-    Results {
-        coded: out,
-        regions,
+
+    /// Finishes the result begun last, which ran for `runtime_ns`.
+    #[inline]
+    pub(crate) fn end(&mut self, runtime_ns: u64) {
+        let at = self.head + 16;
+        self.coded[at..at + 8].copy_from_slice(&runtime_ns.to_le_bytes());
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.coded.is_empty()
+    }
+
+    /// Whether an output went into a shared-memory region: the worker sends such a message
+    /// at once, so a message carries at most one region.
+    pub(crate) fn has_region(&self) -> bool {
+        !self.regions.is_empty()
+    }
+
+    /// Sends the results written so far, lending their regions (see [`Lent`]), and starts
+    /// the next message with room for as many.
+    pub(crate) fn send(&mut self, tx: &IpcSender<Results>, lent: &mut Lent) -> std::io::Result<()> {
+        let room = self.coded.len();
+        let mut message = self.take(room);
+        for region in &mut message.regions {
+            region.lend(lent);
+        }
+        tx.send(message).map_err(io_error)
+    }
+
+    fn take(&mut self, room: usize) -> Results {
+        Results {
+            coded: std::mem::replace(&mut self.coded, Vec::with_capacity(room)),
+            regions: std::mem::take(&mut self.regions),
+        }
     }
 }
 
@@ -567,7 +570,7 @@ pub(crate) struct Received<T> {
     pub(crate) status: crate::outcome::Status<T>,
 }
 
-/// Decodes a message of [`encode_results`], handing each result to `each` in order, its output
+/// Decodes a message of [`ResultsOut`], handing each result to `each` in order, its output
 /// made by `output`. The results before a garbled one are handed on, then the error returned.
 ///
 /// Statuses are made in the coordinator's own type, not as [`Status`] and then converted: this
@@ -590,7 +593,7 @@ pub(crate) fn decode_results<T>(
         String::from_utf8(vec_of(bytes)?).map_err(|e| e.to_string())
     }
     // The fixed part of a result in one bounds check.
-    while let Some((head, rest)) = bytes.split_first_chunk::<25>() {
+    while let Some((head, rest)) = bytes.split_first_chunk::<RESULT_HEAD>() {
         bytes = rest;
         let word =
             |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("in the head"));
@@ -625,7 +628,7 @@ pub(crate) fn decode_results<T>(
         });
     }
     if !bytes.is_empty() {
-        return Err(short(25, bytes.len()));
+        return Err(short(RESULT_HEAD as u64, bytes.len()));
     }
     Ok(())
 }
@@ -658,67 +661,81 @@ mod results_tests {
         .map(|()| all)
     }
 
-    /// A result as sent, shown as [`decode_all`] shows it received.
-    fn shown(d: &Done) -> String {
+    /// One result as written: ticket, started, runtime, and the output's bytes or how it ended.
+    type Sent = (u64, u64, u64, Result<Vec<u8>, Ended>);
+
+    /// Writes `results` as a worker does, the output bytes as a tuple of bytes (which bincode
+    /// encodes as themselves), and returns the message and what `decode_all` should show.
+    fn written(results: Vec<Sent>) -> (Vec<u8>, Vec<String>) {
         use crate::outcome::Status as Received;
-        let status = match &d.status {
-            Status::Ok(p) => Received::Ok(p[..].to_vec()),
-            Status::Failed(m) => Received::Failed(m.clone()),
-            Status::TimedOut => Received::TimedOut,
-            Status::Cancelled => Received::Cancelled,
-            Status::Panicked { message, location } => Received::Panicked {
-                message: message.clone(),
-                location: location.clone(),
-            },
-        };
-        format!("{} {} {} {status:?}", d.ticket, d.started_ns, d.runtime_ns)
+        let mut out = ResultsOut::default();
+        let mut want = Vec::new();
+        for (ticket, started_ns, runtime_ns, status) in results {
+            out.begin(ticket, started_ns);
+            let shown = match status {
+                Ok(bytes) => {
+                    match bytes[..] {
+                        [] => out.ok(&()).unwrap(),
+                        [a, b, c] => out.ok(&(a, b, c)).unwrap(),
+                        _ => unreachable!("the outputs tested"),
+                    }
+                    Received::Ok(bytes)
+                }
+                Err(ended) => {
+                    // Whatever the task had written goes.
+                    out.ok(&(7u8, 7u8)).unwrap();
+                    let shown = match &ended {
+                        Ended::Failed(m) => Received::Failed(m.clone()),
+                        Ended::TimedOut => Received::TimedOut,
+                        Ended::Cancelled => Received::Cancelled,
+                        Ended::Panicked { message, location } => Received::Panicked {
+                            message: message.clone(),
+                            location: location.clone(),
+                        },
+                    };
+                    out.ended(ended);
+                    shown
+                }
+            };
+            out.end(runtime_ns);
+            want.push(format!("{ticket} {started_ns} {runtime_ns} {shown:?}"));
+        }
+        (out.take(0).coded, want)
     }
 
     #[test]
     fn results_round_trip_every_status() {
-        let done = |ticket, status| Done {
-            ticket,
-            started_ns: u64::MAX - ticket,
-            runtime_ns: 1 << 40,
-            status,
-        };
+        let done = |ticket, status| (ticket, u64::MAX - ticket, 1 << 40, status);
         let results = vec![
-            done(0, Status::Ok(Payload::Inline(vec![]))),
-            done(1, Status::Ok(Payload::Inline(vec![1, 2, 3]))),
-            done(2, Status::Failed("nope: é".into())),
-            done(3, Status::TimedOut),
-            done(4, Status::Cancelled),
+            done(0, Ok(vec![])),
+            done(1, Ok(vec![1, 2, 3])),
+            done(2, Err(Ended::Failed("nope: é".into()))),
+            done(3, Err(Ended::TimedOut)),
+            done(4, Err(Ended::Cancelled)),
             done(
                 5,
-                Status::Panicked {
+                Err(Ended::Panicked {
                     message: "boom".into(),
                     location: Some("src/x.rs:1:2".into()),
-                },
+                }),
             ),
             done(
                 6,
-                Status::Panicked {
+                Err(Ended::Panicked {
                     message: String::new(),
                     location: None,
-                },
+                }),
             ),
+            done(7, Ok(vec![4, 5, 6])),
         ];
-        let want: Vec<String> = results.iter().map(shown).collect();
-        let bytes = encode_results(results).coded;
-        assert_eq!(bytes.capacity(), bytes.len(), "sized exactly");
+        let (bytes, want) = written(results);
         assert_eq!(decode_all(&bytes), Ok(want));
         assert_eq!(decode_all(&[]), Ok(vec![]));
     }
 
     #[test]
     fn truncated_or_garbled_results_are_an_error_not_a_panic() {
-        let bytes = encode_results(vec![Done {
-            ticket: 7,
-            started_ns: 8,
-            runtime_ns: 9,
-            status: Status::Failed("message".into()),
-        }])
-        .coded;
+        let (bytes, _) = written(vec![(7, 8, 9, Err(Ended::Failed("message".into())))]);
         for n in 0..bytes.len() {
             assert!(decode_all(&bytes[..n]).is_err() || n == 0, "{n} bytes");
         }

@@ -104,13 +104,13 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
     let mut cx = Context::new(id, cancel, state);
     let mut started = 0;
     let mut clock = sys::Clock::new();
-    let mut pending: Vec<wire::Done> = Vec::new();
+    let mut out = wire::ResultsOut::default();
     let mut lent = wire::Lent::default();
-    let flush = |pending: &mut Vec<wire::Done>| -> Result<(), String> {
-        if pending.is_empty() {
+    let flush = |out: &mut wire::ResultsOut, lent: &mut wire::Lent| -> Result<(), String> {
+        if out.is_empty() {
             return Ok(());
         }
-        wire::send_results(&results, std::mem::take(pending))
+        out.send(&results, lent)
             .map_err(|e| format!("cannot send results: {e}"))
     };
     loop {
@@ -130,14 +130,14 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
                 // The jobs before it ran: their results go first, then the coordinator
                 // accounts for the rest when it sees this worker exit.
                 Err(e) => {
-                    flush(&mut pending)?;
+                    flush(&mut out, &mut lent)?;
                     return Err(format!("bad batch: {e}"));
                 }
             };
             // Cancelled, or told to start nothing new: the coordinator accounts for the jobs
             // this worker never started when it sees it exit.
             if cx.is_cancelled() || slot.draining() {
-                flush(&mut pending)?;
+                flush(&mut out, &mut lent)?;
                 return Ok(());
             }
             started += 1;
@@ -145,46 +145,41 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             cx.seq = job.seq;
             cx.attempt = job.attempt;
             cx.deadline = delivery.timeout.map(|t| std::time::Instant::now() + t);
-            let mut status = match (&entry, &init_error) {
-                (_, Some(e)) => wire::Status::Failed(e.clone()),
-                (None, _) => wire::Status::Failed(format!(
+            out.begin(job.ticket, started_ns);
+            let ended = match (&entry, &init_error) {
+                (_, Some(e)) => Some(wire::Ended::Failed(e.clone())),
+                (None, _) => Some(wire::Ended::Failed(format!(
                     "task {:?} is not registered in the worker program",
                     delivery.task
-                )),
-                (Some(entry), None) => match catch(|| (entry.run_bytes)(job.input, &cx)) {
-                    Ok(Ok(out)) => wire::Status::Ok(out),
-                    Ok(Err(f)) if f.is_timed_out() => wire::Status::TimedOut,
-                    Ok(Err(f)) if f.is_cancelled() => wire::Status::Cancelled,
-                    Ok(Err(f)) => wire::Status::Failed(f.message().to_string()),
-                    Err(p) => wire::Status::Panicked {
-                        message: p.message,
-                        location: p.location,
-                    },
-                },
+                ))),
+                // The output goes straight into the message.
+                (Some(entry), None) => {
+                    match catch(|| (entry.run_bytes)(job.input, &cx, &mut out)) {
+                        Ok(Ok(())) => None,
+                        Ok(Err(f)) if f.is_timed_out() => Some(wire::Ended::TimedOut),
+                        Ok(Err(f)) if f.is_cancelled() => Some(wire::Ended::Cancelled),
+                        Ok(Err(f)) => Some(wire::Ended::Failed(f.message().to_string())),
+                        Err(p) => Some(wire::Ended::Panicked {
+                            message: p.message,
+                            location: p.location,
+                        }),
+                    }
+                }
             };
+            if let Some(ended) = ended {
+                out.ended(ended);
+            }
             let ended_ns = clock.now();
             let runtime_ns = ended_ns.saturating_sub(started_ns);
-            let large = match &mut status {
-                wire::Status::Ok(out) if out.is_shared() => {
-                    out.lend(&mut lent);
-                    true
-                }
-                _ => false,
-            };
-            pending.push(wire::Done {
-                ticket: job.ticket,
-                started_ns,
-                runtime_ns,
-                status,
-            });
-            if large || runtime_ns >= SEND_AT_ONCE.as_nanos() as u64 {
-                flush(&mut pending)?;
+            out.end(runtime_ns);
+            if out.has_region() || runtime_ns >= SEND_AT_ONCE.as_nanos() as u64 {
+                flush(&mut out, &mut lent)?;
                 started_ns = clock.now();
             } else {
                 started_ns = ended_ns;
             }
         }
-        flush(&mut pending)?;
+        flush(&mut out, &mut lent)?;
         if cx.is_cancelled() {
             return Ok(());
         }
