@@ -215,20 +215,7 @@ impl Worker {
     /// Resolves `ticket`: its flight, if it is still in flight here.
     #[inline(always)]
     fn land(&mut self, ticket: u64) -> Option<Flight> {
-        let flight = if ticket == self.done {
-            // Results come in the order the jobs ran: this is the usual case.
-            let flight = self.flights.pop_front()?;
-            self.done += 1;
-            flight
-        } else {
-            let i = usize::try_from(ticket.checked_sub(self.done)?).ok()?;
-            self.flights.get_mut(i)?.take()
-        };
-        while let Some(None) = self.flights.front() {
-            self.flights.pop_front();
-            self.done += 1;
-        }
-        flight
+        land(&mut self.flights, &mut self.done, ticket)
     }
 
     /// Every flight still unresolved, with its ticket; none is left on the worker.
@@ -322,8 +309,6 @@ pub(crate) struct Engine {
     /// Abandoned threads that owe nothing but may still be stopping their job (a command
     /// running its kill sequence): dropping the pool gives them until the grace to end.
     lingering: Vec<thread::Link>,
-    /// An emptied buffer of thread results, kept for its capacity.
-    spare: Vec<Report>,
     /// When the threads' buffers were last looked in without being told (`look_in_threads`).
     looked: Instant,
     queue: VecDeque<Queued>,
@@ -366,7 +351,6 @@ impl Engine {
                 .collect(),
             retired: Vec::new(),
             lingering: Vec::new(),
-            spare: Vec::new(),
             looked: Instant::now(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
@@ -817,16 +801,7 @@ impl Engine {
         match event {
             Event::Results(key, message) => self.take_results(key, message, run),
             Event::Ready(key) => {
-                let spare = std::mem::take(&mut self.spare);
-                let Some(w) = self.worker_mut(key) else {
-                    return;
-                };
-                let Link::Thread(link) = &w.link else {
-                    return;
-                };
-                let mut reports = link.drain(spare);
-                self.accept(key, &mut reports, run);
-                self.spare = reports;
+                self.accept(key, Vec::new(), run);
                 self.forget_retired(|w| !w.busy());
             }
             Event::Garbled(key) => {
@@ -919,9 +894,10 @@ impl Engine {
         }
     }
 
-    /// Takes in what worker `key` reports, leaving `reports` empty. A job counts only while
-    /// its ticket is in flight; a report on anything else is late and dropped.
-    fn accept(&mut self, key: Key, reports: &mut Vec<Report>, run: &mut Run<'_>) {
+    /// Takes in what thread worker `key` reported, then `more` (what its queue held when it
+    /// was retired). A job counts only while its ticket is in flight; a report on anything
+    /// else is late and dropped.
+    fn accept(&mut self, key: Key, more: Vec<Report>, run: &mut Run<'_>) {
         // Borrowed apart: this loop runs once per job, so the worker is looked up once per
         // message, not per job.
         let Engine {
@@ -935,31 +911,37 @@ impl Engine {
             ..
         } = self;
         let Some(w) = live(slots, key).or_else(|| retired.iter_mut().find(|w| w.key == key)) else {
-            reports.clear();
             return;
         };
-        let mut tally = |runtime_ns| tally(cfg, runtimes, avg_ns, runtime_ns);
-        for report in reports.drain(..) {
-            match report {
-                Report::Finished { ticket, outcome } => {
-                    let Some(flight) = w.land(ticket) else {
-                        continue;
-                    };
-                    let runtime_ns = outcome.runtime.as_nanos() as u64;
-                    tally(runtime_ns);
-                    settle(cfg.attempts, queue, ready, run, outcome, flight.input);
-                }
-                Report::Returned(job) => {
-                    if let Some(f) = w.land(job.ticket) {
-                        queue.push_front(Queued {
-                            seq: f.seq,
-                            attempt: f.attempt,
-                            input: Value::Local(job.input),
-                        });
-                    }
+        let Worker {
+            link: Link::Thread(link),
+            flights,
+            done,
+            ..
+        } = w
+        else {
+            return;
+        };
+        let mut take = |report| match report {
+            Report::Finished { ticket, outcome } => {
+                let Some(flight) = land(flights, done, ticket) else {
+                    return;
+                };
+                tally(cfg, runtimes, avg_ns, outcome.runtime.as_nanos() as u64);
+                settle(cfg.attempts, queue, ready, run, outcome, flight.input);
+            }
+            Report::Returned(job) => {
+                if let Some(f) = land(flights, done, job.ticket) {
+                    queue.push_front(Queued {
+                        seq: f.seq,
+                        attempt: f.attempt,
+                        input: Value::Local(job.input),
+                    });
                 }
             }
-        }
+        };
+        link.take_each(&mut take);
+        more.into_iter().for_each(take);
     }
 
     fn settle(&mut self, run: &mut Run<'_>, outcome: Outcome<Value>, input: Option<wire::Payload>) {
@@ -1181,11 +1163,10 @@ impl Engine {
             unreachable!("only threads are abandoned")
         };
         let queued = link.retire();
-        let mut reports = link.drain(Vec::new());
-        reports.extend(queued.into_iter().rev().map(Report::Returned));
         let key = w.key;
         self.retired.push(*w);
-        self.accept(key, &mut reports, run);
+        let returned = queued.into_iter().rev().map(Report::Returned).collect();
+        self.accept(key, returned, run);
         // Whatever the abandoned thread still owes it hands back as `Returned`; a timed-out
         // ticket is no longer in flight, so its late result is dropped.
         self.forget_retired(|w| w.key == key && !w.busy());
@@ -1392,6 +1373,26 @@ fn live(slots: &mut [Slot], key: Key) -> Option<&mut Worker> {
         }) if *generation == key.1 => Some(w),
         _ => None,
     }
+}
+
+/// Resolves `ticket` among a worker's `flights`, whose front has ticket `done`: its flight,
+/// if it is still in flight there.
+#[inline(always)]
+fn land(flights: &mut VecDeque<Option<Flight>>, done: &mut u64, ticket: u64) -> Option<Flight> {
+    let flight = if ticket == *done {
+        // Results come in the order the jobs ran: this is the usual case.
+        let flight = flights.pop_front()?;
+        *done += 1;
+        flight
+    } else {
+        let i = usize::try_from(ticket.checked_sub(*done)?).ok()?;
+        flights.get_mut(i)?.take()
+    };
+    while let Some(None) = flights.front() {
+        flights.pop_front();
+        *done += 1;
+    }
+    flight
 }
 
 /// The outcome of a job that never reached a worker.

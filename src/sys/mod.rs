@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
+pub(crate) mod spsc;
+
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's
 /// job start time can be compared with the coordinator's deadline.
 pub(crate) fn now_ns() -> u64 {

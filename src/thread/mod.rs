@@ -21,7 +21,7 @@ use crate::catch::catch;
 use crate::engine::{self, Epoch, Event, Key, Report, Value};
 use crate::outcome::{Outcome, Status};
 use crate::registry::{AnyBox, Entry, Registry};
-use crate::sys::{self, SLOT_WORDS, SlotView};
+use crate::sys::{self, SLOT_WORDS, SlotView, spsc};
 use crate::task::{CancelToken, Context};
 
 /// A job that finished running this long is told of at once rather than with its batch, so
@@ -50,7 +50,9 @@ struct Batch {
 struct Shared {
     slot: [AtomicU64; SLOT_WORDS],
     jobs: Mutex<VecDeque<Batch>>,
-    out: Mutex<Vec<Report>>,
+    /// Set when the thread has told the coordinator of results it has not taken yet (a
+    /// thread that takes one job at a time tells only then).
+    told: AtomicBool,
     retired: AtomicBool,
     cancel: CancelToken,
     /// Whether the thread takes whole batches and tells of results in groups: only when no
@@ -63,6 +65,8 @@ pub(crate) struct Link {
     /// Rung when `jobs` turns non-empty; dropped to tell the thread to finish.
     doorbell: Option<Sender<()>>,
     shared: Arc<Shared>,
+    /// The thread's results, each there as soon as it is finished.
+    results: spsc::Receiver<Report>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -78,10 +82,11 @@ impl Link {
         epoch: Epoch,
     ) -> std::io::Result<Link> {
         let (doorbell, rings) = crossbeam_channel::unbounded();
+        let (out, results) = spsc::channel();
         let shared = Arc::new(Shared {
             slot: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             jobs: Mutex::new(VecDeque::new()),
-            out: Mutex::new(Vec::new()),
+            told: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             cancel: CancelToken::new(),
             whole,
@@ -90,11 +95,22 @@ impl Link {
             .name(format!("weft-worker-{id}"))
             .spawn({
                 let shared = shared.clone();
-                move || serve(id, key, rings, shared, registry, events, epoch)
+                move || {
+                    serve(
+                        id,
+                        key,
+                        Ends { rings, out },
+                        shared,
+                        registry,
+                        events,
+                        epoch,
+                    )
+                }
             })?;
         Ok(Link {
             doorbell: Some(doorbell),
             shared,
+            results,
             handle: Some(handle),
         })
     }
@@ -122,11 +138,14 @@ impl Link {
         SlotView::from_words(&self.shared.slot)
     }
 
-    /// Takes everything the thread has reported so far, leaving `spare` (emptied) in its place
-    /// so that buffers keep their capacity as they go back and forth.
-    pub(crate) fn drain(&self, mut spare: Vec<Report>) -> Vec<Report> {
-        spare.clear();
-        std::mem::replace(&mut *self.shared.out.lock().expect("worker buffer"), spare)
+    /// Hands `take` everything the thread has reported so far, in the order it reported.
+    pub(crate) fn take_each(&mut self, mut take: impl FnMut(Report)) {
+        // Cleared before taking, so that a result pushed after the last one taken here is
+        // told of again (see `serve`).
+        self.shared.told.swap(false, Ordering::SeqCst);
+        while let Some(report) = self.results.pop() {
+            take(report);
+        }
     }
 
     /// Cancels the running job and stops the thread from starting another; returns the jobs
@@ -164,23 +183,25 @@ impl Link {
     }
 }
 
+/// The thread's ends of what the coordinator shares with it alone.
+struct Ends {
+    /// The doorbell, rung when its job queue turns non-empty.
+    rings: Receiver<()>,
+    /// Where its results go.
+    out: spsc::Sender<Report>,
+}
+
 fn serve(
     id: usize,
     key: Key,
-    rings: Receiver<()>,
+    Ends { rings, mut out }: Ends,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     events: Sender<Event>,
     epoch: Epoch,
 ) {
-    // Every result goes straight into the shared buffer, so none is ever held by a thread
+    // Every result goes straight into the shared queue, so none is ever held by a thread
     // that is stuck in its next job; what is batched is telling the coordinator.
-    let post = |report: Report| -> bool {
-        let mut out = shared.out.lock().expect("worker buffer");
-        let was_empty = out.is_empty();
-        out.push(report);
-        was_empty
-    };
     let tell = || {
         let _ = events.send(Event::Ready(key));
     };
@@ -228,13 +249,13 @@ fn serve(
             while let Some(job) = jobs.next() {
                 if shared.retired.load(Ordering::Acquire) || worker.draining() {
                     for job in std::iter::once(job).chain(jobs.by_ref()) {
-                        post(Report::Returned(job));
+                        out.push(Report::Returned(job));
                     }
                     untold += 1;
                     break;
                 }
                 let (done, slow) = worker.run(job, entry, timeout);
-                post(done);
+                out.push(done);
                 untold += 1;
                 if slow || untold >= TELL_EVERY {
                     tell();
@@ -259,9 +280,12 @@ fn serve(
             } else {
                 worker.run(job, entry, timeout).0
             };
-            // The coordinator drains everything when told, so it needs telling only when the
-            // buffer was empty.
-            if post(report) {
+            // The coordinator takes everything when told, so it needs telling only when it
+            // has taken everything told of before: it clears `told` first, then takes
+            // (`Link::take_each`). Both sides' swaps are sequentially consistent, so either the
+            // coordinator's taking sees this result or this swap sees `told` cleared.
+            out.push(report);
+            if !shared.told.swap(true, Ordering::SeqCst) {
                 tell();
             }
         }
