@@ -8,8 +8,8 @@ use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Items per block: a block is allocated (or reused) once per this many items.
 const BLOCK: usize = 256;
@@ -35,6 +35,12 @@ struct Place<T> {
     count: usize,
 }
 
+/// An emptied block waiting to be reused.
+struct Spare<T>(*mut Block<T>);
+
+// SAFETY: a spare block holds no item and belongs to whoever takes it out of the list.
+unsafe impl<T> Send for Spare<T> {}
+
 /// Keeps what one side writes off the other side's cache line.
 #[repr(align(128))]
 struct Own<T>(T);
@@ -46,8 +52,9 @@ struct Inner<T> {
     tail: Own<UnsafeCell<Place<T>>>,
     /// The consumer's place; only the [`Receiver`] (or the last owner) touches it.
     head: Own<UnsafeCell<Place<T>>>,
-    /// One emptied block the consumer hands back for the producer's next.
-    spare: AtomicPtr<Block<T>>,
+    /// Emptied blocks the consumer hands back for the producer to reuse: a block freed and
+    /// allocated anew costs page faults, which cost more than the items that passed through it.
+    spare: Mutex<Vec<Spare<T>>>,
 }
 
 // SAFETY: the places are each touched by one side only (Sender and Receiver are neither Clone
@@ -91,7 +98,7 @@ pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
             block: first,
             count: 0,
         })),
-        spare: AtomicPtr::new(ptr::null_mut()),
+        spare: Mutex::new(Vec::new()),
     });
     (
         Sender {
@@ -108,32 +115,40 @@ pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
 
 impl<T> Sender<T> {
     /// Adds `value`; the consumer can take it as soon as this returns.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, value: T) {
         let inner = &*self.inner;
         // SAFETY: only this Sender touches `tail`, and `&mut self` makes the access exclusive.
         let tail = unsafe { &mut *inner.tail.0.get() };
         let i = tail.count % BLOCK;
         if i == 0 && tail.count != 0 {
-            let spare = inner.spare.swap(ptr::null_mut(), Ordering::Acquire);
-            let next = if spare.is_null() {
-                Block::new()
-            } else {
-                // SAFETY: the consumer handed the block back after reading every item in it;
-                // nobody else holds it now.
-                unsafe { (*spare).next.store(ptr::null_mut(), Ordering::Relaxed) };
-                spare
-            };
-            // SAFETY: `tail.block` is live: the consumer frees a block only once it has
-            // read an item past it, which this store has not yet published.
-            unsafe { (*tail.block).next.store(next, Ordering::Release) };
-            tail.block = next;
+            Self::next_block(inner, tail);
         }
         // SAFETY: slot `i` of the producer's block is past what was published, so the
         // consumer does not read it until the store of `pushed` below.
         unsafe { (*(*tail.block).slots[i].get()).write(value) };
         tail.count += 1;
         inner.pushed.0.store(tail.count, Ordering::Release);
+    }
+
+    /// Moves the producer on to a new block, linked after its full one.
+    #[cold]
+    #[inline(never)]
+    fn next_block(inner: &Inner<T>, tail: &mut Place<T>) {
+        let spare = inner.spare.lock().expect("spare blocks").pop();
+        let next = match spare {
+            None => Block::new(),
+            Some(Spare(block)) => {
+                // SAFETY: the consumer handed the block back after reading every item in it;
+                // nobody else holds it now.
+                unsafe { (*block).next.store(ptr::null_mut(), Ordering::Relaxed) };
+                block
+            }
+        };
+        // SAFETY: `tail.block` is live: the consumer frees a block only once it has read an
+        // item past it, which the caller has not yet published.
+        unsafe { (*tail.block).next.store(next, Ordering::Release) };
+        tail.block = next;
     }
 }
 
@@ -159,18 +174,20 @@ impl<T> Receiver<T> {
             let next = unsafe { (*old).next.load(Ordering::Acquire) };
             head.block = next;
             // The producer left `old` before publishing into `next`: hand it back to be
-            // reused, or free it if one is already waiting.
-            let displaced = inner.spare.swap(old, Ordering::AcqRel);
-            if !displaced.is_null() {
-                // SAFETY: a block in `spare` belongs to nobody until taken out of it, and this
-                // one was just taken out.
-                drop(unsafe { Box::from_raw(displaced) });
-            }
+            // reused.
+            inner.spare.lock().expect("spare blocks").push(Spare(old));
         }
         head.count += 1;
         // SAFETY: the item was written before `pushed` covered it (the Acquire load that set
         // `seen`), and it is read once: `head.count` has moved past it.
         Some(unsafe { (*(*head.block).slots[i].get()).assume_init_read() })
+    }
+
+    /// How many items are waiting to be taken now.
+    pub(crate) fn waiting(&mut self) -> usize {
+        self.seen = self.inner.pushed.0.load(Ordering::Acquire);
+        // SAFETY: only this Receiver touches `head`, and `&mut self` makes the access exclusive.
+        self.seen - unsafe { &*self.inner.head.0.get() }.count
     }
 }
 
@@ -195,10 +212,10 @@ impl<T> Drop for Inner<T> {
         }
         // SAFETY: `block` is the last in use (the producer's); its items are dropped above.
         drop(unsafe { Box::from_raw(block) });
-        let spare = *self.spare.get_mut();
-        if !spare.is_null() {
-            // SAFETY: a block in `spare` belongs to nobody else.
-            drop(unsafe { Box::from_raw(spare) });
+        let spare = self.spare.get_mut().unwrap_or_else(|e| e.into_inner());
+        for Spare(block) in spare.drain(..) {
+            // SAFETY: a spare block belongs to nobody else, and holds no item.
+            drop(unsafe { Box::from_raw(block) });
         }
     }
 }
@@ -225,6 +242,7 @@ mod tests {
         }
         producer.join().unwrap();
         assert!(rx.pop().is_none());
+        assert_eq!(rx.waiting(), 0);
     }
 
     #[test]

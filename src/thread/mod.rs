@@ -44,12 +44,18 @@ pub(crate) struct Job {
 struct Batch {
     entry: Entry,
     timeout: Option<Duration>,
-    jobs: std::vec::IntoIter<Job>,
+    jobs: VecDeque<Job>,
 }
+
+/// How many emptied job buffers a thread keeps for the coordinator's next batches.
+const SPARE_BUFFERS: usize = 4;
 
 struct Shared {
     slot: [AtomicU64; SLOT_WORDS],
     jobs: Mutex<VecDeque<Batch>>,
+    /// Emptied job buffers, for the coordinator to fill again: a batch's buffer freed and
+    /// allocated anew costs page faults, more than the jobs it carried.
+    buffers: Mutex<Vec<Vec<Job>>>,
     /// Set when the thread has told the coordinator of results it has not taken yet (a
     /// thread that takes one job at a time tells only then).
     told: AtomicBool,
@@ -86,6 +92,7 @@ impl Link {
         let shared = Arc::new(Shared {
             slot: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             jobs: Mutex::new(VecDeque::new()),
+            buffers: Mutex::new(Vec::new()),
             told: AtomicBool::new(false),
             retired: AtomicBool::new(false),
             cancel: CancelToken::new(),
@@ -115,6 +122,12 @@ impl Link {
         })
     }
 
+    /// An empty buffer for up to `n` jobs, one the thread emptied if there is one.
+    pub(crate) fn buffer(&self, n: usize) -> Vec<Job> {
+        let spare = self.shared.buffers.lock().expect("job buffers").pop();
+        spare.unwrap_or_else(|| Vec::with_capacity(n))
+    }
+
     /// Queues jobs of task `entry` for the thread.
     pub(crate) fn send(&self, entry: Entry, timeout: Option<Duration>, jobs: Vec<Job>) {
         if jobs.is_empty() {
@@ -123,7 +136,7 @@ impl Link {
         let batch = Batch {
             entry,
             timeout,
-            jobs: jobs.into_iter(),
+            jobs: jobs.into(),
         };
         let mut queue = self.shared.jobs.lock().expect("worker queue");
         let was_empty = queue.is_empty();
@@ -136,6 +149,19 @@ impl Link {
 
     pub(crate) fn slot(&self) -> SlotView<'_> {
         SlotView::from_words(&self.shared.slot)
+    }
+
+    /// How many results the thread has reported and the coordinator not taken yet.
+    pub(crate) fn waiting(&mut self) -> usize {
+        // Cleared before counting, as in `take_each`.
+        self.shared.told.swap(false, Ordering::SeqCst);
+        self.results.waiting()
+    }
+
+    /// The thread's next result, if it has reported one not taken yet.
+    #[inline(always)]
+    pub(crate) fn take(&mut self) -> Option<Report> {
+        self.results.pop()
     }
 
     /// Hands `take` everything the thread has reported so far, in the order it reported.
@@ -246,9 +272,9 @@ fn serve(
             drop(queue);
             // Results the coordinator has not been told of.
             let mut untold = 0;
-            while let Some(job) = jobs.next() {
+            while let Some(job) = jobs.pop_front() {
                 if shared.retired.load(Ordering::Acquire) || worker.draining() {
-                    for job in std::iter::once(job).chain(jobs.by_ref()) {
+                    for job in std::iter::once(job).chain(jobs.drain(..)) {
                         out.push(Report::Returned(job));
                     }
                     untold += 1;
@@ -265,13 +291,19 @@ fn serve(
             if untold > 0 {
                 tell();
             }
+            recycle(&shared, jobs);
         } else {
             let (entry, timeout) = (front.entry, front.timeout);
-            let job = front.jobs.next();
-            if front.jobs.as_slice().is_empty() {
-                queue.pop_front();
-            }
+            let job = front.jobs.pop_front();
+            let emptied = if front.jobs.is_empty() {
+                queue.pop_front()
+            } else {
+                None
+            };
             drop(queue);
+            if let Some(batch) = emptied {
+                recycle(&shared, batch.jobs);
+            }
             let Some(job) = job else {
                 continue;
             };
@@ -289,6 +321,16 @@ fn serve(
                 tell();
             }
         }
+    }
+}
+
+/// Hands an emptied job buffer back for the coordinator's next batch.
+fn recycle(shared: &Shared, jobs: VecDeque<Job>) {
+    let mut buffer = Vec::from(jobs);
+    buffer.clear();
+    let mut buffers = shared.buffers.lock().expect("job buffers");
+    if buffers.len() < SPARE_BUFFERS {
+        buffers.push(buffer);
     }
 }
 
