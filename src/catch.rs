@@ -33,6 +33,10 @@ pub(crate) struct Panic {
 }
 
 /// Runs `f`, turning a panic into `Err(Panic)`.
+///
+/// Inlined into each caller: a task's result passed back out of a call to here was read back
+/// with wider loads than it was stored with, a store-forwarding stall per job.
+#[inline(always)]
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
     install_hook();
     // `with` rather than `LocalKey::set`, whose lazy-initialisation path is not inlined: this
@@ -40,17 +44,21 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
     IN_TASK.with(|t| t.set(true));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     IN_TASK.with(|t| t.set(false));
-    result.map_err(|payload| {
-        let message = if let Some(s) = payload.downcast_ref::<&str>() {
-            (*s).to_string()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "panic with a non-string payload".to_string()
-        };
-        Panic {
-            message,
-            location: LOCATION.with(|slot| slot.borrow_mut().take()),
-        }
-    })
+    result.map_err(caught)
+}
+
+/// What a caught panic's payload and the hook say about it.
+#[cold]
+fn caught(payload: Box<dyn std::any::Any + Send>) -> Panic {
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    };
+    Panic {
+        message,
+        location: LOCATION.with(|slot| slot.borrow_mut().take()),
+    }
 }

@@ -215,20 +215,7 @@ impl Worker {
     /// Resolves `ticket`: its flight, if it is still in flight here.
     #[inline(always)]
     fn land(&mut self, ticket: u64) -> Option<Flight> {
-        let flight = if ticket == self.done {
-            // Results come in the order the jobs ran: this is the usual case.
-            let flight = self.flights.pop_front()?;
-            self.done += 1;
-            flight
-        } else {
-            let i = usize::try_from(ticket.checked_sub(self.done)?).ok()?;
-            self.flights.get_mut(i)?.take()
-        };
-        while let Some(None) = self.flights.front() {
-            self.flights.pop_front();
-            self.done += 1;
-        }
-        flight
+        land(&mut self.flights, &mut self.done, ticket)
     }
 
     /// Every flight still unresolved, with its ticket; none is left on the worker.
@@ -322,12 +309,19 @@ pub(crate) struct Engine {
     /// Abandoned threads that owe nothing but may still be stopping their job (a command
     /// running its kill sequence): dropping the pool gives them until the grace to end.
     lingering: Vec<thread::Link>,
-    /// An emptied buffer of thread results, kept for its capacity.
-    spare: Vec<Report>,
     /// When the threads' buffers were last looked in without being told (`look_in_threads`).
     looked: Instant,
     queue: VecDeque<Queued>,
     ready: VecDeque<Outcome<Value>>,
+    /// Thread workers that told of results not taken yet. In a pool without timeouts their
+    /// results are taken one at a time as the caller asks for outcomes (`take_told`), straight
+    /// from the thread's queue: no deadline can misjudge a job whose result waits there.
+    told: VecDeque<Key>,
+    /// The told worker whose results are being taken, and how many are left of those it had
+    /// when its turn came: a thread that keeps finishing jobs does not keep the others waiting.
+    reading: Option<(Key, usize)>,
+    /// Whether results are taken as above, rather than all at once when told of.
+    lazy: bool,
     avg_ns: Option<f64>,
     epoch: Epoch,
     error: Option<Error>,
@@ -366,10 +360,12 @@ impl Engine {
                 .collect(),
             retired: Vec::new(),
             lingering: Vec::new(),
-            spare: Vec::new(),
             looked: Instant::now(),
             queue: VecDeque::new(),
             ready: VecDeque::new(),
+            told: VecDeque::new(),
+            reading: None,
+            lazy: cfg.timeout.is_none() && cfg.timeout_of_median.is_none(),
             avg_ns: None,
             epoch: (SystemTime::now(), sys::now_ns()),
             error: None,
@@ -480,6 +476,8 @@ impl Engine {
         }
         self.restart_waiting();
         self.ready.clear();
+        self.told.clear();
+        self.reading = None;
         self.interrupted = false;
         if self.draining {
             self.draining = false;
@@ -502,10 +500,102 @@ impl Engine {
     /// The next outcome of `run`, or `None` when every job has one.
     #[inline]
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
-        // Outcomes mostly arrive by the batch: most calls take one that is ready.
-        match self.ready.pop_front() {
-            Some(o) => Some(o),
-            None => self.wait(run),
+        // Outcomes mostly arrive by the batch: most calls take one that is ready, or one a
+        // thread told of.
+        if let Some(o) = self.ready.pop_front() {
+            return Some(o);
+        }
+        if let Some(o) = self.take_told(run) {
+            return Some(o);
+        }
+        self.wait(run)
+    }
+
+    /// The next outcome among the results threads told of, if there is one.
+    #[inline(always)]
+    fn take_told(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
+        let Engine {
+            slots,
+            told,
+            reading,
+            cfg,
+            queue,
+            ready,
+            avg_ns,
+            runtimes,
+            ..
+        } = self;
+        loop {
+            let (key, left) = match reading {
+                Some((key, left)) if *left > 0 => (*key, left),
+                _ => {
+                    let key = told.pop_front()?;
+                    *reading = match live(slots, key) {
+                        Some(Worker {
+                            link: Link::Thread(link),
+                            ..
+                        }) => Some((key, link.waiting())),
+                        _ => None,
+                    };
+                    continue;
+                }
+            };
+            *left -= 1;
+            let Some(Worker {
+                link: Link::Thread(link),
+                flights,
+                done,
+                ..
+            }) = live(slots, key)
+            else {
+                *reading = None;
+                continue;
+            };
+            // Written out rather than through `land_report`: an outcome is a hundred-odd bytes,
+            // and here it is moved once between the thread's queue and the caller.
+            match link.take() {
+                None => *reading = None,
+                Some(Report::Finished { ticket, outcome }) => {
+                    let Some(flight) = land(flights, done, ticket) else {
+                        continue;
+                    };
+                    tally(cfg, runtimes, avg_ns, outcome.runtime.as_nanos() as u64);
+                    if outcome.attempt < cfg.attempts
+                        && !succeeded(run.entry, &outcome.status)
+                        && let Some(input) = flight.input
+                    {
+                        queue.push_front(Queued {
+                            seq: outcome.seq,
+                            attempt: outcome.attempt + 1,
+                            input: Value::Encoded(input),
+                        });
+                        continue;
+                    }
+                    match &mut run.reorder {
+                        None => return Some(outcome),
+                        Some(r) => {
+                            r.push(outcome.seq, outcome, ready);
+                            if let Some(o) = ready.pop_front() {
+                                return Some(o);
+                            }
+                        }
+                    }
+                }
+                Some(report) => {
+                    let mut books = Books {
+                        cfg,
+                        queue,
+                        avg_ns,
+                        runtimes,
+                    };
+                    if let Some(o) = land_report(report, flights, done, &mut books, run.entry) {
+                        Self::emit(ready, run, o);
+                        if let Some(o) = ready.pop_front() {
+                            return Some(o);
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -513,6 +603,9 @@ impl Engine {
     fn wait(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         loop {
             if let Some(o) = self.ready.pop_front() {
+                return Some(o);
+            }
+            if let Some(o) = self.take_told(run) {
                 return Some(o);
             }
             if self.interrupted {
@@ -529,9 +622,9 @@ impl Engine {
             let tick = self.tick();
             match self.rx.recv_timeout(tick) {
                 Ok(event) => {
-                    self.handle(event, run);
+                    self.receive(event, run);
                     while let Ok(event) = self.rx.try_recv() {
-                        self.handle(event, run);
+                        self.receive(event, run);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.look_in_threads(run),
@@ -543,6 +636,17 @@ impl Engine {
             }
             self.check_timeouts(run);
             self.restart_waiting();
+        }
+    }
+
+    /// Handles `event` while waiting for outcomes: a live thread's news is noted, its results
+    /// taken as they are asked for (see `told`).
+    fn receive(&mut self, event: Event, run: &mut Run<'_>) {
+        match event {
+            Event::Ready(key) if self.lazy && live(&mut self.slots, key).is_some() => {
+                self.told.push_back(key)
+            }
+            event => self.handle(event, run),
         }
     }
 
@@ -700,7 +804,10 @@ impl Engine {
             unreachable!("filling a live worker")
         };
         let w = &mut **w;
-        let mut local = Vec::with_capacity(want);
+        let Link::Thread(link) = &w.link else {
+            unreachable!("filling a thread worker")
+        };
+        let mut local = link.buffer(want);
         let mut taken = 0;
         while taken < want
             && let Some(job) = next_job(queue, ready, run, pull)
@@ -817,16 +924,7 @@ impl Engine {
         match event {
             Event::Results(key, message) => self.take_results(key, message, run),
             Event::Ready(key) => {
-                let spare = std::mem::take(&mut self.spare);
-                let Some(w) = self.worker_mut(key) else {
-                    return;
-                };
-                let Link::Thread(link) = &w.link else {
-                    return;
-                };
-                let mut reports = link.drain(spare);
-                self.accept(key, &mut reports, run);
-                self.spare = reports;
+                self.accept(key, Vec::new(), run);
                 self.forget_retired(|w| !w.busy());
             }
             Event::Garbled(key) => {
@@ -919,9 +1017,10 @@ impl Engine {
         }
     }
 
-    /// Takes in what worker `key` reports, leaving `reports` empty. A job counts only while
-    /// its ticket is in flight; a report on anything else is late and dropped.
-    fn accept(&mut self, key: Key, reports: &mut Vec<Report>, run: &mut Run<'_>) {
+    /// Takes in what thread worker `key` reported, then `more` (what its queue held when it
+    /// was retired). A job counts only while its ticket is in flight; a report on anything
+    /// else is late and dropped.
+    fn accept(&mut self, key: Key, more: Vec<Report>, run: &mut Run<'_>) {
         // Borrowed apart: this loop runs once per job, so the worker is looked up once per
         // message, not per job.
         let Engine {
@@ -935,31 +1034,30 @@ impl Engine {
             ..
         } = self;
         let Some(w) = live(slots, key).or_else(|| retired.iter_mut().find(|w| w.key == key)) else {
-            reports.clear();
             return;
         };
-        let mut tally = |runtime_ns| tally(cfg, runtimes, avg_ns, runtime_ns);
-        for report in reports.drain(..) {
-            match report {
-                Report::Finished { ticket, outcome } => {
-                    let Some(flight) = w.land(ticket) else {
-                        continue;
-                    };
-                    let runtime_ns = outcome.runtime.as_nanos() as u64;
-                    tally(runtime_ns);
-                    settle(cfg.attempts, queue, ready, run, outcome, flight.input);
-                }
-                Report::Returned(job) => {
-                    if let Some(f) = w.land(job.ticket) {
-                        queue.push_front(Queued {
-                            seq: f.seq,
-                            attempt: f.attempt,
-                            input: Value::Local(job.input),
-                        });
-                    }
-                }
+        let Worker {
+            link: Link::Thread(link),
+            flights,
+            done,
+            ..
+        } = w
+        else {
+            return;
+        };
+        let mut books = Books {
+            cfg,
+            queue,
+            avg_ns,
+            runtimes,
+        };
+        let mut take = |report| {
+            if let Some(outcome) = land_report(report, flights, done, &mut books, run.entry) {
+                Self::emit(ready, run, outcome);
             }
-        }
+        };
+        link.take_each(&mut take);
+        more.into_iter().for_each(take);
     }
 
     fn settle(&mut self, run: &mut Run<'_>, outcome: Outcome<Value>, input: Option<wire::Payload>) {
@@ -1181,11 +1279,10 @@ impl Engine {
             unreachable!("only threads are abandoned")
         };
         let queued = link.retire();
-        let mut reports = link.drain(Vec::new());
-        reports.extend(queued.into_iter().rev().map(Report::Returned));
         let key = w.key;
         self.retired.push(*w);
-        self.accept(key, &mut reports, run);
+        let returned = queued.into_iter().rev().map(Report::Returned).collect();
+        self.accept(key, returned, run);
         // Whatever the abandoned thread still owes it hands back as `Returned`; a timed-out
         // ticket is no longer in flight, so its late result is dropped.
         self.forget_retired(|w| w.key == key && !w.busy());
@@ -1218,6 +1315,8 @@ impl Engine {
 
     fn cancel_inner(&mut self, run: &mut Run<'_>) {
         self.queue.clear();
+        self.told.clear();
+        self.reading = None;
         let busy: Vec<usize> = self
             .slots
             .iter()
@@ -1350,8 +1449,23 @@ fn settle(
     outcome: Outcome<Value>,
     input: Option<wire::Payload>,
 ) {
+    if let Some(outcome) = again(attempts, queue, run.entry, outcome, input) {
+        Engine::emit(ready, run, outcome);
+    }
+}
+
+/// Queues the next attempt of a job that did not succeed (at the front, so that input order
+/// is not held up behind it), or returns the outcome to report.
+#[inline(always)]
+fn again(
+    attempts: u32,
+    queue: &mut VecDeque<Queued>,
+    entry: Entry,
+    outcome: Outcome<Value>,
+    input: Option<wire::Payload>,
+) -> Option<Outcome<Value>> {
     if outcome.attempt < attempts
-        && !succeeded(run.entry, &outcome.status)
+        && !succeeded(entry, &outcome.status)
         && let Some(input) = input
     {
         queue.push_front(Queued {
@@ -1359,9 +1473,54 @@ fn settle(
             attempt: outcome.attempt + 1,
             input: Value::Encoded(input),
         });
-        return;
+        return None;
     }
-    Engine::emit(ready, run, outcome);
+    Some(outcome)
+}
+
+/// What taking in a thread's report updates besides its worker, borrowed apart from the
+/// engine.
+struct Books<'e> {
+    cfg: &'e Config,
+    queue: &'e mut VecDeque<Queued>,
+    avg_ns: &'e mut Option<f64>,
+    runtimes: &'e mut VecDeque<u64>,
+}
+
+/// Takes in one report of a thread worker whose unresolved jobs are `flights`, from ticket
+/// `done`: the outcome to report, if the job is still in flight and not to run again (another
+/// attempt, or a job handed back unstarted, goes back in the queue).
+#[inline(always)]
+fn land_report(
+    report: Report,
+    flights: &mut VecDeque<Option<Flight>>,
+    done: &mut u64,
+    books: &mut Books<'_>,
+    entry: Entry,
+) -> Option<Outcome<Value>> {
+    match report {
+        Report::Finished { ticket, outcome } => {
+            let flight = land(flights, done, ticket)?;
+            let runtime_ns = outcome.runtime.as_nanos() as u64;
+            tally(books.cfg, books.runtimes, books.avg_ns, runtime_ns);
+            again(
+                books.cfg.attempts,
+                books.queue,
+                entry,
+                outcome,
+                flight.input,
+            )
+        }
+        Report::Returned(job) => {
+            let f = land(flights, done, job.ticket)?;
+            books.queue.push_front(Queued {
+                seq: f.seq,
+                attempt: f.attempt,
+                input: Value::Local(job.input),
+            });
+            None
+        }
+    }
 }
 
 /// Counts a finished job's runtime into the average (and the recent runtimes, when a timeout
@@ -1392,6 +1551,26 @@ fn live(slots: &mut [Slot], key: Key) -> Option<&mut Worker> {
         }) if *generation == key.1 => Some(w),
         _ => None,
     }
+}
+
+/// Resolves `ticket` among a worker's `flights`, whose front has ticket `done`: its flight,
+/// if it is still in flight there.
+#[inline(always)]
+fn land(flights: &mut VecDeque<Option<Flight>>, done: &mut u64, ticket: u64) -> Option<Flight> {
+    let flight = if ticket == *done {
+        // Results come in the order the jobs ran: this is the usual case.
+        let flight = flights.pop_front()?;
+        *done += 1;
+        flight
+    } else {
+        let i = usize::try_from(ticket.checked_sub(*done)?).ok()?;
+        flights.get_mut(i)?.take()
+    };
+    while let Some(None) = flights.front() {
+        flights.pop_front();
+        *done += 1;
+    }
+    flight
 }
 
 /// The outcome of a job that never reached a worker.

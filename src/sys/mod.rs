@@ -1,7 +1,8 @@
 //! The only module that talks to the operating system below std: signals, process groups,
 //! the parent-death signal, a monotonic clock shared between processes (and a cheap per-job
-//! reading of it, [`Clock`]), and the shared progress slot. Everything else calls these safe
-//! functions, so `unsafe` and `nix` stay here.
+//! reading of it, [`Clock`]), the shared progress slot, and a lock-free queue from one thread to
+//! another ([`spsc`]). Everything else calls these safe functions, so `unsafe` and `nix` stay
+//! here.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -12,6 +13,8 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 mod clock;
+pub(crate) mod spsc;
+
 pub(crate) use clock::Clock;
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's

@@ -1,0 +1,298 @@
+//! An unbounded queue from one thread to one other, with no lock and no read-modify-write per
+//! item: the producer writes an item into a block and publishes its count with one store, the
+//! consumer reads up to the count it sees. What is pushed is visible to the consumer at once,
+//! whatever the producer does next (a thread worker stuck in its next job included), which a
+//! thread-local buffer could not give and a lock per item made costly.
+
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Items per block: a block is allocated (or reused) once per this many items.
+const BLOCK: usize = 256;
+/// How many items ahead each side asks for the cache lines it will use: the other side's core
+/// touched them last, and fetching one when it is needed stalls the side that needs it.
+const AHEAD: usize = 8;
+
+/// Asks for the cache lines of `item` ahead of use, `write` if to be written.
+#[inline(always)]
+fn prefetch<T>(item: *const T, write: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T0, _mm_prefetch};
+        let first = item as *const i8;
+        for line in (0..size_of::<T>()).step_by(64) {
+            let at = first.wrapping_add(line);
+            // SAFETY: SSE is part of x86_64; a prefetch reads and writes nothing, and any
+            // address may be named.
+            unsafe {
+                if write {
+                    _mm_prefetch::<_MM_HINT_ET0>(at);
+                } else {
+                    _mm_prefetch::<_MM_HINT_T0>(at);
+                }
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (item, write);
+}
+
+struct Block<T> {
+    slots: [UnsafeCell<MaybeUninit<T>>; BLOCK],
+    /// The block after this one, set by the producer before it publishes an item there.
+    next: AtomicPtr<Block<T>>,
+}
+
+impl<T> Block<T> {
+    fn new() -> *mut Block<T> {
+        Box::into_raw(Box::new(Block {
+            slots: [const { UnsafeCell::new(MaybeUninit::uninit()) }; BLOCK],
+            next: AtomicPtr::new(ptr::null_mut()),
+        }))
+    }
+}
+
+/// One side's place in the queue: its block and how many items it has passed in all.
+struct Place<T> {
+    block: *mut Block<T>,
+    count: usize,
+}
+
+/// An emptied block waiting to be reused.
+struct Spare<T>(*mut Block<T>);
+
+// SAFETY: a spare block holds no item and belongs to whoever takes it out of the list.
+unsafe impl<T> Send for Spare<T> {}
+
+/// Keeps what one side writes off the other side's cache line.
+#[repr(align(128))]
+struct Own<T>(T);
+
+struct Inner<T> {
+    /// How many items have been pushed: the producer's one store per item.
+    pushed: Own<AtomicUsize>,
+    /// The producer's place; only the [`Sender`] (or the last owner, in `drop`) touches it.
+    tail: Own<UnsafeCell<Place<T>>>,
+    /// The consumer's place; only the [`Receiver`] (or the last owner) touches it.
+    head: Own<UnsafeCell<Place<T>>>,
+    /// Emptied blocks the consumer hands back for the producer to reuse: a block freed and
+    /// allocated anew costs page faults, which cost more than the items that passed through it.
+    spare: Mutex<Vec<Spare<T>>>,
+}
+
+// SAFETY: the places are each touched by one side only (Sender and Receiver are neither Clone
+// nor Sync), items cross from one thread to the other, hence `T: Send`.
+unsafe impl<T: Send> Send for Inner<T> {}
+// SAFETY: as above; shared access goes through the atomics.
+unsafe impl<T: Send> Sync for Inner<T> {}
+
+/// The producing end.
+pub(crate) struct Sender<T> {
+    inner: Arc<Inner<T>>,
+    _not_sync: PhantomData<*mut ()>,
+}
+
+/// The consuming end.
+pub(crate) struct Receiver<T> {
+    inner: Arc<Inner<T>>,
+    /// How many items the consumer last saw pushed: it reads the producer's count again only
+    /// once it has taken that many, so the line the producer writes per item is read once per
+    /// run of items, not per item.
+    seen: usize,
+    _not_sync: PhantomData<*mut ()>,
+}
+
+// SAFETY: each end may move to another thread; it is used from one thread at a time (`&mut`
+// or not `Sync`), and its items are `Send`.
+unsafe impl<T: Send> Send for Sender<T> {}
+// SAFETY: as for `Sender`.
+unsafe impl<T: Send> Send for Receiver<T> {}
+
+/// A new empty queue.
+pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let first = Block::new();
+    let inner = Arc::new(Inner {
+        pushed: Own(AtomicUsize::new(0)),
+        tail: Own(UnsafeCell::new(Place {
+            block: first,
+            count: 0,
+        })),
+        head: Own(UnsafeCell::new(Place {
+            block: first,
+            count: 0,
+        })),
+        spare: Mutex::new(Vec::new()),
+    });
+    (
+        Sender {
+            inner: inner.clone(),
+            _not_sync: PhantomData,
+        },
+        Receiver {
+            inner,
+            seen: 0,
+            _not_sync: PhantomData,
+        },
+    )
+}
+
+impl<T> Sender<T> {
+    /// Adds `value`; the consumer can take it as soon as this returns.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, value: T) {
+        let inner = &*self.inner;
+        // SAFETY: only this Sender touches `tail`, and `&mut self` makes the access exclusive.
+        let tail = unsafe { &mut *inner.tail.0.get() };
+        let i = tail.count % BLOCK;
+        if i == 0 && tail.count != 0 {
+            Self::next_block(inner, tail);
+        }
+        // SAFETY: slot `i` of the producer's block is past what was published, so the
+        // consumer does not read it until the store of `pushed` below.
+        unsafe { (*(*tail.block).slots[i].get()).write(value) };
+        if i + AHEAD < BLOCK {
+            // SAFETY: the slot is in the same block (a hint only: nothing is read or written).
+            prefetch(unsafe { (*tail.block).slots[i + AHEAD].get() }, true);
+        }
+        tail.count += 1;
+        inner.pushed.0.store(tail.count, Ordering::Release);
+    }
+
+    /// Moves the producer on to a new block, linked after its full one.
+    #[cold]
+    #[inline(never)]
+    fn next_block(inner: &Inner<T>, tail: &mut Place<T>) {
+        let spare = inner.spare.lock().expect("spare blocks").pop();
+        let next = match spare {
+            None => Block::new(),
+            Some(Spare(block)) => {
+                // SAFETY: the consumer handed the block back after reading every item in it;
+                // nobody else holds it now.
+                unsafe { (*block).next.store(ptr::null_mut(), Ordering::Relaxed) };
+                block
+            }
+        };
+        // SAFETY: `tail.block` is live: the consumer frees a block only once it has read an
+        // item past it, which the caller has not yet published.
+        unsafe { (*tail.block).next.store(next, Ordering::Release) };
+        tail.block = next;
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Takes the next item, if one has been pushed.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        let inner = &*self.inner;
+        // SAFETY: only this Receiver touches `head`, and `&mut self` makes the access exclusive.
+        let head = unsafe { &mut *inner.head.0.get() };
+        if head.count == self.seen {
+            self.seen = inner.pushed.0.load(Ordering::Acquire);
+            if head.count == self.seen {
+                return None;
+            }
+        }
+        let i = head.count % BLOCK;
+        if i == 0 && head.count != 0 {
+            let old = head.block;
+            // SAFETY: the item at `head.count` is published and lies in the next block, which
+            // the producer linked (Release) before publishing it (the Acquire load of
+            // `pushed` that set `seen`).
+            let next = unsafe { (*old).next.load(Ordering::Acquire) };
+            head.block = next;
+            // The producer left `old` before publishing into `next`: hand it back to be
+            // reused.
+            inner.spare.lock().expect("spare blocks").push(Spare(old));
+        }
+        head.count += 1;
+        if i + AHEAD < BLOCK && head.count + AHEAD <= self.seen {
+            // SAFETY: the slot is in the same block, and its item already written (a hint
+            // only: nothing is read).
+            prefetch(unsafe { (*head.block).slots[i + AHEAD].get() }, false);
+        }
+        // SAFETY: the item was written before `pushed` covered it (the Acquire load that set
+        // `seen`), and it is read once: `head.count` has moved past it.
+        Some(unsafe { (*(*head.block).slots[i].get()).assume_init_read() })
+    }
+
+    /// How many items are waiting to be taken now.
+    pub(crate) fn waiting(&mut self) -> usize {
+        self.seen = self.inner.pushed.0.load(Ordering::Acquire);
+        // SAFETY: only this Receiver touches `head`, and `&mut self` makes the access exclusive.
+        self.seen - unsafe { &*self.inner.head.0.get() }.count
+    }
+}
+
+impl<T> Drop for Inner<T> {
+    fn drop(&mut self) {
+        // Both ends are gone: what was pushed and not taken is dropped, and every block freed.
+        let head = self.head.0.get_mut();
+        let end = self.tail.0.get_mut().count;
+        let (mut block, mut count) = (head.block, head.count);
+        while count < end {
+            let i = count % BLOCK;
+            if i == 0 && count != 0 {
+                // SAFETY: blocks up to the producer's are linked and owned by nobody else now.
+                let next = unsafe { (*block).next.load(Ordering::Relaxed) };
+                // SAFETY: every item of `block` has been read or dropped.
+                drop(unsafe { Box::from_raw(block) });
+                block = next;
+            }
+            // SAFETY: items from the consumer's place to the producer's are written and unread.
+            unsafe { (*(*block).slots[i].get()).assume_init_drop() };
+            count += 1;
+        }
+        // SAFETY: `block` is the last in use (the producer's); its items are dropped above.
+        drop(unsafe { Box::from_raw(block) });
+        let spare = self.spare.get_mut().unwrap_or_else(|e| e.into_inner());
+        for Spare(block) in spare.drain(..) {
+            // SAFETY: a spare block belongs to nobody else, and holds no item.
+            drop(unsafe { Box::from_raw(block) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_cross_threads_in_order_over_many_blocks() {
+        let (mut tx, mut rx) = channel();
+        let n = BLOCK * 10 + 7;
+        let producer = std::thread::spawn(move || {
+            for i in 0..n {
+                tx.push(Box::new(i));
+            }
+        });
+        let mut next = 0;
+        while next < n {
+            if let Some(v) = rx.pop() {
+                assert_eq!(*v, next);
+                next += 1;
+            }
+        }
+        producer.join().unwrap();
+        assert!(rx.pop().is_none());
+        assert_eq!(rx.waiting(), 0);
+    }
+
+    #[test]
+    fn dropping_both_ends_drops_what_was_not_taken() {
+        let counted = Arc::new(());
+        let (mut tx, mut rx) = channel();
+        for _ in 0..BLOCK * 2 + 3 {
+            tx.push(counted.clone());
+        }
+        for _ in 0..BLOCK + 1 {
+            rx.pop();
+        }
+        drop(tx);
+        drop(rx);
+        assert_eq!(Arc::strong_count(&counted), 1);
+    }
+}
