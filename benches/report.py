@@ -227,8 +227,9 @@ def build(m, checks):
         "(fork), `map` with its default chunking over 1,000,000 items, `imap(chunksize=1)` over "
         "100,000 (its rate, not its time, is compared). The floor is no pool at all: the least "
         "any pool that gives each job its own timed outcome must do (a clock read and an "
-        "outcome per job, batches over channels or pipes, the per-job clock weft's workers "
-        "use), measured in the same run "
+        "outcome per job, batches over channels or pipes; per-job times from the time-stamp "
+        "counter where the kernel keeps time by it, as weft's workers take them), measured in "
+        "the same run "
         "(`benches/floor.rs`).",
     )
     r.row("weft, process backend", "noop.process")

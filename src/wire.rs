@@ -197,7 +197,16 @@ fn encode_value<T: Serialize + ?Sized>(
     head(out, len);
     if len > 0 {
         out.reserve(len);
+        let start = out.len();
         bincode::serde::encode_into_std_write(value, out, config()).map_err(|e| e.to_string())?;
+        // The length went ahead of the bytes: a value that encodes differently the second
+        // time (state changed by another thread) would garble the whole message.
+        if out.len() - start != len {
+            return Err(format!(
+                "the value encoded to {} bytes, then to {len}: it changed while being encoded",
+                out.len() - start
+            ));
+        }
     }
     Ok(None)
 }
@@ -453,6 +462,9 @@ fn slice_of<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
 /// The bytes of a result before its status's own.
 const RESULT_HEAD: usize = 8 + 8 + 8 + 1;
 
+/// The most room a new message of results starts with.
+const MESSAGE_ROOM: usize = 64 << 10;
+
 /// A message of results, written as the jobs finish: per job `ticket`, `started_ns`,
 /// `runtime_ns` (u64 each), a status tag byte, then the status's bytes and strings, each as a
 /// u64 length and its bytes (a panic's location after a presence byte; a shared output as its
@@ -554,6 +566,9 @@ impl ResultsOut {
     }
 
     fn take(&mut self, room: usize) -> Results {
+        // Room for as much as the last message, but not the room of one that carried large
+        // outputs: a worker keeps it while idle, and under a memory limit it counts.
+        let room = room.min(MESSAGE_ROOM);
         Results {
             coded: std::mem::replace(&mut self.coded, Vec::with_capacity(room)),
             regions: std::mem::take(&mut self.regions),
@@ -701,6 +716,33 @@ mod results_tests {
             want.push(format!("{ticket} {started_ns} {runtime_ns} {shown:?}"));
         }
         (out.take(0).coded, want)
+    }
+
+    /// A value that encodes to one more byte each time it is encoded.
+    struct Growing(std::sync::atomic::AtomicUsize);
+
+    impl Serialize for Growing {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            s.collect_seq(std::iter::repeat_n(1u8, n))
+        }
+    }
+
+    #[test]
+    fn an_output_that_changes_while_encoded_fails_its_job_alone() {
+        let mut out = ResultsOut::default();
+        out.begin(0, 10);
+        out.ok(&()).unwrap();
+        out.end(1);
+        out.begin(1, 20);
+        let err = out.ok(&Growing(3.into())).unwrap_err();
+        assert!(err.contains("changed while being encoded"), "{err}");
+        out.ended(Ended::Failed(err));
+        out.end(2);
+        let got = decode_all(&out.take(0).coded).expect("the message stays readable");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with("0 10 1 Ok("), "{got:?}");
+        assert!(got[1].starts_with("1 20 2 Failed("), "{got:?}");
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! the kernel keeps time by the CPU's time-stamp counter (its clocksource is `tsc`: the counter
 //! is constant-rate and agrees across CPUs), the counter is read directly instead, which costs
 //! a third of a read through the vDSO, and converted to `CLOCK_MONOTONIC` nanoseconds by a rate
-//! measured against that clock. A real read anchors the conversion at least once a
-//! millisecond, so an error in the rate never grows past a few tens of nanoseconds, and one
-//! that disagrees with the counter by more than a little (a migrated VM, a counter the kernel
-//! gave up on) starts the measurement over. Elsewhere every read is a real one.
+//! measured against that clock. A real read anchors the conversion about once a millisecond
+//! of counter ticks, and the rate is measured over all the time since the clock began: an
+//! error of a few microseconds is possible in the first milliseconds, and of well under one
+//! after. A real read that strays from the counter's prediction by more than 1/64 of the time
+//! since the anchor (a migrated VM, a counter the kernel gave up on) starts the measurement
+//! over. Timeouts and the stall rule work in milliseconds, so none of this moves them. Elsewhere
+//! every read is a real one.
 
 use std::sync::OnceLock;
 
@@ -162,8 +165,8 @@ mod tests {
                 let after = now_ns();
                 assert!(t >= last, "the clock went back: {last} then {t}");
                 last = t;
-                // The counter's error stays within a microsecond either way, which leaves
-                // room for preemption to be told from a real disagreement.
+                // The counter's error stays within a few microseconds (see the module's
+                // comment): 20 µs either way tells a wrong conversion from that.
                 assert!(
                     t + 20_000 >= before && t <= after + 20_000,
                     "round {round}: {t} is not between {before} and {after}"
