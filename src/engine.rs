@@ -552,7 +552,8 @@ impl Engine {
                 continue;
             };
             // Written out rather than through `land_report`: an outcome is a hundred-odd bytes,
-            // and here it is moved once between the thread's queue and the caller.
+            // and here it is moved once between the thread's queue and the caller. Through
+            // `land_report` 1M no-ops ran at 13 M/s instead of 19.
             match link.take() {
                 None => *reading = None,
                 Some(Report::Finished { ticket, outcome }) => {
