@@ -27,6 +27,7 @@ use ipc_channel::ipc::{IpcReceiver, IpcSender, IpcSharedMemory};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::Status;
 use shared::Region;
 pub(crate) use shared::{Lent, Returns};
 
@@ -446,7 +447,28 @@ pub(crate) struct Jobs<'a> {
 }
 
 impl<'a> Jobs<'a> {
+    #[inline(always)]
     fn job(&mut self) -> Result<Job<'a>, String> {
+        // The usual job, read at once: flags 0 and a short inline input.
+        if let [0, len, rest @ ..] = self.bytes
+            && let Some((input, rest)) = rest.split_at_checked(*len as usize)
+            && *len < 0x80
+        {
+            self.bytes = rest;
+            let (ticket, seq) = (self.next_ticket, self.next_seq);
+            (self.next_ticket, self.next_seq) = (ticket.wrapping_add(1), seq.wrapping_add(1));
+            return Ok(Job {
+                ticket,
+                seq,
+                attempt: 1,
+                input,
+            });
+        }
+        self.any_job()
+    }
+
+    #[inline(never)]
+    fn any_job(&mut self) -> Result<Job<'a>, String> {
         let bytes = &mut self.bytes;
         let flags = byte_of(bytes)?;
         if flags & !(JOB_TICKET | JOB_SEQ | JOB_ATTEMPT | JOB_SHARED) != 0 {
@@ -513,6 +535,10 @@ fn short(n: u64, left: usize) -> String {
 /// set on every byte but the last.
 #[inline(always)]
 fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    if n < 0x80 {
+        out.push(n as u8);
+        return;
+    }
     while n >= 0x80 {
         out.push(n as u8 | 0x80);
         n >>= 7;
@@ -734,7 +760,7 @@ pub(crate) struct Received<T> {
     pub(crate) ticket: u64,
     pub(crate) started_ns: u64,
     pub(crate) runtime_ns: u64,
-    pub(crate) status: crate::outcome::Status<T>,
+    pub(crate) status: Status<T>,
 }
 
 /// Decodes a message of [`ResultsOut`], handing each result to `each` in order, its output
@@ -747,51 +773,29 @@ pub(crate) fn decode_results<T>(
     mut output: impl FnMut(Payload) -> T,
     mut each: impl FnMut(Received<T>),
 ) -> Result<(), String> {
-    use crate::outcome::Status;
     let Results { coded, regions } = results;
     let mut regions: Vec<Option<Payload>> = regions.into_iter().map(Some).collect();
     let mut bytes = &coded[..];
-    #[inline(always)]
-    fn vec_of(bytes: &mut &[u8]) -> Result<Vec<u8>, String> {
-        // An empty output (a task returning `()`) skips the allocator's call.
-        slice_of(bytes).map(|b| if b.is_empty() { Vec::new() } else { b.to_vec() })
-    }
-    fn string_of(bytes: &mut &[u8]) -> Result<String, String> {
-        String::from_utf8(vec_of(bytes)?).map_err(|e| e.to_string())
-    }
     let (mut next_ticket, mut ended_ns) = (0u64, 0u64);
     while !bytes.is_empty() {
-        let flags = byte_of(&mut bytes)?;
-        if flags & 0x0f & !RESULT_TICKET != 0 {
-            return Err(format!("bad result flags {flags:#x}"));
-        }
-        let ticket = match flags & RESULT_TICKET {
-            0 => next_ticket,
-            _ => varint_of(&mut bytes)?,
-        };
-        let started_ns = ended_ns.wrapping_add(unzigzag(varint_of(&mut bytes)?));
-        let status = match flags >> 4 {
-            0 => Status::Ok(output(Payload::Inline(vec_of(&mut bytes)?))),
-            5 => {
-                let at = varint_of(&mut bytes)?;
-                let region = usize::try_from(at)
-                    .ok()
-                    .and_then(|i| regions.get_mut(i)?.take())
-                    .ok_or_else(|| format!("results name a missing region {at}"))?;
-                Status::Ok(output(region))
-            }
-            1 => Status::Failed(string_of(&mut bytes)?),
-            2 => Status::TimedOut,
-            3 => Status::Cancelled,
-            4 => Status::Panicked {
-                message: string_of(&mut bytes)?,
-                location: match byte_of(&mut bytes)? {
-                    0 => None,
-                    1 => Some(string_of(&mut bytes)?),
-                    other => return Err(format!("bad location flag {other}")),
-                },
-            },
-            other => return Err(format!("bad status tag {other}")),
+        // The usual result, read at once: the next ticket, a success with a short output, a
+        // one-byte start gap.
+        let (ticket, started_ns, status) = if let [0, gap, len, rest @ ..] = bytes
+            && let Some((out, rest)) = rest.split_at_checked(*len as usize)
+            && (gap | len) < 0x80
+        {
+            bytes = rest;
+            // An empty output (a task returning `()`) skips the allocator's call.
+            let out = if out.is_empty() {
+                Vec::new()
+            } else {
+                out.to_vec()
+            };
+            let started_ns = ended_ns.wrapping_add(unzigzag((*gap).into()));
+            let status = Status::Ok(output(Payload::Inline(out)));
+            (next_ticket, started_ns, status)
+        } else {
+            any_result(&mut bytes, &mut regions, &mut output, next_ticket, ended_ns)?
         };
         let runtime_ns = varint_of(&mut bytes)?;
         (next_ticket, ended_ns) = (ticket.wrapping_add(1), started_ns.wrapping_add(runtime_ns));
@@ -803,6 +807,56 @@ pub(crate) fn decode_results<T>(
         });
     }
     Ok(())
+}
+
+/// A result of any kind up to its runtime: its ticket, start and status.
+#[inline(never)]
+fn any_result<T>(
+    bytes: &mut &[u8],
+    regions: &mut [Option<Payload>],
+    output: &mut impl FnMut(Payload) -> T,
+    next_ticket: u64,
+    ended_ns: u64,
+) -> Result<(u64, u64, Status<T>), String> {
+    fn vec_of(bytes: &mut &[u8]) -> Result<Vec<u8>, String> {
+        slice_of(bytes).map(<[u8]>::to_vec)
+    }
+    fn string_of(bytes: &mut &[u8]) -> Result<String, String> {
+        String::from_utf8(vec_of(bytes)?).map_err(|e| e.to_string())
+    }
+    let flags = byte_of(bytes)?;
+    if flags & 0x0f & !RESULT_TICKET != 0 {
+        return Err(format!("bad result flags {flags:#x}"));
+    }
+    let ticket = match flags & RESULT_TICKET {
+        0 => next_ticket,
+        _ => varint_of(bytes)?,
+    };
+    let started_ns = ended_ns.wrapping_add(unzigzag(varint_of(bytes)?));
+    let status = match flags >> 4 {
+        0 => Status::Ok(output(Payload::Inline(vec_of(bytes)?))),
+        5 => {
+            let at = varint_of(bytes)?;
+            let region = usize::try_from(at)
+                .ok()
+                .and_then(|i| regions.get_mut(i)?.take())
+                .ok_or_else(|| format!("results name a missing region {at}"))?;
+            Status::Ok(output(region))
+        }
+        1 => Status::Failed(string_of(bytes)?),
+        2 => Status::TimedOut,
+        3 => Status::Cancelled,
+        4 => Status::Panicked {
+            message: string_of(bytes)?,
+            location: match byte_of(bytes)? {
+                0 => None,
+                1 => Some(string_of(bytes)?),
+                other => return Err(format!("bad location flag {other}")),
+            },
+        },
+        other => return Err(format!("bad status tag {other}")),
+    };
+    Ok((ticket, started_ns, status))
 }
 
 #[cfg(test)]
