@@ -1315,9 +1315,12 @@ impl Engine {
     }
 
     fn cancel_inner(&mut self, run: &mut Run<'_>) {
-        self.queue.clear();
         self.told.clear();
         self.reading = None;
+        // What threads finished and did not hand over yet is taken first: a thread whose jobs
+        // are all done is kept, not abandoned and replaced.
+        self.look_in_threads(run);
+        self.queue.clear();
         let busy: Vec<usize> = self
             .slots
             .iter()

@@ -2,11 +2,13 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{BACKENDS, pool, within};
+use serde::{Deserialize, Serialize};
 use weft::tasks::{Fault, Sleep, Sum};
-use weft::{Backend, Crash, Status};
+use weft::{Backend, Context, Crash, Failure, Pool, Status, Task};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -291,6 +293,43 @@ fn dropping_the_results_of_a_fast_run_midway_leaves_the_pool_whole() {
                 p.num_workers()
             );
         }
+    });
+}
+
+/// Names the thread it runs on.
+#[derive(Serialize, Deserialize)]
+struct WhichThread;
+
+impl Task for WhichThread {
+    const NAME: &'static str = "which-thread";
+    type Output = String;
+    fn run(self, _cx: &Context) -> Result<String, Failure> {
+        Ok(format!("{:?}", std::thread::current().id()))
+    }
+}
+
+#[test]
+fn dropping_results_whose_jobs_all_finished_keeps_the_threads() {
+    within(LIMIT, || {
+        let mut p = pool(Backend::Thread, 2).build().unwrap();
+        let threads = |p: &mut Pool| -> HashSet<String> {
+            p.map((0..1000).map(|_| WhichThread))
+                .filter_map(|o| o.ok())
+                .collect()
+        };
+        let before = threads(&mut p);
+        for _ in 0..5 {
+            let mut results = p.map((0..1000).map(|_| WhichThread));
+            assert!(results.next().is_some_and(|o| o.is_ok()));
+            // The jobs handed out finish; their results wait to be taken when the run is
+            // dropped, and no thread is running anything.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let after = threads(&mut p);
+        assert!(
+            after.is_subset(&before),
+            "threads were replaced: {before:?} then {after:?}"
+        );
     });
 }
 
