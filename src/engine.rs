@@ -774,16 +774,9 @@ impl Engine {
                     }
                     continue;
                 }
-                let mut jobs = Vec::with_capacity(want);
-                while jobs.len() < want
-                    && let Some(job) = next_job(&mut self.queue, &mut self.ready, run, pull)
-                {
-                    jobs.push(job);
-                }
-                if jobs.is_empty() {
+                if !self.fill_process(i, want, pull, run) {
                     return;
                 }
-                self.dispatch(i, jobs, run);
             }
         }
     }
@@ -859,15 +852,27 @@ impl Engine {
         taken > 0
     }
 
-    /// Sends jobs to process worker `i` as one batch.
-    fn dispatch(&mut self, i: usize, jobs: Vec<Queued>, run: &mut Run<'_>) {
+    /// Sends process worker `i` up to `want` jobs as one batch, launched straight from the
+    /// queue and the source; returns whether there were any.
+    fn fill_process(&mut self, i: usize, want: usize, pull: bool, run: &mut Run<'_>) -> bool {
         let timeout = self.timeout();
+        let Engine {
+            slots,
+            queue,
+            ready,
+            ..
+        } = self;
         let entry = run.entry;
-        let SlotState::Live(w) = &mut self.slots[i].state else {
-            unreachable!("dispatch to a live worker")
+        let SlotState::Live(w) = &mut slots[i].state else {
+            unreachable!("filling a live worker")
         };
+        let w = &mut **w;
         let first = w.next_ticket();
-        for job in jobs {
+        let mut taken = 0;
+        while taken < want
+            && let Some(job) = next_job(queue, ready, run, pull)
+        {
+            taken += 1;
             let bytes = match job.input {
                 Value::Encoded(b) => b,
                 Value::Local(v) => match (entry.encode_input)(&v) {
@@ -878,7 +883,7 @@ impl Engine {
                             job.attempt,
                             Status::Failed(format!("cannot encode {} input: {e}", entry.name)),
                         );
-                        Self::emit(&mut self.ready, run, outcome);
+                        Self::emit(ready, run, outcome);
                         continue;
                     }
                 },
@@ -907,6 +912,7 @@ impl Engine {
                 link.kill();
             }
         }
+        taken > 0
     }
 
     #[inline(always)]
