@@ -1456,9 +1456,20 @@ fn settle(
     outcome: Outcome<Value>,
     input: Option<wire::Payload>,
 ) {
-    if let Some(outcome) = again(attempts, queue, run.entry, outcome, input) {
-        Engine::emit(ready, run, outcome);
+    // Decided in place rather than through `again`: an outcome is a hundred-odd bytes, and
+    // every process job's passes through here.
+    if outcome.attempt < attempts
+        && !succeeded(run.entry, &outcome.status)
+        && let Some(input) = input
+    {
+        queue.push_front(Queued {
+            seq: outcome.seq,
+            attempt: outcome.attempt + 1,
+            input: Value::Encoded(input),
+        });
+        return;
     }
+    Engine::emit(ready, run, outcome);
 }
 
 /// Queues the next attempt of a job that did not succeed (at the front, so that input order
