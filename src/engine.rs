@@ -71,6 +71,8 @@ pub(crate) enum Report {
 pub(crate) enum Pull {
     /// A job's input, or why it could not be made.
     Ready(Result<AnyBox, String>),
+    /// A job's input encoded for a worker process, or why it could not be.
+    Encoded(Result<wire::Payload, String>),
     /// A job that is not to run (done in an earlier run): it is reported skipped, for this
     /// reason, without reaching a worker.
     Skip(String),
@@ -1207,7 +1209,7 @@ impl Engine {
         while !run.exhausted {
             match run.source.next() {
                 Some(Pull::Wait) => std::thread::sleep(Duration::from_millis(1)),
-                Some(Pull::Ready(_) | Pull::Skip(_)) => {
+                Some(Pull::Ready(_) | Pull::Encoded(_) | Pull::Skip(_)) => {
                     outcomes.push(skipped(run.next_seq, 1));
                     run.next_seq += 1;
                 }
@@ -1430,10 +1432,23 @@ fn next_job(
                     input: Value::Local(input),
                 });
             }
+            Some(Pull::Encoded(Ok(input))) => {
+                run.next_seq += 1;
+                return Some(Queued {
+                    seq,
+                    attempt: 1,
+                    input: Value::Encoded(input),
+                });
+            }
             Some(Pull::Ready(Err(e))) => {
                 run.next_seq += 1;
                 let outcome = unstarted(seq, 1, Status::Failed(format!("bad input: {e}")));
                 Engine::emit(ready, run, outcome);
+            }
+            Some(Pull::Encoded(Err(e))) => {
+                run.next_seq += 1;
+                let why = format!("cannot encode {} input: {e}", run.entry.name);
+                Engine::emit(ready, run, unstarted(seq, 1, Status::Failed(why)));
             }
             Some(Pull::Skip(why)) => {
                 run.next_seq += 1;

@@ -11,8 +11,9 @@ use std::time::Duration;
 use crate::engine::{Config, Engine, Pull, Run, Value, Waker};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::{Outcome, Status};
-use crate::registry::{AnyBox, Entry, Registry};
+use crate::registry::{Entry, Registry};
 use crate::task::{Backend, Task};
+use crate::wire::Payload;
 
 /// Builds a [`Pool`].
 ///
@@ -193,12 +194,10 @@ impl Pool {
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
     {
-        let source = tasks
-            .into_iter()
-            .map(|t| Pull::Ready(Ok(Box::new(t) as AnyBox)));
         let engine = self.engine.get_mut();
+        let source = typed_source::<T, _>(engine.cfg.backend, tasks.into_iter());
         engine.pump();
-        let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
+        let run = Run::new(Entry::of::<T>(), source, engine.cfg.keep_order);
         Results {
             engine,
             run: Some(run),
@@ -214,12 +213,10 @@ impl Pool {
         I: IntoIterator<Item = Pending<T>>,
         I::IntoIter: 'a,
     {
-        let source = tasks
-            .into_iter()
-            .map(|t| t.pull(|t| Ok(Box::new(t) as AnyBox)));
         let engine = self.engine.get_mut();
+        let source = typed_source::<T, _>(engine.cfg.backend, tasks.into_iter());
         engine.pump();
-        let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
+        let run = Run::new(Entry::of::<T>(), source, engine.cfg.keep_order);
         Results {
             engine,
             run: Some(run),
@@ -267,7 +264,9 @@ impl Pool {
                 format!("no task named {name:?}: see `weft tasks`"),
             )
         })?;
-        let source = inputs.into_iter().map(move |v| v.pull(entry.from_json));
+        let source = inputs
+            .into_iter()
+            .map(move |v| v.pull(|v| Pull::Ready((entry.from_json)(v))));
         let engine = self.engine.get_mut();
         engine.pump();
         let run = Run::new(entry, Box::new(source), engine.cfg.keep_order);
@@ -314,14 +313,41 @@ pub(crate) enum Pending<T> {
     Wait,
 }
 
-impl<T> Pending<T> {
-    fn pull(self, make: impl FnOnce(T) -> Result<AnyBox, String>) -> Pull {
+/// An item of a run's input: a task, or what a source of the command line has next.
+trait Item<T> {
+    /// What the run pulls for this item, `make` making it of a task.
+    fn pull(self, make: impl FnOnce(T) -> Pull) -> Pull;
+}
+
+impl<T: Task> Item<T> for T {
+    #[inline(always)]
+    fn pull(self, make: impl FnOnce(T) -> Pull) -> Pull {
+        make(self)
+    }
+}
+
+impl<T> Item<T> for Pending<T> {
+    #[inline(always)]
+    fn pull(self, make: impl FnOnce(T) -> Pull) -> Pull {
         match self {
-            Pending::Ready(t) => Pull::Ready(make(t)),
+            Pending::Ready(t) => make(t),
             Pending::Bad(e) => Pull::Ready(Err(e)),
             Pending::Skip(why) => Pull::Skip(why),
             Pending::Wait => Pull::Wait,
         }
+    }
+}
+
+/// The source of a run of tasks of type `T`. A task bound for a worker process is encoded
+/// here, where its type is known, rather than boxed to be encoded through the registry's entry;
+/// one bound for a thread is boxed, to be moved there.
+fn typed_source<'a, T: Task, X: Item<T> + 'a>(
+    backend: Backend,
+    items: impl Iterator<Item = X> + 'a,
+) -> Box<dyn Iterator<Item = Pull> + 'a> {
+    match backend {
+        Backend::Process => Box::new(items.map(|x| x.pull(|t| Pull::Encoded(Payload::encode(&t))))),
+        Backend::Thread => Box::new(items.map(|x| x.pull(|t| Pull::Ready(Ok(Box::new(t)))))),
     }
 }
 
