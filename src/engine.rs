@@ -80,6 +80,48 @@ pub(crate) enum Pull {
     Wait,
 }
 
+/// Where a run's inputs come from: what it has next, as an iterator of [`Pull`]s, and for a
+/// source that can, a way to launch a stretch of jobs at once.
+pub(crate) trait Source {
+    /// The next item, or `None` at the end.
+    fn next(&mut self) -> Option<Pull>;
+
+    /// Launches jobs of the next inputs, at most `want`, while each is ready and encodes for
+    /// a worker process, and returns how many; anything else it comes to is left for
+    /// [`next`](Self::next). A source of tasks of one type does this without an item leaving
+    /// its loop, which millions of tiny jobs a second go through.
+    fn launch(&mut self, want: usize, to: &mut Launch<'_>) -> usize {
+        let _ = (want, to);
+        0
+    }
+}
+
+impl<I: Iterator<Item = Pull>> Source for I {
+    fn next(&mut self) -> Option<Pull> {
+        Iterator::next(self)
+    }
+}
+
+/// Puts jobs [`Source::launch`] makes in flight on a process worker, numbered from the
+/// run's next seq.
+pub(crate) struct Launch<'w> {
+    flights: &'w mut VecDeque<Option<Flight>>,
+    next_seq: &'w mut u64,
+}
+
+impl Launch<'_> {
+    /// Launches the first attempt of the next job, with this encoded input.
+    #[inline(always)]
+    pub(crate) fn job(&mut self, input: wire::Payload) {
+        self.flights.push_back(Some(Flight {
+            seq: *self.next_seq,
+            attempt: 1,
+            input: Some(input),
+        }));
+        *self.next_seq += 1;
+    }
+}
+
 /// Lets an input thread wake the engine when a job is ready.
 #[derive(Clone)]
 pub(crate) struct Waker(Sender<Event>);
@@ -278,18 +320,14 @@ struct Queued {
 /// The run in progress: where inputs come from and where outcomes go.
 pub(crate) struct Run<'a> {
     pub(crate) entry: Entry,
-    pub(crate) source: Box<dyn Iterator<Item = Pull> + 'a>,
+    pub(crate) source: Box<dyn Source + 'a>,
     next_seq: u64,
     exhausted: bool,
     reorder: Option<Reorder<Outcome<Value>>>,
 }
 
 impl<'a> Run<'a> {
-    pub(crate) fn new(
-        entry: Entry,
-        source: Box<dyn Iterator<Item = Pull> + 'a>,
-        keep_order: bool,
-    ) -> Self {
+    pub(crate) fn new(entry: Entry, source: Box<dyn Source + 'a>, keep_order: bool) -> Self {
         Run {
             entry,
             source,
@@ -871,9 +909,21 @@ impl Engine {
         let w = &mut **w;
         let first = w.next_ticket();
         let mut taken = 0;
-        while taken < want
-            && let Some(job) = next_job(queue, ready, run, pull)
-        {
+        while taken < want {
+            if queue.is_empty() && pull && !run.exhausted {
+                let mut to = Launch {
+                    flights: &mut w.flights,
+                    next_seq: &mut run.next_seq,
+                };
+                taken += run.source.launch(want - taken, &mut to);
+                if taken == want {
+                    break;
+                }
+            }
+            // A re-queued job, or whatever stopped the source's launch.
+            let Some(job) = next_job(queue, ready, run, pull) else {
+                break;
+            };
             taken += 1;
             let bytes = match job.input {
                 Value::Encoded(b) => b,
