@@ -71,11 +71,55 @@ pub(crate) enum Report {
 pub(crate) enum Pull {
     /// A job's input, or why it could not be made.
     Ready(Result<AnyBox, String>),
+    /// A job's input encoded for a worker process, or why it could not be.
+    Encoded(Result<wire::Payload, String>),
     /// A job that is not to run (done in an earlier run): it is reported skipped, for this
     /// reason, without reaching a worker.
     Skip(String),
     /// Nothing yet; an [`Event::Input`] will say when there is.
     Wait,
+}
+
+/// Where a run's inputs come from: what it has next, as an iterator of [`Pull`]s, and for a
+/// source that can, a way to launch a stretch of jobs at once.
+pub(crate) trait Source {
+    /// The next item, or `None` at the end.
+    fn next(&mut self) -> Option<Pull>;
+
+    /// Launches jobs of the next inputs, at most `want`, while each is ready and encodes for
+    /// a worker process, and returns how many; anything else it comes to is left for
+    /// [`next`](Self::next). A source of tasks of one type does this without an item leaving
+    /// its loop, which millions of tiny jobs a second go through.
+    fn launch(&mut self, want: usize, to: &mut Launch<'_>) -> usize {
+        let _ = (want, to);
+        0
+    }
+}
+
+impl<I: Iterator<Item = Pull>> Source for I {
+    fn next(&mut self) -> Option<Pull> {
+        Iterator::next(self)
+    }
+}
+
+/// Puts jobs [`Source::launch`] makes in flight on a process worker, numbered from the
+/// run's next seq.
+pub(crate) struct Launch<'w> {
+    flights: &'w mut VecDeque<Option<Flight>>,
+    next_seq: &'w mut u64,
+}
+
+impl Launch<'_> {
+    /// Launches the first attempt of the next job, with this encoded input.
+    #[inline(always)]
+    pub(crate) fn job(&mut self, input: wire::Payload) {
+        self.flights.push_back(Some(Flight {
+            seq: *self.next_seq,
+            attempt: 1,
+            input: Some(input),
+        }));
+        *self.next_seq += 1;
+    }
 }
 
 /// Lets an input thread wake the engine when a job is ready.
@@ -276,18 +320,14 @@ struct Queued {
 /// The run in progress: where inputs come from and where outcomes go.
 pub(crate) struct Run<'a> {
     pub(crate) entry: Entry,
-    pub(crate) source: Box<dyn Iterator<Item = Pull> + 'a>,
+    pub(crate) source: Box<dyn Source + 'a>,
     next_seq: u64,
     exhausted: bool,
     reorder: Option<Reorder<Outcome<Value>>>,
 }
 
 impl<'a> Run<'a> {
-    pub(crate) fn new(
-        entry: Entry,
-        source: Box<dyn Iterator<Item = Pull> + 'a>,
-        keep_order: bool,
-    ) -> Self {
+    pub(crate) fn new(entry: Entry, source: Box<dyn Source + 'a>, keep_order: bool) -> Self {
         Run {
             entry,
             source,
@@ -498,10 +538,10 @@ impl Engine {
     }
 
     /// The next outcome of `run`, or `None` when every job has one.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         // Outcomes mostly arrive by the batch: most calls take one that is ready, or one a
-        // thread told of.
+        // thread told of. Inlined into the caller's iterator, which then moves it once.
         if let Some(o) = self.ready.pop_front() {
             return Some(o);
         }
@@ -774,16 +814,9 @@ impl Engine {
                     }
                     continue;
                 }
-                let mut jobs = Vec::with_capacity(want);
-                while jobs.len() < want
-                    && let Some(job) = next_job(&mut self.queue, &mut self.ready, run, pull)
-                {
-                    jobs.push(job);
-                }
-                if jobs.is_empty() {
+                if !self.fill_process(i, want, pull, run) {
                     return;
                 }
-                self.dispatch(i, jobs, run);
             }
         }
     }
@@ -859,15 +892,39 @@ impl Engine {
         taken > 0
     }
 
-    /// Sends jobs to process worker `i` as one batch.
-    fn dispatch(&mut self, i: usize, jobs: Vec<Queued>, run: &mut Run<'_>) {
+    /// Sends process worker `i` up to `want` jobs as one batch, launched straight from the
+    /// queue and the source; returns whether there were any.
+    fn fill_process(&mut self, i: usize, want: usize, pull: bool, run: &mut Run<'_>) -> bool {
         let timeout = self.timeout();
+        let Engine {
+            slots,
+            queue,
+            ready,
+            ..
+        } = self;
         let entry = run.entry;
-        let SlotState::Live(w) = &mut self.slots[i].state else {
-            unreachable!("dispatch to a live worker")
+        let SlotState::Live(w) = &mut slots[i].state else {
+            unreachable!("filling a live worker")
         };
+        let w = &mut **w;
         let first = w.next_ticket();
-        for job in jobs {
+        let mut taken = 0;
+        while taken < want {
+            if queue.is_empty() && pull && !run.exhausted {
+                let mut to = Launch {
+                    flights: &mut w.flights,
+                    next_seq: &mut run.next_seq,
+                };
+                taken += run.source.launch(want - taken, &mut to);
+                if taken == want {
+                    break;
+                }
+            }
+            // A re-queued job, or whatever stopped the source's launch.
+            let Some(job) = next_job(queue, ready, run, pull) else {
+                break;
+            };
+            taken += 1;
             let bytes = match job.input {
                 Value::Encoded(b) => b,
                 Value::Local(v) => match (entry.encode_input)(&v) {
@@ -878,7 +935,7 @@ impl Engine {
                             job.attempt,
                             Status::Failed(format!("cannot encode {} input: {e}", entry.name)),
                         );
-                        Self::emit(&mut self.ready, run, outcome);
+                        Self::emit(ready, run, outcome);
                         continue;
                     }
                 },
@@ -907,6 +964,7 @@ impl Engine {
                 link.kill();
             }
         }
+        taken > 0
     }
 
     #[inline(always)]
@@ -1201,7 +1259,7 @@ impl Engine {
         while !run.exhausted {
             match run.source.next() {
                 Some(Pull::Wait) => std::thread::sleep(Duration::from_millis(1)),
-                Some(Pull::Ready(_) | Pull::Skip(_)) => {
+                Some(Pull::Ready(_) | Pull::Encoded(_) | Pull::Skip(_)) => {
                     outcomes.push(skipped(run.next_seq, 1));
                     run.next_seq += 1;
                 }
@@ -1427,10 +1485,23 @@ fn next_job(
                     input: Value::Local(input),
                 });
             }
+            Some(Pull::Encoded(Ok(input))) => {
+                run.next_seq += 1;
+                return Some(Queued {
+                    seq,
+                    attempt: 1,
+                    input: Value::Encoded(input),
+                });
+            }
             Some(Pull::Ready(Err(e))) => {
                 run.next_seq += 1;
                 let outcome = unstarted(seq, 1, Status::Failed(format!("bad input: {e}")));
                 Engine::emit(ready, run, outcome);
+            }
+            Some(Pull::Encoded(Err(e))) => {
+                run.next_seq += 1;
+                let why = format!("cannot encode {} input: {e}", run.entry.name);
+                Engine::emit(ready, run, unstarted(seq, 1, Status::Failed(why)));
             }
             Some(Pull::Skip(why)) => {
                 run.next_seq += 1;
@@ -1453,9 +1524,20 @@ fn settle(
     outcome: Outcome<Value>,
     input: Option<wire::Payload>,
 ) {
-    if let Some(outcome) = again(attempts, queue, run.entry, outcome, input) {
-        Engine::emit(ready, run, outcome);
+    // Decided in place rather than through `again`: an outcome is a hundred-odd bytes, and
+    // every process job's passes through here.
+    if outcome.attempt < attempts
+        && !succeeded(run.entry, &outcome.status)
+        && let Some(input) = input
+    {
+        queue.push_front(Queued {
+            seq: outcome.seq,
+            attempt: outcome.attempt + 1,
+            input: Value::Encoded(input),
+        });
+        return;
     }
+    Engine::emit(ready, run, outcome);
 }
 
 /// Queues the next attempt of a job that did not succeed (at the front, so that input order

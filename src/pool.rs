@@ -8,11 +8,12 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::{Config, Engine, Pull, Run, Value, Waker};
+use crate::engine::{Config, Engine, Launch, Pull, Run, Source, Value, Waker};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::{Outcome, Status};
-use crate::registry::{AnyBox, Entry, Registry};
+use crate::registry::{Entry, Registry};
 use crate::task::{Backend, Task};
+use crate::wire::Payload;
 
 /// Builds a [`Pool`].
 ///
@@ -193,12 +194,10 @@ impl Pool {
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
     {
-        let source = tasks
-            .into_iter()
-            .map(|t| Pull::Ready(Ok(Box::new(t) as AnyBox)));
         let engine = self.engine.get_mut();
+        let source = typed_source::<T, _>(engine.cfg.backend, tasks.into_iter());
         engine.pump();
-        let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
+        let run = Run::new(Entry::of::<T>(), source, engine.cfg.keep_order);
         Results {
             engine,
             run: Some(run),
@@ -214,12 +213,10 @@ impl Pool {
         I: IntoIterator<Item = Pending<T>>,
         I::IntoIter: 'a,
     {
-        let source = tasks
-            .into_iter()
-            .map(|t| t.pull(|t| Ok(Box::new(t) as AnyBox)));
         let engine = self.engine.get_mut();
+        let source = typed_source::<T, _>(engine.cfg.backend, tasks.into_iter());
         engine.pump();
-        let run = Run::new(Entry::of::<T>(), Box::new(source), engine.cfg.keep_order);
+        let run = Run::new(Entry::of::<T>(), source, engine.cfg.keep_order);
         Results {
             engine,
             run: Some(run),
@@ -267,7 +264,10 @@ impl Pool {
                 format!("no task named {name:?}: see `weft tasks`"),
             )
         })?;
-        let source = inputs.into_iter().map(move |v| v.pull(entry.from_json));
+        let source = inputs.into_iter().map(move |v| match v.task() {
+            Ok(v) => Pull::Ready((entry.from_json)(v)),
+            Err(pull) => pull,
+        });
         let engine = self.engine.get_mut();
         engine.pump();
         let run = Run::new(entry, Box::new(source), engine.cfg.keep_order);
@@ -314,14 +314,90 @@ pub(crate) enum Pending<T> {
     Wait,
 }
 
-impl<T> Pending<T> {
-    fn pull(self, make: impl FnOnce(T) -> Result<AnyBox, String>) -> Pull {
+/// An item of a run's input: a task, or what a source of the command line has next.
+trait Item<T> {
+    /// The task, or what the run pulls for an item that is none.
+    fn task(self) -> Result<T, Pull>;
+}
+
+impl<T: Task> Item<T> for T {
+    #[inline(always)]
+    fn task(self) -> Result<T, Pull> {
+        Ok(self)
+    }
+}
+
+impl<T> Item<T> for Pending<T> {
+    #[inline(always)]
+    fn task(self) -> Result<T, Pull> {
         match self {
-            Pending::Ready(t) => Pull::Ready(make(t)),
-            Pending::Bad(e) => Pull::Ready(Err(e)),
-            Pending::Skip(why) => Pull::Skip(why),
-            Pending::Wait => Pull::Wait,
+            Pending::Ready(t) => Ok(t),
+            Pending::Bad(e) => Err(Pull::Ready(Err(e))),
+            Pending::Skip(why) => Err(Pull::Skip(why)),
+            Pending::Wait => Err(Pull::Wait),
         }
+    }
+}
+
+/// The source of a run of tasks of type `T`. A task bound for a worker process is encoded
+/// here, where its type is known, rather than boxed to be encoded through the registry's entry
+/// (see [`Encoding`]); one bound for a thread is boxed, to be moved there.
+fn typed_source<'a, T: Task, X: Item<T> + 'a>(
+    backend: Backend,
+    items: impl Iterator<Item = X> + 'a,
+) -> Box<dyn Source + 'a> {
+    match backend {
+        Backend::Process => Box::new(Encoding {
+            items,
+            held: None,
+            _task: PhantomData::<fn(T)>,
+        }),
+        Backend::Thread => Box::new(items.map(|x| match x.task() {
+            Ok(t) => Pull::Ready(Ok(Box::new(t))),
+            Err(pull) => pull,
+        })),
+    }
+}
+
+/// Tasks of type `T` encoded for worker processes, launched a stretch at a time.
+struct Encoding<I, T> {
+    items: I,
+    /// What stopped a launch, for [`Source::next`]: `Some(None)` is the end.
+    held: Option<Option<Pull>>,
+    _task: PhantomData<fn(T)>,
+}
+
+impl<T: Task, X: Item<T>, I: Iterator<Item = X>> Source for Encoding<I, T> {
+    fn next(&mut self) -> Option<Pull> {
+        match self.held.take() {
+            Some(held) => held,
+            None => self.items.next().map(|x| match x.task() {
+                Ok(t) => Pull::Encoded(Payload::encode(&t)),
+                Err(pull) => pull,
+            }),
+        }
+    }
+
+    fn launch(&mut self, want: usize, to: &mut Launch<'_>) -> usize {
+        if self.held.is_some() {
+            return 0;
+        }
+        for n in 0..want {
+            let held = match self.items.next().map(Item::task) {
+                Some(Ok(t)) => match Payload::encode(&t) {
+                    Ok(input) => {
+                        to.job(input);
+                        continue;
+                    }
+                    Err(e) => Some(Pull::Encoded(Err(e))),
+                },
+                Some(Err(pull)) => Some(pull),
+                None => None,
+            };
+            self.held = Some(held);
+            return n;
+        }
+        want
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{BACKENDS, pool, within};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use weft::tasks::{Fault, Sleep, Sum};
 use weft::{Backend, Context, Crash, Failure, Pool, Status, Task};
 
@@ -87,6 +87,68 @@ fn a_task_error_is_a_failed_outcome_not_an_error() {
                 outcomes[0].status,
                 Status::Failed("failed on purpose".into())
             );
+        }
+    });
+}
+
+/// Encodes as the built-in `noop` task does (so a worker runs it as one), unless it refuses:
+/// then its encoding fails.
+struct MaybeNoop {
+    refuse: bool,
+}
+
+impl Serialize for MaybeNoop {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.refuse {
+            return Err(serde::ser::Error::custom("refused on purpose"));
+        }
+        ().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for MaybeNoop {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <()>::deserialize(d)?;
+        Ok(MaybeNoop { refuse: false })
+    }
+}
+
+impl Task for MaybeNoop {
+    const NAME: &'static str = "noop";
+    type Output = ();
+    fn run(self, _cx: &Context) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_input_that_cannot_be_encoded_fails_only_its_job() {
+    within(LIMIT, || {
+        for keep_order in [false, true] {
+            let mut outcomes: Vec<_> = pool(Backend::Process, 2)
+                .keep_order(keep_order)
+                .build()
+                .unwrap()
+                .map((0..50).map(|i| MaybeNoop { refuse: i % 7 == 3 }))
+                .map(|o| (o.seq, o.status))
+                .collect();
+            if keep_order {
+                assert!(outcomes.is_sorted_by_key(|(seq, _)| *seq), "input order");
+            }
+            outcomes.sort_by_key(|(seq, _)| *seq);
+            assert_eq!(outcomes.len(), 50, "one outcome per job");
+            for (i, (seq, status)) in outcomes.iter().enumerate() {
+                assert_eq!(*seq, i as u64 + 1);
+                match status {
+                    Status::Failed(m) if i % 7 == 3 => assert!(
+                        m.starts_with("cannot encode noop input:")
+                            && m.contains("refused on purpose"),
+                        "{m}"
+                    ),
+                    Status::Ok(()) if i % 7 != 3 => {}
+                    other => panic!("job {seq}, keep_order {keep_order}: {other:?}"),
+                }
+            }
         }
     });
 }

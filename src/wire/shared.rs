@@ -72,7 +72,14 @@ impl Drop for Mapping {
 
 /// A region holding one encoded value (its first `len` bytes). Handles in one process share
 /// one mapping.
-pub(crate) struct Region {
+///
+/// A pointer wide, so that a payload, which is most often a few inline bytes, is no larger
+/// than those bytes' vector: the engine moves one per job several times.
+pub(crate) struct Region(Box<Handle>);
+
+const _: () = assert!(size_of::<super::Payload>() == size_of::<Vec<u8>>());
+
+struct Handle {
     /// Always set; taken only by `drop`.
     mapping: Option<Arc<Mapping>>,
     len: usize,
@@ -108,16 +115,17 @@ impl Region {
             keep(mapping);
             return None;
         }
-        Some(Region {
+        Some(Region(Box::new(Handle {
             mapping: Some(Arc::new(mapping)),
             len,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             role: Role::Owner,
-        })
+        })))
     }
 
     fn mapping(&self) -> &Mapping {
-        self.mapping
+        self.0
+            .mapping
             .as_deref()
             .expect("a live region has its mapping")
     }
@@ -125,8 +133,8 @@ impl Region {
     /// Marks a region received from the worker that made it: dropping this handle tells that
     /// worker, through `returns`, that it may reuse the region.
     pub(crate) fn borrowed_from(&mut self, returns: &Arc<Returns>) {
-        if matches!(self.role, Role::View) {
-            self.role = Role::Borrowed(returns.clone());
+        if matches!(self.0.role, Role::View) {
+            self.0.role = Role::Borrowed(returns.clone());
         }
     }
 }
@@ -135,28 +143,28 @@ impl Deref for Region {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.mapping().0[..self.len]
+        &self.mapping().0[..self.0.len]
     }
 }
 
 impl Clone for Region {
     /// Another handle on the same mapping; it never decides the region's reuse.
     fn clone(&self) -> Region {
-        Region {
-            mapping: self.mapping.clone(),
-            len: self.len,
-            id: self.id,
+        Region(Box::new(Handle {
+            mapping: self.0.mapping.clone(),
+            len: self.0.len,
+            id: self.0.id,
             role: Role::View,
-        }
+        }))
     }
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
-        let Some(mapping) = self.mapping.take() else {
+        let Some(mapping) = self.0.mapping.take() else {
             return;
         };
-        match &self.role {
+        match &self.0.role {
             // Another handle here still reads it (none does in practice: the owner is dropped
             // last), so it is not reused.
             Role::Owner => {
@@ -165,14 +173,14 @@ impl Drop for Region {
                 }
             }
             Role::View => {}
-            Role::Borrowed(returns) => returns.push(self.id),
+            Role::Borrowed(returns) => returns.push(self.0.id),
         }
     }
 }
 
 impl fmt::Debug for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Region {{ id: {}, len: {} }}", self.id, self.len)
+        write!(f, "Region {{ id: {}, len: {} }}", self.0.id, self.0.len)
     }
 }
 
@@ -188,12 +196,12 @@ struct RegionWire<M> {
 impl Serialize for Region {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         debug_assert!(
-            !matches!(self.role, Role::Owner),
+            !matches!(self.0.role, Role::Owner),
             "an owner stays home: send a clone, or lend it"
         );
         RegionWire {
-            id: self.id,
-            len: self.len as u64,
+            id: self.0.id,
+            len: self.0.len as u64,
             memory: &self.mapping().0,
         }
         .serialize(s)
@@ -208,12 +216,12 @@ impl<'de> Deserialize<'de> for Region {
             .ok()
             .filter(|&len| len <= mapping.0.len())
             .ok_or_else(|| serde::de::Error::custom("a region's value is longer than it"))?;
-        Ok(Region {
+        Ok(Region(Box::new(Handle {
             mapping: Some(mapping),
             len,
             id: wire.id,
             role: Role::View,
-        })
+        })))
     }
 }
 
@@ -270,7 +278,7 @@ impl Lent {
     /// Turns `region` into a handle to send, keeping the owner until the coordinator gives it
     /// back; past the limits the region is given away instead (not reused).
     pub(crate) fn lend(&mut self, region: &mut Region) {
-        if !matches!(region.role, Role::Owner) {
+        if !matches!(region.0.role, Role::Owner) {
             return;
         }
         let size = region.mapping().0.len();
@@ -278,9 +286,9 @@ impl Lent {
             let view = region.clone();
             let owner = std::mem::replace(region, view);
             self.bytes += size;
-            self.regions.insert(owner.id, owner);
+            self.regions.insert(owner.0.id, owner);
         } else {
-            region.role = Role::View;
+            region.0.role = Role::View;
         }
     }
 
