@@ -601,15 +601,7 @@ impl Engine {
                         continue;
                     };
                     tally(cfg, runtimes, avg_ns, outcome.runtime.as_nanos() as u64);
-                    if outcome.attempt < cfg.attempts
-                        && !succeeded(run.entry, &outcome.status)
-                        && let Some(input) = flight.input
-                    {
-                        queue.push_front(Queued {
-                            seq: outcome.seq,
-                            attempt: outcome.attempt + 1,
-                            input: Value::Encoded(input),
-                        });
+                    if retried(cfg.attempts, queue, run.entry, &outcome, flight.input) {
                         continue;
                     }
                     match &mut run.reorder {
@@ -1524,32 +1516,23 @@ fn settle(
     outcome: Outcome<Value>,
     input: Option<wire::Payload>,
 ) {
-    // Decided in place rather than through `again`: an outcome is a hundred-odd bytes, and
-    // every process job's passes through here.
-    if outcome.attempt < attempts
-        && !succeeded(run.entry, &outcome.status)
-        && let Some(input) = input
-    {
-        queue.push_front(Queued {
-            seq: outcome.seq,
-            attempt: outcome.attempt + 1,
-            input: Value::Encoded(input),
-        });
-        return;
+    if !retried(attempts, queue, run.entry, &outcome, input) {
+        Engine::emit(ready, run, outcome);
     }
-    Engine::emit(ready, run, outcome);
 }
 
-/// Queues the next attempt of a job that did not succeed (at the front, so that input order
-/// is not held up behind it), or returns the outcome to report.
+/// Queues the next attempt of a job that did not succeed (at the front, so that input order is
+/// not held up behind it), if it has attempts left and its input was kept; returns whether it
+/// did. The outcome is looked at, not moved: it is a hundred-odd bytes, and every job's
+/// passes here.
 #[inline(always)]
-fn again(
+fn retried(
     attempts: u32,
     queue: &mut VecDeque<Queued>,
     entry: Entry,
-    outcome: Outcome<Value>,
+    outcome: &Outcome<Value>,
     input: Option<wire::Payload>,
-) -> Option<Outcome<Value>> {
+) -> bool {
     if outcome.attempt < attempts
         && !succeeded(entry, &outcome.status)
         && let Some(input) = input
@@ -1559,9 +1542,9 @@ fn again(
             attempt: outcome.attempt + 1,
             input: Value::Encoded(input),
         });
-        return None;
+        return true;
     }
-    Some(outcome)
+    false
 }
 
 /// What taking in a thread's report updates besides its worker, borrowed apart from the
@@ -1589,13 +1572,14 @@ fn land_report(
             let flight = land(flights, done, ticket)?;
             let runtime_ns = outcome.runtime.as_nanos() as u64;
             tally(books.cfg, books.runtimes, books.avg_ns, runtime_ns);
-            again(
+            let again = retried(
                 books.cfg.attempts,
                 books.queue,
                 entry,
-                outcome,
+                &outcome,
                 flight.input,
-            )
+            );
+            (!again).then_some(outcome)
         }
         Report::Returned(job) => {
             let f = land(flights, done, job.ticket)?;
