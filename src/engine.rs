@@ -3,10 +3,11 @@
 //! one job it was running, times jobs out, and replaces workers.
 //!
 //! It runs on the caller's thread, inside the results iterator, so input is pulled lazily and
-//! memory stays bounded by the window; threads exist only to read worker channels and to run
-//! thread workers. Every dispatch gets a ticket, and a result counts only while its ticket is
-//! in flight: that single rule discards late results of timed-out jobs, results of jobs that
-//! were re-queued, and anything from a worker that was replaced. A ticket is the job's place
+//! memory stays bounded by the window; threads exist only to run thread workers (process
+//! workers' results are read off their sockets on the caller's thread: see `process::inbox`).
+//! Every dispatch gets a ticket, and a result counts only while its ticket is in flight: that
+//! single rule discards late results of timed-out jobs, results of jobs that were re-queued,
+//! and anything from a worker that was replaced. A ticket is the job's place
 //! in its worker's sequence, so the flights of a worker are a queue indexed by ticket, not a
 //! map: tiny jobs pass through here millions of times a second.
 
@@ -15,12 +16,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-
 use crate::collect::Reorder;
 use crate::error::{Error, ErrorKind};
 use crate::outcome::{Crash, Outcome, Status};
-use crate::process;
+use crate::process::{self, inbox::Inbox, inbox::Post};
 use crate::registry::{AnyBox, Entry, Registry};
 use crate::sys;
 use crate::task::Backend;
@@ -124,23 +123,23 @@ impl Launch<'_> {
 
 /// Lets an input thread wake the engine when a job is ready.
 #[derive(Clone)]
-pub(crate) struct Waker(Sender<Event>);
+pub(crate) struct Waker(Post);
 
 impl Waker {
     pub(crate) fn wake(&self) {
-        let _ = self.0.send(Event::Input);
+        self.0.send(Event::Input);
     }
 
     /// Drains the run in progress: no further job starts, running ones finish, and every job
     /// not started is reported [`Status::Skipped`] with [`DRAINED`].
     pub(crate) fn drain(&self) {
-        let _ = self.0.send(Event::Drain);
+        self.0.send(Event::Drain);
     }
 
     /// Ends the run in progress: outcomes already finished are still yielded, then the
     /// iterator ends and dropping it cancels what is running.
     pub(crate) fn interrupt(&self) {
-        let _ = self.0.send(Event::Interrupt);
+        self.0.send(Event::Interrupt);
     }
 }
 
@@ -341,8 +340,9 @@ impl<'a> Run<'a> {
 pub(crate) struct Engine {
     pub(crate) cfg: Config,
     registry: Arc<Registry>,
-    tx: Sender<Event>,
-    rx: Receiver<Event>,
+    /// Where events come from: threads' posts and, for process workers, their sockets.
+    inbox: Inbox,
+    post: Post,
     slots: Vec<Slot>,
     /// Abandoned thread workers that may still hand back jobs they took.
     retired: Vec<Worker>,
@@ -386,11 +386,13 @@ impl Engine {
         if cfg.backend == Backend::Process {
             process::check_socket_dir()?;
         }
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (inbox, post) = Inbox::new(cfg.backend == Backend::Process).map_err(|e| {
+            Error::new(ErrorKind::Spawn, "could not open the pool's event sockets").with_source(e)
+        })?;
         let mut engine = Engine {
             registry: Arc::new(registry),
-            tx,
-            rx,
+            inbox,
+            post,
             slots: (0..cfg.workers)
                 .map(|_| Slot {
                     generation: 0,
@@ -426,19 +428,23 @@ impl Engine {
                 // All handshakes at once: start-up costs one worker's, not N.
                 let starts: Vec<_> = (0..engine.cfg.workers)
                     .map(|i| {
-                        let (program, timeout, limit, tx) = engine.process_args();
+                        let (program, timeout, limit) = engine.process_args();
                         std::thread::spawn(move || {
-                            process::start(&program, i + 1, (i, 0), timeout, limit, tx)
+                            let reading = process::Reading::Inbox;
+                            process::start(&program, i + 1, (i, 0), timeout, limit, reading)
                         })
                     })
                     .collect();
                 let mut first_error = None;
                 for (i, start) in starts.into_iter().enumerate() {
                     match start.join().expect("handshake thread") {
-                        Ok(link) => {
-                            engine.slots[i].state =
-                                SlotState::Live(Box::new(Worker::new((i, 0), Link::Process(link))))
-                        }
+                        Ok(mut link) => match engine.inbox.add((i, 0), &mut link) {
+                            Ok(()) => {
+                                let worker = Worker::new((i, 0), Link::Process(link));
+                                engine.slots[i].state = SlotState::Live(Box::new(worker))
+                            }
+                            Err(e) => first_error = first_error.or(Some(socket_error(i, e))),
+                        },
                         Err(e) => first_error = first_error.or(Some(e)),
                     }
                 }
@@ -450,12 +456,11 @@ impl Engine {
         Ok(engine)
     }
 
-    fn process_args(&self) -> (PathBuf, Duration, Option<u64>, Sender<Event>) {
+    fn process_args(&self) -> (PathBuf, Duration, Option<u64>) {
         (
             process::worker_program(self.cfg.program.as_deref()),
             self.cfg.start_timeout,
             self.cfg.memory_limit,
-            self.tx.clone(),
         )
     }
 
@@ -467,7 +472,7 @@ impl Engine {
             i + 1,
             key,
             self.registry.clone(),
-            self.tx.clone(),
+            self.post.channel(),
             whole,
             self.epoch,
         )
@@ -511,7 +516,8 @@ impl Engine {
             Box::new(std::iter::empty()),
             false,
         );
-        while let Ok(event) = self.rx.try_recv() {
+        let now = Instant::now();
+        while let Some(event) = self.inbox.recv(Some(now)) {
             self.handle(event, &mut idle);
         }
         self.restart_waiting();
@@ -530,7 +536,7 @@ impl Engine {
     }
 
     pub(crate) fn waker(&self) -> Waker {
-        Waker(self.tx.clone())
+        Waker(self.post.clone())
     }
 
     pub(crate) fn error(&self) -> Option<&Error> {
@@ -653,15 +659,14 @@ impl Engine {
                 continue;
             }
             let tick = self.tick();
-            match self.rx.recv_timeout(tick) {
-                Ok(event) => {
+            match self.inbox.recv(Some(Instant::now() + tick)) {
+                Some(event) => {
                     self.receive(event, run);
-                    while let Ok(event) = self.rx.try_recv() {
+                    while let Some(event) = self.inbox.try_recv() {
                         self.receive(event, run);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => self.look_in_threads(run),
-                Err(RecvTimeoutError::Disconnected) => unreachable!("the engine holds a sender"),
+                None => self.look_in_threads(run),
             }
             // Other workers' news may keep the wait above from ever timing out.
             if self.looked.elapsed() >= LOOK_EVERY {
@@ -1000,11 +1005,18 @@ impl Engine {
                     return;
                 }
                 match *result {
-                    Ok(link) => {
-                        slot.failures = 0;
-                        slot.state =
-                            SlotState::Live(Box::new(Worker::new(key, Link::Process(link))));
-                    }
+                    Ok(mut link) => match self.inbox.add(key, &mut link) {
+                        Ok(()) => {
+                            slot.failures = 0;
+                            slot.state =
+                                SlotState::Live(Box::new(Worker::new(key, Link::Process(link))));
+                        }
+                        Err(e) => {
+                            // Dropping the link kills the worker.
+                            slot.state = SlotState::Failed;
+                            self.error = Some(socket_error(key.0, e));
+                        }
+                    },
                     Err(e) => {
                         slot.failures += 1;
                         if slot.failures >= MAX_START_FAILURES {
@@ -1200,10 +1212,12 @@ impl Engine {
                 }
             },
             Backend::Process => {
-                let (program, timeout, limit, tx) = self.process_args();
+                let (program, timeout, limit) = self.process_args();
+                let post = self.post.clone();
                 std::thread::spawn(move || {
-                    let result = process::start(&program, i + 1, key, timeout, limit, tx.clone());
-                    let _ = tx.send(Event::Started(key, Box::new(result)));
+                    let reading = process::Reading::Inbox;
+                    let result = process::start(&program, i + 1, key, timeout, limit, reading);
+                    post.send(Event::Started(key, Box::new(result)));
                 });
             }
         }
@@ -1428,14 +1442,22 @@ impl Engine {
                 give_up = now + Duration::from_secs(2);
             }
             let until = if killed { give_up } else { grace_over };
-            match self.rx.recv_deadline(until) {
-                Ok(event) => self.handle(event, run),
-                Err(_) if killed => break,
-                Err(_) => {}
+            match self.inbox.recv(Some(until)) {
+                Some(event) => self.handle(event, run),
+                None if killed => break,
+                None => {}
             }
         }
         self.ready.clear();
     }
+}
+
+fn socket_error(i: usize, e: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Spawn,
+        format!("worker {} could not be read from", i + 1),
+    )
+    .with_source(e)
 }
 
 /// This process's pid, read once (`getpid` is a system call, and threads ask per job).
@@ -1704,6 +1726,23 @@ impl Drop for Engine {
             {
                 l.close();
             }
+        }
+        // Their last results are read meanwhile (and dropped): a worker blocked on a full
+        // socket could not see its channel close.
+        let until = Instant::now() + Duration::from_secs(1);
+        let running = |engine: &Engine| {
+            engine.slots.iter().any(|s| match &s.state {
+                SlotState::Live(w) => match &w.link {
+                    Link::Process(l) => l.try_exit().is_none(),
+                    Link::Thread(_) => false,
+                },
+                _ => false,
+            })
+        };
+        while running(self) && Instant::now() < until {
+            let _ = self
+                .inbox
+                .recv(Some(until.min(Instant::now() + Duration::from_millis(1))));
         }
         for slot in &mut self.slots {
             if let SlotState::Live(w) = &mut slot.state {

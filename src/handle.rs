@@ -60,7 +60,14 @@ impl ProcessBuilder {
     pub fn spawn<T: Task>(self, task: T) -> Result<Process<T::Output>, Error> {
         let (tx, events) = crossbeam_channel::unbounded();
         let program = process::worker_program(self.program.as_deref());
-        let link = process::start(&program, 1, (0, 0), self.start_timeout, None, tx)?;
+        let link = process::start(
+            &program,
+            1,
+            (0, 0),
+            self.start_timeout,
+            None,
+            process::Reading::Thread(tx),
+        )?;
         let input = wire::Payload::encode(&task).map_err(|e| {
             Error::new(
                 crate::ErrorKind::Input,
@@ -76,7 +83,7 @@ impl ProcessBuilder {
             name: self.name.unwrap_or_else(|| format!("process-{pid}")),
             pid,
             daemon: self.daemon,
-            link: Some(link),
+            link: Some(Box::new(link)),
             events,
             outcome: None,
             exit: None,
@@ -104,7 +111,7 @@ pub struct Process<O> {
     name: String,
     pid: u32,
     daemon: bool,
-    link: Option<process::Link>,
+    link: Option<Box<process::Link>>,
     events: Receiver<Event>,
     outcome: Option<Outcome<O>>,
     exit: Option<ExitStatus>,
@@ -143,7 +150,7 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
     /// How the process ended, once it has.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.exit
-            .or_else(|| self.link.as_ref().and_then(process::Link::try_exit))
+            .or_else(|| self.link.as_ref().and_then(|l| l.try_exit()))
     }
     /// Sends SIGTERM.
     pub fn terminate(&self) {
@@ -222,7 +229,7 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
                 false
             }
             Some(Event::Exited(_, crash)) => {
-                self.exit = self.link.as_ref().and_then(process::Link::try_exit);
+                self.exit = self.link.as_ref().and_then(|l| l.try_exit());
                 if self.outcome.is_none() {
                     let (started, started_ns) =
                         self.link.as_ref().map_or((0, 0), |l| l.slot().read());

@@ -1,9 +1,12 @@
 //! The process backend, coordinator side: spawning a worker and the handshake, the link that
-//! sends it batches, and the reader thread that forwards its results and reports its death.
+//! sends it batches, and the reading of its results: by a pool's coordinator itself, with every
+//! worker's socket in its [`inbox`], or by a reader thread that forwards them and reports the
+//! worker's death (a one-off [`Process`](crate::Process)).
 //!
 //! Every worker is forked by one long-lived spawner thread, because the parent-death signal
 //! fires when the thread that forked the child exits, not the process.
 
+pub(crate) mod inbox;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
 
@@ -84,10 +87,22 @@ pub(crate) struct Link {
     returns: Arc<wire::Returns>,
     slot: IpcSharedMemory,
     child: Arc<Mutex<Child>>,
+    /// The worker's results, until the coordinator takes them into its inbox.
+    results: Option<IpcReceiver<wire::Results>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// Set once `shutdown` has seen the worker go (or killed it).
+    ended: bool,
 }
 
-/// Starts worker `id` of a pool: spawn, handshake, and the reader thread posting to `events`.
+/// Who reads a worker's results.
+pub(crate) enum Reading {
+    /// A reader thread, posting each message, and the worker's end, to this channel.
+    Thread(Sender<Event>),
+    /// The coordinator, from its [`inbox`]: see [`Link::take_results`].
+    Inbox,
+}
+
+/// Starts worker `id` of a pool: spawn, handshake, and the reading of its results.
 ///
 /// # Errors
 /// A spawn failure, a worker that dies or stays silent for `start_timeout`, or one that speaks
@@ -98,7 +113,7 @@ pub(crate) fn start(
     key: Key,
     start_timeout: Duration,
     memory_limit: Option<u64>,
-    events: Sender<Event>,
+    reading: Reading,
 ) -> Result<Link, Error> {
     check_socket_dir()?;
     let spawn_error = |what: String| Error::new(ErrorKind::Spawn, format!("worker {id} {what}"));
@@ -180,20 +195,28 @@ pub(crate) fn start(
     }
     let child = Arc::new(Mutex::new(child));
     let returns = Arc::new(wire::Returns::default());
-    let reader = std::thread::Builder::new()
-        .name(format!("weft-reader-{id}"))
-        .spawn({
+    let (results, reader) = match reading {
+        Reading::Inbox => (Some(results), None),
+        Reading::Thread(events) => {
             let child = child.clone();
-            move || read(key, results, child, events)
-        })
-        .map_err(|e| spawn_error("could not start its reader thread".into()).with_source(e))?;
+            let reader = std::thread::Builder::new()
+                .name(format!("weft-reader-{id}"))
+                .spawn(move || read(key, results, child, events))
+                .map_err(|e| {
+                    spawn_error("could not start its reader thread".into()).with_source(e)
+                })?;
+            (None, Some(reader))
+        }
+    };
     Ok(Link {
         pid,
         tasks: Some(tasks),
         returns,
         slot,
         child,
-        reader: Some(reader),
+        results,
+        reader,
+        ended: false,
     })
 }
 
@@ -204,6 +227,15 @@ impl Link {
             Some(tx) => wire::send_batch(tx, batch, self.returns.take()),
             None => Err(std::io::Error::other("worker is shutting down")),
         }
+    }
+
+    /// The worker's results channel, once, for an inbox to read.
+    pub(crate) fn take_results(&mut self) -> Option<IpcReceiver<wire::Results>> {
+        self.results.take()
+    }
+
+    pub(crate) fn child(&self) -> Arc<Mutex<Child>> {
+        self.child.clone()
     }
 
     /// What [`read_results`] gives this worker's output regions back through.
@@ -248,22 +280,36 @@ impl Link {
     /// Closes the task channel (the worker exits on its own), waits at most `bound`, then kills.
     pub(crate) fn shutdown(&mut self, bound: Duration) {
         self.tasks = None;
-        if let Some(reader) = self.reader.take() {
-            let until = Instant::now() + bound;
-            while !reader.is_finished() && Instant::now() < until {
-                std::thread::sleep(Duration::from_micros(500));
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let until = Instant::now() + bound;
+        match self.reader.take() {
+            Some(reader) => {
+                while !reader.is_finished() && Instant::now() < until {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                if !reader.is_finished() {
+                    self.kill();
+                }
+                let _ = reader.join();
             }
-            if !reader.is_finished() {
-                self.kill();
+            None => {
+                while self.try_exit().is_none() && Instant::now() < until {
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                let mut child = self.child.lock().expect("worker child");
+                let _ = child.kill();
+                let _ = child.wait();
             }
-            let _ = reader.join();
         }
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        if self.reader.is_some() {
+        if !self.ended {
             self.kill();
         }
     }
@@ -325,7 +371,7 @@ pub(crate) fn read_results<T>(
 }
 
 /// Waits for a worker that has closed its channel; one that lingers past a second is killed.
-fn reap(child: &Mutex<Child>) -> Crash {
+pub(crate) fn reap(child: &Mutex<Child>) -> Crash {
     let until = Instant::now() + Duration::from_secs(1);
     loop {
         let mut child = child.lock().expect("worker child");
@@ -340,6 +386,12 @@ fn reap(child: &Mutex<Child>) -> Crash {
         drop(child);
         std::thread::sleep(Duration::from_micros(200));
     }
+}
+
+/// How the worker ended, if it has: reaped now, without waiting.
+pub(crate) fn reaped(child: &Mutex<Child>) -> Option<Crash> {
+    let status = child.lock().expect("worker child").try_wait().ok()??;
+    Some(crash_of(status))
 }
 
 fn crash_of(status: ExitStatus) -> Crash {

@@ -7,10 +7,13 @@
 //! a few microseconds of finished tiny jobs, which the coordinator then runs again, and a
 //! message carries at most one output region.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use ipc_channel::IpcError;
-use ipc_channel::ipc::{self, IpcSender, IpcSharedMemory};
+use ipc_channel::TrySelectError;
+use ipc_channel::ipc::{
+    self, IpcMessage, IpcReceiver, IpcReceiverSet, IpcSelectionResult, IpcSender, IpcSharedMemory,
+};
 
 use crate::catch::catch;
 use crate::registry::Registry;
@@ -113,13 +116,10 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
         out.send(&results, lent)
             .map_err(|e| format!("cannot send results: {e}"))
     };
-    loop {
-        let delivery = match tasks.recv() {
-            Ok(delivery) => delivery,
-            // The coordinator dropped its sender, or died.
-            Err(IpcError::Disconnected) => break,
-            Err(e) => return Err(format!("bad batch: {e}")),
-        };
+    sys::raise_malloc_thresholds();
+    let mut batches = Batches::new(tasks)?;
+    // `None`: the coordinator dropped its sender, or died.
+    while let Some(delivery) = batches.next()? {
         lent.returned(&delivery.returned);
         let entry = registry.entry(&delivery.task).copied();
         // A job starts when the one before it ended: one clock read per job, not two.
@@ -185,4 +185,59 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The coordinator's batches. The next one is polled for a moment before the worker sleeps
+/// (see [`sys::spin`]): for a tiny job's round trip, neither side then has to be woken.
+struct Batches {
+    set: IpcReceiverSet,
+    arrived: VecDeque<IpcMessage>,
+    closed: bool,
+}
+
+impl Batches {
+    fn new(tasks: IpcReceiver<wire::Delivery>) -> Result<Batches, String> {
+        let mut set =
+            IpcReceiverSet::new().map_err(|e| format!("cannot watch for batches: {e}"))?;
+        set.add(tasks)
+            .map_err(|e| format!("cannot watch for batches: {e}"))?;
+        Ok(Batches {
+            set,
+            arrived: VecDeque::new(),
+            closed: false,
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<wire::Delivery>, String> {
+        loop {
+            if let Some(message) = self.arrived.pop_front() {
+                return message
+                    .to()
+                    .map(Some)
+                    .map_err(|e| format!("bad batch: {e}"));
+            }
+            if self.closed {
+                return Ok(None);
+            }
+            let set = &mut self.set;
+            let polled = sys::spin(None, || match set.try_select() {
+                Err(TrySelectError::Empty) => None,
+                got => Some(got.map_err(|e| format!("cannot read batches: {e:?}"))),
+            });
+            let got = match polled {
+                Some(got) => got?,
+                None => set
+                    .select()
+                    .map_err(|e| format!("cannot read batches: {e}"))?,
+            };
+            for result in got {
+                match result {
+                    IpcSelectionResult::MessageReceived(_, message) => {
+                        self.arrived.push_back(message)
+                    }
+                    IpcSelectionResult::ChannelClosed(_) => self.closed = true,
+                }
+            }
+        }
+    }
 }

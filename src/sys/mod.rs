@@ -25,6 +25,44 @@ pub(crate) fn now_ns() -> u64 {
     t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
 }
 
+/// How long a process worker or its coordinator polls for the other's next message before
+/// it sleeps. Waking a sleeping CPU costs the waker tens of microseconds on a virtual machine
+/// (the wake-up goes through the hypervisor): a reply that comes within this is taken without
+/// either side sleeping, and a longer wait costs at most this much CPU before the sleep.
+pub(crate) const SPIN_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Polls `ready` until it gives something or [`SPIN_BEFORE_SLEEP`] (or `until`, if sooner) has
+/// passed, yielding the CPU between polls to anything else that is ready to run on it.
+pub(crate) fn spin<T>(
+    until: Option<std::time::Instant>,
+    mut ready: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let now = std::time::Instant::now();
+    let end = until.map_or(now + SPIN_BEFORE_SLEEP, |u| u.min(now + SPIN_BEFORE_SLEEP));
+    loop {
+        if let Some(t) = ready() {
+            return Some(t);
+        }
+        if std::time::Instant::now() >= end {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Lets glibc's malloc serve ipc-channel's receive buffers from the heap it keeps.
+///
+/// ipc-channel allocates a buffer the size of the largest fragment (some 200 KiB) for every
+/// message it reads, and for every read that finds none. Past glibc's first mmap threshold
+/// (128 KiB) each such buffer was mapped and unmapped, or grew the heap and was trimmed off it
+/// again on free: two page faults a message. glibc raises both thresholds by itself when a
+/// mapped block larger than the threshold is freed (mallopt(3), "dynamic adjustment"); one
+/// freed 1 MiB block does that now, so the buffers come from the heap, as they would in any
+/// program that had once freed a megabyte. A no-op elsewhere, and where the thresholds were set.
+pub(crate) fn raise_malloc_thresholds() {
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(1 << 20)));
+}
+
 /// Sends `signal` to every process of the process group `pgid`.
 pub(crate) fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
     send(Pid::from_raw(-(pgid as i32)), signal)

@@ -1,0 +1,233 @@
+//! Where the engine's events come from: a channel that threads post to and, in a pool of
+//! process workers, the workers' result sockets themselves, read on the coordinator's thread.
+//!
+//! A reader thread per worker would put a third thread in every round trip: the worker wakes
+//! its reader, which wakes the coordinator. On two cores that extra wake-up is most of the
+//! trip (75 µs against 5 µs for a ping-pong between two parties, on the VM the benches ran
+//! on), so the coordinator waits on every result socket at once, with a bell for what threads
+//! post: the respawner, the waker, and the reaper of a worker whose socket closed.
+
+use std::collections::VecDeque;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use ipc_channel::TrySelectError;
+use ipc_channel::ipc::{self, IpcReceiverSet, IpcSelectionResult, IpcSender};
+
+use crate::engine::{Event, Key};
+use crate::process::{self, Link};
+use crate::wire;
+
+/// Posts events to the engine, ringing its bell if it is asleep on the sockets.
+#[derive(Clone)]
+pub(crate) struct Post {
+    tx: Sender<Event>,
+    bell: Option<Arc<Bell>>,
+}
+
+impl Post {
+    pub(crate) fn send(&self, event: Event) {
+        let _ = self.tx.send(event);
+        if let Some(bell) = &self.bell {
+            // Pairs with the fence in `Inbox::recv`: either the engine sees the event before it
+            // sleeps, or this sees it asleep and wakes it.
+            fence(Ordering::SeqCst);
+            if bell.asleep.swap(false, Ordering::SeqCst) {
+                let _ = bell.ring.lock().expect("bell").send(());
+            }
+        }
+    }
+
+    /// The plain channel, for thread workers: their engine never sleeps on sockets.
+    pub(crate) fn channel(&self) -> Sender<Event> {
+        self.tx.clone()
+    }
+}
+
+struct Bell {
+    asleep: AtomicBool,
+    ring: Mutex<IpcSender<()>>,
+}
+
+/// The engine's end: events posted, and (for process workers) results read off the sockets.
+pub(crate) struct Inbox {
+    rx: Receiver<Event>,
+    direct: Option<Direct>,
+}
+
+struct Direct {
+    set: IpcReceiverSet,
+    bell: Arc<Bell>,
+    bell_id: u64,
+    /// The sockets in the set: each one's id, its worker, and the worker's child to reap.
+    sockets: Vec<(u64, Key, Arc<Mutex<Child>>)>,
+    /// Events read off the sockets and not handed out yet, in the order they came.
+    read: VecDeque<Event>,
+    post: Post,
+}
+
+impl Inbox {
+    /// An inbox and the post into it; `sockets` for a pool of process workers.
+    pub(crate) fn new(sockets: bool) -> std::io::Result<(Inbox, Post)> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        if !sockets {
+            return Ok((Inbox { rx, direct: None }, Post { tx, bell: None }));
+        }
+        crate::sys::raise_malloc_thresholds();
+        let (ring, rung) = ipc::channel::<()>()?;
+        let mut set = IpcReceiverSet::new()?;
+        let bell_id = set.add(rung)?;
+        let bell = Arc::new(Bell {
+            asleep: AtomicBool::new(false),
+            ring: Mutex::new(ring),
+        });
+        let post = Post {
+            tx,
+            bell: Some(bell.clone()),
+        };
+        let direct = Direct {
+            set,
+            bell,
+            bell_id,
+            sockets: Vec::new(),
+            read: VecDeque::new(),
+            post: post.clone(),
+        };
+        Ok((
+            Inbox {
+                rx,
+                direct: Some(direct),
+            },
+            post,
+        ))
+    }
+
+    /// Reads worker `key`'s results from now on.
+    pub(crate) fn add(&mut self, key: Key, link: &mut Link) -> std::io::Result<()> {
+        let (Some(d), Some(results)) = (&mut self.direct, link.take_results()) else {
+            return Ok(());
+        };
+        let id = d.set.add(results)?;
+        d.sockets.push((id, key, link.child()));
+        Ok(())
+    }
+
+    /// An event that is already in, if any: none is read off the sockets here.
+    #[inline]
+    pub(crate) fn try_recv(&mut self) -> Option<Event> {
+        if let Some(d) = &mut self.direct
+            && let Some(event) = d.read.pop_front()
+        {
+            return Some(event);
+        }
+        self.rx.try_recv().ok()
+    }
+
+    /// The next event, waiting until `until` at the latest (`None`: for ever).
+    pub(crate) fn recv(&mut self, until: Option<Instant>) -> Option<Event> {
+        if let Some(event) = self.try_recv() {
+            return Some(event);
+        }
+        let Some(d) = &mut self.direct else {
+            return match until {
+                Some(t) => self.rx.recv_deadline(t).ok(),
+                None => self.rx.recv().ok(),
+            };
+        };
+        d.select(Some(Duration::ZERO));
+        loop {
+            if let Some(event) = d.read.pop_front() {
+                return Some(event);
+            }
+            if let Ok(event) = self.rx.try_recv() {
+                return Some(event);
+            }
+            let left = until.map(|t| t.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return None;
+            }
+            // The reply to a tiny job comes within microseconds: polled for, it wakes no one.
+            let rx = &self.rx;
+            let polled = crate::sys::spin(until, || {
+                d.select(Some(Duration::ZERO));
+                d.read.pop_front().or_else(|| rx.try_recv().ok())
+            });
+            if polled.is_some() {
+                return polled;
+            }
+            d.bell.asleep.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if let Ok(event) = self.rx.try_recv() {
+                d.bell.asleep.store(false, Ordering::SeqCst);
+                return Some(event);
+            }
+            d.select(left);
+            d.bell.asleep.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Direct {
+    /// Reads what the sockets have, waiting at most `wait` (`None`: until something comes).
+    fn select(&mut self, wait: Option<Duration>) {
+        let got = match wait {
+            // A day stands for ever: mio takes the timeout in milliseconds.
+            None => self.set.try_select_timeout(Duration::from_secs(86_400)),
+            Some(w) => self.set.try_select_timeout(w),
+        };
+        let results = match got {
+            Ok(results) => results,
+            Err(TrySelectError::Empty) => return,
+            Err(TrySelectError::IoError(_)) => {
+                // A socket failed without saying which: every worker is killed, each socket
+                // then closes, and each worker's jobs are accounted for as its death.
+                for (_, _, child) in &self.sockets {
+                    let _ = child.lock().expect("worker child").kill();
+                }
+                return;
+            }
+        };
+        for result in results {
+            match result {
+                IpcSelectionResult::MessageReceived(id, _) if id == self.bell_id => {}
+                IpcSelectionResult::MessageReceived(id, message) => {
+                    let Some((_, key, child)) = self.sockets.iter().find(|s| s.0 == id) else {
+                        continue;
+                    };
+                    match message.to::<wire::Results>() {
+                        Ok(results) => self.read.push_back(Event::Results(*key, results)),
+                        Err(_) => {
+                            // Undecodable: the worker is killed, and its socket then closes.
+                            self.read.push_back(Event::Garbled(*key));
+                            let _ = child.lock().expect("worker child").kill();
+                        }
+                    }
+                }
+                IpcSelectionResult::ChannelClosed(id) => {
+                    let Some(at) = self.sockets.iter().position(|s| s.0 == id) else {
+                        continue;
+                    };
+                    let (_, key, child) = self.sockets.swap_remove(at);
+                    if let Some(crash) = process::reaped(&child) {
+                        self.read.push_back(Event::Exited(key, crash));
+                        continue;
+                    }
+                    // Reaping may take a while (a worker that closed its socket and lingers
+                    // is given a second): off the coordinator's thread.
+                    let (post, reaped) = (self.post.clone(), child.clone());
+                    let reaper = std::thread::Builder::new()
+                        .name("weft-reaper".into())
+                        .spawn(move || post.send(Event::Exited(key, process::reap(&reaped))));
+                    if reaper.is_err() {
+                        // No thread to spare: reaped here.
+                        self.read
+                            .push_back(Event::Exited(key, process::reap(&child)));
+                    }
+                }
+            }
+        }
+    }
+}
