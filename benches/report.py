@@ -346,7 +346,14 @@ def build(m, checks):
     r.row("coordinator peak (VmHWM)", "memory.coordinator.peak")
     r.row("`weft --task noop --backend process` peak", "memory.cli.process.peak")
     r.row("`weft --task noop` (threads) peak", "memory.cli.thread.peak")
-    r.below("memory.worker_idle_fresh.VmRSS", 3, "MB", "idle process worker RSS (largest)", "max")
+    r.below("memory.worker_idle_fresh.VmRSS", 3, "MB", "idle process worker RSS, fresh (largest)", "max")
+    r.below(
+        "memory.worker_idle_after_1m.VmRSS",
+        3,
+        "MB",
+        "idle process worker RSS, after 1M jobs (largest)",
+        "max",
+    )
     r.below("memory.coordinator.peak", 30, "MB", "library coordinator peak over 1M jobs")
     r.below("memory.cli.process.peak", 30, "MB", "`weft` command peak over 1M jobs (processes)")
     return r
