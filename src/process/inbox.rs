@@ -231,3 +231,33 @@ impl Direct {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_post_wakes_an_inbox_asleep_on_its_sockets() {
+        let (mut inbox, post) = Inbox::new(true).expect("inbox");
+        let poster = std::thread::spawn(move || {
+            // Long past the polling before sleep: the inbox is asleep in its select by then.
+            std::thread::sleep(Duration::from_millis(200));
+            post.send(Event::Input);
+        });
+        // Without the bell the select sleeps to its deadline and only then finds the event.
+        let deadline = Duration::from_secs(60);
+        let start = Instant::now();
+        let got = inbox.recv(Some(start + deadline));
+        assert!(matches!(got, Some(Event::Input)));
+        assert!(start.elapsed() < deadline / 2, "woken only by the deadline");
+        poster.join().expect("poster");
+    }
+
+    #[test]
+    fn an_inbox_without_sockets_is_a_plain_channel() {
+        let (mut inbox, post) = Inbox::new(false).expect("inbox");
+        assert!(inbox.recv(Some(Instant::now())).is_none());
+        post.send(Event::Drain);
+        assert!(matches!(inbox.try_recv(), Some(Event::Drain)));
+    }
+}
