@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{BACKENDS, pool, within};
-use weft::Backend;
 use weft::tasks::Noop;
 
 fn rss_kib() -> u64 {
@@ -44,11 +43,8 @@ fn a_million_tasks_stream_through_with_a_bounded_number_in_flight() {
             }
             let rss_1m = rss_kib();
             assert_eq!(seen, 1_000_000, "{backend:?}: one outcome per task");
-            // Two workers, three batches each of at most 4096 jobs (threads) or 1024 (processes).
-            let most = match backend {
-                Backend::Thread => 4096,
-                _ => 1024,
-            };
+            // Two workers, three batches each of at most 4096 jobs, on either backend.
+            let most = 4096;
             assert!(
                 ahead_max <= 2 * 3 * most + 64,
                 "{backend:?}: {ahead_max} tasks pulled ahead"
