@@ -201,6 +201,8 @@ def build(m, checks):
     r.row("`parallel -j2 true`", "true.parallel")
     r.speedup("true.weft", "true.xargs", (1 / 1.25, "≥ 0.80× (within 1.25× of xargs)"), "weft vs xargs")
     r.speedup("true.weft", "true.parallel", (4, "≥ 4×"), "weft vs GNU parallel")
+    # The floor's own lead: a tool that only forks and execs each command, and waits for it.
+    r.speedup("true.xargs", "true.parallel", None, "xargs (the fork+exec floor) vs GNU parallel")
 
     r.section(
         "2. Hashing 5,000 small files (1–8 KiB)",
