@@ -226,9 +226,11 @@ impl Batches {
             });
             let got = match polled {
                 Some(got) => got?,
-                None => set
-                    .select()
-                    .map_err(|e| format!("cannot read batches: {e}"))?,
+                None => {
+                    sys::give_back_free_memory();
+                    set.select()
+                        .map_err(|e| format!("cannot read batches: {e}"))?
+                }
             };
             for result in got {
                 match result {
