@@ -137,30 +137,29 @@ impl Inbox {
                 None => self.rx.recv().ok(),
             };
         };
-        d.select(Some(Duration::ZERO));
+        let rx = &self.rx;
         loop {
-            if let Some(event) = d.read.pop_front() {
-                return Some(event);
-            }
-            if let Ok(event) = self.rx.try_recv() {
-                return Some(event);
+            // Polled for first, at least once however near `until` is: the reply to a tiny job
+            // comes within microseconds, and taken so it wakes no one.
+            let polled = crate::sys::spin(until, || {
+                d.read
+                    .pop_front()
+                    .or_else(|| {
+                        d.select(Some(Duration::ZERO));
+                        d.read.pop_front()
+                    })
+                    .or_else(|| rx.try_recv().ok())
+            });
+            if polled.is_some() {
+                return polled;
             }
             let left = until.map(|t| t.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
                 return None;
             }
-            // The reply to a tiny job comes within microseconds: polled for, it wakes no one.
-            let rx = &self.rx;
-            let polled = crate::sys::spin(until, || {
-                d.select(Some(Duration::ZERO));
-                d.read.pop_front().or_else(|| rx.try_recv().ok())
-            });
-            if polled.is_some() {
-                return polled;
-            }
             d.bell.asleep.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            if let Ok(event) = self.rx.try_recv() {
+            if let Ok(event) = rx.try_recv() {
                 d.bell.asleep.store(false, Ordering::SeqCst);
                 return Some(event);
             }
