@@ -1490,39 +1490,31 @@ fn next_job(
     }
     while pull && !run.exhausted {
         let seq = run.next_seq;
-        match run.source.next() {
+        let input = match run.source.next() {
+            None => {
+                run.exhausted = true;
+                continue;
+            }
             Some(Pull::Wait) => return None,
-            Some(Pull::Ready(Ok(input))) => {
-                run.next_seq += 1;
+            // A bad input, or one to skip, is given its outcome here.
+            Some(Pull::Ready(input)) => input
+                .map(Value::Local)
+                .map_err(|e| Status::Failed(format!("bad input: {e}"))),
+            Some(Pull::Encoded(input)) => input.map(Value::Encoded).map_err(|e| {
+                Status::Failed(format!("cannot encode {} input: {e}", run.entry.name))
+            }),
+            Some(Pull::Skip(why)) => Err(Status::Skipped(why)),
+        };
+        run.next_seq += 1;
+        match input {
+            Ok(input) => {
                 return Some(Queued {
                     seq,
                     attempt: 1,
-                    input: Value::Local(input),
+                    input,
                 });
             }
-            Some(Pull::Encoded(Ok(input))) => {
-                run.next_seq += 1;
-                return Some(Queued {
-                    seq,
-                    attempt: 1,
-                    input: Value::Encoded(input),
-                });
-            }
-            Some(Pull::Ready(Err(e))) => {
-                run.next_seq += 1;
-                let outcome = unstarted(seq, 1, Status::Failed(format!("bad input: {e}")));
-                Engine::emit(ready, run, outcome);
-            }
-            Some(Pull::Encoded(Err(e))) => {
-                run.next_seq += 1;
-                let why = format!("cannot encode {} input: {e}", run.entry.name);
-                Engine::emit(ready, run, unstarted(seq, 1, Status::Failed(why)));
-            }
-            Some(Pull::Skip(why)) => {
-                run.next_seq += 1;
-                Engine::emit(ready, run, unstarted(seq, 1, Status::Skipped(why)));
-            }
-            None => run.exhausted = true,
+            Err(status) => Engine::emit(ready, run, unstarted(seq, 1, status)),
         }
     }
     None
