@@ -11,6 +11,7 @@ thread_local! {
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+#[inline(always)]
 fn install_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {

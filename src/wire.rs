@@ -513,7 +513,7 @@ impl<'a> Jobs<'a> {
 impl<'a> Iterator for Jobs<'a> {
     type Item = Result<Job<'a>, String>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.bytes.is_empty() {
             return None;
@@ -631,7 +631,10 @@ pub(crate) struct ResultsOut {
 impl ResultsOut {
     /// Starts the result of job `ticket`, begun at `started_ns`; [`end`](Self::end) finishes
     /// it, after its output or how it ended.
-    #[inline]
+    ///
+    /// Inlined into the worker's loop, as is `end`: a call each cost as much as the usual
+    /// case's work, in saving and restoring registers.
+    #[inline(always)]
     pub(crate) fn begin(&mut self, ticket: u64, started_ns: u64) {
         self.head = self.coded.len();
         self.started_ns = started_ns;
@@ -642,6 +645,11 @@ impl ResultsOut {
             self.next_ticket = ticket.wrapping_add(1);
             return;
         }
+        self.begin_any(ticket, started_ns);
+    }
+
+    #[inline(never)]
+    fn begin_any(&mut self, ticket: u64, started_ns: u64) {
         let mut head = Head::default();
         if ticket != self.next_ticket {
             head.flags |= RESULT_TICKET;
@@ -703,7 +711,7 @@ impl ResultsOut {
     }
 
     /// Finishes the result begun last, which ran for `runtime_ns`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn end(&mut self, runtime_ns: u64) {
         put_varint(&mut self.coded, runtime_ns);
         self.ended_ns = self.started_ns.wrapping_add(runtime_ns);
@@ -755,7 +763,7 @@ fn unzigzag(n: u64) -> u64 {
 }
 
 /// One job's result as the coordinator reads it: the status its outcome takes, with the output
-/// already made into what the coordinator keeps (see [`decode_results`]).
+/// already made into what the coordinator keeps (see [`ResultsIn`]).
 pub(crate) struct Received<T> {
     pub(crate) ticket: u64,
     pub(crate) started_ns: u64,
@@ -765,22 +773,98 @@ pub(crate) struct Received<T> {
 
 /// Decodes a message of [`ResultsOut`], handing each result to `each` in order, its output
 /// made by `output`. The results before a garbled one are handed on, then the error returned.
-///
-/// Statuses are made in the coordinator's own type, not as [`Status`] and then converted: this
-/// runs once per job.
 pub(crate) fn decode_results<T>(
     results: Results,
     mut output: impl FnMut(Payload) -> T,
     mut each: impl FnMut(Received<T>),
 ) -> Result<(), String> {
-    let Results { coded, regions } = results;
-    let mut regions: Vec<Option<Payload>> = regions.into_iter().map(Some).collect();
-    let mut bytes = &coded[..];
-    let (mut next_ticket, mut ended_ns) = (0u64, 0u64);
-    while !bytes.is_empty() {
+    let mut results = ResultsIn::new(results);
+    while let Some(result) = results.next(&mut output) {
+        each(result?);
+    }
+    Ok(())
+}
+
+/// A result of the usual kind (see [`ResultsIn::next_usual`]): a success, its output inline.
+pub(crate) struct Usual {
+    pub(crate) ticket: u64,
+    pub(crate) started_ns: u64,
+    pub(crate) runtime_ns: u64,
+    pub(crate) output: Vec<u8>,
+}
+
+/// A message of [`ResultsOut`], read one result at a time.
+pub(crate) struct ResultsIn {
+    coded: Vec<u8>,
+    /// Where the next result starts.
+    at: usize,
+    regions: Vec<Option<Payload>>,
+    /// The ticket of a result that does not write its own, and when the one before ended.
+    next_ticket: u64,
+    ended_ns: u64,
+}
+
+impl ResultsIn {
+    pub(crate) fn new(results: Results) -> ResultsIn {
+        let Results { coded, regions } = results;
+        ResultsIn {
+            coded,
+            at: 0,
+            regions: regions.into_iter().map(Some).collect(),
+            next_ticket: 0,
+            ended_ns: 0,
+        }
+    }
+
+    /// The next result if it is of the usual kind, read at once: the next ticket, a success
+    /// whose output is inline and short, started less than 64 ns after the one before ended.
+    /// `None` for any other (or the end): [`next`](Self::next) reads it.
+    #[inline(always)]
+    pub(crate) fn next_usual(&mut self) -> Option<Usual> {
+        let bytes = self.coded.get(self.at..)?;
+        let [0, gap, len, rest @ ..] = bytes else {
+            return None;
+        };
+        if (gap | len) >= 0x80 {
+            return None;
+        }
+        let (out, mut rest) = rest.split_at_checked(*len as usize)?;
+        let runtime_ns = varint_of(&mut rest).ok()?;
+        // An empty output (a task returning `()`) skips the allocator's call.
+        let output = if out.is_empty() {
+            Vec::new()
+        } else {
+            out.to_vec()
+        };
+        let (ticket, started_ns) = (
+            self.next_ticket,
+            self.ended_ns.wrapping_add(unzigzag((*gap).into())),
+        );
+        self.at = self.coded.len() - rest.len();
+        self.next_ticket = ticket.wrapping_add(1);
+        self.ended_ns = started_ns.wrapping_add(runtime_ns);
+        Some(Usual {
+            ticket,
+            started_ns,
+            runtime_ns,
+            output,
+        })
+    }
+
+    /// The next result, its output made by `output`; `None` after the last. A garbled result
+    /// is an error, and the message ends there.
+    ///
+    /// Statuses are made in the coordinator's own type, not as [`Status`] and then converted:
+    /// this runs once per job.
+    #[inline(always)]
+    pub(crate) fn next<T>(
+        &mut self,
+        mut output: impl FnMut(Payload) -> T,
+    ) -> Option<Result<Received<T>, String>> {
+        let mut bytes = self.coded.get(self.at..).filter(|b| !b.is_empty())?;
         // The usual result, read at once: the next ticket, a success with a short output, a
         // one-byte start gap.
-        let (ticket, started_ns, status) = if let [0, gap, len, rest @ ..] = bytes
+        let head = if let [0, gap, len, rest @ ..] = bytes
             && let Some((out, rest)) = rest.split_at_checked(*len as usize)
             && (gap | len) < 0x80
         {
@@ -791,22 +875,38 @@ pub(crate) fn decode_results<T>(
             } else {
                 out.to_vec()
             };
-            let started_ns = ended_ns.wrapping_add(unzigzag((*gap).into()));
+            let started_ns = self.ended_ns.wrapping_add(unzigzag((*gap).into()));
             let status = Status::Ok(output(Payload::Inline(out)));
-            (next_ticket, started_ns, status)
+            Ok((self.next_ticket, started_ns, status))
         } else {
-            any_result(&mut bytes, &mut regions, &mut output, next_ticket, ended_ns)?
+            let (next_ticket, ended_ns) = (self.next_ticket, self.ended_ns);
+            any_result(
+                &mut bytes,
+                &mut self.regions,
+                &mut output,
+                next_ticket,
+                ended_ns,
+            )
         };
-        let runtime_ns = varint_of(&mut bytes)?;
-        (next_ticket, ended_ns) = (ticket.wrapping_add(1), started_ns.wrapping_add(runtime_ns));
-        each(Received {
-            ticket,
-            started_ns,
-            runtime_ns,
-            status,
+        let read = head.and_then(|(ticket, started_ns, status)| {
+            let runtime_ns = varint_of(&mut bytes)?;
+            Ok(Received {
+                ticket,
+                started_ns,
+                runtime_ns,
+                status,
+            })
         });
+        match &read {
+            Ok(r) => {
+                self.at = self.coded.len() - bytes.len();
+                self.next_ticket = r.ticket.wrapping_add(1);
+                self.ended_ns = r.started_ns.wrapping_add(r.runtime_ns);
+            }
+            Err(_) => self.at = self.coded.len(),
+        }
+        Some(read)
     }
-    Ok(())
 }
 
 /// A result of any kind up to its runtime: its ticket, start and status.
@@ -872,19 +972,34 @@ mod results_tests {
 
     /// The results as text, to compare: payloads are compared by their bytes.
     fn decode_all(bytes: &[u8]) -> Result<Vec<String>, String> {
+        let shown = |ticket, started_ns, runtime_ns, status: &Status<Vec<u8>>| {
+            format!("{ticket} {started_ns} {runtime_ns} {status:?}")
+        };
         let mut all = Vec::new();
-        decode_results(
+        let read = decode_results(
             coded(bytes),
             |p| p[..].to_vec(),
-            |r| {
-                let status = format!("{:?}", r.status);
-                all.push(format!(
-                    "{} {} {} {status}",
-                    r.ticket, r.started_ns, r.runtime_ns
-                ));
-            },
-        )
-        .map(|()| all)
+            |r| all.push(shown(r.ticket, r.started_ns, r.runtime_ns, &r.status)),
+        );
+        // The engine's way: the usual results read at once, the rest as above. It must read
+        // the same results, and fail where the above does.
+        let mut results = ResultsIn::new(coded(bytes));
+        let mut fast = Vec::new();
+        let fast_read = loop {
+            if let Some(u) = results.next_usual() {
+                let status = Status::Ok(u.output);
+                fast.push(shown(u.ticket, u.started_ns, u.runtime_ns, &status));
+                continue;
+            }
+            match results.next(|p| p[..].to_vec()) {
+                None => break Ok(()),
+                Some(Err(e)) => break Err(e),
+                Some(Ok(r)) => fast.push(shown(r.ticket, r.started_ns, r.runtime_ns, &r.status)),
+            }
+        };
+        assert_eq!(fast, all, "read as the engine reads");
+        assert_eq!(fast_read, read, "read as the engine reads");
+        read.map(|()| all)
     }
 
     /// One result as written: ticket, started, runtime, and the output's bytes or how it ended.
