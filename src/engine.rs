@@ -544,6 +544,12 @@ impl Engine {
         self.error.as_ref()
     }
 
+    /// The next outcome already made, if there is one.
+    #[inline(always)]
+    pub(crate) fn pop_ready(&mut self) -> Option<Outcome<Value>> {
+        self.ready.pop_front()
+    }
+
     /// The next outcome of `run`, or `None` when every job has one.
     #[inline(always)]
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
@@ -1079,13 +1085,16 @@ impl Engine {
                     settle(cfg.attempts, queue, ready, run, outcome, flight.input);
                     continue;
                 }
+                // Every call (`wall`'s) comes first: across one, the status would be made on
+                // the stack and moved.
+                let started = Some(wall(*epoch, r.started_ns));
                 ready.push_with(|| Outcome {
                     seq: flight.seq,
                     status: Status::Ok(Value::Encoded(wire::Payload::Inline(r.output))),
                     attempt: flight.attempt,
                     worker,
                     pid,
-                    started: Some(wall(*epoch, r.started_ns)),
+                    started,
                     runtime: Duration::from_nanos(r.runtime_ns),
                 });
                 continue;

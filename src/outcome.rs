@@ -51,7 +51,8 @@ impl<T> Outcome<T> {
         }
     }
 
-    #[inline]
+    /// Inlined: [`Results`](crate::Results) maps every outcome in its caller's loop.
+    #[inline(always)]
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> Status<U>) -> Outcome<U> {
         let status = match self.status {
             Status::Ok(v) => f(v),

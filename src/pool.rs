@@ -408,11 +408,27 @@ pub struct Results<'p, T: Task> {
     _output: PhantomData<fn() -> T>,
 }
 
+impl<T: Task> Results<'_, T> {
+    /// The next outcome when none is ready: outcomes a thread told of, or a wait for workers.
+    #[inline(never)]
+    fn next_unready(&mut self) -> Option<Outcome<Value>> {
+        self.engine.next(self.run.as_mut()?)
+    }
+}
+
 impl<T: Task> Iterator for Results<'_, T> {
     type Item = Outcome<T::Output>;
 
+    /// Inlined into the caller's loop, which most often takes an outcome that is ready: one
+    /// returned from a call was read back with wider loads than it was written with, a
+    /// store-forwarding stall per job.
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        let outcome = self.engine.next(self.run.as_mut()?)?;
+        self.run.as_ref()?;
+        let outcome = match self.engine.pop_ready() {
+            Some(o) => o,
+            None => self.next_unready()?,
+        };
         Some(outcome.map(|value| match value {
             Value::Local(b) => Status::Ok(*b.downcast::<T::Output>().expect("output type")),
             Value::Encoded(bytes) => match crate::wire::decode::<T::Output>(&bytes) {
