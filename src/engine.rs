@@ -1062,6 +1062,10 @@ impl Engine {
         };
         let (pid, returns, worker) = (link.pid, link.returns(), key.0 + 1);
         let mut results = wire::ResultsIn::new(message);
+        // The usual results' runtimes go into the average once a message, as their mean,
+        // unless a timeout relative to the median needs each.
+        let each = cfg.timeout_of_median.is_some();
+        let (mut usual, mut usual_ns) = (0u32, 0u64);
         loop {
             // The usual result is made into its outcome where the outcome is kept (see `Fifo`):
             // made first and moved there, the outcome's fields were read back with wider loads
@@ -1071,7 +1075,12 @@ impl Engine {
                 let Some(flight) = w.land(r.ticket) else {
                     continue;
                 };
-                tally(cfg, runtimes, avg_ns, r.runtime_ns);
+                if each {
+                    tally(cfg, runtimes, avg_ns, r.runtime_ns);
+                } else {
+                    usual += 1;
+                    usual_ns = usual_ns.saturating_add(r.runtime_ns);
+                }
                 if run.reorder.is_some() || flight.attempt < cfg.attempts {
                     let outcome = Outcome {
                         seq: flight.seq,
@@ -1133,6 +1142,9 @@ impl Engine {
                 runtime: Duration::from_nanos(r.runtime_ns),
             };
             settle(cfg.attempts, queue, ready, run, outcome, flight.input);
+        }
+        if usual > 0 {
+            tally_mean(avg_ns, usual, usual_ns / u64::from(usual));
         }
     }
 
@@ -1673,10 +1685,17 @@ fn tally(cfg: &Config, runtimes: &mut VecDeque<u64>, avg_ns: &mut Option<f64>, r
         }
         runtimes.push_back(runtime_ns);
     }
-    let sample = runtime_ns as f64;
+    tally_mean(avg_ns, 1, runtime_ns);
+}
+
+/// Counts `n` runtimes whose mean is `mean_ns` into the average, as `n` runtimes of the mean.
+#[inline(always)]
+fn tally_mean(avg_ns: &mut Option<f64>, n: u32, mean_ns: u64) {
+    let sample = mean_ns as f64;
     *avg_ns = Some(match *avg_ns {
         None => sample,
-        Some(avg) => avg * 0.9 + sample * 0.1,
+        Some(avg) if n == 1 => avg * 0.9 + sample * 0.1,
+        Some(avg) => sample + (avg - sample) * 0.9f64.powi(n.min(1 << 16) as i32),
     });
 }
 
