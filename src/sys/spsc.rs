@@ -144,6 +144,14 @@ impl<T> Sender<T> {
     /// Adds `value`; the consumer can take it as soon as this returns.
     #[inline(always)]
     pub(crate) fn push(&mut self, value: T) {
+        self.push_with(|| value);
+    }
+
+    /// Adds the value `make` makes, made in its slot: the slot is found (and a new block
+    /// linked, a call) first. A value of a hundred-odd bytes made before a call is made on
+    /// the stack and copied, and read back with wider loads than it was written with.
+    #[inline(always)]
+    pub(crate) fn push_with(&mut self, make: impl FnOnce() -> T) {
         let inner = &*self.inner;
         // SAFETY: only this Sender touches `tail`, and `&mut self` makes the access exclusive.
         let tail = unsafe { &mut *inner.tail.0.get() };
@@ -153,7 +161,7 @@ impl<T> Sender<T> {
         }
         // SAFETY: slot `i` of the producer's block is past what was published, so the
         // consumer does not read it until the store of `pushed` below.
-        unsafe { (*(*tail.block).slots[i].get()).write(value) };
+        unsafe { (*(*tail.block).slots[i].get()).write(make()) };
         if i + AHEAD < BLOCK {
             // SAFETY: the slot is in the same block (a hint only: nothing is read or written).
             prefetch(unsafe { (*tail.block).slots[i + AHEAD].get() }, true);

@@ -285,8 +285,12 @@ fn serve(
                     untold += 1;
                     break;
                 }
-                let (done, slow) = worker.run(job, entry, timeout);
-                out.push(done);
+                let mut slow = false;
+                out.push_with(|| {
+                    let (done, long) = worker.run(job, entry, timeout);
+                    slow = long;
+                    done
+                });
                 untold += 1;
                 if slow || untold >= TELL_EVERY {
                     tell();
@@ -371,21 +375,24 @@ impl Worker<'_> {
             None => self.time.now(),
         };
         self.slot.begin(self.started, started_ns);
+        // Worked out first: made after the task, across this call, the status would be
+        // made on the stack and copied.
+        let started = Some(engine::wall(self.epoch, started_ns));
         let cx = &mut self.cx;
         cx.seq = job.seq;
         cx.attempt = job.attempt;
         cx.deadline = timeout.map(|t| Instant::now() + t);
-        let status = match &self.init_error {
-            Some(e) => Status::Failed(e.clone()),
+        let ran = match &self.init_error {
+            Some(e) => Err(Status::Failed(e.clone())),
             None => match catch(|| (entry.run_value)(job.input, cx)) {
-                Ok(Ok(out)) => Status::Ok(Value::Local(out)),
-                Ok(Err(f)) if f.is_timed_out() => Status::TimedOut,
-                Ok(Err(f)) if f.is_cancelled() => Status::Cancelled,
-                Ok(Err(f)) => Status::Failed(f.message().to_string()),
-                Err(p) => Status::Panicked {
+                Ok(Ok(out)) => Ok(out),
+                Ok(Err(f)) if f.is_timed_out() => Err(Status::TimedOut),
+                Ok(Err(f)) if f.is_cancelled() => Err(Status::Cancelled),
+                Ok(Err(f)) => Err(Status::Failed(f.message().to_string())),
+                Err(p) => Err(Status::Panicked {
                     message: p.message,
                     location: p.location,
-                },
+                }),
             },
         };
         let ended_ns = self.time.now();
@@ -395,11 +402,16 @@ impl Worker<'_> {
             ticket: job.ticket,
             outcome: Outcome {
                 seq: job.seq,
-                status,
+                // Made here, after the clock's read (which may call), from the output
+                // itself: a status made before it was made on the stack and copied.
+                status: match ran {
+                    Ok(out) => Status::Ok(Value::Local(out)),
+                    Err(status) => status,
+                },
                 attempt: job.attempt,
                 worker: self.cx.worker,
                 pid: self.pid,
-                started: Some(engine::wall(self.epoch, started_ns)),
+                started,
                 runtime: Duration::from_nanos(runtime_ns),
             },
         };
