@@ -184,6 +184,9 @@ const BATCH_TARGET_NS: f64 = 2_000_000.0;
 /// the sockets itself, 1M no-ops ran at 20-24 M/s with 1024, 24-27 with 4096 or 8192, and no
 /// faster with 16384 (engine bench, interleaved).
 const MAX_BATCH: usize = 4096;
+/// How many of a process worker's results are made into outcomes at a time (see
+/// `Engine::land_unread`).
+const LAND_AT_ONCE: usize = 256;
 /// A worker whose current job has run this many times the average, and at least
 /// [`STALL_MIN_NS`], gets nothing more queued behind it until that job ends: it may be stuck,
 /// and jobs behind it would wait with it while other workers are free.
@@ -311,6 +314,26 @@ struct Flight {
     input: Option<wire::Payload>,
 }
 
+/// A message of a process worker's results, read as far as `results` says.
+struct Unread {
+    key: Key,
+    results: wire::ResultsIn,
+    /// The usual results read so far, and their runtimes in all (see `take_results`).
+    usual: u32,
+    usual_ns: u64,
+}
+
+impl Unread {
+    fn new(key: Key, message: wire::Results) -> Unread {
+        Unread {
+            key,
+            results: wire::ResultsIn::new(message),
+            usual: 0,
+            usual_ns: 0,
+        }
+    }
+}
+
 struct Queued {
     seq: u64,
     attempt: u32,
@@ -361,7 +384,12 @@ pub(crate) struct Engine {
     /// The told worker whose results are being taken, and how many are left of those it had
     /// when its turn came: a thread that keeps finishing jobs does not keep the others waiting.
     reading: Option<(Key, usize)>,
-    /// Whether results are taken as above, rather than all at once when told of.
+    /// Messages of process workers' results not read yet, in the order they came. In a pool
+    /// without timeouts they are read a part at a time as the caller asks for outcomes
+    /// (`land_unread`), as threads' results are; a worker's are all read before its death is
+    /// handled.
+    unread: VecDeque<Unread>,
+    /// Whether results are taken as above, rather than all at once when told of or received.
     lazy: bool,
     avg_ns: Option<f64>,
     epoch: Epoch,
@@ -408,6 +436,7 @@ impl Engine {
             ready: Fifo::default(),
             told: VecDeque::new(),
             reading: None,
+            unread: VecDeque::new(),
             lazy: cfg.timeout.is_none() && cfg.timeout_of_median.is_none(),
             avg_ns: None,
             epoch: (SystemTime::now(), sys::now_ns()),
@@ -521,6 +550,7 @@ impl Engine {
         while let Some(event) = self.inbox.recv(Some(now)) {
             self.handle(event, &mut idle);
         }
+        self.read_unread(None, &mut idle);
         self.restart_waiting();
         self.ready.clear();
         self.told.clear();
@@ -544,10 +574,46 @@ impl Engine {
         self.error.as_ref()
     }
 
-    /// The next outcome already made, if there is one.
+    /// The next outcome already made, or made from a result already received, if there is
+    /// one.
     #[inline(always)]
-    pub(crate) fn pop_ready(&mut self) -> Option<Outcome<Value>> {
+    pub(crate) fn pop_ready(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
+        if let Some(o) = self.ready.pop_front() {
+            return Some(o);
+        }
+        if self.unread.is_empty() {
+            return None;
+        }
+        self.land_unread(run);
         self.ready.pop_front()
+    }
+
+    /// Makes outcomes from the process workers' results not read yet until one is ready,
+    /// [`LAND_AT_ONCE`] at a time: a whole message of outcomes made at once took more room
+    /// than the caches have, and each was written out to memory and read back.
+    #[inline(never)]
+    fn land_unread(&mut self, run: &mut Run<'_>) {
+        while self.ready.is_empty() {
+            let Some(mut u) = self.unread.pop_front() else {
+                return;
+            };
+            if self.take_results(&mut u, Some(LAND_AT_ONCE), run) {
+                self.unread.push_front(u);
+            }
+        }
+    }
+
+    /// Reads the results not read yet, of worker `only` or of all, into `ready`.
+    fn read_unread(&mut self, only: Option<Key>, run: &mut Run<'_>) {
+        let mut kept = VecDeque::new();
+        while let Some(mut u) = self.unread.pop_front() {
+            if only.is_some_and(|k| k != u.key) {
+                kept.push_back(u);
+            } else {
+                self.take_results(&mut u, None, run);
+            }
+        }
+        self.unread = kept;
     }
 
     /// The next outcome of `run`, or `None` when every job has one.
@@ -555,7 +621,7 @@ impl Engine {
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         // Outcomes mostly arrive by the batch: most calls take one that is ready, or one a
         // thread told of. Inlined into the caller's iterator, which then moves it once.
-        if let Some(o) = self.ready.pop_front() {
+        if let Some(o) = self.pop_ready(run) {
             return Some(o);
         }
         if let Some(o) = self.take_told(run) {
@@ -648,7 +714,7 @@ impl Engine {
     /// `next` when no outcome is ready: hands out work and waits for workers.
     fn wait(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         loop {
-            if let Some(o) = self.ready.pop_front() {
+            if let Some(o) = self.pop_ready(run) {
                 return Some(o);
             }
             if let Some(o) = self.take_told(run) {
@@ -685,11 +751,15 @@ impl Engine {
     }
 
     /// Handles `event` while waiting for outcomes: a live thread's news is noted, its results
-    /// taken as they are asked for (see `told`).
+    /// taken as they are asked for (see `told`), and so is a process worker's message (see
+    /// `unread`).
     fn receive(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
             Event::Ready(key) if self.lazy && live(&mut self.slots, key).is_some() => {
                 self.told.push_back(key)
+            }
+            Event::Results(key, message) if self.lazy => {
+                self.unread.push_back(Unread::new(key, message))
             }
             event => self.handle(event, run),
         }
@@ -985,7 +1055,9 @@ impl Engine {
 
     fn handle(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
-            Event::Results(key, message) => self.take_results(key, message, run),
+            Event::Results(key, message) => {
+                self.take_results(&mut Unread::new(key, message), None, run);
+            }
             Event::Ready(key) => {
                 self.accept(key, Vec::new(), run);
                 self.forget_retired(|w| !w.busy());
@@ -995,7 +1067,11 @@ impl Engine {
                     w.dying = true;
                 }
             }
-            Event::Exited(key, crash) => self.died(key, crash, run),
+            Event::Exited(key, crash) => {
+                // What it sent before it died counts first.
+                self.read_unread(Some(key), run);
+                self.died(key, crash, run)
+            }
             Event::Input => {}
             Event::Interrupt => self.interrupted = true,
             Event::Drain => {
@@ -1039,10 +1115,11 @@ impl Engine {
         }
     }
 
-    /// Reads a message of process worker `key`'s results straight into outcomes. A job counts
-    /// only while its ticket is in flight; a result for anything else is late and dropped. A
-    /// garbled message gets its worker killed, as a garbled channel does.
-    fn take_results(&mut self, key: Key, message: wire::Results, run: &mut Run<'_>) {
+    /// Reads a message of a process worker's results straight into outcomes, `most` of them
+    /// or all; returns whether any are left. A job counts only while its ticket is in flight; a
+    /// result for anything else is late and dropped. A garbled message gets its worker killed,
+    /// as a garbled channel does.
+    fn take_results(&mut self, u: &mut Unread, most: Option<usize>, run: &mut Run<'_>) -> bool {
         // Borrowed apart, as in `accept`: this runs once per job.
         let Engine {
             slots,
@@ -1054,19 +1131,28 @@ impl Engine {
             epoch,
             ..
         } = self;
-        let Some(w) = live(slots, key) else {
-            return;
+        let Some(w) = live(slots, u.key) else {
+            return false;
         };
         let Link::Process(link) = &w.link else {
-            return;
+            return false;
         };
-        let (pid, returns, worker) = (link.pid, link.returns(), key.0 + 1);
-        let mut results = wire::ResultsIn::new(message);
+        let (pid, returns, worker) = (link.pid, link.returns(), u.key.0 + 1);
+        let Unread {
+            results,
+            usual,
+            usual_ns,
+            ..
+        } = u;
         // The usual results' runtimes go into the average once a message, as their mean,
         // unless a timeout relative to the median needs each.
         let each = cfg.timeout_of_median.is_some();
-        let (mut usual, mut usual_ns) = (0u32, 0u64);
+        let mut left = most.unwrap_or(usize::MAX);
         loop {
+            if left == 0 {
+                return true;
+            }
+            left -= 1;
             // The usual result is made into its outcome where the outcome is kept (see `Fifo`):
             // made first and moved there, the outcome's fields were read back with wider loads
             // than they were written with, a store-forwarding stall per job and half the time
@@ -1078,8 +1164,8 @@ impl Engine {
                 if each {
                     tally(cfg, runtimes, avg_ns, r.runtime_ns);
                 } else {
-                    usual += 1;
-                    usual_ns = usual_ns.saturating_add(r.runtime_ns);
+                    *usual += 1;
+                    *usual_ns = usual_ns.saturating_add(r.runtime_ns);
                 }
                 if run.reorder.is_some() || flight.attempt < cfg.attempts {
                     let outcome = Outcome {
@@ -1143,9 +1229,10 @@ impl Engine {
             };
             settle(cfg.attempts, queue, ready, run, outcome, flight.input);
         }
-        if usual > 0 {
-            tally_mean(avg_ns, usual, usual_ns / u64::from(usual));
+        if *usual > 0 {
+            tally_mean(avg_ns, *usual, *usual_ns / u64::from(*usual));
         }
+        false
     }
 
     /// Takes in what thread worker `key` reported, then `more` (what its queue held when it
@@ -1450,8 +1537,10 @@ impl Engine {
         self.told.clear();
         self.reading = None;
         // What threads finished and did not hand over yet is taken first: a thread whose jobs
-        // are all done is kept, not abandoned and replaced.
+        // are all done is kept, not abandoned and replaced. So is what process workers sent
+        // and was not read yet, which also gives their output regions back.
         self.look_in_threads(run);
+        self.read_unread(None, run);
         self.queue.clear();
         let busy: Vec<usize> = self
             .slots

@@ -424,8 +424,7 @@ impl<T: Task> Iterator for Results<'_, T> {
     /// store-forwarding stall per job.
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        self.run.as_ref()?;
-        let outcome = match self.engine.pop_ready() {
+        let outcome = match self.engine.pop_ready(self.run.as_mut()?) {
             Some(o) => o,
             None => self.next_unready()?,
         };

@@ -409,3 +409,35 @@ fn outcomes_finished_before_a_hung_thread_job_are_not_held_back() {
         assert_eq!(done, 5000);
     });
 }
+
+/// A worker that sends results and then dies, both seen at once: what it sent counts, and
+/// nothing it finished runs again. The slow job after the first is reported from the worker
+/// that ran it, not run again on its replacement.
+#[test]
+fn results_a_worker_sent_before_it_died_count_and_do_not_run_again() {
+    within(LIMIT, || {
+        let mut p = pool(Backend::Process, 1).build().unwrap();
+        // Measured fast, so the three jobs below go to the worker in one batch.
+        assert!(p.map((0..200).map(|_| Fault::Ok)).all(|o| o.is_ok()));
+        let first = p.pids()[0];
+        // Each hog takes long enough to be sent at once; then the worker aborts.
+        let mut outcomes = p.map([Fault::Hog(4), Fault::Hog(64), Fault::Abort]);
+        let a = outcomes.next().expect("the first hog's outcome");
+        // The second hog ends, its result is sent, and the worker dies, all before the
+        // engine next looks.
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut rest: Vec<_> = outcomes.collect();
+        rest.sort_by_key(|o| o.seq);
+        assert_eq!(a.seq, 1);
+        assert!(a.is_ok(), "{a:?}");
+        assert_eq!(rest.len(), 2, "{rest:?}");
+        assert!(rest[0].is_ok(), "{:?}", rest[0]);
+        assert_eq!(
+            (rest[0].pid, rest[0].attempt),
+            (first, 1),
+            "the second hog is reported from the worker that ran it: {rest:?}"
+        );
+        assert_eq!(rest[1].status, Status::Crashed(Crash::Signal(6)));
+        assert_eq!(rest[1].pid, first);
+    });
+}
