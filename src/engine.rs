@@ -1175,7 +1175,7 @@ impl Engine {
                         worker,
                         pid,
                         started: Some(wall(*epoch, r.started_ns)),
-                        runtime: Duration::from_nanos(r.runtime_ns),
+                        runtime: nanos(r.runtime_ns),
                     };
                     settle(cfg.attempts, queue, ready, run, outcome, flight.input);
                     continue;
@@ -1190,7 +1190,7 @@ impl Engine {
                     worker,
                     pid,
                     started,
-                    runtime: Duration::from_nanos(r.runtime_ns),
+                    runtime: nanos(r.runtime_ns),
                 });
                 continue;
             }
@@ -1225,7 +1225,7 @@ impl Engine {
                 worker,
                 pid,
                 started: Some(wall(*epoch, r.started_ns)),
-                runtime: Duration::from_nanos(r.runtime_ns),
+                runtime: nanos(r.runtime_ns),
             };
             settle(cfg.attempts, queue, ready, run, outcome, flight.input);
         }
@@ -1621,6 +1621,17 @@ fn socket_error(i: usize, e: std::io::Error) -> Error {
 pub(crate) fn own_pid() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
+}
+
+/// `ns` nanoseconds as a duration; one under a second, as a job's runtime most often is,
+/// without the division into seconds.
+#[inline(always)]
+fn nanos(ns: u64) -> Duration {
+    if ns < 1_000_000_000 {
+        Duration::new(0, ns as u32)
+    } else {
+        Duration::from_nanos(ns)
+    }
 }
 
 /// The wall-clock time of a monotonic instant, given one moment read on both clocks.
