@@ -1,8 +1,8 @@
 //! Library-level measurements of the engine: `cargo bench --bench engine [GROUP...]`.
 //!
 //! Each measurement prints one line that people and `benches/run.sh` both read:
-//! `NAME UNIT median=M min=A max=B n=R [key=value...]`, where the median, min and max are over
-//! R repetitions taken after a warm-up. Groups: `startup`, `noop`, `roundtrip`, `cpu`,
+//! `NAME UNIT median=M min=A max=B n=R values=V,... [key=value...]`, where the median, min and
+//! max are over the R repetitions V taken after a warm-up. Groups: `startup`, `noop`, `roundtrip`, `cpu`,
 //! `payload` (the default set), `payload-sizes` (round trips around the shared-memory
 //! threshold), `noop.thread` and `noop.process` (one backend of `noop`, to
 //! profile it alone; `WEFT_BENCH_NOOP_TASKS=N` runs N tasks once instead of 1,000,000 three
@@ -76,11 +76,13 @@ fn report(name: &str, unit: &str, mut v: Vec<f64>, extra: &str) {
     } else {
         (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
     };
+    let values: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
     println!(
-        "{name} {unit} median={median:.6} min={:.6} max={:.6} n={}{}{extra}",
+        "{name} {unit} median={median:.6} min={:.6} max={:.6} n={} values={}{}{extra}",
         v[0],
         v[v.len() - 1],
         v.len(),
+        values.join(","),
         if extra.is_empty() { "" } else { " " },
     );
 }

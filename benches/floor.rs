@@ -62,12 +62,14 @@ fn noop(_input: u8) -> Status<()> {
 /// Prints one measurement over the repetitions `v`, then `extra` (`key=value` pairs).
 fn report(name: &str, unit: &str, mut v: Vec<f64>, extra: &str) {
     v.sort_by(f64::total_cmp);
+    let values: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
     println!(
-        "{name} {unit} median={:.6} min={:.6} max={:.6} n={} {extra}",
+        "{name} {unit} median={:.6} min={:.6} max={:.6} n={} values={} {extra}",
         v[v.len() / 2],
         v[0],
         v[v.len() - 1],
-        v.len()
+        v.len(),
+        values.join(",")
     );
 }
 

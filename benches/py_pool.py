@@ -3,7 +3,7 @@
     python3 benches/py_pool.py GROUP...
 
 Groups: map, imap1, startup, roundtrip, payload. Each measurement prints one line in the
-format of benches/engine.rs: `NAME UNIT median=M min=A max=B n=R [key=value...]`, over R
+format of benches/engine.rs: `NAME UNIT median=M min=A max=B n=R values=V,... [key=value...]`, over R
 repetitions after a warm-up. Pools use Python's default start method (fork on Linux) except
 where the name says spawn.
 """
@@ -31,7 +31,7 @@ def report(name, unit, values, extra=""):
     values = sorted(values)
     line = (
         f"{name} {unit} median={statistics.median(values):.6f} min={values[0]:.6f} "
-        f"max={values[-1]:.6f} n={len(values)}"
+        f"max={values[-1]:.6f} n={len(values)} values={','.join(f'{v:.6f}' for v in values)}"
     )
     print(line + (" " + extra if extra else ""), flush=True)
 

@@ -3,7 +3,8 @@
     python3 benches/report.py RESULTS_DIR OUT.md
 
 RESULTS_DIR holds `*.txt` files of measurement lines (`NAME UNIT median=M min=A max=B n=R
-[key=value...]`, printed by benches/engine.rs and benches/py_pool.py), hyperfine exports
+values=V,... [key=value...]`, printed by benches/engine.rs, benches/floor.rs and
+benches/py_pool.py; a name measured in several runs has its repetitions pooled), hyperfine exports
 `hf-NAME.json`, `checks.txt` (`NAME VALUE [detail]` lines) and `meta.txt` (`key: value`
 lines). A measurement that is missing (its step failed) is reported as not measured.
 """
@@ -25,14 +26,30 @@ def load(d):
                 continue
             name, unit, *kv = parts
             f = dict(x.split("=", 1) for x in kv if "=" in x)
-            m[name] = {
+            values = [float(v) for v in f.pop("values", "").split(",") if v]
+            entry = {
                 "unit": unit,
                 "median": float(f.pop("median")),
                 "min": float(f.pop("min")),
                 "max": float(f.pop("max")),
                 "n": int(f.pop("n")),
+                "values": values,
                 "extra": f,
             }
+            earlier = m.get(name)
+            if earlier and earlier["values"] and values:
+                # Measured again in another run (see run.sh's interleaved rounds): every
+                # repetition counts.
+                values = earlier["values"] + values
+                entry.update(
+                    median=statistics.median(values),
+                    min=min(values),
+                    max=max(values),
+                    n=len(values),
+                    values=values,
+                    runs=earlier.get("runs", 1) + 1,
+                )
+            m[name] = entry
     for p in sorted(d.glob("hf-*.json")):
         r = json.loads(p.read_text())["results"][0]
         t = r["times"]
@@ -232,7 +249,10 @@ def build(m, checks):
         "outcome per job, batches over channels or pipes; per-job times from the time-stamp "
         "counter where the kernel keeps time by it, as weft's workers take them), measured in "
         "the same run "
-        "(`benches/floor.rs`).",
+        "(`benches/floor.rs`). These rates move a long way with other work on a shared host, "
+        "for seconds at a time: weft's no-op rates, the floor and `map` are each measured in "
+        "three runs taken in turn (the suite's first pass, then two rounds of all three one "
+        "after another), and their repetitions pooled.",
     )
     r.row("weft, process backend", "noop.process")
     r.row("weft, thread backend", "noop.thread")

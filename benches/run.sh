@@ -95,6 +95,14 @@ say "library: memory (weft, in a fresh process)"
 step memory 120 "$engine" memory > >(tee "$res/memory.txt")
 say "library: Python multiprocessing"
 step python 300 python3 benches/py_pool.py > >(tee "$res/python.txt")
+# The tiny-task rates move with other work on a shared host for seconds at a time: two more
+# rounds of each side in turn, pooled with the runs above by report.py.
+for round in 2 3; do
+	say "library: comparison 3, round $round of 3"
+	step "noop.$round" 120 "$engine" noop > >(tee -a "$res/rounds.txt")
+	step "floor.$round" 120 "$floor" thread process > >(tee -a "$res/rounds.txt")
+	step "py.map.$round" 120 python3 benches/py_pool.py map > >(tee -a "$res/rounds.txt")
+done
 
 say "1. command overhead: 2,000 x true"
 seq 2000 >"$work/n2000"
