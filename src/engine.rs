@@ -1157,7 +1157,7 @@ impl Engine {
             // made first and moved there, the outcome's fields were read back with wider loads
             // than they were written with, a store-forwarding stall per job and half the time
             // spent here.
-            if let Some(r) = results.next_usual() {
+            let (flight, status, started_ns, runtime_ns) = if let Some(r) = results.next_usual() {
                 let Some(flight) = w.land(r.ticket) else {
                     continue;
                 };
@@ -1167,65 +1167,58 @@ impl Engine {
                     *usual += 1;
                     *usual_ns = usual_ns.saturating_add(r.runtime_ns);
                 }
-                if run.reorder.is_some() || flight.attempt < cfg.attempts {
-                    let outcome = Outcome {
+                if run.reorder.is_none() && flight.attempt >= cfg.attempts {
+                    // Every call (`wall`'s) comes first: across one, the status would be
+                    // made on the stack and moved.
+                    let started = Some(wall(*epoch, r.started_ns));
+                    ready.push_with(|| Outcome {
                         seq: flight.seq,
                         status: Status::Ok(Value::Encoded(wire::Payload::Inline(r.output))),
                         attempt: flight.attempt,
                         worker,
                         pid,
-                        started: Some(wall(*epoch, r.started_ns)),
+                        started,
                         runtime: nanos(r.runtime_ns),
-                    };
-                    settle(cfg.attempts, queue, ready, run, outcome, flight.input);
+                    });
                     continue;
                 }
-                // Every call (`wall`'s) comes first: across one, the status would be made on
-                // the stack and moved.
-                let started = Some(wall(*epoch, r.started_ns));
-                ready.push_with(|| Outcome {
-                    seq: flight.seq,
-                    status: Status::Ok(Value::Encoded(wire::Payload::Inline(r.output))),
-                    attempt: flight.attempt,
-                    worker,
-                    pid,
-                    started,
-                    runtime: nanos(r.runtime_ns),
-                });
-                continue;
-            }
-            let read = results.next(|mut payload| {
-                // Inline outputs need nothing; a region goes back once let go of.
-                if payload.is_shared() {
-                    payload.received(&returns);
-                }
-                Value::Encoded(payload)
-            });
-            let r = match read {
-                None => break,
-                Some(Ok(r)) => r,
-                Some(Err(_)) => {
-                    // Its channel then reports the disconnection, and the jobs still in
-                    // flight are accounted for.
-                    if let Link::Process(link) = &w.link {
-                        w.dying = true;
-                        link.kill();
+                let status = Status::Ok(Value::Encoded(wire::Payload::Inline(r.output)));
+                (flight, status, r.started_ns, r.runtime_ns)
+            } else {
+                let read = results.next(|mut payload| {
+                    // Inline outputs need nothing; a region goes back once let go of.
+                    if payload.is_shared() {
+                        payload.received(&returns);
                     }
-                    break;
-                }
+                    Value::Encoded(payload)
+                });
+                let r = match read {
+                    None => break,
+                    Some(Ok(r)) => r,
+                    Some(Err(_)) => {
+                        // Its channel then reports the disconnection, and the jobs still in
+                        // flight are accounted for.
+                        if let Link::Process(link) = &w.link {
+                            w.dying = true;
+                            link.kill();
+                        }
+                        break;
+                    }
+                };
+                let Some(flight) = w.land(r.ticket) else {
+                    continue;
+                };
+                tally(cfg, runtimes, avg_ns, r.runtime_ns);
+                (flight, r.status, r.started_ns, r.runtime_ns)
             };
-            let Some(flight) = w.land(r.ticket) else {
-                continue;
-            };
-            tally(cfg, runtimes, avg_ns, r.runtime_ns);
             let outcome = Outcome {
                 seq: flight.seq,
-                status: r.status,
+                status,
                 attempt: flight.attempt,
                 worker,
                 pid,
-                started: Some(wall(*epoch, r.started_ns)),
-                runtime: nanos(r.runtime_ns),
+                started: Some(wall(*epoch, started_ns)),
+                runtime: nanos(runtime_ns),
             };
             settle(cfg.attempts, queue, ready, run, outcome, flight.input);
         }
