@@ -47,7 +47,6 @@ def load(d):
                     max=max(values),
                     n=len(values),
                     values=values,
-                    runs=earlier.get("runs", 1) + 1,
                 )
             m[name] = entry
     for p in sorted(d.glob("hf-*.json")):

@@ -620,7 +620,8 @@ impl Engine {
     #[inline(always)]
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         // Outcomes mostly arrive by the batch: most calls take one that is ready, or one a
-        // thread told of. Inlined into the caller's iterator, which then moves it once.
+        // thread told of. Inlined into the caller (`Results::next_unready`), which then moves
+        // it once.
         if let Some(o) = self.pop_ready(run) {
             return Some(o);
         }
@@ -1186,10 +1187,7 @@ impl Engine {
                 (flight, status, r.started_ns, r.runtime_ns)
             } else {
                 let read = results.next(|mut payload| {
-                    // Inline outputs need nothing; a region goes back once let go of.
-                    if payload.is_shared() {
-                        payload.received(&returns);
-                    }
+                    payload.received(&returns);
                     Value::Encoded(payload)
                 });
                 let r = match read {

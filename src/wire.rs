@@ -140,13 +140,11 @@ impl Payload {
         })
     }
 
-    pub(crate) fn is_shared(&self) -> bool {
-        matches!(self, Payload::Shared(_))
-    }
-
     /// Takes in an output received from a worker: its region is given back to that worker once
     /// let go of, and copied out at once if this process holds more regions than its budget (so
-    /// that outputs waiting to be collected do not use up descriptors).
+    /// that outputs waiting to be collected do not use up descriptors). Inline outputs need
+    /// nothing.
+    #[inline]
     pub(crate) fn received(&mut self, returns: &Arc<Returns>) {
         if let Payload::Shared(region) = self {
             region.borrowed_from(returns);
@@ -861,33 +859,23 @@ impl ResultsIn {
         &mut self,
         mut output: impl FnMut(Payload) -> T,
     ) -> Option<Result<Received<T>, String>> {
+        if let Some(u) = self.next_usual() {
+            return Some(Ok(Received {
+                ticket: u.ticket,
+                started_ns: u.started_ns,
+                runtime_ns: u.runtime_ns,
+                status: Status::Ok(output(Payload::Inline(u.output))),
+            }));
+        }
         let mut bytes = self.coded.get(self.at..).filter(|b| !b.is_empty())?;
-        // The usual result, read at once: the next ticket, a success with a short output, a
-        // one-byte start gap.
-        let head = if let [0, gap, len, rest @ ..] = bytes
-            && let Some((out, rest)) = rest.split_at_checked(*len as usize)
-            && (gap | len) < 0x80
-        {
-            bytes = rest;
-            // An empty output (a task returning `()`) skips the allocator's call.
-            let out = if out.is_empty() {
-                Vec::new()
-            } else {
-                out.to_vec()
-            };
-            let started_ns = self.ended_ns.wrapping_add(unzigzag((*gap).into()));
-            let status = Status::Ok(output(Payload::Inline(out)));
-            Ok((self.next_ticket, started_ns, status))
-        } else {
-            let (next_ticket, ended_ns) = (self.next_ticket, self.ended_ns);
-            any_result(
-                &mut bytes,
-                &mut self.regions,
-                &mut output,
-                next_ticket,
-                ended_ns,
-            )
-        };
+        let (next_ticket, ended_ns) = (self.next_ticket, self.ended_ns);
+        let head = any_result(
+            &mut bytes,
+            &mut self.regions,
+            &mut output,
+            next_ticket,
+            ended_ns,
+        );
         let read = head.and_then(|(ticket, started_ns, status)| {
             let runtime_ns = varint_of(&mut bytes)?;
             Ok(Received {

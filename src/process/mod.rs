@@ -360,10 +360,7 @@ pub(crate) fn read_results<T>(
     wire::decode_results(
         message,
         |mut payload| {
-            // Inline outputs, the usual case, need nothing: no call per job for them.
-            if payload.is_shared() {
-                payload.received(returns);
-            }
+            payload.received(returns);
             output(payload)
         },
         each,
