@@ -60,6 +60,10 @@ impl<T> Block<T> {
 struct Place<T> {
     block: *mut Block<T>,
     count: usize,
+    /// The producer's count when it last moved to a new block: a `make` that panicked after
+    /// the move leaves the count where it was, and the next push must fill that block's first
+    /// slot, not link another block after it (the consumer follows the first link).
+    moved_at: usize,
 }
 
 /// An emptied block waiting to be reused.
@@ -120,10 +124,12 @@ pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
         tail: Own(UnsafeCell::new(Place {
             block: first,
             count: 0,
+            moved_at: 0,
         })),
         head: Own(UnsafeCell::new(Place {
             block: first,
             count: 0,
+            moved_at: 0,
         })),
         spare: Mutex::new(Vec::new()),
     });
@@ -150,13 +156,16 @@ impl<T> Sender<T> {
     /// Adds the value `make` makes, made in its slot: the slot is found (and a new block
     /// linked, a call) first. A value of a hundred-odd bytes made before a call is made on
     /// the stack and copied, and read back with wider loads than it was written with.
+    ///
+    /// If `make` panics, nothing is added and the queue stays whole: the slot is published
+    /// only after `make` returns, and a block linked for it is the one the next push fills.
     #[inline(always)]
     pub(crate) fn push_with(&mut self, make: impl FnOnce() -> T) {
         let inner = &*self.inner;
         // SAFETY: only this Sender touches `tail`, and `&mut self` makes the access exclusive.
         let tail = unsafe { &mut *inner.tail.0.get() };
         let i = tail.count % BLOCK;
-        if i == 0 && tail.count != 0 {
+        if i == 0 && tail.count != tail.moved_at {
             Self::next_block(inner, tail);
         }
         // SAFETY: slot `i` of the producer's block is past what was published, so the
@@ -188,6 +197,7 @@ impl<T> Sender<T> {
         // item past it, which the caller has not yet published.
         unsafe { (*tail.block).next.store(next, Ordering::Release) };
         tail.block = next;
+        tail.moved_at = tail.count;
     }
 }
 
@@ -287,6 +297,32 @@ mod tests {
         producer.join().unwrap();
         assert!(rx.pop().is_none());
         assert_eq!(rx.waiting(), 0);
+    }
+
+    #[test]
+    fn a_panicking_make_adds_nothing_and_leaves_the_queue_whole() {
+        let (mut tx, mut rx) = channel::<u64>();
+        let mut expected = Vec::new();
+        // Panics at a block's first slot (after a new block is linked), in its middle, and
+        // twice in a row at the same boundary.
+        let panics_at = [BLOCK, BLOCK, BLOCK + 5, 3 * BLOCK];
+        let mut n = 0u64;
+        while expected.len() < 4 * BLOCK {
+            let at = expected.len();
+            let times = panics_at.iter().filter(|&&p| p == at).count();
+            for _ in 0..times {
+                let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tx.push_with(|| panic!("make panicked"))
+                }));
+                assert!(caught.is_err());
+            }
+            n += 1;
+            tx.push(n);
+            expected.push(n);
+        }
+        drop(tx);
+        let got: Vec<u64> = std::iter::from_fn(|| rx.pop()).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]
