@@ -86,10 +86,10 @@ impl Seconds {
             return Err(format!("{:?} is not a number of seconds", self.0));
         }
         Duration::try_from_secs_f64(self.0).map_err(|_| {
+            // u64::MAX seconds at most, which an f64 rounds up past: 1e19 is the round figure.
             format!(
-                "{:?} seconds is too long: give at most {} seconds",
-                self.0,
-                u64::MAX
+                "{:?} seconds is too long: give at most 1e19 seconds",
+                self.0
             )
         })
     }
