@@ -176,6 +176,49 @@ pub(crate) struct Config {
     pub(crate) grace: Option<Duration>,
 }
 
+impl Config {
+    /// Refuses settings no pool can run with, so that none reaches a worker as a panic.
+    fn check(&self) -> Result<(), Error> {
+        let bad = |message: String| Err(Error::new(ErrorKind::Config, message));
+        if self.workers == 0 {
+            return bad("a pool needs at least one worker".into());
+        }
+        if self.workers > MAX_WORKERS {
+            return bad(format!(
+                "{} workers asked for: a pool has at most {MAX_WORKERS}",
+                self.workers
+            ));
+        }
+        if let Some(f) = self.timeout_of_median
+            && !(f.is_finite() && f > 0.0)
+        {
+            return bad(format!(
+                "a timeout of {f} times the median runtime: give a positive, finite factor"
+            ));
+        }
+        if let Some(bytes) = self.memory_limit
+            && self.backend == Backend::Process
+            && bytes < MIN_MEMORY_LIMIT
+        {
+            return bad(format!(
+                "a memory limit of {} is too small to start a worker: give at least {}",
+                human_bytes(bytes),
+                human_bytes(MIN_MEMORY_LIMIT)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most workers a pool may have: past it, starting them would exhaust threads,
+/// processes or memory long before they did any work.
+pub(crate) const MAX_WORKERS: usize = 4096;
+/// The smallest memory limit a process worker starts under. Measured by lowering
+/// `--memory-limit` until a `weft` worker no longer finished its handshake: 15 MiB for a debug
+/// build, 8 MiB for a release build (the loader maps the libraries, then each thread its
+/// stack); twice the larger, for other programs and other C libraries.
+pub(crate) const MIN_MEMORY_LIMIT: u64 = 32 << 20;
+
 /// Batches kept in flight per worker: enough that a worker never waits for the next one.
 const DEPTH: usize = 3;
 /// Adaptive batches aim at this much work each, so a batch's tail costs little at the end.
@@ -406,12 +449,7 @@ pub(crate) struct Engine {
 impl Engine {
     /// Starts every worker; fails if any cannot start.
     pub(crate) fn start(cfg: Config, registry: Registry) -> Result<Engine, Error> {
-        if cfg.workers == 0 {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "a pool needs at least one worker",
-            ));
-        }
+        cfg.check()?;
         if cfg.backend == Backend::Process {
             process::check_socket_dir()?;
         }
@@ -1443,9 +1481,10 @@ impl Engine {
             }
             let limit = match w.link {
                 Link::Thread(_) => timeout,
-                Link::Process(_) => timeout + self.cfg.grace.unwrap_or(PROCESS_GRACE),
-            }
-            .as_nanos() as u64;
+                Link::Process(_) => timeout.saturating_add(self.cfg.grace.unwrap_or(PROCESS_GRACE)),
+            };
+            // A limit past 584 years of nanoseconds is never reached (a cast would wrap it).
+            let limit = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
             let (started, started_ns) = w.slot_read();
             if started <= w.done || now.saturating_sub(started_ns) <= limit {
                 continue;

@@ -33,6 +33,7 @@ mod process;
 mod registry;
 mod sys;
 mod task;
+mod text;
 mod thread;
 mod wire;
 

@@ -38,7 +38,8 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// How many workers (default: the number of CPUs).
+    /// How many workers (default: the number of CPUs): at least 1, at most 4096, or
+    /// [`build`](Self::build) fails.
     pub fn workers(mut self, n: usize) -> Self {
         self.cfg.workers = n;
         self
@@ -54,14 +55,16 @@ impl PoolBuilder {
     /// On threads the job is also cancelled through its context, reported at the deadline, and
     /// its thread abandoned and replaced. In a process the task gets 500 ms past the deadline
     /// to stop on its own (a command job kills its process group in order), then the worker is
-    /// killed and replaced.
+    /// killed and replaced. A timeout too long for an [`Instant`](std::time::Instant) to hold
+    /// (such as [`Duration::MAX`]) is never reached: the task sees no deadline.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.cfg.timeout = Some(timeout);
         self
     }
     /// A job running longer than `factor` times the median runtime of the jobs finished so
     /// far is reported [`Status::TimedOut`], as with [`timeout`](Self::timeout); no job is
-    /// timed out before three have finished. GNU parallel's `--timeout 200%` is `2.0`.
+    /// timed out before three have finished. GNU parallel's `--timeout 200%` is `2.0`. A
+    /// factor that is not positive and finite makes [`build`](Self::build) fail.
     pub fn timeout_of_median(mut self, factor: f64) -> Self {
         self.cfg.timeout_of_median = Some(factor);
         self
@@ -72,6 +75,10 @@ impl PoolBuilder {
     /// [`Status::Failed`] with a message that starts `memory limit`, and the worker is
     /// replaced; the coordinator's own memory is never limited. Thread workers share the
     /// coordinator's memory and ignore this setting.
+    ///
+    /// A worker needs some memory to start at all (measured: 8 MiB for the release `weft`,
+    /// 15 MiB for a debug build): a limit under 32 MiB makes [`build`](Self::build) fail with a
+    /// configuration [`Error`] that says so.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.cfg.memory_limit = Some(bytes);
         self
@@ -132,7 +139,9 @@ impl PoolBuilder {
     /// Starts the workers.
     ///
     /// # Errors
-    /// No workers asked for, or a process worker that cannot be spawned, dies during its
+    /// A configuration no pool can run with ([`Error::is_config`]): no workers or more than
+    /// 4096, a timeout factor that is not positive and finite, a memory limit under 32 MiB
+    /// for process workers. Or a process worker that cannot be spawned, dies during its
     /// handshake, or does not answer within the start timeout.
     pub fn build(self) -> Result<Pool, Error> {
         Ok(Pool {
@@ -227,6 +236,10 @@ impl Pool {
     /// Runs the registered task `name` over JSON inputs, yielding JSON outputs: the engine
     /// under the `weft` command line, for tasks known only by name. An input of `None` means
     /// "not ready yet": the source is asked again after the pool's waker is woken.
+    ///
+    /// A job whose output cannot be made JSON is [`Status::Failed`] with the reason, on
+    /// either backend. An output that is an integer past 64 bits (a `u128`, such as the sum of
+    /// [`Sum`](crate::tasks::Sum)) is a string of its decimal digits.
     ///
     /// # Errors
     /// If `registry` has no task `name`.
@@ -459,10 +472,14 @@ impl Iterator for JsonResults<'_> {
         let run = self.run.as_mut()?;
         let entry = run.entry;
         let outcome = self.engine.next(run)?;
+        let json = |b: &crate::registry::AnyBox| match (entry.to_json)(b) {
+            Ok(v) => Status::Ok(v),
+            Err(e) => Status::Failed(e),
+        };
         Some(outcome.map(|value| match value {
-            Value::Local(b) => Status::Ok((entry.to_json)(&b)),
+            Value::Local(b) => json(&b),
             Value::Encoded(bytes) => match (entry.decode_output)(&bytes) {
-                Ok(b) => Status::Ok((entry.to_json)(&b)),
+                Ok(b) => json(&b),
                 Err(e) => Status::Failed(format!("cannot decode {} output: {e}", entry.name)),
             },
         }))

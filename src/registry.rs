@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::task::{Backend, Context, Failure, Task};
+use crate::text::brief_message;
 use crate::wire::{self, Payload, ResultsOut};
 
 /// A type-erased value owned by the engine: a task input or output.
@@ -33,7 +34,8 @@ pub(crate) struct Entry {
     pub(crate) succeeded: fn(&AnyBox) -> bool,
     pub(crate) decode_output: fn(&[u8]) -> Result<AnyBox, String>,
     pub(crate) from_json: fn(serde_json::Value) -> Result<AnyBox, String>,
-    pub(crate) to_json: fn(&AnyBox) -> serde_json::Value,
+    /// An output as JSON; an output that cannot be made JSON fails its job with the reason.
+    pub(crate) to_json: fn(&AnyBox) -> Result<serde_json::Value, String>,
 }
 
 impl Entry {
@@ -71,17 +73,42 @@ impl Entry {
             from_json: |value| {
                 serde_json::from_value::<T>(value)
                     .map(|t| Box::new(t) as AnyBox)
-                    .map_err(|e| e.to_string())
+                    // serde's messages quote the input ("unknown variant ..."), whole.
+                    .map_err(|e| brief_message(&e.to_string()).into_owned())
             },
             to_json: |out| {
                 let out = out
                     .downcast_ref::<T::Output>()
                     .expect("output of the entry's type");
-                serde_json::to_value(out)
-                    .unwrap_or_else(|e| serde_json::Value::String(e.to_string()))
+                to_json(out).map_err(|e| {
+                    format!(
+                        "cannot make the {} output JSON: {}",
+                        T::NAME,
+                        brief_message(&e.to_string())
+                    )
+                })
             },
         }
     }
+}
+
+/// `out` as a JSON value. A `Value` holds no integer past 64 bits (serde_json's
+/// `arbitrary_precision` would, but it breaks the untagged enums that read task inputs): an
+/// output that is such an integer (a `u128` or `i128`) becomes a string of its decimal digits
+/// instead, which the command line prints as the number; one that holds it deeper fails.
+fn to_json<T: serde::Serialize>(out: &T) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(out).or_else(|e| {
+        // Only on the way to a failure: serde_json writes such an integer's digits as text.
+        match serde_json::to_string(out) {
+            Ok(text) if is_integer(&text) => Ok(serde_json::Value::String(text)),
+            _ => Err(e),
+        }
+    })
+}
+
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Describes one registered task: what `weft tasks` lists.
@@ -179,5 +206,41 @@ impl fmt::Debug for Registry {
             .field("tasks", &self.entries.keys().collect::<Vec<_>>())
             .field("initializer", &self.init.is_some())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_past_64_bits_become_their_digits() {
+        assert_eq!(to_json(&5u128).unwrap(), serde_json::json!(5));
+        assert_eq!(
+            to_json(&u128::from(u64::MAX)).unwrap(),
+            serde_json::json!(u64::MAX)
+        );
+        assert_eq!(
+            to_json(&(u128::from(u64::MAX) + 1)).unwrap(),
+            serde_json::json!("18446744073709551616")
+        );
+        assert_eq!(
+            to_json(&u128::MAX).unwrap(),
+            serde_json::json!(u128::MAX.to_string())
+        );
+        assert_eq!(
+            to_json(&i128::MIN).unwrap(),
+            serde_json::json!(i128::MIN.to_string())
+        );
+        assert_eq!(to_json(&-5i128).unwrap(), serde_json::json!(-5));
+    }
+
+    #[test]
+    fn an_output_that_cannot_be_json_is_an_error() {
+        // Deeper than the top, a big integer cannot be made a string in its place.
+        assert!(to_json(&vec![u128::MAX]).is_err());
+        // JSON keys are strings.
+        let map: std::collections::HashMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        assert!(to_json(&map).is_err());
     }
 }

@@ -716,7 +716,7 @@ fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
             // Jobs that cannot be spawned.
             weft_on(backend)
                 .env("TMPDIR", &tmp)
-                .env("PARALLEL_SHELL", "/nonexistent/sh")
+                .env("PARALLEL_SHELL", common::unrunnable_shell(&dir))
                 .args(["echo", ":::", "a", "b"])
                 .assert()
                 .code(2);

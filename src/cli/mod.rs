@@ -20,10 +20,12 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
+use crate::engine::{MAX_WORKERS, MIN_MEMORY_LIMIT};
 use crate::pool::Pending;
 use crate::process::watchdog::Watchdog;
 use crate::tasks::exec::fill_slot;
 use crate::tasks::{Exec, Output, default_term_seq};
+pub(crate) use crate::text::brief;
 use crate::{Backend, Crash, Pool, Registry, Status};
 use input::{Origin, Source, Split};
 use output::{Printer, Style};
@@ -270,11 +272,21 @@ fn workers(spec: Option<&str>) -> Result<usize, String> {
         return Ok(cpus);
     };
     let bad = || format!("-j {spec:?}: give N, N%, +N, -N or 0");
+    let too_many =
+        || format!("-j {spec:?}: too many workers: weft runs at most {MAX_WORKERS} jobs at once");
     let n = if let Some(p) = spec.strip_suffix('%') {
         let p: f64 = p.parse().map_err(|_| bad())?;
-        (cpus as f64 * p / 100.0).ceil() as usize
+        if !(p.is_finite() && p >= 0.0) {
+            return Err(bad());
+        }
+        let n = (cpus as f64 * p / 100.0).ceil();
+        if n > MAX_WORKERS as f64 {
+            return Err(too_many());
+        }
+        n as usize
     } else if let Some(n) = spec.strip_prefix('+') {
-        cpus + n.parse::<usize>().map_err(|_| bad())?
+        let more = n.parse::<usize>().map_err(|_| bad())?;
+        cpus.checked_add(more).ok_or_else(too_many)?
     } else if let Some(n) = spec.strip_prefix('-') {
         cpus.saturating_sub(n.parse::<usize>().map_err(|_| bad())?)
     } else {
@@ -283,6 +295,9 @@ fn workers(spec: Option<&str>) -> Result<usize, String> {
             n => n,
         }
     };
+    if n > MAX_WORKERS {
+        return Err(too_many());
+    }
     Ok(n.max(1))
 }
 
@@ -469,6 +484,7 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
         return Ok(0);
     }
 
+    check_shell()?;
     // Started before any other thread: it marks this process's environment for the jobs.
     // Declared before the pool, so that it sweeps after the pool has stopped every job.
     let _watchdog = Watchdog::start(&crate::process::worker_program(None))
@@ -560,6 +576,45 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
     conclude(printer, &ctl, &stop, &failed_input)
 }
 
+/// Checks once, before any job starts, the shell that commands run under (`$PARALLEL_SHELL`,
+/// else /bin/sh, as `tasks::exec` picks it): a missing one would fail every job one by one.
+fn check_shell() -> Result<(), String> {
+    let (shell, named) = match std::env::var_os("PARALLEL_SHELL") {
+        Some(s) => (PathBuf::from(s), true),
+        None => (PathBuf::from("/bin/sh"), false),
+    };
+    let what = if named {
+        format!("PARALLEL_SHELL={}", shell.display())
+    } else {
+        shell.display().to_string()
+    };
+    let fix = "set PARALLEL_SHELL to a shell such as /bin/bash, or unset it for /bin/sh";
+    if shell.as_os_str().is_empty() {
+        return Err(format!("PARALLEL_SHELL is empty: {fix}"));
+    }
+    // A bare name is looked up in PATH, as the command's spawn looks it up.
+    let found = if shell.as_os_str().as_bytes().contains(&b'/') {
+        Some(shell.clone())
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(&shell))
+                .find(|p| p.is_file())
+        })
+    };
+    let problem = match found.as_deref().map(std::fs::metadata) {
+        None => "not found in PATH".to_string(),
+        Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => "no such file".to_string(),
+        Some(Err(e)) => e.to_string(),
+        Some(Ok(m)) if !m.is_file() => "not a file".to_string(),
+        Some(Ok(m)) if std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 == 0 => {
+            "not executable".to_string()
+        }
+        Some(Ok(_)) => return Ok(()),
+    };
+    Err(format!("{what}: {problem}: commands cannot run: {fix}"))
+}
+
 /// Why a job the joblog lists as done is not run again.
 const RESUMED: &str = "finished in an earlier run (--resume)";
 
@@ -612,6 +667,10 @@ fn conclude(
     Ok(ctl.halted().unwrap_or(code))
 }
 
+/// The longest wait of a `--term-seq`: a stopped job's kill sequence holds up the end of the
+/// run for as long as its waits add up to.
+const MAX_TERM_WAIT_MS: u64 = 3_600_000;
+
 /// Parses `--term-seq`: signal names or numbers, each followed by the milliseconds to wait.
 fn parse_term_seq(spec: &str) -> Result<Vec<(i32, u64)>, String> {
     let bad =
@@ -624,6 +683,11 @@ fn parse_term_seq(spec: &str) -> Result<Vec<(i32, u64)>, String> {
             Some(ms) => ms.parse::<u64>().map_err(|_| bad())?,
             None => 25,
         };
+        if wait > MAX_TERM_WAIT_MS {
+            return Err(format!(
+                "--term-seq {spec:?}: a wait of {wait} ms: give at most {MAX_TERM_WAIT_MS} (an hour)"
+            ));
+        }
         seq.push((signal, wait));
     }
     if seq.is_empty() {
@@ -813,11 +877,22 @@ fn parse_timeout(spec: &str) -> Result<Timeout, String> {
     if !n.is_finite() || n <= 0.0 {
         return Err(bad());
     }
-    Ok(if percent {
-        Timeout::OfMedian(n / 100.0)
-    } else {
-        Timeout::After(Duration::from_secs_f64(n))
-    })
+    if percent {
+        let factor = n / 100.0;
+        return if factor > 0.0 {
+            Ok(Timeout::OfMedian(factor))
+        } else {
+            Err(bad())
+        };
+    }
+    match Duration::try_from_secs_f64(n) {
+        Ok(d) if d.is_zero() => Err(bad()),
+        Ok(d) => Ok(Timeout::After(d)),
+        // The largest a `Duration` holds is u64::MAX seconds, which an f64 rounds to 2^64.
+        Err(_) => Err(format!(
+            "--timeout {spec:?}: too long: give at most 1e19 seconds"
+        )),
+    }
 }
 
 /// The backend asked for, or the default; `--memory-limit` needs processes.
@@ -829,7 +904,8 @@ fn backend(args: &Args, default: Backend) -> Backend {
     }
 }
 
-/// Parses a size: bytes, or a number with a K, M, G or T suffix (powers of 1024).
+/// Parses `--memory-limit`: bytes, or a number with a K, M, G or T suffix (powers of 1024), at
+/// least what a worker needs to start.
 fn parse_size(spec: &str) -> Result<u64, String> {
     let bad = || format!("--memory-limit {spec:?}: give a size such as 512M or 2G");
     let s = spec.trim();
@@ -849,7 +925,22 @@ fn parse_size(spec: &str) -> Result<u64, String> {
     if !n.is_finite() || n <= 0.0 {
         return Err(bad());
     }
-    Ok((n * (1u64 << shift) as f64) as u64)
+    let bytes = n * (1u64 << shift) as f64;
+    // 2^64 itself is the first f64 a u64 cannot hold.
+    if bytes >= u64::MAX as f64 {
+        return Err(format!(
+            "--memory-limit {spec:?}: too large: give at most {}T, or leave it out for no limit",
+            u64::MAX >> 40
+        ));
+    }
+    let bytes = bytes as u64;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "--memory-limit {spec:?}: too small for a worker to start: give at least {}M",
+            MIN_MEMORY_LIMIT >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 /// File descriptors one worker may hold at once: a command's two spill files, their
@@ -899,7 +990,9 @@ fn builder(
         .lookahead(lookahead)
         // Time for a stopped command's whole kill sequence, and then some to report it.
         .grace(Duration::from_millis(
-            spec.term_seq.iter().map(|&(_, ms)| ms).sum::<u64>() + 250,
+            spec.term_seq
+                .iter()
+                .fold(250, |total: u64, &(_, ms)| total.saturating_add(ms)),
         ))
         .registry(registry.clone());
     match spec.timeout {
@@ -1026,18 +1119,73 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// A command line or input shortened for a one-line message: a 200 KB record would otherwise
-/// be printed whole with its error.
-pub(crate) fn brief(b: &[u8]) -> String {
-    const MAX: usize = 200;
-    let s = lossy(b);
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}... ({} bytes)", &s[..cut], b.len()),
-        None => s,
-    }
-}
-
 /// Converts a lossy byte string for messages.
 pub(crate) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_counts_past_the_most_are_refused_not_overflowed() {
+        for spec in [
+            "+18446744073709551615",
+            "1e300%",
+            "4097",
+            "99999999999999999999",
+        ] {
+            assert!(workers(Some(spec)).is_err(), "{spec}");
+        }
+        for spec in ["nan%", "-5%", "inf%", "x", ""] {
+            let e = workers(Some(spec)).unwrap_err();
+            assert!(e.contains(&format!("{spec:?}")), "{e}");
+        }
+        assert_eq!(workers(Some("4096")), Ok(4096));
+        assert_eq!(workers(Some("-18446744073709551615")), Ok(1));
+        assert_eq!(workers(Some("0%")), Ok(1));
+    }
+
+    #[test]
+    fn timeouts_past_a_duration_are_refused() {
+        for spec in [
+            "1e300",
+            "18446744073709551616",
+            "1e-300",
+            "0",
+            "-1",
+            "nan",
+            "inf",
+            "0%",
+        ] {
+            let e = parse_timeout(spec).unwrap_err();
+            assert!(e.contains(&format!("--timeout {spec:?}")), "{e}");
+        }
+        assert_eq!(
+            parse_timeout("1e19"),
+            Ok(Timeout::After(Duration::from_secs(
+                10_000_000_000_000_000_000
+            )))
+        );
+        assert!(matches!(parse_timeout("1e300%"), Ok(Timeout::OfMedian(f)) if f > 1e297));
+        assert!(parse_timeout("1e-323%").is_err(), "a factor of 0");
+    }
+
+    #[test]
+    fn sizes_outside_a_workers_reach_are_refused() {
+        for spec in ["1K", "0.1", "31M", "1e300", "16777216T", "-1G"] {
+            let e = parse_size(spec).unwrap_err();
+            assert!(e.contains(&format!("--memory-limit {spec:?}")), "{e}");
+        }
+        assert_eq!(parse_size("32M"), Ok(MIN_MEMORY_LIMIT));
+        assert_eq!(parse_size("16777215T"), Ok(16_777_215 << 40));
+    }
+
+    #[test]
+    fn kill_sequence_waits_are_bounded() {
+        assert!(parse_term_seq("TERM,18446744073709551615").is_err());
+        assert!(parse_term_seq("TERM,3600001").is_err());
+        assert_eq!(parse_term_seq("TERM,3600000"), Ok(vec![(15, 3_600_000)]));
+    }
 }

@@ -7,6 +7,7 @@ use std::time::UNIX_EPOCH;
 use serde_json::{Value, json};
 
 use crate::tasks::{Captured, ExecOutput};
+use crate::text::brief_message;
 use crate::{Outcome, Status};
 
 #[derive(Debug, Clone, Copy)]
@@ -94,9 +95,10 @@ impl Printer {
                 }
             }
             other => self.report(&format!(
-                "job {} ({}) {other}",
+                "job {} ({}) {}",
                 outcome.seq,
-                super::brief(line)
+                super::brief(line),
+                brief_message(&other.to_string())
             )),
         }
         Ok(())
@@ -131,7 +133,9 @@ impl Printer {
             Status::Ok(v) => self.lines(v.to_string().as_bytes(), job)?,
             other => {
                 let input = super::brief(&job.join(&b' '));
-                self.report(&format!("job {} ({input}) {other}", outcome.seq));
+                let error = other.to_string();
+                let error = brief_message(&error);
+                self.report(&format!("job {} ({input}) {error}", outcome.seq));
             }
         }
         Ok(())
@@ -269,6 +273,6 @@ fn status_word<T>(status: &Status<T>, ok: bool) -> &'static str {
 fn error<T>(status: &Status<T>) -> Value {
     match status {
         Status::Ok(_) => Value::Null,
-        other => Value::String(other.to_string()),
+        other => Value::String(brief_message(&other.to_string()).into_owned()),
     }
 }

@@ -144,7 +144,9 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
             slot.begin(started, started_ns);
             cx.seq = job.seq;
             cx.attempt = job.attempt;
-            cx.deadline = delivery.timeout.map(|t| std::time::Instant::now() + t);
+            cx.deadline = delivery
+                .timeout
+                .and_then(|t| std::time::Instant::now().checked_add(t));
             out.begin(job.ticket, started_ns);
             let ended = match (&entry, &init_error) {
                 (_, Some(e)) => Some(wire::Ended::Failed(e.clone())),

@@ -14,6 +14,7 @@ pub use net::{Fetch, Fetched, Sha256Sum};
 
 use crate::registry::Registry;
 use crate::task::{Backend, Context, Failure, Task};
+use crate::text::brief_quoted;
 
 /// Every built-in task.
 pub fn registry() -> Registry {
@@ -69,16 +70,28 @@ impl TryFrom<SecondsRepr> for Seconds {
     fn try_from(r: SecondsRepr) -> Result<Self, String> {
         let s = match r {
             SecondsRepr::Number(n) => n,
-            SecondsRepr::Text(t) => t
-                .trim()
-                .parse()
-                .map_err(|_| format!("{t:?} is not a number of seconds"))?,
+            SecondsRepr::Text(t) => t.trim().parse().map_err(|_| {
+                format!("{} is not a number of seconds", brief_quoted(t.as_bytes()))
+            })?,
         };
-        if s.is_finite() && s >= 0.0 {
-            Ok(Seconds(s))
-        } else {
-            Err(format!("{s} is not a number of seconds"))
+        Seconds(s).duration().map(|_| Seconds(s))
+    }
+}
+
+impl Seconds {
+    /// The duration, if this is a number of seconds a [`Duration`] can hold.
+    fn duration(self) -> Result<Duration, String> {
+        // `{:?}` writes 1e300 as such, where `{}` writes its 301 digits.
+        if self.0.is_nan() || self.0 < 0.0 {
+            return Err(format!("{:?} is not a number of seconds", self.0));
         }
+        Duration::try_from_secs_f64(self.0).map_err(|_| {
+            // u64::MAX seconds at most, which an f64 rounds up past: 1e19 is the round figure.
+            format!(
+                "{:?} seconds is too long: give at most 1e19 seconds",
+                self.0
+            )
+        })
     }
 }
 
@@ -94,21 +107,27 @@ impl Task for Sleep {
     const ABOUT: &'static str = "sleep SECONDS (fractions allowed); prints nothing";
     type Output = ();
     fn run(self, cx: &Context) -> Result<(), Failure> {
-        let until = Instant::now() + Duration::from_secs_f64(self.0.0);
+        let length = self.0.duration().map_err(Failure::new)?;
+        // Past what an `Instant` can hold, the sleep ends only when the job is cancelled.
+        let until = Instant::now().checked_add(length);
+        let tick = Duration::from_millis(10);
         loop {
             let now = Instant::now();
-            if now >= until {
+            if until.is_some_and(|u| now >= u) {
                 return Ok(());
             }
             if cx.is_cancelled() {
                 return Err(Failure::cancelled());
             }
-            std::thread::sleep((until - now).min(Duration::from_millis(10)));
+            std::thread::sleep(until.map_or(tick, |u| (u - now).min(tick)));
         }
     }
 }
 
-/// The sum of the integers in a half-open range `A..B`.
+/// The sum of the integers in a half-open range `A..B` (empty when `B <= A`), worked out in
+/// closed form: right for every range of `u64`, whose sum can pass `u64::MAX` (a `u128`
+/// holds them all). From the command line a sum that fits in a `u64` is a JSON number, a
+/// larger one a string of its decimal digits, so that the plain output prints every digit.
 #[derive(Clone, Debug)]
 pub struct Sum {
     range: Range<u64>,
@@ -156,7 +175,13 @@ impl TryFrom<SumRepr> for Sum {
         match r {
             SumRepr::Pair([a, b]) => Ok(Sum::new(a..b)),
             SumRepr::Text(t) => {
-                let bad = || format!("{t:?} is not a range A..B of non-negative integers");
+                let bad = || {
+                    format!(
+                        "{} is not a range A..B of integers from 0 to {}",
+                        brief_quoted(t.as_bytes()),
+                        u64::MAX
+                    )
+                };
                 let (a, b) = t.trim().split_once("..").ok_or_else(bad)?;
                 let a = a.trim().parse().map_err(|_| bad())?;
                 let b = b.trim().parse().map_err(|_| bad())?;
@@ -171,15 +196,24 @@ impl Task for Sum {
     const ABOUT: &'static str = "sum of the integers in the half-open range A..B";
     const BACKEND: Backend = Backend::Process;
     type Output = u128;
-    fn run(self, cx: &Context) -> Result<u128, Failure> {
-        let mut total: u128 = 0;
-        for (i, n) in self.range.enumerate() {
-            total += n as u128;
-            if i % (1 << 20) == 0 && cx.is_cancelled() {
-                return Err(Failure::cancelled());
-            }
-        }
-        Ok(total)
+    fn run(self, _cx: &Context) -> Result<u128, Failure> {
+        Ok(sum_of(self.range))
+    }
+}
+
+/// `a + (a+1) + ... + (b-1)` as `n * (a + b - 1) / 2` with `n = b - a` terms. The product is
+/// below `b * (b - 1) < 2^128`, and of `n` and `a + b - 1` one is even (they differ by the
+/// odd `2a - 1`), so halving it first keeps every step exact.
+fn sum_of(range: Range<u64>) -> u128 {
+    if range.end <= range.start {
+        return 0;
+    }
+    let n = u128::from(range.end - range.start);
+    let ends = u128::from(range.start) + u128::from(range.end) - 1;
+    if n % 2 == 0 {
+        n / 2 * ends
+    } else {
+        ends / 2 * n
     }
 }
 
@@ -285,5 +319,70 @@ impl Task for Echo {
     fn run(self, cx: &Context) -> Result<serde_bytes::ByteBuf, Failure> {
         self.fault.run(cx)?;
         Ok(serde_bytes::ByteBuf::from(self.bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sum by adding, for ranges short enough to add up.
+    fn added(range: Range<u64>) -> u128 {
+        range.map(u128::from).sum()
+    }
+
+    #[test]
+    fn sum_in_closed_form_matches_adding_up() {
+        let top = u64::MAX;
+        for range in [
+            0..0,
+            5..5,
+            Range { start: 9, end: 3 },
+            0..1,
+            0..10,
+            1..2,
+            7..1000,
+            top - 1000..top,
+            top - 1..top,
+        ] {
+            assert_eq!(sum_of(range.clone()), added(range.clone()), "{range:?}");
+        }
+    }
+
+    #[test]
+    fn sum_of_the_largest_ranges_is_exact() {
+        let top = u128::from(u64::MAX);
+        // 0 + 1 + ... + (2^64 - 2) = (2^64 - 1)(2^64 - 2) / 2.
+        assert_eq!(sum_of(0..u64::MAX), top * (top - 1) / 2);
+        assert_eq!(
+            sum_of(0..u64::MAX),
+            170_141_183_460_469_231_704_017_187_605_319_778_305
+        );
+        assert_eq!(sum_of(1..u64::MAX), top * (top - 1) / 2);
+        assert_eq!(sum_of(0..6_074_001_001), 18_446_744_077_037_500_500);
+        assert!(sum_of(0..6_074_001_001) > u128::from(u64::MAX));
+    }
+
+    #[test]
+    fn seconds_past_a_duration_are_refused_not_panicked_on() {
+        let refused = |r: SecondsRepr| Seconds::try_from(r).unwrap_err();
+        assert!(refused(SecondsRepr::Number(1e300)).contains("too long"));
+        assert!(refused(SecondsRepr::Number(f64::NAN)).contains("not a number"));
+        assert!(refused(SecondsRepr::Number(-1.0)).contains("not a number"));
+        assert!(refused(SecondsRepr::Text("1e300".into())).contains("too long"));
+        let big = "x".repeat(1 << 20);
+        assert!(refused(SecondsRepr::Text(big)).len() < 300);
+        assert_eq!(
+            Seconds::try_from(SecondsRepr::Number(1e19)),
+            Ok(Seconds(1e19))
+        );
+    }
+
+    #[test]
+    fn a_huge_record_makes_a_short_sum_error() {
+        let big = format!("1..{}", "9".repeat(1 << 20));
+        let e = Sum::try_from(SumRepr::Text(big)).unwrap_err();
+        assert!(e.len() < 300, "{} bytes", e.len());
+        assert!(e.contains("(1048579 bytes)"), "{e}");
     }
 }

@@ -381,7 +381,8 @@ impl Worker<'_> {
         let cx = &mut self.cx;
         cx.seq = job.seq;
         cx.attempt = job.attempt;
-        cx.deadline = timeout.map(|t| Instant::now() + t);
+        // A deadline past what an `Instant` can hold is never reached: no deadline.
+        cx.deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let ran = match &self.init_error {
             Some(e) => Err(Status::Failed(e.clone())),
             None => match catch(|| (entry.run_value)(job.input, cx)) {

@@ -381,3 +381,13 @@ pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// A file in `dir` that passes weft's check of `PARALLEL_SHELL` before a run (an executable
+/// file) but that no job can exec (no program format): every job fails to spawn.
+pub fn unrunnable_shell(dir: &Scratch) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let shell = dir.join("not-a-shell");
+    std::fs::write(&shell, b"\x7fnot a program").unwrap();
+    std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
+    shell
+}
