@@ -432,8 +432,8 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
                 receive: 0,
                 command: &command,
             };
-            if printer.task(&outcome, &job).is_err() {
-                return Ok(printer.broken_pipe());
+            if let Err(e) = printer.task(&outcome, &job) {
+                return Ok(printer.write_failed(&e));
             }
             if ctl.finished(&finished, &total)? == control::Flow::Halt {
                 break;
@@ -550,8 +550,8 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             receive,
             command: &line,
         };
-        if printer.command(outcome, &job, &line).is_err() {
-            return Ok(printer.broken_pipe());
+        if let Err(e) = printer.command(outcome, &job, &line) {
+            return Ok(printer.write_failed(&e));
         }
         if ctl.finished(&finished, &total)? == control::Flow::Halt {
             break;
@@ -852,8 +852,9 @@ fn parse_size(spec: &str) -> Result<u64, String> {
     Ok((n * (1u64 << shift) as f64) as u64)
 }
 
-/// File descriptors one worker may hold at once: a command's two spill files, their
-/// duplicates and a pidfd while it is spawned, or a process worker's channels and handshake.
+/// File descriptors one worker may hold at once: a command's two output pipes (both ends
+/// while it is spawned), a pidfd and two spill files, or a process worker's channels and
+/// handshake.
 const FDS_PER_WORKER: u64 = 8;
 /// Descriptors kept for everything else (joblog, input files, signal and watchdog pipes).
 const FDS_RESERVED: u64 = 16;
