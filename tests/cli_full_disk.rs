@@ -193,6 +193,35 @@ fn a_write_error_on_stdout_is_said_and_ends_the_run_with_255() {
 }
 
 #[test]
+fn a_write_error_under_line_buffer_fails_each_job_it_hits() {
+    // Lines pass on as they come, from the worker running the job: each job that could not pass
+    // its output on fails with the reason.
+    for backend in BACKENDS {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(weft_bin())
+            .args(["--backend", backend.name(), "--line-buffer"])
+            .args(["echo", "hi", ":::", "1", "2", "3"])
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{backend:?}: {stderr}");
+        for seq in 1..=3 {
+            assert!(
+                stderr.contains(&format!(
+                    "weft: job {seq} (echo hi {seq}) failed: output incomplete: cannot pass its \
+                     stdout on: No space left on device"
+                )),
+                "{backend:?}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_closed_stdout_ends_the_run_quietly() {
     within(LIMIT, || {
         let mut child = Command::new(weft_bin())

@@ -168,7 +168,9 @@ Job control:
   SIGINT, SIGTERM       start nothing new, kill running jobs, exit 128+signal; a second one
                         exits at once.  SIGHUP: start nothing new, let running jobs finish
 
-Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more than 100; 255 error.
+Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more than 100; 255 error,
+a failed write of the output included (a full disk; a closed pipe, `| head`, exits 141 quietly).
+A job whose output could not be kept whole (past 1 MiB it goes to TMPDIR: a full disk) fails.
 With --halt ...=1 the status of the job that triggered it (0 for success=1).
 
 Examples:

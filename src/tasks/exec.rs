@@ -248,12 +248,20 @@ impl Task for Exec {
             sink.read_now();
         }
         let status = child.wait()?;
+        // A stream that could not be passed on whole fails its job, as a capture that could not
+        // be kept does; a closed pipe (`| head`) is not such a failure: the run is ending.
+        let mut relayed = Ok(());
         for r in relays.into_iter().flatten() {
-            let _ = r.join();
+            if let Ok(Err(e)) = r.join()
+                && relayed.is_ok()
+            {
+                relayed = Err(Failure::new(format!("output incomplete: {e}")));
+            }
         }
         if killed && cx.deadline().is_some_and(|d| Instant::now() >= d) {
             return Err(Failure::timed_out());
         }
+        relayed?;
         let [out, err] = sinks;
         let (stdout, stderr) = match (out, err) {
             (Some(out), Some(err)) => (out.finish()?, err.finish()?),
@@ -272,12 +280,13 @@ impl Task for Exec {
 /// Passes a pipe on to this process's stdout or stderr one whole line at a time, so lines of
 /// parallel jobs never mix: the mutex keeps this process's threads apart, and a file lock on
 /// the stream keeps worker processes that share it apart (a pipe keeps only writes up to 4 KiB
-/// whole by itself).
+/// whole by itself). Returns why it stopped passing the stream on, if not for its end or a
+/// closed pipe.
 fn relay(
     pipe: impl Read + Send + 'static,
     tag: Vec<u8>,
     stderr: bool,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<Result<(), String>> {
     use std::io::{BufRead, BufReader, Write};
     static LOCKS: std::sync::Mutex<Option<[sys::StreamLock; 2]>> = std::sync::Mutex::new(None);
     std::thread::spawn(move || {
@@ -287,7 +296,7 @@ fn relay(
             line.clear();
             line.extend_from_slice(&tag);
             match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return Ok(()),
                 Ok(_) => {}
             }
             let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
@@ -301,8 +310,13 @@ fn relay(
                     out.write_all(&line).and_then(|_| out.flush())
                 }
             });
-            if written.is_err() {
-                return;
+            match written {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => {
+                    let stream = if stderr { "stderr" } else { "stdout" };
+                    return Err(format!("cannot pass its {stream} on: {e}"));
+                }
             }
         }
     })
