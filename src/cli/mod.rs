@@ -170,7 +170,9 @@ Job control:
   SIGINT, SIGTERM       start nothing new, kill running jobs, exit 128+signal; a second one
                         exits at once.  SIGHUP: start nothing new, let running jobs finish
 
-Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more than 100; 255 error.
+Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more than 100; 255 error,
+a failed write of the output included (a full disk; a closed pipe, `| head`, exits 141 quietly).
+A job whose output could not be kept whole (past 1 MiB it goes to TMPDIR: a full disk) fails.
 With --halt ...=1 the status of the job that triggered it (0 for success=1).
 
 Examples:
@@ -447,8 +449,8 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
                 receive: 0,
                 command: &command,
             };
-            if printer.task(&outcome, &job).is_err() {
-                return Ok(printer.broken_pipe());
+            if let Err(e) = printer.task(&outcome, &job) {
+                return Ok(printer.write_failed(&e));
             }
             if ctl.finished(&finished, &total)? == control::Flow::Halt {
                 break;
@@ -566,8 +568,8 @@ fn run(registry: &Registry, args: Args, mut sources: Vec<Source>) -> Result<i32,
             receive,
             command: &line,
         };
-        if printer.command(outcome, &job, &line).is_err() {
-            return Ok(printer.broken_pipe());
+        if let Err(e) = printer.command(outcome, &job, &line) {
+            return Ok(printer.write_failed(&e));
         }
         if ctl.finished(&finished, &total)? == control::Flow::Halt {
             break;
@@ -943,8 +945,9 @@ fn parse_size(spec: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// File descriptors one worker may hold at once: a command's two spill files, their
-/// duplicates and a pidfd while it is spawned, or a process worker's channels and handshake.
+/// File descriptors one worker may hold at once: a command's two output pipes (both ends
+/// while it is spawned), a pidfd and two spill files, or a process worker's channels and
+/// handshake.
 const FDS_PER_WORKER: u64 = 8;
 /// Descriptors kept for everything else (joblog, input files, signal and watchdog pipes).
 const FDS_RESERVED: u64 = 16;

@@ -219,15 +219,26 @@ impl Printer {
         if let Some(p) = &mut self.progress {
             p.finish();
         }
-        if self.out.flush().is_err() {
-            return self.broken_pipe();
+        if let Err(e) = self.out.flush() {
+            return self.write_failed(&e);
         }
         self.failed.min(101) as i32
     }
 
-    /// stdout was closed under us (`| head`): stop quietly.
-    pub(crate) fn broken_pipe(&self) -> i32 {
-        141
+    /// Writing the output failed, which ends the run: returns its exit status. A closed pipe
+    /// (`| head`) ends it quietly with 141, as SIGPIPE would; any other error (a full disk,
+    /// `> /dev/full`) is said, and ends it with 255, GNU parallel's status for it.
+    pub(crate) fn write_failed(&self, e: &io::Error) -> i32 {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            return 141;
+        }
+        // Not eprintln!, which panics when stderr fails too.
+        let _ = writeln!(
+            io::stderr(),
+            "weft: cannot write the output: {e}: it is incomplete, and jobs still running \
+             were stopped (is the disk full?)"
+        );
+        255
     }
 }
 

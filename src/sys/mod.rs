@@ -13,9 +13,11 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 mod clock;
+mod pipe;
 pub(crate) mod spsc;
 
 pub(crate) use clock::Clock;
+pub(crate) use pipe::output_pipe;
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's
 /// job start time can be compared with the coordinator's deadline.
@@ -100,22 +102,6 @@ impl PidFd {
         Ok(PidFd(unsafe {
             std::os::fd::OwnedFd::from_raw_fd(fd as i32)
         }))
-    }
-
-    /// Waits at most `timeout` for the process to exit; returns whether it has.
-    pub(crate) fn wait(&self, timeout: std::time::Duration) -> io::Result<bool> {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        use std::os::fd::AsFd;
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(n) => Ok(n > 0),
-            Err(nix::errno::Errno::EINTR) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
     }
 }
 

@@ -1,14 +1,17 @@
 //! `exec`: one shell command per job, the job type behind the command line's commands.
 //!
-//! The command's stdout and stderr go straight into temp files, not pipes: a job that writes
-//! gigabytes never blocks on a full pipe or sits in memory, and outputs of parallel jobs never
-//! interleave. Small outputs are read back into the outcome; large ones stay in their file
-//! for the printer to stream and remove. The files have no name while the job runs (where the
-//! filesystem allows), so a job whose worker or coordinator is killed leaves nothing behind.
+//! The command's stdout and stderr are pipes that the job's own worker reads while it waits
+//! for the command: an output is kept in memory up to [`INLINE_LIMIT`], and past it written to
+//! a temp file as it comes, so a job that writes gigabytes never sits in memory and outputs of
+//! parallel jobs never interleave. The worker, not the command, writes the file: a command may
+//! ignore a failed write, so only this way is a full disk noticed, and the job fails for it
+//! rather than pass on part of its output as if it were all. The files have no name while the
+//! job runs (where the filesystem allows), so a job whose worker or coordinator is killed
+//! leaves nothing behind.
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -194,14 +197,16 @@ impl Task for Exec {
         // start through posix_spawn.
         let swept = watchdog::sweeps_jobs();
         sys::isolate(&mut cmd, !swept);
-        let spills = if self.output == Output::Capture {
-            let out = Spill::new("out")?;
-            let err = Spill::new("err")?;
-            cmd.stdout(out.file.try_clone()?)
-                .stderr(err.file.try_clone()?);
-            Some((out, err))
+        let mut sinks = if self.output == Output::Capture {
+            let (out, out_end) = sys::output_pipe()?;
+            let (err, err_end) = sys::output_pipe()?;
+            cmd.stdout(out_end).stderr(err_end);
+            [
+                Some(Sink::new(out, "stdout")),
+                Some(Sink::new(err, "stderr")),
+            ]
         } else {
-            None
+            [None, None]
         };
         if let Output::Lines { .. } = self.output {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -209,7 +214,8 @@ impl Task for Exec {
         let mut child = cmd.spawn().map_err(|e| {
             Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
         })?;
-        // The child holds its own copies of the spill files now.
+        // The child holds the only write ends of its pipes now: they report the end of its
+        // output once it (and whatever it started) has closed them.
         drop(cmd);
         let relays = match &self.output {
             Output::Lines { tag } => {
@@ -225,48 +231,62 @@ impl Task for Exec {
         let pidfd = sys::PidFd::open(pid)?;
         let mut killed = false;
         loop {
-            if pidfd.wait(Duration::from_millis(10))? {
+            if read_until_exit(&pidfd, &mut sinks, Duration::from_millis(10))? {
                 break;
             }
             let late = cx.deadline().is_some_and(|d| Instant::now() >= d);
             if late || cx.is_cancelled() {
                 killed = true;
-                kill_in_order(pid, &pidfd, &self.term_seq);
+                kill_in_order(pid, &pidfd, &mut sinks, &self.term_seq);
                 break;
             }
         }
-        let status = child.wait()?;
-        for r in relays.into_iter().flatten() {
-            let _ = r.join();
+        // What the command wrote before it exited is in its pipes now (at most what a pipe
+        // holds, 64 KiB unless it asked for more); a background child that keeps them open is
+        // not waited for.
+        for sink in sinks.iter_mut().flatten() {
+            sink.read_now();
         }
-        let (stdout, stderr) = match spills {
-            Some((out, err)) => (collect(out)?, collect(err)?),
-            None => Default::default(),
+        let status = child.wait()?;
+        // A stream that could not be passed on whole fails its job, as a capture that could not
+        // be kept does; a closed pipe (`| head`) is not such a failure: the run is ending.
+        let mut relayed = Ok(());
+        for r in relays.into_iter().flatten() {
+            if let Ok(Err(e)) = r.join()
+                && relayed.is_ok()
+            {
+                relayed = Err(Failure::new(format!("output incomplete: {e}")));
+            }
+        }
+        if killed && cx.deadline().is_some_and(|d| Instant::now() >= d) {
+            return Err(Failure::timed_out());
+        }
+        relayed?;
+        let [out, err] = sinks;
+        let (stdout, stderr) = match (out, err) {
+            (Some(out), Some(err)) => (out.finish()?, err.finish()?),
+            _ => Default::default(),
         };
-        let output = ExecOutput {
+        Ok(ExecOutput {
             code: status.code(),
             signal: status.signal(),
             killed,
             stdout,
             stderr,
-        };
-        if killed && cx.deadline().is_some_and(|d| Instant::now() >= d) {
-            let _ = (output.stdout.into_bytes(), output.stderr.into_bytes());
-            return Err(Failure::timed_out());
-        }
-        Ok(output)
+        })
     }
 }
 
 /// Passes a pipe on to this process's stdout or stderr one whole line at a time, so lines of
 /// parallel jobs never mix: the mutex keeps this process's threads apart, and a file lock on
 /// the stream keeps worker processes that share it apart (a pipe keeps only writes up to 4 KiB
-/// whole by itself).
+/// whole by itself). Returns why it stopped passing the stream on, if not for its end or a
+/// closed pipe.
 fn relay(
     pipe: impl Read + Send + 'static,
     tag: Vec<u8>,
     stderr: bool,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<Result<(), String>> {
     use std::io::{BufRead, BufReader, Write};
     static LOCKS: std::sync::Mutex<Option<[sys::StreamLock; 2]>> = std::sync::Mutex::new(None);
     std::thread::spawn(move || {
@@ -276,7 +296,7 @@ fn relay(
             line.clear();
             line.extend_from_slice(&tag);
             match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return Ok(()),
                 Ok(_) => {}
             }
             let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
@@ -290,22 +310,208 @@ fn relay(
                     out.write_all(&line).and_then(|_| out.flush())
                 }
             });
-            if written.is_err() {
-                return;
+            match written {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => {
+                    let stream = if stderr { "stderr" } else { "stdout" };
+                    return Err(format!("cannot pass its {stream} on: {e}"));
+                }
             }
         }
     })
 }
 
-/// Sends the kill sequence to the command's process group until the command is gone.
-fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, seq: &[(i32, u64)]) {
+/// Sends the kill sequence to the command's process group until the command is gone, reading
+/// its pipes meanwhile (a command that traps TERM may write on its way out).
+fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &[(i32, u64)]) {
     for &(signal, wait_ms) in seq {
         let _ = sys::kill_group(pgid, signal);
-        if pidfd.wait(Duration::from_millis(wait_ms)).unwrap_or(false) {
-            return;
+        let until = Instant::now() + Duration::from_millis(wait_ms);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match read_until_exit(pidfd, sinks, left) {
+                Ok(true) => return,
+                Ok(false) if !left.is_zero() => {}
+                Ok(false) | Err(_) => break,
+            }
         }
     }
     let _ = sys::kill_group(pgid, nix::sys::signal::Signal::SIGKILL as i32);
+}
+
+/// The captured streams of a command (none for one whose output is not captured).
+type Sinks = [Option<Sink>; 2];
+
+/// Waits at most `timeout` for the command to exit, reading what its pipes hold meanwhile;
+/// returns whether it has exited.
+fn read_until_exit(
+    pidfd: &sys::PidFd,
+    sinks: &mut Sinks,
+    timeout: Duration,
+) -> std::io::Result<bool> {
+    let pipes = [0, 1].map(|i| sinks[i].as_ref().and_then(Sink::pipe));
+    let (exited, readable) = pidfd.wait_or_read(pipes, timeout)?;
+    for (sink, readable) in sinks.iter_mut().zip(readable) {
+        if let Some(sink) = sink
+            && readable
+        {
+            sink.read_now();
+        }
+    }
+    Ok(exited)
+}
+
+/// How much one stream's reader takes from its pipe before it looks at the clock and the other
+/// stream again: a command that writes without pause must not starve its timeout.
+const READ_TURN: u64 = 1 << 20;
+
+/// One captured stream of a running command, read from its pipe: kept in memory up to
+/// [`INLINE_LIMIT`], past it written to a spill file as it comes, so that a huge output never
+/// sits in memory and a failed write (a full disk) is seen here, where the job can fail for
+/// it. A stream that cannot be kept is still read to its end, so that the command never blocks.
+struct Sink {
+    /// `None` once every writer has closed it.
+    pipe: Option<std::io::PipeReader>,
+    stream: &'static str,
+    bytes: Vec<u8>,
+    spill: Option<Spill>,
+    /// Why the stream was not kept whole.
+    lost: Option<String>,
+    /// What a spilled or lost stream is read into (allocated only for those).
+    buf: Vec<u8>,
+}
+
+impl Sink {
+    fn new(pipe: std::io::PipeReader, stream: &'static str) -> Sink {
+        Sink {
+            pipe: Some(pipe),
+            stream,
+            bytes: Vec::new(),
+            spill: None,
+            lost: None,
+            buf: Vec::new(),
+        }
+    }
+
+    fn pipe(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.pipe.as_ref().map(|p| p.as_fd())
+    }
+
+    /// Takes what the pipe holds now, up to [`READ_TURN`] bytes.
+    fn read_now(&mut self) {
+        let mut taken = 0;
+        while taken < READ_TURN {
+            let Some(pipe) = &self.pipe else { return };
+            let read = if self.spill.is_none() && self.lost.is_none() {
+                // One byte past the limit tells that it is passed.
+                let room = INLINE_LIMIT + 1 - self.bytes.len() as u64;
+                let before = self.bytes.len();
+                let read = pipe.take(room).read_to_end(&mut self.bytes);
+                let n = (self.bytes.len() - before) as u64;
+                taken += n;
+                if self.bytes.len() as u64 > INLINE_LIMIT {
+                    self.start_spill();
+                    continue;
+                }
+                read.map(|_| 0)
+            } else {
+                if self.buf.is_empty() {
+                    self.buf = vec![0; 1 << 16];
+                }
+                let mut reader = pipe;
+                match reader.read(&mut self.buf) {
+                    Ok(n) => {
+                        taken += n as u64;
+                        self.keep(n);
+                        Ok(n)
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match read {
+                // End of the stream: every writer has closed it.
+                Ok(0) => self.pipe = None,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.lose(format!("could not be read from its pipe: {e}"));
+                    self.pipe = None;
+                }
+            }
+        }
+    }
+
+    /// Moves the stream, now past the inline limit, to a spill file.
+    fn start_spill(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        match Spill::new(spill_kind(self.stream)) {
+            Ok(mut spill) => match spill.file.write_all(&bytes) {
+                Ok(()) => self.spill = Some(spill),
+                Err(e) => self.lose(not_kept(&e)),
+            },
+            Err(e) => self.lose(not_kept(&e)),
+        }
+    }
+
+    /// Writes the first `n` bytes of the buffer to the spill file, unless the stream is lost.
+    fn keep(&mut self, n: usize) {
+        if let Some(spill) = &mut self.spill
+            && let Err(e) = spill.file.write_all(&self.buf[..n])
+        {
+            self.lose(not_kept(&e));
+        }
+    }
+
+    /// Gives up keeping the stream (its reading goes on).
+    fn lose(&mut self, why: String) {
+        self.spill = None;
+        self.bytes = Vec::new();
+        self.lost.get_or_insert(why);
+    }
+
+    /// The stream as captured, or why it could not be kept whole.
+    fn finish(self) -> Result<Captured, Failure> {
+        if let Some(why) = self.lost {
+            return Err(Failure::new(format!(
+                "output incomplete: its {} {why}",
+                self.stream
+            )));
+        }
+        match self.spill {
+            None => {
+                let mut bytes = self.bytes;
+                // Reading grew it by doubling; a held output (`-k`) keeps what it uses.
+                if bytes.capacity() - bytes.len() > 1 << 16 {
+                    bytes.shrink_to_fit();
+                }
+                Ok(Captured { bytes, spill: None })
+            }
+            Some(spill) => hand_on(spill).map_err(|e| {
+                Failure::new(format!(
+                    "output incomplete: its {} {}",
+                    self.stream,
+                    not_kept(&e)
+                ))
+            }),
+        }
+    }
+}
+
+/// Says why an output could not be kept in the spill directory, and what to do about it.
+fn not_kept(e: &std::io::Error) -> String {
+    format!(
+        "could not be kept in {}: {e} (outputs past {} MiB go to TMPDIR: is the disk full?)",
+        spill_dir().display(),
+        INLINE_LIMIT >> 20
+    )
+}
+
+/// The spill file's suffix for a stream.
+fn spill_kind(stream: &str) -> &'static str {
+    if stream == "stdout" { "out" } else { "err" }
 }
 
 /// The file one stream of one job is captured in.
@@ -376,21 +582,14 @@ fn fresh_name<T>(
     }
 }
 
-/// Reads a small output back; hands a large one on in its file, named now if it had no name.
-fn collect(mut spill: Spill) -> std::io::Result<Captured> {
-    let len = spill.file.seek(SeekFrom::End(0))?;
-    if len > INLINE_LIMIT {
-        let path = match spill.path.take() {
-            Some(path) => path,
-            None => fresh_name(spill.kind, |path| sys::name_file(&spill.file, path))?.1,
-        };
-        return Ok(Captured {
-            bytes: Vec::new(),
-            spill: Some(path),
-        });
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    spill.file.seek(SeekFrom::Start(0))?;
-    spill.file.read_to_end(&mut bytes)?;
-    Ok(Captured { bytes, spill: None })
+/// Hands a large output on in its file, named now if it had no name.
+fn hand_on(mut spill: Spill) -> std::io::Result<Captured> {
+    let path = match spill.path.take() {
+        Some(path) => path,
+        None => fresh_name(spill.kind, |path| sys::name_file(&spill.file, path))?.1,
+    };
+    Ok(Captured {
+        bytes: Vec::new(),
+        spill: Some(path),
+    })
 }
