@@ -133,8 +133,11 @@ impl PoolBuilder {
     ///
     /// # Errors
     /// No workers asked for, or a process worker that cannot be spawned, dies during its
-    /// handshake, or does not answer within the start timeout.
+    /// handshake, or does not answer within the start timeout. Called in a process launched as
+    /// a worker whose program did not call [`init`](crate::init) first, it fails at once
+    /// whatever the backend (see [`init`](crate::init)).
     pub fn build(self) -> Result<Pool, Error> {
+        crate::process::worker::refuse_if_launched()?;
         Ok(Pool {
             engine: RefCell::new(Engine::start(self.cfg, self.registry)?),
         })
