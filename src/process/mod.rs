@@ -93,6 +93,17 @@ pub(crate) fn check_socket_dir() -> Result<(), Error> {
     if !dir.is_absolute() {
         return Err(unusable("is not an absolute path".into()));
     }
+    // A directory is made and removed once per process and temp directory (on a busy ext4
+    // that costs a quarter of a millisecond, a tenth of a pool's start). Should it go later,
+    // `Rendezvous::open` still fails cleanly.
+    static CHECKED: Mutex<Option<(PathBuf, PathBuf)>> = Mutex::new(None);
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked
+        .as_ref()
+        .is_some_and(|(d, s)| *d == dir && *s == tempfile::env::temp_dir())
+    {
+        return Ok(());
+    }
     // What ipc-channel does first (and panics if it fails).
     tempfile::Builder::new()
         .tempdir_in(&dir)
@@ -127,6 +138,7 @@ pub(crate) fn check_socket_dir() -> Result<(), Error> {
             )
         })?;
     }
+    *checked = Some((dir, sockets));
     Ok(())
 }
 
@@ -162,7 +174,7 @@ impl Rendezvous {
         let (server, name) = std::panic::catch_unwind(IpcOneShotServer::<Handshake>::new)
             .map_err(|_| std::io::Error::other("ipc-channel could not make a socket"))??;
         let socket = PathBuf::from(name);
-        let location = sys::open_location(&socket);
+        let location = sys::open_location(&socket).and_then(sys::above_stdio);
         let _ = std::fs::remove_file(&socket);
         if let Some(dir) = socket.parent() {
             let _ = std::fs::remove_dir(dir);
@@ -221,6 +233,7 @@ pub(crate) fn start(
     // user can read a process's environment.
     let token_rx = sys::pipe()
         .and_then(|(rx, tx)| std::fs::File::from(tx).write_all(&token).map(|()| rx))
+        .and_then(sys::above_stdio)
         .map_err(|e| spawn_error("could not pass its token".into()).with_source(e))?;
     let mut cmd = Command::new(program);
     let fds = [token_rx.as_raw_fd(), location.as_raw_fd()];

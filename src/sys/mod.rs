@@ -513,6 +513,20 @@ pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
+/// `fd`, moved above stderr if it is not (in a process started with stdin, stdout or stderr
+/// closed): a child's stdio replaces descriptors 0 to 2, so only those above can be inherited.
+pub(crate) fn above_stdio(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    use std::os::fd::FromRawFd;
+    let moved = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(io::Error::from)?;
+    // SAFETY: `moved` is a fresh descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(moved) })
+}
+
 /// Opens `path` as a location only (`O_PATH`, close-on-exec): a handle on a socket file that
 /// stays valid once the file's name is removed, and through which (as `/proc/self/fd/N`) a
 /// process can still connect to it.
