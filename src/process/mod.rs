@@ -34,7 +34,8 @@ const MAX_SOCKET_PATH: usize = 107;
 /// What ipc-channel adds to its temp directory for a handshake socket.
 const SOCKET_SUFFIX: &str = "/.tmpXXXXXX/socket";
 
-/// How long a worker found dead during its handshake may still have its message taken.
+/// How long the message of a worker that exited during its handshake may take to come through
+/// (a worker killed by a signal sent none).
 const LAST_WORDS: Duration = Duration::from_millis(250);
 
 type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
@@ -281,10 +282,11 @@ pub(crate) fn start(
             Ok(Err(e)) => return fail(&mut child, format!("failed its handshake: {e:?}")),
             Err(_) => {
                 if let Ok(Some(status)) = child.try_wait() {
-                    // What it sent before it exited (a copy that did not call `init` says so)
-                    // is still to be taken by the handshake thread.
-                    match accepted.recv_timeout(LAST_WORDS) {
-                        Ok(Ok(pair)) => break pair,
+                    // What one that exited sent first (a copy that did not call `init` says
+                    // so) may still be on its way through the handshake thread.
+                    let words = status.code().map(|_| accepted.recv_timeout(LAST_WORDS));
+                    match words {
+                        Some(Ok(Ok(pair))) => break pair,
                         _ => return fail(&mut child, died_during_handshake(status)),
                     }
                 }
