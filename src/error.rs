@@ -10,7 +10,8 @@ pub enum ErrorKind {
     /// A worker process could not be spawned, died or timed out during the handshake, or spoke
     /// another protocol version.
     Spawn,
-    /// The configuration cannot work (no workers, unknown task, temp path too long...).
+    /// The configuration cannot work (no workers, unknown task, a temp directory that cannot
+    /// hold worker sockets, a worker program that does not call `init` first...).
     Config,
     /// An input could not be turned into a task.
     Input,

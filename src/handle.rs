@@ -56,7 +56,10 @@ impl ProcessBuilder {
     /// Starts a worker process running `task`.
     ///
     /// # Errors
-    /// The process could not be spawned or did not finish its handshake.
+    /// The process could not be spawned or did not finish its handshake, or the temp directory
+    /// cannot hold its socket (see [`PoolBuilder::build`](crate::PoolBuilder::build)). Called
+    /// in a process launched as a worker whose program did not call [`init`](crate::init)
+    /// first, it fails at once, and the program that launched it reports the mistake.
     pub fn spawn<T: Task>(self, task: T) -> Result<Process<T::Output>, Error> {
         let (tx, events) = crossbeam_channel::unbounded();
         let program = process::worker_program(self.program.as_deref());

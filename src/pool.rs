@@ -142,8 +142,19 @@ impl PoolBuilder {
     /// A configuration no pool can run with ([`Error::is_config`]): no workers or more than
     /// 4096, a timeout factor that is not positive and finite, a memory limit under 32 MiB
     /// for process workers. Or a process worker that cannot be spawned, dies during its
-    /// handshake, or does not answer within the start timeout.
+    /// handshake, or does not answer within the start timeout. Process workers need a temp
+    /// directory (`TMPDIR`) that is the absolute path of a writable directory. Called in a
+    /// process launched as a worker whose program did not call [`init`](crate::init) first, it
+    /// fails at once whatever the backend, and the program that launched it reports the mistake.
+    ///
+    /// A `TMPDIR` too long for a socket path still works: the handshake sockets (which live for
+    /// as long as a worker takes to start, without a name) are then made in a short directory,
+    /// `$XDG_RUNTIME_DIR`, `/dev/shm` or `/tmp`. ipc-channel makes them through `tempfile`,
+    /// whose temp directory is then set to that one for the whole program
+    /// (`tempfile::env::override_temp_dir`); `std::env::temp_dir` and captured outputs are not
+    /// affected.
     pub fn build(self) -> Result<Pool, Error> {
+        crate::process::worker::refuse_if_launched()?;
         Ok(Pool {
             engine: RefCell::new(Engine::start(self.cfg, self.registry)?),
         })

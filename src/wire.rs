@@ -32,11 +32,18 @@ use shared::Region;
 pub(crate) use shared::{Lent, Returns};
 
 /// Bumped whenever a message changes shape; a worker of another version is refused.
-pub(crate) const PROTOCOL: u32 = 5;
+pub(crate) const PROTOCOL: u32 = 6;
 
-/// The environment variable that turns a launched program into a worker. Its value is
-/// `WORKER_ID:PARENT_PID:SERVER_NAME`.
+/// The environment variable that marks a launched program as a worker. Its value is
+/// `WORKER_ID:PARENT_PID:TOKEN_FD:SOCKET_FD`, the last two descriptors it inherited: a pipe
+/// holding the coordinator's [`Token`] and the location of the handshake socket. The variable
+/// alone turns nothing into a worker (see `process::worker`).
 pub(crate) const WORKER_ENV: &str = "WEFT_WORKER";
+
+/// The random bytes a coordinator gives a worker it launches through an inherited pipe (never
+/// the environment, which other processes of the user can read in `/proc/PID/environ`), and
+/// which the worker hands back in its first message.
+pub(crate) type Token = [u8; 16];
 
 /// An encoded value of at least this many bytes travels in a shared-memory region.
 ///
@@ -58,6 +65,8 @@ pub(crate) enum Handshake {
     Hello {
         pid: u32,
         version: u32,
+        /// What the coordinator gave this worker: no other process can say hello in its place.
+        token: Token,
         /// The coordinator sends batches here; the worker owns the only receiver.
         tasks: IpcSender<Delivery>,
         /// The worker sends results here; the coordinator owns the only receiver, so its
@@ -68,6 +77,9 @@ pub(crate) enum Handshake {
     },
     /// Sent by the coordinator itself to unblock `accept` when the worker died first.
     Abort,
+    /// Sent by a launched program that reached a spawn path instead of calling `weft::init`
+    /// first: the coordinator reports that mistake instead of a timeout.
+    NoInit { token: Token },
 }
 
 /// Coordinator -> worker: jobs of one task, as [`encode_batch`] makes them, and the worker's

@@ -70,7 +70,7 @@ fn a_worker_that_exits_before_its_handshake_is_reported_not_awaited() {
         assert!(err.is_spawn());
         assert_eq!(
             err.to_string(),
-            "worker 1 died during handshake (exited with status 0)"
+            "worker 1 exited before its handshake (exited with status 0): does its program call `weft::init(&registry)` as the first line of `main`?"
         );
     });
 }
@@ -105,18 +105,4 @@ fn a_worker_that_never_says_hello_times_out_and_is_killed() {
             "the silent worker was killed"
         );
     });
-}
-
-#[test]
-fn a_too_long_tmpdir_is_refused_with_a_clear_message() {
-    let long = format!("/tmp/{}", "x".repeat(120));
-    let out = Command::new(weft_bin())
-        .args(["--task", "sum", "--backend", "process", ":::", "0..10"])
-        .env("TMPDIR", &long)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(255));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("too long for a worker socket"), "{err}");
-    assert!(err.contains("set TMPDIR"), "{err}");
 }

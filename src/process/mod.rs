@@ -10,6 +10,8 @@ pub(crate) mod inbox;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
 
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,9 +27,16 @@ use crate::outcome::Crash;
 use crate::sys::{self, SlotView};
 use crate::wire::{self, Handshake, PROTOCOL, WORKER_ENV};
 
-/// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL); longer
-/// paths are silently truncated by ipc-channel, so we refuse them up front.
+/// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL); ipc-channel
+/// silently truncates longer ones.
 const MAX_SOCKET_PATH: usize = 107;
+
+/// What ipc-channel adds to its temp directory for a handshake socket.
+const SOCKET_SUFFIX: &str = "/.tmpXXXXXX/socket";
+
+/// How long the message of a worker that exited during its handshake may take to come through
+/// (a worker killed by a signal sent none).
+const LAST_WORDS: Duration = Duration::from_millis(250);
 
 type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
 
@@ -62,21 +71,120 @@ pub(crate) fn worker_program(program: Option<&Path>) -> PathBuf {
     program.map_or_else(|| PathBuf::from("/proc/self/exe"), Path::to_path_buf)
 }
 
-/// Fails with a clear message when ipc-channel's socket path under `TMPDIR` would be too long.
+/// Checks that worker sockets can be made, with a clear message where they cannot (ipc-channel
+/// panics instead): the temp directory must be an absolute path to a writable directory.
+///
+/// A temp directory too long for a socket path (a sandbox's, or macOS's) still holds captured
+/// outputs; sockets then go to a short directory instead (`$XDG_RUNTIME_DIR`, `/dev/shm` or
+/// `/tmp`, the first one that is writable). ipc-channel makes them in `tempfile`'s temp
+/// directory, which can only be changed for the whole process, so this changes it only then.
+/// The socket is there for as long as a worker takes to start: its name is removed as soon as
+/// it is made (see [`start`]).
 pub(crate) fn check_socket_dir() -> Result<(), Error> {
-    // ipc-channel makes `$TMPDIR/.tmpXXXXXX/socket`.
     let dir = std::env::temp_dir();
-    let len = dir.as_os_str().len() + "/.tmpXXXXXX/socket".len();
-    if len > MAX_SOCKET_PATH {
+    let unusable = |why: String| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "temp directory {} (TMPDIR) {why}: set TMPDIR to the absolute path of a writable directory",
+                dir.display()
+            ),
+        )
+    };
+    if !dir.is_absolute() {
+        return Err(unusable("is not an absolute path".into()));
+    }
+    // A directory is made and removed once per process and temp directory (on a busy ext4
+    // that costs a quarter of a millisecond, a tenth of a pool's start). Should it go later,
+    // `Rendezvous::open` still fails cleanly.
+    static CHECKED: Mutex<Option<(PathBuf, PathBuf)>> = Mutex::new(None);
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked
+        .as_ref()
+        .is_some_and(|(d, s)| *d == dir && *s == tempfile::env::temp_dir())
+    {
+        return Ok(());
+    }
+    // What ipc-channel does first (and panics if it fails).
+    tempfile::Builder::new()
+        .tempdir_in(&dir)
+        .map_err(|e| unusable(format!("cannot hold worker sockets ({})", os_reason(&e))))?;
+    let fits = |d: &Path| d.as_os_str().len() + SOCKET_SUFFIX.len() <= MAX_SOCKET_PATH;
+    let mut sockets = tempfile::env::temp_dir();
+    if !fits(&sockets) && sockets == dir {
+        if let Some(short) = short_socket_dir() {
+            // Fails only if it was set meanwhile, which the check below sees.
+            let _ = tempfile::env::override_temp_dir(&short);
+        }
+        sockets = tempfile::env::temp_dir();
+    }
+    if !fits(&sockets) {
         return Err(Error::new(
             ErrorKind::Config,
             format!(
-                "temp directory {} is too long for a worker socket ({len} bytes, at most {MAX_SOCKET_PATH}): set TMPDIR to a shorter path",
-                dir.display()
+                "temp directory {} is too long for a worker socket and none of $XDG_RUNTIME_DIR, /dev/shm and /tmp is a writable directory: set TMPDIR to a shorter path",
+                sockets.display()
             ),
         ));
     }
+    if sockets != dir {
+        tempfile::Builder::new().tempdir_in(&sockets).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "directory {} cannot hold worker sockets ({})",
+                    sockets.display(),
+                    os_reason(&e)
+                ),
+            )
+        })?;
+    }
+    *checked = Some((dir, sockets));
     Ok(())
+}
+
+/// What went wrong, without the path that tempfile adds (the message names it already).
+fn os_reason(e: &std::io::Error) -> String {
+    std::io::Error::from(e.kind()).to_string()
+}
+
+/// A short, writable directory for worker sockets when the temp directory is too long.
+fn short_socket_dir() -> Option<PathBuf> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    runtime
+        .into_iter()
+        .chain(["/dev/shm", "/tmp"].map(PathBuf::from))
+        .filter(|d| d.is_absolute() && d.as_os_str().len() + SOCKET_SUFFIX.len() <= MAX_SOCKET_PATH)
+        .find(|d| tempfile::Builder::new().tempdir_in(d).is_ok())
+}
+
+/// The coordinator's side of one handshake: ipc-channel's one-shot server, whose socket file
+/// (and directory) are removed as soon as they are made, and the location through which the
+/// worker connects all the same. Nothing is left in the file system whatever becomes of the
+/// worker, and nothing but a process given the location can connect.
+struct Rendezvous {
+    server: IpcOneShotServer<Handshake>,
+    /// The socket, by location (`O_PATH`): what the worker inherits.
+    location: OwnedFd,
+}
+
+impl Rendezvous {
+    fn open() -> std::io::Result<Rendezvous> {
+        // ipc-channel panics where it cannot make its directory (checked by
+        // `check_socket_dir`, but the temp directory may have gone since).
+        let (server, name) = std::panic::catch_unwind(IpcOneShotServer::<Handshake>::new)
+            .map_err(|_| std::io::Error::other("ipc-channel could not make a socket"))??;
+        let socket = PathBuf::from(name);
+        let location = sys::open_location(&socket).and_then(sys::above_stdio);
+        let _ = std::fs::remove_file(&socket);
+        if let Some(dir) = socket.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        Ok(Rendezvous {
+            server,
+            location: location?,
+        })
+    }
 }
 
 /// The coordinator's end of one worker process.
@@ -115,20 +223,37 @@ pub(crate) fn start(
     memory_limit: Option<u64>,
     reading: Reading,
 ) -> Result<Link, Error> {
+    worker::refuse_if_launched()?;
     check_socket_dir()?;
     let spawn_error = |what: String| Error::new(ErrorKind::Spawn, format!("worker {id} {what}"));
-    let (server, name) = IpcOneShotServer::<Handshake>::new()
+    let Rendezvous { server, location } = Rendezvous::open()
         .map_err(|e| spawn_error("could not open its handshake socket".into()).with_source(e))?;
+    let token = sys::random_bytes::<16>()
+        .map_err(|e| spawn_error("could not make its token".into()).with_source(e))?;
+    // The token goes through a pipe that only this child inherits: other processes of the
+    // user can read a process's environment.
+    let token_rx = sys::pipe()
+        .and_then(|(rx, tx)| std::fs::File::from(tx).write_all(&token).map(|()| rx))
+        .and_then(sys::above_stdio)
+        .map_err(|e| spawn_error("could not pass its token".into()).with_source(e))?;
     let mut cmd = Command::new(program);
-    cmd.env(WORKER_ENV, format!("{id}:{}:{name}", std::process::id()))
-        .stdin(Stdio::null());
+    let fds = [token_rx.as_raw_fd(), location.as_raw_fd()];
+    cmd.env(
+        WORKER_ENV,
+        format!("{id}:{}:{}:{}", std::process::id(), fds[0], fds[1]),
+    )
+    .stdin(Stdio::null());
+    sys::inherit(&mut cmd, fds);
     sys::isolate(&mut cmd, true);
     if let Some(bytes) = memory_limit {
         sys::limit_memory(&mut cmd, bytes);
     }
-    let mut child = spawn(cmd).map_err(|e| {
+    let spawned = spawn(cmd);
+    drop(token_rx);
+    let mut child = spawned.map_err(|e| {
         spawn_error(format!("could not be spawned from {}", program.display())).with_source(e)
     })?;
+    let rendezvous = format!("/proc/self/fd/{}", location.as_raw_fd());
 
     let (accepted_tx, accepted) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -140,26 +265,30 @@ pub(crate) fn start(
 
     let deadline = Instant::now() + start_timeout;
     let mut poll = Duration::from_micros(200);
-    let fail = |child: &mut Child, why: String| {
+    let end = |child: &mut Child, error: Error| {
         let _ = child.kill();
         let _ = child.wait();
         // accept() has no timeout: connect to our own server so the helper thread ends.
-        if let Ok(tx) = IpcSender::<Handshake>::connect(name.clone()) {
+        if let Ok(tx) = IpcSender::<Handshake>::connect(rendezvous.clone()) {
             let _ = tx.send(Handshake::Abort);
         }
         let _ = accepted.recv_timeout(Duration::from_secs(1));
-        Err(spawn_error(why))
+        Err(error)
     };
+    let fail = |child: &mut Child, why: String| end(child, spawn_error(why));
     let (results, hello) = loop {
         match accepted.recv_timeout(poll) {
             Ok(Ok(pair)) => break pair,
             Ok(Err(e)) => return fail(&mut child, format!("failed its handshake: {e:?}")),
             Err(_) => {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return fail(
-                        &mut child,
-                        format!("died during handshake ({})", describe(status)),
-                    );
+                    // What one that exited sent first (a copy that did not call `init` says
+                    // so) may still be on its way through the handshake thread.
+                    let words = status.code().map(|_| accepted.recv_timeout(LAST_WORDS));
+                    match words {
+                        Some(Ok(Ok(pair))) => break pair,
+                        _ => return fail(&mut child, died_during_handshake(status)),
+                    }
                 }
                 if Instant::now() > deadline {
                     return fail(
@@ -172,15 +301,26 @@ pub(crate) fn start(
         }
     };
     drop(results);
-    let Handshake::Hello {
-        pid,
-        version,
-        tasks,
-        results,
-        slot,
-    } = hello
-    else {
-        return fail(&mut child, "sent no hello".into());
+    let (pid, version, tasks, results, slot) = match hello {
+        Handshake::Hello {
+            pid,
+            version,
+            token: told,
+            tasks,
+            results,
+            slot,
+        } if told == token => (pid, version, tasks, results, slot),
+        Handshake::NoInit { token: told } if told == token => {
+            let why = format!(
+                "worker {id} could not start: its program {} does not call `weft::init` first (it started workers of its own instead of becoming one): `weft::init(&registry)` must be the first line of `main`",
+                program.display()
+            );
+            return end(&mut child, Error::new(ErrorKind::Config, why));
+        }
+        Handshake::Hello { .. } | Handshake::NoInit { .. } => {
+            return fail(&mut child, "sent a hello without its token".into());
+        }
+        Handshake::Abort => return fail(&mut child, "sent no hello".into()),
     };
     if version != PROTOCOL {
         return fail(
@@ -399,6 +539,15 @@ fn crash_of(status: ExitStatus) -> Crash {
     }
 }
 
-fn describe(status: ExitStatus) -> String {
-    crash_of(status).to_string()
+/// Why a worker that exited before its hello did not start. One that exited with status 0 most
+/// likely ran its program's `main` through instead of becoming a worker.
+fn died_during_handshake(status: ExitStatus) -> String {
+    let how = crash_of(status);
+    if status.success() {
+        format!(
+            "exited before its handshake ({how}): does its program call `weft::init(&registry)` as the first line of `main`?"
+        )
+    } else {
+        format!("died during handshake ({how})")
+    }
 }

@@ -14,18 +14,26 @@
 //! the same stdin (`+PGID`, `-PGID`), and the watchdog kills the groups still open first. A job
 //! that drops the mark from its environment (`env -i`) or cannot have it read still dies with
 //! its group.
+//!
+//! The mode is entered only on proof: the coordinator names itself and a fresh random token in
+//! [`WATCHDOG_ENV`], and writes the same token first on the watchdog's stdin, then the run's
+//! spill directory, the one thing the watchdog deletes (and only if it is named as this run's
+//! own). The variable alone, set by hand or leaked into a program that calls `init`, is an
+//! error: it neither sweeps nor deletes anything.
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::sys;
 
-/// Names the watchdog's coordinator; its presence turns a launched program into a watchdog.
+/// Names the watchdog's coordinator and its token (`PID:TOKEN`); with the token on stdin, it
+/// turns a launched program into a watchdog.
 pub(crate) const WATCHDOG_ENV: &str = "WEFT_WATCHDOG";
 /// The run's mark, carried by the coordinator, its workers and every job process.
 pub(crate) const RUN_ENV: &str = "WEFT_RUN";
@@ -81,40 +89,57 @@ impl Watchdog {
     ///
     /// Must be called before this process starts any thread (it changes the environment).
     pub(crate) fn start(program: &Path) -> std::io::Result<Watchdog> {
+        super::worker::refuse_if_launched().map_err(std::io::Error::other)?;
         let mark = format!("{}.{}", std::process::id(), sys::now_ns());
         sys::set_env(RUN_ENV, &mark);
-        // Made afresh and private, and removed by this run's watchdog alone. If it cannot be
-        // made, outputs go to the temp directory itself, as they do without a watchdog (not to
-        // a directory inherited from an enclosing run, which that run's watchdog removes).
-        let spill = std::env::temp_dir().join(format!("weft-{mark}"));
-        let made = std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&spill)
-            .is_ok();
-        if made {
-            sys::set_env(SPILL_ENV, &spill.to_string_lossy());
-        } else {
-            sys::remove_env(SPILL_ENV);
-        }
+        let token = hex(&sys::random_bytes::<16>()?);
         let mut cmd = Command::new(program);
-        cmd.env(WATCHDOG_ENV, std::process::id().to_string())
+        cmd.env(WATCHDOG_ENV, format!("{}:{token}", std::process::id()))
+            .env_remove(SPILL_ENV)
             .stdin(Stdio::piped())
             .stdout(Stdio::null());
         // Its own process group: a terminal's Ctrl-C must not kill it before it has swept.
         cmd.process_group(0);
-        let mut child = match cmd.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                if made {
-                    let _ = std::fs::remove_dir(&spill);
-                    sys::remove_env(SPILL_ENV);
-                }
-                return Err(e);
+        let mut child = cmd.spawn()?;
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        // Made afresh and private, and removed by this run's watchdog alone. If it cannot be
+        // made, outputs go to the temp directory itself, as they do without a watchdog (not to
+        // a directory inherited from an enclosing run, which that run's watchdog removes).
+        let spill = std::env::temp_dir().join(spill_name(&mark));
+        let made = std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&spill)
+            .is_ok();
+        let mut preamble = format!("{token}\n").into_bytes();
+        if made {
+            sys::set_env(SPILL_ENV, &spill.to_string_lossy());
+            preamble.extend_from_slice(spill.as_os_str().as_bytes());
+        } else {
+            sys::remove_env(SPILL_ENV);
+        }
+        preamble.push(0);
+        // Far less than a pipe holds: the write does not wait for the watchdog.
+        if let Err(e) = pipe.write_all(&preamble) {
+            if made {
+                let _ = std::fs::remove_dir(&spill);
+                sys::remove_env(SPILL_ENV);
             }
-        };
-        *PIPE.lock().expect("watchdog pipe") = child.stdin.take();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        *PIPE.lock().expect("watchdog pipe") = Some(pipe);
         Ok(Watchdog { child: Some(child) })
     }
+}
+
+/// The name of run `mark`'s spill directory in the temp directory.
+fn spill_name(mark: &str) -> String {
+    format!("weft-{mark}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How long the coordinator waits for the watchdog to sweep before exiting.
@@ -136,13 +161,76 @@ impl Drop for Watchdog {
     }
 }
 
-/// Runs the watchdog: keeps track of the job groups the coordinator tells it of until it
-/// closes our stdin, then kills those groups, sweeps the marked processes, and exits.
-pub(crate) fn serve(coordinator: &str) -> ! {
-    let coordinator: u32 = coordinator.parse().unwrap_or(0);
+/// What a launched watchdog was told by its coordinator, checked.
+struct Told {
+    coordinator: u32,
+    mark: String,
+    /// The run's spill directory, if it made one.
+    spill: Option<PathBuf>,
+}
+
+/// Reads and checks what the coordinator named in `value` (the value of [`WATCHDOG_ENV`]) wrote
+/// first on `stdin`: the token of `value`, then the run's spill directory.
+fn proof(value: &str, stdin: &mut impl BufRead) -> Result<Told, String> {
+    let (coordinator, token) = value.split_once(':').ok_or("not PID:TOKEN")?;
+    let coordinator: u32 = coordinator
+        .parse()
+        .map_err(|_| format!("coordinator pid {coordinator:?} is not a number"))?;
+    if token.len() != 32 {
+        return Err("no token".into());
+    }
+    if sys::fd_kind(0) != Some(sys::FdKind::Pipe) {
+        return Err("stdin is not a coordinator's pipe".into());
+    }
+    let mut line = Vec::new();
+    stdin
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    if line.strip_suffix(b"\n") != Some(token.as_bytes()) {
+        return Err("stdin does not start with the token".into());
+    }
+    let mut spill = Vec::new();
+    stdin
+        .read_until(0, &mut spill)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    if spill.pop() != Some(0) {
+        return Err("stdin ends before the spill directory".into());
+    }
     let mark = std::env::var(RUN_ENV).unwrap_or_default();
+    // Only its own run's: a fresh directory in the temp directory named for this coordinator.
+    let spill = PathBuf::from(std::ffi::OsString::from_vec(spill));
+    let own = mark.starts_with(&format!("{coordinator}."))
+        && spill.is_absolute()
+        && spill.file_name() == Some(std::ffi::OsStr::new(&spill_name(&mark)));
+    Ok(Told {
+        coordinator,
+        mark,
+        spill: own.then_some(spill),
+    })
+}
+
+/// Runs the watchdog: keeps track of the job groups the coordinator tells it of until it
+/// closes our stdin, then kills those groups, sweeps the marked processes, removes the run's
+/// spill directory, and exits. Without the coordinator's proof (see [`proof`]) it reports the
+/// stray variable and exits with status 255.
+pub(crate) fn serve(value: &str) -> ! {
+    let mut stdin = std::io::stdin().lock();
+    let Told {
+        coordinator,
+        mark,
+        spill,
+    } = match proof(value, &mut stdin) {
+        Ok(told) => told,
+        Err(why) => {
+            eprintln!(
+                "weft: {WATCHDOG_ENV}={value:?} was not set by a weft coordinator ({why}): \
+                 a program started by hand must not have {WATCHDOG_ENV} set"
+            );
+            std::process::exit(super::worker::NOT_LAUNCHED);
+        }
+    };
     let mut groups = HashSet::new();
-    for line in std::io::stdin().lock().split(b'\n') {
+    for line in stdin.split(b'\n') {
         let Ok(line) = line else { break };
         let Some((&sign, pgid)) = line.split_first() else {
             continue;
@@ -180,7 +268,7 @@ pub(crate) fn serve(coordinator: &str) -> ! {
         }
     }
     // Nothing of the run is left to write there.
-    if let Some(dir) = std::env::var_os(SPILL_ENV) {
+    if let Some(dir) = spill {
         let _ = std::fs::remove_dir_all(dir);
     }
     std::process::exit(0)

@@ -1,6 +1,13 @@
 //! The process backend, worker side: what a re-launched program does when `init` finds the
 //! worker marker in its environment.
 //!
+//! The marker is not proof: any program that calls `init` would otherwise become a worker (or
+//! quietly exit) whenever the variable leaked into its environment. A worker proves who launched
+//! it with two descriptors it inherits: a pipe holding a random token, read and closed before
+//! anything else runs (so no job can read it, as it could an environment variable through
+//! `/proc/PID/environ`), and the location of the handshake socket, whose name the coordinator
+//! removed at once. The coordinator accepts a hello only with its token.
+//!
 //! Results are sent per batch, except that a job that took a while, or whose output went into a
 //! shared-memory region, is sent at once: tiny jobs share one message (a message costs
 //! microseconds), a slow job's result never waits behind the next job, so a crash loses at most
@@ -8,6 +15,9 @@
 //! message carries at most one output region.
 
 use std::collections::VecDeque;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Once;
 use std::time::Duration;
 
 use ipc_channel::TrySelectError;
@@ -16,10 +26,11 @@ use ipc_channel::ipc::{
 };
 
 use crate::catch::catch;
+use crate::error::{Error, ErrorKind};
 use crate::registry::Registry;
 use crate::sys::{self, SlotView};
 use crate::task::{CancelToken, Context};
-use crate::wire::{self, Handshake, PROTOCOL, WORKER_ENV};
+use crate::wire::{self, Handshake, PROTOCOL, Token, WORKER_ENV};
 
 /// A finished job that ran at least this long is reported at once rather than with its batch.
 const SEND_AT_ONCE: Duration = Duration::from_micros(50);
@@ -28,7 +39,15 @@ const SEND_AT_ONCE: Duration = Duration::from_micros(50);
 ///
 /// Call it as the first line of `main`, with the registry of every task the program runs on
 /// worker processes. A launched worker serves jobs and exits inside this call, never returning.
-/// Code before it runs in every worker too, so keep it free of side effects.
+/// Code before it runs in every worker too, so keep it free of side effects. A launched copy
+/// that reaches a spawn path instead ([`PoolBuilder::build`](crate::PoolBuilder::build),
+/// [`ProcessBuilder::spawn`](crate::ProcessBuilder::spawn)) fails there, and its coordinator
+/// reports the mistake, rather than each copy starting workers of its own.
+///
+/// A worker (or the `weft` binary's watchdog) is entered only when the process was started by
+/// a weft coordinator, which proves it through descriptors the process inherits: the marker
+/// variable alone (`WEFT_WORKER`, `WEFT_WATCHDOG`), set by hand or inherited by mistake, is
+/// reported on stderr and the process exits with status 255.
 ///
 /// # Examples
 ///
@@ -38,8 +57,8 @@ const SEND_AT_ONCE: Duration = Duration::from_micros(50);
 /// // ... the program proper: build a pool, run tasks.
 /// ```
 pub fn init(registry: &Registry) {
-    if let Some(coordinator) = std::env::var_os(super::watchdog::WATCHDOG_ENV) {
-        super::watchdog::serve(&coordinator.to_string_lossy());
+    if let Some(value) = std::env::var_os(super::watchdog::WATCHDOG_ENV) {
+        super::watchdog::serve(&value.to_string_lossy());
     }
     let Some(marker) = std::env::var_os(WORKER_ENV) else {
         return;
@@ -47,9 +66,20 @@ pub fn init(registry: &Registry) {
     // Removed before any thread exists, so that nothing this worker runs (a job that launches
     // this same program) turns into a worker by mistake.
     sys::remove_env(WORKER_ENV);
-    sys::close_on_exec_above_stdio();
     let marker = marker.to_string_lossy().into_owned();
-    let code = match serve(registry, &marker) {
+    // Before anything else: the descriptors are taken (and closed) before any job can run.
+    let launch = match Launch::take(&marker) {
+        Ok(launch) => launch,
+        Err(why) => {
+            eprintln!(
+                "weft: {WORKER_ENV}={marker:?} was not set by a weft coordinator ({why}): \
+                 a program started by hand must not have {WORKER_ENV} set"
+            );
+            std::process::exit(NOT_LAUNCHED);
+        }
+    };
+    sys::close_on_exec_above_stdio();
+    let code = match serve(registry, launch) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("weft worker: {e}");
@@ -59,25 +89,104 @@ pub fn init(registry: &Registry) {
     std::process::exit(code);
 }
 
-fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
-    let mut parts = marker.splitn(3, ':');
-    let (Some(id), Some(parent), Some(server)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!("malformed {WORKER_ENV} value {marker:?}"));
+/// The exit status of a process that carries a worker or watchdog marker its coordinator did
+/// not prove.
+pub(crate) const NOT_LAUNCHED: i32 = 255;
+
+/// What a program that reached a spawn path while it was a launched worker is told.
+const NO_INIT: &str = "this process was started as a weft worker but reached a spawn path \
+    before calling `weft::init`: `weft::init(&registry)` must be the first line of `main`";
+
+/// Fails if this process was launched as a worker and did not become one: its program did not
+/// call [`init`] first, and is about to start workers of its own (each of which would do the
+/// same). Its coordinator is told at once, and reports the mistake.
+pub(crate) fn refuse_if_launched() -> Result<(), Error> {
+    let Some(marker) = std::env::var_os(WORKER_ENV) else {
+        return Ok(());
     };
-    let id: usize = id
-        .parse()
-        .map_err(|_| format!("bad worker id in {marker:?}"))?;
-    let parent: u32 = parent
-        .parse()
-        .map_err(|_| format!("bad parent pid in {marker:?}"))?;
+    static TOLD: Once = Once::new();
+    TOLD.call_once(|| {
+        if let Ok(launch) = Launch::take(&marker.to_string_lossy())
+            && let Ok(hello) = launch.connect()
+        {
+            let _ = hello.send(Handshake::NoInit {
+                token: launch.token,
+            });
+        }
+    });
+    Err(Error::new(ErrorKind::Config, NO_INIT))
+}
+
+/// What a launched worker inherited from its coordinator: its marker, read and checked, and
+/// the descriptors it names.
+struct Launch {
+    id: usize,
+    parent: u32,
+    token: Token,
+    /// The location of the coordinator's handshake socket, whose name is already gone.
+    socket: OwnedFd,
+}
+
+impl Launch {
+    /// Takes the descriptors that `marker` names and reads the token; fails unless they are
+    /// what a coordinator gives the workers it launches.
+    fn take(marker: &str) -> Result<Launch, String> {
+        let fields: Vec<&str> = marker.split(':').collect();
+        let [id, parent, token_fd, socket_fd] = fields[..] else {
+            return Err("not ID:PID:FD:FD".into());
+        };
+        let number = |what: &str, s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| format!("{what} {s:?} is not a number"))
+        };
+        let id = number("worker id", id)? as usize;
+        let parent = number("parent pid", parent)?;
+        let token_fd = number("descriptor", token_fd)? as RawFd;
+        let socket_fd = number("descriptor", socket_fd)? as RawFd;
+        if token_fd == socket_fd {
+            return Err("the same descriptor twice".into());
+        }
+        if sys::fd_kind(token_fd) != Some(sys::FdKind::Pipe) {
+            return Err(format!("descriptor {token_fd} is not an inherited pipe"));
+        }
+        if sys::fd_kind(socket_fd) != Some(sys::FdKind::Socket) {
+            return Err(format!("descriptor {socket_fd} is not an inherited socket"));
+        }
+        let (Some(pipe), Some(socket)) = (
+            sys::take_inherited(token_fd),
+            sys::take_inherited(socket_fd),
+        ) else {
+            return Err("descriptors 0, 1 and 2 are not a coordinator's".into());
+        };
+        let mut token = Token::default();
+        std::fs::File::from(pipe)
+            .read_exact(&mut token)
+            .map_err(|e| format!("no token on descriptor {token_fd}: {e}"))?;
+        Ok(Launch {
+            id,
+            parent,
+            token,
+            socket,
+        })
+    }
+
+    /// Connects to the coordinator's handshake socket through the inherited location.
+    fn connect(&self) -> Result<IpcSender<Handshake>, String> {
+        IpcSender::<Handshake>::connect(format!("/proc/self/fd/{}", self.socket.as_raw_fd()))
+            .map_err(|e| format!("cannot connect to coordinator: {e}"))
+    }
+}
+
+fn serve(registry: &Registry, launch: Launch) -> Result<(), String> {
+    let id = launch.id;
     // The parent-death signal was armed before exec; if the parent died before that, we were
     // re-parented already and would never get it.
-    if sys::parent_pid() != parent {
+    if sys::parent_pid() != launch.parent {
         return Ok(());
     }
 
-    let hello = IpcSender::<Handshake>::connect(server.to_string())
-        .map_err(|e| format!("cannot connect to coordinator: {e}"))?;
+    let hello = launch.connect()?;
+    drop(launch.socket);
     let (tasks_tx, tasks) = ipc::channel::<wire::Delivery>().map_err(|e| e.to_string())?;
     let (results, results_rx) = ipc::channel::<wire::Results>().map_err(|e| e.to_string())?;
     let shared = IpcSharedMemory::from_byte(0, sys::SLOT_BYTES);
@@ -85,6 +194,7 @@ fn serve(registry: &Registry, marker: &str) -> Result<(), String> {
         .send(Handshake::Hello {
             pid: std::process::id(),
             version: PROTOCOL,
+            token: launch.token,
             tasks: tasks_tx,
             results: results_rx,
             slot: shared.clone(),

@@ -472,3 +472,115 @@ impl<'a> SlotView<'a> {
         self.words[2].load(Ordering::Acquire) != 0
     }
 }
+
+/// `N` random bytes from the kernel (`getrandom(2)`): the tokens by which a launched worker or
+/// watchdog proves that its coordinator started it.
+pub(crate) fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    let mut filled = 0;
+    while filled < N {
+        // SAFETY: the pointer and length describe the unfilled rest of `bytes`, which
+        // getrandom only writes.
+        let n = unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), N - filled, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+            continue;
+        }
+        filled += n as usize;
+    }
+    Ok(bytes)
+}
+
+/// A pipe, read end first, both ends close-on-exec.
+pub(crate) fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// `fd`, moved above stderr if it is not (in a process started with stdin, stdout or stderr
+/// closed): a child's stdio replaces descriptors 0 to 2, so only those above can be inherited.
+pub(crate) fn above_stdio(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    use std::os::fd::FromRawFd;
+    let moved = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map_err(io::Error::from)?;
+    // SAFETY: `moved` is a fresh descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(moved) })
+}
+
+/// Opens `path` as a location only (`O_PATH`, close-on-exec): a handle on a socket file that
+/// stays valid once the file's name is removed, and through which (as `/proc/self/fd/N`) a
+/// process can still connect to it.
+pub(crate) fn open_location(path: &std::path::Path) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    Ok(file.into())
+}
+
+/// Lets the program that `cmd` starts inherit `fds`, which are close-on-exec in this process
+/// (so no other child gets them).
+pub(crate) fn inherit(cmd: &mut Command, fds: [std::os::fd::RawFd; 2]) {
+    // SAFETY: the closure runs in the forked child before exec and calls only fcntl(2), which
+    // is async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in fds {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// What an inherited descriptor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// A pipe (or FIFO).
+    Pipe,
+    /// A socket, or a location (`O_PATH`) of a socket file.
+    Socket,
+    /// Anything else.
+    Other,
+}
+
+/// What the open descriptor `fd` is, if it is open.
+pub(crate) fn fd_kind(fd: std::os::fd::RawFd) -> Option<FdKind> {
+    // SAFETY: fstat writes only into the stat buffer it is given; a descriptor that is not
+    // open makes it fail with EBADF.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `st` is a valid, writable stat buffer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    Some(match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => FdKind::Pipe,
+        libc::S_IFSOCK => FdKind::Socket,
+        _ => FdKind::Other,
+    })
+}
+
+/// Takes ownership of `fd`, a descriptor this process inherited when it was started (named to
+/// it by its coordinator) and which nothing in it has taken yet.
+///
+/// Returns `None` if `fd` is not open or is stdin, stdout or stderr.
+pub(crate) fn take_inherited(fd: std::os::fd::RawFd) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if fd <= 2 || fd_kind(fd).is_none() {
+        return None;
+    }
+    // SAFETY: the descriptor is open (fstat succeeded) and was inherited at exec, so no object
+    // of this process owns it; the callers take each one once (`init`, before anything else
+    // runs, or under a `Once`).
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
