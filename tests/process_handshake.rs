@@ -119,31 +119,33 @@ fn a_tmpdir_too_long_for_a_socket_still_runs_process_workers_and_keeps_outputs_t
 
 #[test]
 fn no_socket_directory_outlives_a_worker_that_dies_before_its_handshake() {
-    let dir = Scratch::new("early-death");
-    let tmp = dir.join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    // A worker that cannot map its own program dies before it connects.
-    let out = weft()
-        .env("TMPDIR", &tmp)
-        .args(["--memory-limit", "1K", "--task", "sum", ":::", "0..3"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(255), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("during handshake"),
-        "{out:?}"
-    );
-    assert_eq!(entries_under(&tmp), Vec::<PathBuf>::new());
+    within(LIMIT, || {
+        let dir = Scratch::new("early-death");
+        let (script, fds) = worker_script(&dir, "exit 1");
+        let err = pool(Backend::Process, 1)
+            .program(&script)
+            .build()
+            .map(drop)
+            .unwrap_err();
+        assert!(err.to_string().contains("died during handshake"), "{err}");
+        let socket = PathBuf::from(inherited_socket(&fds));
+        assert!(!socket.parent().unwrap().exists(), "{socket:?}'s directory");
+    });
 }
 
 /// A worker program that writes where each of its descriptors leads, then never says hello.
 fn silent_worker(dir: &Scratch) -> (PathBuf, PathBuf) {
+    worker_script(dir, "exec sleep 60")
+}
+
+/// A worker program that writes where each of its descriptors leads, then runs `then`.
+fn worker_script(dir: &Scratch, then: &str) -> (PathBuf, PathBuf) {
     let fds = dir.join("fds");
     let script = dir.join("silent-worker");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nfor f in /proc/$$/fd/*; do readlink \"$f\"; done > {0}.part\nmv {0}.part {0}\nexec sleep 60\n",
+            "#!/bin/sh\nfor f in /proc/$$/fd/*; do readlink \"$f\"; done > {0}.part\nmv {0}.part {0}\n{then}\n",
             fds.display()
         ),
     )
