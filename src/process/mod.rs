@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use ipc_channel::IpcError;
-use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender, IpcSharedMemory};
+use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 
 use crate::engine::{Event, Key};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Crash;
-use crate::sys::{self, SlotView};
+use crate::sys::{self, SharedSlot, SlotView};
 use crate::wire::{self, Handshake, PROTOCOL, WORKER_ENV};
 
 /// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL); ipc-channel
@@ -193,7 +193,7 @@ pub(crate) struct Link {
     tasks: Option<IpcSender<wire::Delivery>>,
     /// Output regions of this worker that the coordinator has let go of.
     returns: Arc<wire::Returns>,
-    slot: IpcSharedMemory,
+    slot: SharedSlot,
     child: Arc<Mutex<Child>>,
     /// The worker's results, until the coordinator takes them into its inbox.
     results: Option<IpcReceiver<wire::Results>>,
@@ -330,9 +330,9 @@ pub(crate) fn start(
             ),
         );
     }
-    if slot.len() < sys::SLOT_BYTES {
+    let Some(slot) = SharedSlot::new(slot) else {
         return fail(&mut child, "sent a progress slot that is too small".into());
-    }
+    };
     let child = Arc::new(Mutex::new(child));
     let returns = Arc::new(wire::Returns::default());
     let (results, reader) = match reading {
@@ -384,7 +384,7 @@ impl Link {
     }
 
     pub(crate) fn slot(&self) -> SlotView<'_> {
-        SlotView::new(&self.slot)
+        self.slot.view()
     }
 
     /// Closes the task channel: an idle worker exits with status 0.

@@ -28,7 +28,7 @@ use ipc_channel::ipc::{
 use crate::catch::catch;
 use crate::error::{Error, ErrorKind};
 use crate::registry::Registry;
-use crate::sys::{self, SlotView};
+use crate::sys::{self, SharedSlot};
 use crate::task::{CancelToken, Context};
 use crate::wire::{self, Handshake, PROTOCOL, Token, WORKER_ENV};
 
@@ -201,7 +201,8 @@ fn serve(registry: &Registry, launch: Launch) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot send hello: {e:?}"))?;
     drop(hello);
-    let slot = SlotView::new(&shared);
+    let shared = SharedSlot::new(shared).ok_or("cannot map the progress slot")?;
+    let slot = shared.view();
 
     let (state, init_error) = match catch(|| registry.init_state(id)) {
         Ok(state) => (state, None),

@@ -358,15 +358,19 @@ pub(crate) fn fd_limit() -> Option<u64> {
 
 /// Writes the first `len` bytes of a shared-memory region with `fill`; returns what it does.
 ///
-/// The caller makes sure nothing reads the region meanwhile through another handle (another
-/// mapping of it, in this process or another).
-pub(crate) fn fill_region(
+/// # Safety
+/// Nothing may read or write the region's memory meanwhile through another handle: another
+/// mapping of it, in this process or another (a receiver still decoding a payload from it).
+///
+/// # Panics
+/// If `len` is past the region's end.
+pub(crate) unsafe fn fill_region(
     region: &mut ipc_channel::ipc::IpcSharedMemory,
     len: usize,
     fill: impl FnOnce(&mut [u8]) -> bool,
 ) -> bool {
     // SAFETY: `region` is borrowed mutably, so no other reference into this mapping exists;
-    // other mappings of the same memory are other addresses, which the caller keeps unread.
+    // other mappings of the same memory are other addresses, which the caller keeps unused.
     let bytes = unsafe { region.deref_mut() };
     fill(&mut bytes[..len])
 }
@@ -420,33 +424,70 @@ pub(crate) const SLOT_WORDS: usize = 3;
 /// Size in bytes of a progress slot.
 pub(crate) const SLOT_BYTES: usize = SLOT_WORDS * 8;
 
+/// A worker's progress slot in memory shared with another process: the region, owned here,
+/// and the words in it, reached through a pointer taken from the region's one mutable view.
+///
+/// The words are written through: a pointer made from the region's shared `&[u8]` would
+/// carry read-only provenance, and storing through it would be undefined behaviour, atomics
+/// or not.
+pub(crate) struct SharedSlot {
+    /// Kept mapped for as long as `words` points into it.
+    _region: ipc_channel::ipc::IpcSharedMemory,
+    words: *mut u64,
+}
+
+// SAFETY: `words` points into the mapping `_region` keeps alive, and is only ever used as
+// atomics (see `view`), which any thread may share.
+unsafe impl Send for SharedSlot {}
+// SAFETY: as above: every access through `words` is atomic.
+unsafe impl Sync for SharedSlot {}
+
+impl SharedSlot {
+    /// Takes `region` as a progress slot; `None` if it is shorter than [`SLOT_BYTES`] or its
+    /// start not 8-byte aligned.
+    pub(crate) fn new(mut region: ipc_channel::ipc::IpcSharedMemory) -> Option<SharedSlot> {
+        // SAFETY: `region` is owned here and never read as bytes again: from now on this
+        // mapping is reached through `words` alone, and only with atomics. Other mappings of
+        // the same memory (the peer's) are other addresses, accessed with atomics too.
+        let bytes = unsafe { region.deref_mut() };
+        if bytes.len() < SLOT_BYTES || bytes.as_ptr().align_offset(8) != 0 {
+            return None;
+        }
+        let words = bytes.as_mut_ptr().cast::<u64>();
+        Some(SharedSlot {
+            _region: region,
+            words,
+        })
+    }
+
+    /// The slot's words.
+    pub(crate) fn view(&self) -> SlotView<'_> {
+        // SAFETY: each word is 8-byte aligned (checked in `new`), inside the mapping `self`
+        // keeps alive for the borrow, and reached only with atomic operations for as long as
+        // the reference lives, by this process and by the peer mapping the same page; the
+        // words are lock-free, hence address-free across processes (`AtomicU64::from_ptr`'s
+        // conditions).
+        let word = |i: usize| unsafe { AtomicU64::from_ptr(self.words.add(i)) };
+        SlotView {
+            words: [word(0), word(1), word(2)],
+        }
+    }
+}
+
 /// A view of a worker's progress slot: how many jobs it has begun and when the current one
 /// began. The worker writes, the coordinator reads; in process mode the words live in memory
-/// shared between the two, so the coordinator can tell which job was running when a worker
-/// died and time it out without a message per job.
+/// shared between the two ([`SharedSlot`]), so the coordinator can tell which job was running
+/// when a worker died and time it out without a message per job.
 pub(crate) struct SlotView<'a> {
-    words: &'a [AtomicU64; SLOT_WORDS],
+    words: [&'a AtomicU64; SLOT_WORDS],
 }
 
 impl<'a> SlotView<'a> {
-    /// Views the start of `bytes` as a progress slot.
-    ///
-    /// # Panics
-    /// If `bytes` is shorter than [`SLOT_BYTES`] or not 8-byte aligned.
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        assert!(bytes.len() >= SLOT_BYTES, "progress slot too small");
-        assert_eq!(bytes.as_ptr() as usize % 8, 0, "progress slot misaligned");
-        // SAFETY: the pointer is valid for SLOT_BYTES bytes and 8-byte aligned (checked above);
-        // AtomicU64 has the layout of u64, and every access goes through atomics, so concurrent
-        // writes from the worker (another thread or another process mapping the same page) are
-        // not data races. The words are lock-free, hence address-free across processes.
-        let words = unsafe { &*(bytes.as_ptr() as *const [AtomicU64; SLOT_WORDS]) };
-        SlotView { words }
-    }
-
     /// Views words owned by this process (the thread backend's slot).
     pub(crate) fn from_words(words: &'a [AtomicU64; SLOT_WORDS]) -> Self {
-        SlotView { words }
+        SlotView {
+            words: [&words[0], &words[1], &words[2]],
+        }
     }
 
     /// Records that the job with index `started - 1` began at `at_ns`.

@@ -109,9 +109,9 @@ impl Region {
             }
             None => return None,
         };
-        // A fresh mapping has no other handle; a cached one has none that is still read (see
-        // the module's documentation).
-        if !sys::fill_region(&mut mapping.0, len, fill) {
+        // SAFETY: a fresh mapping has no other handle; a cached one has none that is still
+        // read (see the module's documentation).
+        if !unsafe { sys::fill_region(&mut mapping.0, len, fill) } {
             keep(mapping);
             return None;
         }
