@@ -259,7 +259,7 @@ fn a_process_job_over_its_timeout_is_killed_and_its_worker_replaced() {
         assert_eq!(hung.status, Status::TimedOut);
         assert!(
             !common::alive(before[0])
-                || common::wait_until(Duration::from_secs(2), || !common::alive(before[0]))
+                || common::wait_until(common::SETTLE, || !common::alive(before[0]))
         );
         let next = outcomes.iter().find(|o| o.seq == 2).unwrap();
         assert!(next.is_ok());
@@ -425,7 +425,10 @@ fn results_a_worker_sent_before_it_died_count_and_do_not_run_again() {
         let a = outcomes.next().expect("the first hog's outcome");
         // The second hog ends, its result is sent, and the worker dies, all before the
         // engine next looks.
-        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            common::wait_until(common::SETTLE, || !common::alive(first)),
+            "the worker aborts after the second hog"
+        );
         let mut rest: Vec<_> = outcomes.collect();
         rest.sort_by_key(|o| o.seq);
         assert_eq!(a.seq, 1);

@@ -14,9 +14,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{
-    BACKENDS, Scratch, assert_no_survivors, children_of, group_members, in_sleep, joblog_row,
-    joblog_rows, joblog_seqs, jobs_running, json_lines, pids_in, records, signal, sorted_numbers,
-    spawn_with_input, wait_until, weft, weft_bin, weft_on, within,
+    BACKENDS, SETTLE, Scratch, assert_no_survivors, children_of, group_members, in_sleep,
+    joblog_row, joblog_rows, joblog_seqs, jobs_running, json_lines, pids_in, records, signal,
+    sorted_numbers, spawn_with_input, wait_until, weft, weft_bin, weft_on, within,
 };
 use predicates::str::contains;
 use weft::Backend;
@@ -270,7 +270,7 @@ fn a_timed_out_job_leaves_nothing_alive_even_with_background_children_or_a_term_
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(3), "{backend:?}: {stderr}");
             assert_eq!(stderr.matches("timed out").count(), 3, "{stderr}");
-            assert_no_survivors(&pids, Duration::from_secs(2), format!("{backend:?}"));
+            assert_no_survivors(&pids, SETTLE, format!("{backend:?}"));
             for row in joblog_rows(&log) {
                 assert_eq!(
                     row[6], "-1",
@@ -312,7 +312,7 @@ fn a_task_that_ignores_its_timeout_is_reported_timed_out_and_its_worker_does_not
             assert_eq!(row[6], "-1");
             assert_no_survivors(
                 &workers,
-                Duration::from_secs(2),
+                SETTLE,
                 format!("{backend:?}: workers outlived the run"),
             );
         });
@@ -367,7 +367,7 @@ fn sigkill_leaves_none_of(mut coordinator: Child, pids: &[u32], what: String) {
     coordinator.wait().unwrap();
     assert_no_survivors(
         pids,
-        Duration::from_secs(1),
+        SETTLE,
         format!("{what}: a second after the coordinator died"),
     );
 }
@@ -748,14 +748,10 @@ fn no_temp_file_outlives_a_failed_stopped_or_killed_run() {
                 let running = pids_in(&pids);
                 signal(child.id(), how);
                 child.wait().unwrap();
-                assert_no_survivors(
-                    &running,
-                    Duration::from_secs(2),
-                    format!("{backend:?} {how}"),
-                );
+                assert_no_survivors(&running, SETTLE, format!("{backend:?} {how}"));
                 // After a SIGKILL the watchdog removes the run's directory once it has swept.
                 assert!(
-                    wait_until(Duration::from_secs(2), || left().is_empty()),
+                    wait_until(SETTLE, || left().is_empty()),
                     "{backend:?}: after SIG{how}: {:?}",
                     left()
                 );
@@ -822,7 +818,7 @@ fn a_large_output_nobody_prints_leaves_no_file_behind() {
             signal(child.id(), "KILL");
             child.wait().unwrap();
             assert!(
-                wait_until(Duration::from_secs(2), || files_under(&tmp).is_empty()),
+                wait_until(SETTLE, || files_under(&tmp).is_empty()),
                 "{backend:?}: left after SIGKILL: {:?}",
                 files_under(&tmp)
             );

@@ -23,7 +23,7 @@ fn a_process_runs_its_task_then_exits_zero() {
         let pid = p.pid();
         let outcome = p.join();
         assert_eq!(outcome.ok(), Some(5050));
-        assert!(common::wait_until(Duration::from_secs(5), || {
+        assert!(common::wait_until(common::SETTLE, || {
             !common::alive(pid)
         }));
     });
@@ -71,7 +71,7 @@ fn a_daemon_process_dies_with_its_handle() {
             .unwrap();
         let pid = p.pid();
         drop(p);
-        assert!(common::wait_until(Duration::from_secs(2), || {
+        assert!(common::wait_until(common::SETTLE, || {
             !common::alive(pid)
         }));
     });

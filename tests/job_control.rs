@@ -15,9 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    BACKENDS, Scratch, assert_no_survivors, exits_within, joblog_rows, joblog_seqs, jobs_running,
-    json_lines, output_within, pids_in, signal, signal_group, sorted_numbers, spawn_with_input,
-    wait_until, weft, weft_bin, weft_on, within,
+    BACKENDS, SETTLE, Scratch, assert_no_survivors, exits_within, joblog_rows, joblog_seqs,
+    jobs_running, json_lines, output_within, pids_in, signal, signal_group, sorted_numbers,
+    spawn_with_input, wait_until, weft, weft_bin, weft_on, within,
 };
 use weft::Backend;
 
@@ -116,7 +116,7 @@ fn stop_mid_run_then_resume(backend: Backend, how: Stop) {
             130
         }
     };
-    let (status, stdout, stderr) = output_within(&mut child, Duration::from_secs(2));
+    let (status, stdout, stderr) = output_within(&mut child, SETTLE);
     assert_eq!(status.code(), Some(code), "{backend:?} {how:?}: {stderr}");
     assert_eq!(
         stderr.lines().filter(|l| l.starts_with("weft:")).count(),
@@ -136,11 +136,7 @@ fn stop_mid_run_then_resume(backend: Backend, how: Stop) {
         printed,
         "finished jobs are the logged ones"
     );
-    assert_no_survivors(
-        &running,
-        Duration::from_secs(2),
-        format!("{backend:?} {how:?}"),
-    );
+    assert_no_survivors(&running, SETTLE, format!("{backend:?} {how:?}"));
 
     std::fs::write(dir.join("resumed"), "").unwrap();
     let out = weft_on(backend)
@@ -222,9 +218,9 @@ fn a_second_sigint_exits_at_once_and_leaves_no_survivors() {
                 .args(["-s", "INT", "--", &format!("-{}", child.id())])
                 .stderr(Stdio::null())
                 .status();
-            let status = exits_within(&mut child, Duration::from_secs(2));
+            let status = exits_within(&mut child, SETTLE);
             assert_eq!(status.code(), Some(130), "{backend:?}");
-            assert_no_survivors(&pids, Duration::from_secs(2), format!("{backend:?}"));
+            assert_no_survivors(&pids, SETTLE, format!("{backend:?}"));
         });
     }
 }
@@ -311,7 +307,7 @@ fn an_endless_input_piped_into_head_ends_promptly_and_leaves_no_survivors() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let (status, stdout, stderr) = output_within(&mut child, Duration::from_secs(2));
+            let (status, stdout, stderr) = output_within(&mut child, SETTLE);
             assert!(status.success(), "{backend:?}: {stderr}");
             assert_eq!(stdout.lines().count(), 3, "{stdout}");
             assert_eq!(stderr, "", "{backend:?}: quietly");
@@ -320,7 +316,7 @@ fn an_endless_input_piped_into_head_ends_promptly_and_leaves_no_survivors() {
                 .chain(pids_in(&dir.join("bg")))
                 .collect();
             assert!(!pids.is_empty());
-            assert_no_survivors(&pids, Duration::from_secs(2), format!("{backend:?}"));
+            assert_no_survivors(&pids, SETTLE, format!("{backend:?}"));
         });
     }
 }
@@ -463,7 +459,7 @@ fn halt_now_kills_running_jobs_and_halt_soon_lets_them_finish() {
             assert_eq!(pids.len(), 2);
             assert_no_survivors(
                 &pids,
-                Duration::from_secs(2),
+                SETTLE,
                 format!("{backend:?}: now kills the running job"),
             );
 
@@ -623,14 +619,14 @@ fn stop_signal_runs_the_kill_sequence(backend: Backend) {
         );
         let sh = pids_in(&dir.join("sh"));
         signal(child.id(), "TERM");
-        let status = exits_within(&mut child, Duration::from_secs(2));
+        let status = exits_within(&mut child, SETTLE);
         assert_eq!(status.code(), Some(143));
         assert_eq!(
             std::fs::read_to_string(dir.join("got")).unwrap_or_default(),
             "TERM\nTERM\n",
             "{backend:?}"
         );
-        assert_no_survivors(&sh, Duration::from_secs(2), format!("{backend:?}"));
+        assert_no_survivors(&sh, SETTLE, format!("{backend:?}"));
     });
 }
 

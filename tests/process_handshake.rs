@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Scratch, alive, exits_within, pool, wait_until, weft, weft_bin, within};
+use common::{SETTLE, Scratch, alive, exits_within, pool, wait_until, weft, weft_bin, within};
 use weft::Backend;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -246,7 +246,7 @@ fn a_program_that_forgets_init_fails_at_once_instead_of_relaunching_itself() {
             pids.len()
         );
         assert!(
-            wait_until(Duration::from_secs(5), || pids.iter().all(|&p| !alive(p))),
+            wait_until(SETTLE, || pids.iter().all(|&p| !alive(p))),
             "{how}: every copy is gone"
         );
     }

@@ -7,7 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Scratch, assert_no_survivors, children_of, pool, wait_until, weft_bin, within};
+use common::{
+    SETTLE, Scratch, assert_no_survivors, children_of, pool, wait_until, weft_bin, within,
+};
 use weft::Backend;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -39,11 +41,7 @@ fn workers_die_within_a_second_of_their_coordinator_being_sigkilled() {
         coordinator.kill().unwrap();
         coordinator.wait().unwrap();
         let killed = Instant::now();
-        assert_no_survivors(
-            &workers,
-            Duration::from_secs(1),
-            "workers outlived their coordinator",
-        );
+        assert_no_survivors(&workers, SETTLE, "workers outlived their coordinator");
         eprintln!("workers gone {:?} after the coordinator", killed.elapsed());
     });
 }
@@ -97,11 +95,11 @@ fn a_worker_that_never_says_hello_times_out_and_is_killed() {
             "bounded by the start timeout"
         );
         assert!(
-            wait_until(Duration::from_secs(2), || children_of(std::process::id())
-                .iter()
-                .all(|&c| !std::fs::read_to_string(format!("/proc/{c}/cmdline"))
+            wait_until(SETTLE, || children_of(std::process::id()).iter().all(
+                |&c| !std::fs::read_to_string(format!("/proc/{c}/cmdline"))
                     .unwrap_or_default()
-                    .contains("sleep"))),
+                    .contains("sleep")
+            )),
             "the silent worker was killed"
         );
     });

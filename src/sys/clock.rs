@@ -152,6 +152,9 @@ mod tests {
 
     /// The clock agrees with `CLOCK_MONOTONIC` across a stretch of reads and sleeps, whether
     /// it reads the counter or not, and never goes back.
+    /// How far the clock may be from `CLOCK_MONOTONIC` in the test: see its use.
+    const SLACK_NS: u64 = ANCHOR_NS / 4;
+
     #[test]
     fn agrees_with_the_monotonic_clock() {
         let mut clock = Clock::new();
@@ -166,9 +169,11 @@ mod tests {
                 assert!(t >= last, "the clock went back: {last} then {t}");
                 last = t;
                 // The counter's error stays within a few microseconds (see the module's
-                // comment): 20 µs either way tells a wrong conversion from that.
+                // comment), but a loaded machine stretches the pairs that measure it, and
+                // once went past 20 µs. A wrong conversion is off by a share of the anchor's
+                // millisecond: a quarter of it either way tells one.
                 assert!(
-                    t + 20_000 >= before && t <= after + 20_000,
+                    t + SLACK_NS >= before && t <= after + SLACK_NS,
                     "round {round}: {t} is not between {before} and {after}"
                 );
             }

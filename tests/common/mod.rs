@@ -118,6 +118,12 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
 /// Both backends, for tests that must hold on each.
 pub const BACKENDS: [Backend; 2] = [Backend::Thread, Backend::Process];
 
+/// How long a test waits for something that happens on its own (processes gone after a kill,
+/// a run's exit, a file removed): a guard against a hang, not a measure of speed, so long that
+/// a loaded machine never reaches it. Promises of speed ("within a second") are measured in
+/// `benches/`, not asserted here.
+pub const SETTLE: Duration = Duration::from_secs(30);
+
 /// The `weft` binary as an `assert_cmd` command, bounded by a generous timeout so that a hang
 /// fails the test instead of blocking it. A run that needs another bound sets it with
 /// `.timeout(d)`.
