@@ -16,12 +16,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::collect::{Fifo, Reorder};
+use crate::collect::Reorder;
 use crate::error::{Error, ErrorKind};
 use crate::outcome::{Crash, Outcome, Status};
 use crate::process::{self, inbox::Inbox, inbox::Post};
 use crate::registry::{AnyBox, Entry, Registry};
-use crate::sys;
+use crate::sys::{self, Fifo};
 use crate::task::Backend;
 use crate::thread;
 use crate::wire;

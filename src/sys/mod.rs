@@ -1,8 +1,9 @@
 //! The only module that talks to the operating system below std: signals, process groups,
 //! the parent-death signal, a monotonic clock shared between processes (and a cheap per-job
-//! reading of it, [`Clock`]), the shared progress slot, and a lock-free queue from one thread to
-//! another ([`spsc`]). Everything else calls these safe functions, so `unsafe` and `nix` stay
-//! here.
+//! reading of it, [`Clock`]), the shared progress slot, a lock-free queue from one thread to
+//! another ([`spsc`]), and the engine's queue of ready outcomes ([`Fifo`]), two data structures
+//! that need `unsafe` for their speed. Everything else calls these safe functions, so `unsafe`
+//! and `nix` stay here.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -13,10 +14,12 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 mod clock;
+mod fifo;
 mod pipe;
 pub(crate) mod spsc;
 
 pub(crate) use clock::Clock;
+pub(crate) use fifo::Fifo;
 pub(crate) use pipe::output_pipe;
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's
