@@ -1,28 +1,101 @@
-//! Running the jobs: the input read on a thread of its own, what a finished job means for the
-//! joblog and the exit status, and the checks made once before the first job starts.
+//! The one drive loop, whatever the kind of job: the input read on a thread of its own and
+//! handed to the pool, `--resume` skips, each outcome printed then logged and counted against
+//! `--halt`, stop signals, and the exit status. A new option of the run is read here once;
+//! what differs between tasks and commands is `kind.rs`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::control;
+use super::control::{self, Control, Flow};
 use super::input::Shape;
+use super::kind::{JobKind, check_shell};
 use super::output::Printer;
-use crate::Status;
+use super::plan::{Kind, Plan, Run};
+use super::progress::Progress;
+use crate::pool::Pending;
+use crate::process::watchdog::Watchdog;
+use crate::{Registry, Status};
+
+/// Runs `plan`; returns the exit status.
+pub(super) fn run(registry: &Registry, plan: Plan) -> Result<i32, String> {
+    match plan.kind {
+        Kind::Task(tasks) => drive(registry, plan.run, &tasks),
+        Kind::Command(commands) if commands.dry_run => {
+            commands.dry_run(&plan.run.shape, plan.run.pool.workers)
+        }
+        Kind::Command(commands) => {
+            check_shell()?;
+            // Started before any other thread: it marks this process's environment for the
+            // jobs. Declared before the pool, so that it sweeps after the pool has stopped
+            // every job.
+            let _watchdog = Watchdog::start(&crate::process::worker_program(None))
+                .map_err(|e| format!("cannot start the watchdog that kills leftover jobs: {e}"))?;
+            drive(registry, plan.run, &commands)
+        }
+    }
+}
+
+/// Runs every job of `run` as `kind` makes them, printing and logging each outcome as the
+/// pool yields it.
+fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, String> {
+    let stop = Arc::new(control::Stop::default());
+    let log = run.log.open()?;
+    let mut pool = run.pool.build(registry)?;
+    control::watch_signals(stop.clone(), pool.waker())?;
+    let mut ctl = Control::new(log, run.halt, stop.clone());
+    // What each running job's outcome is printed and logged with, by seq.
+    let kept = RefCell::new(HashMap::new());
+    let feed = Feed::start(run.shape, pool.waker(), stop.clone());
+    let failed_input = feed.error.clone();
+    let total = feed.total.clone();
+    let mut seq = 0u64;
+    let inputs = feed.map(|record| {
+        let Some(record) = record else {
+            return Pending::Wait;
+        };
+        seq += 1;
+        if run.log.done_before(seq) {
+            return Pending::Skip(RESUMED.into());
+        }
+        let (keep, job) = kind.job(record, seq);
+        kept.borrow_mut().insert(seq, keep);
+        job
+    });
+    let progress = Progress::new(run.progress, run.force_progress, total.clone());
+    let mut printer = Printer::new(run.style, kind.what(), progress);
+    let mut command = Vec::new();
+    for outcome in kind.outcomes(&mut pool, registry, inputs)? {
+        if left_out(&outcome.status) {
+            continue;
+        }
+        let keep = kept.borrow_mut().remove(&outcome.seq).unwrap_or_default();
+        let finished = kind.finished(&outcome, &keep, &mut command);
+        if let Err(e) = kind.print(&mut printer, outcome, &keep) {
+            return Ok(printer.write_failed(&e));
+        }
+        if ctl.finished(&finished, &total)? == Flow::Halt {
+            break;
+        }
+    }
+    conclude(printer, &ctl, &stop, &failed_input)
+}
 
 /// Why a job the joblog lists as done is not run again.
-pub(super) const RESUMED: &str = "finished in an earlier run (--resume)";
+const RESUMED: &str = "finished in an earlier run (--resume)";
 
 /// Whether a job was left out on purpose (done in an earlier run, or not started because the
 /// run drained): it is neither printed, logged nor counted.
-pub(super) fn left_out<T>(status: &Status<T>) -> bool {
+fn left_out<T>(status: &Status<T>) -> bool {
     matches!(status, Status::Skipped(why) if why == RESUMED || why == crate::engine::DRAINED)
 }
 
 /// The run's exit status, once every outcome is printed.
-pub(super) fn conclude(
+fn conclude(
     printer: Printer,
-    ctl: &control::Control,
+    ctl: &Control,
     stop: &control::Stop,
     failed_input: &std::cell::Cell<Option<String>>,
 ) -> Result<i32, String> {
@@ -95,10 +168,10 @@ impl Total {
 
 /// Jobs read on a thread of their own, so that waiting for input (a slow pipe) never stops
 /// the pool from collecting results or timing jobs out. The queue between is bounded.
-pub(super) struct Feed {
+struct Feed {
     rx: crossbeam_channel::Receiver<io::Result<Vec<Vec<u8>>>>,
-    pub(super) error: Rc<std::cell::Cell<Option<String>>>,
-    pub(super) total: Total,
+    error: Rc<std::cell::Cell<Option<String>>>,
+    total: Total,
     /// Once set, no further job is handed out (`--halt`, SIGHUP, SIGINT).
     stop: Arc<control::Stop>,
 }

@@ -23,6 +23,11 @@ use crate::{Backend, Pool, Registry};
 /// A run of the command line, validated.
 pub(super) struct Plan {
     pub(super) kind: Kind,
+    pub(super) run: Run,
+}
+
+/// Everything about a run that is the same whatever the kind of job.
+pub(super) struct Run {
     /// What the jobs are: the sources, how records split, packing and columns.
     pub(super) shape: Shape,
     pub(super) style: Style,
@@ -94,8 +99,7 @@ impl Plan {
             ),
             memory_limit: memory_limit(&args, backend)?,
         };
-        Ok(Plan {
-            kind,
+        let run = Run {
             shape,
             style: Style {
                 tag: args.tag,
@@ -106,7 +110,8 @@ impl Plan {
             log,
             progress: progress_kind(&args),
             force_progress: args.force_progress,
-        })
+        };
+        Ok(Plan { kind, run })
     }
 }
 
