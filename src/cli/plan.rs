@@ -77,11 +77,7 @@ impl Plan {
         };
         let log = Log::read(&args)?;
         let (kind, default_backend) = kind(registry, &args, &term_seq)?;
-        let backend = match (args.backend, &args.memory_limit) {
-            (Some(b), _) => b,
-            (None, Some(_)) => Backend::Process,
-            (None, None) => default_backend,
-        };
+        let (backend, memory_limit) = backend(&args, default_backend)?;
         let pool = PoolSpec {
             workers,
             backend,
@@ -97,7 +93,7 @@ impl Plan {
                     .iter()
                     .fold(250, |total: u64, &(_, ms)| total.saturating_add(ms)),
             ),
-            memory_limit: memory_limit(&args, backend)?,
+            memory_limit,
         };
         let run = Run {
             shape,
@@ -182,15 +178,21 @@ fn kind(
     Ok((Kind::Command(commands), Backend::Thread))
 }
 
-/// `--memory-limit`, which needs process workers.
-fn memory_limit(args: &Args, backend: Backend) -> Result<Option<u64>, String> {
+/// The backend asked for, or else the kind's (processes with `--memory-limit`), and the
+/// memory limit, which needs process workers.
+fn backend(args: &Args, default: Backend) -> Result<(Backend, Option<u64>), String> {
+    let backend = match (args.backend, &args.memory_limit) {
+        (Some(b), _) => b,
+        (None, Some(_)) => Backend::Process,
+        (None, None) => default,
+    };
     let Some(spec) = &args.memory_limit else {
-        return Ok(None);
+        return Ok((backend, None));
     };
     if backend == Backend::Thread {
         return Err("--memory-limit applies to process workers: drop --backend thread".into());
     }
-    parse_size(spec).map(Some)
+    Ok((backend, Some(parse_size(spec)?)))
 }
 
 fn progress_kind(args: &Args) -> Option<progress::Kind> {
