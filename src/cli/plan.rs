@@ -308,3 +308,62 @@ fn fd_capped(workers: usize) -> usize {
     );
     fit
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn plan(argv: &[&str]) -> Result<Plan, String> {
+        let args = Args::try_parse_from(std::iter::once("weft").chain(argv.iter().copied()))
+            .expect("clap accepts it");
+        Plan::new(&crate::tasks::registry(), args, Vec::new())
+    }
+
+    fn error(argv: &[&str]) -> String {
+        plan(argv).err().expect("refused")
+    }
+
+    #[test]
+    fn the_first_failing_check_in_order_is_the_error() {
+        assert!(error(&["-n", "0", "-j", "x", "echo"]).starts_with("-j \"x\""));
+        assert!(error(&["--retries", "0", "-n", "0", "echo"]).starts_with("-n 0"));
+        assert!(
+            error(&["--memory-limit", "1K", "--retries", "0", "echo"]).starts_with("--retries")
+        );
+        assert!(error(&["--task", "nope", "-u"]).starts_with("-u, --line-buffer"));
+        assert!(error(&["--memory-limit", "1K", "--task", "nope"]).starts_with("no task"));
+        assert!(
+            error(&["--memory-limit", "1K", "--dry-run", "echo"]).starts_with("--memory-limit")
+        );
+    }
+
+    #[test]
+    fn commands_wait_for_a_free_worker_and_tasks_are_handed_out_ahead_unless_halt_can_stop_them() {
+        let lookahead = |argv: &[&str]| plan(argv).map(|p| p.run.pool.lookahead).unwrap();
+        assert!(!lookahead(&["echo"]));
+        assert!(lookahead(&["--task", "noop"]));
+        assert!(!lookahead(&["--task", "noop", "--halt", "now,fail=1"]));
+    }
+
+    #[test]
+    fn the_backend_is_the_tasks_own_unless_asked_or_a_memory_limit_needs_processes() {
+        let backend = |argv: &[&str]| plan(argv).map(|p| p.run.pool.backend).unwrap();
+        assert_eq!(backend(&["echo"]), Backend::Thread);
+        assert_eq!(
+            backend(&["--memory-limit", "64M", "echo"]),
+            Backend::Process
+        );
+        assert_eq!(
+            backend(&["--backend", "thread", "--task", "sum"]),
+            Backend::Thread
+        );
+        let own = crate::tasks::registry()
+            .tasks()
+            .find(|t| t.name == "sum")
+            .unwrap()
+            .backend;
+        assert_eq!(backend(&["--task", "sum"]), own);
+    }
+}
