@@ -187,11 +187,16 @@ impl Control {
         if !job.ok {
             self.failed += 1;
         }
+        Ok(self.halt_after(job, total))
+    }
+
+    /// Applies `--halt` once `job` is counted.
+    fn halt_after(&mut self, job: &Finished<'_>, total: &super::Total) -> Flow {
         let Some(halt) = self.halt else {
-            return Ok(Flow::Go);
+            return Flow::Go;
         };
         if self.halted.is_some() {
-            return Ok(Flow::Go);
+            return Flow::Go;
         }
         let matches = match halt.on {
             On::Fail => !job.ok,
@@ -199,7 +204,7 @@ impl Control {
             On::Done => true,
         };
         if !matches {
-            return Ok(Flow::Go);
+            return Flow::Go;
         }
         let count = match halt.on {
             On::Fail => self.failed,
@@ -215,7 +220,7 @@ impl Control {
             }
         };
         if !reached {
-            return Ok(Flow::Go);
+            return Flow::Go;
         }
         self.halted = Some(match (halt.on, halt.limit) {
             (On::Success, _) => 0,
@@ -224,10 +229,10 @@ impl Control {
         });
         if halt.now {
             self.stop.raise(NOW);
-            Ok(Flow::Halt)
+            Flow::Halt
         } else {
             self.stop.raise(DRAIN);
-            Ok(Flow::Go)
+            Flow::Go
         }
     }
 

@@ -226,6 +226,66 @@ pub(crate) fn unescape(s: &str) -> Vec<u8> {
     out
 }
 
+/// Everything that decides what the jobs are.
+#[derive(Clone)]
+pub(crate) struct Shape {
+    pub(crate) sources: Vec<Source>,
+    pub(crate) split: Split,
+    pub(crate) max_args: Option<usize>,
+    pub(crate) colsep: Option<Vec<u8>>,
+}
+
+impl Shape {
+    pub(crate) fn open(&self) -> io::Result<Jobs> {
+        let mut jobs = jobs(&self.sources, &self.split)?;
+        if let Some(n) = self.max_args {
+            jobs = Box::new(pack(jobs, n));
+        }
+        if let Some(sep) = self.colsep.clone() {
+            jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, &sep))));
+        }
+        Ok(jobs)
+    }
+}
+
+fn pack(jobs: Jobs, n: usize) -> impl Iterator<Item = io::Result<Vec<Vec<u8>>>> {
+    let mut jobs = jobs.peekable();
+    std::iter::from_fn(move || {
+        let mut packed = Vec::new();
+        while packed.len() < n {
+            match jobs.next()? {
+                Ok(j) => packed.extend(j),
+                Err(e) => return Some(Err(e)),
+            }
+            if jobs.peek().is_none() {
+                break;
+            }
+        }
+        Some(Ok(packed))
+    })
+}
+
+fn columns(job: Vec<Vec<u8>>, sep: &[u8]) -> Vec<Vec<u8>> {
+    job.into_iter()
+        .flat_map(|rec| {
+            let mut cols = Vec::new();
+            let mut start = 0;
+            let mut i = 0;
+            while i + sep.len() <= rec.len() {
+                if &rec[i..i + sep.len()] == sep {
+                    cols.push(rec[start..i].to_vec());
+                    i += sep.len();
+                    start = i;
+                } else {
+                    i += 1;
+                }
+            }
+            cols.push(rec[start..].to_vec());
+            cols
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,418 @@
+//! The command line's vocabulary: the clap table of options, the `:::`/`::::` sources after
+//! the command, and the parsers of option values. Each parser checks the value's range and
+//! names the value in its message, so that no value panics or overflows further on.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::input::{Origin, Source};
+use crate::Backend;
+use crate::engine::{MAX_WORKERS, MIN_MEMORY_LIMIT};
+
+/// Run jobs in parallel on worker threads or worker processes.
+///
+/// Runs COMMAND once per input record, with the record substituted for `{}` (or appended),
+/// shell-quoted so that no input is ever interpreted by the shell. Input comes from
+/// `::: ARGS`, `:::: FILES`, `-a FILE`, or else stdin, one record per line. With `--task NAME`
+/// a registered task runs in-process per record instead, with no fork+exec per job.
+#[derive(Parser, Debug)]
+#[command(name = "weft", version, after_help = AFTER_HELP, trailing_var_arg = true)]
+pub(super) struct Args {
+    /// Run the registered task NAME per record instead of a command (`weft tasks` lists them).
+    #[arg(long, value_name = "NAME")]
+    pub(super) task: Option<String>,
+    /// Workers: N, N% of the CPUs, +N or -N CPUs, 0 for as many as possible [default: CPUs].
+    #[arg(
+        short = 'j',
+        long = "jobs",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub(super) jobs: Option<String>,
+    /// thread or process [default: the task's preference; threads for commands].
+    #[arg(long, value_name = "KIND")]
+    pub(super) backend: Option<Backend>,
+    /// Print outputs in input order (still running jobs in parallel).
+    #[arg(short = 'k', long = "keep-order")]
+    pub(super) keep_order: bool,
+    /// Read records from FILE instead of stdin (repeatable: one source each).
+    #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
+    pub(super) arg_file: Vec<PathBuf>,
+    /// Records end with NUL instead of newline.
+    #[arg(short = '0', long = "null")]
+    pub(super) null: bool,
+    /// Records end with DELIM (one or more characters; \n, \t, \0 understood).
+    #[arg(short = 'd', long = "delimiter", value_name = "DELIM")]
+    pub(super) delimiter: Option<String>,
+    /// Skip empty (all-whitespace) records.
+    #[arg(short = 'r', long = "no-run-if-empty")]
+    pub(super) no_run_if_empty: bool,
+    /// Pack N records into each job (with one input source).
+    #[arg(short = 'n', long = "max-args", value_name = "N")]
+    pub(super) max_args: Option<usize>,
+    /// Split each record into columns {1} {2}... at SEP (a literal string, not a regex;
+    /// \t, \n, \0 understood).
+    #[arg(long, value_name = "SEP")]
+    pub(super) colsep: Option<String>,
+    /// Use STR instead of {} for the whole argument.
+    #[arg(short = 'I', value_name = "STR")]
+    pub(super) replace: Option<String>,
+    /// Prefix each output line with the job's arguments and a TAB.
+    #[arg(long)]
+    pub(super) tag: bool,
+    /// Print each job's output whole when it finishes (the default).
+    #[arg(long, conflicts_with = "ungroup")]
+    pub(super) group: bool,
+    /// Let commands write straight to the terminal, unbuffered and interleaved.
+    #[arg(short = 'u', long = "ungroup")]
+    pub(super) ungroup: bool,
+    /// Print output line by line as jobs write it: lines never mix, but jobs interleave (with
+    /// -k, each job's output whole, in input order).
+    #[arg(long, conflicts_with_all = ["ungroup", "group"])]
+    pub(super) line_buffer: bool,
+    /// Print one JSON object per job on stdout instead of its output: seq, args, command or
+    /// task, status, exit_code, signal, stdout, stderr, output, error, worker, pid, attempt,
+    /// start, runtime (null where they do not apply).
+    #[arg(long, conflicts_with_all = ["ungroup", "dry_run", "line_buffer"])]
+    pub(super) jsonl: bool,
+    /// Show a progress bar on stderr (on a terminal, unless --force-progress).
+    #[arg(long)]
+    pub(super) bar: bool,
+    /// Show done/total, the rate and the estimated time left on stderr.
+    #[arg(long)]
+    pub(super) eta: bool,
+    /// Show done/total and the rate on stderr.
+    #[arg(long)]
+    pub(super) progress: bool,
+    /// Show progress even when stderr is not a terminal.
+    #[arg(long)]
+    pub(super) force_progress: bool,
+    /// Print the commands instead of running them.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+    /// Stop a job after SECONDS (fractions allowed), or after N% of the median runtime of the
+    /// jobs finished so far; commands get the kill sequence.
+    #[arg(long, value_name = "SECONDS|N%")]
+    pub(super) timeout: Option<String>,
+    /// Signals and waits (ms) sent to a job's process group to stop it
+    /// [default: TERM,200,TERM,100,TERM,50,KILL,25].
+    #[arg(long, value_name = "SEQ")]
+    pub(super) term_seq: Option<String>,
+    /// Give each job N attempts in all: a failed, timed-out or crashed job runs again.
+    #[arg(long, value_name = "N")]
+    pub(super) retries: Option<u32>,
+    /// Log each finished job to FILE (+FILE appends): GNU parallel's 9 TAB-separated columns.
+    #[arg(long, value_name = "FILE")]
+    pub(super) joblog: Option<String>,
+    /// Skip the jobs the --joblog lists as finished.
+    #[arg(long, requires = "joblog")]
+    pub(super) resume: bool,
+    /// Skip the jobs the --joblog lists as succeeded; run the rest, failed ones again.
+    #[arg(long, requires = "joblog", conflicts_with = "resume")]
+    pub(super) resume_failed: bool,
+    /// Limit each process worker (and the commands it runs) to SIZE of memory (K, M, G
+    /// suffixes); a job over it fails as "memory limit". Implies --backend process.
+    #[arg(long, value_name = "SIZE")]
+    pub(super) memory_limit: Option<String>,
+    /// Stop when a condition is met: now|soon,fail|success|done=N|N% (see below).
+    #[arg(long, value_name = "WHEN,WHAT=N")]
+    pub(super) halt: Option<String>,
+    /// Parse each record as a JSON task input instead of a string.
+    #[arg(long, requires = "task")]
+    pub(super) json: bool,
+    /// The command and its arguments, then `:::`/`::::` sources.
+    #[arg(value_name = "COMMAND")]
+    pub(super) command: Vec<OsString>,
+}
+
+const AFTER_HELP: &str = "\
+Sources (after the command; several combine as a cartesian product):
+  ::: ARGS      the arguments themselves
+  :::: FILES    records of each file (- is stdin)
+  :::+ / ::::+  linked to the previous source: take one of each, in step
+
+Replacement strings (substituted shell-quoted):
+  {}  the argument         {.}  without extension    {/}  basename
+  {//} directory           {/.} basename without extension
+  {#} job number           {%}  worker slot          {N} {N.} {N/}...  the Nth source
+
+Job control:
+  --joblog FILE         Seq Host Starttime JobRuntime Send Receive Exitval Signal Command;
+                        Exitval is -1 when a job did not exit on its own (killed, timed out,
+                        crashed its worker); Signal names the signal that killed it
+                        (0 for a timed-out job: it got the whole --term-seq)
+  --resume[-failed]     run only what the joblog does not list as finished [succeeded]
+  --halt now,fail=1     stop at the first failure, killing running jobs (soon: let them
+                        finish); success=N stops after N successes, done=N after N jobs,
+                        N% counts a share of all jobs
+  SIGINT, SIGTERM       start nothing new, kill running jobs, exit 128+signal; a second one
+                        exits at once.  SIGHUP: start nothing new, let running jobs finish
+
+Exit status: 0 all jobs succeeded; 1-100 that many failed; 101 more than 100; 255 error,
+a failed write of the output included (a full disk; a closed pipe, `| head`, exits 141 quietly).
+A job whose output could not be kept whole (past 1 MiB it goes to TMPDIR: a full disk) fails.
+With --halt ...=1 the status of the job that triggered it (0 for success=1).
+
+Examples:
+  weft -j4 gzip ::: *.log
+  weft -k 'convert {} {.}.png' ::: *.jpg
+  find . -name '*.iso' | weft --task sha256
+  weft echo {1}-{2} ::: a b ::: 1 2
+  weft --task sum ::: 0..1000000 1000000..2000000
+  weft tasks                       list the registered tasks
+  weft completions bash            print a shell completion script
+
+Differences from GNU parallel: commands run under /bin/sh (or $PARALLEL_SHELL), --colsep
+is a literal separator (\\t, \\n, \\0 understood), not a regex, and --tag joins several
+arguments with spaces.";
+
+pub(super) const SEPARATORS: [&str; 4] = [":::", ":::+", "::::", "::::+"];
+
+/// Parses the `:::` / `::::` part of the command line.
+pub(super) fn sources(rest: &[OsString]) -> Result<Vec<Source>, String> {
+    let mut out: Vec<Source> = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        let sep = rest[i].to_string_lossy().into_owned();
+        let linked = sep.ends_with('+');
+        if linked && out.is_empty() {
+            return Err(format!("{sep} must follow another source"));
+        }
+        let end = rest[i + 1..]
+            .iter()
+            .position(|a| SEPARATORS.iter().any(|s| a == s))
+            .map_or(rest.len(), |p| i + 1 + p);
+        let items = &rest[i + 1..end];
+        if sep.starts_with("::::") {
+            if items.is_empty() {
+                return Err(format!("{sep} needs at least one file"));
+            }
+            for f in items {
+                out.push(Source {
+                    origin: Origin::File(PathBuf::from(f)),
+                    linked,
+                });
+            }
+        } else {
+            out.push(Source {
+                origin: Origin::Args(items.iter().map(|a| a.as_bytes().to_vec()).collect()),
+                linked,
+            });
+        }
+        i = end;
+    }
+    Ok(out)
+}
+
+/// Parses `-j`: N, N%, +N, -N, 0.
+pub(super) fn workers(spec: Option<&str>) -> Result<usize, String> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(spec) = spec else {
+        return Ok(cpus);
+    };
+    let bad = || format!("-j {spec:?}: give N, N%, +N, -N or 0");
+    let too_many =
+        || format!("-j {spec:?}: too many workers: weft runs at most {MAX_WORKERS} jobs at once");
+    let n = if let Some(p) = spec.strip_suffix('%') {
+        let p: f64 = p.parse().map_err(|_| bad())?;
+        if !(p.is_finite() && p >= 0.0) {
+            return Err(bad());
+        }
+        let n = (cpus as f64 * p / 100.0).ceil();
+        if n > MAX_WORKERS as f64 {
+            return Err(too_many());
+        }
+        n as usize
+    } else if let Some(n) = spec.strip_prefix('+') {
+        let more = n.parse::<usize>().map_err(|_| bad())?;
+        cpus.checked_add(more).ok_or_else(too_many)?
+    } else if let Some(n) = spec.strip_prefix('-') {
+        cpus.saturating_sub(n.parse::<usize>().map_err(|_| bad())?)
+    } else {
+        match spec.parse::<usize>().map_err(|_| bad())? {
+            0 => 256,
+            n => n,
+        }
+    };
+    if n > MAX_WORKERS {
+        return Err(too_many());
+    }
+    Ok(n.max(1))
+}
+
+/// `--timeout`: seconds, or a share of the median runtime.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Timeout {
+    After(Duration),
+    OfMedian(f64),
+}
+
+pub(super) fn parse_timeout(spec: &str) -> Result<Timeout, String> {
+    let bad = || {
+        format!(
+            "--timeout {spec:?}: give a positive number of seconds, or N% of the median runtime"
+        )
+    };
+    let (number, percent) = match spec.strip_suffix('%') {
+        Some(p) => (p, true),
+        None => (spec, false),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(bad());
+    }
+    if percent {
+        let factor = n / 100.0;
+        return if factor > 0.0 {
+            Ok(Timeout::OfMedian(factor))
+        } else {
+            Err(bad())
+        };
+    }
+    match Duration::try_from_secs_f64(n) {
+        Ok(d) if d.is_zero() => Err(bad()),
+        Ok(d) => Ok(Timeout::After(d)),
+        // The largest a `Duration` holds is u64::MAX seconds, which an f64 rounds to 2^64.
+        Err(_) => Err(format!(
+            "--timeout {spec:?}: too long: give at most 1e19 seconds"
+        )),
+    }
+}
+
+/// Parses `--memory-limit`: bytes, or a number with a K, M, G or T suffix (powers of 1024), at
+/// least what a worker needs to start.
+pub(super) fn parse_size(spec: &str) -> Result<u64, String> {
+    let bad = || format!("--memory-limit {spec:?}: give a size such as 512M or 2G");
+    let s = spec.trim();
+    let (number, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&s[..i], s[i..].to_ascii_uppercase()),
+        None => (s, String::new()),
+    };
+    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(bad());
+    }
+    let bytes = n * (1u64 << shift) as f64;
+    // 2^64 itself is the first f64 a u64 cannot hold.
+    if bytes >= u64::MAX as f64 {
+        return Err(format!(
+            "--memory-limit {spec:?}: too large: give at most {}T, or leave it out for no limit",
+            u64::MAX >> 40
+        ));
+    }
+    let bytes = bytes as u64;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "--memory-limit {spec:?}: too small for a worker to start: give at least {}M",
+            MIN_MEMORY_LIMIT >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The longest wait of a `--term-seq`: a stopped job's kill sequence holds up the end of the
+/// run for as long as its waits add up to.
+const MAX_TERM_WAIT_MS: u64 = 3_600_000;
+
+/// Parses `--term-seq`: signal names or numbers, each followed by the milliseconds to wait.
+pub(super) fn parse_term_seq(spec: &str) -> Result<Vec<(i32, u64)>, String> {
+    let bad =
+        || format!("--term-seq {spec:?}: give SIGNAL,MS,... such as TERM,200,TERM,100,KILL,25");
+    let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let mut seq = Vec::new();
+    for pair in parts.chunks(2) {
+        let signal = crate::sys::signal_number(pair[0]).ok_or_else(bad)?;
+        let wait = match pair.get(1) {
+            Some(ms) => ms.parse::<u64>().map_err(|_| bad())?,
+            None => 25,
+        };
+        if wait > MAX_TERM_WAIT_MS {
+            return Err(format!(
+                "--term-seq {spec:?}: a wait of {wait} ms: give at most {MAX_TERM_WAIT_MS} (an hour)"
+            ));
+        }
+        seq.push((signal, wait));
+    }
+    if seq.is_empty() {
+        return Err(bad());
+    }
+    Ok(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_counts_past_the_most_are_refused_not_overflowed() {
+        for spec in [
+            "+18446744073709551615",
+            "1e300%",
+            "4097",
+            "99999999999999999999",
+        ] {
+            assert!(workers(Some(spec)).is_err(), "{spec}");
+        }
+        for spec in ["nan%", "-5%", "inf%", "x", ""] {
+            let e = workers(Some(spec)).unwrap_err();
+            assert!(e.contains(&format!("{spec:?}")), "{e}");
+        }
+        assert_eq!(workers(Some("4096")), Ok(4096));
+        assert_eq!(workers(Some("-18446744073709551615")), Ok(1));
+        assert_eq!(workers(Some("0%")), Ok(1));
+    }
+
+    #[test]
+    fn timeouts_past_a_duration_are_refused() {
+        for spec in [
+            "1e300",
+            "18446744073709551616",
+            "1e-300",
+            "0",
+            "-1",
+            "nan",
+            "inf",
+            "0%",
+        ] {
+            let e = parse_timeout(spec).unwrap_err();
+            assert!(e.contains(&format!("--timeout {spec:?}")), "{e}");
+        }
+        assert_eq!(
+            parse_timeout("1e19"),
+            Ok(Timeout::After(Duration::from_secs(
+                10_000_000_000_000_000_000
+            )))
+        );
+        assert!(matches!(parse_timeout("1e300%"), Ok(Timeout::OfMedian(f)) if f > 1e297));
+        assert!(parse_timeout("1e-323%").is_err(), "a factor of 0");
+    }
+
+    #[test]
+    fn sizes_outside_a_workers_reach_are_refused() {
+        for spec in ["1K", "0.1", "31M", "1e300", "16777216T", "-1G"] {
+            let e = parse_size(spec).unwrap_err();
+            assert!(e.contains(&format!("--memory-limit {spec:?}")), "{e}");
+        }
+        assert_eq!(parse_size("32M"), Ok(MIN_MEMORY_LIMIT));
+        assert_eq!(parse_size("16777215T"), Ok(16_777_215 << 40));
+    }
+
+    #[test]
+    fn kill_sequence_waits_are_bounded() {
+        assert!(parse_term_seq("TERM,18446744073709551615").is_err());
+        assert!(parse_term_seq("TERM,3600001").is_err());
+        assert_eq!(parse_term_seq("TERM,3600000"), Ok(vec![(15, 3_600_000)]));
+    }
+}

@@ -1,0 +1,248 @@
+//! The one drive loop, whatever the kind of job: the input read on a thread of its own and
+//! handed to the pool, `--resume` skips, each outcome printed then logged and counted against
+//! `--halt`, stop signals, and the exit status. A new option of the run is read here once;
+//! what differs between tasks and commands is `kind.rs`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::control::{self, Control, Flow};
+use super::input::Shape;
+use super::kind::{JobKind, check_shell};
+use super::output::Printer;
+use super::plan::{Kind, Plan, Run};
+use super::progress::Progress;
+use crate::pool::Pending;
+use crate::process::watchdog::Watchdog;
+use crate::{Registry, Status};
+
+/// Runs `plan`; returns the exit status.
+pub(super) fn run(registry: &Registry, plan: Plan) -> Result<i32, String> {
+    match plan.kind {
+        Kind::Task(tasks) => drive(registry, plan.run, &tasks),
+        Kind::Command(commands) if commands.dry_run => {
+            commands.dry_run(&plan.run.shape, plan.run.pool.workers)
+        }
+        Kind::Command(commands) => {
+            check_shell()?;
+            // Started before any other thread: it marks this process's environment for the
+            // jobs. Declared before the pool, so that it sweeps after the pool has stopped
+            // every job.
+            let _watchdog = Watchdog::start(&crate::process::worker_program(None))
+                .map_err(|e| format!("cannot start the watchdog that kills leftover jobs: {e}"))?;
+            drive(registry, plan.run, &commands)
+        }
+    }
+}
+
+/// Runs every job of `run` as `kind` makes them, printing and logging each outcome as the
+/// pool yields it.
+fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, String> {
+    let stop = Arc::new(control::Stop::default());
+    let log = run.log.open()?;
+    let mut pool = run.pool.build(registry)?;
+    control::watch_signals(stop.clone(), pool.waker())?;
+    let mut ctl = Control::new(log, run.halt, stop.clone());
+    // What each running job's outcome is printed and logged with, by seq.
+    let kept = RefCell::new(HashMap::new());
+    let feed = Feed::start(run.shape, pool.waker(), stop.clone());
+    let failed_input = feed.error.clone();
+    let total = feed.total.clone();
+    let mut seq = 0u64;
+    let inputs = feed.map(|record| {
+        let Some(record) = record else {
+            return Pending::Wait;
+        };
+        seq += 1;
+        if run.log.done_before(seq) {
+            return Pending::Skip(RESUMED.into());
+        }
+        let (keep, job) = kind.job(record, seq);
+        kept.borrow_mut().insert(seq, keep);
+        job
+    });
+    let progress = Progress::new(run.progress, run.force_progress, total.clone());
+    let mut printer = Printer::new(run.style, kind.what(), progress);
+    let mut command = Vec::new();
+    for outcome in kind.outcomes(&mut pool, registry, inputs)? {
+        if left_out(&outcome.status) {
+            continue;
+        }
+        let keep = kept.borrow_mut().remove(&outcome.seq).unwrap_or_default();
+        let finished = kind.finished(&outcome, &keep, &mut command);
+        if let Err(e) = kind.print(&mut printer, outcome, &keep) {
+            return Ok(printer.write_failed(&e));
+        }
+        if ctl.finished(&finished, &total)? == Flow::Halt {
+            break;
+        }
+    }
+    conclude(printer, &ctl, &stop, &failed_input)
+}
+
+/// Why a job the joblog lists as done is not run again.
+const RESUMED: &str = "finished in an earlier run (--resume)";
+
+/// Whether a job was left out on purpose (done in an earlier run, or not started because the
+/// run drained): it is neither printed, logged nor counted.
+fn left_out<T>(status: &Status<T>) -> bool {
+    matches!(status, Status::Skipped(why) if why == RESUMED || why == crate::engine::DRAINED)
+}
+
+/// The run's exit status, once every outcome is printed.
+fn conclude(
+    printer: Printer,
+    ctl: &Control,
+    stop: &control::Stop,
+    failed_input: &std::cell::Cell<Option<String>>,
+) -> Result<i32, String> {
+    let code = printer.finish();
+    if let Some(e) = failed_input.take() {
+        return Err(e);
+    }
+    if let Some(signal) = stop.signal() {
+        eprintln!(
+            "weft: stopped by {}: running jobs were killed; finished ones are printed{}",
+            crate::sys::signal_name(signal),
+            if ctl.logs() {
+                " and logged (--resume runs the rest)"
+            } else {
+                ""
+            }
+        );
+        return Ok(128 + signal);
+    }
+    Ok(ctl.halted().unwrap_or(code))
+}
+
+/// How many jobs the input holds, counted by the input thread as it reads: the total once it
+/// has read the end, so that `--halt ...=N%` and progress know it as soon as the input is
+/// read, not only once the last job has been handed out.
+#[derive(Clone, Default)]
+pub(crate) struct Total(Arc<TotalInner>);
+
+#[derive(Default)]
+struct TotalInner {
+    read: std::sync::atomic::AtomicU64,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+impl Total {
+    /// The number of jobs, once the input has ended.
+    pub(crate) fn get(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        self.0
+            .ended
+            .load(Ordering::Acquire)
+            .then(|| self.0.read.load(Ordering::Acquire))
+    }
+
+    /// The number of jobs read so far: the total, or a lower bound while reading goes on.
+    pub(crate) fn at_least(&self) -> u64 {
+        self.0.read.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn add_one(&self) {
+        self.0
+            .read
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        self.0
+            .ended
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+    /// An input of `n` jobs, all read.
+    #[cfg(test)]
+    pub(crate) fn of(n: u64) -> Total {
+        let t = Total::default();
+        t.0.read.store(n, std::sync::atomic::Ordering::Release);
+        t.end();
+        t
+    }
+}
+
+/// Jobs read on a thread of their own, so that waiting for input (a slow pipe) never stops
+/// the pool from collecting results or timing jobs out. The queue between is bounded.
+struct Feed {
+    rx: crossbeam_channel::Receiver<io::Result<Vec<Vec<u8>>>>,
+    error: Rc<std::cell::Cell<Option<String>>>,
+    total: Total,
+    /// Once set, no further job is handed out (`--halt`, SIGHUP, SIGINT).
+    stop: Arc<control::Stop>,
+}
+
+impl Feed {
+    pub(super) fn start(
+        shape: Shape,
+        waker: crate::engine::Waker,
+        stop: Arc<control::Stop>,
+    ) -> Feed {
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let total = Total::default();
+        let counter = total.clone();
+        std::thread::Builder::new()
+            .name("weft-input".into())
+            .spawn(move || {
+                let jobs = match shape.open() {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        waker.wake();
+                        return;
+                    }
+                };
+                for job in jobs {
+                    let stop = job.is_err();
+                    if !stop {
+                        counter.add_one();
+                    }
+                    let was_empty = tx.is_empty();
+                    if tx.send(job).is_err() {
+                        return;
+                    }
+                    if was_empty {
+                        waker.wake();
+                    }
+                    if stop {
+                        return;
+                    }
+                }
+                counter.end();
+                drop(tx);
+                waker.wake();
+            })
+            .expect("cannot start the input thread");
+        Feed {
+            rx,
+            error: Rc::new(std::cell::Cell::new(None)),
+            total,
+            stop,
+        }
+    }
+}
+
+impl Iterator for Feed {
+    /// `Some(None)`: no job ready yet.
+    type Item = Option<Vec<Vec<u8>>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use crossbeam_channel::TryRecvError;
+        if self.stop.draining() {
+            return None;
+        }
+        match self.rx.try_recv() {
+            Ok(Ok(job)) => Some(Some(job)),
+            Ok(Err(e)) => {
+                self.error.set(Some(e.to_string()));
+                None
+            }
+            Err(TryRecvError::Empty) => Some(None),
+            Err(TryRecvError::Disconnected) => None,
+        }
+    }
+}

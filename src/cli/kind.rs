@@ -1,0 +1,346 @@
+//! The two kinds of job, tasks and commands, as the one drive loop (`drive.rs`) sees them:
+//! what a record becomes, which of the pool's maps runs it, and what is printed and logged of
+//! its outcome. Everything else about a run is the same for both, so it is written once.
+
+use std::cell::Cell;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use super::control::Finished;
+use super::input::Shape;
+use super::output::Printer;
+use super::tag_of;
+use super::template::Template;
+use crate::pool::Pending;
+use crate::tasks::exec::fill_slot;
+use crate::tasks::{Exec, ExecOutput, Output};
+use crate::{Crash, Outcome, Pool, Registry, Status};
+
+/// What differs between tasks and commands; the drive loop is generic over it, so each kind's
+/// per-job path is compiled on its own, as plain as if it were written out.
+pub(super) trait JobKind {
+    /// What the pool runs per job.
+    type Input;
+    /// What a job's outcome holds.
+    type Output;
+    /// What is kept of a job while it runs, to print and log its outcome.
+    type Kept: Default;
+
+    /// What the jobs are called in `--jsonl` records.
+    fn what(&self) -> String;
+
+    /// Job `seq` from its record: what to keep of it, and what the pool gets.
+    fn job(&self, record: Vec<Vec<u8>>, seq: u64) -> (Self::Kept, Pending<Self::Input>);
+
+    /// Runs `inputs` on `pool`: the outcomes, in the order the pool yields them.
+    fn outcomes<'p>(
+        &self,
+        pool: &'p mut Pool,
+        registry: &Registry,
+        inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
+    ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String>;
+
+    /// The joblog's and `--halt`'s view of a finished job; `buf` holds its command if it is
+    /// not kept.
+    fn finished<'a>(
+        &self,
+        outcome: &Outcome<Self::Output>,
+        kept: &'a Self::Kept,
+        buf: &'a mut Vec<u8>,
+    ) -> Finished<'a>;
+
+    /// Prints a finished job.
+    fn print(
+        &self,
+        printer: &mut Printer,
+        outcome: Outcome<Self::Output>,
+        kept: &Self::Kept,
+    ) -> io::Result<()>;
+}
+
+/// `--task NAME`: each record a registered task's input.
+pub(super) struct Tasks {
+    pub(super) name: String,
+    /// `--json`: records are JSON, not strings.
+    pub(super) json: bool,
+}
+
+/// Each record a command line, run under the shell.
+///
+/// One command at a time per worker, as GNU parallel runs them: a command handed out ahead
+/// would start after SIGHUP or --halt said to start nothing new, or wait behind a slow one
+/// while other workers are free. A command costs a fork and an exec; the round trip per job
+/// costs little beside them.
+pub(super) struct Commands {
+    pub(super) template: Template,
+    pub(super) dry_run: bool,
+    pub(super) ungroup: bool,
+    pub(super) line_buffer: bool,
+    pub(super) tag: bool,
+    pub(super) term_seq: Vec<(i32, u64)>,
+    /// Whether a record with a NUL byte was warned of (once a run).
+    pub(super) warned: Cell<bool>,
+}
+
+impl JobKind for Tasks {
+    type Input = serde_json::Value;
+    type Output = serde_json::Value;
+    /// The record's arguments.
+    type Kept = Vec<Vec<u8>>;
+
+    fn what(&self) -> String {
+        self.name.clone()
+    }
+
+    fn job(&self, record: Vec<Vec<u8>>, _seq: u64) -> (Self::Kept, Pending<Self::Input>) {
+        let pending = match task_input(&record, self.json) {
+            Ok(v) => Pending::Ready(v),
+            Err(e) => Pending::Bad(e),
+        };
+        (record, pending)
+    }
+
+    fn outcomes<'p>(
+        &self,
+        pool: &'p mut Pool,
+        registry: &Registry,
+        inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
+    ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String> {
+        pool.map_json_pending(registry, &self.name, inputs)
+            .map_err(|e| super::error_chain(&e))
+    }
+
+    fn finished<'a>(
+        &self,
+        outcome: &Outcome<Self::Output>,
+        kept: &'a Self::Kept,
+        buf: &'a mut Vec<u8>,
+    ) -> Finished<'a> {
+        // The joblog's Command column: the task's name and the arguments.
+        buf.clear();
+        buf.extend_from_slice(self.name.as_bytes());
+        for arg in kept {
+            buf.push(b' ');
+            buf.extend_from_slice(arg);
+        }
+        let (exitval, signal) = match &outcome.status {
+            Status::Ok(_) => (0, 0),
+            other => failure_codes(other),
+        };
+        Finished {
+            seq: outcome.seq,
+            start: outcome.started,
+            runtime: outcome.runtime,
+            ok: outcome.is_ok(),
+            exitval,
+            signal,
+            receive: 0,
+            command: buf,
+        }
+    }
+
+    fn print(
+        &self,
+        printer: &mut Printer,
+        outcome: Outcome<Self::Output>,
+        kept: &Self::Kept,
+    ) -> io::Result<()> {
+        printer.task(&outcome, kept)
+    }
+}
+
+impl JobKind for Commands {
+    type Input = Exec;
+    type Output = ExecOutput;
+    /// The record's arguments and the command line made of them.
+    type Kept = (Vec<Vec<u8>>, Vec<u8>);
+
+    fn what(&self) -> String {
+        "exec".into()
+    }
+
+    fn job(&self, record: Vec<Vec<u8>>, seq: u64) -> (Self::Kept, Pending<Self::Input>) {
+        let line = command_line(&self.template, &record, seq);
+        if record.iter().any(|a| a.contains(&0)) {
+            if !self.warned.replace(true) {
+                eprintln!(
+                    "weft: warning: an input record holds a NUL byte, which no command can receive: use -0 for NUL-separated input"
+                );
+            }
+            let bad = Pending::Bad("the record holds a NUL byte".to_string());
+            return ((record, line), bad);
+        }
+        let output = if self.ungroup {
+            Output::Inherit
+        } else if self.line_buffer {
+            Output::Lines {
+                tag: if self.tag {
+                    tag_of(&record)
+                } else {
+                    Vec::new()
+                },
+            }
+        } else {
+            Output::Capture
+        };
+        let exec = Exec {
+            command: line.clone(),
+            output,
+            term_seq: self.term_seq.clone(),
+        };
+        ((record, line), Pending::Ready(exec))
+    }
+
+    fn outcomes<'p>(
+        &self,
+        pool: &'p mut Pool,
+        _registry: &Registry,
+        inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
+    ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String> {
+        Ok(pool.map_pending(inputs))
+    }
+
+    fn finished<'a>(
+        &self,
+        outcome: &Outcome<Self::Output>,
+        kept: &'a Self::Kept,
+        _buf: &'a mut Vec<u8>,
+    ) -> Finished<'a> {
+        let (ok, (exitval, signal), receive) = match &outcome.status {
+            Status::Ok(o) => (
+                o.success(),
+                (o.code.unwrap_or(-1), o.signal.unwrap_or(0)),
+                o.stdout.len(),
+            ),
+            other => (false, failure_codes(other), 0),
+        };
+        Finished {
+            seq: outcome.seq,
+            start: outcome.started,
+            runtime: outcome.runtime,
+            ok,
+            exitval,
+            signal,
+            receive,
+            command: &kept.1,
+        }
+    }
+
+    fn print(
+        &self,
+        printer: &mut Printer,
+        outcome: Outcome<Self::Output>,
+        kept: &Self::Kept,
+    ) -> io::Result<()> {
+        printer.command(outcome, &kept.0, &kept.1)
+    }
+}
+
+impl Commands {
+    /// `--dry-run`: prints each job's command line, with `{%}` as the slot it would have
+    /// among `workers`.
+    pub(super) fn dry_run(&self, shape: &Shape, workers: usize) -> Result<i32, String> {
+        let mut out = io::stdout().lock();
+        for (i, job) in shape.open().map_err(|e| e.to_string())?.enumerate() {
+            let job = job.map_err(|e| e.to_string())?;
+            let seq = i as u64 + 1;
+            let slot = ((seq - 1) % workers as u64 + 1).to_string();
+            if job.iter().any(|a| a.contains(&0)) {
+                eprintln!(
+                    "weft: warning: job {seq}'s record holds a NUL byte, which no command can receive: not shown (use -0 for NUL-separated input)"
+                );
+                continue;
+            }
+            let line = fill_slot(&command_line(&self.template, &job, seq), slot.as_bytes());
+            if out
+                .write_all(&line)
+                .and_then(|_| out.write_all(b"\n"))
+                .is_err()
+            {
+                return Ok(0);
+            }
+        }
+        Ok(0)
+    }
+}
+
+/// A job's command line: the template filled in, or with no template the arguments themselves
+/// (each record is a command).
+fn command_line(template: &Template, job: &[Vec<u8>], seq: u64) -> Vec<u8> {
+    if template.is_empty() {
+        job.join(&b' ')
+    } else {
+        template.render(job, seq)
+    }
+}
+
+/// A job's task input: each record a JSON string, or with `--json` parsed as JSON (a record
+/// that is not JSON fails its job rather than pass as a string).
+fn task_input(job: &[Vec<u8>], json: bool) -> Result<serde_json::Value, String> {
+    let one = |a: &Vec<u8>| {
+        let s = String::from_utf8_lossy(a).into_owned();
+        if json {
+            serde_json::from_str(&s).map_err(|e| format!("the record is not JSON: {e}"))
+        } else {
+            Ok(serde_json::Value::String(s))
+        }
+    };
+    match job {
+        [only] => one(only),
+        many => many
+            .iter()
+            .map(one)
+            .collect::<Result<_, _>>()
+            .map(serde_json::Value::Array),
+    }
+}
+
+/// The joblog's Exitval and Signal of a job that did not produce an output.
+fn failure_codes<T>(status: &Status<T>) -> (i32, i32) {
+    match status {
+        Status::Crashed(Crash::Signal(signal)) => (-1, *signal),
+        Status::Crashed(Crash::Exit(code)) if *code != 0 => (*code, 0),
+        Status::Failed(_) | Status::Panicked { .. } => (1, 0),
+        _ => (-1, 0),
+    }
+}
+
+/// Checks once, before any job starts, the shell that commands run under (`$PARALLEL_SHELL`,
+/// else /bin/sh, as `tasks::exec` picks it): a missing one would fail every job one by one.
+pub(super) fn check_shell() -> Result<(), String> {
+    let (shell, named) = match std::env::var_os("PARALLEL_SHELL") {
+        Some(s) => (PathBuf::from(s), true),
+        None => (PathBuf::from("/bin/sh"), false),
+    };
+    let what = if named {
+        format!("PARALLEL_SHELL={}", shell.display())
+    } else {
+        shell.display().to_string()
+    };
+    let fix = "set PARALLEL_SHELL to a shell such as /bin/bash, or unset it for /bin/sh";
+    if shell.as_os_str().is_empty() {
+        return Err(format!("PARALLEL_SHELL is empty: {fix}"));
+    }
+    // A bare name is looked up in PATH, as the command's spawn looks it up.
+    let found = if shell.as_os_str().as_bytes().contains(&b'/') {
+        Some(shell.clone())
+    } else {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(&shell))
+                .find(|p| p.is_file())
+        })
+    };
+    let problem = match found.as_deref().map(std::fs::metadata) {
+        None => "not found in PATH".to_string(),
+        Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => "no such file".to_string(),
+        Some(Err(e)) => e.to_string(),
+        Some(Ok(m)) if !m.is_file() => "not a file".to_string(),
+        Some(Ok(m)) if std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 == 0 => {
+            "not executable".to_string()
+        }
+        Some(Ok(_)) => return Ok(()),
+    };
+    Err(format!("{what}: {problem}: commands cannot run: {fix}"))
+}

@@ -1,0 +1,369 @@
+//! The command line checked into a [`Plan`]: every option's value parsed and every rule
+//! between options applied before anything starts (no file opened for writing, no worker
+//! spawned), so that the run reads settled values and one bad option is one clear error.
+//!
+//! Checks run in a fixed order, the first failing one is the error: the order is part of the
+//! behaviour (`tests/cli_values.rs`).
+
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use super::args::{Args, Timeout, parse_size, parse_term_seq, parse_timeout, workers};
+use super::control::Halt;
+use super::input::{self, Origin, Shape, Source, Split};
+use super::joblog::{self, Joblog};
+use super::kind::{Commands, Tasks};
+use super::output::Style;
+use super::progress;
+use super::template::Template;
+use crate::tasks::default_term_seq;
+use crate::{Backend, Pool, Registry};
+
+/// A run of the command line, validated.
+pub(super) struct Plan {
+    pub(super) kind: Kind,
+    pub(super) run: Run,
+}
+
+/// Everything about a run that is the same whatever the kind of job.
+pub(super) struct Run {
+    /// What the jobs are: the sources, how records split, packing and columns.
+    pub(super) shape: Shape,
+    pub(super) style: Style,
+    pub(super) pool: PoolSpec,
+    pub(super) halt: Option<Halt>,
+    pub(super) log: Log,
+    pub(super) progress: Option<progress::Kind>,
+    pub(super) force_progress: bool,
+}
+
+/// What each record becomes.
+pub(super) enum Kind {
+    /// `--task NAME`: a registered task's input.
+    Task(Tasks),
+    /// A command line from the template.
+    Command(Commands),
+}
+
+impl Plan {
+    /// Checks `args` and the `:::` sources; `registry` names the tasks `--task` may run.
+    pub(super) fn new(
+        registry: &Registry,
+        args: Args,
+        sources: Vec<Source>,
+    ) -> Result<Plan, String> {
+        let workers = workers(args.jobs.as_deref())?;
+        let split = Split {
+            delim: match (&args.delimiter, args.null) {
+                (Some(d), _) => input::delimiter(d)?,
+                (None, true) => vec![0],
+                (None, false) => b"\n".to_vec(),
+            },
+            skip_empty: args.no_run_if_empty,
+        };
+        let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
+        let shape = shape(&args, split, sources)?;
+        if args.replace.as_deref() == Some("") {
+            return Err("-I needs a string to replace, such as -I @@".into());
+        }
+        let halt = Halt::parse(args.halt.as_deref().unwrap_or("never"))?;
+        if args.retries == Some(0) {
+            return Err("--retries 0: give the number of attempts in all, at least 1".into());
+        }
+        let term_seq = match &args.term_seq {
+            Some(spec) => parse_term_seq(spec)?,
+            None => default_term_seq(),
+        };
+        let log = Log::read(&args)?;
+        let (kind, default_backend) = kind(registry, &args, &term_seq)?;
+        let (backend, memory_limit) = backend(&args, default_backend)?;
+        let pool = PoolSpec {
+            workers,
+            backend,
+            keep_order: args.keep_order,
+            attempts: args.retries.unwrap_or(1),
+            // A command waits for a free worker rather than be handed out ahead: see
+            // `Commands`.
+            lookahead: matches!(kind, Kind::Task(_)) && halt.is_none(),
+            timeout,
+            // Time for a stopped command's whole kill sequence, and then some to report it.
+            grace: Duration::from_millis(
+                term_seq
+                    .iter()
+                    .fold(250, |total: u64, &(_, ms)| total.saturating_add(ms)),
+            ),
+            memory_limit,
+        };
+        let run = Run {
+            shape,
+            style: Style {
+                tag: args.tag,
+                jsonl: args.jsonl,
+            },
+            pool,
+            halt,
+            log,
+            progress: progress_kind(&args),
+            force_progress: args.force_progress,
+        };
+        Ok(Plan { kind, run })
+    }
+}
+
+/// The sources (`-a` files first, stdin when there are none) and what makes records jobs.
+fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, String> {
+    if !args.arg_file.is_empty() {
+        let files = args.arg_file.iter().map(|f| Source {
+            origin: Origin::File(f.clone()),
+            linked: false,
+        });
+        sources.splice(0..0, files);
+    }
+    if sources.is_empty() {
+        sources.push(Source {
+            origin: Origin::Stdin,
+            linked: false,
+        });
+    }
+    if args.max_args == Some(0) {
+        return Err("-n 0: give at least 1".into());
+    }
+    if args.max_args.is_some() && sources.len() > 1 {
+        return Err("-n works with one input source".into());
+    }
+    if args.colsep.as_deref() == Some("") {
+        return Err("--colsep needs a separator".into());
+    }
+    Ok(Shape {
+        sources,
+        split,
+        max_args: args.max_args,
+        colsep: args.colsep.as_deref().map(input::unescape),
+    })
+}
+
+/// The kind of job, and the backend it runs on unless `--backend` says otherwise.
+fn kind(
+    registry: &Registry,
+    args: &Args,
+    term_seq: &[(i32, u64)],
+) -> Result<(Kind, Backend), String> {
+    if let Some(name) = &args.task {
+        if args.ungroup || args.dry_run || args.line_buffer {
+            return Err("-u, --line-buffer and --dry-run apply to commands, not --task".into());
+        }
+        let info = registry
+            .tasks()
+            .find(|t| t.name == name)
+            .ok_or_else(|| format!("no task named {name:?}: see `weft tasks`"))?;
+        let tasks = Tasks {
+            name: name.clone(),
+            json: args.json,
+        };
+        return Ok((Kind::Task(tasks), info.backend));
+    }
+    let replace = args.replace.as_deref().unwrap_or("{}");
+    let words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
+    let commands = Commands {
+        template: Template::parse(&words, replace.as_bytes()),
+        dry_run: args.dry_run,
+        ungroup: args.ungroup,
+        // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
+        line_buffer: args.line_buffer && !args.keep_order,
+        tag: args.tag,
+        term_seq: term_seq.to_vec(),
+        warned: std::cell::Cell::new(false),
+    };
+    Ok((Kind::Command(commands), Backend::Thread))
+}
+
+/// The backend asked for, or else the kind's (processes with `--memory-limit`), and the
+/// memory limit, which needs process workers.
+fn backend(args: &Args, default: Backend) -> Result<(Backend, Option<u64>), String> {
+    let backend = match (args.backend, &args.memory_limit) {
+        (Some(b), _) => b,
+        (None, Some(_)) => Backend::Process,
+        (None, None) => default,
+    };
+    let Some(spec) = &args.memory_limit else {
+        return Ok((backend, None));
+    };
+    if backend == Backend::Thread {
+        return Err("--memory-limit applies to process workers: drop --backend thread".into());
+    }
+    Ok((backend, Some(parse_size(spec)?)))
+}
+
+fn progress_kind(args: &Args) -> Option<progress::Kind> {
+    if args.bar {
+        Some(progress::Kind::Bar)
+    } else if args.eta {
+        Some(progress::Kind::Eta)
+    } else if args.progress {
+        Some(progress::Kind::Counts)
+    } else {
+        None
+    }
+}
+
+/// `--joblog FILE` and what an earlier run logged there (`--resume`, `--resume-failed`).
+pub(super) struct Log {
+    file: Option<String>,
+    /// Resuming: the log is appended to, not started afresh.
+    resume: bool,
+    /// What an earlier run finished: seq -> whether it succeeded.
+    earlier: HashMap<u64, bool>,
+    again_if_failed: bool,
+}
+
+impl Log {
+    /// Reads what an earlier run finished, before the log is opened to append to it.
+    fn read(args: &Args) -> Result<Log, String> {
+        let resume = args.resume || args.resume_failed;
+        let earlier = match (&args.joblog, resume) {
+            (Some(spec), true) => joblog::finished(spec)?,
+            _ => HashMap::new(),
+        };
+        Ok(Log {
+            file: args.joblog.clone(),
+            resume,
+            earlier,
+            again_if_failed: args.resume_failed,
+        })
+    }
+
+    /// Opens the joblog, if there is one.
+    pub(super) fn open(&self) -> Result<Option<Joblog>, String> {
+        self.file
+            .as_deref()
+            .map(|spec| Joblog::open(spec, self.resume))
+            .transpose()
+    }
+
+    /// Whether job `seq` finished in an earlier run and is not to run again.
+    pub(super) fn done_before(&self, seq: u64) -> bool {
+        self.earlier
+            .get(&seq)
+            .is_some_and(|&ok| ok || !self.again_if_failed)
+    }
+}
+
+/// What the pool is built from.
+pub(super) struct PoolSpec {
+    pub(super) workers: usize,
+    backend: Backend,
+    keep_order: bool,
+    attempts: u32,
+    lookahead: bool,
+    timeout: Option<Timeout>,
+    grace: Duration,
+    memory_limit: Option<u64>,
+}
+
+impl PoolSpec {
+    /// Builds the pool, with fewer workers than asked if the open-files limit cannot feed them.
+    pub(super) fn build(&self, registry: &Registry) -> Result<Pool, String> {
+        let mut b = Pool::builder()
+            .workers(fd_capped(self.workers))
+            .backend(self.backend)
+            .keep_order(self.keep_order)
+            .attempts(self.attempts)
+            .lookahead(self.lookahead)
+            .grace(self.grace)
+            .registry(registry.clone());
+        match self.timeout {
+            Some(Timeout::After(t)) => b = b.timeout(t),
+            Some(Timeout::OfMedian(f)) => b = b.timeout_of_median(f),
+            None => {}
+        }
+        if let Some(bytes) = self.memory_limit {
+            b = b.memory_limit(bytes);
+        }
+        b.build().map_err(|e| super::error_chain(&e))
+    }
+}
+
+/// File descriptors one worker may hold at once: a command's two output pipes (both ends
+/// while it is spawned), a pidfd and two spill files, or a process worker's channels and
+/// handshake.
+const FDS_PER_WORKER: u64 = 8;
+/// Descriptors kept for everything else (joblog, input files, signal and watchdog pipes).
+const FDS_RESERVED: u64 = 16;
+
+/// `workers`, or fewer when the open-files limit (`ulimit -n`) cannot feed that many: jobs would
+/// fail with "too many open files" (GNU parallel caps its job slots the same way).
+fn fd_capped(workers: usize) -> usize {
+    let Some(limit) = crate::sys::fd_limit() else {
+        return workers;
+    };
+    let free = limit.saturating_sub(crate::sys::open_fds() + FDS_RESERVED);
+    let fit = (free / FDS_PER_WORKER).max(1) as usize;
+    if fit >= workers {
+        return workers;
+    }
+    eprintln!(
+        "weft: warning: only enough file descriptors to run {fit} jobs in parallel \
+         (ulimit -n is {limit}), not {workers}: raise it with `ulimit -n` for more"
+    );
+    fit
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn plan(argv: &[&str]) -> Result<Plan, String> {
+        let args = Args::try_parse_from(std::iter::once("weft").chain(argv.iter().copied()))
+            .expect("clap accepts it");
+        Plan::new(&crate::tasks::registry(), args, Vec::new())
+    }
+
+    fn error(argv: &[&str]) -> String {
+        plan(argv).err().expect("refused")
+    }
+
+    #[test]
+    fn the_first_failing_check_in_order_is_the_error() {
+        assert!(error(&["-n", "0", "-j", "x", "echo"]).starts_with("-j \"x\""));
+        assert!(error(&["--retries", "0", "-n", "0", "echo"]).starts_with("-n 0"));
+        assert!(
+            error(&["--memory-limit", "1K", "--retries", "0", "echo"]).starts_with("--retries")
+        );
+        assert!(error(&["--task", "nope", "-u"]).starts_with("-u, --line-buffer"));
+        assert!(error(&["--memory-limit", "1K", "--task", "nope"]).starts_with("no task"));
+        assert!(
+            error(&["--memory-limit", "1K", "--dry-run", "echo"]).starts_with("--memory-limit")
+        );
+    }
+
+    #[test]
+    fn commands_wait_for_a_free_worker_and_tasks_are_handed_out_ahead_unless_halt_can_stop_them() {
+        let lookahead = |argv: &[&str]| plan(argv).map(|p| p.run.pool.lookahead).unwrap();
+        assert!(!lookahead(&["echo"]));
+        assert!(lookahead(&["--task", "noop"]));
+        assert!(!lookahead(&["--task", "noop", "--halt", "now,fail=1"]));
+    }
+
+    #[test]
+    fn the_backend_is_the_tasks_own_unless_asked_or_a_memory_limit_needs_processes() {
+        let backend = |argv: &[&str]| plan(argv).map(|p| p.run.pool.backend).unwrap();
+        assert_eq!(backend(&["echo"]), Backend::Thread);
+        assert_eq!(
+            backend(&["--memory-limit", "64M", "echo"]),
+            Backend::Process
+        );
+        assert_eq!(
+            backend(&["--backend", "thread", "--task", "sum"]),
+            Backend::Thread
+        );
+        let own = crate::tasks::registry()
+            .tasks()
+            .find(|t| t.name == "sum")
+            .unwrap()
+            .backend;
+        assert_eq!(backend(&["--task", "sum"]), own);
+    }
+}
