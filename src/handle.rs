@@ -42,7 +42,8 @@ impl ProcessBuilder {
         self
     }
     /// Whether dropping the handle kills the process (`true`, the default) or waits for it to
-    /// finish. Either way the process dies with its parent.
+    /// finish. Either way the process dies with its parent, and what its task left running
+    /// dies with the handle (see [`Pool`](crate::Pool) for how).
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
@@ -99,7 +100,8 @@ impl ProcessBuilder {
 
 /// A task running alone in a worker process of its own.
 ///
-/// Dropping the handle kills the process if it is a daemon (the default), else waits for it.
+/// Dropping the handle kills the process if it is a daemon (the default), else waits for it;
+/// then whatever its task started and left running is killed too.
 ///
 /// # Examples
 ///

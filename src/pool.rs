@@ -166,6 +166,12 @@ impl PoolBuilder {
 /// Dropping the pool closes the workers' channels and waits for them: process workers exit
 /// (one still running after a second is killed); threads are joined, and a thread stuck in a
 /// task is waited for at most 100 ms, then left behind.
+///
+/// What a process worker's tasks start and leave running (a background child, a `setsid`
+/// daemon) is killed when that worker ends: when the pool is dropped, when the worker dies and
+/// is replaced, and when this program exits or is killed, by a watchdog process started with
+/// the first process worker. A process that drops weft's mark from its environment
+/// (`env -i`) escapes it.
 #[derive(Debug)]
 pub struct Pool {
     engine: RefCell<Engine>,

@@ -200,6 +200,8 @@ pub(crate) struct Link {
     reader: Option<std::thread::JoinHandle<()>>,
     /// Set once `shutdown` has seen the worker go (or killed it).
     ended: bool,
+    /// Dropped after the worker is killed (see `Drop`): the watchdog then kills what it left.
+    _mark: watchdog::WorkerMark,
 }
 
 /// Who reads a worker's results.
@@ -243,6 +245,8 @@ pub(crate) fn start(
         format!("{id}:{}:{}:{}", std::process::id(), fds[0], fds[1]),
     )
     .stdin(Stdio::null());
+    let mark = watchdog::WorkerMark::new();
+    mark.apply(&mut cmd);
     sys::inherit(&mut cmd, fds);
     sys::isolate(&mut cmd, true);
     if let Some(bytes) = memory_limit {
@@ -333,6 +337,14 @@ pub(crate) fn start(
     let Some(slot) = SharedSlot::new(slot) else {
         return fail(&mut child, "sent a progress slot that is too small".into());
     };
+    // Its program calls `init`, so it can be this process's watchdog too (started once).
+    if let Err(e) = watchdog::ensure(program) {
+        return end(
+            &mut child,
+            spawn_error("could not start the watchdog that kills what its tasks leave".into())
+                .with_source(e),
+        );
+    }
     let child = Arc::new(Mutex::new(child));
     let returns = Arc::new(wire::Returns::default());
     let (results, reader) = match reading {
@@ -357,6 +369,7 @@ pub(crate) fn start(
         results,
         reader,
         ended: false,
+        _mark: mark,
     })
 }
 

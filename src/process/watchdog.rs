@@ -15,6 +15,15 @@
 //! that drops the mark from its environment (`env -i`) or cannot have it read still dies with
 //! its group.
 //!
+//! Process workers, of the CLI and of every library pool and one-off process, are marked too,
+//! each with a mark of its own under the run's (`RUN/N`, through the worker's environment, never
+//! this process's: a library's caller may have threads). When a worker ends (it exited, was
+//! killed or replaced, or its pool dropped), the coordinator tells the watchdog its mark
+//! (`!RUN/N`), and the watchdog kills whatever still bears it: what the worker's tasks started
+//! and left running, `setsid` daemons included. A library process starts its watchdog once,
+//! with the first worker that proved it calls `init` (so a program that forgot `init` never
+//! launches one), and keeps it until it exits; the CLI's is started before any thread.
+//!
 //! The mode is entered only on proof: the coordinator names itself and a fresh random token in
 //! [`WATCHDOG_ENV`], and writes the same token first on the watchdog's stdin, then the run's
 //! spill directory, the one thing the watchdog deletes (and only if it is named as this run's
@@ -27,7 +36,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::sys;
@@ -43,9 +53,55 @@ pub(crate) const RUN_ENV: &str = "WEFT_RUN";
 /// a run stopped before its turn) is not left behind in the temp directory.
 pub(crate) const SPILL_ENV: &str = "WEFT_SPILL_DIR";
 
-/// The pipe to this process's watchdog while one runs: its jobs' process groups are told
-/// through it, and closing it lets the watchdog sweep.
+/// The pipe to this process's watchdog while one runs: its jobs' process groups and its
+/// workers' ends are told through it, and closing it lets the watchdog sweep.
 static PIPE: Mutex<Option<ChildStdin>> = Mutex::new(None);
+
+/// This process's run mark, made once: the prefix of every mark its workers carry.
+fn run_mark() -> &'static str {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| format!("{}.{}", std::process::id(), sys::now_ns()))
+}
+
+/// The mark of one worker process, carried in its environment and so by everything it starts:
+/// dropping it tells the watchdog that the worker has ended, and the watchdog kills every
+/// process left with the mark.
+pub(crate) struct WorkerMark(String);
+
+impl WorkerMark {
+    /// A fresh mark, unique in this process.
+    pub(crate) fn new() -> WorkerMark {
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let n = SERIAL.fetch_add(1, Ordering::Relaxed) + 1;
+        WorkerMark(format!("{}/{n}", run_mark()))
+    }
+
+    /// Marks the worker that `cmd` starts.
+    pub(crate) fn apply(&self, cmd: &mut Command) {
+        cmd.env(RUN_ENV, &self.0);
+    }
+}
+
+impl Drop for WorkerMark {
+    fn drop(&mut self) {
+        tell(format_args!("!{}\n", self.0));
+    }
+}
+
+/// Makes sure a watchdog runs for this process, starting one from `program` (which calls
+/// `init`: a worker of it has just said so) if none does. Only a pool's or a one-off process's
+/// first worker starts it; later ones find it running.
+pub(crate) fn ensure(program: &Path) -> std::io::Result<()> {
+    let mut pipe = PIPE
+        .lock()
+        .map_err(|_| std::io::Error::other("watchdog pipe poisoned"))?;
+    if pipe.is_none() {
+        // Never waited for: it outlives this process, which is what it is for.
+        let (_child, stdin) = launch(program, run_mark(), None)?;
+        *pipe = Some(stdin);
+    }
+    Ok(())
+}
 
 /// Whether a watchdog will kill this process's job processes if this process dies, however it
 /// dies, provided their process groups are told to it (see [`JobGroup`]).
@@ -90,47 +146,67 @@ impl Watchdog {
     /// Must be called before this process starts any thread (it changes the environment).
     pub(crate) fn start(program: &Path) -> std::io::Result<Watchdog> {
         super::worker::refuse_if_launched().map_err(std::io::Error::other)?;
-        let mark = format!("{}.{}", std::process::id(), sys::now_ns());
-        sys::set_env(RUN_ENV, &mark);
-        let token = hex(&sys::random_bytes::<16>()?);
-        let mut cmd = Command::new(program);
-        cmd.env(WATCHDOG_ENV, format!("{}:{token}", std::process::id()))
-            .env_remove(SPILL_ENV)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null());
-        // Its own process group: a terminal's Ctrl-C must not kill it before it has swept.
-        cmd.process_group(0);
-        let mut child = cmd.spawn()?;
-        let mut pipe = child.stdin.take().expect("piped stdin");
+        let mark = run_mark();
+        sys::set_env(RUN_ENV, mark);
         // Made afresh and private, and removed by this run's watchdog alone. If it cannot be
         // made, outputs go to the temp directory itself, as they do without a watchdog (not to
         // a directory inherited from an enclosing run, which that run's watchdog removes).
-        let spill = std::env::temp_dir().join(spill_name(&mark));
+        let spill = std::env::temp_dir().join(spill_name(mark));
         let made = std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&spill)
             .is_ok();
-        let mut preamble = format!("{token}\n").into_bytes();
         if made {
             sys::set_env(SPILL_ENV, &spill.to_string_lossy());
-            preamble.extend_from_slice(spill.as_os_str().as_bytes());
         } else {
             sys::remove_env(SPILL_ENV);
         }
-        preamble.push(0);
-        // Far less than a pipe holds: the write does not wait for the watchdog.
-        if let Err(e) = pipe.write_all(&preamble) {
-            if made {
-                let _ = std::fs::remove_dir(&spill);
-                sys::remove_env(SPILL_ENV);
+        match launch(program, mark, made.then_some(spill.as_path())) {
+            Ok((child, pipe)) => {
+                *PIPE.lock().expect("watchdog pipe") = Some(pipe);
+                Ok(Watchdog { child: Some(child) })
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
+            Err(e) => {
+                if made {
+                    let _ = std::fs::remove_dir(&spill);
+                    sys::remove_env(SPILL_ENV);
+                }
+                Err(e)
+            }
         }
-        *PIPE.lock().expect("watchdog pipe") = Some(pipe);
-        Ok(Watchdog { child: Some(child) })
     }
+}
+
+/// Starts `program` as the watchdog of run `mark` (and of `spill`, the run's directory, if it
+/// has one) and gives it its proof; returns it and the pipe that keeps it waiting.
+fn launch(
+    program: &Path,
+    mark: &str,
+    spill: Option<&Path>,
+) -> std::io::Result<(Child, ChildStdin)> {
+    let token = hex(&sys::random_bytes::<16>()?);
+    let mut cmd = Command::new(program);
+    cmd.env(WATCHDOG_ENV, format!("{}:{token}", std::process::id()))
+        .env(RUN_ENV, mark)
+        .env_remove(SPILL_ENV)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    // Its own process group: a terminal's Ctrl-C must not kill it before it has swept.
+    cmd.process_group(0);
+    let mut child = cmd.spawn()?;
+    let mut pipe = child.stdin.take().expect("piped stdin");
+    let mut preamble = format!("{token}\n").into_bytes();
+    if let Some(spill) = spill {
+        preamble.extend_from_slice(spill.as_os_str().as_bytes());
+    }
+    preamble.push(0);
+    // Far less than a pipe holds: the write does not wait for the watchdog.
+    if let Err(e) = pipe.write_all(&preamble) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    Ok((child, pipe))
 }
 
 /// The name of run `mark`'s spill directory in the temp directory.
@@ -209,9 +285,10 @@ fn proof(value: &str, stdin: &mut impl BufRead) -> Result<Told, String> {
     })
 }
 
-/// Runs the watchdog: keeps track of the job groups the coordinator tells it of until it
-/// closes our stdin, then kills those groups, sweeps the marked processes, removes the run's
-/// spill directory, and exits. Without the coordinator's proof (see [`proof`]) it reports the
+/// Runs the watchdog: keeps track of the job groups the coordinator tells it of, and kills what
+/// an ended worker left (the processes bearing its mark), until the coordinator closes our
+/// stdin; then kills those groups, sweeps the processes marked with the run's mark, removes the
+/// run's spill directory, and exits. Without the coordinator's proof (see [`proof`]) it reports the
 /// stray variable and exits with status 255.
 pub(crate) fn serve(value: &str) -> ! {
     let mut stdin = std::io::stdin().lock();
@@ -229,47 +306,75 @@ pub(crate) fn serve(value: &str) -> ! {
             std::process::exit(super::worker::NOT_LAUNCHED);
         }
     };
+    let spare = [coordinator, std::process::id()];
     let mut groups = HashSet::new();
+    // Ended workers' marks, swept together once no more lines wait (a pool's workers end
+    // together); at the end the run's sweep takes them all.
+    let mut ended: Vec<String> = Vec::new();
     for line in stdin.split(b'\n') {
         let Ok(line) = line else { break };
-        let Some((&sign, pgid)) = line.split_first() else {
+        let Some((&sign, rest)) = line.split_first() else {
             continue;
         };
-        let Some(pgid) = std::str::from_utf8(pgid)
-            .ok()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
+        let Ok(rest) = std::str::from_utf8(rest) else {
             continue;
         };
         match sign {
-            b'+' => groups.insert(pgid),
-            b'-' => groups.remove(&pgid),
-            _ => false,
-        };
+            // Only a worker of this run: a mark under the run's own.
+            b'!' if !mark.is_empty()
+                && rest
+                    .strip_prefix(mark.as_str())
+                    .is_some_and(|n| n.starts_with('/')) =>
+            {
+                ended.push(rest.to_string());
+            }
+            b'+' | b'-' => {
+                let Ok(pgid) = rest.parse::<u32>() else {
+                    continue;
+                };
+                if sign == b'+' {
+                    groups.insert(pgid);
+                } else {
+                    groups.remove(&pgid);
+                }
+            }
+            _ => {}
+        }
+        // What the lock's buffer still holds is not seen here: at worst a sweep goes early.
+        if !ended.is_empty() && !sys::readable_now(0) {
+            let marks: Vec<&str> = ended.iter().map(String::as_str).collect();
+            sweep(&marks, &spare);
+            ended.clear();
+        }
     }
     for pgid in groups {
         let _ = sys::kill_group(pgid, sys::SIGKILL);
     }
     if !mark.is_empty() {
-        let spare = [coordinator, std::process::id()];
-        // A process may fork while we sweep: go again until a round finds nobody.
-        for _ in 0..50 {
-            let marked: Vec<u32> = sys::marked_processes(RUN_ENV, &mark)
-                .into_iter()
-                .filter(|p| !spare.contains(p))
-                .collect();
-            if marked.is_empty() {
-                break;
-            }
-            for pid in marked {
-                let _ = sys::kill(pid, sys::SIGKILL);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        sweep(&[&mark], &spare);
     }
     // Nothing of the run is left to write there.
     if let Some(dir) = spill {
         let _ = std::fs::remove_dir_all(dir);
     }
     std::process::exit(0)
+}
+
+/// Kills every process marked with one of `marks` or a mark under it (`MARK/...`), except
+/// `spare`.
+fn sweep(marks: &[&str], spare: &[u32]) {
+    // A process may fork while we sweep: go again until a round finds nobody.
+    for _ in 0..50 {
+        let marked: Vec<u32> = sys::marked_processes(RUN_ENV, marks)
+            .into_iter()
+            .filter(|p| !spare.contains(p))
+            .collect();
+        if marked.is_empty() {
+            break;
+        }
+        for pid in marked {
+            let _ = sys::kill(pid, sys::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 use ipc_channel::TrySelectError;
@@ -43,6 +43,9 @@ const SEND_AT_ONCE: Duration = Duration::from_micros(50);
 /// that reaches a spawn path instead ([`PoolBuilder::build`](crate::PoolBuilder::build),
 /// [`ProcessBuilder::spawn`](crate::ProcessBuilder::spawn)) fails there, and its coordinator
 /// reports the mistake, rather than each copy starting workers of its own.
+///
+/// In a worker, stdout is the coordinator's stderr: what a task prints (`println!`) cannot get
+/// among the results on the coordinator's stdout (`weft --jsonl`).
 ///
 /// A worker (or the `weft` binary's watchdog) is entered only when the process was started by
 /// a weft coordinator, which proves it through descriptors the process inherits: the marker
@@ -79,6 +82,10 @@ pub fn init(registry: &Registry) {
         }
     };
     sys::close_on_exec_above_stdio();
+    // What a task prints must not land among its coordinator's results (`--jsonl` lines): a
+    // worker's stdout is its stderr, and only the commands that are to write to the real stdout
+    // (see `real_stdout`) are given it.
+    let _ = REAL_STDOUT.set(sys::stdout_to_stderr());
     let code = match serve(registry, launch) {
         Ok(()) => 0,
         Err(e) => {
@@ -87,6 +94,15 @@ pub fn init(registry: &Registry) {
         }
     };
     std::process::exit(code);
+}
+
+static REAL_STDOUT: OnceLock<Option<std::fs::File>> = OnceLock::new();
+
+/// In a worker process, the coordinator's stdout, which the worker's own stdout is not (it is
+/// the coordinator's stderr): where commands that pass their output on as it comes (`-u`,
+/// `--line-buffer`) write. `None` elsewhere, where stdout is the real one.
+pub(crate) fn real_stdout() -> Option<&'static std::fs::File> {
+    REAL_STDOUT.get()?.as_ref()
 }
 
 /// The exit status of a process that carries a worker or watchdog marker its coordinator did
@@ -101,6 +117,10 @@ const NO_INIT: &str = "this process was started as a weft worker but reached a s
 /// call [`init`] first, and is about to start workers of its own (each of which would do the
 /// same). Its coordinator is told at once, and reports the mistake.
 pub(crate) fn refuse_if_launched() -> Result<(), Error> {
+    // A launched watchdog that did not become one has nobody to tell.
+    if std::env::var_os(super::watchdog::WATCHDOG_ENV).is_some() {
+        return Err(Error::new(ErrorKind::Config, NO_INIT));
+    }
     let Some(marker) = std::env::var_os(WORKER_ENV) else {
         return Ok(());
     };

@@ -154,10 +154,17 @@ pub(crate) fn set_on_sigusr1(
     signal_hook::flag::register(SIGUSR1, flag).map(drop)
 }
 
-/// The pids of the processes whose initial environment holds `key=value` (other users'
-/// processes cannot be read and are never listed).
-pub(crate) fn marked_processes(key: &str, value: &str) -> Vec<u32> {
-    let needle = format!("{key}={value}");
+/// The pids of the processes whose initial environment holds `key=VALUE` or `key=VALUE/...` (a
+/// mark under it) for one of `values`; other users' processes cannot be read and are never
+/// listed.
+pub(crate) fn marked_processes(key: &str, values: &[&str]) -> Vec<u32> {
+    let needles: Vec<String> = values.iter().map(|v| format!("{key}={v}")).collect();
+    let marked = |var: &[u8]| {
+        needles.iter().any(|n| {
+            var.strip_prefix(n.as_bytes())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+        })
+    };
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -173,14 +180,39 @@ pub(crate) fn marked_processes(key: &str, value: &str) -> Vec<u32> {
         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
             continue;
         };
-        if environ
-            .split(|&b| b == 0)
-            .any(|var| var == needle.as_bytes())
-        {
+        if environ.split(|&b| b == 0).any(marked) {
             out.push(pid);
         }
     }
     out
+}
+
+/// Points this process's stdout at its stderr (or at /dev/null if it has no stderr), and
+/// returns what stdout was, close-on-exec, if it was open.
+pub(crate) fn stdout_to_stderr() -> Option<std::fs::File> {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    let saved = nix::fcntl::fcntl(
+        io::stdout().as_fd(),
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3),
+    )
+    .ok()
+    // SAFETY: a fresh descriptor the kernel just returned, owned by nobody else.
+    .map(|fd| std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+    if nix::unistd::dup2_stdout(io::stderr().as_fd()).is_err()
+        && let Ok(null) = std::fs::File::open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdout(null.as_fd());
+    }
+    saved
+}
+
+/// Whether descriptor `fd` has something to read (or its end) right now, without waiting.
+pub(crate) fn readable_now(fd: std::os::fd::RawFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    // SAFETY: `fd` is only polled, for the length of this call, by a caller that owns it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 
 /// Sets `key` in this process's environment.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::watchdog;
+use crate::process::{watchdog, worker};
 use crate::sys;
 use crate::task::{Backend, Context, Failure, Task};
 
@@ -68,13 +68,15 @@ pub enum Output {
     /// default `--group`.
     Capture,
     /// Passed on line by line as they come, each line written whole to this process's stdout
-    /// or stderr, prefixed with `tag` if given: `--line-buffer`.
+    /// (its coordinator's, in a worker process) or stderr, prefixed with `tag` if given:
+    /// `--line-buffer`.
     Lines {
         /// Printed before each line.
         #[serde(with = "serde_bytes")]
         tag: Vec<u8>,
     },
-    /// Inherited: the command writes straight to this process's stdout and stderr (`-u`).
+    /// Inherited: the command writes straight to this process's stdout (its coordinator's, in
+    /// a worker process) and stderr (`-u`).
     Inherit,
 }
 
@@ -208,8 +210,17 @@ impl Task for Exec {
         } else {
             [None, None]
         };
-        if let Output::Lines { .. } = self.output {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        match self.output {
+            Output::Lines { .. } => {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+            // In a worker process, stdout is not the coordinator's (see `real_stdout`).
+            Output::Inherit => {
+                if let Some(out) = worker::real_stdout() {
+                    cmd.stdout(out.try_clone()?);
+                }
+            }
+            Output::Capture => {}
         }
         let mut child = cmd.spawn().map_err(|e| {
             Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
@@ -288,6 +299,7 @@ fn relay(
     stderr: bool,
 ) -> std::thread::JoinHandle<Result<(), String>> {
     use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::AsRawFd;
     static LOCKS: std::sync::Mutex<Option<[sys::StreamLock; 2]>> = std::sync::Mutex::new(None);
     std::thread::spawn(move || {
         let mut reader = BufReader::with_capacity(1 << 16, pipe);
@@ -300,12 +312,16 @@ fn relay(
                 Ok(_) => {}
             }
             let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
-            let locks =
-                locks.get_or_insert_with(|| [sys::StreamLock::open(1), sys::StreamLock::open(2)]);
-            let written = locks[usize::from(stderr)].hold(|| {
-                if stderr {
-                    std::io::stderr().lock().write_all(&line)
-                } else {
+            // In a worker process, stdout is not the coordinator's (see `real_stdout`).
+            let real = worker::real_stdout();
+            let locks = locks.get_or_insert_with(|| {
+                let out = real.map_or(1, |f| f.as_raw_fd());
+                [sys::StreamLock::open(out), sys::StreamLock::open(2)]
+            });
+            let written = locks[usize::from(stderr)].hold(|| match (stderr, real) {
+                (true, _) => std::io::stderr().lock().write_all(&line),
+                (false, Some(mut out)) => out.write_all(&line),
+                (false, None) => {
                     let mut out = std::io::stdout().lock();
                     out.write_all(&line).and_then(|_| out.flush())
                 }
