@@ -611,6 +611,23 @@ fn slice_of<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], String> {
 /// A result's flag: its ticket is written, not the one after the result before's.
 const RESULT_TICKET: u8 = 1;
 
+// A result's status tag, the high four bits of its flags byte (see [`ResultsOut`]), and what
+// follows it before the runtime.
+/// A success: its output's length and bytes. The usual result's flags are 0.
+const TAG_OK: u8 = 0;
+/// A failure: its message's length and bytes.
+const TAG_FAILED: u8 = 1;
+const TAG_TIMED_OUT: u8 = 2;
+const TAG_CANCELLED: u8 = 3;
+/// A panic: its message, then [`LOCATION`] and the location, or [`NO_LOCATION`].
+const TAG_PANICKED: u8 = 4;
+/// A success whose output is in a shared-memory region: the region's place in the message.
+const TAG_OK_SHARED: u8 = 5;
+
+/// Whether a panic's location follows its message.
+const NO_LOCATION: u8 = 0;
+const LOCATION: u8 = 1;
+
 /// The most room a new message of results starts with.
 const MESSAGE_ROOM: usize = 64 << 10;
 
@@ -650,7 +667,7 @@ impl ResultsOut {
         self.started_ns = started_ns;
         // The usual result: the next ticket, started as the one before ended.
         if (ticket, started_ns) == (self.next_ticket, self.ended_ns) {
-            self.coded.extend_from_slice(&[0, 0]);
+            self.coded.extend_from_slice(&[TAG_OK << 4, 0]);
             self.body = self.head + 2;
             self.next_ticket = ticket.wrapping_add(1);
             return;
@@ -678,7 +695,7 @@ impl ResultsOut {
             put_varint(out, len as u64);
         })?;
         if let Some(region) = shared {
-            self.tag(5);
+            self.tag(TAG_OK_SHARED);
             put_varint(&mut self.coded, self.regions.len() as u64);
             self.regions.push(Payload::Shared(region));
         }
@@ -701,20 +718,20 @@ impl ResultsOut {
         let tag = match ended {
             Ended::Failed(m) => {
                 put(&mut self.coded, m.as_bytes());
-                1
+                TAG_FAILED
             }
-            Ended::TimedOut => 2,
-            Ended::Cancelled => 3,
+            Ended::TimedOut => TAG_TIMED_OUT,
+            Ended::Cancelled => TAG_CANCELLED,
             Ended::Panicked { message, location } => {
                 put(&mut self.coded, message.as_bytes());
                 match &location {
                     Some(at) => {
-                        self.coded.push(1);
+                        self.coded.push(LOCATION);
                         put(&mut self.coded, at.as_bytes());
                     }
-                    None => self.coded.push(0),
+                    None => self.coded.push(NO_LOCATION),
                 }
-                4
+                TAG_PANICKED
             }
         };
         self.tag(tag);
@@ -832,7 +849,7 @@ impl ResultsIn {
     #[inline(always)]
     pub(crate) fn next_usual(&mut self) -> Option<Usual> {
         let bytes = self.coded.get(self.at..)?;
-        let [0, gap, len, rest @ ..] = bytes else {
+        let [TAG_OK, gap, len, rest @ ..] = bytes else {
             return None;
         };
         if (gap | len) >= 0x80 {
@@ -934,8 +951,8 @@ fn any_result<T>(
     };
     let started_ns = ended_ns.wrapping_add(unzigzag(varint_of(bytes)?));
     let status = match flags >> 4 {
-        0 => Status::Ok(output(Payload::Inline(vec_of(bytes)?))),
-        5 => {
+        TAG_OK => Status::Ok(output(Payload::Inline(vec_of(bytes)?))),
+        TAG_OK_SHARED => {
             let at = varint_of(bytes)?;
             let region = usize::try_from(at)
                 .ok()
@@ -943,14 +960,14 @@ fn any_result<T>(
                 .ok_or_else(|| format!("results name a missing region {at}"))?;
             Status::Ok(output(region))
         }
-        1 => Status::Failed(string_of(bytes)?),
-        2 => Status::TimedOut,
-        3 => Status::Cancelled,
-        4 => Status::Panicked {
+        TAG_FAILED => Status::Failed(string_of(bytes)?),
+        TAG_TIMED_OUT => Status::TimedOut,
+        TAG_CANCELLED => Status::Cancelled,
+        TAG_PANICKED => Status::Panicked {
             message: string_of(bytes)?,
             location: match byte_of(bytes)? {
-                0 => None,
-                1 => Some(string_of(bytes)?),
+                NO_LOCATION => None,
+                LOCATION => Some(string_of(bytes)?),
                 other => return Err(format!("bad location flag {other}")),
             },
         },
