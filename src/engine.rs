@@ -361,9 +361,10 @@ struct Flight {
 struct Unread {
     key: Key,
     results: wire::ResultsIn,
-    /// The usual results read so far, and their runtimes in all (see `take_results`).
-    usual: u32,
-    usual_ns: u64,
+    /// The results read so far whose runtimes are not yet in the average, and those runtimes
+    /// in all (see `take_results`).
+    untallied: u32,
+    untallied_ns: u64,
 }
 
 impl Unread {
@@ -371,8 +372,8 @@ impl Unread {
         Unread {
             key,
             results: wire::ResultsIn::new(message),
-            usual: 0,
-            usual_ns: 0,
+            untallied: 0,
+            untallied_ns: 0,
         }
     }
 }
@@ -1179,12 +1180,12 @@ impl Engine {
         let (pid, returns, worker) = (link.pid, link.returns(), u.key.0 + 1);
         let Unread {
             results,
-            usual,
-            usual_ns,
+            untallied,
+            untallied_ns,
             ..
         } = u;
-        // The usual results' runtimes go into the average once a message, as their mean,
-        // unless a timeout relative to the median needs each.
+        // The runtimes go into the average once a message, as their mean, unless a timeout
+        // relative to the median needs each.
         let each = cfg.timeout_of_median.is_some();
         let mut left = most.unwrap_or(usize::MAX);
         loop {
@@ -1192,74 +1193,59 @@ impl Engine {
                 return true;
             }
             left -= 1;
-            // The usual result is made into its outcome where the outcome is kept (see `Fifo`):
-            // made first and moved there, the outcome's fields were read back with wider loads
-            // than they were written with, a store-forwarding stall per job and half the time
-            // spent here.
-            let (flight, status, started_ns, runtime_ns) = if let Some(r) = results.next_usual() {
-                let Some(flight) = w.land(r.ticket) else {
-                    continue;
-                };
-                if each {
-                    tally(cfg, runtimes, avg_ns, r.runtime_ns);
-                } else {
-                    *usual += 1;
-                    *usual_ns = usual_ns.saturating_add(r.runtime_ns);
+            let Some(r) = results.next() else {
+                if results.garbled().is_some()
+                    && let Link::Process(link) = &w.link
+                {
+                    // Its channel then reports the disconnection, and the jobs still in
+                    // flight are accounted for.
+                    w.dying = true;
+                    link.kill();
                 }
-                if run.reorder.is_none() && flight.attempt >= cfg.attempts {
-                    // Every call (`wall`'s) comes first: across one, the status would be
-                    // made on the stack and moved.
-                    let started = Some(wall(*epoch, r.started_ns));
-                    ready.push_with(|| Outcome {
-                        seq: flight.seq,
-                        status: Status::Ok(Value::Encoded(wire::Payload::Inline(r.output))),
-                        attempt: flight.attempt,
-                        worker,
-                        pid,
-                        started,
-                        runtime: nanos(r.runtime_ns),
-                    });
-                    continue;
-                }
-                let status = Status::Ok(Value::Encoded(wire::Payload::Inline(r.output)));
-                (flight, status, r.started_ns, r.runtime_ns)
-            } else {
-                let read = results.next(|mut payload| {
-                    payload.received(&returns);
-                    Value::Encoded(payload)
-                });
-                let r = match read {
-                    None => break,
-                    Some(Ok(r)) => r,
-                    Some(Err(_)) => {
-                        // Its channel then reports the disconnection, and the jobs still in
-                        // flight are accounted for.
-                        if let Link::Process(link) = &w.link {
-                            w.dying = true;
-                            link.kill();
-                        }
-                        break;
-                    }
-                };
-                let Some(flight) = w.land(r.ticket) else {
-                    continue;
-                };
-                tally(cfg, runtimes, avg_ns, r.runtime_ns);
-                (flight, r.status, r.started_ns, r.runtime_ns)
+                break;
             };
+            let Some(flight) = w.land(r.ticket) else {
+                continue;
+            };
+            if each {
+                tally(cfg, runtimes, avg_ns, r.runtime_ns);
+            } else {
+                *untallied += 1;
+                *untallied_ns = untallied_ns.saturating_add(r.runtime_ns);
+            }
+            // Every call (`wall`'s) comes first: across one, the status would be made on the
+            // stack and moved.
+            let started = Some(wall(*epoch, r.started_ns));
+            let status = |output| status_of(output, &returns);
+            if run.reorder.is_none() && flight.attempt >= cfg.attempts {
+                // A last attempt in input-free order goes straight to `ready`, made into its
+                // outcome where the outcome is kept (see `Fifo`): made first and moved there,
+                // the outcome's fields were read back with wider loads than they were written
+                // with, a store-forwarding stall per job and half the time spent here.
+                ready.push_with(|| Outcome {
+                    seq: flight.seq,
+                    status: status(r.output),
+                    attempt: flight.attempt,
+                    worker,
+                    pid,
+                    started,
+                    runtime: nanos(r.runtime_ns),
+                });
+                continue;
+            }
             let outcome = Outcome {
                 seq: flight.seq,
-                status,
+                status: status(r.output),
                 attempt: flight.attempt,
                 worker,
                 pid,
-                started: Some(wall(*epoch, started_ns)),
-                runtime: nanos(runtime_ns),
+                started,
+                runtime: nanos(r.runtime_ns),
             };
             settle(cfg.attempts, queue, ready, run, outcome, flight.input);
         }
-        if *usual > 0 {
-            tally_mean(avg_ns, *usual, *usual_ns / u64::from(*usual));
+        if *untallied > 0 {
+            tally_mean(avg_ns, *untallied, *untallied_ns / u64::from(*untallied));
         }
         false
     }
@@ -1840,6 +1826,25 @@ fn live(slots: &mut [Slot], key: Key) -> Option<&mut Worker> {
         }) if *generation == key.1 => Some(w),
         _ => None,
     }
+}
+
+/// The status of a process job's result, a shared output taken in (see `Payload::received`).
+/// The usual output, inline, is made here; through `Output::into_status` and a closure that
+/// takes in payloads, which the compiler did not inline, a job cost 50 more instructions.
+#[inline]
+fn status_of(output: wire::Output, returns: &Arc<wire::Returns>) -> Status<Value> {
+    match output {
+        wire::Output::Inline(bytes) => Status::Ok(Value::Encoded(wire::Payload::Inline(bytes))),
+        wire::Output::Other(status) => other_status(*status, returns),
+    }
+}
+
+#[inline(never)]
+fn other_status(status: Status<wire::Payload>, returns: &Arc<wire::Returns>) -> Status<Value> {
+    status.map(|mut payload| {
+        payload.received(returns);
+        Value::Encoded(payload)
+    })
 }
 
 /// Resolves `ticket` among a worker's `flights`, whose front has ticket `done`: its flight,
