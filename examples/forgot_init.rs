@@ -11,7 +11,12 @@
 //! cargo run --example forgot_init            # fails at once: init must come first
 //! cargo run --example forgot_init -- spawn   # the same through weft::Process
 //! cargo run --example forgot_init -- --init  # the same: workers do not get the arguments
+//! THREAD_FIRST=1 cargo run --example forgot_init  # init after a thread started: refused
 //! ```
+//!
+//! `THREAD_FIRST` (in the environment, which workers inherit, unlike the arguments) makes the
+//! other form of the mistake: `init` is called, but after the program started a thread. A worker must take its marker out of its environment, which is not sound
+//! while another thread may read it, so each worker copy refuses to serve and says why.
 //!
 //! With `FORGOT_INIT_LOG=FILE` each process of the program appends its pid to `FILE` (the tests
 //! count them).
@@ -33,6 +38,15 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The mistake: `init` behind a condition.
     if args.iter().any(|a| a == "--init") {
+        weft::init(&Registry::new().task::<Sum>());
+    }
+    // The other mistake: `init` after a thread has started.
+    if std::env::var_os("THREAD_FIRST").is_some() {
+        std::thread::spawn(|| {
+            loop {
+                std::thread::park();
+            }
+        });
         weft::init(&Registry::new().task::<Sum>());
     }
 

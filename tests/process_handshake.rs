@@ -211,6 +211,30 @@ fn forgot_init_bin() -> PathBuf {
 }
 
 #[test]
+fn a_worker_whose_program_started_a_thread_before_init_refuses_to_serve_and_says_why() {
+    let dir = Scratch::new("thread-first");
+    let log = dir.join("pids");
+    let mut child = Command::new(forgot_init_bin())
+        .env("THREAD_FIRST", "1")
+        .env("FORGOT_INIT_LOG", &log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = exits_within(&mut child, LIMIT);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("already runs 2 threads when it calls weft::init")
+            && err.contains("`weft::init(&registry)` must be the first line of `main`"),
+        "{err}"
+    );
+    let pids = common::pids_in(&log);
+    assert!((2..=3).contains(&pids.len()), "{pids:?}");
+}
+
+#[test]
 fn a_program_that_forgets_init_fails_at_once_instead_of_relaunching_itself() {
     let bin = forgot_init_bin();
     for how in ["pool", "spawn"] {

@@ -247,6 +247,7 @@ pub(crate) fn start(
     .stdin(Stdio::null());
     let mark = watchdog::WorkerMark::new();
     mark.apply(&mut cmd);
+    watchdog::pass_spill_dir(&mut cmd);
     sys::inherit(&mut cmd, fds);
     sys::isolate(&mut cmd, true);
     if let Some(bytes) = memory_limit {

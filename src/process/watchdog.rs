@@ -57,6 +57,39 @@ pub(crate) const SPILL_ENV: &str = "WEFT_SPILL_DIR";
 /// workers' ends are told through it, and closing it lets the watchdog sweep.
 static PIPE: Mutex<Option<ChildStdin>> = Mutex::new(None);
 
+/// The spill directory this process made for its run (see [`Watchdog::start`]).
+static OWN_SPILL: OnceLock<PathBuf> = OnceLock::new();
+
+/// Where this process's jobs keep captured outputs past the inline limit: its own run's
+/// directory, or in a worker process the one its coordinator passed in [`SPILL_ENV`]; else the
+/// temp directory (which nobody sweeps; the files have no name while their job runs).
+pub(crate) fn spill_dir() -> PathBuf {
+    match OWN_SPILL.get() {
+        Some(dir) => dir.clone(),
+        None => std::env::var_os(SPILL_ENV).map_or_else(std::env::temp_dir, PathBuf::from),
+    }
+}
+
+/// Gives a worker process that `cmd` starts this process's spill directory, and nothing it
+/// may have inherited from an enclosing run.
+pub(crate) fn pass_spill_dir(cmd: &mut Command) {
+    match OWN_SPILL.get() {
+        Some(dir) => cmd.env(SPILL_ENV, dir),
+        None => cmd.env_remove(SPILL_ENV),
+    };
+}
+
+/// Marks a job command that this process starts itself (on a thread) with the run's mark,
+/// where a watchdog sweeps this process's jobs, so that what the job leaves running is swept
+/// too. A command started in a worker process inherits that worker's mark instead. Neither
+/// gets the spill directory, which is the run's and not the jobs'.
+pub(crate) fn mark_job(cmd: &mut Command) {
+    if sweeps_jobs() {
+        cmd.env(RUN_ENV, run_mark());
+    }
+    cmd.env_remove(SPILL_ENV);
+}
+
 /// This process's run mark, made once: the prefix of every mark its workers carry.
 fn run_mark() -> &'static str {
     static RUN: OnceLock<String> = OnceLock::new();
@@ -141,35 +174,33 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    /// Marks this process's environment with a fresh run mark and starts the watchdog.
-    ///
-    /// Must be called before this process starts any thread (it changes the environment).
+    /// Starts the watchdog of this process's run, with a fresh directory for the jobs' large
+    /// outputs that it removes at the end. The run's mark and that directory reach jobs and
+    /// workers through their own environments ([`mark_job`], [`pass_spill_dir`],
+    /// [`WorkerMark`]), never through this process's, which may have threads by now.
     pub(crate) fn start(program: &Path) -> std::io::Result<Watchdog> {
         super::worker::refuse_if_launched().map_err(std::io::Error::other)?;
         let mark = run_mark();
-        sys::set_env(RUN_ENV, mark);
         // Made afresh and private, and removed by this run's watchdog alone. If it cannot be
         // made, outputs go to the temp directory itself, as they do without a watchdog (not to
         // a directory inherited from an enclosing run, which that run's watchdog removes).
         let spill = std::env::temp_dir().join(spill_name(mark));
-        let made = std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&spill)
-            .is_ok();
-        if made {
-            sys::set_env(SPILL_ENV, &spill.to_string_lossy());
-        } else {
-            sys::remove_env(SPILL_ENV);
-        }
+        let made = OWN_SPILL.get().is_none()
+            && std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&spill)
+                .is_ok();
         match launch(program, mark, made.then_some(spill.as_path())) {
             Ok((child, pipe)) => {
+                if made {
+                    let _ = OWN_SPILL.set(spill);
+                }
                 *PIPE.lock().expect("watchdog pipe") = Some(pipe);
                 Ok(Watchdog { child: Some(child) })
             }
             Err(e) => {
                 if made {
                     let _ = std::fs::remove_dir(&spill);
-                    sys::remove_env(SPILL_ENV);
                 }
                 Err(e)
             }

@@ -66,10 +66,18 @@ pub fn init(registry: &Registry) {
     let Some(marker) = std::env::var_os(WORKER_ENV) else {
         return;
     };
-    // Removed before any thread exists, so that nothing this worker runs (a job that launches
-    // this same program) turns into a worker by mistake.
-    sys::remove_env(WORKER_ENV);
     let marker = marker.to_string_lossy().into_owned();
+    // Removed before any thread exists, so that nothing this worker runs (a job that launches
+    // this same program) turns into a worker by mistake. A program that started threads first
+    // cannot have it removed soundly: it is told, as a program that forgot `init` is.
+    if let Err(threads) = sys::remove_env_if_single_threaded(WORKER_ENV) {
+        eprintln!(
+            "weft: this worker process already runs {threads} threads when it calls weft::init: \
+             `weft::init(&registry)` must be the first line of `main`, before anything starts a \
+             thread"
+        );
+        std::process::exit(NOT_LAUNCHED);
+    }
     // Before anything else: the descriptors are taken (and closed) before any job can run.
     let launch = match Launch::take(&marker) {
         Ok(launch) => launch,

@@ -215,15 +215,6 @@ pub(crate) fn readable_now(fd: std::os::fd::RawFd) -> bool {
     poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
 
-/// Sets `key` in this process's environment.
-///
-/// Called only before the process starts any thread (see the callers).
-pub(crate) fn set_env(key: &str, value: &str) {
-    // SAFETY: callers run before any other thread exists, so nothing reads the environment
-    // concurrently.
-    unsafe { std::env::set_var(key, value) }
-}
-
 /// Sends `signal` (a number) to one process; a process that is already gone is not an error.
 pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {
     send(Pid::from_raw(pid as i32), signal)
@@ -444,14 +435,21 @@ pub(crate) fn close_on_exec_above_stdio() {
     }
 }
 
-/// Removes `key` from this process's environment.
+/// Removes `key` from this process's environment, if this is the process's only thread;
+/// otherwise changes nothing and returns how many threads it has.
 ///
-/// Called only before the process starts any thread: by `init`, the first thing a worker does,
-/// and by the watchdog's start.
-pub(crate) fn remove_env(key: &str) {
-    // SAFETY: `init` is documented to be the first line of `main`, and the watchdog starts
-    // before any thread; no other thread exists yet that could read the environment.
+/// Changing the environment while another thread may read it (any C code calling `getenv`) is
+/// undefined behaviour, so the rule "only before any thread exists" is checked here, not
+/// trusted to the caller: `init`, a public function, is the one caller.
+pub(crate) fn remove_env_if_single_threaded(key: &str) -> Result<(), usize> {
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    if threads != 1 {
+        return Err(threads);
+    }
+    // SAFETY: this process has one thread, this one (counted above; only it could start
+    // another, and it is here), so nothing reads the environment concurrently.
     unsafe { std::env::remove_var(key) }
+    Ok(())
 }
 
 /// Number of 64-bit words in a progress slot.

@@ -198,6 +198,7 @@ impl Task for Exec {
         // to it), the parent-death signal is not needed, and leaving it out lets the command
         // start through posix_spawn.
         let swept = watchdog::sweeps_jobs();
+        watchdog::mark_job(&mut cmd);
         sys::isolate(&mut cmd, !swept);
         let mut sinks = if self.output == Output::Capture {
             let (out, out_end) = sys::output_pipe()?;
@@ -520,7 +521,7 @@ impl Sink {
 fn not_kept(e: &std::io::Error) -> String {
     format!(
         "could not be kept in {}: {e} (outputs past {} MiB go to TMPDIR: is the disk full?)",
-        spill_dir().display(),
+        watchdog::spill_dir().display(),
         INLINE_LIMIT >> 20
     )
 }
@@ -542,7 +543,7 @@ impl Spill {
     /// An unnamed file in the spill directory, or a named one where the filesystem has no
     /// unnamed files.
     fn new(kind: &'static str) -> std::io::Result<Spill> {
-        let dir = spill_dir();
+        let dir = watchdog::spill_dir();
         if let Ok(file) = sys::unnamed_file(&dir) {
             return Ok(Spill {
                 file,
@@ -573,12 +574,6 @@ impl Drop for Spill {
     }
 }
 
-/// Where captured output goes: the run's own directory when a watchdog will remove it, else
-/// the temp directory.
-fn spill_dir() -> PathBuf {
-    std::env::var_os(watchdog::SPILL_ENV).map_or_else(std::env::temp_dir, PathBuf::from)
-}
-
 /// Makes a new path in the spill directory for one stream of one job, and `make` a file
 /// there, trying further paths while one exists.
 fn fresh_name<T>(
@@ -586,7 +581,7 @@ fn fresh_name<T>(
     make: impl Fn(&Path) -> std::io::Result<T>,
 ) -> std::io::Result<(T, PathBuf)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = spill_dir();
+    let dir = watchdog::spill_dir();
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("weft-{}-{n}.{kind}", std::process::id()));
