@@ -117,6 +117,8 @@ pub(crate) const SIGKILL: i32 = Signal::SIGKILL as i32;
 pub(crate) const SIGINT: i32 = Signal::SIGINT as i32;
 /// SIGUSR1's number: what asks a worker process to cancel its job and exit.
 pub(crate) const SIGUSR1: i32 = Signal::SIGUSR1 as i32;
+/// SIGSEGV's number.
+pub(crate) const SIGSEGV: i32 = Signal::SIGSEGV as i32;
 /// SIGHUP's number.
 pub(crate) const SIGHUP: i32 = Signal::SIGHUP as i32;
 

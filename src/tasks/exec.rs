@@ -354,7 +354,7 @@ fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &[(i32, 
             }
         }
     }
-    let _ = sys::kill_group(pgid, nix::sys::signal::Signal::SIGKILL as i32);
+    let _ = sys::kill_group(pgid, sys::SIGKILL);
 }
 
 /// The captured streams of a command (none for one whose output is not captured).

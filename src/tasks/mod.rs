@@ -290,7 +290,7 @@ impl Task for Fault {
             Fault::Panic => panic!("panicked on purpose"),
             Fault::Abort => std::process::abort(),
             Fault::Exit => std::process::exit(0),
-            Fault::Segv => crate::sys::die_by(nix::sys::signal::Signal::SIGSEGV as i32),
+            Fault::Segv => crate::sys::die_by(crate::sys::SIGSEGV),
             Fault::Hang => {
                 std::thread::sleep(Duration::from_secs(3600));
                 Ok(std::process::id())
