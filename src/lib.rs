@@ -39,6 +39,8 @@ mod wire;
 
 pub mod cli;
 pub mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, ErrorKind};
 pub use handle::{

@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::{BACKENDS, Scratch, json_lines, pool, wait_until, weft, weft_bin, weft_on, within};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
-use weft::tasks::{Fault, Sum};
+use weft::tasks::Sum;
+use weft::testing::Fault;
 use weft::{Backend, Context, Failure, Registry, Status, Task};
 
 const LIMIT: Duration = Duration::from_secs(60);

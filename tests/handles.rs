@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{weft_bin, within};
-use weft::tasks::{Fault, Sleep, Sum};
+use weft::tasks::{Sleep, Sum};
+use weft::testing::Fault;
 use weft::{Crash, Process, Status, Thread, as_completed};
 
 const LIMIT: Duration = Duration::from_secs(60);

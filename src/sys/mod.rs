@@ -237,8 +237,13 @@ fn send(target: Pid, signal: i32) -> io::Result<()> {
     }
 }
 
+/// SIGSEGV's number.
+#[cfg(feature = "testing")]
+pub(crate) const SIGSEGV: i32 = Signal::SIGSEGV as i32;
+
 /// Dies of `signal` as if it were not handled (the Rust runtime handles SIGSEGV itself, so a
-/// plain `kill` of ourselves would return).
+/// plain `kill` of ourselves would return). Only the test double `Fault::Segv` needs it.
+#[cfg(feature = "testing")]
 pub(crate) fn die_by(signal: i32) -> ! {
     if let Ok(sig) = Signal::try_from(signal) {
         // SAFETY: restoring the default disposition is always sound; no handler is running.

@@ -46,7 +46,7 @@ pub(crate) fn fill_slot(line: &[u8], slot: &[u8]) -> Vec<u8> {
 }
 
 /// Output up to this size is carried in the outcome; larger output stays in its spill file.
-pub const INLINE_LIMIT: u64 = 1 << 20;
+pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
 
 /// A shell command to run as one job.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -105,7 +105,7 @@ impl Exec {
 /// One captured stream: its bytes, or where they were spilled.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Captured {
-    /// The output when it is at most [`INLINE_LIMIT`] bytes.
+    /// The output when it is at most 1 MiB.
     #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
     /// The file holding a larger output; whoever prints it removes it.
