@@ -8,3 +8,28 @@ fn built_in_tasks_hold_no_test_doubles() {
     let testing = weft::testing::registry();
     assert!(testing.contains("fault") && testing.contains("echo"));
 }
+
+#[test]
+fn a_kill_sequence_is_typed_parsed_and_carried_as_pairs_of_numbers() {
+    use std::time::Duration;
+    use weft::tasks::{KillSequence, Signal};
+    let gnu: KillSequence = "TERM,200,TERM,100,TERM,50,KILL,25".parse().unwrap();
+    assert_eq!(gnu, KillSequence::default());
+    assert_eq!(gnu.total_wait(), Duration::from_millis(375));
+    assert_eq!(gnu.to_string().parse::<KillSequence>().unwrap(), gnu);
+    // The command line's JSON and the wire carry it as compactly as the numbers it replaced.
+    assert_eq!(
+        serde_json::to_string(&gnu).unwrap(),
+        "[[15,200],[15,100],[15,50],[9,25]]"
+    );
+    // A wait too long for a clock is bounded rather than overflowed when the job is stopped.
+    let long = KillSequence::new([(Signal::INT, Duration::MAX)]);
+    assert_eq!(long.total_wait(), Duration::from_secs(3600));
+    for bad in ["", "NOPE,10", "TERM,x", "TERM,3600001"] {
+        let e = bad.parse::<KillSequence>().unwrap_err();
+        assert!(
+            e.is_config() && e.to_string().contains(&format!("{bad:?}")),
+            "{e}"
+        );
+    }
+}

@@ -253,6 +253,11 @@ pub(crate) fn die_by(signal: i32) -> ! {
     std::process::abort()
 }
 
+/// The name of a signal number, `SIGKILL` for 9, if it has one.
+pub(crate) fn signal_str(signal: i32) -> Option<&'static str> {
+    Signal::try_from(signal).ok().map(|s| s.as_str())
+}
+
 /// The name of a signal number, `SIGKILL` for 9; the number itself if it has none.
 pub(crate) fn signal_name(signal: i32) -> String {
     Signal::try_from(signal)

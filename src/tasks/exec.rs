@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::KillSequence;
 use crate::process::{watchdog, worker};
 use crate::sys;
 use crate::task::{Backend, Context, Failure, Task};
@@ -56,9 +57,8 @@ pub struct Exec {
     pub command: Vec<u8>,
     /// Where the command's output goes.
     pub output: Output,
-    /// Signals and waits, in milliseconds, sent to the command's process group when it is
-    /// timed out or cancelled: `(signal, ms to wait before the next)`.
-    pub term_seq: Vec<(i32, u64)>,
+    /// How the command's process group is stopped when its job is timed out or cancelled.
+    pub term_seq: KillSequence,
 }
 
 /// Where a command's stdout and stderr go.
@@ -80,24 +80,13 @@ pub enum Output {
     Inherit,
 }
 
-/// GNU parallel's default: TERM, 200 ms, TERM, 100 ms, TERM, 50 ms, KILL, 25 ms.
-pub fn default_term_seq() -> Vec<(i32, u64)> {
-    use nix::sys::signal::Signal::{SIGKILL, SIGTERM};
-    vec![
-        (SIGTERM as i32, 200),
-        (SIGTERM as i32, 100),
-        (SIGTERM as i32, 50),
-        (SIGKILL as i32, 25),
-    ]
-}
-
 impl Exec {
     /// Runs `command` through the shell, capturing its output, with the default kill sequence.
     pub fn new(command: impl Into<Vec<u8>>) -> Self {
         Exec {
             command: command.into(),
             output: Output::Capture,
-            term_seq: default_term_seq(),
+            term_seq: KillSequence::default(),
         }
     }
 }
@@ -340,10 +329,11 @@ fn relay(
 
 /// Sends the kill sequence to the command's process group until the command is gone, reading
 /// its pipes meanwhile (a command that traps TERM may write on its way out).
-fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &[(i32, u64)]) {
-    for &(signal, wait_ms) in seq {
-        let _ = sys::kill_group(pgid, signal);
-        let until = Instant::now() + Duration::from_millis(wait_ms);
+fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &KillSequence) {
+    for (signal, wait) in seq.steps() {
+        let _ = sys::kill_group(pgid, signal.number());
+        // An hour at most (see `KillSequence`): always an `Instant`.
+        let until = Instant::now() + wait;
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match read_until_exit(pidfd, sinks, left) {
@@ -353,7 +343,7 @@ fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &[(i32, 
             }
         }
     }
-    let _ = sys::kill_group(pgid, nix::sys::signal::Signal::SIGKILL as i32);
+    let _ = sys::kill_group(pgid, sys::SIGKILL);
 }
 
 /// The captured streams of a command (none for one whose output is not captured).

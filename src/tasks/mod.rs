@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod exec;
+mod kill;
 mod net;
 
-pub use exec::{Captured, Exec, ExecOutput, Output, default_term_seq};
+pub use exec::{Captured, Exec, ExecOutput, Output};
+pub use kill::{KillSequence, Signal};
 pub use net::{Fetch, Fetched, Sha256Sum};
 
 use crate::registry::Registry;
