@@ -155,8 +155,11 @@ impl PoolBuilder {
     /// affected.
     pub fn build(self) -> Result<Pool, Error> {
         crate::process::worker::refuse_if_launched()?;
+        // Kept for `map_json`, which looks tasks up by name; the engine has its own.
+        let registry = self.registry.clone();
         Ok(Pool {
             engine: RefCell::new(Engine::start(self.cfg, self.registry)?),
+            registry,
         })
     }
 }
@@ -175,6 +178,8 @@ impl PoolBuilder {
 #[derive(Debug)]
 pub struct Pool {
     engine: RefCell<Engine>,
+    /// The builder's registry: the tasks [`map_json`](Self::map_json) knows by name.
+    registry: Registry,
 }
 
 impl std::fmt::Debug for Engine {
@@ -250,22 +255,39 @@ impl Pool {
         }
     }
 
-    /// Runs the registered task `name` over JSON inputs, yielding JSON outputs: the engine
-    /// under the `weft` command line, for tasks known only by name. An input of `None` means
-    /// "not ready yet": the source is asked again after the pool's waker is woken.
+    /// Runs the task registered as `name` (in the registry given to
+    /// [`PoolBuilder::registry`]) over JSON inputs, yielding JSON outputs: the engine under the
+    /// `weft` command line, for tasks known only by name. An input of `None` means "not ready
+    /// yet": the source is asked again after the pool's waker is woken.
     ///
-    /// A job whose output cannot be made JSON is [`Status::Failed`] with the reason, on
-    /// either backend. An output that is an integer past 64 bits (a `u128`, such as the sum of
+    /// An input that is not the task's JSON fails its job with the reason. A job whose output
+    /// cannot be made JSON is [`Status::Failed`] with the reason, on either backend. An output
+    /// that is an integer past 64 bits (a `u128`, such as the sum of
     /// [`Sum`](crate::tasks::Sum)) is a string of its decimal digits.
     ///
     /// # Errors
-    /// If `registry` has no task `name`.
-    pub fn map_json<'a, I>(
-        &'a mut self,
-        registry: &Registry,
-        name: &str,
-        inputs: I,
-    ) -> Result<JsonResults<'a>, Error>
+    /// If the pool's registry has no task `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use weft::{Backend, Pool};
+    ///
+    /// let mut pool = Pool::builder()
+    ///     .backend(Backend::Thread)
+    ///     .registry(weft::tasks::registry())
+    ///     .keep_order(true)
+    ///     .build()?;
+    /// let sums: Vec<_> = pool
+    ///     .map_json("sum", [Some(json!("0..10")), Some(json!("0..6074001001"))])?
+    ///     .map(|outcome| outcome.ok())
+    ///     .collect();
+    /// assert_eq!(sums, [Some(json!(45)), Some(json!("18446744077037500500"))]);
+    /// assert!(pool.map_json("nope", [Some(json!(1))]).is_err());
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn map_json<'a, I>(&'a mut self, name: &str, inputs: I) -> Result<JsonResults<'a>, Error>
     where
         I: IntoIterator<Item = Option<serde_json::Value>>,
         I::IntoIter: 'a,
@@ -274,13 +296,12 @@ impl Pool {
             Some(v) => Pending::Ready(v),
             None => Pending::Wait,
         });
-        self.map_json_pending(registry, name, inputs)
+        self.map_json_pending(name, inputs)
     }
 
     /// [`map_json`](Self::map_json) over a source of [`Pending`] inputs.
     pub(crate) fn map_json_pending<'a, I>(
         &'a mut self,
-        registry: &Registry,
         name: &str,
         inputs: I,
     ) -> Result<JsonResults<'a>, Error>
@@ -288,7 +309,7 @@ impl Pool {
         I: IntoIterator<Item = Pending<serde_json::Value>>,
         I::IntoIter: 'a,
     {
-        let entry = *registry.entry(name).ok_or_else(|| {
+        let entry = *self.registry.entry(name).ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
                 format!("no task named {name:?}: see `weft tasks`"),
@@ -326,9 +347,19 @@ impl Pool {
         engine.pids()
     }
 
-    /// Why workers stopped being replaced, if they did: the last start failure.
-    pub fn error(&self) -> Option<String> {
-        self.engine.borrow().error().map(|e| e.to_string())
+    /// Why workers stopped being replaced, if they did: the last start failure, such as an
+    /// [`ErrorKind::Spawn`] (see [`Error::kind`]). When no worker is left at all, the jobs
+    /// still to run are reported [`Status::Skipped`] with this reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::Pool::builder().workers(1).build()?;
+    /// assert!(pool.error().is_none());
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn error(&self) -> Option<Error> {
+        self.engine.borrow().error().cloned()
     }
 }
 

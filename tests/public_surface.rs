@@ -33,3 +33,23 @@ fn a_kill_sequence_is_typed_parsed_and_carried_as_pairs_of_numbers() {
         );
     }
 }
+
+#[test]
+fn as_completed_takes_its_output_type_from_the_handles() {
+    use weft::tasks::Sum;
+    use weft::{Thread, as_completed};
+    let threads: Vec<_> = [0..10, 10..20]
+        .into_iter()
+        .map(|r| Thread::builder().spawn(Sum::new(r)).unwrap())
+        .collect();
+    let mut sums: Vec<u128> = as_completed(threads).filter_map(|(_, o)| o.ok()).collect();
+    sums.sort();
+    assert_eq!(sums, [45, 145]);
+}
+
+#[test]
+fn a_pools_error_is_typed_with_its_kind() {
+    let pool = weft::Pool::builder().workers(1).build().unwrap();
+    let error: Option<weft::Error> = pool.error();
+    assert!(error.is_none());
+}

@@ -104,10 +104,11 @@ impl JobKind for Tasks {
     fn outcomes<'p>(
         &self,
         pool: &'p mut Pool,
-        registry: &Registry,
+        _registry: &Registry,
         inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
     ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String> {
-        pool.map_json_pending(registry, &self.name, inputs)
+        // The pool was built with the registry (`PoolSpec::build`).
+        pool.map_json_pending(&self.name, inputs)
             .map_err(|e| super::error_chain(&e))
     }
 
