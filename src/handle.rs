@@ -360,6 +360,25 @@ impl ThreadBuilder {
 /// A task running on a thread of its own.
 ///
 /// Dropping the handle joins the thread, or for a daemon sets its cancel token and detaches it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft::tasks::{Sleep, Sum};
+/// use weft::{Status, Thread};
+///
+/// let sum = Thread::builder().name("summer").spawn(Sum::new(0..100))?;
+/// assert_eq!(sum.name(), "summer");
+/// assert_eq!(sum.join().ok(), Some(4950));
+///
+/// // A long task stopped through its cancel token.
+/// let mut nap = Thread::builder().spawn(Sleep::new(Duration::from_secs(3600)))?;
+/// assert!(nap.join_timeout(Duration::from_millis(10)).is_none());
+/// nap.cancel();
+/// assert_eq!(nap.join().status, Status::Cancelled);
+/// # Ok::<(), weft::Error>(())
+/// ```
 pub struct Thread<O> {
     name: String,
     daemon: bool,

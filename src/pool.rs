@@ -166,6 +166,22 @@ impl PoolBuilder {
 
 /// A set of workers, threads or processes, that run tasks and report one [`Outcome`] each.
 ///
+/// # Examples
+///
+/// ```
+/// use weft::tasks::Sum;
+/// use weft::{Backend, Pool};
+///
+/// let mut pool = Pool::builder().workers(2).backend(Backend::Thread).build()?;
+/// assert_eq!(pool.num_workers(), 2);
+/// let total: u128 = pool
+///     .map((0..10).map(|i| Sum::new(i * 10..(i + 1) * 10)))
+///     .filter_map(|o| o.ok())
+///     .sum();
+/// assert_eq!(total, 4950);
+/// # Ok::<(), weft::Error>(())
+/// ```
+///
 /// Dropping the pool closes the workers' channels and waits for them: process workers exit
 /// (one still running after a second is killed); threads are joined, and a thread stuck in a
 /// task is waited for at most 100 ms, then left behind.
@@ -219,6 +235,29 @@ impl Pool {
     /// endless iterator runs in constant memory. Dropping the returned iterator early cancels
     /// the jobs still running: process workers running them are killed and replaced, thread
     /// workers get their cancel token set and are replaced.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::tasks::Sum;
+    /// use weft::{Pool, Status};
+    ///
+    /// let mut pool = Pool::builder().workers(2).keep_order(true).build()?;
+    /// for outcome in pool.map([Sum::new(0..10), Sum::new(10..20)]) {
+    ///     match outcome.status {
+    ///         Status::Ok(sum) => println!("job {}: {sum}", outcome.seq),
+    ///         other => eprintln!("job {}: {other}", outcome.seq),
+    ///     }
+    /// }
+    /// // An endless source: only what is taken runs.
+    /// let first: Vec<u128> = pool
+    ///     .map((0..).map(|i| Sum::new(0..i)))
+    ///     .take(3)
+    ///     .filter_map(|o| o.ok())
+    ///     .collect();
+    /// assert_eq!(first, [0, 0, 1]);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
     pub fn map<'a, T, I>(&'a mut self, tasks: I) -> Results<'a, T>
     where
         T: Task,
@@ -462,7 +501,22 @@ impl<T: Task, X: Item<T>, I: Iterator<Item = X>> Source for Encoding<I, T> {
     }
 }
 
-/// The outcomes of [`Pool::map`], one per task.
+/// The outcomes of [`Pool::map`], one per task: an iterator of [`Outcome`]s of the task's
+/// output type. Dropping it early cancels the jobs still running.
+///
+/// # Examples
+///
+/// ```
+/// use weft::tasks::Sum;
+/// use weft::{Outcome, Pool, Results};
+///
+/// let mut pool = Pool::builder().workers(2).build()?;
+/// let results: Results<'_, Sum> = pool.map([Sum::new(0..4), Sum::new(4..8)]);
+/// let mut outcomes: Vec<Outcome<u128>> = results.collect();
+/// outcomes.sort_by_key(|o| o.seq);
+/// assert_eq!(outcomes[1].clone().ok(), Some(4 + 5 + 6 + 7));
+/// # Ok::<(), weft::Error>(())
+/// ```
 pub struct Results<'p, T: Task> {
     engine: &'p mut Engine,
     run: Option<Run<'p>>,

@@ -49,7 +49,30 @@ pub(crate) fn fill_slot(line: &[u8], slot: &[u8]) -> Vec<u8> {
 /// Output up to this size is carried in the outcome; larger output stays in its spill file.
 pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
 
-/// A shell command to run as one job.
+/// A shell command to run as one job, under `/bin/sh` (or `$PARALLEL_SHELL`): what the `weft`
+/// command line makes of each command it runs. Its default backend is threads, each waiting on
+/// its command's process.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft::tasks::Exec;
+/// use weft::{Pool, Status};
+///
+/// let mut pool = Pool::builder().workers(2).keep_order(true).build()?;
+/// let outputs: Vec<_> = pool.map([Exec::new("echo hello"), Exec::new("exit 3")]).collect();
+/// let Status::Ok(hello) = &outputs[0].status else { panic!("{:?}", outputs[0].status) };
+/// assert!(hello.success());
+/// assert_eq!(hello.stdout.bytes, b"hello\n");
+/// assert_eq!(outputs[1].clone().ok().map(|o| o.code), Some(Some(3)));
+///
+/// // A timed-out command is stopped by its kill sequence (default: GNU parallel's).
+/// let mut pool = Pool::builder().workers(1).timeout(Duration::from_millis(100)).build()?;
+/// let slow = pool.map([Exec::new("sleep 10")]).next().unwrap();
+/// assert_eq!(slow.status, Status::TimedOut);
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Exec {
     /// The command line given to the shell, as bytes (any byte but NUL may appear).

@@ -18,7 +18,14 @@ use crate::registry::Registry;
 use crate::task::{Backend, Context, Failure, Task};
 use crate::text::brief_quoted;
 
-/// Every built-in task.
+/// Every built-in task: what the `weft` binary serves, to extend with tasks of one's own.
+///
+/// # Examples
+///
+/// ```
+/// let names: Vec<&str> = weft::tasks::registry().tasks().map(|t| t.name).collect();
+/// assert_eq!(names, ["exec", "fetch", "noop", "sha256", "sleep", "sum"]);
+/// ```
 pub fn registry() -> Registry {
     Registry::new()
         .task::<Exec>()
@@ -30,7 +37,20 @@ pub fn registry() -> Registry {
 }
 
 /// Sleeps for a number of seconds (fractions allowed) and outputs nothing. Stops early, as
-/// cancelled, when its job is cancelled.
+/// cancelled, when its job is cancelled. From the command line the input is the seconds,
+/// `weft --task sleep ::: 0.5 2`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft::tasks::Sleep;
+///
+/// let mut pool = weft::Pool::builder().workers(4).build()?;
+/// let naps = pool.map((0..4).map(|_| Sleep::new(Duration::from_millis(20))));
+/// assert!(naps.map(|o| o.is_ok()).all(|ok| ok));
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Sleep(Seconds);
@@ -128,6 +148,17 @@ impl Task for Sleep {
 /// closed form: right for every range of `u64`, whose sum can pass `u64::MAX` (a `u128`
 /// holds them all). From the command line a sum that fits in a `u64` is a JSON number, a
 /// larger one a string of its decimal digits, so that the plain output prints every digit.
+/// From the command line the input is the range, `weft --task sum ::: 0..1000000`.
+///
+/// # Examples
+///
+/// ```
+/// use weft::tasks::Sum;
+///
+/// let sum = weft::Thread::builder().spawn(Sum::new(0..u64::MAX))?;
+/// assert_eq!(sum.join().ok(), Some(u128::from(u64::MAX) * u128::from(u64::MAX - 1) / 2));
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Sum {
     range: Range<u64>,
@@ -217,7 +248,22 @@ fn sum_of(range: Range<u64>) -> u128 {
     }
 }
 
-/// Does nothing: the floor of per-job overhead, for benchmarks. Any input record will do.
+/// Does nothing: the floor of per-job overhead, for benchmarks (`weft --task noop` reads any
+/// records and prints nothing). Any input record will do.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use weft::tasks::Noop;
+///
+/// let mut pool = weft::Pool::builder().workers(2).build()?;
+/// let start = Instant::now();
+/// let jobs = pool.map((0..10_000).map(|_| Noop)).count();
+/// println!("{:.0} jobs/s", jobs as f64 / start.elapsed().as_secs_f64());
+/// assert_eq!(jobs, 10_000);
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Noop;
 
