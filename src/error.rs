@@ -2,6 +2,7 @@
 //! wrong). A failed *job* is never an `Error`; it is a status in its `Outcome`.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What kind of problem an [`Error`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,11 +21,24 @@ pub enum ErrorKind {
 }
 
 /// The pool could not do its work.
-#[derive(Debug)]
+///
+/// # Examples
+///
+/// ```
+/// use weft::{ErrorKind, Pool};
+///
+/// let e = Pool::builder().workers(0).build().unwrap_err();
+/// assert_eq!(e.kind(), ErrorKind::Config);
+/// assert!(e.is_config() && e.to_string().contains("worker"), "{e}");
+/// ```
+#[derive(Clone, Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Shared, so that an error kept by the pool can be handed out ([`Pool::error`]).
+    ///
+    /// [`Pool::error`]: crate::Pool::error
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
@@ -40,7 +54,7 @@ impl Error {
         mut self,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
     }
 

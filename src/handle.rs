@@ -360,6 +360,25 @@ impl ThreadBuilder {
 /// A task running on a thread of its own.
 ///
 /// Dropping the handle joins the thread, or for a daemon sets its cancel token and detaches it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft::tasks::{Sleep, Sum};
+/// use weft::{Status, Thread};
+///
+/// let sum = Thread::builder().name("summer").spawn(Sum::new(0..100))?;
+/// assert_eq!(sum.name(), "summer");
+/// assert_eq!(sum.join().ok(), Some(4950));
+///
+/// // A long task stopped through its cancel token.
+/// let mut nap = Thread::builder().spawn(Sleep::new(Duration::from_secs(3600)))?;
+/// assert!(nap.join_timeout(Duration::from_millis(10)).is_none());
+/// nap.cancel();
+/// assert_eq!(nap.join().status, Status::Cancelled);
+/// # Ok::<(), weft::Error>(())
+/// ```
 pub struct Thread<O> {
     name: String,
     daemon: bool,
@@ -451,15 +470,100 @@ impl<O> Handle<O> {
 /// Waits on handles of both kinds together and yields `(index, outcome)` as each finishes,
 /// first finished first, like Python's `concurrent.futures.as_completed`.
 ///
-/// Handles still running when the iterator is dropped are dropped with it (daemon processes
-/// killed, threads joined or detached as configured).
-pub fn as_completed<O, H>(handles: impl IntoIterator<Item = H>) -> AsCompleted<O>
+/// The handles are [`Process`]es, [`Thread`]s, or a mix of both as [`Handle`]s; the outcome
+/// type comes from them. Handles still running when the iterator is dropped are dropped with it
+/// (daemon processes killed, threads joined or detached as configured).
+///
+/// # Examples
+///
+/// ```
+/// use weft::{Context, Failure, Task, Thread, as_completed};
+/// # use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Square(u64);
+///
+/// impl Task for Square {
+///     const NAME: &'static str = "square";
+///     type Output = u64;
+///     fn run(self, _cx: &Context) -> Result<u64, Failure> {
+///         Ok(self.0 * self.0)
+///     }
+/// }
+///
+/// let threads = (1..=3)
+///     .map(|n| Thread::builder().spawn(Square(n)))
+///     .collect::<Result<Vec<_>, _>>()?;
+/// let mut squares: Vec<(usize, u64)> = as_completed(threads)
+///     .map(|(i, outcome)| (i, outcome.ok().unwrap()))
+///     .collect();
+/// squares.sort();
+/// assert_eq!(squares, [(0, 1), (1, 4), (2, 9)]);
+/// # Ok::<(), weft::Error>(())
+/// ```
+///
+/// Processes and threads together, as [`Handle`]s (`no_run`: a process worker is this program
+/// re-launched, which needs [`init`](crate::init) at the top of `main`):
+///
+/// ```no_run
+/// use weft::tasks::Sum;
+/// use weft::{Handle, Process, Thread, as_completed};
+///
+/// weft::init(&weft::tasks::registry());
+/// let handles = [
+///     Handle::from(Process::builder().spawn(Sum::new(0..100))?),
+///     Handle::from(Thread::builder().spawn(Sum::new(0..10))?),
+/// ];
+/// for (i, outcome) in as_completed(handles) {
+///     println!("handle {i}: {:?}", outcome.ok());
+/// }
+/// # Ok::<(), weft::Error>(())
+/// ```
+pub fn as_completed<H: IntoHandle>(handles: impl IntoIterator<Item = H>) -> AsCompleted<H::Output>
 where
-    O: serde::de::DeserializeOwned,
-    H: Into<Handle<O>>,
+    H::Output: serde::de::DeserializeOwned,
 {
     AsCompleted {
-        handles: handles.into_iter().map(|h| Some(h.into())).collect(),
+        handles: handles.into_iter().map(|h| Some(h.into_handle())).collect(),
+    }
+}
+
+/// What [`as_completed`] waits on: a [`Process`], a [`Thread`] or a [`Handle`] of either.
+///
+/// Its output type is the outcome type of the handle, so that `as_completed` needs no type
+/// annotation. Sealed: weft's handles are the only ones.
+pub trait IntoHandle: sealed::Sealed {
+    /// The task's output.
+    type Output;
+    /// The handle as a [`Handle`].
+    fn into_handle(self) -> Handle<Self::Output>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<O> Sealed for super::Process<O> {}
+    impl<O> Sealed for super::Thread<O> {}
+    impl<O> Sealed for super::Handle<O> {}
+}
+
+impl<O> IntoHandle for Process<O> {
+    type Output = O;
+    fn into_handle(self) -> Handle<O> {
+        Handle::Process(self)
+    }
+}
+
+impl<O> IntoHandle for Thread<O> {
+    type Output = O;
+    fn into_handle(self) -> Handle<O> {
+        Handle::Thread(self)
+    }
+}
+
+impl<O> IntoHandle for Handle<O> {
+    type Output = O;
+    fn into_handle(self) -> Handle<O> {
+        self
     }
 }
 

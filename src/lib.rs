@@ -39,10 +39,12 @@ mod wire;
 
 pub mod cli;
 pub mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, ErrorKind};
 pub use handle::{
-    AsCompleted, Handle, Process, ProcessBuilder, Thread, ThreadBuilder, as_completed,
+    AsCompleted, Handle, IntoHandle, Process, ProcessBuilder, Thread, ThreadBuilder, as_completed,
 };
 pub use outcome::{Crash, Outcome, Status};
 pub use pool::{JsonResults, Pool, PoolBuilder, Results};

@@ -7,6 +7,21 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 /// What happened to one job, with where and when it ran.
+///
+/// # Examples
+///
+/// ```
+/// use weft::tasks::Sum;
+/// use weft::{Pool, Status};
+///
+/// let mut pool = Pool::builder().workers(1).build()?;
+/// let outcome = pool.map([Sum::new(0..100)]).next().unwrap();
+/// assert_eq!((outcome.seq, outcome.attempt, outcome.worker), (1, 1, 1));
+/// assert_eq!(outcome.pid, std::process::id(), "a thread worker runs in this process");
+/// assert!(outcome.is_ok() && outcome.started.is_some());
+/// assert_eq!(outcome.into_result(), Ok(4950));
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Outcome<T> {
@@ -70,7 +85,34 @@ impl<T> Outcome<T> {
     }
 }
 
-/// How a job ended.
+/// How a job ended. A failed job is a status, not an error: the run goes on.
+///
+/// # Examples
+///
+/// ```
+/// use weft::{Context, Failure, Pool, Status, Task};
+/// # use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Half(u32);
+///
+/// impl Task for Half {
+///     const NAME: &'static str = "half";
+///     type Output = u32;
+///     fn run(self, _cx: &Context) -> Result<u32, Failure> {
+///         if self.0 % 2 == 1 {
+///             return Err(Failure::new(format!("{} is odd", self.0)));
+///         }
+///         Ok(self.0 / 2)
+///     }
+/// }
+///
+/// let mut pool = Pool::builder().workers(2).keep_order(true).build()?;
+/// let statuses: Vec<Status<u32>> = pool.map([Half(4), Half(3)]).map(|o| o.status).collect();
+/// assert_eq!(statuses, [Status::Ok(2), Status::Failed("3 is odd".into())]);
+/// assert_eq!(statuses[1].kind(), "failed");
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Status<T> {

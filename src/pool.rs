@@ -155,13 +155,32 @@ impl PoolBuilder {
     /// affected.
     pub fn build(self) -> Result<Pool, Error> {
         crate::process::worker::refuse_if_launched()?;
+        // Kept for `map_json`, which looks tasks up by name; the engine has its own.
+        let registry = self.registry.clone();
         Ok(Pool {
             engine: RefCell::new(Engine::start(self.cfg, self.registry)?),
+            registry,
         })
     }
 }
 
 /// A set of workers, threads or processes, that run tasks and report one [`Outcome`] each.
+///
+/// # Examples
+///
+/// ```
+/// use weft::tasks::Sum;
+/// use weft::{Backend, Pool};
+///
+/// let mut pool = Pool::builder().workers(2).backend(Backend::Thread).build()?;
+/// assert_eq!(pool.num_workers(), 2);
+/// let total: u128 = pool
+///     .map((0..10).map(|i| Sum::new(i * 10..(i + 1) * 10)))
+///     .filter_map(|o| o.ok())
+///     .sum();
+/// assert_eq!(total, 4950);
+/// # Ok::<(), weft::Error>(())
+/// ```
 ///
 /// Dropping the pool closes the workers' channels and waits for them: process workers exit
 /// (one still running after a second is killed); threads are joined, and a thread stuck in a
@@ -175,6 +194,8 @@ impl PoolBuilder {
 #[derive(Debug)]
 pub struct Pool {
     engine: RefCell<Engine>,
+    /// The builder's registry: the tasks [`map_json`](Self::map_json) knows by name.
+    registry: Registry,
 }
 
 impl std::fmt::Debug for Engine {
@@ -214,6 +235,29 @@ impl Pool {
     /// endless iterator runs in constant memory. Dropping the returned iterator early cancels
     /// the jobs still running: process workers running them are killed and replaced, thread
     /// workers get their cancel token set and are replaced.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::tasks::Sum;
+    /// use weft::{Pool, Status};
+    ///
+    /// let mut pool = Pool::builder().workers(2).keep_order(true).build()?;
+    /// for outcome in pool.map([Sum::new(0..10), Sum::new(10..20)]) {
+    ///     match outcome.status {
+    ///         Status::Ok(sum) => println!("job {}: {sum}", outcome.seq),
+    ///         other => eprintln!("job {}: {other}", outcome.seq),
+    ///     }
+    /// }
+    /// // An endless source: only what is taken runs.
+    /// let first: Vec<u128> = pool
+    ///     .map((0..).map(|i| Sum::new(0..i)))
+    ///     .take(3)
+    ///     .filter_map(|o| o.ok())
+    ///     .collect();
+    /// assert_eq!(first, [0, 0, 1]);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
     pub fn map<'a, T, I>(&'a mut self, tasks: I) -> Results<'a, T>
     where
         T: Task,
@@ -250,22 +294,39 @@ impl Pool {
         }
     }
 
-    /// Runs the registered task `name` over JSON inputs, yielding JSON outputs: the engine
-    /// under the `weft` command line, for tasks known only by name. An input of `None` means
-    /// "not ready yet": the source is asked again after the pool's waker is woken.
+    /// Runs the task registered as `name` (in the registry given to
+    /// [`PoolBuilder::registry`]) over JSON inputs, yielding JSON outputs: the engine under the
+    /// `weft` command line, for tasks known only by name. An input of `None` means "not ready
+    /// yet": the source is asked again after the pool's waker is woken.
     ///
-    /// A job whose output cannot be made JSON is [`Status::Failed`] with the reason, on
-    /// either backend. An output that is an integer past 64 bits (a `u128`, such as the sum of
+    /// An input that is not the task's JSON fails its job with the reason. A job whose output
+    /// cannot be made JSON is [`Status::Failed`] with the reason, on either backend. An output
+    /// that is an integer past 64 bits (a `u128`, such as the sum of
     /// [`Sum`](crate::tasks::Sum)) is a string of its decimal digits.
     ///
     /// # Errors
-    /// If `registry` has no task `name`.
-    pub fn map_json<'a, I>(
-        &'a mut self,
-        registry: &Registry,
-        name: &str,
-        inputs: I,
-    ) -> Result<JsonResults<'a>, Error>
+    /// If the pool's registry has no task `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use weft::{Backend, Pool};
+    ///
+    /// let mut pool = Pool::builder()
+    ///     .backend(Backend::Thread)
+    ///     .registry(weft::tasks::registry())
+    ///     .keep_order(true)
+    ///     .build()?;
+    /// let sums: Vec<_> = pool
+    ///     .map_json("sum", [Some(json!("0..10")), Some(json!("0..6074001001"))])?
+    ///     .map(|outcome| outcome.ok())
+    ///     .collect();
+    /// assert_eq!(sums, [Some(json!(45)), Some(json!("18446744077037500500"))]);
+    /// assert!(pool.map_json("nope", [Some(json!(1))]).is_err());
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn map_json<'a, I>(&'a mut self, name: &str, inputs: I) -> Result<JsonResults<'a>, Error>
     where
         I: IntoIterator<Item = Option<serde_json::Value>>,
         I::IntoIter: 'a,
@@ -274,13 +335,12 @@ impl Pool {
             Some(v) => Pending::Ready(v),
             None => Pending::Wait,
         });
-        self.map_json_pending(registry, name, inputs)
+        self.map_json_pending(name, inputs)
     }
 
     /// [`map_json`](Self::map_json) over a source of [`Pending`] inputs.
     pub(crate) fn map_json_pending<'a, I>(
         &'a mut self,
-        registry: &Registry,
         name: &str,
         inputs: I,
     ) -> Result<JsonResults<'a>, Error>
@@ -288,7 +348,7 @@ impl Pool {
         I: IntoIterator<Item = Pending<serde_json::Value>>,
         I::IntoIter: 'a,
     {
-        let entry = *registry.entry(name).ok_or_else(|| {
+        let entry = *self.registry.entry(name).ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
                 format!("no task named {name:?}: see `weft tasks`"),
@@ -326,9 +386,19 @@ impl Pool {
         engine.pids()
     }
 
-    /// Why workers stopped being replaced, if they did: the last start failure.
-    pub fn error(&self) -> Option<String> {
-        self.engine.borrow().error().map(|e| e.to_string())
+    /// Why workers stopped being replaced, if they did: the last start failure, such as an
+    /// [`ErrorKind::Spawn`] (see [`Error::kind`]). When no worker is left at all, the jobs
+    /// still to run are reported [`Status::Skipped`] with this reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::Pool::builder().workers(1).build()?;
+    /// assert!(pool.error().is_none());
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn error(&self) -> Option<Error> {
+        self.engine.borrow().error().cloned()
     }
 }
 
@@ -431,7 +501,22 @@ impl<T: Task, X: Item<T>, I: Iterator<Item = X>> Source for Encoding<I, T> {
     }
 }
 
-/// The outcomes of [`Pool::map`], one per task.
+/// The outcomes of [`Pool::map`], one per task: an iterator of [`Outcome`]s of the task's
+/// output type. Dropping it early cancels the jobs still running.
+///
+/// # Examples
+///
+/// ```
+/// use weft::tasks::Sum;
+/// use weft::{Outcome, Pool, Results};
+///
+/// let mut pool = Pool::builder().workers(2).build()?;
+/// let results: Results<'_, Sum> = pool.map([Sum::new(0..4), Sum::new(4..8)]);
+/// let mut outcomes: Vec<Outcome<u128>> = results.collect();
+/// outcomes.sort_by_key(|o| o.seq);
+/// assert_eq!(outcomes[1].clone().ok(), Some(4 + 5 + 6 + 7));
+/// # Ok::<(), weft::Error>(())
+/// ```
 pub struct Results<'p, T: Task> {
     engine: &'p mut Engine,
     run: Option<Run<'p>>,

@@ -89,6 +89,33 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
 /// A task's own error: the job is reported as failed with this message.
 ///
 /// Any error type converts into it, so `?` works inside [`Task::run`].
+///
+/// # Examples
+///
+/// ```
+/// use weft::{Context, Failure, Status, Task, Thread};
+/// # use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct ParsePort(String);
+///
+/// impl Task for ParsePort {
+///     const NAME: &'static str = "parse-port";
+///     type Output = u16;
+///     fn run(self, cx: &Context) -> Result<u16, Failure> {
+///         if cx.is_cancelled() {
+///             return Err(Failure::cancelled());
+///         }
+///         // A `ParseIntError` becomes a `Failure` through `?`.
+///         Ok(self.0.parse::<u16>()?)
+///     }
+/// }
+///
+/// let t = Thread::builder().spawn(ParsePort("http".into()))?;
+/// assert_eq!(t.join().status, Status::Failed("invalid digit found in string".into()));
+/// assert!(Failure::timed_out().is_timed_out());
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     message: String,
@@ -180,7 +207,37 @@ impl CancelToken {
     }
 }
 
-/// What a running task can know about its job and worker.
+/// What a running task can know about its job and worker: its place in the input, its attempt,
+/// its worker and the state the registry's initializer built there, and whether it should stop.
+///
+/// # Examples
+///
+/// ```
+/// use weft::{Context, Failure, Pool, Registry, Task};
+/// # use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Greet(String);
+///
+/// impl Task for Greet {
+///     const NAME: &'static str = "greet";
+///     type Output = String;
+///     fn run(self, cx: &Context) -> Result<String, Failure> {
+///         if cx.deadline().is_some_and(|d| std::time::Instant::now() >= d) {
+///             return Err(Failure::timed_out());
+///         }
+///         let greeting = cx.state::<String>().map_or("hello", |s| s.as_str());
+///         let (job, attempt, worker) = (cx.seq(), cx.attempt(), cx.worker_id());
+///         Ok(format!("{greeting} {} (job {job}, attempt {attempt}, worker {worker})", self.0))
+///     }
+/// }
+///
+/// let registry = Registry::new().task::<Greet>().initializer(|_worker| "hi".to_string());
+/// let mut pool = Pool::builder().workers(1).registry(registry).build()?;
+/// let out = pool.map([Greet("ann".into())]).next().unwrap().ok();
+/// assert_eq!(out.as_deref(), Some("hi ann (job 1, attempt 1, worker 1)"));
+/// # Ok::<(), weft::Error>(())
+/// ```
 pub struct Context {
     pub(crate) seq: u64,
     pub(crate) attempt: u32,

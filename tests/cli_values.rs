@@ -11,7 +11,8 @@ use std::time::Duration;
 use common::{BACKENDS, Scratch, json_lines, pool, wait_until, weft, weft_bin, weft_on, within};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
-use weft::tasks::{Fault, Sum};
+use weft::tasks::Sum;
+use weft::testing::Fault;
 use weft::{Backend, Context, Failure, Registry, Status, Task};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -252,13 +253,13 @@ fn an_output_that_cannot_be_made_json_fails_its_job_on_both_backends() {
     within(LIMIT, || {
         let registry = Registry::new().task::<NotJsonSum>();
         for backend in BACKENDS {
-            let mut pool = pool(backend, 2).keep_order(true).build().unwrap();
+            let mut pool = pool(backend, 2)
+                .registry(registry.clone())
+                .keep_order(true)
+                .build()
+                .unwrap();
             let outcomes: Vec<_> = pool
-                .map_json(
-                    &registry,
-                    "sum",
-                    [Some(json!([0, 10])), Some(json!([5, 6]))],
-                )
+                .map_json("sum", [Some(json!([0, 10])), Some(json!([5, 6]))])
                 .unwrap()
                 .collect();
             assert_eq!(outcomes.len(), 2, "{backend:?}");
@@ -279,13 +280,12 @@ fn an_output_that_cannot_be_made_json_fails_its_job_on_both_backends() {
 fn map_json_gives_a_sum_past_u64_as_its_digits() {
     within(LIMIT, || {
         for backend in BACKENDS {
-            let mut pool = pool(backend, 1).build().unwrap();
+            let mut pool = pool(backend, 1)
+                .registry(weft::tasks::registry())
+                .build()
+                .unwrap();
             let outputs: Vec<_> = pool
-                .map_json(
-                    &weft::tasks::registry(),
-                    "sum",
-                    [Some(json!("0..6074001001"))],
-                )
+                .map_json("sum", [Some(json!("0..6074001001"))])
                 .unwrap()
                 .map(|o| o.ok())
                 .collect();

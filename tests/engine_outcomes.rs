@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::{BACKENDS, pool, within};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use weft::tasks::{Fault, Sleep, Sum};
+use weft::tasks::{Sleep, Sum};
+use weft::testing::Fault;
 use weft::{Backend, Context, Crash, Failure, Pool, Status, Task};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -61,7 +62,7 @@ fn a_panic_reports_its_message_and_location_across_the_process_boundary() {
                 Status::Panicked { message, location } => {
                     assert_eq!(message, "panicked on purpose");
                     let at = location.as_deref().expect("location");
-                    assert!(at.starts_with("src/tasks/mod.rs:"), "{backend:?}: {at}");
+                    assert!(at.starts_with("src/testing.rs:"), "{backend:?}: {at}");
                 }
                 other => panic!("{backend:?}: expected a panic, got {other:?}"),
             }

@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{BACKENDS, alive, pool, wait_until, within};
-use weft::tasks::{Fault, Sleep};
+use weft::tasks::Sleep;
+use weft::testing::Fault;
 use weft::{Backend, Crash, Status};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -82,7 +83,7 @@ fn a_timed_out_job_gets_its_further_attempts_too() {
                 .timeout(Duration::from_millis(100))
                 .build()
                 .unwrap();
-            let outcomes: Vec<_> = p.map([Sleep(weft::tasks::Seconds(30.0))]).collect();
+            let outcomes: Vec<_> = p.map([Sleep::new(Duration::from_secs(30))]).collect();
             assert_eq!(outcomes.len(), 1, "{backend:?}");
             assert_eq!(outcomes[0].attempt, 2, "{backend:?}");
             assert_eq!(outcomes[0].status, Status::TimedOut, "{backend:?}");

@@ -5,8 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::{weft_bin, within};
-use weft::tasks::{Fault, Sleep, Sum};
-use weft::{Crash, Process, Status, Thread, as_completed};
+use weft::tasks::{Sleep, Sum};
+use weft::testing::Fault;
+use weft::{Crash, Handle, Process, Status, Thread, as_completed};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -113,8 +114,7 @@ fn as_completed_yields_mixed_handles_first_finished_first() {
             .program(weft_bin())
             .spawn(Fault::Ok)
             .unwrap();
-        let mut done =
-            as_completed::<u32, weft::Handle<u32>>([slow.into(), quick.into(), proc_quick.into()]);
+        let mut done = as_completed([Handle::from(slow), quick.into(), proc_quick.into()]);
         let mut first_two: Vec<usize> = done
             .by_ref()
             .take(2)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{noise, pool, within};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use weft::Backend;
-use weft::tasks::{Echo, Fault};
+use weft::testing::{Echo, Fault};
 
 #[test]
 fn two_thousand_mib_payloads_run_under_ulimit_n_32() {

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{noise, pool, weft_bin, within};
-use weft::tasks::{Echo, Fault};
+use weft::testing::{Echo, Fault};
 use weft::{Backend, Crash, Process, Status};
 
 const LIMIT: Duration = Duration::from_secs(180);

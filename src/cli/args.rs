@@ -12,6 +12,7 @@ use clap::Parser;
 use super::input::{Origin, Source};
 use crate::Backend;
 use crate::engine::{MAX_WORKERS, MIN_MEMORY_LIMIT};
+use crate::tasks::KillSequence;
 
 /// Run jobs in parallel on worker threads or worker processes.
 ///
@@ -322,38 +323,15 @@ pub(super) fn parse_size(spec: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// The longest wait of a `--term-seq`: a stopped job's kill sequence holds up the end of the
-/// run for as long as its waits add up to.
-const MAX_TERM_WAIT_MS: u64 = 3_600_000;
-
 /// Parses `--term-seq`: signal names or numbers, each followed by the milliseconds to wait.
-pub(super) fn parse_term_seq(spec: &str) -> Result<Vec<(i32, u64)>, String> {
-    let bad =
-        || format!("--term-seq {spec:?}: give SIGNAL,MS,... such as TERM,200,TERM,100,KILL,25");
-    let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
-    let mut seq = Vec::new();
-    for pair in parts.chunks(2) {
-        let signal = crate::sys::signal_number(pair[0]).ok_or_else(bad)?;
-        let wait = match pair.get(1) {
-            Some(ms) => ms.parse::<u64>().map_err(|_| bad())?,
-            None => 25,
-        };
-        if wait > MAX_TERM_WAIT_MS {
-            return Err(format!(
-                "--term-seq {spec:?}: a wait of {wait} ms: give at most {MAX_TERM_WAIT_MS} (an hour)"
-            ));
-        }
-        seq.push((signal, wait));
-    }
-    if seq.is_empty() {
-        return Err(bad());
-    }
-    Ok(seq)
+pub(super) fn parse_term_seq(spec: &str) -> Result<KillSequence, String> {
+    spec.parse().map_err(|e| format!("--term-seq {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::Signal;
 
     #[test]
     fn worker_counts_past_the_most_are_refused_not_overflowed() {
@@ -413,6 +391,12 @@ mod tests {
     fn kill_sequence_waits_are_bounded() {
         assert!(parse_term_seq("TERM,18446744073709551615").is_err());
         assert!(parse_term_seq("TERM,3600001").is_err());
-        assert_eq!(parse_term_seq("TERM,3600000"), Ok(vec![(15, 3_600_000)]));
+        assert_eq!(
+            parse_term_seq("TERM,3600000"),
+            Ok(KillSequence::new([(
+                Signal::TERM,
+                Duration::from_secs(3600)
+            )]))
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::tag_of;
 use super::template::Template;
 use crate::pool::Pending;
 use crate::tasks::exec::fill_slot;
-use crate::tasks::{Exec, ExecOutput, Output};
+use crate::tasks::{Exec, ExecOutput, KillSequence, Output};
 use crate::{Crash, Outcome, Pool, Registry, Status};
 
 /// What differs between tasks and commands; the drive loop is generic over it, so each kind's
@@ -78,7 +78,7 @@ pub(super) struct Commands {
     pub(super) ungroup: bool,
     pub(super) line_buffer: bool,
     pub(super) tag: bool,
-    pub(super) term_seq: Vec<(i32, u64)>,
+    pub(super) term_seq: KillSequence,
     /// Whether a record with a NUL byte was warned of (once a run).
     pub(super) warned: Cell<bool>,
 }
@@ -104,10 +104,11 @@ impl JobKind for Tasks {
     fn outcomes<'p>(
         &self,
         pool: &'p mut Pool,
-        registry: &Registry,
+        _registry: &Registry,
         inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
     ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String> {
-        pool.map_json_pending(registry, &self.name, inputs)
+        // The pool was built with the registry (`PoolSpec::build`).
+        pool.map_json_pending(&self.name, inputs)
             .map_err(|e| super::error_chain(&e))
     }
 

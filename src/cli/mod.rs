@@ -28,6 +28,35 @@ use plan::Plan;
 ///
 /// A program with tasks of its own gets the whole command line with
 /// `std::process::exit(weft::cli::main_with(registry))` after [`init`](crate::init).
+///
+/// # Examples
+///
+/// A `main` serving the built-in tasks and one of its own, `mytool --task shout ::: a b`
+/// (`no_run`: it reads this program's command line and exits):
+///
+/// ```no_run
+/// use weft::{Context, Failure, Task};
+/// # use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// #[serde(transparent)]
+/// struct Shout(String);
+///
+/// impl Task for Shout {
+///     const NAME: &'static str = "shout";
+///     const ABOUT: &'static str = "the record in capitals";
+///     type Output = String;
+///     fn run(self, _cx: &Context) -> Result<String, Failure> {
+///         Ok(self.0.to_uppercase())
+///     }
+/// }
+///
+/// fn main() {
+///     let registry = weft::tasks::registry().task::<Shout>();
+///     weft::init(&registry);
+///     std::process::exit(weft::cli::main_with(registry));
+/// }
+/// ```
 pub fn main_with(registry: Registry) -> i32 {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let cut = argv

@@ -17,7 +17,7 @@ use super::kind::{Commands, Tasks};
 use super::output::Style;
 use super::progress;
 use super::template::Template;
-use crate::tasks::default_term_seq;
+use crate::tasks::KillSequence;
 use crate::{Backend, Pool, Registry};
 
 /// A run of the command line, validated.
@@ -73,7 +73,7 @@ impl Plan {
         }
         let term_seq = match &args.term_seq {
             Some(spec) => parse_term_seq(spec)?,
-            None => default_term_seq(),
+            None => KillSequence::default(),
         };
         let log = Log::read(&args)?;
         let (kind, default_backend) = kind(registry, &args, &term_seq)?;
@@ -88,11 +88,7 @@ impl Plan {
             lookahead: matches!(kind, Kind::Task(_)) && halt.is_none(),
             timeout,
             // Time for a stopped command's whole kill sequence, and then some to report it.
-            grace: Duration::from_millis(
-                term_seq
-                    .iter()
-                    .fold(250, |total: u64, &(_, ms)| total.saturating_add(ms)),
-            ),
+            grace: Duration::from_millis(250).saturating_add(term_seq.total_wait()),
             memory_limit,
         };
         let run = Run {
@@ -147,7 +143,7 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
 fn kind(
     registry: &Registry,
     args: &Args,
-    term_seq: &[(i32, u64)],
+    term_seq: &KillSequence,
 ) -> Result<(Kind, Backend), String> {
     if let Some(name) = &args.task {
         if args.ungroup || args.dry_run || args.line_buffer {
@@ -172,7 +168,7 @@ fn kind(
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
         line_buffer: args.line_buffer && !args.keep_order,
         tag: args.tag,
-        term_seq: term_seq.to_vec(),
+        term_seq: term_seq.clone(),
         warned: std::cell::Cell::new(false),
     };
     Ok((Kind::Command(commands), Backend::Thread))

@@ -118,6 +118,7 @@ pub(crate) const SIGINT: i32 = Signal::SIGINT as i32;
 /// SIGUSR1's number: what asks a worker process to cancel its job and exit.
 pub(crate) const SIGUSR1: i32 = Signal::SIGUSR1 as i32;
 /// SIGSEGV's number.
+#[cfg(feature = "testing")]
 pub(crate) const SIGSEGV: i32 = Signal::SIGSEGV as i32;
 /// SIGHUP's number.
 pub(crate) const SIGHUP: i32 = Signal::SIGHUP as i32;
@@ -232,7 +233,8 @@ fn send(target: Pid, signal: i32) -> io::Result<()> {
 }
 
 /// Dies of `signal` as if it were not handled (the Rust runtime handles SIGSEGV itself, so a
-/// plain `kill` of ourselves would return).
+/// plain `kill` of ourselves would return). Only the test double `Fault::Segv` needs it.
+#[cfg(feature = "testing")]
 pub(crate) fn die_by(signal: i32) -> ! {
     if let Ok(sig) = Signal::try_from(signal) {
         // SAFETY: restoring the default disposition is always sound; no handler is running.
@@ -240,6 +242,11 @@ pub(crate) fn die_by(signal: i32) -> ! {
         let _ = signal::raise(sig);
     }
     std::process::abort()
+}
+
+/// The name of a signal number, `SIGKILL` for 9, if it has one.
+pub(crate) fn signal_str(signal: i32) -> Option<&'static str> {
+    Signal::try_from(signal).ok().map(|s| s.as_str())
 }
 
 /// The name of a signal number, `SIGKILL` for 9; the number itself if it has none.

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::KillSequence;
 use crate::process::{watchdog, worker};
 use crate::sys;
 use crate::task::{Backend, Context, Failure, Task};
@@ -46,9 +47,32 @@ pub(crate) fn fill_slot(line: &[u8], slot: &[u8]) -> Vec<u8> {
 }
 
 /// Output up to this size is carried in the outcome; larger output stays in its spill file.
-pub const INLINE_LIMIT: u64 = 1 << 20;
+pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
 
-/// A shell command to run as one job.
+/// A shell command to run as one job, under `/bin/sh` (or `$PARALLEL_SHELL`): what the `weft`
+/// command line makes of each command it runs. Its default backend is threads, each waiting on
+/// its command's process.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft::tasks::Exec;
+/// use weft::{Pool, Status};
+///
+/// let mut pool = Pool::builder().workers(2).keep_order(true).build()?;
+/// let outputs: Vec<_> = pool.map([Exec::new("echo hello"), Exec::new("exit 3")]).collect();
+/// let Status::Ok(hello) = &outputs[0].status else { panic!("{:?}", outputs[0].status) };
+/// assert!(hello.success());
+/// assert_eq!(hello.stdout.bytes, b"hello\n");
+/// assert_eq!(outputs[1].clone().ok().map(|o| o.code), Some(Some(3)));
+///
+/// // A timed-out command is stopped by its kill sequence (default: GNU parallel's).
+/// let mut pool = Pool::builder().workers(1).timeout(Duration::from_millis(100)).build()?;
+/// let slow = pool.map([Exec::new("sleep 10")]).next().unwrap();
+/// assert_eq!(slow.status, Status::TimedOut);
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Exec {
     /// The command line given to the shell, as bytes (any byte but NUL may appear).
@@ -56,9 +80,8 @@ pub struct Exec {
     pub command: Vec<u8>,
     /// Where the command's output goes.
     pub output: Output,
-    /// Signals and waits, in milliseconds, sent to the command's process group when it is
-    /// timed out or cancelled: `(signal, ms to wait before the next)`.
-    pub term_seq: Vec<(i32, u64)>,
+    /// How the command's process group is stopped when its job is timed out or cancelled.
+    pub term_seq: KillSequence,
 }
 
 /// Where a command's stdout and stderr go.
@@ -80,24 +103,13 @@ pub enum Output {
     Inherit,
 }
 
-/// GNU parallel's default: TERM, 200 ms, TERM, 100 ms, TERM, 50 ms, KILL, 25 ms.
-pub fn default_term_seq() -> Vec<(i32, u64)> {
-    use nix::sys::signal::Signal::{SIGKILL, SIGTERM};
-    vec![
-        (SIGTERM as i32, 200),
-        (SIGTERM as i32, 100),
-        (SIGTERM as i32, 50),
-        (SIGKILL as i32, 25),
-    ]
-}
-
 impl Exec {
     /// Runs `command` through the shell, capturing its output, with the default kill sequence.
     pub fn new(command: impl Into<Vec<u8>>) -> Self {
         Exec {
             command: command.into(),
             output: Output::Capture,
-            term_seq: default_term_seq(),
+            term_seq: KillSequence::default(),
         }
     }
 }
@@ -105,7 +117,7 @@ impl Exec {
 /// One captured stream: its bytes, or where they were spilled.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Captured {
-    /// The output when it is at most [`INLINE_LIMIT`] bytes.
+    /// The output when it is at most 1 MiB.
     #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
     /// The file holding a larger output; whoever prints it removes it.
@@ -341,10 +353,11 @@ fn relay(
 
 /// Sends the kill sequence to the command's process group until the command is gone, reading
 /// its pipes meanwhile (a command that traps TERM may write on its way out).
-fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &[(i32, u64)]) {
-    for &(signal, wait_ms) in seq {
-        let _ = sys::kill_group(pgid, signal);
-        let until = Instant::now() + Duration::from_millis(wait_ms);
+fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &KillSequence) {
+    for (signal, wait) in seq.steps() {
+        let _ = sys::kill_group(pgid, signal.number());
+        // An hour at most (see `KillSequence`): always an `Instant`.
+        let until = Instant::now() + wait;
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match read_until_exit(pidfd, sinks, left) {

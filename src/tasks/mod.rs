@@ -1,5 +1,5 @@
 //! The built-in tasks of the `weft` binary. They are ordinary [`Task`]s, public so that
-//! programs and tests can run them on pools of their own.
+//! programs can run them on pools of their own.
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -7,16 +7,25 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod exec;
+mod kill;
 mod net;
 
-pub use exec::{Captured, Exec, ExecOutput, INLINE_LIMIT, Output, default_term_seq};
+pub use exec::{Captured, Exec, ExecOutput, Output};
+pub use kill::{KillSequence, Signal};
 pub use net::{Fetch, Fetched, Sha256Sum};
 
 use crate::registry::Registry;
 use crate::task::{Backend, Context, Failure, Task};
 use crate::text::brief_quoted;
 
-/// Every built-in task.
+/// Every built-in task: what the `weft` binary serves, to extend with tasks of one's own.
+///
+/// # Examples
+///
+/// ```
+/// let names: Vec<&str> = weft::tasks::registry().tasks().map(|t| t.name).collect();
+/// assert_eq!(names, ["exec", "fetch", "noop", "sha256", "sleep", "sum"]);
+/// ```
 pub fn registry() -> Registry {
     Registry::new()
         .task::<Exec>()
@@ -25,19 +34,30 @@ pub fn registry() -> Registry {
         .task::<Sleep>()
         .task::<Sum>()
         .task::<Noop>()
-        .task::<Fault>()
-        .task::<Echo>()
 }
 
 /// Sleeps for a number of seconds (fractions allowed) and outputs nothing. Stops early, as
-/// cancelled, when its job is cancelled.
+/// cancelled, when its job is cancelled. From the command line the input is the seconds,
+/// `weft --task sleep ::: 0.5 2`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft::tasks::Sleep;
+///
+/// let mut pool = weft::Pool::builder().workers(4).build()?;
+/// let naps = pool.map((0..4).map(|_| Sleep::new(Duration::from_millis(20))));
+/// assert!(naps.map(|o| o.is_ok()).all(|ok| ok));
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Sleep(pub Seconds);
+pub struct Sleep(Seconds);
 
 /// A duration in seconds, written as a number or a numeric string (`"0.25"`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Seconds(pub f64);
+struct Seconds(f64);
 
 impl Serialize for Seconds {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -128,6 +148,17 @@ impl Task for Sleep {
 /// closed form: right for every range of `u64`, whose sum can pass `u64::MAX` (a `u128`
 /// holds them all). From the command line a sum that fits in a `u64` is a JSON number, a
 /// larger one a string of its decimal digits, so that the plain output prints every digit.
+/// From the command line the input is the range, `weft --task sum ::: 0..1000000`.
+///
+/// # Examples
+///
+/// ```
+/// use weft::tasks::Sum;
+///
+/// let sum = weft::Thread::builder().spawn(Sum::new(0..u64::MAX))?;
+/// assert_eq!(sum.join().ok(), Some(u128::from(u64::MAX) * u128::from(u64::MAX - 1) / 2));
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Sum {
     range: Range<u64>,
@@ -217,7 +248,22 @@ fn sum_of(range: Range<u64>) -> u128 {
     }
 }
 
-/// Does nothing: the floor of per-job overhead, for benchmarks. Any input record will do.
+/// Does nothing: the floor of per-job overhead, for benchmarks (`weft --task noop` reads any
+/// records and prints nothing). Any input record will do.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use weft::tasks::Noop;
+///
+/// let mut pool = weft::Pool::builder().workers(2).build()?;
+/// let start = Instant::now();
+/// let jobs = pool.map((0..10_000).map(|_| Noop)).count();
+/// println!("{:.0} jobs/s", jobs as f64 / start.elapsed().as_secs_f64());
+/// assert_eq!(jobs, 10_000);
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Noop;
 
@@ -238,87 +284,6 @@ impl Task for Noop {
     type Output = ();
     fn run(self, _cx: &Context) -> Result<(), Failure> {
         Ok(())
-    }
-}
-
-/// Misbehaves on purpose, to see what weft does about it: `ok`, `fail`, `panic`, `abort`,
-/// `exit` (exits the worker with status 0 mid-job), `segv`, `hang` (ignores cancellation).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fault {
-    /// Succeeds, outputting the worker's pid.
-    Ok,
-    /// Returns an error.
-    Fail,
-    /// Panics.
-    Panic,
-    /// Calls `std::process::abort()`.
-    Abort,
-    /// Calls `std::process::exit(0)` in the middle of the job.
-    Exit,
-    /// Raises SIGSEGV.
-    Segv,
-    /// Sleeps for an hour without looking at its cancel token.
-    Hang,
-    /// Aborts its worker on every attempt before this one, then succeeds
-    /// (`{"abortuntil": 3}` on the command line): a job that needs retries.
-    AbortUntil(u32),
-    /// Fails on every attempt before this one, then succeeds (`{"failuntil": 3}`).
-    FailUntil(u32),
-    /// Allocates and touches this many MiB, then succeeds (`{"hog": 512}`).
-    Hog(u64),
-}
-
-impl Task for Fault {
-    const NAME: &'static str = "fault";
-    const ABOUT: &'static str = "misbehave on purpose: ok|fail|panic|abort|exit|segv|hang, or JSON {\"abortuntil\":N} {\"failuntil\":N} {\"hog\":MiB}";
-    const BACKEND: Backend = Backend::Process;
-    type Output = u32;
-    fn run(self, cx: &Context) -> Result<u32, Failure> {
-        match self {
-            Fault::Ok => Ok(std::process::id()),
-            Fault::AbortUntil(n) if cx.attempt() < n => std::process::abort(),
-            Fault::FailUntil(n) if cx.attempt() < n => {
-                Err(Failure::new(format!("failed on attempt {}", cx.attempt())))
-            }
-            Fault::AbortUntil(_) | Fault::FailUntil(_) => Ok(std::process::id()),
-            Fault::Hog(mib) => {
-                let hog = vec![1u8; (mib as usize) << 20];
-                Ok(std::process::id() + u32::from(hog[hog.len() / 2] - 1))
-            }
-            Fault::Fail => Err(Failure::new("failed on purpose")),
-            Fault::Panic => panic!("panicked on purpose"),
-            Fault::Abort => std::process::abort(),
-            Fault::Exit => std::process::exit(0),
-            Fault::Segv => crate::sys::die_by(crate::sys::SIGSEGV),
-            Fault::Hang => {
-                std::thread::sleep(Duration::from_secs(3600));
-                Ok(std::process::id())
-            }
-        }
-    }
-}
-
-/// Sends its bytes back after doing what its [`Fault`] says: a payload's round trip through a
-/// worker, for tests and benchmarks (`{"bytes": "hello", "fault": "ok"}` on the command line
-/// with `--json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Echo {
-    /// The bytes sent back.
-    #[serde(with = "serde_bytes")]
-    pub bytes: Vec<u8>,
-    /// What to do first: [`Fault::Ok`] does nothing more.
-    pub fault: Fault,
-}
-
-impl Task for Echo {
-    const NAME: &'static str = "echo";
-    const ABOUT: &'static str = "send the input bytes back (measures payload transfer)";
-    const BACKEND: Backend = Backend::Process;
-    type Output = serde_bytes::ByteBuf;
-    fn run(self, cx: &Context) -> Result<serde_bytes::ByteBuf, Failure> {
-        self.fault.run(cx)?;
-        Ok(serde_bytes::ByteBuf::from(self.bytes))
     }
 }
 

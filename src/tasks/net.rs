@@ -10,7 +10,21 @@ use sha2::{Digest, Sha256};
 
 use crate::task::{Backend, Context, Failure, Task};
 
-/// The SHA-256 of a file, printed as `HASH  PATH` exactly like `sha256sum`.
+/// The SHA-256 of a file, printed as `HASH  PATH` exactly like `sha256sum`. From the command
+/// line the input is the path, `weft --task sha256 ::: *.iso`.
+///
+/// # Examples
+///
+/// ```
+/// use weft::tasks::Sha256Sum;
+///
+/// let file = tempfile::NamedTempFile::new()?;
+/// std::fs::write(file.path(), "abc")?;
+/// let hash = weft::Thread::builder().spawn(Sha256Sum(file.path().into()))?;
+/// let line = hash.join().ok().unwrap();
+/// assert!(line.starts_with("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  "));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
 pub struct Sha256Sum(pub PathBuf);
@@ -60,6 +74,25 @@ fn io_reason(e: &std::io::Error) -> String {
 ///
 /// From the command line the input is the URL, or two arguments `URL FILE`
 /// (`weft --task fetch ::: URL :::+ FILE`), or JSON `{"url": ..., "save": ...}`.
+///
+/// # Examples
+///
+/// `no_run`: it needs the network.
+///
+/// ```no_run
+/// use weft::tasks::Fetch;
+///
+/// let urls = ["https://example.com/", "https://example.org/"];
+/// let mut pool = weft::Pool::builder().workers(8).build()?;
+/// let fetches = urls.map(|url| Fetch { url: url.into(), save: None });
+/// for outcome in pool.map(fetches) {
+///     match outcome.into_result() {
+///         Ok(got) => println!("{} {} {} bytes in {:.3} s", got.url, got.status, got.bytes, got.seconds),
+///         Err(status) => eprintln!("{status}"),
+///     }
+/// }
+/// # Ok::<(), weft::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Fetch {
     /// What to get.
