@@ -67,7 +67,7 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let progress = Progress::new(run.progress, run.force_progress, total.clone());
     let mut printer = Printer::new(run.style, kind.what(), progress);
     let mut command = Vec::new();
-    for outcome in kind.outcomes(&mut pool, registry, inputs)? {
+    for outcome in kind.outcomes(&mut pool, inputs)? {
         if left_out(&outcome.status) {
             continue;
         }

@@ -15,7 +15,7 @@ use super::template::Template;
 use crate::pool::Pending;
 use crate::tasks::exec::fill_slot;
 use crate::tasks::{Exec, ExecOutput, KillSequence, Output};
-use crate::{Crash, Outcome, Pool, Registry, Status};
+use crate::{Crash, Outcome, Pool, Status};
 
 /// What differs between tasks and commands; the drive loop is generic over it, so each kind's
 /// per-job path is compiled on its own, as plain as if it were written out.
@@ -37,7 +37,6 @@ pub(super) trait JobKind {
     fn outcomes<'p>(
         &self,
         pool: &'p mut Pool,
-        registry: &Registry,
         inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
     ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String>;
 
@@ -104,7 +103,6 @@ impl JobKind for Tasks {
     fn outcomes<'p>(
         &self,
         pool: &'p mut Pool,
-        _registry: &Registry,
         inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
     ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String> {
         // The pool was built with the registry (`PoolSpec::build`).
@@ -196,7 +194,6 @@ impl JobKind for Commands {
     fn outcomes<'p>(
         &self,
         pool: &'p mut Pool,
-        _registry: &Registry,
         inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
     ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String> {
         Ok(pool.map_pending(inputs))
