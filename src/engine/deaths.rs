@@ -1,9 +1,24 @@
 //! A worker's death: the one job it was running is its crash, the rest go back in line, and
 //! the slot is respawned, or given up after repeated failures to start.
 
+use crossbeam_channel::{Receiver, Sender};
+
 use super::*;
 
 /// A slot whose worker fails to start this many times in a row is given up.
+/// Where handshake threads leave their results.
+pub(super) struct Starts {
+    pub(super) tx: Sender<(Key, Result<process::Link, Error>)>,
+    pub(super) rx: Receiver<(Key, Result<process::Link, Error>)>,
+}
+
+impl Starts {
+    pub(super) fn new() -> Starts {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Starts { tx, rx }
+    }
+}
+
 pub(super) const MAX_START_FAILURES: u32 = 5;
 
 pub(super) fn socket_error(i: usize, e: std::io::Error) -> Error {
@@ -121,10 +136,13 @@ impl Engine {
             Backend::Process => {
                 let (program, timeout, limit) = self.process_args();
                 let post = self.post.clone();
+                let starts = self.starts.tx.clone();
                 std::thread::spawn(move || {
                     let reading = process::Reading::Inbox;
                     let result = process::start(&program, i + 1, key, timeout, limit, reading);
-                    post.send(Event::Started(key, Box::new(result)));
+                    // The result first: the event only says where to look.
+                    let _ = starts.send((key, result));
+                    post.send(Event::Started);
                 });
             }
         }
@@ -176,6 +194,44 @@ impl Engine {
         outcomes.sort_by_key(|o| o.seq);
         for o in outcomes {
             Self::emit(&mut self.ready, run, o);
+        }
+    }
+
+    /// Takes in the handshakes that ended: a worker that started goes live in its slot, unless
+    /// the slot moved on meanwhile.
+    pub(super) fn take_started(&mut self) {
+        while let Ok((key, result)) = self.starts.rx.try_recv() {
+            self.started(key, result);
+        }
+    }
+
+    fn started(&mut self, key: Key, result: Result<process::Link, Error>) {
+        let slot = &mut self.slots[key.0];
+        if slot.generation != key.1 || !matches!(slot.state, SlotState::Starting) {
+            return;
+        }
+        match result {
+            Ok(mut link) => match self.inbox.add(key, &mut link) {
+                Ok(()) => {
+                    slot.failures = 0;
+                    slot.state = SlotState::Live(Box::new(Worker::new(key, Link::Process(link))));
+                }
+                Err(e) => {
+                    // Dropping the link kills the worker.
+                    slot.state = SlotState::Failed;
+                    self.error = Some(socket_error(key.0, e));
+                }
+            },
+            Err(e) => {
+                slot.failures += 1;
+                if slot.failures >= MAX_START_FAILURES {
+                    slot.state = SlotState::Failed;
+                    self.error = Some(e);
+                } else {
+                    let backoff = Duration::from_millis(10 << (2 * slot.failures));
+                    slot.state = SlotState::Waiting(Instant::now() + backoff);
+                }
+            }
         }
     }
 }

@@ -168,7 +168,7 @@ impl Engine {
                     }
                 }
             };
-            local.push(thread::Job {
+            local.push(crate::event::Job {
                 ticket: w.next_ticket(),
                 seq: job.seq,
                 attempt: job.attempt,

@@ -36,6 +36,8 @@ mod source;
 mod timeouts;
 mod workers;
 
+use crate::event::{Epoch, Key, Report, own_pid, wall};
+pub(crate) use crate::event::{Event, Value};
 pub(crate) use config::{
     ABANDON_WAIT, Config, MAX_WORKERS, MIN_MEMORY_LIMIT, PROCESS_GRACE, human_bytes,
 };
@@ -45,52 +47,6 @@ pub(crate) use ledger::DRAINED;
 use ledger::*;
 pub(crate) use source::{Launch, Pull, Source, Waker};
 use workers::*;
-
-/// A worker incarnation: its slot index and generation.
-pub(crate) type Key = (usize, u64);
-
-/// One moment read on both clocks, wall and monotonic: how monotonic job times become
-/// wall-clock start times.
-pub(crate) type Epoch = (SystemTime, u64);
-
-/// What workers and helper threads tell the coordinator.
-pub(crate) enum Event {
-    /// A message of a process worker's results, in the order its jobs ran, as it arrived: it
-    /// is read straight into outcomes (see `take_results`).
-    Results(Key, wire::Results),
-    /// A process worker sent something undecodable (it is killed).
-    Garbled(Key),
-    /// A thread worker has results in its buffer.
-    Ready(Key),
-    /// A process worker's channel closed and it was reaped.
-    Exited(Key, Crash),
-    /// A replacement process worker finished (or failed) its handshake.
-    Started(Key, Box<Result<process::Link, Error>>),
-    /// Input arrived for a source that had none ready.
-    Input,
-    /// The run is to end now: the results iterator stops after what is already finished.
-    Interrupt,
-    /// Start no further job: running ones finish, the rest are reported skipped.
-    Drain,
-}
-
-/// What a worker says about one of its jobs.
-pub(crate) enum Report {
-    /// The job ran on a thread, which made its outcome: that work is off the coordinator's
-    /// thread, which every job passes through.
-    Finished {
-        ticket: u64,
-        outcome: Outcome<Value>,
-    },
-    /// A job a retired thread took, handed back unstarted.
-    Returned(thread::Job),
-}
-
-/// An input or output as the engine holds it: moved for threads, encoded for processes.
-pub(crate) enum Value {
-    Local(AnyBox),
-    Encoded(wire::Payload),
-}
 
 /// The run in progress: where inputs come from and where outcomes go.
 pub(crate) struct Run<'a> {
@@ -110,6 +66,24 @@ impl<'a> Run<'a> {
             exhausted: false,
             reorder: keep_order.then(|| Reorder::new(1)),
         }
+    }
+
+    /// A run of no jobs, to take in what happens between runs: whatever lands in it is late
+    /// and dropped, so its task is never run.
+    fn idle() -> Run<'static> {
+        Run::new(Entry::of::<Idle>(), Box::new(std::iter::empty()), false)
+    }
+}
+
+/// The task of [`Run::idle`]: the engine's own, so that it depends on no task module.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Idle;
+
+impl crate::task::Task for Idle {
+    const NAME: &'static str = "weft.idle";
+    type Output = ();
+    fn run(self, _cx: &crate::task::Context) -> Result<(), crate::task::Failure> {
+        Ok(())
     }
 }
 
@@ -153,6 +127,9 @@ pub(crate) struct Engine {
     cancelling: bool,
     /// Runtimes of the latest jobs, for a timeout relative to the median.
     runtimes: VecDeque<u64>,
+    /// The handshakes of replacement process workers that ended, each told of by an
+    /// [`Event::Started`].
+    starts: Starts,
 }
 
 impl Engine {
@@ -192,6 +169,7 @@ impl Engine {
             draining: false,
             cancelling: false,
             runtimes: VecDeque::new(),
+            starts: Starts::new(),
             cfg,
         };
         match engine.cfg.backend {
@@ -236,11 +214,7 @@ impl Engine {
     /// Handles whatever happened between runs (replacements that finished starting, idle
     /// workers that died).
     pub(crate) fn pump(&mut self) {
-        let mut idle = Run::new(
-            Entry::of::<crate::tasks::Noop>(),
-            Box::new(std::iter::empty()),
-            false,
-        );
+        let mut idle = Run::idle();
         let now = Instant::now();
         while let Some(event) = self.inbox.recv(Some(now)) {
             self.handle(event, &mut idle);
@@ -381,52 +355,8 @@ impl Engine {
                     }
                 }
             }
-            Event::Started(key, result) => {
-                let slot = &mut self.slots[key.0];
-                if slot.generation != key.1 || !matches!(slot.state, SlotState::Starting) {
-                    return;
-                }
-                match *result {
-                    Ok(mut link) => match self.inbox.add(key, &mut link) {
-                        Ok(()) => {
-                            slot.failures = 0;
-                            slot.state =
-                                SlotState::Live(Box::new(Worker::new(key, Link::Process(link))));
-                        }
-                        Err(e) => {
-                            // Dropping the link kills the worker.
-                            slot.state = SlotState::Failed;
-                            self.error = Some(socket_error(key.0, e));
-                        }
-                    },
-                    Err(e) => {
-                        slot.failures += 1;
-                        if slot.failures >= MAX_START_FAILURES {
-                            slot.state = SlotState::Failed;
-                            self.error = Some(e);
-                        } else {
-                            let backoff = Duration::from_millis(10 << (2 * slot.failures));
-                            slot.state = SlotState::Waiting(Instant::now() + backoff);
-                        }
-                    }
-                }
-            }
+            Event::Started => self.take_started(),
         }
-    }
-}
-
-/// This process's pid, read once (`getpid` is a system call, and threads ask per job).
-pub(crate) fn own_pid() -> u32 {
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *PID.get_or_init(std::process::id)
-}
-
-/// The wall-clock time of a monotonic instant, given one moment read on both clocks.
-pub(crate) fn wall((wall, mono): Epoch, ns: u64) -> SystemTime {
-    if ns >= mono {
-        wall + Duration::from_nanos(ns - mono)
-    } else {
-        wall - Duration::from_nanos(mono - ns)
     }
 }
 
