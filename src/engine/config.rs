@@ -1,6 +1,10 @@
 //! The pool's fixed configuration and the limits it is checked against.
 
-use super::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+use crate::task::Backend;
 
 /// Configuration fixed when the pool is built.
 #[derive(Clone, Debug)]

@@ -11,42 +11,40 @@
 //! in its worker's sequence, so the flights of a worker are a queue indexed by ticket, not a
 //! map: tiny jobs pass through here millions of times a second.
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use crate::collect::Reorder;
 use crate::error::{Error, ErrorKind};
-use crate::outcome::{Crash, Outcome, Status};
+use crate::event::Epoch;
+// Named through the engine by its users (`pool`, `handle`): they are the engine's words too.
+pub(crate) use crate::event::{Event, Value};
+use crate::outcome::Outcome;
 use crate::process::{self, inbox::Inbox, inbox::Post};
-use crate::registry::{AnyBox, Entry, Registry};
-use crate::sys::{self, Fifo};
+use crate::registry::{Entry, Registry};
+use crate::sys;
 use crate::task::Backend;
-use crate::thread;
-use crate::wire;
 
 mod cancel;
 mod config;
-mod deaths;
 mod dispatch;
 mod flights;
 mod ledger;
+mod lifecycle;
 mod source;
 mod timeouts;
 mod workers;
 
-use crate::event::{Epoch, Key, Report, own_pid, wall};
-pub(crate) use crate::event::{Event, Value};
 pub(crate) use config::{
     ABANDON_WAIT, Config, MAX_WORKERS, MIN_MEMORY_LIMIT, PROCESS_GRACE, human_bytes,
 };
-use deaths::*;
-use flights::*;
 pub(crate) use ledger::DRAINED;
-use ledger::*;
 pub(crate) use source::{Launch, Pull, Source, Waker};
-use workers::*;
+
+use flights::{LOOK_EVERY, Landing, Unread};
+use ledger::Ledger;
+use lifecycle::Starts;
+use workers::Workers;
 
 /// The run in progress: where inputs come from and where outcomes go.
 pub(crate) struct Run<'a> {
@@ -87,49 +85,26 @@ impl crate::task::Task for Idle {
     }
 }
 
+/// The coordinator: its configuration and channels, and the three parts of its state, each
+/// owning its own: the workers, the jobs' books, and the results not landed yet.
 pub(crate) struct Engine {
     pub(crate) cfg: Config,
     registry: Arc<Registry>,
     /// Where events come from: threads' posts and, for process workers, their sockets.
     inbox: Inbox,
     post: Post,
-    slots: Vec<Slot>,
-    /// Abandoned thread workers that may still hand back jobs they took.
-    retired: Vec<Worker>,
-    /// Abandoned threads that owe nothing but may still be stopping their job (a command
-    /// running its kill sequence): dropping the pool gives them until the grace to end.
-    lingering: Vec<thread::Link>,
-    /// When the threads' buffers were last looked in without being told (`look_in_threads`).
-    looked: Instant,
-    queue: VecDeque<Queued>,
-    ready: Fifo<Outcome<Value>>,
-    /// Thread workers that told of results not taken yet. In a pool without timeouts their
-    /// results are taken one at a time as the caller asks for outcomes (`take_told`), straight
-    /// from the thread's queue: no deadline can misjudge a job whose result waits there.
-    told: VecDeque<Key>,
-    /// The told worker whose results are being taken, and how many are left of those it had
-    /// when its turn came: a thread that keeps finishing jobs does not keep the others waiting.
-    reading: Option<(Key, usize)>,
-    /// Messages of process workers' results not read yet, in the order they came. In a pool
-    /// without timeouts they are read a part at a time as the caller asks for outcomes
-    /// (`land_unread`), as threads' results are; a worker's are all read before its death is
-    /// handled.
-    unread: VecDeque<Unread>,
-    /// Whether results are taken as above, rather than all at once when told of or received.
-    lazy: bool,
-    avg_ns: Option<f64>,
+    /// The handshakes of replacement process workers that ended.
+    starts: Starts,
     epoch: Epoch,
+    workers: Workers,
+    ledger: Ledger,
+    landing: Landing,
     error: Option<Error>,
     interrupted: bool,
     /// Set by [`Event::Drain`]: no job is handed out any more.
     draining: bool,
     /// Set while [`cancel`](Self::cancel) waits for workers to go.
     cancelling: bool,
-    /// Runtimes of the latest jobs, for a timeout relative to the median.
-    runtimes: VecDeque<u64>,
-    /// The handshakes of replacement process workers that ended, each told of by an
-    /// [`Event::Started`].
-    starts: Starts,
 }
 
 impl Engine {
@@ -146,69 +121,32 @@ impl Engine {
             registry: Arc::new(registry),
             inbox,
             post,
-            slots: (0..cfg.workers)
-                .map(|_| Slot {
-                    generation: 0,
-                    state: SlotState::Starting,
-                    failures: 0,
-                })
-                .collect(),
-            retired: Vec::new(),
-            lingering: Vec::new(),
-            looked: Instant::now(),
-            queue: VecDeque::new(),
-            ready: Fifo::default(),
-            told: VecDeque::new(),
-            reading: None,
-            unread: VecDeque::new(),
-            lazy: cfg.timeout.is_none() && cfg.timeout_of_median.is_none(),
-            avg_ns: None,
+            starts: Starts::new(),
             epoch: (SystemTime::now(), sys::now_ns()),
+            workers: Workers::new(cfg.workers),
+            ledger: Ledger::new(&cfg),
+            landing: Landing::new(cfg.timeout.is_none() && cfg.timeout_of_median.is_none()),
             error: None,
             interrupted: false,
             draining: false,
             cancelling: false,
-            runtimes: VecDeque::new(),
-            starts: Starts::new(),
             cfg,
         };
         match engine.cfg.backend {
-            Backend::Thread => {
-                for i in 0..engine.cfg.workers {
-                    let link = engine.start_thread(i)?;
-                    engine.slots[i].state = SlotState::Live(link);
-                }
-            }
-            Backend::Process => {
-                // All handshakes at once: start-up costs one worker's, not N.
-                let starts: Vec<_> = (0..engine.cfg.workers)
-                    .map(|i| {
-                        let (program, timeout, limit) = engine.process_args();
-                        std::thread::spawn(move || {
-                            let reading = process::Reading::Inbox;
-                            process::start(&program, i + 1, (i, 0), timeout, limit, reading)
-                        })
-                    })
-                    .collect();
-                let mut first_error = None;
-                for (i, start) in starts.into_iter().enumerate() {
-                    match start.join().expect("handshake thread") {
-                        Ok(mut link) => match engine.inbox.add((i, 0), &mut link) {
-                            Ok(()) => {
-                                let worker = Worker::new((i, 0), Link::Process(link));
-                                engine.slots[i].state = SlotState::Live(Box::new(worker))
-                            }
-                            Err(e) => first_error = first_error.or(Some(socket_error(i, e))),
-                        },
-                        Err(e) => first_error = first_error.or(Some(e)),
-                    }
-                }
-                if let Some(e) = first_error {
-                    return Err(e);
-                }
-            }
+            Backend::Thread => engine.start_threads()?,
+            Backend::Process => engine.start_processes()?,
         }
         Ok(engine)
+    }
+
+    /// Live workers now (not starting, not dying).
+    pub(crate) fn live_workers(&self) -> usize {
+        self.workers.live_workers()
+    }
+
+    /// The pids of the live process workers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.workers.pids()
     }
 
     /// Handles whatever happened between runs (replacements that finished starting, idle
@@ -221,17 +159,12 @@ impl Engine {
         }
         self.read_unread(None, &mut idle);
         self.restart_waiting();
-        self.ready.clear();
-        self.told.clear();
-        self.reading = None;
+        self.ledger.ready.clear();
+        self.landing.forget_told();
         self.interrupted = false;
         if self.draining {
             self.draining = false;
-            for s in &self.slots {
-                if let SlotState::Live(w) = &s.state {
-                    w.set_draining(false);
-                }
-            }
+            self.workers.set_draining(false);
         }
     }
 
@@ -245,20 +178,20 @@ impl Engine {
 
     /// The next outcome already made, or made from a result already received, if there is
     /// one.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn pop_ready(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
-        if let Some(o) = self.ready.pop_front() {
+        if let Some(o) = self.ledger.ready.pop_front() {
             return Some(o);
         }
-        if self.unread.is_empty() {
+        if self.landing.unread.is_empty() {
             return None;
         }
         self.land_unread(run);
-        self.ready.pop_front()
+        self.ledger.ready.pop_front()
     }
 
     /// The next outcome of `run`, or `None` when every job has one.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         // Outcomes mostly arrive by the batch: most calls take one that is ready, or one a
         // thread told of. Inlined into the caller (`Results::next_unready`), which then moves
@@ -285,11 +218,10 @@ impl Engine {
                 return None;
             }
             self.fill(run);
-            if self.ready.is_empty() && run.exhausted && self.queue.is_empty() && !self.in_flight()
-            {
+            if self.ledger.ready.is_empty() && self.finished(run) {
                 return None;
             }
-            if !self.ready.is_empty() {
+            if !self.ledger.ready.is_empty() {
                 continue;
             }
             let tick = self.tick();
@@ -303,7 +235,7 @@ impl Engine {
                 None => self.look_in_threads(run),
             }
             // Other workers' news may keep the wait above from ever timing out.
-            if self.looked.elapsed() >= LOOK_EVERY {
+            if self.landing.looked.elapsed() >= LOOK_EVERY {
                 self.look_in_threads(run);
             }
             self.check_timeouts(run);
@@ -311,16 +243,21 @@ impl Engine {
         }
     }
 
+    /// Whether every job of `run` was handed out and has come back.
+    fn finished(&self, run: &Run<'_>) -> bool {
+        run.exhausted && self.ledger.queue_is_empty() && !self.workers.in_flight()
+    }
+
     /// Handles `event` while waiting for outcomes: a live thread's news is noted, its results
-    /// taken as they are asked for (see `told`), and so is a process worker's message (see
-    /// `unread`).
+    /// taken as they are asked for (see `Landing::told`), and so is a process worker's message
+    /// (see `Landing::unread`).
     fn receive(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
-            Event::Ready(key) if self.lazy && live(&mut self.slots, key).is_some() => {
-                self.told.push_back(key)
+            Event::Ready(key) if self.landing.lazy && self.workers.live(key).is_some() => {
+                self.landing.told.push_back(key)
             }
-            Event::Results(key, message) if self.lazy => {
-                self.unread.push_back(Unread::new(key, message))
+            Event::Results(key, message) if self.landing.lazy => {
+                self.landing.unread.push_back(Unread::new(key, message))
             }
             event => self.handle(event, run),
         }
@@ -333,10 +270,10 @@ impl Engine {
             }
             Event::Ready(key) => {
                 self.accept(key, Vec::new(), run);
-                self.forget_retired(|w| !w.busy());
+                self.workers.forget_retired(|w| !w.busy());
             }
             Event::Garbled(key) => {
-                if let Some(w) = self.worker_mut(key) {
+                if let Some(w) = self.workers.find(key) {
                     w.dying = true;
                 }
             }
@@ -349,11 +286,7 @@ impl Engine {
             Event::Interrupt => self.interrupted = true,
             Event::Drain => {
                 self.draining = true;
-                for s in &self.slots {
-                    if let SlotState::Live(w) = &s.state {
-                        w.set_draining(true);
-                    }
-                }
+                self.workers.set_draining(true);
             }
             Event::Started => self.take_started(),
         }
@@ -362,51 +295,10 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // Close every channel first so the workers wind down together, then wait for each.
-        for slot in &mut self.slots {
-            if let SlotState::Live(w) = &mut slot.state
-                && let Link::Process(l) = &mut w.link
-            {
-                l.close();
-            }
-        }
-        // Their last results are read meanwhile (and dropped): a worker blocked on a full
-        // socket could not see its channel close.
-        let until = Instant::now() + Duration::from_secs(1);
-        let running = |engine: &Engine| {
-            engine.slots.iter().any(|s| match &s.state {
-                SlotState::Live(w) => match &w.link {
-                    Link::Process(l) => l.try_exit().is_none(),
-                    Link::Thread(_) => false,
-                },
-                _ => false,
-            })
-        };
-        while running(self) && Instant::now() < until {
-            let _ = self
-                .inbox
-                .recv(Some(until.min(Instant::now() + Duration::from_millis(1))));
-        }
-        for slot in &mut self.slots {
-            if let SlotState::Live(w) = &mut slot.state {
-                match &mut w.link {
-                    Link::Thread(l) => l.shutdown(ABANDON_WAIT),
-                    Link::Process(l) => l.shutdown(Duration::from_secs(1)),
-                }
-            }
-        }
-        // Abandoned threads may be stopping their jobs in order: they share one wait.
-        let until = Instant::now() + self.cfg.grace.unwrap_or(ABANDON_WAIT);
-        let abandoned = self
-            .retired
-            .iter_mut()
-            .filter_map(|w| match &mut w.link {
-                Link::Thread(l) => Some(l),
-                Link::Process(_) => None,
-            })
-            .chain(self.lingering.iter_mut());
-        for l in abandoned {
-            l.shutdown(until.saturating_duration_since(Instant::now()));
-        }
+        let grace = self.cfg.grace.unwrap_or(ABANDON_WAIT);
+        let inbox = &mut self.inbox;
+        self.workers.shut_down(grace, |until| {
+            let _ = inbox.recv(Some(until));
+        });
     }
 }

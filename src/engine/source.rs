@@ -1,7 +1,11 @@
 //! Where a run's jobs come from: the [`Source`] of [`Pull`]s, the [`Launch`] a source of one
 //! task type fills a process worker's flights through, and the [`Waker`] an input thread rings.
 
-use super::*;
+use super::workers::{Flight, Flights};
+use crate::event::Event;
+use crate::process::inbox::Post;
+use crate::registry::AnyBox;
+use crate::wire;
 
 /// What a run's source has next.
 pub(crate) enum Pull {
@@ -41,19 +45,19 @@ impl<I: Iterator<Item = Pull>> Source for I {
 /// Puts jobs [`Source::launch`] makes in flight on a process worker, numbered from the
 /// run's next seq.
 pub(crate) struct Launch<'w> {
-    pub(super) flights: &'w mut VecDeque<Option<Flight>>,
+    pub(super) flights: &'w mut Flights,
     pub(super) next_seq: &'w mut u64,
 }
 
 impl Launch<'_> {
     /// Launches the first attempt of the next job, with this encoded input.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn job(&mut self, input: wire::Payload) {
-        self.flights.push_back(Some(Flight {
+        self.flights.launch(Flight {
             seq: *self.next_seq,
             attempt: 1,
             input: Some(input),
-        }));
+        });
         *self.next_seq += 1;
     }
 }
@@ -68,7 +72,8 @@ impl Waker {
     }
 
     /// Drains the run in progress: no further job starts, running ones finish, and every job
-    /// not started is reported [`Status::Skipped`] with [`DRAINED`].
+    /// not started is reported [`Status::Skipped`](crate::outcome::Status::Skipped) with
+    /// [`DRAINED`](super::DRAINED).
     pub(crate) fn drain(&self) {
         self.0.send(Event::Drain);
     }
