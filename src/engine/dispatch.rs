@@ -188,6 +188,7 @@ impl Engine {
 impl Ledger {
     /// A job's input for a thread, and the encoded copy kept in case another attempt is
     /// needed; `None` if its input cannot be decoded (its outcome is reported).
+    #[inline]
     fn thread_input(
         &mut self,
         job: Queued,

@@ -79,7 +79,11 @@ impl Ledger {
 
     /// Counts a finished job's runtime into the average (and the recent runtimes, when a
     /// timeout is relative to their median).
-    #[inline]
+    // Inlined always, as are `emit`, `settle` and `retried`: every job passes here, and
+    // left to the compiler (`retried` was called, not inlined), 200k no-ops took 163.0M
+    // instructions instead of 156.9M on threads and 93.7M instead of 90.7M on processes
+    // (callgrind, `noop.thread` and `noop.process`).
+    #[inline(always)]
     pub(super) fn tally(&mut self, runtime_ns: u64) {
         if self.timeout_of_median.is_some() {
             if self.runtimes.len() == RUNTIMES_KEPT {
@@ -110,7 +114,8 @@ impl Ledger {
     }
 
     /// Reports an outcome, in input order if the run keeps it.
-    #[inline]
+    // Inlined always: see `tally`.
+    #[inline(always)]
     pub(super) fn emit(&mut self, run: &mut Run<'_>, outcome: Outcome<Value>) {
         match &mut run.reorder {
             Some(r) => r.push(outcome.seq, outcome, &mut self.ready),
@@ -119,7 +124,8 @@ impl Ledger {
     }
 
     /// Reports a finished attempt, or queues the next attempt of a job that did not succeed.
-    #[inline]
+    // Inlined always: see `tally`.
+    #[inline(always)]
     pub(super) fn settle(
         &mut self,
         run: &mut Run<'_>,
@@ -135,7 +141,8 @@ impl Ledger {
     /// order is not held up behind it), if it has attempts left and its input was kept;
     /// returns whether it did. The outcome is looked at, not moved: it is a hundred-odd
     /// bytes, and every job's passes here.
-    #[inline]
+    // Inlined always: see `tally`.
+    #[inline(always)]
     pub(super) fn retried(
         &mut self,
         entry: Entry,
@@ -178,8 +185,9 @@ impl Ledger {
 
     /// The next job to hand out: a re-queued one first, then the source's next if `pull`
     /// (inputs that are bad or skipped become outcomes on the way); `None` when there is none
-    /// for now.
-    #[inline]
+    /// for now. Every job passes here: inlined always, as `Flights::land` is and for the same
+    /// measured reason (see there).
+    #[inline(always)]
     pub(super) fn next_job(&mut self, run: &mut Run<'_>, pull: bool) -> Option<Queued> {
         if let Some(q) = self.queue.pop_front() {
             return Some(q);

@@ -10,6 +10,15 @@
 //! and anything from a worker that was replaced. A ticket is the job's place
 //! in its worker's sequence, so the flights of a worker are a queue indexed by ticket, not a
 //! map: tiny jobs pass through here millions of times a second.
+//!
+//! The state is in three parts, each owning its own, so that a function takes the part it
+//! needs: [`workers`] (the slots, each live worker's link and flights, the retired threads),
+//! [`ledger`] (the queue, the outcomes ready, the runtimes, and the one decision of whether
+//! an attempt is reported or run again) and [`flights`] (the results received and not landed
+//! yet, and how each becomes an outcome). What the engine does with them: hand out work
+//! ([`dispatch`]), start, replace and give up on workers ([`lifecycle`]), time jobs out
+//! ([`timeouts`]) and end a run early ([`cancel`]). Its types that workers use too are in
+//! [`crate::event`].
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -177,8 +186,8 @@ impl Engine {
     }
 
     /// The next outcome already made, or made from a result already received, if there is
-    /// one.
-    #[inline]
+    /// one. Inlined always, into `next` (see there).
+    #[inline(always)]
     pub(crate) fn pop_ready(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         if let Some(o) = self.ledger.ready.pop_front() {
             return Some(o);
@@ -190,8 +199,11 @@ impl Engine {
         self.ledger.ready.pop_front()
     }
 
-    /// The next outcome of `run`, or `None` when every job has one.
-    #[inline]
+    /// The next outcome of `run`, or `None` when every job has one. Inlined always, with
+    /// `pop_ready` and `take_told`: left to the compiler, `next` was called and the outcome
+    /// moved out of it, and 200k no-ops on threads took 163.5M instructions instead of 151M
+    /// (callgrind, `noop.thread`).
+    #[inline(always)]
     pub(crate) fn next(&mut self, run: &mut Run<'_>) -> Option<Outcome<Value>> {
         // Outcomes mostly arrive by the batch: most calls take one that is ready, or one a
         // thread told of. Inlined into the caller (`Results::next_unready`), which then moves

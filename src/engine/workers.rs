@@ -71,8 +71,11 @@ impl Flights {
             .map(|f| f.as_ref().expect("a flight just launched is unresolved"))
     }
 
-    /// Resolves `ticket`: its flight, if it is still in flight here.
-    #[inline]
+    /// Resolves `ticket`: its flight, if it is still in flight here. Every job lands here:
+    /// left to the compiler (`#[inline]`) it was called rather than inlined, and with
+    /// `Ledger::next_job` likewise, 200k no-ops took 182M instructions instead of 151M on
+    /// threads and 100M instead of 91M on processes (callgrind, `noop.thread`/`noop.process`).
+    #[inline(always)]
     pub(super) fn land(&mut self, ticket: u64) -> Option<Flight> {
         let flight = if ticket == self.done {
             // Results come in the order the jobs ran: this is the usual case.
