@@ -26,6 +26,7 @@ mod catch;
 mod collect;
 mod engine;
 mod error;
+mod event;
 mod handle;
 mod outcome;
 mod pool;

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use ipc_channel::TrySelectError;
 use ipc_channel::ipc::{self, IpcReceiverSet, IpcSelectionResult, IpcSender};
 
-use crate::engine::{Event, Key};
+use crate::event::{Event, Key};
 use crate::process::{self, Link};
 use crate::wire;
 

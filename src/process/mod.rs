@@ -21,8 +21,8 @@ use crossbeam_channel::Sender;
 use ipc_channel::IpcError;
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
 
-use crate::engine::{Event, Key};
 use crate::error::{Error, ErrorKind};
+use crate::event::{Event, Key};
 use crate::outcome::Crash;
 use crate::sys::{self, SharedSlot, SlotView};
 use crate::wire::{self, Handshake, PROTOCOL, WORKER_ENV};

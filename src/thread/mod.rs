@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::catch::catch;
-use crate::engine::{self, Epoch, Event, Key, Report, Value};
+use crate::event::{self, Epoch, Event, Job, Key, Report, Value};
 use crate::outcome::{Outcome, Status};
-use crate::registry::{AnyBox, Entry, Registry};
+use crate::registry::{Entry, Registry};
 use crate::sys::{self, SLOT_WORDS, SlotView, spsc};
 use crate::task::{CancelToken, Context};
 
@@ -33,14 +33,6 @@ const TELL_AT_ONCE: Duration = Duration::from_micros(50);
 /// wakes the coordinator for less work each time: 128 measured 5% slower on 1M no-ops and
 /// took 10% more CPU (more of it spent waiting); 512 to 4096 measured alike.
 const TELL_EVERY: usize = 512;
-
-/// One job handed to a thread: the input moves, nothing is encoded.
-pub(crate) struct Job {
-    pub(crate) ticket: u64,
-    pub(crate) seq: u64,
-    pub(crate) attempt: u32,
-    pub(crate) input: AnyBox,
-}
 
 /// Jobs sent together, which share a task and a timeout.
 struct Batch {
@@ -252,7 +244,7 @@ fn serve(
         clock: None,
         time: sys::Clock::new(),
         epoch,
-        pid: engine::own_pid(),
+        pid: event::own_pid(),
     };
     loop {
         let mut queue = shared.jobs.lock().expect("worker queue");
@@ -377,7 +369,7 @@ impl Worker<'_> {
         self.slot.begin(self.started, started_ns);
         // Worked out first: made after the task, across this call, the status would be
         // made on the stack and copied.
-        let started = Some(engine::wall(self.epoch, started_ns));
+        let started = Some(event::wall(self.epoch, started_ns));
         let cx = &mut self.cx;
         cx.seq = job.seq;
         cx.attempt = job.attempt;
