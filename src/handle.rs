@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Select};
 
 use crate::catch::catch;
-use crate::engine::Event;
 use crate::error::Error;
+use crate::event::Event;
 use crate::outcome::{Outcome, Status};
 use crate::process;
 use crate::sys;

@@ -8,8 +8,9 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::{Config, Engine, Launch, Pull, Run, Source, Value, Waker};
+use crate::engine::{Config, Engine, Launch, Pull, Run, Source, Waker};
 use crate::error::{Error, ErrorKind};
+use crate::event::Value;
 use crate::outcome::{Outcome, Status};
 use crate::registry::{Entry, Registry};
 use crate::task::{Backend, Task};

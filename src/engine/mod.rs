@@ -27,7 +27,7 @@ use crate::collect::Reorder;
 use crate::error::{Error, ErrorKind};
 use crate::event::Epoch;
 // Named through the engine by its users (`pool`, `handle`): they are the engine's words too.
-pub(crate) use crate::event::{Event, Value};
+use crate::event::{Event, Value};
 use crate::outcome::Outcome;
 use crate::process::{self, inbox::Inbox, inbox::Post};
 use crate::registry::{Entry, Registry};

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::Status;
 pub(crate) use batch::encode_batch;
-pub(crate) use results::{Output, Received, ResultsIn, ResultsOut, decode_results};
+pub(crate) use results::{Output, Read, Received, ResultsIn, ResultsOut, decode_results};
 use shared::Region;
 pub(crate) use shared::{Lent, Returns};
 
