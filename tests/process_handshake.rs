@@ -210,48 +210,57 @@ fn forgot_init_bin() -> PathBuf {
     bin
 }
 
-#[test]
-fn a_worker_whose_program_started_a_thread_before_init_refuses_to_serve_and_says_why() {
-    let dir = Scratch::new("thread-first");
+/// How a run of the `forgot_init` example went: its exit, its stderr, its pid, and the pids of
+/// every process of it that ran.
+struct ForgotInit {
+    status: std::process::ExitStatus,
+    stderr: String,
+    pid: u32,
+    pids: Vec<u32>,
+}
+
+/// Runs the `forgot_init` example with `args` and `envs` until it exits (a hang fails).
+fn run_forgot_init(args: &[&str], envs: &[(&str, &str)]) -> ForgotInit {
+    let dir = Scratch::new("forgot-init");
     let log = dir.join("pids");
     let mut child = Command::new(forgot_init_bin())
-        .env("THREAD_FIRST", "1")
+        .args(args)
+        .envs(envs.iter().copied())
         .env("FORGOT_INIT_LOG", &log)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let status = exits_within(&mut child, LIMIT);
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    ForgotInit {
+        status,
+        stderr,
+        pid: child.id(),
+        pids: common::pids_in(&log),
+    }
+}
+
+#[test]
+fn a_worker_whose_program_started_a_thread_before_init_refuses_to_serve_and_says_why() {
+    let run = run_forgot_init(&[], &[("THREAD_FIRST", "1")]);
+    let (status, err) = (run.status, &run.stderr);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains("already runs 2 threads when it calls weft::init")
             && err.contains("`weft::init(&registry)` must be the first line of `main`"),
         "{err}"
     );
-    let pids = common::pids_in(&log);
-    assert!((2..=3).contains(&pids.len()), "{pids:?}");
+    assert!((2..=3).contains(&run.pids.len()), "{:?}", run.pids);
 }
 
 #[test]
 fn a_program_that_forgets_init_fails_at_once_instead_of_relaunching_itself() {
-    let bin = forgot_init_bin();
     for how in ["pool", "spawn"] {
-        let dir = Scratch::new("forgot-init");
-        let log = dir.join("pids");
-        let mut child = Command::new(&bin)
-            .arg(how)
-            .env("FORGOT_INIT_LOG", &log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let status = exits_within(&mut child, LIMIT);
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        let run = run_forgot_init(&[how], &[]);
+        let (status, err, pid) = (run.status, &run.stderr, run.pid);
         assert_eq!(status.code(), Some(1), "{how}: {err}");
-        let pid = child.id();
         // The program itself reports what its copy ran into, not a timeout or a death.
         let own = err
             .lines()
@@ -263,7 +272,7 @@ fn a_program_that_forgets_init_fails_at_once_instead_of_relaunching_itself() {
             "{how}: {own}"
         );
         // The program and at most one copy per worker (2 in the pool, 1 spawned) ever ran.
-        let pids = common::pids_in(&log);
+        let pids = run.pids;
         assert!(
             (2..=3).contains(&pids.len()),
             "{how}: {} processes ran: {pids:?}",

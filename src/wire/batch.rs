@@ -277,6 +277,7 @@ impl<'a> Iterator for Jobs<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::shared;
     use super::*;
 
     type Decoded = (u64, u64, u32, Vec<u8>);
@@ -309,15 +310,6 @@ mod tests {
             regions: Vec::new(),
             returned: Vec::new(),
         }
-    }
-
-    fn shared(bytes: &[u8]) -> Payload {
-        let region = Region::filled(bytes.len(), |buf| {
-            buf.copy_from_slice(bytes);
-            true
-        })
-        .expect("a small region within the budget");
-        Payload::Shared(region)
     }
 
     /// The messages of `inputs` as jobs under tickets from 10, with seq `100 + i`.

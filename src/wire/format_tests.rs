@@ -3,16 +3,8 @@
 
 use super::batch::*;
 use super::results::*;
+use super::test_support::shared;
 use super::*;
-
-fn shared(bytes: &[u8]) -> Payload {
-    let region = Region::filled(bytes.len(), |buf| {
-        buf.copy_from_slice(bytes);
-        true
-    })
-    .expect("a small region within the budget");
-    Payload::Shared(region)
-}
 
 #[test]
 fn every_kind_of_job_keeps_its_bytes() {

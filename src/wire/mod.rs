@@ -261,3 +261,18 @@ pub(super) fn io_error(e: ipc_channel::IpcError) -> std::io::Error {
 
 #[cfg(test)]
 mod format_tests;
+
+#[cfg(test)]
+mod test_support {
+    use super::*;
+
+    /// `bytes` in a shared-memory region, as a large payload travels.
+    pub(super) fn shared(bytes: &[u8]) -> Payload {
+        let region = Region::filled(bytes.len(), |buf| {
+            buf.copy_from_slice(bytes);
+            true
+        })
+        .expect("a small region within the budget");
+        Payload::Shared(region)
+    }
+}
