@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 mod clock;
 mod fifo;
 mod pipe;
+pub(crate) mod region;
 mod slot;
 pub(crate) mod spsc;
 
@@ -390,25 +391,6 @@ pub(crate) fn fd_limit() -> Option<u64> {
     use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
     let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     (soft != RLIM_INFINITY).then_some(soft)
-}
-
-/// Writes the first `len` bytes of a shared-memory region with `fill`; returns what it does.
-///
-/// # Safety
-/// Nothing may read or write the region's memory meanwhile through another handle: another
-/// mapping of it, in this process or another (a receiver still decoding a payload from it).
-///
-/// # Panics
-/// If `len` is past the region's end.
-pub(crate) unsafe fn fill_region(
-    region: &mut ipc_channel::ipc::IpcSharedMemory,
-    len: usize,
-    fill: impl FnOnce(&mut [u8]) -> bool,
-) -> bool {
-    // SAFETY: `region` is borrowed mutably, so no other reference into this mapping exists;
-    // other mappings of the same memory are other addresses, which the caller keeps unused.
-    let bytes = unsafe { region.deref_mut() };
-    fill(&mut bytes[..len])
 }
 
 /// How many file descriptors this process has open.

@@ -20,7 +20,6 @@
 
 mod batch;
 mod results;
-mod shared;
 mod varint;
 
 use std::ops::Deref;
@@ -31,10 +30,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::Status;
+use crate::sys::region::{self as shared, Region};
+pub(crate) use crate::sys::region::{Lent, Returns};
 pub(crate) use batch::encode_batch;
 pub(crate) use results::{Output, Read, Received, ResultsIn, ResultsOut, decode_results};
-use shared::Region;
-pub(crate) use shared::{Lent, Returns};
 
 /// Bumped whenever a message changes shape; a worker of another version is refused.
 pub(crate) const PROTOCOL: u32 = 6;
@@ -145,6 +144,10 @@ pub(crate) enum Payload {
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     Shared(Region),
 }
+
+// A payload is no larger than an inline one's vector: the engine moves one per job several
+// times (see `Region`).
+const _: () = assert!(size_of::<Payload>() == size_of::<Vec<u8>>());
 
 impl Payload {
     /// Encodes `value`, into a shared-memory region when it is [`SHARE_AT`] bytes or more and

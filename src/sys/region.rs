@@ -1,4 +1,5 @@
-//! Shared-memory regions for large encoded values, and their reuse.
+//! Shared-memory regions for large encoded values, and their reuse. Here, in `sys`, because
+//! filling a region that another process may map is `unsafe` (see `fill_region`).
 //!
 //! A fresh region is slow to fill: each of its pages is allocated and zeroed on first touch
 //! (measured 16 MiB: ~20 ms to make and fill a region, 2.4 ms to refill one already in use).
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ipc_channel::ipc::IpcSharedMemory;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::sys;
+use super as sys;
 
 /// At most this many regions, and this many bytes of them, wait in a process's cache or on
 /// loan from a worker; more are let go.
@@ -77,8 +78,6 @@ impl Drop for Mapping {
 /// than those bytes' vector: the engine moves one per job several times.
 pub(crate) struct Region(Box<Handle>);
 
-const _: () = assert!(size_of::<super::Payload>() == size_of::<Vec<u8>>());
-
 struct Handle {
     /// Always set; taken only by `drop`.
     mapping: Option<Arc<Mapping>>,
@@ -111,7 +110,7 @@ impl Region {
         };
         // SAFETY: a fresh mapping has no other handle; a cached one has none that is still
         // read (see the module's documentation).
-        if !unsafe { sys::fill_region(&mut mapping.0, len, fill) } {
+        if !unsafe { fill_region(&mut mapping.0, len, fill) } {
             keep(mapping);
             return None;
         }
@@ -300,4 +299,23 @@ impl Lent {
             }
         }
     }
+}
+
+/// Writes the first `len` bytes of a shared-memory region with `fill`; returns what it does.
+///
+/// # Safety
+/// Nothing may read or write the region's memory meanwhile through another handle: another
+/// mapping of it, in this process or another (a receiver still decoding a payload from it).
+///
+/// # Panics
+/// If `len` is past the region's end.
+unsafe fn fill_region(
+    region: &mut ipc_channel::ipc::IpcSharedMemory,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> bool,
+) -> bool {
+    // SAFETY: `region` is borrowed mutably, so no other reference into this mapping exists;
+    // other mappings of the same memory are other addresses, which the caller keeps unused.
+    let bytes = unsafe { region.deref_mut() };
+    fill(&mut bytes[..len])
 }
