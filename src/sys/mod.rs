@@ -1,6 +1,7 @@
 //! The only module that talks to the operating system below std: signals, process groups,
 //! the parent-death signal, a monotonic clock shared between processes (and a cheap per-job
-//! reading of it, [`Clock`]), the shared progress slot, a lock-free queue from one thread to
+//! reading of it, [`Clock`]), the shared progress slot, shared-memory regions for large values
+//! ([`region`]), a lock-free queue from one thread to
 //! another ([`spsc`]), and the engine's queue of ready outcomes ([`Fifo`]), two data structures
 //! that need `unsafe` for their speed. Everything else calls these safe functions, so `unsafe`
 //! and `nix` stay here.
