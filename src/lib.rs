@@ -22,6 +22,15 @@
 //! ```
 #![deny(missing_docs)]
 
+/// `eprintln!` that cannot panic: a closed stderr (`2>&1 | head`) must not turn a message into
+/// a panic, whose exit status 101 reads as "more than 100 jobs failed".
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod catch;
 mod collect;
 mod engine;

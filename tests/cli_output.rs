@@ -585,3 +585,18 @@ fn a_failure_message_shortens_a_huge_command_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_closed_stderr_never_turns_a_message_into_a_panic() {
+    // Failure messages go to a stderr whose reader is gone: each write fails with EPIPE, and
+    // the run still ends with its own status (3 failed jobs), not a panic's 101.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(common::weft_bin())
+        .args(["--task", "sum", ":::", "bad", "worse", "worst"])
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}

@@ -104,7 +104,7 @@ fn conclude(
         return Err(e);
     }
     if let Some(signal) = stop.signal() {
-        eprintln!(
+        say!(
             "weft: stopped by {}: running jobs were killed; finished ones are printed{}",
             crate::sys::signal_name(signal),
             if ctl.logs() {

@@ -163,7 +163,7 @@ impl JobKind for Commands {
         let line = command_line(&self.template, &record, seq);
         if record.iter().any(|a| a.contains(&0)) {
             if !self.warned.replace(true) {
-                eprintln!(
+                say!(
                     "weft: warning: an input record holds a NUL byte, which no command can receive: use -0 for NUL-separated input"
                 );
             }
@@ -245,7 +245,7 @@ impl Commands {
             let seq = i as u64 + 1;
             let slot = ((seq - 1) % workers as u64 + 1).to_string();
             if job.iter().any(|a| a.contains(&0)) {
-                eprintln!(
+                say!(
                     "weft: warning: job {seq}'s record holds a NUL byte, which no command can receive: not shown (use -0 for NUL-separated input)"
                 );
                 continue;

@@ -69,7 +69,10 @@ pub fn main_with(registry: Registry) -> i32 {
             // Every message of ours starts with `weft: `; clap's start with `error: `.
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
-            eprint!("weft: {text}");
+            {
+                use std::io::Write as _;
+                let _ = write!(io::stderr(), "weft: {text}");
+            }
             return 255;
         }
         Err(e) => {
@@ -81,14 +84,14 @@ pub fn main_with(registry: Registry) -> i32 {
     let sources = match sources(&argv[cut..]) {
         Ok(s) => s,
         Err(message) => {
-            eprintln!("weft: {message}");
+            say!("weft: {message}");
             return 255;
         }
     };
     match run(&registry, args, sources) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("weft: {message}");
+            say!("weft: {message}");
             255
         }
     }

@@ -211,7 +211,7 @@ impl Printer {
 
     fn report(&mut self, message: &str) {
         let _ = self.out.flush();
-        eprintln!("weft: {message}");
+        say!("weft: {message}");
     }
 
     /// Flushes and returns the exit status: the number of failed jobs, at most 101.

@@ -298,7 +298,7 @@ fn fd_capped(workers: usize) -> usize {
     if fit >= workers {
         return workers;
     }
-    eprintln!(
+    say!(
         "weft: warning: only enough file descriptors to run {fit} jobs in parallel \
          (ulimit -n is {limit}), not {workers}: raise it with `ulimit -n` for more"
     );

@@ -330,7 +330,7 @@ pub(crate) fn serve(value: &str) -> ! {
     } = match proof(value, &mut stdin) {
         Ok(told) => told,
         Err(why) => {
-            eprintln!(
+            say!(
                 "weft: {WATCHDOG_ENV}={value:?} was not set by a weft coordinator ({why}): \
                  a program started by hand must not have {WATCHDOG_ENV} set"
             );

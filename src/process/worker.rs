@@ -71,7 +71,7 @@ pub fn init(registry: &Registry) {
     // this same program) turns into a worker by mistake. A program that started threads first
     // cannot have it removed soundly: it is told, as a program that forgot `init` is.
     if let Err(threads) = sys::remove_env_if_single_threaded(WORKER_ENV) {
-        eprintln!(
+        say!(
             "weft: this worker process already runs {threads} threads when it calls weft::init: \
              `weft::init(&registry)` must be the first line of `main`, before anything starts a \
              thread"
@@ -82,7 +82,7 @@ pub fn init(registry: &Registry) {
     let launch = match Launch::take(&marker) {
         Ok(launch) => launch,
         Err(why) => {
-            eprintln!(
+            say!(
                 "weft: {WORKER_ENV}={marker:?} was not set by a weft coordinator ({why}): \
                  a program started by hand must not have {WORKER_ENV} set"
             );
@@ -97,7 +97,7 @@ pub fn init(registry: &Registry) {
     let code = match serve(registry, launch) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("weft worker: {e}");
+            say!("weft worker: {e}");
             3
         }
     };
