@@ -363,11 +363,16 @@ fn dropping_the_results_of_a_fast_run_midway_leaves_the_pool_whole() {
 #[derive(Serialize, Deserialize)]
 struct WhichThread;
 
+/// How many `WhichThread` jobs have run to their end (only the test below counts them).
+static WHICH_THREAD_RAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl Task for WhichThread {
     const NAME: &'static str = "which-thread";
     type Output = String;
     fn run(self, _cx: &Context) -> Result<String, Failure> {
-        Ok(format!("{:?}", std::thread::current().id()))
+        let name = format!("{:?}", std::thread::current().id());
+        WHICH_THREAD_RAN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(name)
     }
 }
 
@@ -382,11 +387,25 @@ fn dropping_results_whose_jobs_all_finished_keeps_the_threads() {
         };
         let before = threads(&mut p);
         for _ in 0..5 {
-            let mut results = p.map((0..1000).map(|_| WhichThread));
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            // Every job the pool takes from the input is handed to a thread at once (the
+            // input is pulled only to fill the threads' credit).
+            let pulled = AtomicUsize::new(0);
+            let ran_before = WHICH_THREAD_RAN.load(Ordering::SeqCst);
+            let mut results = p.map((0..1000).map(|_| {
+                pulled.fetch_add(1, Ordering::SeqCst);
+                WhichThread
+            }));
             assert!(results.next().is_some_and(|o| o.is_ok()));
             // The jobs handed out finish; their results wait to be taken when the run is
             // dropped, and no thread is running anything.
-            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                common::wait_until(common::SETTLE, || {
+                    WHICH_THREAD_RAN.load(Ordering::SeqCst) - ran_before
+                        == pulled.load(Ordering::SeqCst)
+                }),
+                "the jobs handed out finish"
+            );
         }
         let after = threads(&mut p);
         assert!(
