@@ -21,7 +21,15 @@ use crate::tasks::KillSequence;
 /// `::: ARGS`, `:::: FILES`, `-a FILE`, or else stdin, one record per line. With `--task NAME`
 /// a registered task runs in-process per record instead, with no fork+exec per job.
 #[derive(Parser, Debug)]
-#[command(name = "weft", version, after_help = AFTER_HELP, trailing_var_arg = true)]
+#[command(
+    name = "weft",
+    version,
+    after_help = AFTER_HELP,
+    trailing_var_arg = true,
+    // GNU parallel takes a repeated option (`-k -k`, a second `-j`) as given once, the last
+    // value winning.
+    args_override_self = true
+)]
 pub(super) struct Args {
     /// Run the registered task NAME per record instead of a command (`weft tasks` lists them).
     #[arg(long, value_name = "NAME")]
@@ -30,6 +38,8 @@ pub(super) struct Args {
     #[arg(
         short = 'j',
         long = "jobs",
+        short_alias = 'P',
+        alias = "max-procs",
         value_name = "N",
         allow_hyphen_values = true
     )]
@@ -38,7 +48,7 @@ pub(super) struct Args {
     #[arg(long, value_name = "KIND")]
     pub(super) backend: Option<Backend>,
     /// Print outputs in input order (still running jobs in parallel).
-    #[arg(short = 'k', long = "keep-order")]
+    #[arg(short = 'k', long = "keep-order", alias = "keeporder")]
     pub(super) keep_order: bool,
     /// Read records from FILE instead of stdin (repeatable: one source each).
     #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
@@ -57,7 +67,7 @@ pub(super) struct Args {
     pub(super) max_args: Option<usize>,
     /// Split each record into columns {1} {2}... at SEP (a literal string, not a regex;
     /// \t, \n, \0 understood).
-    #[arg(long, value_name = "SEP")]
+    #[arg(short = 'C', long, value_name = "SEP")]
     pub(super) colsep: Option<String>,
     /// Use STR instead of {} for the whole argument.
     #[arg(short = 'I', value_name = "STR")]
@@ -73,7 +83,7 @@ pub(super) struct Args {
     pub(super) ungroup: bool,
     /// Print output line by line as jobs write it: lines never mix, but jobs interleave (with
     /// -k, each job's output whole, in input order).
-    #[arg(long, conflicts_with_all = ["ungroup", "group"])]
+    #[arg(long, alias = "lb", conflicts_with_all = ["ungroup", "group"])]
     pub(super) line_buffer: bool,
     /// Print one JSON object per job on stdout instead of its output: seq, args, command or
     /// task, status, exit_code, signal, stdout, stderr, output, error, worker, pid, attempt,
@@ -93,7 +103,7 @@ pub(super) struct Args {
     #[arg(long)]
     pub(super) force_progress: bool,
     /// Print the commands instead of running them.
-    #[arg(long)]
+    #[arg(long, alias = "dryrun")]
     pub(super) dry_run: bool,
     /// Stop a job after SECONDS (fractions allowed), or after N% of the median runtime of the
     /// jobs finished so far; commands get the kill sequence.
@@ -101,13 +111,13 @@ pub(super) struct Args {
     pub(super) timeout: Option<String>,
     /// Signals and waits (ms) sent to a job's process group to stop it
     /// [default: TERM,200,TERM,100,TERM,50,KILL,25].
-    #[arg(long, value_name = "SEQ")]
+    #[arg(long, alias = "termseq", value_name = "SEQ")]
     pub(super) term_seq: Option<String>,
     /// Give each job N attempts in all: a failed, timed-out or crashed job runs again.
     #[arg(long, value_name = "N")]
     pub(super) retries: Option<u32>,
     /// Log each finished job to FILE (+FILE appends): GNU parallel's 9 TAB-separated columns.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, alias = "jl", value_name = "FILE")]
     pub(super) joblog: Option<String>,
     /// Skip the jobs the --joblog lists as finished.
     #[arg(long, requires = "joblog")]
@@ -120,8 +130,11 @@ pub(super) struct Args {
     #[arg(long, value_name = "SIZE")]
     pub(super) memory_limit: Option<String>,
     /// Stop when a condition is met: now|soon,fail|success|done=N|N% (see below).
-    #[arg(long, value_name = "WHEN,WHAT=N")]
+    #[arg(long, alias = "halt-on-error", value_name = "WHEN,WHAT=N")]
     pub(super) halt: Option<String>,
+    /// GNU parallel's way to silence its citation notice; weft prints none.
+    #[arg(long, hide = true, alias = "no-notice")]
+    pub(super) will_cite: bool,
     /// Parse each record as a JSON task input instead of a string.
     #[arg(long, requires = "task")]
     pub(super) json: bool,
@@ -326,6 +339,115 @@ pub(super) fn parse_size(spec: &str) -> Result<u64, String> {
 /// Parses `--term-seq`: signal names or numbers, each followed by the milliseconds to wait.
 pub(super) fn parse_term_seq(spec: &str) -> Result<KillSequence, String> {
     spec.parse().map_err(|e| format!("--term-seq {e}"))
+}
+
+/// GNU parallel's options that weft does not have, each with what to use instead, if
+/// anything: a GNU parallel user gets one line naming the option, not a parser's tip.
+const GNU_ONLY: &[(&[&str], &str)] = &[
+    (
+        &[
+            "--sshlogin",
+            "-S",
+            "--sshloginfile",
+            "--slf",
+            "--transfer",
+            "--transferfile",
+            "--tf",
+            "--return",
+            "--trc",
+            "--basefile",
+            "--bf",
+            "--cleanup",
+            "--controlmaster",
+            "-M",
+            "--workdir",
+            "--wd",
+            "--sshdelay",
+            "--filter-hosts",
+            "--onall",
+            "--nonall",
+        ],
+        "weft runs jobs on this machine",
+    ),
+    (
+        &[
+            "--pipe",
+            "--spreadstdin",
+            "--pipepart",
+            "--pipe-part",
+            "--block",
+            "--block-size",
+            "--recend",
+            "--recstart",
+            "--regexp",
+            "--round-robin",
+            "--cat",
+            "--fifo",
+            "-X",
+            "-m",
+            "-N",
+            "--max-replace-args",
+            "-L",
+            "-l",
+            "--max-lines",
+            "-s",
+            "--max-chars",
+            "-q",
+            "--quote",
+            "-E",
+            "--eof",
+            "--arg-sep",
+            "--arg-file-sep",
+            "--trim",
+            "--link",
+            "--xapply",
+            "--results",
+            "--res",
+            "--files",
+            "--tagstring",
+            "--ctag",
+            "--ctagstring",
+            "-v",
+            "--verbose",
+            "-t",
+            "--header",
+            "--tmpdir",
+            "--compress",
+            "--delay",
+            "--shuf",
+            "--nice",
+            "--load",
+            "--memfree",
+            "--env",
+            "--plus",
+            "--rpl",
+            "--semaphore",
+            "--sem",
+            "--fg",
+            "--bg",
+            "--tty",
+            "--limit",
+            "--sqlmaster",
+            "--sqlworker",
+            "--sql",
+        ],
+        "not yet",
+    ),
+    (
+        &["--bibtex", "--citation"],
+        "weft prints no citation notice",
+    ),
+];
+
+/// The one-line message for `arg` (as the parser quotes an unknown option, perhaps with
+/// `=VALUE`) if it is a GNU parallel option weft does not have.
+pub(super) fn gnu_only(arg: &str) -> Option<String> {
+    let name = arg.split_once('=').map_or(arg, |(name, _)| name);
+    let (_, why) = GNU_ONLY.iter().find(|(names, _)| names.contains(&name))?;
+    Some(format!(
+        "{name} is a GNU parallel option weft does not support ({why}): see `weft --help` for \
+         the options weft has"
+    ))
 }
 
 #[cfg(test)]

@@ -66,6 +66,13 @@ pub fn main_with(registry: Registry) -> i32 {
     let args = match Args::try_parse_from(&argv[..cut]) {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {
+            let unknown = (e.kind() == clap::error::ErrorKind::UnknownArgument)
+                .then(|| e.get(clap::error::ContextKind::InvalidArg))
+                .flatten();
+            if let Some(message) = unknown.and_then(|a| args::gnu_only(&a.to_string())) {
+                say!("weft: {message}");
+                return 255;
+            }
             // Every message of ours starts with `weft: `; clap's start with `error: `.
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);

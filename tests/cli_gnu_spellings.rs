@@ -1,0 +1,97 @@
+//! GNU parallel's other spellings of the options weft has, its repeated options, and one clear
+//! line for each GNU parallel option weft does not have.
+
+mod common;
+
+use common::{Scratch, joblog_rows, weft};
+
+#[test]
+fn gnu_spellings_of_jobs_keep_order_line_buffer_and_dry_run_work_as_the_options_they_name() {
+    for args in [
+        &["-P2", "-k"][..],
+        &["--max-procs", "2", "--keeporder"][..],
+        &["-P", "1", "--lb", "-k"][..],
+    ] {
+        weft()
+            .args(args)
+            .args(["echo", ":::", "a", "b", "c"])
+            .assert()
+            .success()
+            .stdout("a\nb\nc\n");
+    }
+    weft()
+        .args(["--dryrun", "-k", "rm", ":::", "x"])
+        .assert()
+        .success()
+        .stdout("rm x\n");
+}
+
+#[test]
+fn short_colsep_joblog_termseq_and_halt_on_error_are_gnu_parallel_s() {
+    weft()
+        .args(["-C", ",", "-k", "echo", "{2}-{1}", ":::", "a,b", "c,d"])
+        .assert()
+        .success()
+        .stdout("b-a\nd-c\n");
+    let dir = Scratch::new("gnu-jl");
+    let log = dir.join("log");
+    weft()
+        .args(["--jl", log.to_str().unwrap(), "--termseq", "TERM,10,KILL,5"])
+        .args(["true", ":::", "1", "2"])
+        .assert()
+        .success();
+    assert_eq!(joblog_rows(&log).len(), 2);
+    // --halt-on-error 2 is GNU's old spelling of --halt now,fail=1: the status of the job
+    // that failed.
+    weft()
+        .args(["--halt-on-error", "2", "-j1", "exit"])
+        .args([":::", "0", "3", "0"])
+        .assert()
+        .code(3);
+}
+
+#[test]
+fn a_repeated_option_is_taken_once_with_the_last_value_winning() {
+    weft()
+        .args(["-k", "-k", "-j", "1", "-j", "2", "--tag", "--tag", "echo"])
+        .args([":::", "a", "b"])
+        .assert()
+        .success()
+        .stdout("a\ta\nb\tb\n");
+}
+
+#[test]
+fn will_cite_is_accepted_and_changes_nothing() {
+    weft()
+        .args(["--will-cite", "-k", "echo", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("a\n")
+        .stderr("");
+}
+
+#[test]
+fn a_gnu_parallel_option_weft_lacks_is_one_line_naming_it_and_exit_255() {
+    for (args, name) in [
+        (
+            &["--sshlogin", "host", "echo", ":::", "a"][..],
+            "--sshlogin",
+        ),
+        (&["-X", "echo", ":::", "a"][..], "-X"),
+        (&["--pipe=x", "wc"][..], "--pipe"),
+        (&["--results", "dir", "echo", ":::", "a"][..], "--results"),
+    ] {
+        let out = weft().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing ran");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "weft: {name} is a GNU parallel option weft does not support ("
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("tip:"), "{args:?}: {err}");
+    }
+}
