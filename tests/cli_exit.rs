@@ -123,7 +123,6 @@ const BAD_USAGE: &[(&[&str], &str)] = &[
         &["echo", "::::", "/nonexistent/weft-file"],
         "/nonexistent/weft-file",
     ),
-    (&["echo", ":::+", "a"], ":::+"),
     (&["echo", "::::"], "::::"),
     (&["--task", "nope", ":::", "a"], "nope"),
     (&["--json", "echo", ":::", "a"], "--json"),

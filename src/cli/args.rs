@@ -65,6 +65,10 @@ pub(super) struct Args {
     /// Pack N records into each job (with one input source).
     #[arg(short = 'n', long = "max-args", value_name = "N")]
     pub(super) max_args: Option<usize>,
+    /// Link every input source: take one record of each in step, the shorter ones wrapping
+    /// around (`:::+` links without wrapping: the shortest source ends it).
+    #[arg(long, alias = "xapply")]
+    pub(super) link: bool,
     /// Split each record into columns {1} {2}... at SEP (a literal string, not a regex;
     /// \t, \n, \0 understood).
     #[arg(short = 'C', long, value_name = "SEP")]
@@ -147,7 +151,8 @@ const AFTER_HELP: &str = "\
 Sources (after the command; several combine as a cartesian product):
   ::: ARGS      the arguments themselves
   :::: FILES    records of each file (- is stdin)
-  :::+ / ::::+  linked to the previous source: take one of each, in step
+  :::+ / ::::+  linked to the previous source: take one of each, in step, until the
+                shortest ends (--link: link all sources, the shorter ones wrapping around)
 
 Replacement strings (substituted shell-quoted):
   {}  the argument         {.}  without extension    {/}  basename
@@ -192,10 +197,8 @@ pub(super) fn sources(rest: &[OsString]) -> Result<Vec<Source>, String> {
     let mut i = 0;
     while i < rest.len() {
         let sep = rest[i].to_string_lossy().into_owned();
-        let linked = sep.ends_with('+');
-        if linked && out.is_empty() {
-            return Err(format!("{sep} must follow another source"));
-        }
+        // A first `:::+` has nothing to link to: GNU parallel reads it as `:::`.
+        let linked = sep.ends_with('+') && !out.is_empty();
         let end = rest[i + 1..]
             .iter()
             .position(|a| SEPARATORS.iter().any(|s| a == s))
@@ -399,8 +402,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "--arg-sep",
             "--arg-file-sep",
             "--trim",
-            "--link",
-            "--xapply",
             "--results",
             "--res",
             "--files",

@@ -1,5 +1,5 @@
 //! Input sources: stdin records, `-a` and `::::` files, `:::` arguments; combined as a
-//! cartesian product, or linked (`:::+`). Records are bytes, never decoded.
+//! cartesian product, or linked (`:::+` until the shortest ends, `--link` wrapping). Records are bytes, never decoded.
 //!
 //! The first source is streamed, the others are read whole (a product needs them again and
 //! again), so the first job starts before stdin ends and a long stream runs in constant memory.
@@ -119,11 +119,12 @@ fn open(
 }
 
 /// Groups of linked sources: within a group records are zipped, across groups multiplied.
-fn groups(sources: &[Source]) -> Vec<Vec<&Source>> {
+/// With `--link` (`link_all`) every source is in one group.
+fn groups(sources: &[Source], link_all: bool) -> Vec<Vec<&Source>> {
     let mut out: Vec<Vec<&Source>> = Vec::new();
     for s in sources {
         match out.last_mut() {
-            Some(g) if s.linked => g.push(s),
+            Some(g) if s.linked || link_all => g.push(s),
             _ => out.push(vec![s]),
         }
     }
@@ -134,16 +135,16 @@ fn groups(sources: &[Source]) -> Vec<Vec<&Source>> {
 pub(crate) type Jobs = Box<dyn Iterator<Item = io::Result<Vec<Vec<u8>>>>>;
 
 /// Every job's arguments: one record per source, in GNU parallel's order (the last source
-/// varies fastest).
-pub(crate) fn jobs(sources: &[Source], split: &Split) -> io::Result<Jobs> {
-    let groups = groups(sources);
+/// varies fastest). With `link_all` (`--link`) all sources are zipped, the shorter wrapping.
+pub(crate) fn jobs(sources: &[Source], split: &Split, link_all: bool) -> io::Result<Jobs> {
+    let groups = groups(sources, link_all);
     let mut iters = Vec::new();
     for g in &groups {
         let mut members = Vec::new();
         for s in g {
             members.push(open(&s.origin, split)?);
         }
-        iters.push(zip(members));
+        iters.push(zip(members, link_all));
     }
     let mut iters = iters.into_iter();
     let first = iters.next().expect("at least one source");
@@ -177,8 +178,9 @@ pub(crate) fn jobs(sources: &[Source], split: &Split) -> io::Result<Jobs> {
     })))
 }
 
-/// Zips linked sources; the shorter ones wrap around, as GNU parallel's `:::+` does.
-fn zip(mut members: Vec<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>>) -> Jobs {
+/// Zips linked sources as GNU parallel does: with `wrap` (`--link`) the shorter ones wrap
+/// around until the longest ends; without (`:::+`) the shortest ends the group.
+fn zip(mut members: Vec<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>>, wrap: bool) -> Jobs {
     if members.len() == 1 {
         let only = members.pop().expect("one");
         return Box::new(only.map(|r| r.map(|rec| vec![rec])));
@@ -188,7 +190,8 @@ fn zip(mut members: Vec<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>>) -> Jobs 
         Ok(l) => l,
         Err(e) => return Box::new(std::iter::once(Err(e))),
     };
-    let n = lists.iter().map(Vec::len).max().unwrap_or(0);
+    let lens = lists.iter().map(Vec::len);
+    let n = if wrap { lens.max() } else { lens.min() }.unwrap_or(0);
     if lists.iter().any(Vec::is_empty) {
         return Box::new(std::iter::empty());
     }
@@ -232,12 +235,14 @@ pub(crate) struct Shape {
     pub(crate) sources: Vec<Source>,
     pub(crate) split: Split,
     pub(crate) max_args: Option<usize>,
+    /// `--link`: every source zipped, the shorter wrapping.
+    pub(crate) link: bool,
     pub(crate) colsep: Option<Vec<u8>>,
 }
 
 impl Shape {
     pub(crate) fn open(&self) -> io::Result<Jobs> {
-        let mut jobs = jobs(&self.sources, &self.split)?;
+        let mut jobs = jobs(&self.sources, &self.split, self.link)?;
         if let Some(n) = self.max_args {
             jobs = Box::new(pack(jobs, n));
         }
@@ -342,7 +347,11 @@ mod tests {
     }
 
     fn all(sources: &[Source]) -> Vec<String> {
-        jobs(sources, &split())
+        all_linked(sources, false)
+    }
+
+    fn all_linked(sources: &[Source], link_all: bool) -> Vec<String> {
+        jobs(sources, &split(), link_all)
             .unwrap()
             .map(|j| {
                 j.unwrap()
@@ -363,9 +372,20 @@ mod tests {
     }
 
     #[test]
-    fn linked_sources_zip_and_the_shorter_wraps() {
+    fn linked_sources_zip_until_the_shortest_ends() {
         assert_eq!(
             all(&[args(&["a", "b", "c"], false), args(&["1", "2"], true)]),
+            ["a,1", "b,2"]
+        );
+    }
+
+    #[test]
+    fn link_all_zips_every_source_and_the_shorter_wraps() {
+        assert_eq!(
+            all_linked(
+                &[args(&["a", "b", "c"], false), args(&["1", "2"], false)],
+                true
+            ),
             ["a,1", "b,2", "c,1"]
         );
     }

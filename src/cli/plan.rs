@@ -135,6 +135,7 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
         sources,
         split,
         max_args: args.max_args,
+        link: args.link,
         colsep: args.colsep.as_deref().map(input::unescape),
     })
 }

@@ -1,0 +1,51 @@
+//! Small gaps between weft and GNU parallel 20221122 (issue 16, point 5): each test asserts
+//! the output and exit status GNU parallel gives for the same command line.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn linked_sources_stop_at_the_shortest_as_gnu_does() {
+    // GNU: `parallel -k echo {1} {2} ::: a b c :::+ 1 2` prints "a 1\nb 2\n".
+    weft()
+        .args([
+            "-k", "echo", "{1}", "{2}", ":::", "a", "b", "c", ":::+", "1", "2",
+        ])
+        .assert()
+        .success()
+        .stdout("a 1\nb 2\n");
+}
+
+#[test]
+fn link_wraps_the_shorter_sources_as_gnu_does() {
+    // GNU: `parallel -k --link echo {1} {2} ::: a b c ::: 1 2` prints "a 1\nb 2\nc 1\n".
+    weft()
+        .args(["-k", "--link", "echo", "{1}", "{2}"])
+        .args([":::", "a", "b", "c", ":::", "1", "2"])
+        .assert()
+        .success()
+        .stdout("a 1\nb 2\nc 1\n");
+    // --xapply is GNU's older name for it.
+    weft()
+        .args([
+            "-k", "--xapply", "echo", ":::", "a", "b", "c", ":::", "1", "2",
+        ])
+        .assert()
+        .success()
+        .stdout("a 1\nb 2\nc 1\n");
+}
+
+#[test]
+fn a_first_linked_source_is_read_as_a_plain_one_as_gnu_does() {
+    // GNU: `parallel -k echo ::::+ f ::: 1 2` (f holding x, y) prints every pair.
+    let dir = Scratch::new("gaps-first-linked");
+    std::fs::write(dir.join("f"), "x\ny\n").unwrap();
+    weft()
+        .args(["-k", "echo", "::::+"])
+        .arg(dir.join("f"))
+        .args([":::", "1", "2"])
+        .assert()
+        .success()
+        .stdout("x 1\nx 2\ny 1\ny 2\n");
+}
