@@ -49,3 +49,31 @@ fn a_first_linked_source_is_read_as_a_plain_one_as_gnu_does() {
         .success()
         .stdout("x 1\nx 2\ny 1\ny 2\n");
 }
+
+#[test]
+fn slot_is_the_lowest_free_one_as_gnus_is() {
+    // GNU: with -j2, job a ends at once and job b waits until job c has run, so c starts in
+    // a's freed slot: `parallel -j2 -k ... {%}` prints "a 1\nb 2\nc 1\n".
+    let dir = Scratch::new("gaps-slot");
+    let fifo = dir.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let script = format!(
+        "if [ {{}} = b ]; then cat {f} >/dev/null; fi; echo {{}} {{%}}; \
+         if [ {{}} = c ]; then echo > {f}; fi",
+        f = fifo.display()
+    );
+    for backend in BACKENDS {
+        weft_on(backend)
+            .timeout(std::time::Duration::from_secs(60))
+            .args(["-j2", "-k", &script, ":::", "a", "b", "c"])
+            .assert()
+            .success()
+            .stdout("a 1\nb 2\nc 1\n");
+    }
+}
