@@ -77,3 +77,32 @@ fn slot_is_the_lowest_free_one_as_gnus_is() {
             .stdout("a 1\nb 2\nc 1\n");
     }
 }
+
+#[test]
+fn max_args_zero_runs_once_per_record_with_no_argument_as_gnu_does() {
+    // GNU: `parallel -k -n0 echo x ::: a b c` prints "x\nx\nx\n".
+    weft()
+        .args(["-k", "-n0", "echo", "x", ":::", "a", "b", "c"])
+        .assert()
+        .success()
+        .stdout("x\nx\nx\n");
+}
+
+#[test]
+fn retries_zero_retries_until_the_job_succeeds_as_gnus_does() {
+    // GNU: `--retries 0` retries without end; this job fails four times, then succeeds, so
+    // GNU prints the fifth attempt's "try 5 a" and exits 0.
+    let dir = Scratch::new("gaps-retries");
+    let count = dir.join("count");
+    let script = format!(
+        "n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; echo try $n {{}}; \
+         [ $n -ge 5 ]",
+        c = count.display()
+    );
+    weft()
+        .timeout(std::time::Duration::from_secs(60))
+        .args(["--retries", "0", &script, ":::", "a"])
+        .assert()
+        .success()
+        .stdout("try 5 a\n");
+}

@@ -62,7 +62,8 @@ pub(super) struct Args {
     /// Skip empty (all-whitespace) records.
     #[arg(short = 'r', long = "no-run-if-empty")]
     pub(super) no_run_if_empty: bool,
-    /// Pack N records into each job (with one input source).
+    /// Pack N records into each job (with one input source); -n 0 runs the command once per
+    /// record with no argument.
     #[arg(short = 'n', long = "max-args", value_name = "N")]
     pub(super) max_args: Option<usize>,
     /// Link every input source: take one record of each in step, the shorter ones wrapping
@@ -117,7 +118,8 @@ pub(super) struct Args {
     /// [default: TERM,200,TERM,100,TERM,50,KILL,25].
     #[arg(long, alias = "termseq", value_name = "SEQ")]
     pub(super) term_seq: Option<String>,
-    /// Give each job N attempts in all: a failed, timed-out or crashed job runs again.
+    /// Give each job N attempts in all: a failed, timed-out or crashed job runs again
+    /// (0: until it succeeds).
     #[arg(long, value_name = "N")]
     pub(super) retries: Option<u32>,
     /// Log each finished job to FILE (+FILE appends): GNU parallel's 9 TAB-separated columns.

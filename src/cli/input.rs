@@ -243,8 +243,11 @@ pub(crate) struct Shape {
 impl Shape {
     pub(crate) fn open(&self) -> io::Result<Jobs> {
         let mut jobs = jobs(&self.sources, &self.split, self.link)?;
-        if let Some(n) = self.max_args {
-            jobs = Box::new(pack(jobs, n));
+        match self.max_args {
+            // GNU parallel's -n 0: one job per record, given no argument.
+            Some(0) => jobs = Box::new(jobs.map(|j| j.map(|_| Vec::new()))),
+            Some(n) => jobs = Box::new(pack(jobs, n)),
+            None => {}
         }
         if let Some(sep) = self.colsep.clone() {
             jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, &sep))));

@@ -68,9 +68,6 @@ impl Plan {
             return Err("-I needs a string to replace, such as -I @@".into());
         }
         let halt = Halt::parse(args.halt.as_deref().unwrap_or("never"))?;
-        if args.retries == Some(0) {
-            return Err("--retries 0: give the number of attempts in all, at least 1".into());
-        }
         let term_seq = match &args.term_seq {
             Some(spec) => parse_term_seq(spec)?,
             None => KillSequence::default(),
@@ -82,7 +79,11 @@ impl Plan {
             workers,
             backend,
             keep_order: args.keep_order,
-            attempts: args.retries.unwrap_or(1),
+            // GNU parallel's --retries 0 retries without end.
+            attempts: match args.retries {
+                Some(0) => u32::MAX,
+                n => n.unwrap_or(1),
+            },
             // A command waits for a free worker rather than be handed out ahead: see
             // `Commands`.
             lookahead: matches!(kind, Kind::Task(_)) && halt.is_none(),
@@ -121,9 +122,6 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
             origin: Origin::Stdin,
             linked: false,
         });
-    }
-    if args.max_args == Some(0) {
-        return Err("-n 0: give at least 1".into());
     }
     if args.max_args.is_some() && sources.len() > 1 {
         return Err("-n works with one input source".into());
@@ -325,9 +323,9 @@ mod tests {
     #[test]
     fn the_first_failing_check_in_order_is_the_error() {
         assert!(error(&["-n", "0", "-j", "x", "echo"]).starts_with("-j \"x\""));
-        assert!(error(&["--retries", "0", "-n", "0", "echo"]).starts_with("-n 0"));
         assert!(
-            error(&["--memory-limit", "1K", "--retries", "0", "echo"]).starts_with("--retries")
+            error(&["--memory-limit", "1K", "-n", "0", "--retries", "0", "echo"])
+                .starts_with("--memory-limit")
         );
         assert!(error(&["--task", "nope", "-u"]).starts_with("-u, --line-buffer"));
         assert!(error(&["--memory-limit", "1K", "--task", "nope"]).starts_with("no task"));
