@@ -129,3 +129,28 @@ fn every_kind_of_result_keeps_its_bytes() {
         assert!(got == sent, "got {}, sent {}", cut(&got), cut(&sent));
     }
 }
+
+#[test]
+fn jobs_at_the_bound_of_a_one_byte_length_keep_their_bytes() {
+    // 127 bytes is the longest input of the usual job's branch; 128 takes the general one.
+    let inputs = [
+        Payload::Inline(vec![1; 0x7f]),
+        Payload::Inline(vec![2; 0x80]),
+    ];
+    let batch = encode_batch("t", None, 0, inputs.iter().zip(0..).map(|(p, s)| (s, 1, p)));
+    let mut want = vec![0, 0x7f];
+    want.extend([1; 0x7f]);
+    want.extend([0, 0x80, 0x01]);
+    want.extend([2; 0x80]);
+    assert_eq!(batch.coded, want);
+    let delivery = batch.deliveries(Vec::new()).pop().expect("one message");
+    let jobs: Vec<_> = delivery
+        .jobs()
+        .map(|j| j.map(|j| (j.ticket, j.seq, j.attempt, j.input.to_vec())))
+        .collect::<Result<_, _>>()
+        .expect("the batch decodes");
+    assert_eq!(
+        jobs,
+        vec![(0, 0, 1, vec![1; 0x7f]), (1, 1, 1, vec![2; 0x80])]
+    );
+}
