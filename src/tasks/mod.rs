@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod capture;
 pub(crate) mod exec;
 mod kill;
 mod net;

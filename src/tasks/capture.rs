@@ -1,0 +1,262 @@
+//! Capturing a command's output: its stdout and stderr read from pipes by the job's own worker,
+//! kept in memory up to [`INLINE_LIMIT`] and past it written to a spill file as they come (see
+//! `exec` for why the worker, not the command, writes the file).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::exec::{Captured, INLINE_LIMIT};
+use crate::process::watchdog;
+use crate::sys;
+use crate::task::Failure;
+
+/// The captured streams of a command (none for one whose output is not captured).
+pub(super) type Sinks = [Option<Sink>; 2];
+
+/// Waits at most `timeout` for the command to exit, reading what its pipes hold meanwhile;
+/// returns whether it has exited.
+pub(super) fn read_until_exit(
+    pidfd: &sys::PidFd,
+    sinks: &mut Sinks,
+    timeout: Duration,
+) -> std::io::Result<bool> {
+    let pipes = [0, 1].map(|i| sinks[i].as_ref().and_then(Sink::pipe));
+    let (exited, readable) = pidfd.wait_or_read(pipes, timeout)?;
+    for (sink, readable) in sinks.iter_mut().zip(readable) {
+        if let Some(sink) = sink
+            && readable
+        {
+            sink.read_now();
+        }
+    }
+    Ok(exited)
+}
+
+/// How much one stream's reader takes from its pipe before it looks at the clock and the other
+/// stream again: a command that writes without pause must not starve its timeout.
+pub(super) const READ_TURN: u64 = 1 << 20;
+
+/// One captured stream of a running command, read from its pipe: kept in memory up to
+/// [`INLINE_LIMIT`], past it written to a spill file as it comes, so that a huge output never
+/// sits in memory and a failed write (a full disk) is seen here, where the job can fail for
+/// it. A stream that cannot be kept is still read to its end, so that the command never blocks.
+pub(super) struct Sink {
+    /// `None` once every writer has closed it.
+    pipe: Option<std::io::PipeReader>,
+    stream: &'static str,
+    bytes: Vec<u8>,
+    spill: Option<Spill>,
+    /// Why the stream was not kept whole.
+    lost: Option<String>,
+    /// What a spilled or lost stream is read into (allocated only for those).
+    buf: Vec<u8>,
+}
+
+impl Sink {
+    pub(super) fn new(pipe: std::io::PipeReader, stream: &'static str) -> Sink {
+        Sink {
+            pipe: Some(pipe),
+            stream,
+            bytes: Vec::new(),
+            spill: None,
+            lost: None,
+            buf: Vec::new(),
+        }
+    }
+
+    fn pipe(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.pipe.as_ref().map(|p| p.as_fd())
+    }
+
+    /// Takes what the pipe holds now, up to [`READ_TURN`] bytes.
+    pub(super) fn read_now(&mut self) {
+        let mut taken = 0;
+        while taken < READ_TURN {
+            let Some(pipe) = &self.pipe else { return };
+            let read = if self.spill.is_none() && self.lost.is_none() {
+                // One byte past the limit tells that it is passed.
+                let room = INLINE_LIMIT + 1 - self.bytes.len() as u64;
+                let before = self.bytes.len();
+                let read = pipe.take(room).read_to_end(&mut self.bytes);
+                let n = (self.bytes.len() - before) as u64;
+                taken += n;
+                if self.bytes.len() as u64 > INLINE_LIMIT {
+                    self.start_spill();
+                    continue;
+                }
+                read.map(|_| 0)
+            } else {
+                if self.buf.is_empty() {
+                    self.buf = vec![0; 1 << 16];
+                }
+                let mut reader = pipe;
+                match reader.read(&mut self.buf) {
+                    Ok(n) => {
+                        taken += n as u64;
+                        self.keep(n);
+                        Ok(n)
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match read {
+                // End of the stream: every writer has closed it.
+                Ok(0) => self.pipe = None,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.lose(format!("could not be read from its pipe: {e}"));
+                    self.pipe = None;
+                }
+            }
+        }
+    }
+
+    /// Moves the stream, now past the inline limit, to a spill file.
+    fn start_spill(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        match Spill::new(spill_kind(self.stream)) {
+            Ok(mut spill) => match spill.file.write_all(&bytes) {
+                Ok(()) => self.spill = Some(spill),
+                Err(e) => self.lose(not_kept(&e)),
+            },
+            Err(e) => self.lose(not_kept(&e)),
+        }
+    }
+
+    /// Writes the first `n` bytes of the buffer to the spill file, unless the stream is lost.
+    fn keep(&mut self, n: usize) {
+        if let Some(spill) = &mut self.spill
+            && let Err(e) = spill.file.write_all(&self.buf[..n])
+        {
+            self.lose(not_kept(&e));
+        }
+    }
+
+    /// Gives up keeping the stream (its reading goes on).
+    fn lose(&mut self, why: String) {
+        self.spill = None;
+        self.bytes = Vec::new();
+        self.lost.get_or_insert(why);
+    }
+
+    /// The stream as captured, or why it could not be kept whole.
+    pub(super) fn finish(self) -> Result<Captured, Failure> {
+        if let Some(why) = self.lost {
+            return Err(Failure::new(format!(
+                "output incomplete: its {} {why}",
+                self.stream
+            )));
+        }
+        match self.spill {
+            None => {
+                let mut bytes = self.bytes;
+                // Reading grew it by doubling; a held output (`-k`) keeps what it uses.
+                if bytes.capacity() - bytes.len() > 1 << 16 {
+                    bytes.shrink_to_fit();
+                }
+                Ok(Captured { bytes, spill: None })
+            }
+            Some(spill) => hand_on(spill).map_err(|e| {
+                Failure::new(format!(
+                    "output incomplete: its {} {}",
+                    self.stream,
+                    not_kept(&e)
+                ))
+            }),
+        }
+    }
+}
+
+/// Says why an output could not be kept in the spill directory, and what to do about it.
+pub(super) fn not_kept(e: &std::io::Error) -> String {
+    format!(
+        "could not be kept in {}: {e} (outputs past {} MiB go to TMPDIR: is the disk full?)",
+        watchdog::spill_dir().display(),
+        INLINE_LIMIT >> 20
+    )
+}
+
+/// The spill file's suffix for a stream.
+pub(super) fn spill_kind(stream: &str) -> &'static str {
+    if stream == "stdout" { "out" } else { "err" }
+}
+
+/// The file one stream of one job is captured in.
+pub(super) struct Spill {
+    file: File,
+    kind: &'static str,
+    /// Its name, for a file that has one (removed on drop unless handed on in a [`Captured`]).
+    path: Option<PathBuf>,
+}
+
+impl Spill {
+    /// An unnamed file in the spill directory, or a named one where the filesystem has no
+    /// unnamed files.
+    fn new(kind: &'static str) -> std::io::Result<Spill> {
+        let dir = watchdog::spill_dir();
+        if let Ok(file) = sys::unnamed_file(&dir) {
+            return Ok(Spill {
+                file,
+                kind,
+                path: None,
+            });
+        }
+        let (file, path) = fresh_name(kind, |path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)
+        })?;
+        Ok(Spill {
+            file,
+            kind,
+            path: Some(path),
+        })
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Makes a new path in the spill directory for one stream of one job, and `make` a file
+/// there, trying further paths while one exists.
+pub(super) fn fresh_name<T>(
+    kind: &str,
+    make: impl Fn(&Path) -> std::io::Result<T>,
+) -> std::io::Result<(T, PathBuf)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = watchdog::spill_dir();
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("weft-{}-{n}.{kind}", std::process::id()));
+        match make(&path) {
+            Ok(made) => return Ok((made, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Hands a large output on in its file, named now if it had no name.
+pub(super) fn hand_on(mut spill: Spill) -> std::io::Result<Captured> {
+    let path = match spill.path.take() {
+        Some(path) => path,
+        None => fresh_name(spill.kind, |path| sys::name_file(&spill.file, path))?.1,
+    };
+    Ok(Captured {
+        bytes: Vec::new(),
+        spill: Some(path),
+    })
+}
