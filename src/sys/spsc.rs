@@ -41,7 +41,7 @@ impl<T> UnsafeCell<T> {
         UnsafeCell(std::cell::UnsafeCell::new(value))
     }
 
-    #[inline(always)]
+    #[inline]
     fn get_mut(&self) -> MutPtr<T> {
         MutPtr(self.0.get())
     }
@@ -57,13 +57,13 @@ impl<T> MutPtr<T> {
     /// No other reference to the cell's value may be live while this one is.
     // loom's `MutPtr::deref` has this shape, which the code is written against.
     #[allow(clippy::mut_from_ref)]
-    #[inline(always)]
+    #[inline]
     unsafe fn deref(&self) -> &mut T {
         // SAFETY: the caller's promise.
         unsafe { &mut *self.0 }
     }
 
-    #[inline(always)]
+    #[inline]
     fn with<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0)
     }
