@@ -27,20 +27,7 @@ const LEAVE: &str = "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; \
 
 /// The example program with the `leave` and `chatter` tasks (see examples/leaky_tasks.rs).
 fn leaky_bin() -> PathBuf {
-    // target/<profile>/deps/this-test -> target/<profile>/examples/leaky_tasks
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().unwrap().parent().unwrap();
-    let bin = profile.join("examples").join("leaky_tasks");
-    if !bin.exists() {
-        // `cargo test` builds every example; `cargo test --test process_descendants` does not.
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--example", "leaky_tasks"]);
-        if profile.ends_with("release") {
-            cargo.arg("--release");
-        }
-        assert!(cargo.status().unwrap().success(), "building the example");
-    }
-    bin
+    common::example_bin("leaky_tasks")
 }
 
 /// The example's `leave` task, as this side sees it: a name and no input.

@@ -194,20 +194,7 @@ fn a_starting_worker_finds_no_socket_name_and_none_is_left_after_a_start_timeout
 
 /// The `forgot_init` example: a program whose `weft::init` is not the first line of `main`.
 fn forgot_init_bin() -> PathBuf {
-    // target/<profile>/deps/this-test -> target/<profile>/examples/forgot_init
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().unwrap().parent().unwrap();
-    let bin = profile.join("examples").join("forgot_init");
-    if !bin.exists() {
-        // `cargo test` builds every example; `cargo test --test process_handshake` does not.
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--example", "forgot_init"]);
-        if profile.ends_with("release") {
-            cargo.arg("--release");
-        }
-        assert!(cargo.status().unwrap().success(), "building the example");
-    }
-    bin
+    common::example_bin("forgot_init")
 }
 
 /// How a run of the `forgot_init` example went: its exit, its stderr, its pid, and the pids of

@@ -6,6 +6,16 @@ use super::results::*;
 use super::test_support::shared;
 use super::*;
 
+/// The jobs of a one-message batch as the worker reads them: ticket, seq, attempt, input.
+fn decoded(batch: Batch) -> Vec<(u64, u64, u32, Vec<u8>)> {
+    let delivery = batch.deliveries(Vec::new()).pop().expect("one message");
+    delivery
+        .jobs()
+        .map(|j| j.map(|j| (j.ticket, j.seq, j.attempt, j.input.to_vec())))
+        .collect::<Result<_, _>>()
+        .expect("the batch decodes")
+}
+
 #[test]
 fn every_kind_of_job_keeps_its_bytes() {
     let long = Payload::Inline(vec![6; 200]);
@@ -25,12 +35,7 @@ fn every_kind_of_job_keeps_its_bytes() {
     want.extend([JOB_SEQ, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 2, 7, 8]);
     want.extend([JOB_ATTEMPT | JOB_SHARED, 0xff, 0xff, 0xff, 0xff, 0x0f, 1]);
     assert_eq!(batch.coded, want);
-    let delivery = batch.deliveries(Vec::new()).pop().expect("one message");
-    let jobs: Vec<_> = delivery
-        .jobs()
-        .map(|j| j.map(|j| (j.ticket, j.seq, j.attempt, j.input.to_vec())))
-        .collect::<Result<_, _>>()
-        .expect("the batch decodes");
+    let jobs = decoded(batch);
     let sent: Vec<_> = inputs
         .iter()
         .zip(10..)
@@ -143,12 +148,7 @@ fn jobs_at_the_bound_of_a_one_byte_length_keep_their_bytes() {
     want.extend([0, 0x80, 0x01]);
     want.extend([2; 0x80]);
     assert_eq!(batch.coded, want);
-    let delivery = batch.deliveries(Vec::new()).pop().expect("one message");
-    let jobs: Vec<_> = delivery
-        .jobs()
-        .map(|j| j.map(|j| (j.ticket, j.seq, j.attempt, j.input.to_vec())))
-        .collect::<Result<_, _>>()
-        .expect("the batch decodes");
+    let jobs = decoded(batch);
     assert_eq!(
         jobs,
         vec![(0, 0, 1, vec![1; 0x7f]), (1, 1, 1, vec![2; 0x80])]

@@ -397,3 +397,24 @@ pub fn unrunnable_shell(dir: &Scratch) -> PathBuf {
     std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
     shell
 }
+
+/// The binary of example `name`, built if `cargo test` has not built it (as it does for every
+/// example; `cargo test --test FILE` does not).
+pub fn example_bin(name: &str) -> PathBuf {
+    // target/<profile>/deps/this-test -> target/<profile>/examples/NAME
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().unwrap().parent().unwrap();
+    let bin = profile.join("examples").join(name);
+    if !bin.exists() {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "--example", name]);
+        if profile.ends_with("release") {
+            cargo.arg("--release");
+        }
+        assert!(
+            cargo.status().unwrap().success(),
+            "building the example {name}"
+        );
+    }
+    bin
+}
