@@ -316,13 +316,17 @@ fn proof(value: &str, stdin: &mut impl BufRead) -> Result<Told, String> {
     })
 }
 
+/// How long the watchdog lets lines gather in its pipe before it reads them.
+const BATCH_PAUSE: Duration = Duration::from_millis(10);
+
 /// Runs the watchdog: keeps track of the job groups the coordinator tells it of, and kills what
 /// an ended worker left (the processes bearing its mark), until the coordinator closes our
 /// stdin; then kills those groups, sweeps the processes marked with the run's mark, removes the
 /// run's spill directory, and exits. Without the coordinator's proof (see [`proof`]) it reports the
 /// stray variable and exits with status 255.
 pub(crate) fn serve(value: &str) -> ! {
-    let mut stdin = std::io::stdin().lock();
+    // A `BufReader` of its own, whose buffer can be looked at (`StdinLock`'s cannot).
+    let mut stdin = std::io::BufReader::new(std::io::stdin());
     let Told {
         coordinator,
         mark,
@@ -342,8 +346,16 @@ pub(crate) fn serve(value: &str) -> ! {
     // Ended workers' marks, swept together once no more lines wait (a pool's workers end
     // together); at the end the run's sweep takes them all.
     let mut ended: Vec<String> = Vec::new();
-    for line in stdin.split(b'\n') {
-        let Ok(line) = line else { break };
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
         let Some((&sign, rest)) = line.split_first() else {
             continue;
         };
@@ -371,11 +383,17 @@ pub(crate) fn serve(value: &str) -> ! {
             }
             _ => {}
         }
-        // What the lock's buffer still holds is not seen here: at worst a sweep goes early.
-        if !ended.is_empty() && !sys::readable_now(0) {
-            let marks: Vec<&str> = ended.iter().map(String::as_str).collect();
-            sweep(&marks, &spare);
-            ended.clear();
+        // Once every line that came is handled:
+        if stdin.buffer().is_empty() && !sys::readable_now(0) {
+            if !ended.is_empty() {
+                let marks: Vec<&str> = ended.iter().map(String::as_str).collect();
+                sweep(&marks, &spare);
+                ended.clear();
+            }
+            // Lines come two per command job: waking for each would take a core from the jobs
+            // twice per job. Nothing here is urgent (a sweep 10 ms later kills the same
+            // processes), and the pipe holds thousands of lines meanwhile.
+            std::thread::sleep(BATCH_PAUSE);
         }
     }
     for pgid in groups {
