@@ -20,7 +20,17 @@
 //! }
 //! # Ok::<(), weft::Error>(())
 //! ```
+//!
+//! # Features
+//!
+//! The default features are what the `weft` binary needs: `cli` (the command line, `weft::cli`,
+//! with clap), `fetch` (the `tasks::Fetch` task, with ureq and rustls) and `sha256` (the
+//! `tasks::Sha256Sum` task). A program that only uses the library builds without them:
+//! `weft = { version = "0.1", default-features = false }`.
 #![deny(missing_docs)]
+// The command line is the only user of a few of the crate's inner pieces (the live job source,
+// the watchdog's job groups, some limits): built without it, they are unused, not dead.
+#![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
 
 /// `eprintln!` that cannot panic: a closed stderr (`2>&1 | head`) must not turn a message into
 /// a panic, whose exit status 101 reads as "more than 100 jobs failed".
@@ -47,6 +57,7 @@ mod text;
 mod thread;
 mod wire;
 
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod tasks;
 #[cfg(feature = "testing")]

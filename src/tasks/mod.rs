@@ -8,33 +8,54 @@ use serde::{Deserialize, Serialize};
 
 mod capture;
 pub(crate) mod exec;
+#[cfg(feature = "fetch")]
+mod fetch;
 mod kill;
-mod net;
+#[cfg(feature = "sha256")]
+mod sha256;
 
 pub use exec::{Captured, Exec, ExecOutput, Output};
+#[cfg(feature = "fetch")]
+pub use fetch::{Fetch, Fetched};
 pub use kill::{KillSequence, Signal};
-pub use net::{Fetch, Fetched, Sha256Sum};
+#[cfg(feature = "sha256")]
+pub use sha256::Sha256Sum;
 
 use crate::registry::Registry;
 use crate::task::{Backend, Context, Failure, Task};
 use crate::text::brief_quoted;
 
 /// Every built-in task: what the `weft` binary serves, to extend with tasks of one's own.
+/// `sha256` and `fetch` are there with their features (both default).
 ///
 /// # Examples
 ///
 /// ```
 /// let names: Vec<&str> = weft::tasks::registry().tasks().map(|t| t.name).collect();
+/// # #[cfg(all(feature = "fetch", feature = "sha256"))]
 /// assert_eq!(names, ["exec", "fetch", "noop", "sha256", "sleep", "sum"]);
 /// ```
 pub fn registry() -> Registry {
-    Registry::new()
+    let registry = Registry::new()
         .task::<Exec>()
-        .task::<Sha256Sum>()
-        .task::<Fetch>()
         .task::<Sleep>()
         .task::<Sum>()
-        .task::<Noop>()
+        .task::<Noop>();
+    #[cfg(feature = "sha256")]
+    let registry = registry.task::<Sha256Sum>();
+    #[cfg(feature = "fetch")]
+    let registry = registry.task::<Fetch>();
+    registry
+}
+
+/// The OS's words for an I/O error, as coreutils prints them ("No such file or directory").
+#[cfg_attr(not(any(feature = "fetch", feature = "sha256")), allow(dead_code))]
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }
 
 /// Sleeps for a number of seconds (fractions allowed) and outputs nothing. Stops early, as
