@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The comparison suite: weft against xargs, GNU parallel and Python multiprocessing.
+# The comparison suite: weft against xargs, GNU parallel, rust-parallel and Python multiprocessing.
 #
 #   benches/run.sh
 #
@@ -34,6 +34,16 @@ fi
 command -v python3 >/dev/null || die "python3 is needed for the Python side of the comparisons"
 parallel --version 2>/dev/null | grep -q 'GNU parallel' ||
 	die "'parallel' is not GNU parallel (moreutils has one of that name): install the parallel package"
+
+# rust-parallel, the Rust peer for commands: installed once with cargo into target/bench-tools.
+rust_parallel=$(command -v rust-parallel || true)
+if [ -z "$rust_parallel" ]; then
+	rust_parallel=$PWD/target/bench-tools/bin/rust-parallel
+	if [ ! -x "$rust_parallel" ]; then
+		say "installing rust-parallel 1.24.0 (cargo install, into target/bench-tools)"
+		cargo install --quiet --locked rust-parallel --version 1.24.0 --root target/bench-tools
+	fi
+fi
 
 say "building weft in release mode"
 artifacts=$(cargo build --release --locked --bins --bench engine --bench floor --message-format=json-render-diagnostics)
@@ -109,6 +119,7 @@ seq 2000 >"$work/n2000"
 hf true.weft 10 "$weft -j2 true < $work/n2000"
 hf true.xargs 10 "xargs -P2 -n1 true < $work/n2000"
 hf true.parallel 3 "parallel --will-cite -j2 true < $work/n2000"
+hf true.rust-parallel 10 "$rust_parallel -j2 true < $work/n2000"
 
 say "2. hashing 5,000 small files"
 mkdir "$work/files"
@@ -184,7 +195,7 @@ t1=$(date +%s)
 	echo "suite: $(((t1 - t_build) / 60)) min $(((t1 - t_build) % 60)) s"
 	echo "load_before: $load_before"
 	echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "tools: $(hyperfine --version), GNU parallel $(parallel --version | awk 'NR == 1 { print $3 }'), $(xargs --version | head -1), $(curl --version | awk 'NR == 1 { print $1, $2 }'), Python $(python3 -c 'import platform; print(platform.python_version())')"
+	echo "tools: $(hyperfine --version), GNU parallel $(parallel --version | awk 'NR == 1 { print $3 }'), $("$rust_parallel" --version), $(xargs --version | head -1), $(curl --version | awk 'NR == 1 { print $1, $2 }'), Python $(python3 -c 'import platform; print(platform.python_version())')"
 } >"$res/meta.txt"
 
 say "results"
