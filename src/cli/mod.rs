@@ -10,6 +10,7 @@ mod kind;
 mod output;
 mod plan;
 mod progress;
+mod results;
 mod template;
 
 use std::ffi::OsString;
