@@ -147,7 +147,7 @@ pub(super) struct Args {
     /// Save each job's output in DIR/1/ARG/.../{seq,stdout,stderr} (GNU parallel's layout)
     /// instead of printing it; a NAME ending in .csv, .tsv or .json gets one row per job
     /// (-.csv, -.tsv, -.json: on stdout).
-    #[arg(long, alias = "res", value_name = "DIR")]
+    #[arg(long, alias = "res", value_name = "DIR", allow_hyphen_values = true)]
     pub(super) results: Option<String>,
     /// Print the name of a file holding each job's output instead of the output (the files
     /// stay, in --tmpdir).
