@@ -187,6 +187,13 @@ pub(super) struct Args {
     /// environment, so weft takes it and does nothing.
     #[arg(long, value_name = "VAR")]
     pub(super) env: Vec<String>,
+    /// Read options from profile NAME (in ~/.parallel or GNU parallel's other configuration
+    /// directories) instead of ~/.parallel/config (repeatable).
+    #[arg(short = 'J', long = "profile", value_name = "NAME")]
+    pub(super) profile: Vec<String>,
+    /// Ignore the profiles and $PARALLEL.
+    #[arg(long)]
+    pub(super) plain: bool,
     /// The command and its arguments, then `:::`/`::::` sources.
     #[arg(value_name = "COMMAND")]
     pub(super) command: Vec<OsString>,
