@@ -450,3 +450,68 @@ fn env_is_taken_and_local_commands_inherit_the_environment_anyway() {
         .success()
         .stdout("v a\n");
 }
+
+#[test]
+fn sha256_escapes_names_with_a_newline_or_backslash_as_sha256sum_does() {
+    let dir = Scratch::new("sha-names");
+    let odd = dir.join("g\nh\\i");
+    fs::write(&odd, "r").unwrap();
+    let plain = dir.join("plain");
+    fs::write(&plain, "r").unwrap();
+    // `sha256sum` (coreutils) prints these two lines for the two files.
+    let hash = "454349e422f05297191ead13e21d3db520e5abef52055e4964b82fb213f593a1";
+    weft()
+        .args(["-k", "--task", "sha256", ":::"])
+        .arg(&odd)
+        .arg(&plain)
+        .assert()
+        .success()
+        .stdout(format!(
+            "\\{hash}  {}/g\\nh\\\\i\n{hash}  {}/plain\n",
+            dir.str(),
+            dir.str()
+        ));
+}
+
+#[test]
+fn a_terminal_on_stdin_with_no_input_source_gets_gnu_parallels_warning() {
+    // A terminal for stdin: `script` (util-linux) runs weft on a pty, whose input then ends.
+    let Ok(script) = which("script") else {
+        eprintln!("no `script` here: a pty cannot be made; skipped");
+        return;
+    };
+    let line = format!("{} echo", weft_bin().display());
+    let out = common::within(std::time::Duration::from_secs(60), move || {
+        std::process::Command::new(script)
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    });
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        text.contains(
+            "weft: warning: Input is read from the terminal. You are either an expert\n\
+             weft: warning: (in which case: YOU ARE AWESOME!) or maybe you forgot\n\
+             weft: warning: ::: or :::: or -a or to pipe data into weft. If so\n\
+             weft: warning: consider going through the tutorial: man parallel_tutorial\n\
+             weft: warning: Press CTRL-D to exit.\n"
+        ),
+        "{text:?}"
+    );
+    // Not on a pipe.
+    weft()
+        .args(["echo"])
+        .write_stdin("a\n")
+        .assert()
+        .stderr("")
+        .stdout("a\n");
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}

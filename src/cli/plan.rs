@@ -130,6 +130,14 @@ impl Plan {
     }
 }
 
+/// GNU parallel's warning when the records would come from a terminal, in weft's words.
+const TERMINAL_INPUT: &str = "\
+weft: warning: Input is read from the terminal. You are either an expert
+weft: warning: (in which case: YOU ARE AWESOME!) or maybe you forgot
+weft: warning: ::: or :::: or -a or to pipe data into weft. If so
+weft: warning: consider going through the tutorial: man parallel_tutorial
+weft: warning: Press CTRL-D to exit.";
+
 /// The sources (`-a` files first, stdin when there are none) and what makes records jobs.
 fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, String> {
     if !args.arg_file.is_empty() {
@@ -140,6 +148,9 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
         sources.splice(0..0, files);
     }
     if sources.is_empty() {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            say!("{TERMINAL_INPUT}");
+        }
         sources.push(Source {
             origin: Origin::Stdin,
             linked: false,
