@@ -515,3 +515,37 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+#[test]
+fn load_and_memfree_let_jobs_start_under_limits_that_hold_and_refuse_ones_that_never_can() {
+    weft()
+        .args([
+            "-k",
+            "--load",
+            "100000",
+            "--memfree",
+            "1k",
+            "echo",
+            ":::",
+            "a",
+            "b",
+        ])
+        .assert()
+        .success()
+        .stdout("a\nb\n");
+    weft()
+        .args(["--load", "0", "echo", ":::", "a"])
+        .assert()
+        .code(255)
+        .stderr("weft: --load \"0\": no job could ever start: give more than 0\n");
+    let out = weft()
+        .args(["--memfree", "1P", "echo", ":::", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("weft: --memfree \"1P\": more than this machine's memory"),
+        "{err}"
+    );
+}

@@ -183,6 +183,13 @@ pub(super) struct Args {
     /// Start jobs at least SECS apart (s, m, h, d suffixes).
     #[arg(long, value_name = "SECS")]
     pub(super) delay: Option<String>,
+    /// Start a job only while fewer than MAX threads are runnable (N% of the CPUs allowed).
+    #[arg(long, value_name = "MAX")]
+    pub(super) load: Option<String>,
+    /// Start a job only while SIZE of memory is available (K, M, G: powers of 1024; k, m, g:
+    /// of 1000).
+    #[arg(long, value_name = "SIZE")]
+    pub(super) memfree: Option<String>,
     /// GNU parallel's: copy the variable to remote jobs. Local commands inherit the whole
     /// environment, so weft takes it and does nothing.
     #[arg(long, value_name = "VAR")]
@@ -454,8 +461,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "--trim",
             "--header",
             "--compress",
-            "--load",
-            "--memfree",
             "--plus",
             "--rpl",
             "--semaphore",

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::control::{self, Control, Flow};
+use super::gate::Gate;
 use super::input::Shape;
 use super::kind::{JobKind, check_shell};
 use super::output::Printer;
@@ -68,17 +69,20 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let failed_input = feed.error.clone();
     let total = feed.total.clone();
     let mut seq = 0u64;
-    let mut delay = run.delay.map(|d| Delay::new(d, pool.waker()));
+    let mut gate = run
+        .limits
+        .any()
+        .then(|| Gate::new(run.limits, pool.waker()));
     let feed = std::iter::from_fn(move || {
-        let Some(delay) = &mut delay else {
+        let Some(gate) = &mut gate else {
             return feed.next();
         };
-        if !delay.due() {
+        if !gate.open() {
             return Some(None);
         }
         let next = feed.next();
         if matches!(next, Some(Some(_))) {
-            delay.started();
+            gate.started();
         }
         next
     });
@@ -288,49 +292,6 @@ fn shuffled<I: Iterator<Item = io::Result<Vec<Vec<u8>>>>>(
         all.swap(i, (r % (i as u64 + 1)) as usize);
     }
     all.into_iter().map(Ok).chain(error.map(Err))
-}
-
-/// `--delay`: jobs start at least this far apart. While the next start is not due, no job is
-/// handed out, and a timer thread wakes the engine when it is.
-struct Delay {
-    every: std::time::Duration,
-    next: std::time::Instant,
-    /// The start a timer was set for, so that one timer runs per start.
-    armed: Option<std::time::Instant>,
-    waker: crate::engine::Waker,
-}
-
-impl Delay {
-    fn new(every: std::time::Duration, waker: crate::engine::Waker) -> Delay {
-        Delay {
-            every,
-            next: std::time::Instant::now(),
-            armed: None,
-            waker,
-        }
-    }
-
-    /// Whether the next job may start now; if not, makes sure the engine is woken when it may.
-    fn due(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        if now >= self.next {
-            return true;
-        }
-        if self.armed != Some(self.next) {
-            self.armed = Some(self.next);
-            let (left, waker) = (self.next - now, self.waker.clone());
-            std::thread::spawn(move || {
-                std::thread::sleep(left);
-                waker.wake();
-            });
-        }
-        false
-    }
-
-    /// A job was handed out now.
-    fn started(&mut self) {
-        self.next = std::time::Instant::now() + self.every;
-    }
 }
 
 impl Iterator for Feed {

@@ -4,6 +4,7 @@
 mod args;
 mod control;
 mod drive;
+mod gate;
 mod input;
 mod joblog;
 mod kind;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::args::{Args, Timeout, parse_size, parse_term_seq, parse_timeout, workers};
 use super::control::Halt;
+use super::gate::{self, Limits};
 use super::input::{self, Origin, Shape, Source, Split};
 use super::joblog::{self, Joblog};
 use super::kind::{Commands, Tasks};
@@ -45,8 +46,8 @@ pub(super) struct Run {
     pub(super) nice: Option<i32>,
     /// `--shuf`: the jobs run in a random order.
     pub(super) shuf: bool,
-    /// `--delay`: the least time between two jobs' starts.
-    pub(super) delay: Option<Duration>,
+    /// `--delay`, `--load`, `--memfree`: when the next job may start.
+    pub(super) limits: Limits,
 }
 
 /// What each record becomes.
@@ -115,7 +116,15 @@ impl Plan {
             },
             nice: args.nice,
             shuf: args.shuf,
-            delay: args.delay.as_deref().map(parse_delay).transpose()?,
+            limits: Limits {
+                delay: args.delay.as_deref().map(parse_delay).transpose()?,
+                load: args.load.as_deref().map(gate::parse_load).transpose()?,
+                memfree: args
+                    .memfree
+                    .as_deref()
+                    .map(gate::parse_memfree)
+                    .transpose()?,
+            },
             style: Style {
                 tag: args.tag || args.ctag || args.tagstring.is_some() || args.ctagstring.is_some(),
                 jsonl: args.jsonl,
