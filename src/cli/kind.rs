@@ -194,7 +194,8 @@ impl JobKind for Commands {
             Output::Capture
         };
         if self.trace {
-            let mut shown = line.clone();
+            // The slot is not known until a worker takes the job.
+            let mut shown = fill_slot(&line, b"{%}");
             shown.push(b'\n');
             let _ = io::stderr().write_all(&shown);
         }

@@ -96,6 +96,8 @@ impl Printer {
             v["error"] = error(&outcome.status);
             return self.json_line(&v);
         }
+        // Whether the output went where --results or --files keep it.
+        let mut kept = false;
         if let Some(book) = self.book.as_mut() {
             if book.diverts() {
                 let (exitval, signal) = super::kind::codes(&outcome.status);
@@ -111,16 +113,17 @@ impl Printer {
                 if let super::results::Kept::Lines(text) = book.keep(&job)? {
                     self.lines(&text, job.args)?;
                 }
-                return Ok(());
-            }
-            if let Some(v) = book.verbose_line(line, outcome.worker) {
+                kept = true;
+            } else if let Some(v) = book.verbose_line(line, outcome.worker) {
                 self.lines(&v, job)?;
             }
         }
         match &outcome.status {
             Status::Ok(o) => {
-                self.stream(&o.stdout, job, false)?;
-                self.stream(&o.stderr, job, true)?;
+                if !kept {
+                    self.stream(&o.stdout, job, false)?;
+                    self.stream(&o.stderr, job, true)?;
+                }
                 if let Some(sig) = o.signal {
                     self.report(&format!(
                         "job {} ({}) killed by {}",

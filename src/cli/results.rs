@@ -164,7 +164,10 @@ impl Book {
                 file.write_all(v)?;
             }
             out.stdout.write_to(&mut file)?;
-            let _ = out.stderr.clone().into_bytes();
+            // GNU parallel keeps no stderr with --files: a spilled one is removed.
+            if let Some(spill) = &out.stderr.spill {
+                let _ = fs::remove_file(spill);
+            }
             let mut line = path.as_os_str().as_bytes().to_vec();
             line.push(b'\n');
             return Ok(Kept::Lines(line));
