@@ -125,11 +125,19 @@ pub(super) fn parse_load(spec: &str) -> Result<f64, String> {
             "--load {spec:?}: no job could ever start: give more than 0"
         ));
     }
-    if percent {
+    let max = if percent {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        return Ok(cpus as f64 * n / 100.0);
+        cpus as f64 * n / 100.0
+    } else {
+        n
+    };
+    // Under 1 a job could start only while nothing at all runs: a run that may never end.
+    if max < 1.0 {
+        return Err(format!(
+            "--load {spec:?}: under 1 running process no job could be sure to start: give at least 1"
+        ));
     }
-    Ok(n)
+    Ok(max)
 }
 
 /// Parses `--memfree SIZE`: GNU parallel's suffixes (K M G T P powers of 1024, k m g t p
@@ -192,6 +200,8 @@ mod tests {
         assert!(parse_load("0").is_err());
         assert!(parse_load("-3").is_err());
         assert!(parse_load("nan").is_err());
+        assert!(parse_load("0.5").is_err());
+        assert!(parse_load("1%").is_err());
         assert_eq!(parse_load("2.5"), Ok(2.5));
         assert!(parse_load("100%").unwrap() >= 1.0);
     }
