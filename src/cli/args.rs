@@ -168,7 +168,8 @@ pub(super) struct Args {
     /// Print each command line on stderr as its job starts.
     #[arg(short = 't')]
     pub(super) trace: bool,
-    /// Where --files keeps outputs (and captured outputs past 1 MiB go) [default: TMPDIR].
+    /// The jobs' TMPDIR, where --files keeps outputs and captured outputs past 1 MiB go
+    /// [default: TMPDIR].
     #[arg(long, alias = "tempdir", value_name = "DIR")]
     pub(super) tmpdir: Option<std::path::PathBuf>,
     /// Run each command in DIR (`...`: a fresh directory per job, removed after it).
@@ -177,7 +178,8 @@ pub(super) struct Args {
     /// Run the commands at niceness N.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub(super) nice: Option<i32>,
-    /// Run the jobs in a random order (their {#} stays their input position).
+    /// Run the jobs in a random order ({#} numbers them in the order they run, as in GNU
+    /// parallel).
     #[arg(long)]
     pub(super) shuf: bool,
     /// Start jobs at least SECS apart (s, m, h, d suffixes).
