@@ -144,6 +144,65 @@ pub(super) struct Args {
     /// Parse each record as a JSON task input instead of a string.
     #[arg(long, requires = "task")]
     pub(super) json: bool,
+    /// Save each job's output in DIR/1/ARG/.../{seq,stdout,stderr} (GNU parallel's layout)
+    /// instead of printing it; a NAME ending in .csv, .tsv or .json gets one row per job
+    /// (-.csv, -.tsv, -.json: on stdout).
+    #[arg(long, alias = "res", value_name = "DIR", allow_hyphen_values = true)]
+    pub(super) results: Option<String>,
+    /// Print the name of a file holding each job's output instead of the output (the files
+    /// stay, in --tmpdir).
+    #[arg(long, alias = "output-as-files")]
+    pub(super) files: bool,
+    /// Put STR (replacement strings allowed) and a TAB before each output line; implies --tag.
+    #[arg(long, value_name = "STR")]
+    pub(super) tagstring: Option<String>,
+    /// --tag with a colour per job.
+    #[arg(long)]
+    pub(super) ctag: bool,
+    /// --tagstring STR with a colour per job.
+    #[arg(long, alias = "ctag-string", value_name = "STR")]
+    pub(super) ctagstring: Option<String>,
+    /// Print each job's command line before its output (on stdout, with it).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub(super) verbose: u8,
+    /// Print each command line on stderr as its job starts.
+    #[arg(short = 't')]
+    pub(super) trace: bool,
+    /// The jobs' TMPDIR, where --files keeps outputs and captured outputs past 1 MiB go
+    /// [default: TMPDIR].
+    #[arg(long, alias = "tempdir", value_name = "DIR")]
+    pub(super) tmpdir: Option<std::path::PathBuf>,
+    /// Run each command in DIR (`...`: a fresh directory per job, removed after it).
+    #[arg(long, alias = "wd", value_name = "DIR")]
+    pub(super) workdir: Option<std::path::PathBuf>,
+    /// Run the commands at niceness N.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub(super) nice: Option<i32>,
+    /// Run the jobs in a random order ({#} numbers them in the order they run, as in GNU
+    /// parallel).
+    #[arg(long)]
+    pub(super) shuf: bool,
+    /// Start jobs at least SECS apart (s, m, h, d suffixes).
+    #[arg(long, value_name = "SECS")]
+    pub(super) delay: Option<String>,
+    /// Start a job only while fewer than MAX threads are runnable (N% of the CPUs allowed).
+    #[arg(long, value_name = "MAX")]
+    pub(super) load: Option<String>,
+    /// Start a job only while SIZE of memory is available (K, M, G: powers of 1024; k, m, g:
+    /// of 1000).
+    #[arg(long, value_name = "SIZE")]
+    pub(super) memfree: Option<String>,
+    /// GNU parallel's: copy the variable to remote jobs. Local commands inherit the whole
+    /// environment, so weft takes it and does nothing.
+    #[arg(long, value_name = "VAR")]
+    pub(super) env: Vec<String>,
+    /// Read options from profile NAME (in ~/.parallel or GNU parallel's other configuration
+    /// directories) instead of ~/.parallel/config (repeatable).
+    #[arg(short = 'J', long = "profile", value_name = "NAME")]
+    pub(super) profile: Vec<String>,
+    /// Ignore the profiles and $PARALLEL.
+    #[arg(long)]
+    pub(super) plain: bool,
     /// The command and its arguments, then `:::`/`::::` sources.
     #[arg(value_name = "COMMAND")]
     pub(super) command: Vec<OsString>,
@@ -365,8 +424,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "--cleanup",
             "--controlmaster",
             "-M",
-            "--workdir",
-            "--wd",
             "--sshdelay",
             "--filter-hosts",
             "--onall",
@@ -404,24 +461,8 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "--arg-sep",
             "--arg-file-sep",
             "--trim",
-            "--results",
-            "--res",
-            "--files",
-            "--tagstring",
-            "--ctag",
-            "--ctagstring",
-            "-v",
-            "--verbose",
-            "-t",
             "--header",
-            "--tmpdir",
             "--compress",
-            "--delay",
-            "--shuf",
-            "--nice",
-            "--load",
-            "--memfree",
-            "--env",
             "--plus",
             "--rpl",
             "--semaphore",

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::control::{self, Control, Flow};
+use super::gate::Gate;
 use super::input::Shape;
 use super::kind::{JobKind, check_shell};
 use super::output::Printer;
@@ -21,6 +22,7 @@ use crate::{Registry, Status};
 
 /// Runs `plan`; returns the exit status.
 pub(super) fn run(registry: &Registry, plan: Plan) -> Result<i32, String> {
+    settle_process(&plan.run)?;
     match plan.kind {
         Kind::Task(tasks) => drive(registry, plan.run, &tasks),
         Kind::Command(commands) if commands.dry_run => {
@@ -38,6 +40,21 @@ pub(super) fn run(registry: &Registry, plan: Plan) -> Result<i32, String> {
     }
 }
 
+/// What `--tmpdir` and `--nice` change in this process, for the workers and commands it starts:
+/// done first, while it has one thread (the environment is changed safely only then, and a
+/// Linux thread's niceness passes to the threads and processes it starts afterwards).
+fn settle_process(run: &Run) -> Result<(), String> {
+    if let Some(dir) = &run.tmpdir {
+        crate::sys::set_env_if_single_threaded("TMPDIR", dir.as_os_str()).map_err(|n| {
+            format!("--tmpdir: cannot set TMPDIR with {n} threads running: set TMPDIR instead")
+        })?;
+    }
+    if let Some(n) = run.nice {
+        crate::sys::set_nice(n).map_err(|e| format!("--nice {n}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs every job of `run` as `kind` makes them, printing and logging each outcome as the
 /// pool yields it.
 fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, String> {
@@ -48,10 +65,27 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let mut ctl = Control::new(log, run.halt, stop.clone());
     // What each running job's outcome is printed and logged with, by seq.
     let kept = RefCell::new(HashMap::new());
-    let feed = Feed::start(run.shape, pool.waker(), stop.clone());
+    let mut feed = Feed::start(run.shape, pool.waker(), stop.clone(), run.shuf);
     let failed_input = feed.error.clone();
     let total = feed.total.clone();
     let mut seq = 0u64;
+    let mut gate = run
+        .limits
+        .any()
+        .then(|| Gate::new(run.limits, pool.waker()));
+    let feed = std::iter::from_fn(move || {
+        let Some(gate) = &mut gate else {
+            return feed.next();
+        };
+        if !gate.open() {
+            return Some(None);
+        }
+        let next = feed.next();
+        if matches!(next, Some(Some(_))) {
+            gate.started();
+        }
+        next
+    });
     let inputs = feed.map(|record| {
         let Some(record) = record else {
             return Pending::Wait;
@@ -65,7 +99,7 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
         job
     });
     let progress = Progress::new(run.progress, run.force_progress, total.clone());
-    let mut printer = Printer::new(run.style, kind.what(), progress);
+    let mut printer = Printer::new(run.style, kind.what(), progress).with_book(run.book);
     let mut command = Vec::new();
     for outcome in kind.outcomes(&mut pool, inputs)? {
         if left_out(&outcome.status) {
@@ -181,6 +215,7 @@ impl Feed {
         shape: Shape,
         waker: crate::engine::Waker,
         stop: Arc<control::Stop>,
+        shuf: bool,
     ) -> Feed {
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let total = Total::default();
@@ -195,6 +230,11 @@ impl Feed {
                         waker.wake();
                         return;
                     }
+                };
+                let jobs: Box<dyn Iterator<Item = io::Result<Vec<Vec<u8>>>>> = if shuf {
+                    Box::new(shuffled(jobs))
+                } else {
+                    Box::new(jobs)
                 };
                 for job in jobs {
                     let stop = job.is_err();
@@ -224,6 +264,34 @@ impl Feed {
             stop,
         }
     }
+}
+
+/// `--shuf`: every job read, then handed out in a random order (an input error ends the input
+/// where it occurred, after the jobs read before it).
+fn shuffled<I: Iterator<Item = io::Result<Vec<Vec<u8>>>>>(
+    jobs: I,
+) -> impl Iterator<Item = io::Result<Vec<Vec<u8>>>> {
+    let mut all = Vec::new();
+    let mut error = None;
+    for job in jobs {
+        match job {
+            Ok(job) => all.push(job),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    // Fisher-Yates with xorshift64*, seeded by the kernel: no need for a cryptographic order.
+    let mut state = u64::from_ne_bytes(crate::sys::random_bytes::<8>().unwrap_or([7; 8])) | 1;
+    for i in (1..all.len()).rev() {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        all.swap(i, (r % (i as u64 + 1)) as usize);
+    }
+    all.into_iter().map(Ok).chain(error.map(Err))
 }
 
 impl Iterator for Feed {

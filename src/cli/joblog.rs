@@ -35,6 +35,22 @@ impl Joblog {
     /// Opens the log named by `--joblog`: `+FILE` appends, `FILE` starts afresh unless
     /// `keep` (resuming), which appends too. A header is written to an empty log.
     pub(crate) fn open(spec: &str, keep: bool) -> Result<Joblog, String> {
+        if spec == "-" {
+            // `--joblog -`: the rows go to stdout, each after its job's output (which is
+            // flushed before the row is written).
+            use std::os::fd::AsFd;
+            let out = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| format!("--joblog -: {e}"))?;
+            let mut file = File::from(out);
+            file.write_all(HEADER.as_bytes())
+                .map_err(|e| format!("--joblog -: {e}"))?;
+            return Ok(Joblog {
+                file,
+                path: PathBuf::from("-"),
+            });
+        }
         let (path, append) = match spec.strip_prefix('+') {
             Some(p) => (PathBuf::from(p), true),
             None => (PathBuf::from(spec), keep),
@@ -105,6 +121,9 @@ fn ends_torn(path: &Path) -> bool {
 /// signal). A row that is not whole (a torn last line) or not a row is ignored.
 pub(crate) fn finished(spec: &str) -> Result<HashMap<u64, bool>, String> {
     let path = spec.strip_prefix('+').unwrap_or(spec);
+    if path == "-" {
+        return Ok(HashMap::new());
+    }
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),

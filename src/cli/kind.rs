@@ -78,6 +78,12 @@ pub(super) struct Commands {
     pub(super) line_buffer: bool,
     pub(super) tag: bool,
     pub(super) term_seq: KillSequence,
+    /// `-t`: each command line on stderr as its job is handed out to start.
+    pub(super) trace: bool,
+    /// `--tagstring`: the tag of `--line-buffer`ed lines.
+    pub(super) tagstring: Option<Template>,
+    /// `--workdir`: where the commands run.
+    pub(super) dir: Option<std::path::PathBuf>,
     /// Whether a record with a NUL byte was warned of (once a run).
     pub(super) warned: Cell<bool>,
 }
@@ -174,19 +180,30 @@ impl JobKind for Commands {
             Output::Inherit
         } else if self.line_buffer {
             Output::Lines {
-                tag: if self.tag {
-                    tag_of(&record)
-                } else {
-                    Vec::new()
+                tag: match (&self.tagstring, self.tag) {
+                    (Some(t), _) => {
+                        let mut tag = t.render_text(&record, seq);
+                        tag.push(b'\t');
+                        tag
+                    }
+                    (None, true) => tag_of(&record),
+                    (None, false) => Vec::new(),
                 },
             }
         } else {
             Output::Capture
         };
+        if self.trace {
+            // The slot is not known until a worker takes the job.
+            let mut shown = fill_slot(&line, b"{%}");
+            shown.push(b'\n');
+            let _ = io::stderr().write_all(&shown);
+        }
         let exec = Exec {
             command: line.clone(),
             output,
             term_seq: self.term_seq.clone(),
+            dir: self.dir.clone(),
         };
         ((record, line), Pending::Ready(exec))
     }
@@ -291,6 +308,14 @@ fn task_input(job: &[Vec<u8>], json: bool) -> Result<serde_json::Value, String> 
             .map(one)
             .collect::<Result<_, _>>()
             .map(serde_json::Value::Array),
+    }
+}
+
+/// The joblog's Exitval and Signal of a command job.
+pub(super) fn codes(status: &Status<ExecOutput>) -> (i32, i32) {
+    match status {
+        Status::Ok(o) => (o.code.unwrap_or(-1), o.signal.unwrap_or(0)),
+        other => failure_codes(other),
     }
 }
 

@@ -4,12 +4,15 @@
 mod args;
 mod control;
 mod drive;
+mod gate;
 mod input;
 mod joblog;
 mod kind;
 mod output;
 mod plan;
+mod profile;
 mod progress;
+mod results;
 mod template;
 
 use std::ffi::OsString;
@@ -58,11 +61,8 @@ use plan::Plan;
 /// }
 /// ```
 pub fn main_with(registry: Registry) -> i32 {
-    let argv: Vec<OsString> = std::env::args_os().collect();
-    let cut = argv
-        .iter()
-        .position(|a| SEPARATORS.iter().any(|s| a == s))
-        .unwrap_or(argv.len());
+    let argv = with_profiles(std::env::args_os().collect());
+    let cut = separators_at(&argv);
     let args = match Args::try_parse_from(&argv[..cut]) {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {
@@ -102,6 +102,26 @@ pub fn main_with(registry: Registry) -> i32 {
             255
         }
     }
+}
+
+/// Where the `:::`/`::::` sources start.
+fn separators_at(argv: &[OsString]) -> usize {
+    argv.iter()
+        .position(|a| SEPARATORS.iter().any(|s| a == s))
+        .unwrap_or(argv.len())
+}
+
+/// `argv` with the options of the profiles and `$PARALLEL` before the command line's own
+/// (`profile.rs`).
+fn with_profiles(argv: Vec<OsString>) -> Vec<OsString> {
+    let cut = separators_at(&argv);
+    let (profiles, plain) = if profile::names_profiles(&argv[..cut]) {
+        // A command line that does not parse is reported as it is, in the real parse.
+        Args::try_parse_from(&argv[..cut]).map_or((Vec::new(), false), |a| (a.profile, a.plain))
+    } else {
+        (Vec::new(), false)
+    };
+    profile::expand(&argv, &profiles, plain)
 }
 
 fn run(registry: &Registry, args: Args, sources: Vec<Source>) -> Result<i32, String> {

@@ -24,6 +24,10 @@ pub(crate) struct Printer {
     /// Flushed after every job: a reader (`| head -n 3`) sees each output as its job ends,
     /// and a closed pipe is noticed at once instead of 64 KiB later.
     out: io::BufWriter<io::Stdout>,
+    /// `--results`, `--files`, `--tagstring`, `--ctag`, `-v`.
+    book: Option<super::results::Book>,
+    /// The tag of the job being printed, when the book decides it.
+    tag_now: Option<super::results::Tag>,
 }
 
 impl Printer {
@@ -38,7 +42,15 @@ impl Printer {
             what,
             failed: 0,
             out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
+            book: None,
+            tag_now: None,
         }
+    }
+
+    /// Prints commands' outputs as `book` says.
+    pub(crate) fn with_book(mut self, book: Option<super::results::Book>) -> Self {
+        self.book = book;
+        self
     }
 
     /// Prints a command job's outcome.
@@ -50,6 +62,9 @@ impl Printer {
     ) -> io::Result<()> {
         let ok = matches!(&outcome.status, Status::Ok(o) if o.success());
         self.clear_progress();
+        if let Some(book) = &self.book {
+            self.tag_now = book.tag(job, outcome.seq, outcome.worker);
+        }
         // Flushed per job: a job's output is due as soon as it ends, not when the buffer fills
         // or the run ends (`weft ... | tee log`, a consumer reading --jsonl as it comes).
         let printed = self
@@ -81,10 +96,34 @@ impl Printer {
             v["error"] = error(&outcome.status);
             return self.json_line(&v);
         }
+        // Whether the output went where --results or --files keep it.
+        let mut kept = false;
+        if let Some(book) = self.book.as_mut() {
+            if book.diverts() {
+                let (exitval, signal) = super::kind::codes(&outcome.status);
+                let slot = outcome.worker.to_string();
+                let line = crate::tasks::exec::fill_slot(line, slot.as_bytes());
+                let job = super::results::Job {
+                    outcome: &outcome,
+                    args: job,
+                    line: &line,
+                    exitval,
+                    signal,
+                };
+                if let super::results::Kept::Lines(text) = book.keep(&job)? {
+                    self.lines(&text, job.args)?;
+                }
+                kept = true;
+            } else if let Some(v) = book.verbose_line(line, outcome.worker) {
+                self.lines(&v, job)?;
+            }
+        }
         match &outcome.status {
             Status::Ok(o) => {
-                self.stream(&o.stdout, job, false)?;
-                self.stream(&o.stderr, job, true)?;
+                if !kept {
+                    self.stream(&o.stdout, job, false)?;
+                    self.stream(&o.stderr, job, true)?;
+                }
                 if let Some(sig) = o.signal {
                     self.report(&format!(
                         "job {} ({}) killed by {}",
@@ -194,6 +233,9 @@ impl Printer {
     fn tagged(&self, bytes: &[u8], job: &[Vec<u8>]) -> Vec<u8> {
         if !self.style.tag {
             return bytes.to_vec();
+        }
+        if let Some(tag) = &self.tag_now {
+            return tag.apply(bytes);
         }
         let tag = super::tag_of(job);
         let mut out = Vec::with_capacity(bytes.len() + tag.len() * 4);

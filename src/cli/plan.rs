@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use super::args::{Args, Timeout, parse_size, parse_term_seq, parse_timeout, workers};
 use super::control::Halt;
+use super::gate::{self, Limits};
 use super::input::{self, Origin, Shape, Source, Split};
 use super::joblog::{self, Joblog};
 use super::kind::{Commands, Tasks};
 use super::output::Style;
 use super::progress;
+use super::results::{Book, Results};
 use super::template::Template;
 use crate::tasks::KillSequence;
 use crate::{Backend, Pool, Registry};
@@ -36,6 +38,16 @@ pub(super) struct Run {
     pub(super) log: Log,
     pub(super) progress: Option<progress::Kind>,
     pub(super) force_progress: bool,
+    /// `--results`, `--files`, `--tagstring`, `--ctag`, `-v` (commands only).
+    pub(super) book: Option<Book>,
+    /// `--tmpdir`: the jobs' TMPDIR, and where captured outputs past 1 MiB go.
+    pub(super) tmpdir: Option<std::path::PathBuf>,
+    /// `--nice`: the commands' niceness.
+    pub(super) nice: Option<i32>,
+    /// `--shuf`: the jobs run in a random order.
+    pub(super) shuf: bool,
+    /// `--delay`, `--load`, `--memfree`: when the next job may start.
+    pub(super) limits: Limits,
 }
 
 /// What each record becomes.
@@ -64,6 +76,7 @@ impl Plan {
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
         let shape = shape(&args, split, sources)?;
+        let run_shape_packed = shape.max_args.is_some();
         if args.replace.as_deref() == Some("") {
             return Err("-I needs a string to replace, such as -I @@".into());
         }
@@ -94,8 +107,26 @@ impl Plan {
         };
         let run = Run {
             shape,
+            book: book(&args, &run_shape_packed)?,
+            tmpdir: match &args.tmpdir {
+                Some(d) if !d.is_dir() => {
+                    return Err(format!("--tmpdir {}: not a directory", d.display()));
+                }
+                d => d.clone(),
+            },
+            nice: args.nice,
+            shuf: args.shuf,
+            limits: Limits {
+                delay: args.delay.as_deref().map(parse_delay).transpose()?,
+                load: args.load.as_deref().map(gate::parse_load).transpose()?,
+                memfree: args
+                    .memfree
+                    .as_deref()
+                    .map(gate::parse_memfree)
+                    .transpose()?,
+            },
             style: Style {
-                tag: args.tag,
+                tag: args.tag || args.ctag || args.tagstring.is_some() || args.ctagstring.is_some(),
                 jsonl: args.jsonl,
             },
             pool,
@@ -108,6 +139,14 @@ impl Plan {
     }
 }
 
+/// GNU parallel's warning when the records would come from a terminal, in weft's words.
+const TERMINAL_INPUT: &str = "\
+weft: warning: Input is read from the terminal. You are either an expert
+weft: warning: (in which case: YOU ARE AWESOME!) or maybe you forgot
+weft: warning: ::: or :::: or -a or to pipe data into weft. If so
+weft: warning: consider going through the tutorial: man parallel_tutorial
+weft: warning: Press CTRL-D to exit.";
+
 /// The sources (`-a` files first, stdin when there are none) and what makes records jobs.
 fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, String> {
     if !args.arg_file.is_empty() {
@@ -118,6 +157,9 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
         sources.splice(0..0, files);
     }
     if sources.is_empty() {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            say!("{TERMINAL_INPUT}");
+        }
         sources.push(Source {
             origin: Origin::Stdin,
             linked: false,
@@ -168,6 +210,13 @@ fn kind(
         line_buffer: args.line_buffer && !args.keep_order,
         tag: args.tag,
         term_seq: term_seq.clone(),
+        trace: args.trace,
+        tagstring: args
+            .ctagstring
+            .as_ref()
+            .or(args.tagstring.as_ref())
+            .map(|t| Template::parse(&[t.as_bytes().to_vec()], replace.as_bytes())),
+        dir: args.workdir.clone(),
         warned: std::cell::Cell::new(false),
     };
     Ok((Kind::Command(commands), Backend::Thread))
@@ -188,6 +237,71 @@ fn backend(args: &Args, default: Backend) -> Result<(Backend, Option<u64>), Stri
         return Err("--memory-limit applies to process workers: drop --backend thread".into());
     }
     Ok((backend, Some(parse_size(spec)?)))
+}
+
+/// What commands' outputs become besides printed (`results.rs`), if anything.
+fn book(args: &Args, packed: &bool) -> Result<Option<Book>, String> {
+    let replace = args.replace.as_deref().unwrap_or("{}").as_bytes();
+    let tagstring = args.ctagstring.as_ref().or(args.tagstring.as_ref());
+    let color = args.ctag || args.ctagstring.is_some();
+    let files = args.files || args.results.is_some();
+    if !files && tagstring.is_none() && !color && args.verbose == 0 {
+        return Ok(None);
+    }
+    if args.task.is_some() {
+        return Err(
+            "--results, --files, --tagstring, --ctag and -v apply to commands, not --task".into(),
+        );
+    }
+    if args.jsonl && (files || tagstring.is_some() || color) {
+        return Err(
+            "--jsonl prints the output itself: drop --results, --files and --tagstring".into(),
+        );
+    }
+    let results = match &args.results {
+        Some(spec) => Some(Results::parse(spec, replace)?),
+        None => None,
+    };
+    Ok(Some(Book {
+        results,
+        files: (args.files && args.results.is_none()).then(|| tmpdir(args)),
+        verbose: args.verbose > 0,
+        tagstring: tagstring.map(|t| Template::parse(&[t.as_bytes().to_vec()], replace)),
+        color,
+        packed: *packed,
+    }))
+}
+
+/// `--delay SECS`: seconds (fractions allowed) or a number with GNU parallel's s, m, h, d
+/// suffixes.
+fn parse_delay(spec: &str) -> Result<Duration, String> {
+    let bad = || format!("--delay {spec:?}: give a number of seconds, such as 0.5 or 2m");
+    let s = spec.trim();
+    let (number, unit) = match s.strip_suffix(|c: char| c.is_ascii_alphabetic()) {
+        Some(n) => (n, &s[n.len()..]),
+        None => (s, "s"),
+    };
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(bad()),
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(bad());
+    }
+    // At most a year: a longer delay is a typo, and stays far inside `Instant`'s range.
+    Duration::try_from_secs_f64(n * scale)
+        .ok()
+        .filter(|d| d.as_secs() <= 366 * 86400)
+        .ok_or_else(bad)
+}
+
+/// `--tmpdir`, else TMPDIR, else /tmp.
+pub(super) fn tmpdir(args: &Args) -> std::path::PathBuf {
+    args.tmpdir.clone().unwrap_or_else(std::env::temp_dir)
 }
 
 fn progress_kind(args: &Args) -> Option<progress::Kind> {

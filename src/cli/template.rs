@@ -201,6 +201,41 @@ pub(crate) fn quote_into(arg: &[u8], out: &mut Vec<u8>) {
     out.push(b'\'');
 }
 
+/// Text made from a template rather than a command line (`--tagstring`, `--results NAME`):
+/// the same replacement strings, with arguments as they are, not shell-quoted.
+impl Template {
+    /// The text for job `seq` with arguments `args`; `{%}` stands as [`SLOT_MARK`].
+    pub(crate) fn render_text(&self, args: &[Vec<u8>], seq: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.extend_from_slice(t),
+                Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
+                Part::Slot => out.extend_from_slice(SLOT_MARK),
+                Part::Arg { pos: None, edit } => {
+                    for (k, a) in args.iter().enumerate() {
+                        if k > 0 {
+                            out.push(b' ');
+                        }
+                        out.extend_from_slice(&edit.apply(a));
+                    }
+                }
+                Part::Arg { pos: Some(n), edit } => {
+                    if let Some(a) = args.get(n - 1) {
+                        out.extend_from_slice(&edit.apply(a));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether any replacement string occurs.
+    pub(crate) fn has_replacement(&self) -> bool {
+        self.has_replacement
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

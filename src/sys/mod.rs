@@ -445,6 +445,31 @@ pub(crate) fn remove_env_if_single_threaded(key: &str) -> Result<(), usize> {
     Ok(())
 }
 
+/// Sets `key` to `value` in this process's environment, if this is the process's only thread;
+/// otherwise changes nothing and returns how many threads it has (see
+/// [`remove_env_if_single_threaded`]).
+pub(crate) fn set_env_if_single_threaded(key: &str, value: &std::ffi::OsStr) -> Result<(), usize> {
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    if threads != 1 {
+        return Err(threads);
+    }
+    // SAFETY: this process has one thread, this one (counted above), so nothing reads the
+    // environment concurrently.
+    unsafe { std::env::set_var(key, value) }
+    Ok(())
+}
+
+/// Sets the calling thread's niceness to `n` (on Linux a thread's own; the threads and
+/// processes it starts afterwards inherit it).
+pub(crate) fn set_nice(n: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `N` random bytes from the kernel (`getrandom(2)`): the tokens by which a launched worker or
 /// watchdog proves that its coordinator started it.
 pub(crate) fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {

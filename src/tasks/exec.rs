@@ -82,6 +82,11 @@ pub struct Exec {
     pub output: Output,
     /// How the command's process group is stopped when its job is timed out or cancelled.
     pub term_seq: KillSequence,
+    /// The directory the command runs in (`None`: this process's). `...` is a fresh
+    /// directory for the job under `~/.parallel/tmp`, removed once it ends (GNU parallel's
+    /// `--workdir ...`).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Where a command's stdout and stderr go.
@@ -110,6 +115,7 @@ impl Exec {
             command: command.into(),
             output: Output::Capture,
             term_seq: KillSequence::default(),
+            dir: None,
         }
     }
 }
@@ -206,6 +212,19 @@ impl Task for Exec {
         cmd.arg("-c")
             .arg(OsStr::from_bytes(&line))
             .stdin(Stdio::null());
+        job_env(&mut cmd, cx);
+        let _fresh = match &self.dir {
+            Some(dir) if dir.as_os_str() == "..." => {
+                let fresh = FreshDir::make(cx.seq())?;
+                cmd.current_dir(&fresh.0);
+                Some(fresh)
+            }
+            Some(dir) => {
+                cmd.current_dir(dir);
+                None
+            }
+            None => None,
+        };
         // Where a watchdog kills this process's jobs when it dies (their process groups told
         // to it), the parent-death signal is not needed, and leaving it out lets the command
         // start through posix_spawn.
@@ -298,6 +317,48 @@ impl Task for Exec {
             stdout,
             stderr,
         })
+    }
+}
+
+/// GNU parallel's variables in a command's environment: `PARALLEL_SEQ` (the job's number),
+/// `PARALLEL_JOBSLOT` (its worker's, as `{%}`) and `PARALLEL_PID` (the coordinator's pid).
+fn job_env(cmd: &mut Command, cx: &Context) {
+    static PID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // A worker process's parent is its coordinator.
+    let pid = PID.get_or_init(|| {
+        if worker::real_stdout().is_some() {
+            sys::parent_pid()
+        } else {
+            std::process::id()
+        }
+        .to_string()
+    });
+    cmd.env("PARALLEL_SEQ", cx.seq().to_string())
+        .env("PARALLEL_JOBSLOT", cx.worker_id().to_string())
+        .env("PARALLEL_PID", pid);
+}
+
+/// `--workdir ...`: a directory of the job's own, `~/.parallel/tmp/HOST-PID-SEQ` as GNU parallel
+/// names it, removed with what the job left in it.
+struct FreshDir(PathBuf);
+
+impl FreshDir {
+    fn make(seq: u64) -> std::io::Result<FreshDir> {
+        let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let dir = home
+            .join(".parallel/tmp")
+            .join(format!("{host}-{}-{seq}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(FreshDir(dir))
+    }
+}
+
+impl Drop for FreshDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -50,12 +50,31 @@ impl Task for Sha256Sum {
                 return Err(Failure::cancelled());
             }
         }
-        let mut line = String::with_capacity(64 + 2 + self.0.as_os_str().len());
+        let name = self.0.to_string_lossy();
+        // sha256sum's escaping: a name holding a backslash, newline or carriage return is
+        // written with `\\`, `\n`, `\r`, and its line starts with a backslash, so that every
+        // line stays one line and reads back unambiguously.
+        let escape = name.contains(['\\', '\n', '\r']);
+        let mut line = String::with_capacity(1 + 64 + 2 + name.len());
+        if escape {
+            line.push('\\');
+        }
         for b in hasher.finalize() {
             line.push_str(&format!("{b:02x}"));
         }
         line.push_str("  ");
-        line.push_str(&self.0.to_string_lossy());
+        if escape {
+            for c in name.chars() {
+                match c {
+                    '\\' => line.push_str("\\\\"),
+                    '\n' => line.push_str("\\n"),
+                    '\r' => line.push_str("\\r"),
+                    c => line.push(c),
+                }
+            }
+        } else {
+            line.push_str(&name);
+        }
         Ok(line)
     }
 }

@@ -1,0 +1,495 @@
+//! Where a command's output goes when it is not simply printed, and what is printed with it:
+//! `--results` (GNU parallel's directory tree, or one CSV, TSV or JSON row per job), `--files`
+//! (the name of a file holding the output), `--tagstring`/`--ctag` (the tag before each line)
+//! and `-v` (the command line before the output).
+//!
+//! Everything here is done by the coordinator when a job's outcome is printed, from the
+//! captured output: the per-job path of a run without these options is untouched.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use super::template::Template;
+use crate::tasks::exec::fill_slot;
+use crate::tasks::{Captured, ExecOutput};
+use crate::{Outcome, Status};
+
+/// What `--results`, `--files`, `--tagstring`, `--ctag` and `-v` ask of the printing.
+pub(crate) struct Book {
+    pub(crate) results: Option<Results>,
+    /// `--files`: the directory the output files go to.
+    pub(crate) files: Option<PathBuf>,
+    /// `-v`: the command line goes before the output.
+    pub(crate) verbose: bool,
+    /// `--tagstring`: the tag's template, instead of the arguments.
+    pub(crate) tagstring: Option<Template>,
+    /// `--ctag`, `--ctagstring`: each job's tagged lines in a colour of their own.
+    pub(crate) color: bool,
+    /// Whether a job's arguments all come from the first source (`-n`), which `--results`
+    /// names its directories after.
+    pub(crate) packed: bool,
+}
+
+/// `--results NAME`.
+pub(crate) enum Results {
+    /// NAME/1/ARG/2/ARG/{seq,stdout,stderr}, one directory level per input source.
+    Dir(PathBuf),
+    /// A NAME with replacement strings: the file the stdout goes to (stderr to NAME.err, the
+    /// seq to NAME.seq), or the directory when it ends in `/`.
+    Named(Template),
+    /// NAME.csv, NAME.tsv, NAME.json: one row per job in a file (`-`: stdout).
+    Table(Table),
+}
+
+pub(crate) struct Table {
+    /// The field separator, or `None` for JSON.
+    sep: Option<u8>,
+    path: PathBuf,
+    /// Opened at the first row, so that a run that fails to start leaves the file alone.
+    out: Option<Box<dyn Write>>,
+}
+
+impl Results {
+    /// Reads `--results SPEC`; `replace` is what `{}` is called (`-I`).
+    pub(crate) fn parse(spec: &str, replace: &[u8]) -> Result<Results, String> {
+        if spec.is_empty() {
+            return Err("--results needs a directory or file name".into());
+        }
+        let lower = spec.to_ascii_lowercase();
+        let sep = if lower.ends_with(".csv") {
+            Some(Some(b','))
+        } else if lower.ends_with(".tsv") {
+            Some(Some(b'\t'))
+        } else if lower.ends_with(".json") {
+            Some(None)
+        } else {
+            None
+        };
+        if let Some(sep) = sep {
+            return Ok(Results::Table(Table {
+                sep,
+                path: PathBuf::from(spec),
+                out: None,
+            }));
+        }
+        let template = Template::parse(&[spec.as_bytes().to_vec()], replace);
+        if template.has_replacement() {
+            Ok(Results::Named(template))
+        } else {
+            Ok(Results::Dir(PathBuf::from(spec)))
+        }
+    }
+}
+
+/// What is left for the printer to print of a job whose output the book kept.
+pub(crate) enum Kept {
+    /// Nothing.
+    Nothing,
+    /// These lines (tagged as any output).
+    Lines(Vec<u8>),
+}
+
+/// One finished command job as the book sees it.
+pub(crate) struct Job<'a> {
+    pub(crate) outcome: &'a Outcome<ExecOutput>,
+    pub(crate) args: &'a [Vec<u8>],
+    /// The command line, `{%}` filled in.
+    pub(crate) line: &'a [u8],
+    pub(crate) exitval: i32,
+    pub(crate) signal: i32,
+}
+
+impl Book {
+    /// Whether the output goes elsewhere than stdout and stderr.
+    pub(crate) fn diverts(&self) -> bool {
+        self.results.is_some() || self.files.is_some()
+    }
+
+    /// `-v`'s line for a job: its command line, `{%}` filled in.
+    pub(crate) fn verbose_line(&self, line: &[u8], worker: usize) -> Option<Vec<u8>> {
+        self.verbose.then(|| {
+            let mut v = fill_slot(line, worker.to_string().as_bytes());
+            v.push(b'\n');
+            v
+        })
+    }
+
+    /// What goes before each line of a job's output, and after it (a colour's reset), if the
+    /// book decides it.
+    pub(crate) fn tag(&self, args: &[Vec<u8>], seq: u64, worker: usize) -> Option<Tag> {
+        if self.tagstring.is_none() && !self.color {
+            return None;
+        }
+        let mut prefix = Vec::new();
+        if self.color {
+            prefix.extend_from_slice(color(seq).as_bytes());
+            prefix.extend_from_slice(b"\x1b[K");
+        }
+        match &self.tagstring {
+            Some(t) => prefix.extend_from_slice(&fill_slot(
+                &t.render_text(args, seq),
+                worker.to_string().as_bytes(),
+            )),
+            None => prefix.extend_from_slice(&args.join(&b' ')),
+        }
+        prefix.push(b'\t');
+        let suffix: &'static [u8] = if self.color { b"\x1b[m" } else { b"" };
+        Some(Tag { prefix, suffix })
+    }
+
+    /// Keeps a finished job's output where `--results` or `--files` say: returns what is left
+    /// to print.
+    pub(crate) fn keep(&mut self, job: &Job<'_>) -> io::Result<Kept> {
+        let worker = job.outcome.worker;
+        let verbose = self.verbose_line(job.line, worker);
+        let empty = ExecOutput::default();
+        let out = match &job.outcome.status {
+            Status::Ok(o) => o,
+            _ => &empty,
+        };
+        if let Some(dir) = &self.files {
+            // GNU parallel's name: par, five random characters, .par.
+            let file = tempfile::Builder::new()
+                .prefix("par")
+                .suffix(".par")
+                .rand_bytes(5)
+                .tempfile_in(dir)
+                .map_err(|e| with_path(e, dir))?;
+            let (mut file, path) = file.keep().map_err(|e| e.error)?;
+            if let Some(v) = &verbose {
+                file.write_all(v)?;
+            }
+            out.stdout.write_to(&mut file)?;
+            // GNU parallel keeps no stderr with --files: a spilled one is removed.
+            if let Some(spill) = &out.stderr.spill {
+                let _ = fs::remove_file(spill);
+            }
+            let mut line = path.as_os_str().as_bytes().to_vec();
+            line.push(b'\n');
+            return Ok(Kept::Lines(line));
+        }
+        match self.results.as_mut() {
+            None => Ok(Kept::Nothing),
+            Some(Results::Dir(dir)) => {
+                let mut path = dir.as_os_str().as_bytes().to_vec();
+                for (n, arg) in job.args.iter().enumerate() {
+                    let source = if self.packed { 1 } else { n + 1 };
+                    path.push(b'/');
+                    path.extend_from_slice(source.to_string().as_bytes());
+                    path.push(b'/');
+                    path.extend_from_slice(&dir_name(arg));
+                }
+                path.push(b'/');
+                write_three(&path, b"seq", b"stdout", b"stderr", job.outcome.seq, out)?;
+                Ok(verbose.map_or(Kept::Nothing, Kept::Lines))
+            }
+            Some(Results::Named(t)) => {
+                let name = fill_slot(
+                    &t.render_text(job.args, job.outcome.seq),
+                    worker.to_string().as_bytes(),
+                );
+                if name.ends_with(b"/") {
+                    write_three(&name, b"seq", b"stdout", b"stderr", job.outcome.seq, out)?;
+                } else {
+                    write_three(&name, b".seq", b"", b".err", job.outcome.seq, out)?;
+                }
+                Ok(verbose.map_or(Kept::Nothing, Kept::Lines))
+            }
+            Some(Results::Table(table)) => {
+                table.row(job, out, verbose.as_deref().unwrap_or_default())?;
+                Ok(Kept::Nothing)
+            }
+        }
+    }
+}
+
+/// A tag's bytes before and after each line.
+pub(crate) struct Tag {
+    pub(crate) prefix: Vec<u8>,
+    pub(crate) suffix: &'static [u8],
+}
+
+impl Tag {
+    /// `bytes` with each line tagged; with a suffix each line ends with it, then a newline.
+    pub(crate) fn apply(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len() + self.prefix.len() * 4);
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(&self.prefix);
+            if self.suffix.is_empty() {
+                out.extend_from_slice(line);
+            } else {
+                out.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
+                out.extend_from_slice(self.suffix);
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+}
+
+/// GNU parallel's `--ctag` colours: backgrounds with black or white text that stay readable,
+/// reordered so that neighbours differ; job `seq` gets entry `seq % len`.
+fn color(seq: u64) -> String {
+    static TABLE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let black = [
+            6..=7,
+            9..=11,
+            13..=15,
+            40..=51,
+            75..=87,
+            113..=123,
+            147..=159,
+            171..=182,
+            185..=231,
+            249..=254,
+        ];
+        let white = [
+            1..=9,
+            12..=13,
+            16..=45,
+            52..=81,
+            88..=114,
+            124..=149,
+            160..=178,
+            180..=180,
+            182..=184,
+            196..=214,
+            232..=250,
+        ];
+        let combos: Vec<(u32, u32)> = black
+            .into_iter()
+            .flatten()
+            .map(|c| (c, 0))
+            .chain(white.into_iter().flatten().map(|c| (c, 231)))
+            .collect();
+        let mut order: Vec<usize> = (0..combos.len()).collect();
+        // GNU's order: by index mod 23, then by index mod 7 descending.
+        order.sort_by(|a, b| (a % 23).cmp(&(b % 23)).then((b % 7).cmp(&(a % 7))));
+        order
+            .into_iter()
+            .map(|i| {
+                let (bg, fg) = combos[i];
+                format!("\x1b[48;5;{bg:03};38;5;{fg:03}m")
+            })
+            .collect()
+    });
+    table[(seq % table.len() as u64) as usize].clone()
+}
+
+/// An argument as a directory name, GNU parallel's way: `\` `TAB` `NUL` and `/` written as
+/// `\\` `\t` `\0` `\_`, and at most 255 bytes (the longest name most filesystems take).
+fn dir_name(arg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(arg.len());
+    for &b in arg {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0 => out.extend_from_slice(b"\\0"),
+            b'/' => out.extend_from_slice(b"\\_"),
+            b => out.push(b),
+        }
+    }
+    out.truncate(255);
+    out
+}
+
+/// Writes a job's seq, stdout and stderr to `base` followed by each name, making the
+/// directories on the way.
+fn write_three(
+    base: &[u8],
+    seq_name: &[u8],
+    out_name: &[u8],
+    err_name: &[u8],
+    seq: u64,
+    out: &ExecOutput,
+) -> io::Result<()> {
+    let at = |name: &[u8]| PathBuf::from(OsStr::from_bytes(&[base, name].concat()));
+    let seq_path = at(seq_name);
+    if let Some(parent) = seq_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
+    }
+    fs::write(&seq_path, seq.to_string()).map_err(|e| with_path(e, &seq_path))?;
+    for (name, stream) in [(out_name, &out.stdout), (err_name, &out.stderr)] {
+        let path = at(name);
+        let mut file = File::create(&path).map_err(|e| with_path(e, &path))?;
+        stream
+            .write_to(&mut file)
+            .map_err(|e| with_path(e, &path))?;
+    }
+    Ok(())
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("--results {}: {e}", path.display()))
+}
+
+impl Table {
+    /// Appends a job's row, after the header if it is the first.
+    fn row(&mut self, job: &Job<'_>, out: &ExecOutput, verbose: &[u8]) -> io::Result<()> {
+        let stdout = [verbose, &captured(&out.stdout)].concat();
+        let stderr = captured(&out.stderr);
+        let start = job
+            .outcome
+            .started
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        let secs = |d: std::time::Duration| format!("{}.{:03}", d.as_secs(), d.subsec_millis());
+        let numbers = [
+            job.outcome.seq.to_string(),
+            ":".to_string(),
+            secs(start),
+            secs(job.outcome.runtime),
+            "0".to_string(),
+            stdout.len().to_string(),
+            job.exitval.to_string(),
+            job.signal.to_string(),
+        ];
+        let first = self.out.is_none();
+        if first {
+            self.out = Some(if self.path.file_stem() == Some(OsStr::new("-")) {
+                Box::new(io::stdout())
+            } else {
+                Box::new(File::create(&self.path).map_err(|e| with_path(e, &self.path))?)
+            });
+        }
+        let mut row = Vec::new();
+        match self.sep {
+            Some(sep) => {
+                if first {
+                    let mut names: Vec<Vec<u8>> = [
+                        "Seq",
+                        "Host",
+                        "Starttime",
+                        "JobRuntime",
+                        "Send",
+                        "Receive",
+                        "Exitval",
+                        "Signal",
+                        "Command",
+                    ]
+                    .iter()
+                    .map(|n| n.as_bytes().to_vec())
+                    .collect();
+                    names.extend((1..=job.args.len()).map(|i| format!("V{i}").into_bytes()));
+                    names.extend([b"Stdout".to_vec(), b"Stderr".to_vec()]);
+                    let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+                    csv_row(&names, sep, &mut row);
+                }
+                let mut fields: Vec<&[u8]> = numbers.iter().map(|n| n.as_bytes()).collect();
+                fields.push(job.line);
+                fields.extend(job.args.iter().map(Vec::as_slice));
+                fields.push(&stdout);
+                fields.push(&stderr);
+                csv_row(&fields, sep, &mut row);
+            }
+            None => {
+                row.extend_from_slice(
+                    format!(
+                        "{{ \"Seq\": {}, \"Host\": \":\", \"Starttime\": {}, \"JobRuntime\": {}, \
+                         \"Send\": 0, \"Receive\": {}, \"Exitval\": {}, \"Signal\": {}, \
+                         \"Command\": \"",
+                        numbers[0], numbers[2], numbers[3], numbers[5], numbers[6], numbers[7]
+                    )
+                    .as_bytes(),
+                );
+                json_quote(job.line, &mut row);
+                row.extend_from_slice(b"\", \"V\": [ ");
+                for (i, arg) in job.args.iter().enumerate() {
+                    if i > 0 {
+                        row.push(b',');
+                    }
+                    row.push(b'"');
+                    json_quote(arg, &mut row);
+                    row.push(b'"');
+                }
+                row.extend_from_slice(b" ], \"Stdout\": \"");
+                json_quote(&stdout, &mut row);
+                row.extend_from_slice(b"\", \"Stderr\": \"");
+                json_quote(&stderr, &mut row);
+                row.extend_from_slice(b"\" }\n");
+            }
+        }
+        let out = self.out.as_mut().expect("opened above");
+        out.write_all(&row)?;
+        out.flush()
+    }
+}
+
+fn captured(c: &Captured) -> Vec<u8> {
+    c.clone().into_bytes()
+}
+
+/// One CSV line, GNU parallel's way: a field holding a quote, white space, the separator or a
+/// NUL is quoted, quotes doubled.
+fn csv_row(fields: &[&[u8]], sep: u8, out: &mut Vec<u8>) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        let quoted = field
+            .iter()
+            .any(|&b| b == b'"' || b == sep || b == 0 || b" \t\n\r\x0b\x0c".contains(&b));
+        if !quoted {
+            out.extend_from_slice(field);
+            continue;
+        }
+        out.push(b'"');
+        for &b in *field {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    }
+    out.push(b'\n');
+}
+
+/// GNU parallel's JSON quoting: `\` and `"` escaped, control characters as `\u00XX`, other
+/// bytes as they are.
+fn json_quote(text: &[u8], out: &mut Vec<u8>) {
+    for &b in text {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            0..=31 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            b => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_colours_are_gnu_parallels() {
+        // As GNU parallel 20221122 colours jobs 1..3 (seq % len).
+        assert_eq!(color(1), "\x1b[48;5;134;38;5;231m");
+        assert_eq!(color(2), "\x1b[48;5;021;38;5;231m");
+        assert_eq!(color(3), "\x1b[48;5;243;38;5;231m");
+        assert_eq!(color(4), "\x1b[48;5;149;38;5;000m");
+    }
+
+    #[test]
+    fn arguments_become_directory_names_as_gnu_parallel_writes_them() {
+        assert_eq!(dir_name(b"a/b\\c\td\0"), b"a\\_b\\\\c\\td\\0");
+        assert_eq!(dir_name(&[b'x'; 300]).len(), 255);
+    }
+
+    #[test]
+    fn csv_quotes_what_gnu_parallel_quotes() {
+        let mut out = Vec::new();
+        csv_row(
+            &[b"a", b"echo a", b"say \"hi\"", b"", b"x,y"],
+            b',',
+            &mut out,
+        );
+        assert_eq!(out, b"a,\"echo a\",\"say \"\"hi\"\"\",,\"x,y\"\n");
+    }
+}
