@@ -19,9 +19,8 @@ use clap::{CommandFactory, Parser};
 
 use crate::Registry;
 pub(crate) use crate::text::brief;
-use args::{Args, SEPARATORS, sources};
+use args::{Args, Separators};
 pub(crate) use drive::Total;
-use input::Source;
 use plan::Plan;
 
 /// Runs the `weft` command line over `registry`'s tasks; returns the exit status.
@@ -59,10 +58,8 @@ use plan::Plan;
 /// ```
 pub fn main_with(registry: Registry) -> i32 {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let cut = argv
-        .iter()
-        .position(|a| SEPARATORS.iter().any(|s| a == s))
-        .unwrap_or(argv.len());
+    let seps = Separators::scan(&argv);
+    let cut = seps.cut(&argv);
     let args = match Args::try_parse_from(&argv[..cut]) {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {
@@ -88,14 +85,7 @@ pub fn main_with(registry: Registry) -> i32 {
             return 0;
         }
     };
-    let sources = match sources(&argv[cut..]) {
-        Ok(s) => s,
-        Err(message) => {
-            say!("weft: {message}");
-            return 255;
-        }
-    };
-    match run(&registry, args, sources) {
+    match run(&registry, args, &argv[cut..], &seps) {
         Ok(code) => code,
         Err(message) => {
             say!("weft: {message}");
@@ -104,7 +94,19 @@ pub fn main_with(registry: Registry) -> i32 {
     }
 }
 
-fn run(registry: &Registry, args: Args, sources: Vec<Source>) -> Result<i32, String> {
+fn run(
+    registry: &Registry,
+    args: Args,
+    rest: &[OsString],
+    seps: &Separators,
+) -> Result<i32, String> {
+    // `-d` splits `:::` arguments too, as GNU parallel splits them.
+    let delim = args
+        .delimiter
+        .as_deref()
+        .map(input::delimiter)
+        .transpose()?;
+    let sources = args::sources(rest, seps, delim.as_deref())?;
     let first = args
         .command
         .first()

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use super::args::{Args, Timeout, parse_size, parse_term_seq, parse_timeout, workers};
+use super::args::{Args, Timeout, parse_count, parse_size, parse_term_seq, parse_timeout, workers};
 use super::control::Halt;
-use super::input::{self, Origin, Shape, Source, Split};
+use super::input::{self, Origin, Pack, Shape, Source, Split, Trim};
 use super::joblog::{self, Joblog};
 use super::kind::{Commands, Tasks};
 use super::output::Style;
 use super::progress;
-use super::template::Template;
+use super::template::{Reading, Template};
 use crate::tasks::KillSequence;
 use crate::{Backend, Pool, Registry};
 
@@ -61,9 +61,16 @@ impl Plan {
                 (None, false) => b"\n".to_vec(),
             },
             skip_empty: args.no_run_if_empty,
+            // GNU parallel: -E '' is no end-of-input string at all.
+            eof: args
+                .eof
+                .as_deref()
+                .filter(|e| !e.is_empty())
+                .map(|e| e.as_bytes().to_vec()),
+            continue_lines: args.max_lines.is_some(),
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
-        let shape = shape(&args, split, sources)?;
+        let shape = shape(&args, split, sources, workers)?;
         if args.replace.as_deref() == Some("") {
             return Err("-I needs a string to replace, such as -I @@".into());
         }
@@ -109,7 +116,12 @@ impl Plan {
 }
 
 /// The sources (`-a` files first, stdin when there are none) and what makes records jobs.
-fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, String> {
+fn shape(
+    args: &Args,
+    split: Split,
+    mut sources: Vec<Source>,
+    workers: usize,
+) -> Result<Shape, String> {
     if !args.arg_file.is_empty() {
         let files = args.arg_file.iter().map(|f| Source {
             origin: Origin::File(f.clone()),
@@ -123,19 +135,80 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
             linked: false,
         });
     }
-    if args.max_args.is_some() && sources.len() > 1 {
-        return Err("-n works with one input source".into());
-    }
     if args.colsep.as_deref() == Some("") {
         return Err("--colsep needs a separator".into());
     }
+    if args.header.is_some() {
+        return Err(
+            "--header is a GNU parallel option weft does not support (not yet): see `weft \
+             --help` for the options weft has"
+                .into(),
+        );
+    }
+    // GNU parallel's order: -L gives the count unless -n does; -N overrides both.
+    let count = |option: &str, spec: &Option<String>| {
+        spec.as_deref().map(|s| parse_count(option, s)).transpose()
+    };
+    let lines = count("-L", &args.max_lines)?.map(|n| n.max(1));
+    let max_args = count("-N", &args.max_replace_args)?
+        .or(count("-n", &args.max_args)?)
+        .or(lines);
+    let fill = (args.context_replace || args.multiple).then_some(workers);
+    let limit = match &args.max_chars {
+        Some(spec) => {
+            let n = parse_count("-s", spec)?;
+            if n > MAX_LINE {
+                say!(
+                    "weft: warning: -s {spec}: a command line is at most {MAX_LINE} bytes \
+                     here: using {MAX_LINE}"
+                );
+            }
+            Some(n.min(MAX_LINE))
+        }
+        None => None,
+    };
+    // The line is measured whenever several records may share it or -s asks.
+    let measure = (args.task.is_none()
+        && (limit.is_some() || fill.is_some() || max_args.is_some_and(|n| n > 1)))
+    .then(|| (template(args), limit.unwrap_or(MAX_LINE)));
+    let trim = match &args.trim {
+        Some(spec) => Trim::parse(spec)?,
+        // GNU parallel trims columns on both sides unless told otherwise.
+        None if args.colsep.is_some() => Trim::parse("lr")?,
+        None => Trim::default(),
+    };
     Ok(Shape {
         sources,
         split,
-        max_args: args.max_args,
         link: args.link,
         colsep: args.colsep.as_deref().map(input::unescape),
+        trim,
+        pack: Pack {
+            max_args,
+            fill,
+            measure,
+        },
     })
+}
+
+/// The longest command line weft runs: the shell gets it as one argument, and Linux takes
+/// an argument of at most 32 pages (MAX_ARG_STRLEN, 131072 bytes with its NUL); a line is
+/// kept shorter than this, as GNU parallel keeps it shorter than its -s.
+const MAX_LINE: usize = 131_071;
+
+/// The command template, read as -X, -N, -L and -q say.
+fn template(args: &Args) -> Template {
+    let replace = args.replace.as_deref().unwrap_or("{}");
+    let words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
+    // GNU parallel: -N, and -L without -m, replace in context as -X does.
+    let context = args.context_replace
+        || args.max_replace_args.is_some()
+        || (args.max_lines.is_some() && !args.multiple);
+    let reading = Reading {
+        context,
+        quote: args.quote,
+    };
+    Template::parse_as(&words, replace.as_bytes(), reading)
 }
 
 /// The kind of job, and the backend it runs on unless `--backend` says otherwise.
@@ -158,10 +231,8 @@ fn kind(
         };
         return Ok((Kind::Task(tasks), info.backend));
     }
-    let replace = args.replace.as_deref().unwrap_or("{}");
-    let words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
     let commands = Commands {
-        template: Template::parse(&words, replace.as_bytes()),
+        template: template(args),
         dry_run: args.dry_run,
         ungroup: args.ungroup,
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
