@@ -109,6 +109,14 @@ pub(super) struct Args {
     /// (both) [default: n; lr with --colsep].
     #[arg(long, value_name = "n|l|r|lr|rl")]
     pub(super) trim: Option<String>,
+    /// GNU parallel's further replacement strings: {..} {...} {/..} {/...} {+/} {+.} {+..}
+    /// {+...} and {slot}.
+    #[arg(long)]
+    pub(super) plus: bool,
+    /// Define the replacement string TAG ({NAME}) as EXPR: perl's s/REGEX/REPL/ substitutions
+    /// (flags g, i) joined by ; or || (weft runs no other perl).
+    #[arg(long, value_name = "'TAG EXPR'")]
+    pub(super) rpl: Vec<String>,
     /// Link every input source: take one record of each in step, the shorter ones wrapping
     /// around (`:::+` links without wrapping: the shortest source ends it).
     #[arg(long, alias = "xapply")]
@@ -584,8 +592,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "--load",
             "--memfree",
             "--env",
-            "--plus",
-            "--rpl",
             "--semaphore",
             "--sem",
             "--fg",

@@ -10,6 +10,7 @@ mod kind;
 mod output;
 mod plan;
 mod progress;
+mod rpl;
 mod template;
 
 use std::ffi::OsString;

@@ -16,6 +16,7 @@ use super::joblog::{self, Joblog};
 use super::kind::{Commands, Tasks};
 use super::output::Style;
 use super::progress;
+use super::rpl::Table;
 use super::template::{Reading, Template};
 use crate::tasks::KillSequence;
 use crate::{Backend, Pool, Registry};
@@ -170,7 +171,8 @@ fn shape(
     // The line is measured whenever several records may share it or -s asks.
     let measure = (args.task.is_none()
         && (limit.is_some() || fill.is_some() || max_args.is_some_and(|n| n > 1)))
-    .then(|| (template(args), limit.unwrap_or(MAX_LINE)));
+    .then(|| template(args).map(|t| (t, limit.unwrap_or(MAX_LINE))))
+    .transpose()?;
     let trim = match &args.trim {
         Some(spec) => Trim::parse(spec)?,
         // GNU parallel trims columns on both sides unless told otherwise.
@@ -196,8 +198,8 @@ fn shape(
 /// kept shorter than this, as GNU parallel keeps it shorter than its -s.
 const MAX_LINE: usize = 131_071;
 
-/// The command template, read as -X, -N, -L and -q say.
-fn template(args: &Args) -> Template {
+/// The command template, read as -X, -N, -L and -q say, with --plus and --rpl strings.
+fn template(args: &Args) -> Result<Template, String> {
     let replace = args.replace.as_deref().unwrap_or("{}");
     let words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
     // GNU parallel: -N, and -L without -m, replace in context as -X does.
@@ -208,7 +210,8 @@ fn template(args: &Args) -> Template {
         context,
         quote: args.quote,
     };
-    Template::parse_as(&words, replace.as_bytes(), reading)
+    let table = Table::new(args.plus, &args.rpl)?;
+    Template::parse_as(&words, replace.as_bytes(), reading, &table)
 }
 
 /// The kind of job, and the backend it runs on unless `--backend` says otherwise.
@@ -232,7 +235,7 @@ fn kind(
         return Ok((Kind::Task(tasks), info.backend));
     }
     let commands = Commands {
-        template: template(args),
+        template: template(args)?,
         dry_run: args.dry_run,
         ungroup: args.ungroup,
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.

@@ -4,6 +4,9 @@
 //! `{n}` `{n.}` `{n/}` `{n//}` `{n/.}`. Arguments are substituted once, shell-quoted, so nothing
 //! inside input data is ever interpreted, by the shell or by a second round of substitution.
 
+use std::sync::Arc;
+
+use super::rpl::{PLUS_UNSUPPORTED, Program, Table};
 use crate::tasks::exec::SLOT_MARK;
 
 /// A parsed command template.
@@ -50,24 +53,31 @@ enum Pos {
     Back(usize),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Edit {
     Whole,
     NoExt,
     Base,
     Dir,
     BaseNoExt,
+    /// A `--plus` or `--rpl` string.
+    Program(Arc<Program>),
 }
 
 impl Template {
     /// Parses the command words (joined by spaces, as GNU parallel does); `replace` renames `{}`.
     #[cfg(test)]
     pub(crate) fn parse(words: &[Vec<u8>], replace: &[u8]) -> Template {
-        Self::parse_as(words, replace, Reading::default())
+        Self::parse_as(words, replace, Reading::default(), &Table::default()).expect("no table")
     }
 
-    /// [`parse`](Self::parse), read as `reading` says.
-    pub(crate) fn parse_as(words: &[Vec<u8>], replace: &[u8], reading: Reading) -> Template {
+    /// [`parse`](Self::parse), read as `reading` says, with the strings `table` defines.
+    pub(crate) fn parse_as(
+        words: &[Vec<u8>],
+        replace: &[u8],
+        reading: Reading,
+        table: &Table,
+    ) -> Result<Template, String> {
         let joined = words.join(&b' ');
         let mut parts = Vec::new();
         let mut text = Vec::new();
@@ -78,7 +88,7 @@ impl Template {
         let mut quote_args = true;
         let mut i = 0;
         while i < joined.len() {
-            if let Some((part, len)) = token(&joined[i..], replace) {
+            if let Some((part, len)) = token(&joined[i..], replace, table)? {
                 if !text.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut text)));
                 }
@@ -105,11 +115,11 @@ impl Template {
         if reading.context {
             parts = context_words(parts);
         }
-        Template {
+        Ok(Template {
             parts,
             has_replacement,
             quote_args,
-        }
+        })
     }
 
     /// Whether the template is empty (each record is then a command itself).
@@ -364,68 +374,99 @@ fn quote_words(part: Part) -> Part {
     Part::Text(out)
 }
 
-/// Recognises a replacement string at the start of `s`: the part and its length.
-fn token(s: &[u8], replace: &[u8]) -> Option<(Part, usize)> {
+/// Recognises a replacement string at the start of `s`: the part and its length; an error
+/// for a `--plus` string weft does not have.
+fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)>, String> {
     // An empty string would match everywhere and consume nothing.
     if !replace.is_empty() && s.starts_with(replace) {
-        return Some((
+        return Ok(Some((
             Part::Arg {
                 pos: Pos::All,
                 edit: Edit::Whole,
             },
             replace.len(),
-        ));
+        )));
     }
     if s.first() != Some(&b'{') {
-        return None;
+        return Ok(None);
     }
-    let close = s.iter().position(|&b| b == b'}')?;
+    let Some(close) = s.iter().position(|&b| b == b'}') else {
+        return Ok(None);
+    };
     let inner = &s[1..close];
     let len = close + 1;
-    let (back, inner) = match inner.strip_prefix(b"-") {
+    let (back, unsigned) = match inner.strip_prefix(b"-") {
         Some(rest) => (true, rest),
         None => (false, inner),
     };
-    let (digits, rest) = inner.split_at(inner.iter().take_while(|b| b.is_ascii_digit()).count());
+    let digits = unsigned.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (digits, rest) = unsigned.split_at(digits);
+    if back && digits.is_empty() {
+        return Ok(None);
+    }
+    if table.plus
+        && let Some((_, why)) = PLUS_UNSUPPORTED
+            .iter()
+            .find(|(tag, _)| tag.as_bytes() == inner)
+    {
+        return Err(format!(
+            "{} (--plus) is not supported: {why}",
+            String::from_utf8_lossy(&s[..len])
+        ));
+    }
     let edit = match rest {
         b"" => Edit::Whole,
         b"." => Edit::NoExt,
         b"/" => Edit::Base,
         b"//" => Edit::Dir,
         b"/." => Edit::BaseNoExt,
-        b"#" if digits.is_empty() && !back => return Some((Part::Seq, len)),
-        b"%" if digits.is_empty() && !back => return Some((Part::Slot, len)),
-        _ => return None,
+        b"#" if digits.is_empty() => return Ok(Some((Part::Seq, len))),
+        b"%" if digits.is_empty() => return Ok(Some((Part::Slot, len))),
+        b"slot" if digits.is_empty() && table.plus => return Ok(Some((Part::Slot, len))),
+        _ => match table.get(rest) {
+            Some(program) => Edit::Program(program.clone()),
+            None if table.plus
+                && let Some(program) =
+                    std::str::from_utf8(rest).ok().and_then(Program::bash_like) =>
+            {
+                Edit::Program(Arc::new(program?))
+            }
+            None => return Ok(None),
+        },
     };
     if digits.is_empty() {
         // `{}` itself only through `replace` (so `-I` can rename it); the edits stay.
-        if rest.is_empty() || back {
-            return None;
+        if rest.is_empty() {
+            return Ok(None);
         }
-        return Some((
+        return Ok(Some((
             Part::Arg {
                 pos: Pos::All,
                 edit,
             },
             len,
-        ));
+        )));
     }
-    let n: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    if n == 0 {
-        return None;
-    }
+    let Some(n) = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    else {
+        return Ok(None);
+    };
     let pos = if back { Pos::Back(n) } else { Pos::Nth(n) };
-    Some((Part::Arg { pos, edit }, len))
+    Ok(Some((Part::Arg { pos, edit }, len)))
 }
 
 impl Edit {
-    fn apply(self, a: &[u8]) -> Vec<u8> {
+    fn apply(&self, a: &[u8]) -> Vec<u8> {
         match self {
             Edit::Whole => a.to_vec(),
             Edit::NoExt => strip_ext(a).to_vec(),
             Edit::Base => base(a).to_vec(),
             Edit::Dir => dir(a).to_vec(),
             Edit::BaseNoExt => strip_ext(base(a)).to_vec(),
+            Edit::Program(p) => p.apply(a),
         }
     }
 }
