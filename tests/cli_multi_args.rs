@@ -398,3 +398,60 @@ fn a_command_that_is_a_replacement_string_runs_the_record_unquoted() {
     // A variable set from a replacement string is still quoted.
     gnu(&["-k", "V={};", "echo \"$V\"", ":::", "a  b;c"], "a  b;c\n");
 }
+
+#[test]
+fn header_names_columns_for_replacement_strings() {
+    gnu(
+        &[
+            "-k", "--header", ":", "echo", "{a}", "{b}", ":::", "a", "1", "2", ":::", "b", "x", "y",
+        ],
+        "1 x\n1 y\n2 x\n2 y\n",
+    );
+    gnu(
+        &[
+            "-k", "--header", ":", "echo", "{a}{b.}", "{1}", ":::", "a", "1.x", ":::", "b", "y",
+        ],
+        "1.xy 1.x\n",
+    );
+    let dir = Scratch::new("header");
+    let file = dir.join("h.csv");
+    std::fs::write(&file, "f1,f2\na,b\nc,d\n").unwrap();
+    let file = file.to_str().unwrap();
+    gnu(
+        &[
+            "-k",
+            "--header",
+            ":",
+            "--colsep",
+            ",",
+            "echo",
+            "{f2}-{f1}",
+            "::::",
+            file,
+        ],
+        "b-a\nd-c\n",
+    );
+    // GNU parallel takes one line whatever the REGEX; without --colsep a TAB splits it.
+    gnu(
+        &[
+            "-k", "--header", "^f", "--colsep", ",", "echo", "{f2}", "{1}", "::::", file,
+        ],
+        "b a\nd c\n",
+    );
+    gnu(
+        &["-k", "--header", ":", "echo", "{f1}", "::::", file],
+        "{f1} a,b\n{f1} c,d\n",
+    );
+    gnu(
+        &[
+            "-k", "--header", ":", "--colsep", ",", "-a", file, "echo", "{f2}", "{f1/}",
+        ],
+        "b a\nd c\n",
+    );
+    weft()
+        .args(["-k", "--header", ":", "--colsep", ",", "echo", "{f1}={2}"])
+        .write_stdin("f1,f2\na,b\nc,d\n")
+        .assert()
+        .success()
+        .stdout("a=b\nc=d\n");
+}

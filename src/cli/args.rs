@@ -583,7 +583,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "-v",
             "--verbose",
             "-t",
-            "--header",
             "--tmpdir",
             "--compress",
             "--delay",

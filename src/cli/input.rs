@@ -14,6 +14,8 @@ use super::template::Template;
 pub(crate) enum Origin {
     Stdin,
     File(std::path::PathBuf),
+    /// A file whose first record is a `--header`, read already.
+    FileAfterHeader(std::path::PathBuf),
     Args(Vec<Vec<u8>>),
 }
 
@@ -151,18 +153,19 @@ fn open(
             BufReader::with_capacity(1 << 16, io::stdin()),
             split.clone(),
         )),
-        Origin::File(path) => {
+        Origin::File(path) | Origin::FileAfterHeader(path) => {
             let file: Box<dyn Read> = if path.as_os_str() == "-" {
                 Box::new(io::stdin())
             } else {
-                Box::new(File::open(path).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
-                })?)
+                Box::new(open_file(path)?)
             };
-            Box::new(Records::new(
-                BufReader::with_capacity(1 << 16, file),
-                split.clone(),
-            ))
+            let mut reader = BufReader::with_capacity(1 << 16, file);
+            if matches!(origin, Origin::FileAfterHeader(_)) {
+                let mut header = Records::new(reader, Split::raw(split));
+                header.next().transpose()?;
+                reader = header.reader;
+            }
+            Box::new(Records::new(reader, split.clone()))
         }
         Origin::Args(args) => {
             let mut args = args.clone();
@@ -177,6 +180,59 @@ fn open(
             )
         }
     })
+}
+
+fn open_file(path: &std::path::Path) -> io::Result<File> {
+    File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
+}
+
+impl Split {
+    /// The split of a `--header` record: the line as it is, whatever -r, -E or -L say.
+    fn raw(split: &Split) -> Split {
+        Split {
+            delim: split.delim.clone(),
+            skip_empty: false,
+            eof: None,
+            continue_lines: false,
+        }
+    }
+}
+
+/// `--header`: takes the first record of each source (an empty one for an empty source), as
+/// GNU parallel takes its column names from it; the sources go on after it.
+pub(crate) fn take_headers(sources: &mut [Source], split: &Split) -> Result<Vec<Vec<u8>>, String> {
+    let raw = Split::raw(split);
+    let mut out = Vec::with_capacity(sources.len());
+    for source in sources.iter_mut() {
+        let header = match &mut source.origin {
+            Origin::Args(args) if args.is_empty() => Vec::new(),
+            Origin::Args(args) => args.remove(0),
+            Origin::Stdin => stdin_header(&raw)?,
+            Origin::File(path) if path.as_os_str() == "-" => stdin_header(&raw)?,
+            Origin::File(path) | Origin::FileAfterHeader(path) => {
+                let file = open_file(path).map_err(|e| e.to_string())?;
+                let first = Records::new(BufReader::new(file), raw.clone())
+                    .next()
+                    .transpose()
+                    .map_err(|e| format!("--header: {}: {e}", path.display()))?;
+                source.origin = Origin::FileAfterHeader(path.clone());
+                first.unwrap_or_default()
+            }
+        };
+        out.push(header);
+    }
+    Ok(out)
+}
+
+/// The first record of stdin, read through stdin's own buffer so that the rest stays there
+/// for the records after it.
+fn stdin_header(raw: &Split) -> Result<Vec<u8>, String> {
+    Records::new(io::stdin().lock(), raw.clone())
+        .next()
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|e| format!("--header: stdin: {e}"))
 }
 
 /// Groups of linked sources: within a group records are zipped, across groups multiplied.

@@ -71,7 +71,7 @@ impl Plan {
             continue_lines: args.max_lines.is_some(),
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
-        let shape = shape(&args, split, sources, workers)?;
+        let (shape, words) = shape(&args, split, sources, workers)?;
         if args.replace.as_deref() == Some("") {
             return Err("-I needs a string to replace, such as -I @@".into());
         }
@@ -81,7 +81,7 @@ impl Plan {
             None => KillSequence::default(),
         };
         let log = Log::read(&args)?;
-        let (kind, default_backend) = kind(registry, &args, &term_seq)?;
+        let (kind, default_backend) = kind(registry, &args, &term_seq, &words)?;
         let (backend, memory_limit) = backend(&args, default_backend)?;
         let pool = PoolSpec {
             workers,
@@ -117,12 +117,13 @@ impl Plan {
 }
 
 /// The sources (`-a` files first, stdin when there are none) and what makes records jobs.
+/// Also the command's words, with `--header`'s column names made positions.
 fn shape(
     args: &Args,
     split: Split,
     mut sources: Vec<Source>,
     workers: usize,
-) -> Result<Shape, String> {
+) -> Result<(Shape, Vec<Vec<u8>>), String> {
     if !args.arg_file.is_empty() {
         let files = args.arg_file.iter().map(|f| Source {
             origin: Origin::File(f.clone()),
@@ -139,12 +140,12 @@ fn shape(
     if args.colsep.as_deref() == Some("") {
         return Err("--colsep needs a separator".into());
     }
-    if args.header.is_some() {
-        return Err(
-            "--header is a GNU parallel option weft does not support (not yet): see `weft \
-             --help` for the options weft has"
-                .into(),
-        );
+    let mut words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
+    if let Some(header) = &args.header {
+        let names = column_names(header, &mut sources, &split, args.colsep.as_deref())?;
+        for (id, name) in names.iter().enumerate() {
+            rename_column(&mut words, name, id + 1);
+        }
     }
     // GNU parallel's order: -L gives the count unless -n does; -N overrides both.
     let count = |option: &str, spec: &Option<String>| {
@@ -171,7 +172,7 @@ fn shape(
     // The line is measured whenever several records may share it or -s asks.
     let measure = (args.task.is_none()
         && (limit.is_some() || fill.is_some() || max_args.is_some_and(|n| n > 1)))
-    .then(|| template(args).map(|t| (t, limit.unwrap_or(MAX_LINE))))
+    .then(|| template(args, &words).map(|t| (t, limit.unwrap_or(MAX_LINE))))
     .transpose()?;
     let trim = match &args.trim {
         Some(spec) => Trim::parse(spec)?,
@@ -179,7 +180,7 @@ fn shape(
         None if args.colsep.is_some() => Trim::parse("lr")?,
         None => Trim::default(),
     };
-    Ok(Shape {
+    let shape = Shape {
         sources,
         split,
         link: args.link,
@@ -190,7 +191,85 @@ fn shape(
             fill,
             measure,
         },
-    })
+    };
+    Ok((shape, words))
+}
+
+/// `--header`'s column names, in the order of the positions they stand for: each source's
+/// first record split at --colsep (a TAB without it), as GNU parallel reads them whatever
+/// the REGEX; `--header 0` names each file source by its path.
+fn column_names(
+    header: &str,
+    sources: &mut [Source],
+    split: &Split,
+    colsep: Option<&str>,
+) -> Result<Vec<Vec<u8>>, String> {
+    if header == "0" {
+        return Ok(sources
+            .iter()
+            .map(|s| match &s.origin {
+                Origin::File(p) => p.as_os_str().as_bytes().to_vec(),
+                _ => Vec::new(),
+            })
+            .collect());
+    }
+    let sep = colsep.map_or(b"\t".to_vec(), input::unescape);
+    let mut names = Vec::new();
+    for mut line in input::take_headers(sources, split)? {
+        if line.ends_with(b"\r") {
+            line.pop();
+        }
+        let mut start = 0;
+        let mut i = 0;
+        while i + sep.len() <= line.len() {
+            if line[i..].starts_with(&sep) {
+                names.push(line[start..i].to_vec());
+                i += sep.len();
+                start = i;
+            } else {
+                i += 1;
+            }
+        }
+        names.push(line[start..].to_vec());
+    }
+    Ok(names)
+}
+
+/// Makes `{name}` (and `{name/}`, `{name//}`, `{name.}`, `{name/.}`) in the command's words
+/// the positional `{id}`, as GNU parallel does.
+fn rename_column(words: &mut [Vec<u8>], name: &[u8], id: usize) {
+    if name.is_empty() {
+        return;
+    }
+    let id = id.to_string();
+    for word in words.iter_mut() {
+        let mut out = Vec::with_capacity(word.len());
+        let mut i = 0;
+        while i < word.len() {
+            let rest = &word[i..];
+            let edit = rest
+                .strip_prefix(b"{")
+                .and_then(|r| r.strip_prefix(name))
+                .and_then(|r| {
+                    [&b"}"[..], b"/}", b"//}", b".}", b"/.}"]
+                        .into_iter()
+                        .find(|e| r.starts_with(e))
+                });
+            match edit {
+                Some(edit) => {
+                    out.push(b'{');
+                    out.extend_from_slice(id.as_bytes());
+                    out.extend_from_slice(edit);
+                    i += 1 + name.len() + edit.len();
+                }
+                None => {
+                    out.push(word[i]);
+                    i += 1;
+                }
+            }
+        }
+        *word = out;
+    }
 }
 
 /// The longest command line weft runs: the shell gets it as one argument, and Linux takes
@@ -199,9 +278,8 @@ fn shape(
 const MAX_LINE: usize = 131_071;
 
 /// The command template, read as -X, -N, -L and -q say, with --plus and --rpl strings.
-fn template(args: &Args) -> Result<Template, String> {
+fn template(args: &Args, words: &[Vec<u8>]) -> Result<Template, String> {
     let replace = args.replace.as_deref().unwrap_or("{}");
-    let words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
     // GNU parallel: -N, and -L without -m, replace in context as -X does.
     let context = args.context_replace
         || args.max_replace_args.is_some()
@@ -211,7 +289,7 @@ fn template(args: &Args) -> Result<Template, String> {
         quote: args.quote,
     };
     let table = Table::new(args.plus, &args.rpl)?;
-    Template::parse_as(&words, replace.as_bytes(), reading, &table)
+    Template::parse_as(words, replace.as_bytes(), reading, &table)
 }
 
 /// The kind of job, and the backend it runs on unless `--backend` says otherwise.
@@ -219,6 +297,7 @@ fn kind(
     registry: &Registry,
     args: &Args,
     term_seq: &KillSequence,
+    words: &[Vec<u8>],
 ) -> Result<(Kind, Backend), String> {
     if let Some(name) = &args.task {
         if args.ungroup || args.dry_run || args.line_buffer {
@@ -235,7 +314,7 @@ fn kind(
         return Ok((Kind::Task(tasks), info.backend));
     }
     let commands = Commands {
-        template: template(args)?,
+        template: template(args, words)?,
         dry_run: args.dry_run,
         ungroup: args.ungroup,
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
