@@ -455,3 +455,33 @@ fn header_names_columns_for_replacement_strings() {
         .success()
         .stdout("a=b\nc=d\n");
 }
+
+#[test]
+fn a_full_job_from_a_stream_starts_before_the_next_record_arrives() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(common::weft_bin())
+        .args(["-N2", "echo"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"a\nb\n").unwrap();
+    stdin.flush().unwrap();
+    // The job of a and b runs while stdin stays open.
+    let first = common::within(common::SETTLE, move || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        (line, stdout)
+    });
+    let (line, mut stdout) = first;
+    assert_eq!(line, "a b\n");
+    stdin.write_all(b"c\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "c\n");
+    assert!(common::exits_within(&mut child, common::SETTLE).success());
+}

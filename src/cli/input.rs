@@ -439,6 +439,7 @@ impl Shape {
             pack: self.pack.clone(),
             ready: std::collections::VecDeque::new(),
             spread: false,
+            held: None,
             seen: 0,
         }))
     }
@@ -451,6 +452,8 @@ struct Packer {
     /// Jobs made by the spread at the end of input, not yet handed out.
     ready: std::collections::VecDeque<Vec<Vec<u8>>>,
     spread: bool,
+    /// A record that did not fit the last job: the next one starts with it.
+    held: Option<Vec<Vec<u8>>>,
     /// Records read so far, to name the one whose line is too long.
     seen: u64,
 }
@@ -472,7 +475,7 @@ impl Iterator for Packer {
         let mut starts: Vec<usize> = Vec::new();
         let mut len = self.pack.measure.as_ref().map_or(0, |(t, _)| t.base_len());
         while starts.len() < max_args {
-            let record = match self.jobs.next()? {
+            let record = match self.pull()? {
                 Ok(r) => r,
                 Err(e) => return Some(Err(e)),
             };
@@ -500,14 +503,15 @@ impl Iterator for Packer {
                     }
                     // The record starts the next job.
                     self.seen -= 1;
-                    self.unget(record);
+                    self.held = Some(record);
                     break;
                 }
                 len += added;
             }
             starts.push(args.len());
             args.extend(record);
-            if self.jobs.peek().is_none() {
+            // Not past a full job: a stream's next record may be long in coming.
+            if starts.len() < max_args && self.at_end() {
                 break;
             }
         }
@@ -516,7 +520,7 @@ impl Iterator for Packer {
         }
         if let Some(workers) = self.pack.fill
             && !self.spread
-            && self.jobs.peek().is_none()
+            && self.at_end()
         {
             // GNU parallel's -X/-m at the end of input: what is left spread evenly over the
             // workers rather than all in one job.
@@ -540,13 +544,17 @@ impl Iterator for Packer {
 }
 
 impl Packer {
-    fn unget(&mut self, record: Vec<Vec<u8>>) {
-        let rest = std::mem::replace(
-            &mut self.jobs,
-            (Box::new(std::iter::empty()) as Jobs).peekable(),
-        );
-        let again: Jobs = Box::new(std::iter::once(Ok(record)).chain(rest));
-        self.jobs = again.peekable();
+    /// The next record: the one held back from the last job, or the input's next.
+    fn pull(&mut self) -> Option<io::Result<Vec<Vec<u8>>>> {
+        match self.held.take() {
+            Some(r) => Some(Ok(r)),
+            None => self.jobs.next(),
+        }
+    }
+
+    /// Whether the input has ended (waiting for its next record to know).
+    fn at_end(&mut self) -> bool {
+        self.held.is_none() && self.jobs.peek().is_none()
     }
 }
 
