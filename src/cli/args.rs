@@ -210,7 +210,16 @@ Sources (after the command; several combine as a cartesian product):
 Replacement strings (substituted shell-quoted):
   {}  the argument         {.}  without extension    {/}  basename
   {//} directory           {/.} basename without extension
-  {#} job number           {%}  worker slot          {N} {N.} {N/}...  the Nth source
+  {#} job number           {%}  worker slot          {N} {N.} {N/}...  the Nth argument
+  {-N} the Nth from the end   {colname} with --header   --plus: {..} {+/} {:-x} {%re}...
+  --rpl '{NAME} s/RE/TEXT/'   user-defined, from s/// substitutions (no other perl)
+
+Several arguments per command:
+  -X   as many as fit, the word around {} repeated for each (context replace)
+  -m   as many as fit, {} standing for them all;  -n N / -N N / -L N: at most N each
+       (with -X or -m the last ones are spread over the workers, as GNU parallel does)
+  -s N keep each command line under N bytes (at most 131071: the kernel's limit on one
+       argument, the shell's command line); an argument too long for it is an error
 
 Job control:
   --joblog FILE         Seq Host Starttime JobRuntime Send Receive Exitval Signal Command;

@@ -3,6 +3,9 @@
 //!
 //! The first source is streamed, the others are read whole (a product needs them again and
 //! again), so the first job starts before stdin ends and a long stream runs in constant memory.
+//!
+//! Then each record is cut into columns (`--colsep`) and trimmed (`--trim`), and records are
+//! packed into jobs (`-n`, `-N`, `-L`, `-X`, `-m`), each command line kept under `-s`.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};

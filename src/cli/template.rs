@@ -1,8 +1,10 @@
 //! Replacement strings and shell quoting: how one job's arguments become its command line.
 //!
-//! GNU parallel's strings: `{}` `{.}` `{/}` `{//}` `{/.}` `{#}` `{%}` and the positional
-//! `{n}` `{n.}` `{n/}` `{n//}` `{n/.}`. Arguments are substituted once, shell-quoted, so nothing
+//! GNU parallel's strings: `{}` `{.}` `{/}` `{//}` `{/.}` `{#}` `{%}`, the positional
+//! `{n}` `{n.}` `{n/}` `{n//}` `{n/.}` and those counted from the end (`{-n}`...), and the
+//! `--plus`/`--rpl` ones (`rpl.rs`). Arguments are substituted once, shell-quoted, so nothing
 //! inside input data is ever interpreted, by the shell or by a second round of substitution.
+//! With -X a word holding `{}` is repeated once per argument (context replace).
 
 use std::sync::Arc;
 
