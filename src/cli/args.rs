@@ -17,7 +17,9 @@ use crate::tasks::KillSequence;
 /// Run jobs in parallel on worker threads or worker processes.
 ///
 /// Runs COMMAND once per input record, with the record substituted for `{}` (or appended),
-/// shell-quoted so that no input is ever interpreted by the shell. Input comes from
+/// shell-quoted so that no input is ever interpreted by the shell (but for a replacement
+/// string in the command's first word: `weft {}` runs each record as a command, as GNU
+/// parallel does). Input comes from
 /// `::: ARGS`, `:::: FILES`, `-a FILE`, or else stdin, one record per line. With `--task NAME`
 /// a registered task runs in-process per record instead, with no fork+exec per job.
 #[derive(Parser, Debug)]
