@@ -6,6 +6,7 @@
 //! inside input data is ever interpreted, by the shell or by a second round of substitution.
 //! With -X a word holding `{}` is repeated once per argument (context replace).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::rpl::{PLUS_UNSUPPORTED, Program, Table};
@@ -132,8 +133,26 @@ impl Template {
     /// The command line for job `seq` with arguments `args`.
     pub(crate) fn render(&self, args: &[Vec<u8>], seq: u64) -> Vec<u8> {
         let mut out = Vec::new();
+        // The per-job path: one plain loop, the repeated words of -X apart.
         for part in &self.parts {
-            self.render_part(part, args, None, seq, &mut out);
+            match part {
+                Part::Text(t) => out.extend_from_slice(t),
+                Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
+                Part::Slot => out.extend_from_slice(SLOT_MARK),
+                Part::Arg {
+                    pos: Pos::All,
+                    edit,
+                } => {
+                    for (k, a) in args.iter().enumerate() {
+                        if k > 0 {
+                            out.push(b' ');
+                        }
+                        self.put(&edit.apply(a), &mut out);
+                    }
+                }
+                Part::Arg { pos, edit } => self.positional(*pos, edit, args, &mut out),
+                Part::Word(word) => self.render_word(word, args, seq, &mut out),
+            }
         }
         if !self.has_replacement {
             for a in args {
@@ -146,60 +165,46 @@ impl Template {
         out
     }
 
-    /// Renders one part; `this` is the argument a repeated word stands for.
-    fn render_part(
-        &self,
-        part: &Part,
-        args: &[Vec<u8>],
-        this: Option<&[u8]>,
-        seq: u64,
-        out: &mut Vec<u8>,
-    ) {
-        match part {
-            Part::Text(t) => out.extend_from_slice(t),
-            Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
-            Part::Slot => out.extend_from_slice(SLOT_MARK),
-            Part::Arg {
-                pos: Pos::All,
-                edit,
-            } => match this {
-                Some(a) => self.put(&edit.apply(a), out),
-                None => {
-                    for (k, a) in args.iter().enumerate() {
-                        if k > 0 {
-                            out.push(b' ');
-                        }
-                        self.put(&edit.apply(a), out);
-                    }
-                }
-            },
-            Part::Arg { pos, edit } => {
-                let at = match *pos {
-                    Pos::Nth(n) => args.get(n - 1),
-                    Pos::Back(n) => args.len().checked_sub(n).and_then(|i| args.get(i)),
-                    Pos::All => None,
-                };
-                // A missing argument is nothing at all, not an empty word, as in GNU parallel.
-                if let Some(a) = at {
-                    self.put(&edit.apply(a), out);
-                }
+    /// A positional string: a missing argument is nothing at all, not an empty word, as in
+    /// GNU parallel.
+    fn positional(&self, pos: Pos, edit: &Edit, args: &[Vec<u8>], out: &mut Vec<u8>) {
+        let at = match pos {
+            Pos::Nth(n) => args.get(n - 1),
+            Pos::Back(n) => args.len().checked_sub(n).and_then(|i| args.get(i)),
+            Pos::All => None,
+        };
+        if let Some(a) = at {
+            self.put(&edit.apply(a), out);
+        }
+    }
+
+    /// A word repeated once per argument (-X), joined by spaces; GNU parallel gives a job of
+    /// no arguments one empty argument here.
+    fn render_word(&self, word: &[Part], args: &[Vec<u8>], seq: u64, out: &mut Vec<u8>) {
+        let empty = [Vec::new()];
+        let each = if args.is_empty() { &empty[..] } else { args };
+        for (k, a) in each.iter().enumerate() {
+            if k > 0 {
+                out.push(b' ');
             }
-            Part::Word(word) => {
-                // GNU parallel gives a job of no arguments one empty argument here.
-                let empty = [Vec::new()];
-                let each = if args.is_empty() { &empty[..] } else { args };
-                for (k, a) in each.iter().enumerate() {
-                    if k > 0 {
-                        out.push(b' ');
-                    }
-                    for p in word {
-                        self.render_part(p, args, Some(a), seq, out);
-                    }
+            for part in word {
+                match part {
+                    Part::Text(t) => out.extend_from_slice(t),
+                    Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
+                    Part::Slot => out.extend_from_slice(SLOT_MARK),
+                    Part::Arg {
+                        pos: Pos::All,
+                        edit,
+                    } => self.put(&edit.apply(a), out),
+                    Part::Arg { pos, edit } => self.positional(*pos, edit, args, out),
+                    // Words are never nested.
+                    Part::Word(_) => {}
                 }
             }
         }
     }
 
+    #[inline]
     fn put(&self, arg: &[u8], out: &mut Vec<u8>) {
         if self.quote_args {
             quote_into(arg, out);
@@ -461,14 +466,17 @@ fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)
 }
 
 impl Edit {
-    fn apply(&self, a: &[u8]) -> Vec<u8> {
+    /// The edited argument: a part of it, borrowed (no allocation per job), but for the
+    /// `--plus`/`--rpl` programs.
+    #[inline]
+    fn apply<'a>(&self, a: &'a [u8]) -> Cow<'a, [u8]> {
         match self {
-            Edit::Whole => a.to_vec(),
-            Edit::NoExt => strip_ext(a).to_vec(),
-            Edit::Base => base(a).to_vec(),
-            Edit::Dir => dir(a).to_vec(),
-            Edit::BaseNoExt => strip_ext(base(a)).to_vec(),
-            Edit::Program(p) => p.apply(a),
+            Edit::Whole => Cow::Borrowed(a),
+            Edit::NoExt => Cow::Borrowed(strip_ext(a)),
+            Edit::Base => Cow::Borrowed(base(a)),
+            Edit::Dir => Cow::Borrowed(dir(a)),
+            Edit::BaseNoExt => Cow::Borrowed(strip_ext(base(a))),
+            Edit::Program(p) => Cow::Owned(p.apply(a)),
         }
     }
 }
