@@ -77,7 +77,7 @@ fn a_gnu_parallel_option_weft_lacks_is_one_line_naming_it_and_exit_255() {
             &["--sshlogin", "host", "echo", ":::", "a"][..],
             "--sshlogin",
         ),
-        (&["-X", "echo", ":::", "a"][..], "-X"),
+        (&["--semaphore", "echo", ":::", "a"][..], "--semaphore"),
         (&["--pipe=x", "wc"][..], "--pipe"),
         (&["--compress", "echo", ":::", "a"][..], "--compress"),
     ] {

@@ -114,15 +114,18 @@ fn a_delimiter_of_one_or_more_characters_splits_records_with_escapes_understood(
 }
 
 #[test]
-fn a_nul_in_newline_mode_warns_and_fails_only_that_record() {
+fn a_nul_in_newline_mode_is_passed_as_backslash_zero_with_a_warning_as_gnu_does() {
+    // GNU parallel 20221122: `[a\0b][c][d\0]`, exit 0, a warning naming -0 (--null).
     for backend in BACKENDS {
         weft_on(backend)
             .args(["-k", BRACKETS])
             .write_stdin(&b"a\0b\nc\nd\0\n"[..])
             .assert()
-            .code(2)
-            .stdout("[c]")
-            .stderr(contains("weft: warning: an input record holds a NUL byte"))
+            .success()
+            .stdout("[a\\0b][c][d\\0]")
+            .stderr(contains(
+                "weft: warning: a NUL character in the input was replaced",
+            ))
             .stderr(contains("use -0"));
     }
 }

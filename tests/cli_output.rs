@@ -553,14 +553,17 @@ fn progress_is_silent_when_stderr_is_not_a_terminal() {
 }
 
 #[test]
-fn dry_run_leaves_out_a_record_with_a_nul_and_says_so() {
+fn dry_run_shows_a_nul_as_backslash_zero_and_says_so_as_gnu_does() {
+    // GNU parallel 20221122: echo a / echo 'b\0c' / echo d, and a warning.
     weft()
         .args(["--dry-run", "echo"])
         .write_stdin(&b"a\nb\0c\nd\n"[..])
         .assert()
         .success()
-        .stdout("echo a\necho d\n")
-        .stderr(predicates::str::contains("job 2's record holds a NUL byte"));
+        .stdout("echo a\necho 'b\\0c'\necho d\n")
+        .stderr(predicates::str::contains(
+            "NUL character in the input was replaced",
+        ));
 }
 
 #[test]

@@ -140,11 +140,14 @@ fn replacement_strings_inside_the_input_are_never_substituted_again() {
 
 #[test]
 fn unknown_braces_are_plain_text() {
+    // {-1} is GNU parallel's last argument, not text.
     weft()
-        .args(["-k", "echo", "{x}", "{print}", "{-1}", "{}", ":::", "a"])
+        .args([
+            "-k", "echo", "{x}", "{print}", "{-1}", "{}", "{-x}", ":::", "a",
+        ])
         .assert()
         .success()
-        .stdout("{x} {print} {-1} a\n");
+        .stdout("{x} {print} a a {-x}\n");
 }
 
 /// Inputs that would create the file `pwned` (or list the directory, or read a variable) if
@@ -224,8 +227,9 @@ fn hostile_records_from_stdin_and_columns_never_run() {
             .success()
             .stdout(expected_echo(&records));
         let rows: String = records.iter().map(|r| format!("x\u{1}{r}\n")).collect();
+        // --trim n: --colsep would trim the blanks around columns, as GNU parallel does.
         weft_on(backend)
-            .args(["-k", "--colsep", "\u{1}"])
+            .args(["-k", "--trim", "n", "--colsep", "\u{1}"])
             .arg("printf '[%s]\\n' {2} {2.}")
             .write_stdin(rows)
             .current_dir(dir.path())

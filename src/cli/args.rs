@@ -17,7 +17,9 @@ use crate::tasks::KillSequence;
 /// Run jobs in parallel on worker threads or worker processes.
 ///
 /// Runs COMMAND once per input record, with the record substituted for `{}` (or appended),
-/// shell-quoted so that no input is ever interpreted by the shell. Input comes from
+/// shell-quoted so that no input is ever interpreted by the shell (but for a replacement
+/// string in the command's first word: `weft {}` runs each record as a command, as GNU
+/// parallel does). Input comes from
 /// `::: ARGS`, `:::: FILES`, `-a FILE`, or else stdin, one record per line. With `--task NAME`
 /// a registered task runs in-process per record instead, with no fork+exec per job.
 #[derive(Parser, Debug)]
@@ -65,7 +67,58 @@ pub(super) struct Args {
     /// Pack N records into each job (with one input source); -n 0 runs the command once per
     /// record with no argument.
     #[arg(short = 'n', long = "max-args", value_name = "N")]
-    pub(super) max_args: Option<usize>,
+    pub(super) max_args: Option<String>,
+    /// At most N arguments per command line (GNU's --max-replace-args); with --pipe, N
+    /// records per job.
+    #[arg(short = 'N', long = "max-replace-args", value_name = "N")]
+    pub(super) max_replace_args: Option<String>,
+    /// At most N input lines per command line; with --pipe, N lines per job.
+    #[arg(short = 'L', long = "max-lines", value_name = "N")]
+    pub(super) max_lines: Option<String>,
+    /// The input's header: the first line with `:`, or what REGEX matches. Its columns name
+    /// replacement strings ({colname}); with --pipe it is repeated to every block.
+    #[arg(long, value_name = "REGEX")]
+    pub(super) header: Option<String>,
+    /// As many arguments per command line as fit (or -n/-N), each repeating the word around
+    /// its replacement string (context replace); spread over the workers at the end of input.
+    #[arg(short = 'X')]
+    pub(super) context_replace: bool,
+    /// As many arguments per command line as fit (or -n), {} standing for all of them
+    /// joined by spaces; spread over the workers at the end of input.
+    #[arg(short = 'm')]
+    pub(super) multiple: bool,
+    /// A command line is at most N bytes long [default: what the system accepts].
+    #[arg(short = 's', long = "max-chars", value_name = "N")]
+    pub(super) max_chars: Option<String>,
+    /// Quote the command itself, so that the shell does not interpret its special characters.
+    #[arg(short = 'q', long = "quote")]
+    pub(super) quote: bool,
+    /// Input ends at a record equal to STR.
+    #[arg(
+        short = 'E',
+        long = "eof",
+        value_name = "STR",
+        allow_hyphen_values = true
+    )]
+    pub(super) eof: Option<String>,
+    /// Use SEP instead of `:::` (and SEP+ instead of `:::+`).
+    #[arg(long, value_name = "SEP")]
+    pub(super) arg_sep: Option<String>,
+    /// Use SEP instead of `::::` (and SEP+ instead of `::::+`).
+    #[arg(long, value_name = "SEP")]
+    pub(super) arg_file_sep: Option<String>,
+    /// Remove white space around each argument: n (none), l (left), r (right), lr or rl
+    /// (both) [default: n; lr with --colsep].
+    #[arg(long, value_name = "n|l|r|lr|rl")]
+    pub(super) trim: Option<String>,
+    /// GNU parallel's further replacement strings: {..} {...} {/..} {/...} {+/} {+.} {+..}
+    /// {+...} and {slot}.
+    #[arg(long)]
+    pub(super) plus: bool,
+    /// Define the replacement string TAG ({NAME}) as EXPR: perl's s/REGEX/REPL/ substitutions
+    /// (flags g, i) joined by ; or || (weft runs no other perl).
+    #[arg(long, value_name = "'TAG EXPR'")]
+    pub(super) rpl: Vec<String>,
     /// Link every input source: take one record of each in step, the shorter ones wrapping
     /// around (`:::+` links without wrapping: the shortest source ends it).
     #[arg(long, alias = "xapply")]
@@ -218,7 +271,16 @@ Sources (after the command; several combine as a cartesian product):
 Replacement strings (substituted shell-quoted):
   {}  the argument         {.}  without extension    {/}  basename
   {//} directory           {/.} basename without extension
-  {#} job number           {%}  worker slot          {N} {N.} {N/}...  the Nth source
+  {#} job number           {%}  worker slot          {N} {N.} {N/}...  the Nth argument
+  {-N} the Nth from the end   {colname} with --header   --plus: {..} {+/} {:-x} {%re}...
+  --rpl '{NAME} s/RE/TEXT/'   user-defined, from s/// substitutions (no other perl)
+
+Several arguments per command:
+  -X   as many as fit, the word around {} repeated for each (context replace)
+  -m   as many as fit, {} standing for them all;  -n N / -N N / -L N: at most N each
+       (with -X or -m the last ones are spread over the workers, as GNU parallel does)
+  -s N keep each command line under N bytes (at most 131071: the kernel's limit on one
+       argument, the shell's command line); an argument too long for it is an error
 
 Job control:
   --joblog FILE         Seq Host Starttime JobRuntime Send Receive Exitval Signal Command;
@@ -250,24 +312,100 @@ Differences from GNU parallel: commands run under /bin/sh (or $PARALLEL_SHELL), 
 is a literal separator (\\t, \\n, \\0 understood), not a regex, and --tag joins several
 arguments with spaces.";
 
-pub(super) const SEPARATORS: [&str; 4] = [":::", ":::+", "::::", "::::+"];
+/// The words that start input sources: `:::` and `::::` unless `--arg-sep` and
+/// `--arg-file-sep` name others, each also with a `+` (linked).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Separators {
+    args: Vec<u8>,
+    files: Vec<u8>,
+}
 
-/// Parses the `:::` / `::::` part of the command line.
-pub(super) fn sources(rest: &[OsString]) -> Result<Vec<Source>, String> {
+impl Separators {
+    /// Finds `--arg-sep` and `--arg-file-sep` among the options, before the first source
+    /// starts (they decide where it starts).
+    pub(super) fn scan(argv: &[OsString]) -> Separators {
+        let mut seps = Separators {
+            args: b":::".to_vec(),
+            files: b"::::".to_vec(),
+        };
+        let mut i = 1;
+        while i < argv.len() && seps.kind(&argv[i]).is_none() {
+            let a = argv[i].as_bytes();
+            let mut set = |name: &[u8], value: &[u8]| match name {
+                b"--arg-sep" => seps.args = value.to_vec(),
+                b"--arg-file-sep" => seps.files = value.to_vec(),
+                _ => {}
+            };
+            if let Some(eq) = a.iter().position(|&b| b == b'=') {
+                set(&a[..eq], &a[eq + 1..]);
+            } else if (a == b"--arg-sep" || a == b"--arg-file-sep") && i + 1 < argv.len() {
+                set(a, argv[i + 1].as_bytes());
+                i += 1;
+            }
+            i += 1;
+        }
+        seps
+    }
+
+    /// Whether `word` starts a source: `Some((files, linked))`.
+    pub(super) fn kind(&self, word: &OsString) -> Option<(bool, bool)> {
+        let w = word.as_bytes();
+        let (w, linked) = match w.strip_suffix(b"+") {
+            Some(rest) => (rest, true),
+            None => (w, false),
+        };
+        if w == self.args {
+            Some((false, linked))
+        } else if w == self.files {
+            Some((true, linked))
+        } else {
+            None
+        }
+    }
+
+    /// Where the sources start in `argv`: at the first separator that is not the value of
+    /// `--arg-sep` or `--arg-file-sep`.
+    pub(super) fn cut(&self, argv: &[OsString]) -> usize {
+        // argv[0] is the program, never a separator.
+        let mut i = 1;
+        while i < argv.len() {
+            if self.kind(&argv[i]).is_some() {
+                return i;
+            }
+            if argv[i] == "--arg-sep" || argv[i] == "--arg-file-sep" {
+                i += 1;
+            }
+            i += 1;
+        }
+        argv.len()
+    }
+}
+
+/// Parses the `:::` / `::::` part of the command line (`rest` starts with a separator).
+/// With `split` (`-d` given), each `:::` argument is split at the delimiter, as GNU parallel
+/// splits it.
+pub(super) fn sources(
+    rest: &[OsString],
+    seps: &Separators,
+    split: Option<&[u8]>,
+) -> Result<Vec<Source>, String> {
     let mut out: Vec<Source> = Vec::new();
     let mut i = 0;
     while i < rest.len() {
-        let sep = rest[i].to_string_lossy().into_owned();
+        let (files, plus) = seps.kind(&rest[i]).expect("a separator");
         // A first `:::+` has nothing to link to: GNU parallel reads it as `:::`.
-        let linked = sep.ends_with('+') && !out.is_empty();
+        let linked = plus && !out.is_empty();
         let end = rest[i + 1..]
             .iter()
-            .position(|a| SEPARATORS.iter().any(|s| a == s))
+            .position(|a| seps.kind(a).is_some())
             .map_or(rest.len(), |p| i + 1 + p);
         let items = &rest[i + 1..end];
-        if sep.starts_with("::::") {
+        if files {
             if items.is_empty() {
-                return Err(format!("{sep} needs at least one file"));
+                return Err(format!(
+                    "{} needs at least one file",
+                    rest[i].to_string_lossy()
+                ));
             }
             for f in items {
                 out.push(Source {
@@ -276,14 +414,72 @@ pub(super) fn sources(rest: &[OsString]) -> Result<Vec<Source>, String> {
                 });
             }
         } else {
+            let mut args = Vec::with_capacity(items.len());
+            for a in items {
+                match split {
+                    Some(d) => args.extend(split_at(a.as_bytes(), d)),
+                    None => args.push(a.as_bytes().to_vec()),
+                }
+            }
             out.push(Source {
-                origin: Origin::Args(items.iter().map(|a| a.as_bytes().to_vec()).collect()),
+                origin: Origin::Args(args),
                 linked,
             });
         }
         i = end;
     }
     Ok(out)
+}
+
+/// `arg` split at every `delim`, the empty pieces kept.
+fn split_at(arg: &[u8], delim: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + delim.len() <= arg.len() {
+        if &arg[i..i + delim.len()] == delim {
+            out.push(arg[start..i].to_vec());
+            i += delim.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(arg[start..].to_vec());
+    out
+}
+
+/// Parses a count of `option` with GNU parallel's suffixes: k, m, g, t, p powers of 1000;
+/// K, M, G, T, P (and Ki, Mi...) powers of 1024; fractions allowed (`1.5k`).
+pub(super) fn parse_count(option: &str, spec: &str) -> Result<usize, String> {
+    let bad = || format!("{option} {spec:?}: give a count such as 4, 1k (1000) or 1K (1024)");
+    let s = spec.trim();
+    let cut = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(cut);
+    let factor: f64 = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "t" => 1e12,
+        "p" => 1e15,
+        "K" | "Ki" | "ki" => 1024.0,
+        "M" | "Mi" | "mi" => 1024f64.powi(2),
+        "G" | "Gi" | "gi" => 1024f64.powi(3),
+        "T" | "Ti" | "ti" => 1024f64.powi(4),
+        "P" | "Pi" | "pi" => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let n = n * factor;
+    if !n.is_finite() || n < 0.0 {
+        return Err(bad());
+    }
+    // 2^64 itself is the first f64 a u64 cannot hold.
+    if n >= usize::MAX as f64 {
+        return Err(format!("{option} {spec:?}: too large"));
+    }
+    Ok(n as usize)
 }
 
 /// Parses `-j`: N, N%, +N, -N, 0.
@@ -445,26 +641,8 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "--round-robin",
             "--cat",
             "--fifo",
-            "-X",
-            "-m",
-            "-N",
-            "--max-replace-args",
-            "-L",
             "-l",
-            "--max-lines",
-            "-s",
-            "--max-chars",
-            "-q",
-            "--quote",
-            "-E",
-            "--eof",
-            "--arg-sep",
-            "--arg-file-sep",
-            "--trim",
-            "--header",
             "--compress",
-            "--plus",
-            "--rpl",
             "--semaphore",
             "--sem",
             "--fg",
@@ -551,6 +729,33 @@ mod tests {
         }
         assert_eq!(parse_size("32M"), Ok(MIN_MEMORY_LIMIT));
         assert_eq!(parse_size("16777215T"), Ok(16_777_215 << 40));
+    }
+
+    #[test]
+    fn counts_take_gnu_parallels_suffixes() {
+        assert_eq!(parse_count("-n", "1k"), Ok(1000));
+        assert_eq!(parse_count("-n", "1K"), Ok(1024));
+        assert_eq!(parse_count("-n", "2Ki"), Ok(2048));
+        assert_eq!(parse_count("-n", "1.5k"), Ok(1500));
+        assert_eq!(parse_count("-n", "1M"), Ok(1 << 20));
+        assert_eq!(parse_count("-n", "0"), Ok(0));
+        for spec in ["", "x", "1x", "-1", "1e300", "nan", "1kk"] {
+            let e = parse_count("-N", spec).unwrap_err();
+            assert!(e.contains(&format!("-N {spec:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn separators_are_found_before_the_first_source() {
+        let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let a = argv(&["weft", "--arg-sep", ",,", "echo", ",,", "a", ":::", "b"]);
+        let seps = Separators::scan(&a);
+        assert_eq!(seps.cut(&a), 4);
+        let got = sources(&a[4..], &seps, None).unwrap();
+        assert_eq!(got.len(), 1, "::: is an argument once --arg-sep renames it");
+        let a = argv(&["weft", "--arg-file-sep=//", "echo", "//+", "f"]);
+        assert_eq!(Separators::scan(&a).cut(&a), 3);
+        assert_eq!(split_at(b"a,,b,", b","), [&b"a"[..], b"", b"b", b""]);
     }
 
     #[test]

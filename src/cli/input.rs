@@ -3,15 +3,22 @@
 //!
 //! The first source is streamed, the others are read whole (a product needs them again and
 //! again), so the first job starts before stdin ends and a long stream runs in constant memory.
+//!
+//! Then each record is cut into columns (`--colsep`) and trimmed (`--trim`), and records are
+//! packed into jobs (`-n`, `-N`, `-L`, `-X`, `-m`), each command line kept under `-s`.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+
+use super::template::Template;
 
 /// Where one source's records come from.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Origin {
     Stdin,
     File(std::path::PathBuf),
+    /// A file whose first record is a `--header`, read already.
+    FileAfterHeader(std::path::PathBuf),
     Args(Vec<Vec<u8>>),
 }
 
@@ -28,6 +35,17 @@ pub(crate) struct Split {
     /// What ends a record: one byte or several (never empty).
     pub(crate) delim: Vec<u8>,
     pub(crate) skip_empty: bool,
+    /// `-E`: a record equal to this ends its source.
+    pub(crate) eof: Option<Vec<u8>>,
+    /// `-L`: a record ending in a blank goes on in the next one (one logical line).
+    pub(crate) continue_lines: bool,
+}
+
+impl Split {
+    /// Whether `rec` is the end-of-input mark of `-E`.
+    fn is_eof(&self, rec: &[u8]) -> bool {
+        self.eof.as_deref() == Some(rec)
+    }
 }
 
 /// Reads delimited records from a byte stream, one at a time.
@@ -51,9 +69,9 @@ impl<R: BufRead> Iterator for Records<R> {
     type Item = io::Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let delim = &self.split.delim[..];
-        let last = *delim.last().expect("a delimiter");
         loop {
+            let delim = &self.split.delim[..];
+            let last = *delim.last().expect("a delimiter");
             if self.done {
                 return None;
             }
@@ -71,8 +89,22 @@ impl<R: BufRead> Iterator for Records<R> {
                 }
             };
             if ended {
-                rec.truncate(rec.len() - delim.len());
+                rec.truncate(rec.len() - self.split.delim.len());
             } else if rec.is_empty() {
+                self.done = true;
+                return None;
+            }
+            if self.split.continue_lines {
+                // xargs' -L: a line ending in a blank is continued by the next.
+                while ended_blank(&rec) {
+                    match self.next_raw() {
+                        Some(Ok(more)) => rec.extend_from_slice(&more),
+                        Some(Err(e)) => return Some(Err(e)),
+                        None => break,
+                    }
+                }
+            }
+            if self.split.is_eof(&rec) {
                 self.done = true;
                 return None;
             }
@@ -84,6 +116,37 @@ impl<R: BufRead> Iterator for Records<R> {
     }
 }
 
+impl<R: BufRead> Records<R> {
+    /// The next record as it is, for a continued line.
+    fn next_raw(&mut self) -> Option<io::Result<Vec<u8>>> {
+        let delim = &self.split.delim[..];
+        let last = *delim.last().expect("a delimiter");
+        let mut rec = Vec::new();
+        loop {
+            match self.reader.read_until(last, &mut rec) {
+                Ok(0) if rec.is_empty() => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(0) => return Some(Ok(rec)),
+                Ok(_) if rec.ends_with(delim) => {
+                    rec.truncate(rec.len() - delim.len());
+                    return Some(Ok(rec));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+fn ended_blank(rec: &[u8]) -> bool {
+    matches!(rec.last(), Some(b' ' | b'\t'))
+}
+
 fn open(
     origin: &Origin,
     split: &Split,
@@ -93,21 +156,25 @@ fn open(
             BufReader::with_capacity(1 << 16, io::stdin()),
             split.clone(),
         )),
-        Origin::File(path) => {
+        Origin::File(path) | Origin::FileAfterHeader(path) => {
             let file: Box<dyn Read> = if path.as_os_str() == "-" {
                 Box::new(io::stdin())
             } else {
-                Box::new(File::open(path).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
-                })?)
+                Box::new(open_file(path)?)
             };
-            Box::new(Records::new(
-                BufReader::with_capacity(1 << 16, file),
-                split.clone(),
-            ))
+            let mut reader = BufReader::with_capacity(1 << 16, file);
+            if matches!(origin, Origin::FileAfterHeader(_)) {
+                let mut header = Records::new(reader, Split::raw(split));
+                header.next().transpose()?;
+                reader = header.reader;
+            }
+            Box::new(Records::new(reader, split.clone()))
         }
         Origin::Args(args) => {
-            let args = args.clone();
+            let mut args = args.clone();
+            if let Some(end) = args.iter().position(|a| split.is_eof(a)) {
+                args.truncate(end);
+            }
             let skip_empty = split.skip_empty;
             Box::new(
                 args.into_iter()
@@ -116,6 +183,59 @@ fn open(
             )
         }
     })
+}
+
+fn open_file(path: &std::path::Path) -> io::Result<File> {
+    File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
+}
+
+impl Split {
+    /// The split of a `--header` record: the line as it is, whatever -r, -E or -L say.
+    fn raw(split: &Split) -> Split {
+        Split {
+            delim: split.delim.clone(),
+            skip_empty: false,
+            eof: None,
+            continue_lines: false,
+        }
+    }
+}
+
+/// `--header`: takes the first record of each source (an empty one for an empty source), as
+/// GNU parallel takes its column names from it; the sources go on after it.
+pub(crate) fn take_headers(sources: &mut [Source], split: &Split) -> Result<Vec<Vec<u8>>, String> {
+    let raw = Split::raw(split);
+    let mut out = Vec::with_capacity(sources.len());
+    for source in sources.iter_mut() {
+        let header = match &mut source.origin {
+            Origin::Args(args) if args.is_empty() => Vec::new(),
+            Origin::Args(args) => args.remove(0),
+            Origin::Stdin => stdin_header(&raw)?,
+            Origin::File(path) if path.as_os_str() == "-" => stdin_header(&raw)?,
+            Origin::File(path) | Origin::FileAfterHeader(path) => {
+                let file = open_file(path).map_err(|e| e.to_string())?;
+                let first = Records::new(BufReader::new(file), raw.clone())
+                    .next()
+                    .transpose()
+                    .map_err(|e| format!("--header: {}: {e}", path.display()))?;
+                source.origin = Origin::FileAfterHeader(path.clone());
+                first.unwrap_or_default()
+            }
+        };
+        out.push(header);
+    }
+    Ok(out)
+}
+
+/// The first record of stdin, read through stdin's own buffer so that the rest stays there
+/// for the records after it.
+fn stdin_header(raw: &Split) -> Result<Vec<u8>, String> {
+    Records::new(io::stdin().lock(), raw.clone())
+        .next()
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|e| format!("--header: stdin: {e}"))
 }
 
 /// Groups of linked sources: within a group records are zipped, across groups multiplied.
@@ -234,46 +354,214 @@ pub(crate) fn unescape(s: &str) -> Vec<u8> {
 pub(crate) struct Shape {
     pub(crate) sources: Vec<Source>,
     pub(crate) split: Split,
-    pub(crate) max_args: Option<usize>,
     /// `--link`: every source zipped, the shorter wrapping.
     pub(crate) link: bool,
     pub(crate) colsep: Option<Vec<u8>>,
+    pub(crate) trim: Trim,
+    /// How many records go into one job.
+    pub(crate) pack: Pack,
+}
+
+/// `--trim`: white space removed around each argument (each column with --colsep).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Trim {
+    pub(crate) left: bool,
+    pub(crate) right: bool,
+}
+
+impl Trim {
+    /// Parses `--trim`: n, l, r, lr or rl, as GNU parallel's.
+    pub(crate) fn parse(spec: &str) -> Result<Trim, String> {
+        let (left, right) = match spec {
+            "n" => (false, false),
+            "l" => (true, false),
+            "r" => (false, true),
+            "lr" | "rl" => (true, true),
+            _ => return Err(format!("--trim {spec:?}: give n, l, r, lr or rl")),
+        };
+        Ok(Trim { left, right })
+    }
+
+    fn apply(self, mut a: Vec<u8>) -> Vec<u8> {
+        // Perl's \s, as GNU parallel trims.
+        let blank = |b: &u8| b" \t\n\r\x0b\x0c".contains(b);
+        if self.right {
+            let keep = a.len() - a.iter().rev().take_while(|b| blank(b)).count();
+            a.truncate(keep);
+        }
+        if self.left {
+            let skip = a.iter().take_while(|b| blank(b)).count();
+            a.drain(..skip);
+        }
+        a
+    }
+
+    fn is_none(self) -> bool {
+        !self.left && !self.right
+    }
+}
+
+/// How records are packed into jobs (-n, -N, -L, -X, -m, -s).
+#[derive(Clone, Default)]
+pub(crate) struct Pack {
+    /// At most this many records per job (0: one record per job, given no argument).
+    pub(crate) max_args: Option<usize>,
+    /// -X and -m: as many records as fit the line; at the end of input, what is left is
+    /// spread evenly over this many workers.
+    pub(crate) fill: Option<usize>,
+    /// The command line's length limit and what measures it; `None` for tasks.
+    pub(crate) measure: Option<(Template, usize)>,
+}
+
+impl Pack {
+    fn is_plain(&self) -> bool {
+        self.max_args.is_none() && self.fill.is_none() && self.measure.is_none()
+    }
 }
 
 impl Shape {
     pub(crate) fn open(&self) -> io::Result<Jobs> {
         let mut jobs = jobs(&self.sources, &self.split, self.link)?;
-        match self.max_args {
-            // GNU parallel's -n 0: one job per record, given no argument.
-            Some(0) => jobs = Box::new(jobs.map(|j| j.map(|_| Vec::new()))),
-            Some(n) => jobs = Box::new(pack(jobs, n)),
-            None => {}
-        }
+        let trim = self.trim;
         if let Some(sep) = self.colsep.clone() {
-            jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, &sep))));
+            jobs = Box::new(jobs.map(move |j| j.map(|j| columns(j, &sep, trim))));
+        } else if !trim.is_none() {
+            jobs = Box::new(
+                jobs.map(move |j| j.map(|j| j.into_iter().map(|a| trim.apply(a)).collect())),
+            );
         }
-        Ok(jobs)
+        if self.pack.max_args == Some(0) {
+            // GNU parallel's -n 0: one job per record, given no argument.
+            return Ok(Box::new(jobs.map(|j| j.map(|_| Vec::new()))));
+        }
+        if self.pack.is_plain() {
+            return Ok(jobs);
+        }
+        Ok(Box::new(Packer {
+            jobs: jobs.peekable(),
+            pack: self.pack.clone(),
+            ready: std::collections::VecDeque::new(),
+            spread: false,
+            held: None,
+            seen: 0,
+        }))
     }
 }
 
-fn pack(jobs: Jobs, n: usize) -> impl Iterator<Item = io::Result<Vec<Vec<u8>>>> {
-    let mut jobs = jobs.peekable();
-    std::iter::from_fn(move || {
-        let mut packed = Vec::new();
-        while packed.len() < n {
-            match jobs.next()? {
-                Ok(j) => packed.extend(j),
+/// Packs records into jobs: by count, by the command line's length, spread at the end.
+struct Packer {
+    jobs: std::iter::Peekable<Jobs>,
+    pack: Pack,
+    /// Jobs made by the spread at the end of input, not yet handed out.
+    ready: std::collections::VecDeque<Vec<Vec<u8>>>,
+    spread: bool,
+    /// A record that did not fit the last job: the next one starts with it.
+    held: Option<Vec<Vec<u8>>>,
+    /// Records read so far, to name the one whose line is too long.
+    seen: u64,
+}
+
+impl Iterator for Packer {
+    type Item = io::Result<Vec<Vec<u8>>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(job) = self.ready.pop_front() {
+            return Some(Ok(job));
+        }
+        let max_args = self.pack.max_args.unwrap_or(if self.pack.fill.is_some() {
+            usize::MAX
+        } else {
+            1
+        });
+        // The job's arguments, and where each record starts among them.
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        let mut starts: Vec<usize> = Vec::new();
+        let mut len = self.pack.measure.as_ref().map_or(0, |(t, _)| t.base_len());
+        while starts.len() < max_args {
+            let record = match self.pull()? {
+                Ok(r) => r,
                 Err(e) => return Some(Err(e)),
+            };
+            self.seen += 1;
+            if let Some((template, limit)) = &self.pack.measure {
+                let added: usize = record
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| template.arg_len(args.len() + i, a))
+                    .sum();
+                let n = args.len() + record.len();
+                let tail = template.tail_len(n, |i| match i.checked_sub(args.len()) {
+                    Some(j) => record.get(j).map(Vec::as_slice),
+                    None => args.get(i).map(Vec::as_slice),
+                });
+                let total = len + added + tail;
+                if total >= *limit {
+                    if starts.is_empty() {
+                        let shown = crate::cli::lossy(&record.join(&b' '));
+                        let shown: String = shown.chars().take(50).collect();
+                        return Some(Err(io::Error::other(format!(
+                            "command line too long ({total} >= {limit}) at input {}: {shown}",
+                            self.seen - 1
+                        ))));
+                    }
+                    // The record starts the next job.
+                    self.seen -= 1;
+                    self.held = Some(record);
+                    break;
+                }
+                len += added;
             }
-            if jobs.peek().is_none() {
+            starts.push(args.len());
+            args.extend(record);
+            // Not past a full job: a stream's next record may be long in coming.
+            if starts.len() < max_args && self.at_end() {
                 break;
             }
         }
-        Some(Ok(packed))
-    })
+        if starts.is_empty() {
+            return None;
+        }
+        if let Some(workers) = self.pack.fill
+            && !self.spread
+            && self.at_end()
+        {
+            // GNU parallel's -X/-m at the end of input: what is left spread evenly over the
+            // workers rather than all in one job.
+            self.spread = true;
+            let per = starts.len().div_ceil(workers.max(1));
+            if per < starts.len() {
+                self.pack.max_args = Some(per);
+                let mut bounds: Vec<usize> = starts.iter().copied().step_by(per).collect();
+                bounds.push(args.len());
+                let mut rest = args;
+                let mut cut = Vec::new();
+                for w in bounds.windows(2).rev() {
+                    cut.push(rest.split_off(w[0]));
+                }
+                self.ready.extend(cut.into_iter().rev());
+                return self.ready.pop_front().map(Ok);
+            }
+        }
+        Some(Ok(args))
+    }
 }
 
-fn columns(job: Vec<Vec<u8>>, sep: &[u8]) -> Vec<Vec<u8>> {
+impl Packer {
+    /// The next record: the one held back from the last job, or the input's next.
+    fn pull(&mut self) -> Option<io::Result<Vec<Vec<u8>>>> {
+        match self.held.take() {
+            Some(r) => Some(Ok(r)),
+            None => self.jobs.next(),
+        }
+    }
+
+    /// Whether the input has ended (waiting for its next record to know).
+    fn at_end(&mut self) -> bool {
+        self.held.is_none() && self.jobs.peek().is_none()
+    }
+}
+
+fn columns(job: Vec<Vec<u8>>, sep: &[u8], trim: Trim) -> Vec<Vec<u8>> {
     job.into_iter()
         .flat_map(|rec| {
             let mut cols = Vec::new();
@@ -281,14 +569,14 @@ fn columns(job: Vec<Vec<u8>>, sep: &[u8]) -> Vec<Vec<u8>> {
             let mut i = 0;
             while i + sep.len() <= rec.len() {
                 if &rec[i..i + sep.len()] == sep {
-                    cols.push(rec[start..i].to_vec());
+                    cols.push(trim.apply(rec[start..i].to_vec()));
                     i += sep.len();
                     start = i;
                 } else {
                     i += 1;
                 }
             }
-            cols.push(rec[start..].to_vec());
+            cols.push(trim.apply(rec[start..].to_vec()));
             cols
         })
         .collect()
@@ -302,6 +590,8 @@ mod tests {
         Split {
             delim: b"\n".to_vec(),
             skip_empty: false,
+            eof: None,
+            continue_lines: false,
         }
     }
 

@@ -165,17 +165,14 @@ impl JobKind for Commands {
         "exec".into()
     }
 
-    fn job(&self, record: Vec<Vec<u8>>, seq: u64) -> (Self::Kept, Pending<Self::Input>) {
-        let line = command_line(&self.template, &record, seq);
+    fn job(&self, mut record: Vec<Vec<u8>>, seq: u64) -> (Self::Kept, Pending<Self::Input>) {
         if record.iter().any(|a| a.contains(&0)) {
             if !self.warned.replace(true) {
-                say!(
-                    "weft: warning: an input record holds a NUL byte, which no command can receive: use -0 for NUL-separated input"
-                );
+                warn_nul();
             }
-            let bad = Pending::Bad("the record holds a NUL byte".to_string());
-            return ((record, line), bad);
+            record = without_nul(record);
         }
+        let line = command_line(&self.template, &record, seq);
         let output = if self.ungroup {
             Output::Inherit
         } else if self.line_buffer {
@@ -261,12 +258,14 @@ impl Commands {
             let job = job.map_err(|e| e.to_string())?;
             let seq = i as u64 + 1;
             let slot = ((seq - 1) % workers as u64 + 1).to_string();
-            if job.iter().any(|a| a.contains(&0)) {
-                say!(
-                    "weft: warning: job {seq}'s record holds a NUL byte, which no command can receive: not shown (use -0 for NUL-separated input)"
-                );
-                continue;
-            }
+            let job = if job.iter().any(|a| a.contains(&0)) {
+                if !self.warned.replace(true) {
+                    warn_nul();
+                }
+                without_nul(job)
+            } else {
+                job
+            };
             let line = fill_slot(&command_line(&self.template, &job, seq), slot.as_bytes());
             if out
                 .write_all(&line)
@@ -278,6 +277,32 @@ impl Commands {
         }
         Ok(0)
     }
+}
+
+/// GNU parallel's warning for a NUL byte in an argument.
+fn warn_nul() {
+    say!(
+        "weft: warning: a NUL character in the input was replaced with \\0: NUL cannot be \
+         passed through in the argument list (use -0 for NUL-separated input)"
+    );
+}
+
+/// The arguments with each NUL byte written `\0`, as GNU parallel passes them: no command
+/// can receive a NUL.
+fn without_nul(job: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    job.into_iter()
+        .map(|a| {
+            let mut out = Vec::with_capacity(a.len() + 1);
+            for b in a {
+                if b == 0 {
+                    out.extend_from_slice(b"\\0");
+                } else {
+                    out.push(b);
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 /// A job's command line: the template filled in, or with no template the arguments themselves

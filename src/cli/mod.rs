@@ -13,6 +13,7 @@ mod plan;
 mod profile;
 mod progress;
 mod results;
+mod rpl;
 mod template;
 
 use std::ffi::OsString;
@@ -22,9 +23,8 @@ use clap::{CommandFactory, Parser};
 
 use crate::Registry;
 pub(crate) use crate::text::brief;
-use args::{Args, SEPARATORS, sources};
+use args::{Args, Separators};
 pub(crate) use drive::Total;
-use input::Source;
 use plan::Plan;
 
 /// Runs the `weft` command line over `registry`'s tasks; returns the exit status.
@@ -62,7 +62,8 @@ use plan::Plan;
 /// ```
 pub fn main_with(registry: Registry) -> i32 {
     let argv = with_profiles(std::env::args_os().collect());
-    let cut = separators_at(&argv);
+    let seps = Separators::scan(&argv);
+    let cut = seps.cut(&argv);
     let args = match Args::try_parse_from(&argv[..cut]) {
         Ok(a) => a,
         Err(e) if e.use_stderr() => {
@@ -88,14 +89,7 @@ pub fn main_with(registry: Registry) -> i32 {
             return 0;
         }
     };
-    let sources = match sources(&argv[cut..]) {
-        Ok(s) => s,
-        Err(message) => {
-            say!("weft: {message}");
-            return 255;
-        }
-    };
-    match run(&registry, args, sources) {
+    match run(&registry, args, &argv[cut..], &seps) {
         Ok(code) => code,
         Err(message) => {
             say!("weft: {message}");
@@ -104,17 +98,10 @@ pub fn main_with(registry: Registry) -> i32 {
     }
 }
 
-/// Where the `:::`/`::::` sources start.
-fn separators_at(argv: &[OsString]) -> usize {
-    argv.iter()
-        .position(|a| SEPARATORS.iter().any(|s| a == s))
-        .unwrap_or(argv.len())
-}
-
 /// `argv` with the options of the profiles and `$PARALLEL` before the command line's own
 /// (`profile.rs`).
 fn with_profiles(argv: Vec<OsString>) -> Vec<OsString> {
-    let cut = separators_at(&argv);
+    let cut = Separators::scan(&argv).cut(&argv);
     let (profiles, plain) = if profile::names_profiles(&argv[..cut]) {
         // A command line that does not parse is reported as it is, in the real parse.
         Args::try_parse_from(&argv[..cut]).map_or((Vec::new(), false), |a| (a.profile, a.plain))
@@ -124,7 +111,19 @@ fn with_profiles(argv: Vec<OsString>) -> Vec<OsString> {
     profile::expand(&argv, &profiles, plain)
 }
 
-fn run(registry: &Registry, args: Args, sources: Vec<Source>) -> Result<i32, String> {
+fn run(
+    registry: &Registry,
+    args: Args,
+    rest: &[OsString],
+    seps: &Separators,
+) -> Result<i32, String> {
+    // `-d` splits `:::` arguments too, as GNU parallel splits them.
+    let delim = args
+        .delimiter
+        .as_deref()
+        .map(input::delimiter)
+        .transpose()?;
+    let sources = args::sources(rest, seps, delim.as_deref())?;
     let first = args
         .command
         .first()

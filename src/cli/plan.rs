@@ -9,16 +9,17 @@ use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use super::args::{Args, Timeout, parse_size, parse_term_seq, parse_timeout, workers};
+use super::args::{Args, Timeout, parse_count, parse_size, parse_term_seq, parse_timeout, workers};
 use super::control::Halt;
 use super::gate::{self, Limits};
-use super::input::{self, Origin, Shape, Source, Split};
+use super::input::{self, Origin, Pack, Shape, Source, Split, Trim};
 use super::joblog::{self, Joblog};
 use super::kind::{Commands, Tasks};
 use super::output::Style;
 use super::progress;
 use super::results::{Book, Results};
-use super::template::Template;
+use super::rpl::Table;
+use super::template::{Reading, Template};
 use crate::tasks::KillSequence;
 use crate::{Backend, Pool, Registry};
 
@@ -73,10 +74,18 @@ impl Plan {
                 (None, false) => b"\n".to_vec(),
             },
             skip_empty: args.no_run_if_empty,
+            // GNU parallel: -E '' is no end-of-input string at all.
+            eof: args
+                .eof
+                .as_deref()
+                .filter(|e| !e.is_empty())
+                .map(|e| e.as_bytes().to_vec()),
+            continue_lines: args.max_lines.is_some(),
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
-        let shape = shape(&args, split, sources)?;
-        let run_shape_packed = shape.max_args.is_some();
+        let (shape, words) = shape(&args, split, sources, workers)?;
+        // Several records to a job: --results names its files after the first source.
+        let packed = shape.pack.max_args.is_some() || shape.pack.fill.is_some();
         if args.replace.as_deref() == Some("") {
             return Err("-I needs a string to replace, such as -I @@".into());
         }
@@ -86,7 +95,7 @@ impl Plan {
             None => KillSequence::default(),
         };
         let log = Log::read(&args)?;
-        let (kind, default_backend) = kind(registry, &args, &term_seq)?;
+        let (kind, default_backend) = kind(registry, &args, &term_seq, &words)?;
         let (backend, memory_limit) = backend(&args, default_backend)?;
         let pool = PoolSpec {
             workers,
@@ -107,7 +116,7 @@ impl Plan {
         };
         let run = Run {
             shape,
-            book: book(&args, &run_shape_packed)?,
+            book: book(&args, packed)?,
             tmpdir: match &args.tmpdir {
                 Some(d) if !d.is_dir() => {
                     return Err(format!("--tmpdir {}: not a directory", d.display()));
@@ -148,7 +157,13 @@ weft: warning: consider going through the tutorial: man parallel_tutorial
 weft: warning: Press CTRL-D to exit.";
 
 /// The sources (`-a` files first, stdin when there are none) and what makes records jobs.
-fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, String> {
+/// Also the command's words, with `--header`'s column names made positions.
+fn shape(
+    args: &Args,
+    split: Split,
+    mut sources: Vec<Source>,
+    workers: usize,
+) -> Result<(Shape, Vec<Vec<u8>>), String> {
     if !args.arg_file.is_empty() {
         let files = args.arg_file.iter().map(|f| Source {
             origin: Origin::File(f.clone()),
@@ -165,19 +180,166 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
             linked: false,
         });
     }
-    if args.max_args.is_some() && sources.len() > 1 {
-        return Err("-n works with one input source".into());
-    }
     if args.colsep.as_deref() == Some("") {
         return Err("--colsep needs a separator".into());
     }
-    Ok(Shape {
+    let mut words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
+    if let Some(header) = &args.header {
+        let names = column_names(header, &mut sources, &split, args.colsep.as_deref())?;
+        for (id, name) in names.iter().enumerate() {
+            rename_column(&mut words, name, id + 1);
+        }
+    }
+    // GNU parallel's order: -L gives the count unless -n does; -N overrides both.
+    let count = |option: &str, spec: &Option<String>| {
+        spec.as_deref().map(|s| parse_count(option, s)).transpose()
+    };
+    let lines = count("-L", &args.max_lines)?.map(|n| n.max(1));
+    let max_args = count("-N", &args.max_replace_args)?
+        .or(count("-n", &args.max_args)?)
+        .or(lines);
+    let fill = (args.context_replace || args.multiple).then_some(workers);
+    let limit = match &args.max_chars {
+        Some(spec) => {
+            let n = parse_count("-s", spec)?;
+            if n > MAX_LINE {
+                say!(
+                    "weft: warning: -s {spec}: a command line is at most {MAX_LINE} bytes \
+                     here: using {MAX_LINE}"
+                );
+            }
+            Some(n.min(MAX_LINE))
+        }
+        None => None,
+    };
+    // The line is measured whenever several records may share it or -s asks.
+    let measure = (args.task.is_none()
+        && (limit.is_some() || fill.is_some() || max_args.is_some_and(|n| n > 1)))
+    .then(|| template(args, &words).map(|t| (t, limit.unwrap_or(MAX_LINE))))
+    .transpose()?;
+    let trim = match &args.trim {
+        Some(spec) => Trim::parse(spec)?,
+        // GNU parallel trims columns on both sides unless told otherwise.
+        None if args.colsep.is_some() => Trim::parse("lr")?,
+        None => Trim::default(),
+    };
+    let shape = Shape {
         sources,
         split,
-        max_args: args.max_args,
         link: args.link,
         colsep: args.colsep.as_deref().map(input::unescape),
-    })
+        trim,
+        pack: Pack {
+            max_args,
+            fill,
+            measure,
+        },
+    };
+    Ok((shape, words))
+}
+
+/// `--header`'s column names, in the order of the positions they stand for: each source's
+/// first record split at --colsep (a TAB without it), as GNU parallel reads them whatever
+/// the REGEX; `--header 0` names each file source by its path.
+fn column_names(
+    header: &str,
+    sources: &mut [Source],
+    split: &Split,
+    colsep: Option<&str>,
+) -> Result<Vec<Vec<u8>>, String> {
+    if header == "0" {
+        return Ok(sources
+            .iter()
+            .map(|s| match &s.origin {
+                Origin::File(p) => p.as_os_str().as_bytes().to_vec(),
+                _ => Vec::new(),
+            })
+            .collect());
+    }
+    let sep = colsep.map_or(b"\t".to_vec(), input::unescape);
+    let mut names = Vec::new();
+    for mut line in input::take_headers(sources, split)? {
+        if line.ends_with(b"\r") {
+            line.pop();
+        }
+        let mut start = 0;
+        let mut i = 0;
+        while i + sep.len() <= line.len() {
+            if line[i..].starts_with(&sep) {
+                names.push(line[start..i].to_vec());
+                i += sep.len();
+                start = i;
+            } else {
+                i += 1;
+            }
+        }
+        names.push(line[start..].to_vec());
+    }
+    Ok(names)
+}
+
+/// Makes `{name}` (and `{name/}`, `{name//}`, `{name.}`, `{name/.}`) in the command's words
+/// the positional `{id}`, as GNU parallel does.
+fn rename_column(words: &mut [Vec<u8>], name: &[u8], id: usize) {
+    if name.is_empty() {
+        return;
+    }
+    let id = id.to_string();
+    for word in words.iter_mut() {
+        let mut out = Vec::with_capacity(word.len());
+        let mut i = 0;
+        while i < word.len() {
+            let rest = &word[i..];
+            let edit = rest
+                .strip_prefix(b"{")
+                .and_then(|r| r.strip_prefix(name))
+                .and_then(|r| {
+                    [&b"}"[..], b"/}", b"//}", b".}", b"/.}"]
+                        .into_iter()
+                        .find(|e| r.starts_with(e))
+                });
+            match edit {
+                Some(edit) => {
+                    out.push(b'{');
+                    out.extend_from_slice(id.as_bytes());
+                    out.extend_from_slice(edit);
+                    i += 1 + name.len() + edit.len();
+                }
+                None => {
+                    out.push(word[i]);
+                    i += 1;
+                }
+            }
+        }
+        *word = out;
+    }
+}
+
+/// The longest command line weft runs: the shell gets it as one argument, and Linux takes
+/// an argument of at most 32 pages (MAX_ARG_STRLEN, 131072 bytes with its NUL); a line is
+/// kept shorter than this, as GNU parallel keeps it shorter than its -s.
+const MAX_LINE: usize = 131_071;
+
+/// The command template, read as -X, -N, -L and -q say, with --plus and --rpl strings.
+fn template(args: &Args, words: &[Vec<u8>]) -> Result<Template, String> {
+    let replace = args.replace.as_deref().unwrap_or("{}");
+    // GNU parallel: -N, and -L without -m, replace in context as -X does.
+    let context = args.context_replace
+        || args.max_replace_args.is_some()
+        || (args.max_lines.is_some() && !args.multiple);
+    let reading = Reading {
+        context,
+        quote: args.quote,
+    };
+    let table = Table::new(args.plus, &args.rpl)?;
+    Template::parse_as(words, replace.as_bytes(), reading, &table)
+}
+
+/// A template of text (`--tagstring`, `--results NAME`), with the command's strings.
+fn text_template(args: &Args, spec: &str) -> Result<Template, String> {
+    let replace = args.replace.as_deref().unwrap_or("{}");
+    let table = Table::new(args.plus, &args.rpl)?;
+    Template::text(spec.as_bytes(), replace.as_bytes(), &table)
 }
 
 /// The kind of job, and the backend it runs on unless `--backend` says otherwise.
@@ -185,6 +347,7 @@ fn kind(
     registry: &Registry,
     args: &Args,
     term_seq: &KillSequence,
+    words: &[Vec<u8>],
 ) -> Result<(Kind, Backend), String> {
     if let Some(name) = &args.task {
         if args.ungroup || args.dry_run || args.line_buffer {
@@ -200,10 +363,8 @@ fn kind(
         };
         return Ok((Kind::Task(tasks), info.backend));
     }
-    let replace = args.replace.as_deref().unwrap_or("{}");
-    let words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
     let commands = Commands {
-        template: Template::parse(&words, replace.as_bytes()),
+        template: template(args, words)?,
         dry_run: args.dry_run,
         ungroup: args.ungroup,
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
@@ -215,7 +376,8 @@ fn kind(
             .ctagstring
             .as_ref()
             .or(args.tagstring.as_ref())
-            .map(|t| Template::parse(&[t.as_bytes().to_vec()], replace.as_bytes())),
+            .map(|t| text_template(args, t))
+            .transpose()?,
         dir: args.workdir.clone(),
         warned: std::cell::Cell::new(false),
     };
@@ -240,8 +402,7 @@ fn backend(args: &Args, default: Backend) -> Result<(Backend, Option<u64>), Stri
 }
 
 /// What commands' outputs become besides printed (`results.rs`), if anything.
-fn book(args: &Args, packed: &bool) -> Result<Option<Book>, String> {
-    let replace = args.replace.as_deref().unwrap_or("{}").as_bytes();
+fn book(args: &Args, packed: bool) -> Result<Option<Book>, String> {
     let tagstring = args.ctagstring.as_ref().or(args.tagstring.as_ref());
     let color = args.ctag || args.ctagstring.is_some();
     let files = args.files || args.results.is_some();
@@ -259,16 +420,16 @@ fn book(args: &Args, packed: &bool) -> Result<Option<Book>, String> {
         );
     }
     let results = match &args.results {
-        Some(spec) => Some(Results::parse(spec, replace)?),
+        Some(spec) => Some(Results::parse(spec, |s| text_template(args, s))?),
         None => None,
     };
     Ok(Some(Book {
         results,
         files: (args.files && args.results.is_none()).then(|| tmpdir(args)),
         verbose: args.verbose > 0,
-        tagstring: tagstring.map(|t| Template::parse(&[t.as_bytes().to_vec()], replace)),
+        tagstring: tagstring.map(|t| text_template(args, t)).transpose()?,
         color,
-        packed: *packed,
+        packed,
     }))
 }
 

@@ -54,8 +54,11 @@ pub(crate) struct Table {
 }
 
 impl Results {
-    /// Reads `--results SPEC`; `replace` is what `{}` is called (`-I`).
-    pub(crate) fn parse(spec: &str, replace: &[u8]) -> Result<Results, String> {
+    /// Reads `--results SPEC`; `text` reads a template of text (a name holding replacement strings).
+    pub(crate) fn parse(
+        spec: &str,
+        text: impl Fn(&str) -> Result<Template, String>,
+    ) -> Result<Results, String> {
         if spec.is_empty() {
             return Err("--results needs a directory or file name".into());
         }
@@ -76,7 +79,7 @@ impl Results {
                 out: None,
             }));
         }
-        let template = Template::parse(&[spec.as_bytes().to_vec()], replace);
+        let template = text(spec)?;
         if template.has_replacement() {
             Ok(Results::Named(template))
         } else {

@@ -1,9 +1,15 @@
 //! Replacement strings and shell quoting: how one job's arguments become its command line.
 //!
-//! GNU parallel's strings: `{}` `{.}` `{/}` `{//}` `{/.}` `{#}` `{%}` and the positional
-//! `{n}` `{n.}` `{n/}` `{n//}` `{n/.}`. Arguments are substituted once, shell-quoted, so nothing
+//! GNU parallel's strings: `{}` `{.}` `{/}` `{//}` `{/.}` `{#}` `{%}`, the positional
+//! `{n}` `{n.}` `{n/}` `{n//}` `{n/.}` and those counted from the end (`{-n}`...), and the
+//! `--plus`/`--rpl` ones (`rpl.rs`). Arguments are substituted once, shell-quoted, so nothing
 //! inside input data is ever interpreted, by the shell or by a second round of substitution.
+//! With -X a word holding `{}` is repeated once per argument (context replace).
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::rpl::{PLUS_UNSUPPORTED, Program, Table};
 use crate::tasks::exec::SLOT_MARK;
 
 /// A parsed command template.
@@ -12,42 +18,93 @@ pub(crate) struct Template {
     parts: Vec<Part>,
     /// Whether any replacement string occurs; without one, arguments are appended.
     has_replacement: bool,
+    /// Whether arguments are shell-quoted: not when a replacement string is (part of) the
+    /// command's first word, which GNU parallel runs as the input says (`weft {}`).
+    quote_args: bool,
+}
+
+/// How the command is read: GNU parallel's -X (context replace) and -q (quote the command).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Reading {
+    /// Each word holding `{}` (or an edit of it) is repeated once per argument.
+    pub(crate) context: bool,
+    /// The command's own words are shell-quoted.
+    pub(crate) quote: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Text(Vec<u8>),
-    Arg { pos: Option<usize>, edit: Edit },
+    Arg {
+        pos: Pos,
+        edit: Edit,
+    },
     Seq,
     Slot,
+    /// A word repeated once per argument (context replace), joined by spaces.
+    Word(Vec<Part>),
 }
 
+/// Which of the job's arguments a replacement string stands for.
 #[derive(Debug, Clone, Copy, PartialEq)]
+enum Pos {
+    /// All of them (`{}`): joined by spaces, or one per copy of its word with -X.
+    All,
+    /// The Nth, from 1 (`{N}`).
+    Nth(usize),
+    /// The Nth from the end, from 1 (`{-N}`).
+    Back(usize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
 enum Edit {
     Whole,
     NoExt,
     Base,
     Dir,
     BaseNoExt,
+    /// A `--plus` or `--rpl` string.
+    Program(Arc<Program>),
 }
 
 impl Template {
     /// Parses the command words (joined by spaces, as GNU parallel does); `replace` renames `{}`.
+    #[cfg(test)]
     pub(crate) fn parse(words: &[Vec<u8>], replace: &[u8]) -> Template {
+        Self::parse_as(words, replace, Reading::default(), &Table::default()).expect("no table")
+    }
+
+    /// [`parse`](Self::parse), read as `reading` says, with the strings `table` defines.
+    pub(crate) fn parse_as(
+        words: &[Vec<u8>],
+        replace: &[u8],
+        reading: Reading,
+        table: &Table,
+    ) -> Result<Template, String> {
         let joined = words.join(&b' ');
         let mut parts = Vec::new();
         let mut text = Vec::new();
         let mut has_replacement = false;
+        // GNU parallel's test: a replacement string before the first space, tab, newline or
+        // `=` (so `V={} cmd` still quotes).
+        let mut first_word = true;
+        let mut quote_args = true;
         let mut i = 0;
         while i < joined.len() {
-            if let Some((part, len)) = token(&joined[i..], replace) {
+            if let Some((part, len)) = token(&joined[i..], replace, table)? {
                 if !text.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut text)));
                 }
                 parts.push(part);
                 has_replacement = true;
+                if first_word {
+                    quote_args = false;
+                }
                 i += len;
             } else {
+                if b" \t\n=".contains(&joined[i]) {
+                    first_word = false;
+                }
                 text.push(joined[i]);
                 i += 1;
             }
@@ -55,10 +112,17 @@ impl Template {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
-        Template {
+        if reading.quote {
+            parts = parts.into_iter().map(quote_words).collect();
+        }
+        if reading.context {
+            parts = context_words(parts);
+        }
+        Ok(Template {
             parts,
             has_replacement,
-        }
+            quote_args,
+        })
     }
 
     /// Whether the template is empty (each record is then a command itself).
@@ -69,91 +133,356 @@ impl Template {
     /// The command line for job `seq` with arguments `args`.
     pub(crate) fn render(&self, args: &[Vec<u8>], seq: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => out.extend_from_slice(t),
-                Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
-                Part::Slot => out.extend_from_slice(SLOT_MARK),
-                Part::Arg { pos: None, edit } => {
-                    for (k, a) in args.iter().enumerate() {
-                        if k > 0 {
-                            out.push(b' ');
-                        }
-                        quote_into(&edit.apply(a), &mut out);
-                    }
-                }
-                Part::Arg { pos: Some(n), edit } => {
-                    if let Some(a) = args.get(n - 1) {
-                        quote_into(&edit.apply(a), &mut out);
-                    } else {
-                        out.extend_from_slice(b"''");
-                    }
-                }
-            }
-        }
+        self.parts_into(args, seq, &mut out);
         if !self.has_replacement {
             for a in args {
                 if !out.is_empty() {
                     out.push(b' ');
                 }
-                quote_into(a, &mut out);
+                self.put(a, &mut out);
             }
         }
         out
     }
+
+    /// The template's parts for job `seq` with arguments `args`, written to `out`.
+    #[inline]
+    fn parts_into(&self, args: &[Vec<u8>], seq: u64, out: &mut Vec<u8>) {
+        // The per-job path: one plain loop, the repeated words of -X apart.
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.extend_from_slice(t),
+                Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
+                Part::Slot => out.extend_from_slice(SLOT_MARK),
+                Part::Arg {
+                    pos: Pos::All,
+                    edit,
+                } => {
+                    for (k, a) in args.iter().enumerate() {
+                        if k > 0 {
+                            out.push(b' ');
+                        }
+                        self.put(&edit.apply(a), out);
+                    }
+                }
+                Part::Arg { pos, edit } => self.positional(*pos, edit, args, out),
+                Part::Word(word) => self.render_word(word, args, seq, out),
+            }
+        }
+    }
+
+    /// A positional string: a missing argument is nothing at all, not an empty word, as in
+    /// GNU parallel.
+    fn positional(&self, pos: Pos, edit: &Edit, args: &[Vec<u8>], out: &mut Vec<u8>) {
+        let at = match pos {
+            Pos::Nth(n) => args.get(n - 1),
+            Pos::Back(n) => args.len().checked_sub(n).and_then(|i| args.get(i)),
+            Pos::All => None,
+        };
+        if let Some(a) = at {
+            self.put(&edit.apply(a), out);
+        }
+    }
+
+    /// A word repeated once per argument (-X), joined by spaces; GNU parallel gives a job of
+    /// no arguments one empty argument here.
+    fn render_word(&self, word: &[Part], args: &[Vec<u8>], seq: u64, out: &mut Vec<u8>) {
+        let empty = [Vec::new()];
+        let each = if args.is_empty() { &empty[..] } else { args };
+        for (k, a) in each.iter().enumerate() {
+            if k > 0 {
+                out.push(b' ');
+            }
+            for part in word {
+                match part {
+                    Part::Text(t) => out.extend_from_slice(t),
+                    Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
+                    Part::Slot => out.extend_from_slice(SLOT_MARK),
+                    Part::Arg {
+                        pos: Pos::All,
+                        edit,
+                    } => self.put(&edit.apply(a), out),
+                    Part::Arg { pos, edit } => self.positional(*pos, edit, args, out),
+                    // Words are never nested.
+                    Part::Word(_) => {}
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn put(&self, arg: &[u8], out: &mut Vec<u8>) {
+        if self.quote_args {
+            quote_into(arg, out);
+        } else {
+            out.extend_from_slice(arg);
+        }
+    }
+
+    /// What the command line is before any argument (counting 20 bytes for a `{#}`, 4 for a
+    /// `{%}`): with [`arg_len`](Self::arg_len) of each argument, and [`tail_len`](Self::tail_len),
+    /// at least the length of the line.
+    pub(crate) fn base_len(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.len(),
+                Part::Seq => 20,
+                Part::Slot => 4,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// What argument `k` (from 0) of a job adds to its command line's length, but for `{-N}`.
+    pub(crate) fn arg_len(&self, k: usize, arg: &[u8]) -> usize {
+        if !self.has_replacement {
+            return 1 + self.put_len(arg);
+        }
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Arg {
+                    pos: Pos::All,
+                    edit,
+                } => 1 + self.put_len(&edit.apply(arg)),
+                Part::Arg {
+                    pos: Pos::Nth(n),
+                    edit,
+                } if *n == k + 1 => self.put_len(&edit.apply(arg)),
+                Part::Word(word) => {
+                    1 + word
+                        .iter()
+                        .map(|w| match w {
+                            Part::Text(t) => t.len(),
+                            Part::Seq => 20,
+                            Part::Slot => 4,
+                            Part::Arg {
+                                pos: Pos::All,
+                                edit,
+                            } => self.put_len(&edit.apply(arg)),
+                            // A positional string in a repeated word, once per copy: bounded
+                            // by the argument it names, checked at the end of the line.
+                            Part::Arg { .. } => 0,
+                            Part::Word(_) => 0,
+                        })
+                        .sum::<usize>()
+                }
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// What the positional strings counted from the end (and those inside repeated words) add
+    /// to the line of `n` arguments, `get(i)` the ith.
+    pub(crate) fn tail_len<'a>(&self, n: usize, get: impl Fn(usize) -> Option<&'a [u8]>) -> usize {
+        let at = |pos: Pos| match pos {
+            Pos::Nth(k) if k <= n => get(k - 1),
+            Pos::Back(k) if k <= n => get(n - k),
+            _ => None,
+        };
+        let copies = n.max(1);
+        let mut len = 0;
+        for p in &self.parts {
+            match p {
+                Part::Arg {
+                    pos: pos @ Pos::Back(_),
+                    edit,
+                } => {
+                    if let Some(a) = at(*pos) {
+                        len += self.put_len(&edit.apply(a));
+                    }
+                }
+                Part::Word(word) => {
+                    for w in word {
+                        if let Part::Arg { pos, edit } = w
+                            && let Some(a) = at(*pos)
+                        {
+                            len += copies * self.put_len(&edit.apply(a));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        len
+    }
+
+    fn put_len(&self, arg: &[u8]) -> usize {
+        if self.quote_args {
+            quoted_len(arg)
+        } else {
+            arg.len()
+        }
+    }
 }
 
-/// Recognises a replacement string at the start of `s`: the part and its length.
-fn token(s: &[u8], replace: &[u8]) -> Option<(Part, usize)> {
+/// Splits the parts into words at white space and makes each word holding a `{}` (or an
+/// edit of it) a [`Part::Word`], for -X.
+fn context_words(parts: Vec<Part>) -> Vec<Part> {
+    let mut out = Vec::new();
+    let mut word: Vec<Part> = Vec::new();
+    let flush = |word: &mut Vec<Part>, out: &mut Vec<Part>| {
+        let repeated = word
+            .iter()
+            .any(|p| matches!(p, Part::Arg { pos: Pos::All, .. }));
+        if repeated {
+            out.push(Part::Word(std::mem::take(word)));
+        } else {
+            out.append(word);
+        }
+    };
+    for p in parts {
+        let Part::Text(t) = p else {
+            word.push(p);
+            continue;
+        };
+        let mut start = 0;
+        for (i, b) in t.iter().enumerate() {
+            if b.is_ascii_whitespace() {
+                if start < i {
+                    word.push(Part::Text(t[start..i].to_vec()));
+                }
+                flush(&mut word, &mut out);
+                out.push(Part::Text(vec![*b]));
+                start = i + 1;
+            }
+        }
+        if start < t.len() {
+            word.push(Part::Text(t[start..].to_vec()));
+        }
+    }
+    flush(&mut word, &mut out);
+    // Neighbouring texts merge back into one part.
+    let mut merged: Vec<Part> = Vec::with_capacity(out.len());
+    for p in out {
+        match (merged.last_mut(), p) {
+            (Some(Part::Text(a)), Part::Text(b)) => a.extend_from_slice(&b),
+            (_, p) => merged.push(p),
+        }
+    }
+    merged
+}
+
+/// -q: the command's own text quoted word by word, white space left as it is.
+fn quote_words(part: Part) -> Part {
+    let Part::Text(t) = part else {
+        return part;
+    };
+    let mut out = Vec::with_capacity(t.len() + 2);
+    let mut word = Vec::new();
+    for &b in &t {
+        if b.is_ascii_whitespace() {
+            if !word.is_empty() {
+                quote_into(&std::mem::take(&mut word), &mut out);
+            }
+            out.push(b);
+        } else {
+            word.push(b);
+        }
+    }
+    if !word.is_empty() {
+        quote_into(&word, &mut out);
+    }
+    Part::Text(out)
+}
+
+/// Recognises a replacement string at the start of `s`: the part and its length; an error
+/// for a `--plus` string weft does not have.
+fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)>, String> {
     // An empty string would match everywhere and consume nothing.
     if !replace.is_empty() && s.starts_with(replace) {
-        return Some((
+        return Ok(Some((
             Part::Arg {
-                pos: None,
+                pos: Pos::All,
                 edit: Edit::Whole,
             },
             replace.len(),
-        ));
+        )));
     }
     if s.first() != Some(&b'{') {
-        return None;
+        return Ok(None);
     }
-    let close = s.iter().position(|&b| b == b'}')?;
+    let Some(close) = s.iter().position(|&b| b == b'}') else {
+        return Ok(None);
+    };
     let inner = &s[1..close];
     let len = close + 1;
-    let (digits, rest) = inner.split_at(inner.iter().take_while(|b| b.is_ascii_digit()).count());
+    let (back, unsigned) = match inner.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, inner),
+    };
+    let digits = unsigned.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (digits, rest) = unsigned.split_at(digits);
+    if back && digits.is_empty() {
+        return Ok(None);
+    }
+    if table.plus
+        && let Some((_, why)) = PLUS_UNSUPPORTED
+            .iter()
+            .find(|(tag, _)| tag.as_bytes() == inner)
+    {
+        return Err(format!(
+            "{} (--plus) is not supported: {why}",
+            String::from_utf8_lossy(&s[..len])
+        ));
+    }
     let edit = match rest {
         b"" => Edit::Whole,
         b"." => Edit::NoExt,
         b"/" => Edit::Base,
         b"//" => Edit::Dir,
         b"/." => Edit::BaseNoExt,
-        b"#" if digits.is_empty() => return Some((Part::Seq, len)),
-        b"%" if digits.is_empty() => return Some((Part::Slot, len)),
-        _ => return None,
+        b"#" if digits.is_empty() => return Ok(Some((Part::Seq, len))),
+        b"%" if digits.is_empty() => return Ok(Some((Part::Slot, len))),
+        b"slot" if digits.is_empty() && table.plus => return Ok(Some((Part::Slot, len))),
+        _ => match table.get(rest) {
+            Some(program) => Edit::Program(program.clone()),
+            None if table.plus
+                && let Some(program) =
+                    std::str::from_utf8(rest).ok().and_then(Program::bash_like) =>
+            {
+                Edit::Program(Arc::new(program?))
+            }
+            None => return Ok(None),
+        },
     };
     if digits.is_empty() {
         // `{}` itself only through `replace` (so `-I` can rename it); the edits stay.
         if rest.is_empty() {
-            return None;
+            return Ok(None);
         }
-        return Some((Part::Arg { pos: None, edit }, len));
+        return Ok(Some((
+            Part::Arg {
+                pos: Pos::All,
+                edit,
+            },
+            len,
+        )));
     }
-    let n: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    if n == 0 {
-        return None;
-    }
-    Some((Part::Arg { pos: Some(n), edit }, len))
+    let Some(n) = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    else {
+        return Ok(None);
+    };
+    let pos = if back { Pos::Back(n) } else { Pos::Nth(n) };
+    Ok(Some((Part::Arg { pos, edit }, len)))
 }
 
 impl Edit {
-    fn apply(self, a: &[u8]) -> Vec<u8> {
+    /// The edited argument: a part of it, borrowed (no allocation per job), but for the
+    /// `--plus`/`--rpl` programs.
+    #[inline]
+    fn apply<'a>(&self, a: &'a [u8]) -> Cow<'a, [u8]> {
         match self {
-            Edit::Whole => a.to_vec(),
-            Edit::NoExt => strip_ext(a).to_vec(),
-            Edit::Base => base(a).to_vec(),
-            Edit::Dir => dir(a).to_vec(),
-            Edit::BaseNoExt => strip_ext(base(a)).to_vec(),
+            Edit::Whole => Cow::Borrowed(a),
+            Edit::NoExt => Cow::Borrowed(strip_ext(a)),
+            Edit::Base => Cow::Borrowed(base(a)),
+            Edit::Dir => Cow::Borrowed(dir(a)),
+            Edit::BaseNoExt => Cow::Borrowed(strip_ext(base(a))),
+            Edit::Program(p) => Cow::Owned(p.apply(a)),
         }
     }
 }
@@ -182,6 +511,15 @@ fn strip_ext(a: &[u8]) -> &[u8] {
     }
 }
 
+/// The length of `arg` as [`quote_into`] writes it.
+fn quoted_len(arg: &[u8]) -> usize {
+    let safe = |b: &u8| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(b);
+    if !arg.is_empty() && arg.iter().all(safe) {
+        return arg.len();
+    }
+    2 + arg.len() + 3 * arg.iter().filter(|&&b| b == b'\'').count()
+}
+
 /// Appends `arg` quoted for a POSIX shell: left bare when only safe characters, else in single
 /// quotes, each `'` written as `'\''`.
 pub(crate) fn quote_into(arg: &[u8], out: &mut Vec<u8>) {
@@ -204,29 +542,17 @@ pub(crate) fn quote_into(arg: &[u8], out: &mut Vec<u8>) {
 /// Text made from a template rather than a command line (`--tagstring`, `--results NAME`):
 /// the same replacement strings, with arguments as they are, not shell-quoted.
 impl Template {
+    /// Parses `spec` as text: its arguments unquoted, none appended.
+    pub(crate) fn text(spec: &[u8], replace: &[u8], table: &Table) -> Result<Template, String> {
+        let mut template = Self::parse_as(&[spec.to_vec()], replace, Reading::default(), table)?;
+        template.quote_args = false;
+        Ok(template)
+    }
+
     /// The text for job `seq` with arguments `args`; `{%}` stands as [`SLOT_MARK`].
     pub(crate) fn render_text(&self, args: &[Vec<u8>], seq: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => out.extend_from_slice(t),
-                Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
-                Part::Slot => out.extend_from_slice(SLOT_MARK),
-                Part::Arg { pos: None, edit } => {
-                    for (k, a) in args.iter().enumerate() {
-                        if k > 0 {
-                            out.push(b' ');
-                        }
-                        out.extend_from_slice(&edit.apply(a));
-                    }
-                }
-                Part::Arg { pos: Some(n), edit } => {
-                    if let Some(a) = args.get(n - 1) {
-                        out.extend_from_slice(&edit.apply(a));
-                    }
-                }
-            }
-        }
+        self.parts_into(args, seq, &mut out);
         out
     }
 
@@ -261,7 +587,11 @@ mod tests {
     #[test]
     fn positional_and_sequence_strings() {
         assert_eq!(render("{2} {1} {#} {1.}", &["a.x", "b"]), "b a.x 7 a");
-        assert_eq!(render("x {3}", &["a"]), "x ''");
+        assert_eq!(render("x {3} [{3}]", &["a"]), "x  []");
+        assert_eq!(
+            render("{-1} {-2} {-1.} {-3}", &["a.x", "b.y"]),
+            "b.y a.x b "
+        );
     }
 
     #[test]
