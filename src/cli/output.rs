@@ -73,19 +73,31 @@ impl Printer {
             };
             let mut v = record(&outcome, job);
             v["command"] = Value::String(super::lossy(line));
-            v["status"] = Value::String(status_word(&outcome.status, ok).into());
             v["exit_code"] = json!(code);
             v["signal"] = json!(signal);
             v["stdout"] = stdout;
             v["stderr"] = stderr;
-            v["error"] = error(&outcome.status);
+            if matches!(&outcome.status, Status::Ok(o) if o.timed_out) {
+                v["status"] = Value::String(Status::<()>::TimedOut.kind().into());
+                v["error"] = Value::String(Status::<()>::TimedOut.to_string());
+            } else {
+                v["status"] = Value::String(status_word(&outcome.status, ok).into());
+                v["error"] = error(&outcome.status);
+            }
             return self.json_line(&v);
         }
         match &outcome.status {
             Status::Ok(o) => {
                 self.stream(&o.stdout, job, false)?;
                 self.stream(&o.stderr, job, true)?;
-                if let Some(sig) = o.signal {
+                // A timed-out job's output so far is printed first, as GNU parallel does.
+                if o.timed_out {
+                    self.report(&format!(
+                        "job {} ({}) timed out",
+                        outcome.seq,
+                        super::brief(line)
+                    ));
+                } else if let Some(sig) = o.signal {
                     self.report(&format!(
                         "job {} ({}) killed by {}",
                         outcome.seq,

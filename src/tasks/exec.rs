@@ -67,10 +67,13 @@ pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
 /// assert_eq!(hello.stdout.bytes, b"hello\n");
 /// assert_eq!(outputs[1].clone().ok().map(|o| o.code), Some(Some(3)));
 ///
-/// // A timed-out command is stopped by its kill sequence (default: GNU parallel's).
+/// // A timed-out command is stopped by its kill sequence (default: GNU parallel's), and what
+/// // it wrote so far is kept, as GNU parallel keeps it.
 /// let mut pool = Pool::builder().workers(1).timeout(Duration::from_millis(100)).build()?;
-/// let slow = pool.map([Exec::new("sleep 10")]).next().unwrap();
-/// assert_eq!(slow.status, Status::TimedOut);
+/// let slow = pool.map([Exec::new("echo so far; sleep 10")]).next().unwrap();
+/// let Status::Ok(slow) = slow.status else { panic!("{:?}", slow.status) };
+/// assert!(slow.timed_out && !slow.success());
+/// assert_eq!((slow.signal, &slow.stdout.bytes[..]), (Some(15), &b"so far\n"[..]));
 /// # Ok::<(), weft::Error>(())
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -176,6 +179,9 @@ pub struct ExecOutput {
     pub signal: Option<i32>,
     /// Whether it was stopped by the kill sequence (timeout or cancellation).
     pub killed: bool,
+    /// Whether it was stopped because it ran past its deadline ([`Context::deadline`]): the
+    /// job timed out, and what it wrote so far is kept here, as GNU parallel prints it.
+    pub timed_out: bool,
     /// Its standard output.
     pub stdout: Captured,
     /// Its standard error.
@@ -282,9 +288,7 @@ impl Task for Exec {
                 relayed = Err(Failure::new(format!("output incomplete: {e}")));
             }
         }
-        if killed && cx.deadline().is_some_and(|d| Instant::now() >= d) {
-            return Err(Failure::timed_out());
-        }
+        let timed_out = killed && cx.deadline().is_some_and(|d| Instant::now() >= d);
         relayed?;
         let [out, err] = sinks;
         let (stdout, stderr) = match (out, err) {
@@ -295,6 +299,7 @@ impl Task for Exec {
             code: status.code(),
             signal: status.signal(),
             killed,
+            timed_out,
             stdout,
             stderr,
         })
