@@ -64,3 +64,76 @@ fn a_timed_out_job_that_ignores_term_is_logged_with_kill() {
         }
     }
 }
+
+#[test]
+fn halt_now_fail_1_names_the_job_that_failed_as_gnu_does() {
+    // GNU: `parallel -j1 --halt now,fail=1 'echo {}; exit {}' ::: 0 3 0` prints 0 and 3,
+    // says "parallel: This job failed:" and the command on stderr, and exits 3.
+    weft()
+        .args([
+            "-j1",
+            "--halt",
+            "now,fail=1",
+            "echo {}; exit {}",
+            ":::",
+            "0",
+            "3",
+            "0",
+        ])
+        .timeout(LIMIT)
+        .assert()
+        .code(3)
+        .stdout("0\n3\n")
+        .stderr("weft: This job failed:\necho 3; exit 3\n");
+}
+
+#[test]
+fn halt_on_a_share_of_the_jobs_exits_with_gnus_status_and_names_each_job_counted() {
+    // GNU parallel 20221122, each with `-j1 'exit {}'`: the share of all jobs that failed, in
+    // percent, for fail=N% and done=N%; the job's own status when N% of the jobs is one job;
+    // 0 for success=N%.
+    let zeros = |n| std::iter::repeat_n("0", n);
+    let cases: [(&str, Vec<&str>, i32, &str); 5] = [
+        (
+            "soon,fail=20%",
+            ["0", "1", "2", "3"].into_iter().chain(zeros(6)).collect(),
+            20,
+            "weft: This job failed:\nexit 1\nweft: This job failed:\nexit 2\n",
+        ),
+        (
+            "now,fail=20%",
+            ["0", "1", "2", "3"].into_iter().chain(zeros(6)).collect(),
+            20,
+            "weft: This job failed:\nexit 1\nweft: This job failed:\nexit 2\n",
+        ),
+        (
+            "now,fail=10%",
+            ["0", "3"].into_iter().chain(zeros(8)).collect(),
+            3,
+            "weft: This job failed:\nexit 3\n",
+        ),
+        (
+            "soon,done=30%",
+            ["0", "3"].into_iter().chain(zeros(8)).collect(),
+            10,
+            "weft: This job finished:\nexit 0\nweft: This job finished:\nexit 3\n\
+             weft: This job finished:\nexit 0\n",
+        ),
+        (
+            "now,success=20%",
+            ["1", "0", "0"].into_iter().chain(["1"; 7]).collect(),
+            0,
+            "weft: This job succeeded:\nexit 0\nweft: This job succeeded:\nexit 0\n",
+        ),
+    ];
+    for (halt, args, code, stderr) in cases {
+        weft()
+            .args(["-j1", "--halt", halt, "exit {}", ":::"])
+            .args(args)
+            .timeout(LIMIT)
+            .assert()
+            .code(code)
+            .stdout("")
+            .stderr(stderr.to_string());
+    }
+}

@@ -376,14 +376,15 @@ fn halt_on_failures_exits_with_the_failing_jobs_status_for_1_else_the_failure_co
             halt(&format!("{when},fail=2"), &codes),
             (2, vec![1, 2, 3, 4])
         );
-        // 30% of the ten jobs: the third failure.
+        // 30% of the ten jobs: the third failure. A share exits with the share of all jobs
+        // that failed, in percent, as GNU parallel 20221122 does (30 and 20 here).
         assert_eq!(
             halt(&format!("{when},fail=30%"), &codes),
-            (3, (1..=10).collect())
+            (30, (1..=10).collect())
         );
         assert_eq!(
             halt(&format!("{when},fail=20%"), &codes),
-            (2, vec![1, 2, 3, 4])
+            (20, vec![1, 2, 3, 4])
         );
     }
     // GNU parallel's old forms: 1 is soon,fail=1, 2 is now,fail=1.
@@ -426,9 +427,10 @@ fn halt_on_done_jobs_exits_with_the_jobs_status_for_1_else_the_failure_count() {
         assert_eq!(halt(&format!("{when},done=1"), &codes), (4, vec![1]));
         assert_eq!(halt(&format!("{when},done=1"), &["0", "4"]), (0, vec![1]));
         assert_eq!(halt(&format!("{when},done=3"), &codes), (2, vec![1, 2, 3]));
+        // Two of six jobs failed: GNU parallel exits ceil(33.3) = 34.
         assert_eq!(
             halt(&format!("{when},done=50%"), &codes),
-            (2, vec![1, 2, 3])
+            (34, vec![1, 2, 3])
         );
     }
 }
