@@ -137,3 +137,23 @@ fn halt_on_a_share_of_the_jobs_exits_with_gnus_status_and_names_each_job_counted
             .stderr(stderr.to_string());
     }
 }
+
+#[test]
+fn line_buffer_passes_many_lines_whole_and_tagged_and_a_last_line_without_newline() {
+    // GNU: `parallel --line-buffer --tag 'seq 200000; printf end' ::: a` prints each line
+    // tagged "a<TAB>", the last one "a<TAB>end" with no newline. Lines now pass on in whole
+    // buffers, several per write: none may lose its tag or be cut.
+    for backend in BACKENDS {
+        let out = weft_on(backend)
+            .args(["--line-buffer", "--tag", "seq 200000; printf end", ":::", "a"])
+            .timeout(LIMIT)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let mut expected: String = (1..=200_000).map(|i| format!("a\t{i}\n")).collect();
+        expected.push_str("a\tend");
+        assert!(out == expected.as_bytes(), "{backend:?}: {} bytes", out.len());
+    }
+}

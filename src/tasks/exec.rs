@@ -306,52 +306,93 @@ impl Task for Exec {
     }
 }
 
-/// Passes a pipe on to this process's stdout or stderr one whole line at a time, so lines of
-/// parallel jobs never mix: the mutex keeps this process's threads apart, and a file lock on
-/// the stream keeps worker processes that share it apart (a pipe keeps only writes up to 4 KiB
-/// whole by itself). Returns why it stopped passing the stream on, if not for its end or a
-/// closed pipe.
+/// Passes a pipe on to this process's stdout or stderr in whole lines, as many as each read
+/// brings, so lines of parallel jobs never mix: the mutex keeps this process's threads apart,
+/// and a file lock on the stream keeps worker processes that share it apart (a pipe keeps only
+/// writes up to 4 KiB whole by itself). One write and one lock per read, not per line: a job
+/// that writes millions of short lines passes them on at the speed of its pipe. A last line
+/// with no newline is passed on at the end. Returns why it stopped passing the stream on, if
+/// not for its end or a closed pipe.
 fn relay(
-    pipe: impl Read + Send + 'static,
+    mut pipe: impl Read + Send + 'static,
     tag: Vec<u8>,
     stderr: bool,
 ) -> std::thread::JoinHandle<Result<(), String>> {
-    use std::io::{BufRead, BufReader, Write};
+    std::thread::spawn(move || {
+        /// What one read asks for: what a pipe holds by default.
+        const READ: usize = 1 << 16;
+        // Read bytes not yet passed on: a line's start that waits for its end.
+        let mut held: Vec<u8> = Vec::with_capacity(2 * READ);
+        // The lines to write, tagged (allocated only with a tag).
+        let mut tagged = Vec::new();
+        loop {
+            let len = held.len();
+            held.resize(len + READ, 0);
+            let n = match pipe.read(&mut held[len..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    held.truncate(len);
+                    continue;
+                }
+                Err(_) => 0,
+            };
+            held.truncate(len + n);
+            // Whole lines up to the last newline; at the end, whatever is left.
+            let whole = if n == 0 {
+                held.len()
+            } else {
+                match held[len..].iter().rposition(|&b| b == b'\n') {
+                    Some(i) => len + i + 1,
+                    None => continue,
+                }
+            };
+            if whole > 0 {
+                let lines = if tag.is_empty() {
+                    &held[..whole]
+                } else {
+                    tagged.clear();
+                    for line in held[..whole].split_inclusive(|&b| b == b'\n') {
+                        tagged.extend_from_slice(&tag);
+                        tagged.extend_from_slice(line);
+                    }
+                    &tagged[..]
+                };
+                match pass_on(lines, stderr) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    Err(e) => {
+                        let stream = if stderr { "stderr" } else { "stdout" };
+                        return Err(format!("cannot pass its {stream} on: {e}"));
+                    }
+                }
+                held.drain(..whole);
+            }
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    })
+}
+
+/// Writes whole lines to this process's stdout (its coordinator's, in a worker process) or
+/// stderr at once, holding the stream's locks.
+fn pass_on(lines: &[u8], stderr: bool) -> std::io::Result<()> {
+    use std::io::Write;
     use std::os::fd::AsRawFd;
     static LOCKS: std::sync::Mutex<Option<[sys::StreamLock; 2]>> = std::sync::Mutex::new(None);
-    std::thread::spawn(move || {
-        let mut reader = BufReader::with_capacity(1 << 16, pipe);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            line.extend_from_slice(&tag);
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return Ok(()),
-                Ok(_) => {}
-            }
-            let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
-            // In a worker process, stdout is not the coordinator's (see `real_stdout`).
-            let real = worker::real_stdout();
-            let locks = locks.get_or_insert_with(|| {
-                let out = real.map_or(1, |f| f.as_raw_fd());
-                [sys::StreamLock::open(out), sys::StreamLock::open(2)]
-            });
-            let written = locks[usize::from(stderr)].hold(|| match (stderr, real) {
-                (true, _) => std::io::stderr().lock().write_all(&line),
-                (false, Some(mut out)) => out.write_all(&line),
-                (false, None) => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&line).and_then(|_| out.flush())
-                }
-            });
-            match written {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                Err(e) => {
-                    let stream = if stderr { "stderr" } else { "stdout" };
-                    return Err(format!("cannot pass its {stream} on: {e}"));
-                }
-            }
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    // In a worker process, stdout is not the coordinator's (see `real_stdout`).
+    let real = worker::real_stdout();
+    let locks = locks.get_or_insert_with(|| {
+        let out = real.map_or(1, |f| f.as_raw_fd());
+        [sys::StreamLock::open(out), sys::StreamLock::open(2)]
+    });
+    locks[usize::from(stderr)].hold(|| match (stderr, real) {
+        (true, _) => std::io::stderr().lock().write_all(lines),
+        (false, Some(mut out)) => out.write_all(lines),
+        (false, None) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(lines).and_then(|_| out.flush())
         }
     })
 }
