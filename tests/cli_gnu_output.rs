@@ -145,7 +145,13 @@ fn line_buffer_passes_many_lines_whole_and_tagged_and_a_last_line_without_newlin
     // buffers, several per write: none may lose its tag or be cut.
     for backend in BACKENDS {
         let out = weft_on(backend)
-            .args(["--line-buffer", "--tag", "seq 200000; printf end", ":::", "a"])
+            .args([
+                "--line-buffer",
+                "--tag",
+                "seq 200000; printf end",
+                ":::",
+                "a",
+            ])
             .timeout(LIMIT)
             .assert()
             .success()
@@ -154,6 +160,197 @@ fn line_buffer_passes_many_lines_whole_and_tagged_and_a_last_line_without_newlin
             .clone();
         let mut expected: String = (1..=200_000).map(|i| format!("a\t{i}\n")).collect();
         expected.push_str("a\tend");
-        assert!(out == expected.as_bytes(), "{backend:?}: {} bytes", out.len());
+        assert!(
+            out == expected.as_bytes(),
+            "{backend:?}: {} bytes",
+            out.len()
+        );
+    }
+}
+
+/// Runs `weft ARGS` with its stdout piped, reads `n` lines of it, then closes it as `head -n`
+/// does: the lines and the run's exit status and stderr. The run is killed if the lines do not
+/// come or it does not end then (a hang), and its spilled outputs go to `tmp`.
+fn head(args: &[&str], n: usize, tmp: &Scratch) -> (Vec<String>, Option<i32>, String) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(weft_bin())
+        .args(args)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let lines: Vec<String> = (0..n)
+            .map(|_| {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                line
+            })
+            .collect();
+        // Closing the pipe is what `head` does once it has its lines.
+        drop(reader);
+        let _ = tx.send(lines);
+    });
+    let Ok(lines) = rx.recv_timeout(LIMIT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{args:?}: no {n} lines within {LIMIT:?}: the output waits for its job to end");
+    };
+    let status = exits_within(&mut child, LIMIT);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (lines, status.code(), stderr)
+}
+
+#[test]
+fn an_endless_jobs_output_piped_into_head_ends_the_run_at_once() {
+    // GNU parallel hangs here, filling TMPDIR: one running job at a time passes its output on
+    // as it comes, so `weft 'yes {}' ::: a b c | head -3` prints three lines of one job and the
+    // run ends, quietly, as on any closed stdout.
+    for backend in BACKENDS {
+        let tmp = Scratch::new("endless");
+        let args = [
+            "--backend",
+            backend.name(),
+            "-j3",
+            "yes {}",
+            ":::",
+            "a",
+            "b",
+            "c",
+        ];
+        let (lines, code, stderr) = head(&args, 3, &tmp);
+        assert!(
+            ["a\n", "b\n", "c\n"].contains(&&*lines[0]) && lines.iter().all(|l| *l == lines[0]),
+            "{backend:?}: the lines of one job: {lines:?}"
+        );
+        assert_eq!((code, &*stderr), (Some(141), ""), "{backend:?}");
+    }
+}
+
+#[test]
+fn a_job_passing_its_output_on_never_interleaves_with_others_outputs() {
+    // One job writes for a while (its output passed on as it comes); the others finish
+    // meanwhile and wait for it: every job's lines stay together.
+    for backend in BACKENDS {
+        let out = weft_on(backend)
+            .args([
+                "-j4",
+                "for i in $(seq 300); do echo {}-$i; done; sleep 0.{}",
+            ])
+            .args([":::", "5", "1", "2", "3", "4", "6", "7"])
+            .timeout(LIMIT)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let lines = lines(&out);
+        assert_eq!(lines.len(), 7 * 300, "{backend:?}");
+        for block in lines.chunks(300) {
+            let job = block[0].split('-').next().unwrap();
+            let expected: Vec<String> = (1..=300).map(|i| format!("{job}-{i}")).collect();
+            assert_eq!(
+                block,
+                &expected[..],
+                "{backend:?}: a job's lines were split"
+            );
+        }
+    }
+}
+
+#[test]
+fn with_keep_order_the_oldest_unfinished_job_passes_its_output_on() {
+    // With -k the job passing its output on is the one due next in input order: `weft -k
+    // 'yes {}' ::: a b c | head -3` prints three lines of job a, and ends.
+    for backend in BACKENDS {
+        let tmp = Scratch::new("endless-k");
+        let args = [
+            "--backend",
+            backend.name(),
+            "-k",
+            "-j3",
+            "yes {}",
+            ":::",
+            "a",
+            "b",
+            "c",
+        ];
+        let (lines, code, stderr) = head(&args, 3, &tmp);
+        assert_eq!(lines, ["a\n"; 3], "{backend:?}");
+        assert_eq!((code, &*stderr), (Some(141), ""), "{backend:?}");
+        // A job that writes, then waits: its line comes while it still runs, after the whole
+        // output of the job before it. GNU: `parallel -k -j2 'echo {}; sleep {}' ::: 0.2 600`
+        // prints the same lines (at its end). The run is then stopped.
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(weft_bin())
+            .args([
+                "--backend",
+                backend.name(),
+                "-k",
+                "-j2",
+                "echo {}; sleep {}",
+            ])
+            .args([":::", "0.2", "600"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut text = String::new();
+            while text.lines().count() < 2 && reader.read_line(&mut text).unwrap_or(0) > 0 {}
+            let _ = tx.send(text);
+        });
+        let text = rx.recv_timeout(LIMIT);
+        signal(child.id(), "TERM");
+        let status = exits_within(&mut child, LIMIT);
+        assert_eq!(text.as_deref(), Ok("0.2\n600\n"), "{backend:?}");
+        assert_eq!(status.code(), Some(128 + 15), "{backend:?}");
+    }
+}
+
+#[test]
+fn with_keep_order_outputs_passed_on_still_come_in_input_order() {
+    // GNU: `parallel -k -j4 'for i in $(seq 300); do echo {}-$i; done; sleep 0.{}' ::: 5 1 2 3
+    // 4 6 7` prints each job's 300 lines, the jobs in input order.
+    for backend in BACKENDS {
+        let jobs = ["5", "1", "2", "3", "4", "6", "7"];
+        let out = weft_on(backend)
+            .args([
+                "-k",
+                "-j4",
+                "for i in $(seq 300); do echo {}-$i; done; sleep 0.{}",
+            ])
+            .arg(":::")
+            .args(jobs)
+            .timeout(LIMIT)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let expected: String = jobs
+            .iter()
+            .flat_map(|j| (1..=300).map(move |i| format!("{j}-{i}\n")))
+            .collect();
+        assert!(
+            out == expected.as_bytes(),
+            "{backend:?}: {:?}",
+            &lines(&out)[..5]
+        );
     }
 }

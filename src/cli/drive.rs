@@ -69,6 +69,7 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let mut command = Vec::new();
     for outcome in kind.outcomes(&mut pool, inputs)? {
         if left_out(&outcome.status) {
+            printer.through(outcome.seq);
             continue;
         }
         let keep = kept.borrow_mut().remove(&outcome.seq).unwrap_or_default();
@@ -80,6 +81,9 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
             break;
         }
     }
+    // Stops whatever still runs (`--halt now`, a signal) before what waits is printed: a job
+    // passing its output on holds stdout until it ends.
+    drop(pool);
     conclude(printer, &ctl, &stop, &failed_input)
 }
 

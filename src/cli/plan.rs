@@ -97,6 +97,8 @@ impl Plan {
             style: Style {
                 tag: args.tag,
                 jsonl: args.jsonl,
+                streams: matches!(kind, Kind::Command(_)) && streams(&args),
+                in_order: args.keep_order,
             },
             pool,
             halt,
@@ -138,6 +140,14 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
     })
 }
 
+/// Whether grouped commands let one running job at a time pass its output on as it comes
+/// (`Output::Group`; with `-k`, the job whose output is due next): not where each output must
+/// reach the printer whole (tagged, as JSON), nor where output is not grouped at all, nor
+/// where a job may run again (`--retries`): only its last attempt's output is printed.
+fn streams(args: &Args) -> bool {
+    !(args.tag || args.jsonl || args.ungroup || args.line_buffer) && args.retries.unwrap_or(1) == 1
+}
+
 /// The kind of job, and the backend it runs on unless `--backend` says otherwise.
 fn kind(
     registry: &Registry,
@@ -166,6 +176,8 @@ fn kind(
         ungroup: args.ungroup,
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
         line_buffer: args.line_buffer && !args.keep_order,
+        stream: streams(args),
+        in_order: args.keep_order,
         tag: args.tag,
         term_seq: term_seq.clone(),
         warned: std::cell::Cell::new(false),

@@ -70,6 +70,17 @@ pub(crate) fn spill_dir() -> PathBuf {
     }
 }
 
+/// The file in the run's spill directory that says which job's output is due next when
+/// outputs are printed in input order (`-k`): its seq, 8 bytes little-endian, written by the
+/// coordinator as it prints. `None` outside a run that has a spill directory of its own.
+pub(crate) fn turn_file() -> Option<PathBuf> {
+    let dir = match OWN_SPILL.get() {
+        Some(dir) => dir.clone(),
+        None => PathBuf::from(std::env::var_os(SPILL_ENV)?),
+    };
+    Some(dir.join("turn"))
+}
+
 /// Gives a worker process that `cmd` starts this process's spill directory, and nothing it
 /// may have inherited from an enclosing run.
 pub(crate) fn pass_spill_dir(cmd: &mut Command) {

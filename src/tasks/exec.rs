@@ -12,6 +12,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -90,9 +91,21 @@ pub struct Exec {
 /// Where a command's stdout and stderr go.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum Output {
-    /// Captured whole into the outcome (spilled to a file when large): the command line's
-    /// default `--group`.
+    /// Captured whole into the outcome (spilled to a file when large).
     Capture,
+    /// Captured as with [`Output::Capture`], except that one running command at a time passes
+    /// its stdout on as it comes, to this process's stdout (its coordinator's, in a worker
+    /// process), while the others keep theirs: the command line's default `--group`, so that a
+    /// command whose output never ends, piped into `head`, ends the run at once. The stream's
+    /// lock picks that command: one that has run for a moment takes it if it is free, passes
+    /// on what it kept so far and then the rest, and holds it until it exits; whoever prints
+    /// the others' outputs takes the lock to do so ([`ExecOutput::passed`] tells what is
+    /// already out). `in_order`: only the job whose output is due next in input order may
+    /// (the one the run's turn file names, see `watchdog::turn_file`), for `-k`.
+    Group {
+        /// Whether outputs are printed in input order.
+        in_order: bool,
+    },
     /// Passed on line by line as they come, each line written whole to this process's stdout
     /// (its coordinator's, in a worker process) or stderr, prefixed with `tag` if given:
     /// `--line-buffer`.
@@ -182,6 +195,12 @@ pub struct ExecOutput {
     /// Whether it was stopped because it ran past its deadline ([`Context::deadline`]): the
     /// job timed out, and what it wrote so far is kept here, as GNU parallel prints it.
     pub timed_out: bool,
+    /// How many bytes of its stdout were passed on as they came ([`Output::Group`]): those
+    /// are not in `stdout`, which holds only what came after (if anything).
+    pub passed: u64,
+    /// Whether passing its stdout on met a closed stdout (`| head`): it was stopped, and the
+    /// run is over.
+    pub stdout_closed: bool,
     /// Its standard output.
     pub stdout: Captured,
     /// Its standard error.
@@ -218,7 +237,11 @@ impl Task for Exec {
         let swept = watchdog::sweeps_jobs();
         watchdog::mark_job(&mut cmd);
         sys::isolate(&mut cmd, !swept);
-        let mut sinks = if self.output == Output::Capture {
+        let (group, in_order) = match self.output {
+            Output::Group { in_order } => (true, in_order),
+            _ => (false, false),
+        };
+        let mut sinks = if group || self.output == Output::Capture {
             let (out, out_end) = sys::output_pipe()?;
             let (err, err_end) = sys::output_pipe()?;
             cmd.stdout(out_end).stderr(err_end);
@@ -239,7 +262,7 @@ impl Task for Exec {
                     cmd.stdout(out.try_clone()?);
                 }
             }
-            Output::Capture => {}
+            Output::Capture | Output::Group { .. } => {}
         }
         let mut child = cmd.spawn().map_err(|e| {
             Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
@@ -260,6 +283,11 @@ impl Task for Exec {
         let _group = swept.then(|| watchdog::JobGroup::open(pid));
         let pidfd = sys::PidFd::open(pid)?;
         let mut killed = false;
+        // The lock of the stream a grouped command may pass its output on to, opened once the
+        // command has run for a moment (a quick command never passes its output on).
+        let mut turn: Option<sys::StreamLock> = None;
+        // In input order, the file that says whose output is due (opened once it exists).
+        let mut due: Option<File> = None;
         loop {
             if read_until_exit(&pidfd, &mut sinks, Duration::from_millis(10))? {
                 break;
@@ -269,6 +297,17 @@ impl Task for Exec {
                 killed = true;
                 kill_in_order(pid, &pidfd, &mut sinks, &self.term_seq);
                 break;
+            }
+            if group && (!in_order || is_due(&mut due, cx.seq())) {
+                let turn = turn.get_or_insert_with(|| {
+                    sys::StreamLock::open(worker::real_stdout().map_or(1, |f| f.as_raw_fd()))
+                });
+                let passed =
+                    turn.try_hold(|| pass_until_exit(pid, &pidfd, &mut sinks, cx, &self.term_seq));
+                if let Some(passed) = passed {
+                    killed = passed?;
+                    break;
+                }
             }
         }
         // What the command wrote before it exited is in its pipes now (at most what a pipe
@@ -291,6 +330,9 @@ impl Task for Exec {
         let timed_out = killed && cx.deadline().is_some_and(|d| Instant::now() >= d);
         relayed?;
         let [out, err] = sinks;
+        let (passed, stdout_closed) = out
+            .as_ref()
+            .map_or((0, false), |o| (o.passed(), o.closed()));
         let (stdout, stderr) = match (out, err) {
             (Some(out), Some(err)) => (out.finish()?, err.finish()?),
             _ => Default::default(),
@@ -300,6 +342,8 @@ impl Task for Exec {
             signal: status.signal(),
             killed,
             timed_out,
+            passed,
+            stdout_closed,
             stdout,
             stderr,
         })
@@ -395,6 +439,53 @@ fn pass_on(lines: &[u8], stderr: bool) -> std::io::Result<()> {
             out.write_all(lines).and_then(|_| out.flush())
         }
     })
+}
+
+/// Whether job `seq`'s output is due next, as the run's turn file says (opened into `due` once
+/// it exists).
+fn is_due(due: &mut Option<File>, seq: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    if due.is_none() {
+        *due = watchdog::turn_file().and_then(|path| File::open(path).ok());
+    }
+    let mut next = [0; 8];
+    due.as_ref()
+        .is_some_and(|f| f.read_exact_at(&mut next, 0).is_ok() && u64::from_le_bytes(next) == seq)
+}
+
+/// Passes the command's stdout on as it comes until it exits, holding the stream's lock:
+/// what it kept so far first. Returns whether it was killed: for its deadline or its
+/// cancellation, or because stdout was closed (the run is over: it is not waited for).
+fn pass_until_exit(
+    pid: u32,
+    pidfd: &sys::PidFd,
+    sinks: &mut Sinks,
+    cx: &Context,
+    term_seq: &KillSequence,
+) -> std::io::Result<bool> {
+    let Some(out) = &mut sinks[0] else {
+        return Ok(false);
+    };
+    out.pass();
+    let mut killed = false;
+    loop {
+        let closed = sinks[0].as_ref().is_some_and(|s| s.closed());
+        let late = cx.deadline().is_some_and(|d| Instant::now() >= d);
+        if late || closed || cx.is_cancelled() {
+            killed = true;
+            kill_in_order(pid, pidfd, sinks, term_seq);
+            break;
+        }
+        if read_until_exit(pidfd, sinks, Duration::from_millis(10))? {
+            break;
+        }
+    }
+    // Its last output, while the lock is held.
+    if let Some(out) = &mut sinks[0] {
+        out.read_now();
+        out.stop_passing();
+    }
+    Ok(killed)
 }
 
 /// Sends the kill sequence to the command's process group until the command is gone, reading
