@@ -94,6 +94,12 @@ impl Sink {
         self.passed_on(written);
     }
 
+    /// Whether the stream may be passed on: not one already lost (its job fails: none of it
+    /// may pass for a whole output), nor one whose stdout was closed.
+    pub(super) fn can_pass(&self) -> bool {
+        self.lost.is_none() && !self.closed
+    }
+
     /// Keeps what is read from now on again.
     pub(super) fn stop_passing(&mut self) {
         self.passing = false;

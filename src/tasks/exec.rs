@@ -298,7 +298,8 @@ impl Task for Exec {
                 kill_in_order(pid, &pidfd, &mut sinks, &self.term_seq);
                 break;
             }
-            if group && (!in_order || is_due(&mut due, cx.seq())) {
+            let can_pass = sinks[0].as_ref().is_some_and(Sink::can_pass);
+            if group && can_pass && (!in_order || is_due(&mut due, cx.seq())) {
                 let turn = turn.get_or_insert_with(|| {
                     sys::StreamLock::open(worker::real_stdout().map_or(1, |f| f.as_raw_fd()))
                 });
