@@ -94,10 +94,11 @@ impl Sink {
         self.passed_on(written);
     }
 
-    /// Whether the stream may be passed on: not one already lost (its job fails: none of it
-    /// may pass for a whole output), nor one whose stdout was closed.
+    /// Whether the stream has something to pass on and may: not one already lost (its job
+    /// fails: none of it may pass for a whole output), nor one whose stdout was closed. A
+    /// command that has written nothing does not take the stream from the others' outputs.
     pub(super) fn can_pass(&self) -> bool {
-        self.lost.is_none() && !self.closed
+        self.lost.is_none() && !self.closed && (!self.bytes.is_empty() || self.spill.is_some())
     }
 
     /// Keeps what is read from now on again.
