@@ -6,6 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::{Value, json};
 
+use crate::process::watchdog::{ANY_TURN, NO_TURN};
 use crate::tasks::{Captured, ExecOutput};
 use crate::text::brief_message;
 use crate::{Outcome, Status};
@@ -42,7 +43,8 @@ pub(crate) struct Printer {
     turn: Option<crate::sys::StreamLock>,
     /// Outcomes waiting for that lock, in the order they came.
     deferred: Vec<Deferred>,
-    /// With [`Style::in_order`], the run's turn file: the seq whose output is due next.
+    /// With [`Style::streams`], the run's turn file: who may pass its output on (see
+    /// `watchdog::turn_file`).
     due: Option<std::fs::File>,
 }
 
@@ -63,12 +65,14 @@ impl Printer {
                 .then(|| crate::sys::StreamLock::open(1))
                 .filter(|l| l.is_open()),
             deferred: Vec::new(),
-            due: (style.streams && style.in_order)
+            due: style
+                .streams
                 .then(crate::process::watchdog::turn_file)
                 .flatten()
                 .and_then(|path| {
                     let file = std::fs::File::create(path).ok()?;
-                    due(&file, 1);
+                    let first = if style.in_order { 1 } else { ANY_TURN };
+                    due(&file, first);
                     Some(file)
                 }),
         }
@@ -77,8 +81,18 @@ impl Printer {
     /// Says that job `seq`'s outcome is through (printed, or left out): with `-k`, the next
     /// job's output is due.
     pub(crate) fn through(&mut self, seq: u64) {
-        if let Some(file) = &self.due {
+        if let Some(file) = &self.due
+            && self.style.in_order
+        {
             due(file, seq + 1);
+        }
+    }
+
+    /// Lets no job take stdout any more: called before running jobs are stopped, so that none
+    /// starts passing its output on while the run ends.
+    pub(crate) fn close_turn(&mut self) {
+        if let Some(file) = &self.due {
+            due(file, NO_TURN);
         }
     }
 

@@ -103,8 +103,9 @@ pub enum Output {
     /// lock picks that command: one that has run for a moment takes it if it is free, passes
     /// on what it kept so far and then the rest, and holds it until it exits; whoever prints
     /// the others' outputs takes the lock to do so ([`ExecOutput::passed`] tells what is
-    /// already out). `in_order`: only the job whose output is due next in input order may
-    /// (the one the run's turn file names, see `watchdog::turn_file`), for `-k`.
+    /// already out). The run's turn file (see `watchdog::turn_file`) says whether any command
+    /// may, or, with `in_order` (`-k`), which: the one whose output is due next; without the
+    /// file, none does.
     Group {
         /// Whether outputs are printed in input order.
         in_order: bool,
@@ -289,7 +290,7 @@ impl Task for Exec {
         // The lock of the stream a grouped command may pass its output on to, opened once the
         // command has run for a moment (a quick command never passes its output on).
         let mut turn: Option<sys::StreamLock> = None;
-        // In input order, the file that says whose output is due (opened once it exists).
+        // The file that says who may pass its output on (opened once it exists).
         let mut due: Option<File> = None;
         loop {
             if read_until_exit(&pidfd, &mut sinks, Duration::from_millis(10))? {
@@ -302,13 +303,17 @@ impl Task for Exec {
                 break;
             }
             let can_pass = sinks[0].as_ref().is_some_and(Sink::can_pass);
-            if group && can_pass && (!in_order || is_due(&mut due, cx.seq())) {
+            if group && can_pass && is_due(&mut due, cx.seq(), in_order) {
                 let turn = turn.get_or_insert_with(|| {
                     sys::StreamLock::open(worker::real_stdout().map_or(1, |f| f.as_raw_fd()))
                 });
-                let passed =
-                    turn.try_hold(|| pass_until_exit(pid, &pidfd, &mut sinks, cx, &self.term_seq));
-                if let Some(passed) = passed {
+                // Asked again once the lock is held: a run that is stopping says so before it
+                // stops the command that held it, so none takes it after.
+                let passed = turn.try_hold(|| {
+                    is_due(&mut due, cx.seq(), in_order)
+                        .then(|| pass_until_exit(pid, &pidfd, &mut sinks, cx, &self.term_seq))
+                });
+                if let Some(Some(passed)) = passed {
                     killed = passed?;
                     break;
                 }
@@ -445,16 +450,22 @@ fn pass_on(lines: &[u8], stderr: bool) -> std::io::Result<()> {
     })
 }
 
-/// Whether job `seq`'s output is due next, as the run's turn file says (opened into `due` once
-/// it exists).
-fn is_due(due: &mut Option<File>, seq: u64) -> bool {
+/// Whether job `seq` may pass its output on, as the run's turn file says (opened into `due`
+/// once it exists): any job may, or with `in_order` the one whose output is due next, unless
+/// the run is stopping.
+fn is_due(due: &mut Option<File>, seq: u64, in_order: bool) -> bool {
     use std::os::unix::fs::FileExt;
     if due.is_none() {
         *due = watchdog::turn_file().and_then(|path| File::open(path).ok());
     }
     let mut next = [0; 8];
-    due.as_ref()
-        .is_some_and(|f| f.read_exact_at(&mut next, 0).is_ok() && u64::from_le_bytes(next) == seq)
+    let Some(Ok(())) = due.as_ref().map(|f| f.read_exact_at(&mut next, 0)) else {
+        return false;
+    };
+    match u64::from_le_bytes(next) {
+        watchdog::NO_TURN => false,
+        next => !in_order || next == seq,
+    }
 }
 
 /// Passes the command's stdout on as it comes until it exits, holding the stream's lock:
