@@ -112,9 +112,10 @@ impl PoolBuilder {
         self
     }
     /// How long a timed-out or cancelled job gets to stop on its own, as a command running its
-    /// kill sequence does (default: 500 ms past a process job's deadline; 100 ms for an
-    /// abandoned thread when the pool is dropped): the command line's `--term-seq` needs as
-    /// long as its waits add up to.
+    /// kill sequence does (default: 500 ms past a process job's deadline, none past a thread
+    /// job's; 100 ms for an abandoned thread when the pool is dropped): the command line's
+    /// `--term-seq` needs as long as its waits add up to, on either backend, so that a
+    /// timed-out command's output so far is reported.
     pub(crate) fn grace(mut self, grace: Duration) -> Self {
         self.cfg.grace = Some(grace);
         self

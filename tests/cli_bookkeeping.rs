@@ -549,3 +549,34 @@ fn load_and_memfree_let_jobs_start_under_limits_that_hold_and_refuse_ones_that_n
         "{err}"
     );
 }
+
+#[test]
+fn a_long_jobs_output_goes_to_its_file_under_files_and_results_not_to_stdout() {
+    // A job that runs past the moment a running job may pass its output on as it comes: under
+    // --files and --results its output still goes where they keep it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["--files", "--tmpdir"])
+        .arg(dir.path())
+        .args(["echo early; sleep 0.3; echo late", ":::", "a"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!stdout.contains("early"), "{stdout}");
+    let file = stdout.trim();
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "early\nlate a\n");
+    let results = dir.path().join("res");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--results")
+        .arg(&results)
+        .args(["echo early; sleep 0.3; echo late", ":::", "a"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        std::fs::read_to_string(results.join("1/a/stdout")).unwrap(),
+        "early\nlate a\n"
+    );
+}

@@ -98,7 +98,9 @@ fn outputs_that_a_full_tmpdir_cannot_hold_fail_their_jobs_with_a_message_status_
             let log = tmp._dir.join("log");
             let out = weft_on(backend)
                 .env("TMPDIR", tmp.path())
-                .args(["-j", "4", "--joblog"])
+                // Tagged, every output is kept whole before it is printed: none is passed on
+                // as it comes (which needs no TMPDIR), so each must be kept there.
+                .args(["-j", "4", "--tag", "--joblog"])
                 .arg(&log)
                 .args([THREE_MB, ":::", "1", "2", "3", "4"])
                 .output()

@@ -195,9 +195,6 @@ impl Control {
         let Some(halt) = self.halt else {
             return Flow::Go;
         };
-        if self.halted.is_some() {
-            return Flow::Go;
-        }
         let matches = match halt.on {
             On::Fail => !job.ok,
             On::Success => job.ok,
@@ -206,26 +203,43 @@ impl Control {
         if !matches {
             return Flow::Go;
         }
+        // Each job that counts towards the limit is named, as GNU parallel names it.
+        let what = match halt.on {
+            On::Fail => "failed",
+            On::Success => "succeeded",
+            On::Done => "finished",
+        };
+        say!(
+            "weft: This job {what}:\n{}",
+            String::from_utf8_lossy(job.command)
+        );
+        if self.halted.is_some() {
+            return Flow::Go;
+        }
         let count = match halt.on {
             On::Fail => self.failed,
             On::Success => self.done - self.failed,
             On::Done => self.done,
         };
-        let reached = match halt.limit {
-            Limit::Count(n) => count >= n,
-            Limit::Percent(p) => {
-                let of = total.get().unwrap_or_else(|| total.at_least());
-                let of = of.max(self.done).max(1);
-                count as f64 * 100.0 >= p * of as f64
-            }
+        // A share `N%` is of all the jobs, or while the input is still being read, of those
+        // read so far.
+        let of = total.get().unwrap_or_else(|| total.at_least());
+        let of = of.max(self.done).max(1);
+        // The limit as a count of jobs: GNU parallel's `total * N%`.
+        let limit = match halt.limit {
+            Limit::Count(n) => n as f64,
+            Limit::Percent(p) => of as f64 * p / 100.0,
         };
-        if !reached {
+        if (count as f64) < limit {
             return Flow::Go;
         }
+        // GNU parallel's exit status: the triggering job's own for a limit of one job, else
+        // the share of all jobs that failed (in percent) or the number that failed.
         self.halted = Some(match (halt.on, halt.limit) {
             (On::Success, _) => 0,
-            (_, Limit::Count(1)) => job_status(job),
-            _ => self.failed.min(101) as i32,
+            _ if limit == 1.0 => job_status(job),
+            (_, Limit::Percent(_)) => (self.failed as f64 * 100.0 / of as f64).ceil() as i32,
+            (_, Limit::Count(_)) => self.failed.min(101) as i32,
         });
         if halt.now {
             self.stop.raise(NOW);
@@ -330,7 +344,8 @@ mod tests {
         assert!(!stop.draining());
         assert_eq!(c.finished(&job(2, false, 1), &Total::of(4)), Ok(Flow::Go));
         assert!(stop.draining());
-        assert_eq!(c.halted(), Some(2));
+        // GNU parallel's status: the share of all jobs that failed, in percent.
+        assert_eq!(c.halted(), Some(50));
     }
 
     #[test]
@@ -351,6 +366,6 @@ mod tests {
         assert_eq!(c.finished(&job(1, false, 1), &ten), Ok(Flow::Go));
         assert_eq!(c.finished(&job(2, false, 1), &ten), Ok(Flow::Go));
         assert_eq!(c.finished(&job(3, false, 1), &ten), Ok(Flow::Halt));
-        assert_eq!(c.halted(), Some(3));
+        assert_eq!(c.halted(), Some(30));
     }
 }

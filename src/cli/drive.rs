@@ -101,8 +101,10 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let progress = Progress::new(run.progress, run.force_progress, total.clone());
     let mut printer = Printer::new(run.style, kind.what(), progress).with_book(run.book);
     let mut command = Vec::new();
-    for outcome in kind.outcomes(&mut pool, inputs)? {
+    let mut outcomes = kind.outcomes(&mut pool, inputs)?;
+    for outcome in outcomes.by_ref() {
         if left_out(&outcome.status) {
+            printer.through(outcome.seq);
             continue;
         }
         let keep = kept.borrow_mut().remove(&outcome.seq).unwrap_or_default();
@@ -114,6 +116,12 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
             break;
         }
     }
+    // Stops whatever still runs (`--halt now`, a signal: dropping the outcomes cancels it)
+    // before what waits is printed, as a job passing its output on holds stdout until it
+    // ends; first, no job may start passing its output on.
+    printer.close_turn();
+    drop(outcomes);
+    drop(pool);
     conclude(printer, &ctl, &stop, &failed_input)
 }
 

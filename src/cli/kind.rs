@@ -76,6 +76,10 @@ pub(super) struct Commands {
     pub(super) dry_run: bool,
     pub(super) ungroup: bool,
     pub(super) line_buffer: bool,
+    /// Grouped output of which one running job at a time passes on as it comes.
+    pub(super) stream: bool,
+    /// `-k`: only the job whose output is due next passes it on as it comes.
+    pub(super) in_order: bool,
     pub(super) tag: bool,
     pub(super) term_seq: KillSequence,
     /// `-t`: each command line on stderr as its job is handed out to start.
@@ -187,6 +191,10 @@ impl JobKind for Commands {
                     (None, false) => Vec::new(),
                 },
             }
+        } else if self.stream {
+            Output::Group {
+                in_order: self.in_order,
+            }
         } else {
             Output::Capture
         };
@@ -223,7 +231,7 @@ impl JobKind for Commands {
             Status::Ok(o) => (
                 o.success(),
                 (o.code.unwrap_or(-1), o.signal.unwrap_or(0)),
-                o.stdout.len(),
+                o.passed + o.stdout.len(),
             ),
             other => (false, failure_codes(other), 0),
         };

@@ -6,6 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::{Value, json};
 
+use crate::process::watchdog::{ANY_TURN, NO_TURN};
 use crate::tasks::{Captured, ExecOutput};
 use crate::text::brief_message;
 use crate::{Outcome, Status};
@@ -14,6 +15,19 @@ use crate::{Outcome, Status};
 pub(crate) struct Style {
     pub(crate) tag: bool,
     pub(crate) jsonl: bool,
+    /// Commands run with `Output::Group`: a running job may hold stdout, passing its output
+    /// on, while others finish.
+    pub(crate) streams: bool,
+    /// `-k`: outcomes come in input order, and the job due next is the one that may pass its
+    /// output on (told through the run's turn file).
+    pub(crate) in_order: bool,
+}
+
+/// A finished command's outcome whose printing waits while a running job passes its output on.
+struct Deferred {
+    outcome: Outcome<ExecOutput>,
+    job: Vec<Vec<u8>>,
+    line: Vec<u8>,
 }
 
 pub(crate) struct Printer {
@@ -28,6 +42,14 @@ pub(crate) struct Printer {
     book: Option<super::results::Book>,
     /// The tag of the job being printed, when the book decides it.
     tag_now: Option<super::results::Tag>,
+    /// The lock a running job holds on stdout while it passes its output on ([`Style::streams`]),
+    /// taken to print others' outputs, so that no two outputs interleave.
+    turn: Option<crate::sys::StreamLock>,
+    /// Outcomes waiting for that lock, in the order they came.
+    deferred: Vec<Deferred>,
+    /// With [`Style::streams`], the run's turn file: who may pass its output on (see
+    /// `watchdog::turn_file`).
+    due: Option<std::fs::File>,
 }
 
 impl Printer {
@@ -44,6 +66,21 @@ impl Printer {
             out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
             book: None,
             tag_now: None,
+            turn: style
+                .streams
+                .then(|| crate::sys::StreamLock::open(1))
+                .filter(|l| l.is_open()),
+            deferred: Vec::new(),
+            due: style
+                .streams
+                .then(crate::process::watchdog::turn_file)
+                .flatten()
+                .and_then(|path| {
+                    let file = std::fs::File::create(path).ok()?;
+                    let first = if style.in_order { 1 } else { ANY_TURN };
+                    due(&file, first);
+                    Some(file)
+                }),
         }
     }
 
@@ -53,7 +90,26 @@ impl Printer {
         self
     }
 
-    /// Prints a command job's outcome.
+    /// Says that job `seq`'s outcome is through (printed, or left out): with `-k`, the next
+    /// job's output is due.
+    pub(crate) fn through(&mut self, seq: u64) {
+        if let Some(file) = &self.due
+            && self.style.in_order
+        {
+            due(file, seq + 1);
+        }
+    }
+
+    /// Lets no job take stdout any more: called before running jobs are stopped, so that none
+    /// starts passing its output on while the run ends.
+    pub(crate) fn close_turn(&mut self) {
+        if let Some(file) = &self.due {
+            due(file, NO_TURN);
+        }
+    }
+
+    /// Prints a command job's outcome: at once, or once no running job passes its output on
+    /// (see [`Style::streams`]).
     pub(crate) fn command(
         &mut self,
         outcome: Outcome<ExecOutput>,
@@ -61,6 +117,79 @@ impl Printer {
         line: &[u8],
     ) -> io::Result<()> {
         let ok = matches!(&outcome.status, Status::Ok(o) if o.success());
+        let seq = outcome.seq;
+        let printed = self.command_in_turn(outcome, ok, job, line);
+        self.through(seq);
+        printed
+    }
+
+    fn command_in_turn(
+        &mut self,
+        outcome: Outcome<ExecOutput>,
+        ok: bool,
+        job: &[Vec<u8>],
+        line: &[u8],
+    ) -> io::Result<()> {
+        let (stdout, closed) = match &outcome.status {
+            Status::Ok(o) => (!o.stdout.is_empty(), o.stdout_closed),
+            _ => (false, false),
+        };
+        if closed {
+            // A job passing its output on found stdout closed (`| head`): the run is over.
+            self.count(ok);
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        // Only stdout is passed on as it comes: an outcome with none needs no turn.
+        let turn = if stdout || !self.deferred.is_empty() {
+            self.turn.take()
+        } else {
+            None
+        };
+        let Some(mut turn) = turn else {
+            return self.print_command(outcome, ok, job, line, true);
+        };
+        let mut waiting = Some(outcome);
+        let printed = turn.try_hold(|| {
+            self.print_deferred()?;
+            match waiting.take() {
+                Some(outcome) => self.print_command(outcome, ok, job, line, true),
+                None => Ok(()),
+            }
+        });
+        self.turn = Some(turn);
+        match (printed, waiting) {
+            (Some(printed), _) => printed,
+            (None, Some(outcome)) => {
+                self.count(ok);
+                self.deferred.push(Deferred {
+                    outcome,
+                    job: job.to_vec(),
+                    line: line.to_vec(),
+                });
+                Ok(())
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// Prints the outcomes that waited for their turn, oldest first.
+    fn print_deferred(&mut self) -> io::Result<()> {
+        for d in std::mem::take(&mut self.deferred) {
+            let ok = matches!(&d.outcome.status, Status::Ok(o) if o.success());
+            self.print_command(d.outcome, ok, &d.job, &d.line, false)?;
+        }
+        Ok(())
+    }
+
+    /// Prints a command job's outcome now; `count` it unless it was when it came.
+    fn print_command(
+        &mut self,
+        outcome: Outcome<ExecOutput>,
+        ok: bool,
+        job: &[Vec<u8>],
+        line: &[u8],
+        count: bool,
+    ) -> io::Result<()> {
         self.clear_progress();
         if let Some(book) = &self.book {
             self.tag_now = book.tag(job, outcome.seq, outcome.worker);
@@ -70,7 +199,9 @@ impl Printer {
         let printed = self
             .command_body(outcome, ok, job, line)
             .and_then(|()| self.out.flush());
-        self.count(ok);
+        if count {
+            self.count(ok);
+        }
         printed
     }
 
@@ -88,12 +219,17 @@ impl Printer {
             };
             let mut v = record(&outcome, job);
             v["command"] = Value::String(super::lossy(line));
-            v["status"] = Value::String(status_word(&outcome.status, ok).into());
             v["exit_code"] = json!(code);
             v["signal"] = json!(signal);
             v["stdout"] = stdout;
             v["stderr"] = stderr;
-            v["error"] = error(&outcome.status);
+            if matches!(&outcome.status, Status::Ok(o) if o.timed_out) {
+                v["status"] = Value::String(Status::<()>::TimedOut.kind().into());
+                v["error"] = Value::String(Status::<()>::TimedOut.to_string());
+            } else {
+                v["status"] = Value::String(status_word(&outcome.status, ok).into());
+                v["error"] = error(&outcome.status);
+            }
             return self.json_line(&v);
         }
         // Whether the output went where --results or --files keep it.
@@ -124,7 +260,14 @@ impl Printer {
                     self.stream(&o.stdout, job, false)?;
                     self.stream(&o.stderr, job, true)?;
                 }
-                if let Some(sig) = o.signal {
+                // A timed-out job's output so far is printed first, as GNU parallel does.
+                if o.timed_out {
+                    self.report(&format!(
+                        "job {} ({}) timed out",
+                        outcome.seq,
+                        super::brief(line)
+                    ));
+                } else if let Some(sig) = o.signal {
                     self.report(&format!(
                         "job {} ({}) killed by {}",
                         outcome.seq,
@@ -258,6 +401,16 @@ impl Printer {
 
     /// Flushes and returns the exit status: the number of failed jobs, at most 101.
     pub(crate) fn finish(mut self) -> i32 {
+        // The jobs have ended (the pool is gone): the turn is free, or soon will be.
+        if !self.deferred.is_empty() {
+            let printed = match self.turn.take() {
+                Some(mut turn) => turn.hold(|| self.print_deferred()),
+                None => self.print_deferred(),
+            };
+            if let Err(e) = printed {
+                return self.write_failed(&e);
+            }
+        }
         if let Some(p) = &mut self.progress {
             p.finish();
         }
@@ -282,6 +435,13 @@ impl Printer {
         );
         255
     }
+}
+
+/// Writes `seq` to the turn file as the job whose output is due next (a failed write leaves
+/// the jobs to keep their outputs whole, as without the file).
+fn due(file: &std::fs::File, seq: u64) {
+    use std::os::unix::fs::FileExt;
+    let _ = file.write_all_at(&seq.to_le_bytes(), 0);
 }
 
 /// The fields every `--jsonl` object has, commands' and tasks' alike (null where they do not

@@ -137,6 +137,8 @@ impl Plan {
             style: Style {
                 tag: args.tag || args.ctag || args.tagstring.is_some() || args.ctagstring.is_some(),
                 jsonl: args.jsonl,
+                streams: matches!(kind, Kind::Command(_)) && streams(&args),
+                in_order: args.keep_order,
             },
             pool,
             halt,
@@ -342,6 +344,23 @@ fn text_template(args: &Args, spec: &str) -> Result<Template, String> {
     Template::text(spec.as_bytes(), replace.as_bytes(), &table)
 }
 
+/// Whether grouped commands let one running job at a time pass its output on as it comes
+/// (`Output::Group`; with `-k`, the job whose output is due next): not where each output must
+/// reach the printer whole (tagged, as JSON), nor where output is not grouped at all, nor
+/// where a job may run again (`--retries`): only its last attempt's output is printed; nor
+/// where the book takes the output (`--results`, `--files`) or marks it (`--tagstring`,
+/// `--ctag`, `-v`).
+fn streams(args: &Args) -> bool {
+    let booked = args.results.is_some()
+        || args.files
+        || args.tagstring.is_some()
+        || args.ctagstring.is_some()
+        || args.ctag
+        || args.verbose > 0;
+    !(args.tag || args.jsonl || args.ungroup || args.line_buffer || booked)
+        && args.retries.unwrap_or(1) == 1
+}
+
 /// The kind of job, and the backend it runs on unless `--backend` says otherwise.
 fn kind(
     registry: &Registry,
@@ -369,6 +388,8 @@ fn kind(
         ungroup: args.ungroup,
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
         line_buffer: args.line_buffer && !args.keep_order,
+        stream: streams(args),
+        in_order: args.keep_order,
         tag: args.tag,
         term_seq: term_seq.clone(),
         trace: args.trace,

@@ -28,8 +28,9 @@ pub(crate) struct Config {
     /// Whether a worker may be handed jobs beyond the one it runs (see `credit`).
     pub(crate) lookahead: bool,
     /// How long a job past its deadline, or cancelled, gets to stop on its own (a command
-    /// runs its kill sequence): before its process worker is killed, and before dropping the
-    /// pool gives up on its abandoned thread. `None`: [`PROCESS_GRACE`] and [`ABANDON_WAIT`].
+    /// runs its kill sequence): before its process worker is killed or its thread abandoned,
+    /// and before dropping the pool gives up on its abandoned thread. `None`:
+    /// [`PROCESS_GRACE`], no grace for a thread, and [`ABANDON_WAIT`].
     pub(crate) grace: Option<Duration>,
 }
 

@@ -30,14 +30,20 @@ impl Engine {
             return;
         };
         let now = sys::now_ns();
-        let grace = self.cfg.grace.unwrap_or(PROCESS_GRACE);
+        // A thread job gets a grace only where the pool was given one (commands, whose kill
+        // sequence takes it and whose output so far is then reported): other tasks are
+        // reported at the deadline.
+        let graces = (
+            self.cfg.grace.unwrap_or(Duration::ZERO),
+            self.cfg.grace.unwrap_or(PROCESS_GRACE),
+        );
         let mut abandon = Vec::new();
         let mut timed_out = Vec::new();
         for i in 0..self.workers.slots.len() {
             let Some(w) = self.workers.live_at(i) else {
                 continue;
             };
-            let Some(overdue) = overdue(w, (timeout, grace), now, self.epoch) else {
+            let Some(overdue) = overdue(w, timeout, graces, now, self.epoch) else {
                 continue;
             };
             timed_out.push(overdue);
@@ -76,10 +82,12 @@ impl Engine {
 
 /// The job worker `w` has run past its limit at `now`, landed: its outcome, and its input for
 /// another attempt. `None` if it runs none, or not for that long. A process job's limit is
-/// the timeout and a grace to stop on its own (a command runs its kill sequence).
+/// the timeout and a grace to stop on its own (a command runs its kill sequence); a thread
+/// job's, the timeout and the thread grace of `(thread, process)`.
 fn overdue(
     w: &mut Worker,
-    (timeout, grace): (Duration, Duration),
+    timeout: Duration,
+    (thread, process): (Duration, Duration),
     now: u64,
     epoch: Epoch,
 ) -> Option<(Outcome<Value>, Option<wire::Payload>)> {
@@ -87,8 +95,8 @@ fn overdue(
         return None;
     }
     let limit = match w.link {
-        Link::Thread(_) => timeout,
-        Link::Process(_) => timeout.saturating_add(grace),
+        Link::Thread(_) => timeout.saturating_add(thread),
+        Link::Process(_) => timeout.saturating_add(process),
     };
     // A limit past 584 years of nanoseconds is never reached (a cast would wrap it).
     let limit = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);

@@ -70,6 +70,24 @@ pub(crate) fn spill_dir() -> PathBuf {
     }
 }
 
+/// The file in the run's spill directory that says which running command may pass its output
+/// on as it comes (`Output::Group`), 8 bytes little-endian written by the coordinator: with
+/// outputs in input order (`-k`), the seq of the job due next; else [`ANY_TURN`]; once the run
+/// is stopping, [`NO_TURN`]. `None` outside a run that has a spill directory of its own.
+pub(crate) fn turn_file() -> Option<PathBuf> {
+    let dir = match OWN_SPILL.get() {
+        Some(dir) => dir.clone(),
+        None => PathBuf::from(std::env::var_os(SPILL_ENV)?),
+    };
+    Some(dir.join("turn"))
+}
+
+/// In the turn file: any job may take the turn.
+pub(crate) const ANY_TURN: u64 = 0;
+
+/// In the turn file: no job may take the turn (the run is stopping).
+pub(crate) const NO_TURN: u64 = u64::MAX;
+
 /// Gives a worker process that `cmd` starts this process's spill directory, and nothing it
 /// may have inherited from an enclosing run.
 pub(crate) fn pass_spill_dir(cmd: &mut Command) {

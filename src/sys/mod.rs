@@ -329,6 +329,29 @@ impl StreamLock {
         )
     }
 
+    /// Whether the stream could be reopened for locking: if not, no one can hold its lock.
+    pub(crate) fn is_open(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Runs `write` while holding the lock, if it can be taken at once; `None` if another
+    /// holds it, or it cannot be locked at all.
+    pub(crate) fn try_hold<R>(&mut self, write: impl FnOnce() -> R) -> Option<R> {
+        use nix::fcntl::{Flock, FlockArg};
+        let file = self.0.take()?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(guard) => {
+                let result = write();
+                self.0 = guard.unlock().ok();
+                Some(result)
+            }
+            Err((file, _)) => {
+                self.0 = Some(file);
+                None
+            }
+        }
+    }
+
     /// Runs `write` while holding the lock.
     pub(crate) fn hold<R>(&mut self, write: impl FnOnce() -> R) -> R {
         use nix::fcntl::{Flock, FlockArg};

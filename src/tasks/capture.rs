@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::exec::{Captured, INLINE_LIMIT};
-use crate::process::watchdog;
+use crate::process::{watchdog, worker};
 use crate::sys;
 use crate::task::Failure;
 
@@ -51,8 +51,14 @@ pub(super) struct Sink {
     spill: Option<Spill>,
     /// Why the stream was not kept whole.
     lost: Option<String>,
-    /// What a spilled or lost stream is read into (allocated only for those).
+    /// What a spilled, passed-on or lost stream is read into (allocated only for those).
     buf: Vec<u8>,
+    /// Whether what is read goes on to this process's stdout as it comes (see [`Sink::pass`]).
+    passing: bool,
+    /// How many bytes were passed on.
+    passed: u64,
+    /// Whether passing on met a closed stdout (`| head`): what is read after is dropped.
+    closed: bool,
 }
 
 impl Sink {
@@ -64,6 +70,65 @@ impl Sink {
             spill: None,
             lost: None,
             buf: Vec::new(),
+            passing: false,
+            passed: 0,
+            closed: false,
+        }
+    }
+
+    /// Passes the stream on to this process's stdout (its coordinator's, in a worker process):
+    /// what was kept so far, then what is read, as it comes, until [`Sink::stop_passing`].
+    /// The caller holds the stream's lock. A closed stdout or a failed write stops passing
+    /// on (see [`Sink::closed`]).
+    pub(super) fn pass(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        let mut written = write_out(&bytes).map(|()| bytes.len() as u64);
+        if let Some(mut spill) = self.spill.take() {
+            use std::io::Seek;
+            written = written.and_then(|n| {
+                spill.file.rewind()?;
+                Ok(n + std::io::copy(&mut spill.file, &mut Out)?)
+            });
+        }
+        self.passing = true;
+        self.passed_on(written);
+    }
+
+    /// Whether the stream has something to pass on and may: not one already lost (its job
+    /// fails: none of it may pass for a whole output), nor one whose stdout was closed. A
+    /// command that has written nothing does not take the stream from the others' outputs.
+    pub(super) fn can_pass(&self) -> bool {
+        self.lost.is_none() && !self.closed && (!self.bytes.is_empty() || self.spill.is_some())
+    }
+
+    /// Keeps what is read from now on again.
+    pub(super) fn stop_passing(&mut self) {
+        self.passing = false;
+    }
+
+    /// Whether passing the stream on met a closed stdout.
+    pub(super) fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// How many bytes were passed on.
+    pub(super) fn passed(&self) -> u64 {
+        self.passed
+    }
+
+    /// Counts what was passed on; a write that failed stops passing: a closed stdout drops the
+    /// rest (the run is ending), any other error loses the stream (the job fails for it).
+    fn passed_on(&mut self, written: std::io::Result<u64>) {
+        match written {
+            Ok(n) => self.passed += n,
+            Err(e) => {
+                self.passing = false;
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    self.closed = true;
+                } else {
+                    self.lose(format!("could not be passed on: {e}"));
+                }
+            }
         }
     }
 
@@ -77,32 +142,38 @@ impl Sink {
         let mut taken = 0;
         while taken < READ_TURN {
             let Some(pipe) = &self.pipe else { return };
-            let read = if self.spill.is_none() && self.lost.is_none() {
-                // One byte past the limit tells that it is passed.
-                let room = INLINE_LIMIT + 1 - self.bytes.len() as u64;
-                let before = self.bytes.len();
-                let read = pipe.take(room).read_to_end(&mut self.bytes);
-                let n = (self.bytes.len() - before) as u64;
-                taken += n;
-                if self.bytes.len() as u64 > INLINE_LIMIT {
-                    self.start_spill();
-                    continue;
-                }
-                read.map(|_| 0)
-            } else {
-                if self.buf.is_empty() {
-                    self.buf = vec![0; 1 << 16];
-                }
-                let mut reader = pipe;
-                match reader.read(&mut self.buf) {
-                    Ok(n) => {
-                        taken += n as u64;
-                        self.keep(n);
-                        Ok(n)
+            let read =
+                if self.spill.is_none() && self.lost.is_none() && !self.passing && !self.closed {
+                    // One byte past the limit tells that it is passed.
+                    let room = INLINE_LIMIT + 1 - self.bytes.len() as u64;
+                    let before = self.bytes.len();
+                    let read = pipe.take(room).read_to_end(&mut self.bytes);
+                    let n = (self.bytes.len() - before) as u64;
+                    taken += n;
+                    if self.bytes.len() as u64 > INLINE_LIMIT {
+                        self.start_spill();
+                        continue;
                     }
-                    Err(e) => Err(e),
-                }
-            };
+                    read.map(|_| 0)
+                } else {
+                    if self.buf.is_empty() {
+                        self.buf = vec![0; 1 << 16];
+                    }
+                    let mut reader = pipe;
+                    match reader.read(&mut self.buf) {
+                        Ok(n) => {
+                            taken += n as u64;
+                            if self.passing {
+                                let written = write_out(&self.buf[..n]).map(|()| n as u64);
+                                self.passed_on(written);
+                            } else {
+                                self.keep(n);
+                            }
+                            Ok(n)
+                        }
+                        Err(e) => Err(e),
+                    }
+                };
             match read {
                 // End of the stream: every writer has closed it.
                 Ok(0) => self.pipe = None,
@@ -171,6 +242,32 @@ impl Sink {
             }),
         }
     }
+}
+
+/// This process's stdout, or its coordinator's in a worker process, written to directly.
+struct Out;
+
+impl Write for Out {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match worker::real_stdout() {
+            Some(mut out) => out.write(bytes),
+            None => {
+                let mut out = std::io::stdout().lock();
+                let n = out.write(bytes)?;
+                out.flush()?;
+                Ok(n)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes `bytes` whole to [`Out`].
+fn write_out(bytes: &[u8]) -> std::io::Result<()> {
+    Out.write_all(bytes)
 }
 
 /// Says why an output could not be kept in the spill directory, and what to do about it.

@@ -12,6 +12,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -57,7 +58,7 @@ pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
 ///
 /// ```
 /// use std::time::Duration;
-/// use weft::tasks::Exec;
+/// use weft::tasks::{Exec, ExecOutput};
 /// use weft::{Pool, Status};
 ///
 /// let mut pool = Pool::builder().workers(2).keep_order(true).build()?;
@@ -67,10 +68,16 @@ pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
 /// assert_eq!(hello.stdout.bytes, b"hello\n");
 /// assert_eq!(outputs[1].clone().ok().map(|o| o.code), Some(Some(3)));
 ///
-/// // A timed-out command is stopped by its kill sequence (default: GNU parallel's).
+/// // A timed-out command is stopped by its kill sequence (default: GNU parallel's). A thread
+/// // pool reports it timed out at the deadline, unless the command has been stopped by then:
+/// // its output so far then comes too (`ExecOutput::timed_out`), as it always does for the
+/// // `weft` command, which gives its commands the time of their kill sequence.
 /// let mut pool = Pool::builder().workers(1).timeout(Duration::from_millis(100)).build()?;
 /// let slow = pool.map([Exec::new("sleep 10")]).next().unwrap();
-/// assert_eq!(slow.status, Status::TimedOut);
+/// assert!(matches!(
+///     slow.status,
+///     Status::TimedOut | Status::Ok(ExecOutput { timed_out: true, .. })
+/// ));
 /// # Ok::<(), weft::Error>(())
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -92,9 +99,22 @@ pub struct Exec {
 /// Where a command's stdout and stderr go.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum Output {
-    /// Captured whole into the outcome (spilled to a file when large): the command line's
-    /// default `--group`.
+    /// Captured whole into the outcome (spilled to a file when large).
     Capture,
+    /// Captured as with [`Output::Capture`], except that one running command at a time passes
+    /// its stdout on as it comes, to this process's stdout (its coordinator's, in a worker
+    /// process), while the others keep theirs: the command line's default `--group`, so that a
+    /// command whose output never ends, piped into `head`, ends the run at once. The stream's
+    /// lock picks that command: one that has run for a moment takes it if it is free, passes
+    /// on what it kept so far and then the rest, and holds it until it exits; whoever prints
+    /// the others' outputs takes the lock to do so ([`ExecOutput::passed`] tells what is
+    /// already out). The run's turn file (see `watchdog::turn_file`) says whether any command
+    /// may, or, with `in_order` (`-k`), which: the one whose output is due next; without the
+    /// file, none does.
+    Group {
+        /// Whether outputs are printed in input order.
+        in_order: bool,
+    },
     /// Passed on line by line as they come, each line written whole to this process's stdout
     /// (its coordinator's, in a worker process) or stderr, prefixed with `tag` if given:
     /// `--line-buffer`.
@@ -182,6 +202,15 @@ pub struct ExecOutput {
     pub signal: Option<i32>,
     /// Whether it was stopped by the kill sequence (timeout or cancellation).
     pub killed: bool,
+    /// Whether it was stopped because it ran past its deadline ([`Context::deadline`]): the
+    /// job timed out, and what it wrote so far is kept here, as GNU parallel prints it.
+    pub timed_out: bool,
+    /// How many bytes of its stdout were passed on as they came ([`Output::Group`]): those
+    /// are not in `stdout`, which holds only what came after (if anything).
+    pub passed: u64,
+    /// Whether passing its stdout on met a closed stdout (`| head`): it was stopped, and the
+    /// run is over.
+    pub stdout_closed: bool,
     /// Its standard output.
     pub stdout: Captured,
     /// Its standard error.
@@ -231,7 +260,11 @@ impl Task for Exec {
         let swept = watchdog::sweeps_jobs();
         watchdog::mark_job(&mut cmd);
         sys::isolate(&mut cmd, !swept);
-        let mut sinks = if self.output == Output::Capture {
+        let (group, in_order) = match self.output {
+            Output::Group { in_order } => (true, in_order),
+            _ => (false, false),
+        };
+        let mut sinks = if group || self.output == Output::Capture {
             let (out, out_end) = sys::output_pipe()?;
             let (err, err_end) = sys::output_pipe()?;
             cmd.stdout(out_end).stderr(err_end);
@@ -252,7 +285,7 @@ impl Task for Exec {
                     cmd.stdout(out.try_clone()?);
                 }
             }
-            Output::Capture => {}
+            Output::Capture | Output::Group { .. } => {}
         }
         let mut child = cmd.spawn().map_err(|e| {
             Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
@@ -273,6 +306,11 @@ impl Task for Exec {
         let _group = swept.then(|| watchdog::JobGroup::open(pid));
         let pidfd = sys::PidFd::open(pid)?;
         let mut killed = false;
+        // The lock of the stream a grouped command may pass its output on to, opened once the
+        // command has run for a moment (a quick command never passes its output on).
+        let mut turn: Option<sys::StreamLock> = None;
+        // The file that says who may pass its output on (opened once it exists).
+        let mut due: Option<File> = None;
         loop {
             if read_until_exit(&pidfd, &mut sinks, Duration::from_millis(10))? {
                 break;
@@ -282,6 +320,22 @@ impl Task for Exec {
                 killed = true;
                 kill_in_order(pid, &pidfd, &mut sinks, &self.term_seq);
                 break;
+            }
+            let can_pass = sinks[0].as_ref().is_some_and(Sink::can_pass);
+            if group && can_pass && is_due(&mut due, cx.seq(), in_order) {
+                let turn = turn.get_or_insert_with(|| {
+                    sys::StreamLock::open(worker::real_stdout().map_or(1, |f| f.as_raw_fd()))
+                });
+                // Asked again once the lock is held: a run that is stopping says so before it
+                // stops the command that held it, so none takes it after.
+                let passed = turn.try_hold(|| {
+                    is_due(&mut due, cx.seq(), in_order)
+                        .then(|| pass_until_exit(pid, &pidfd, &mut sinks, cx, &self.term_seq))
+                });
+                if let Some(Some(passed)) = passed {
+                    killed = passed?;
+                    break;
+                }
             }
         }
         // What the command wrote before it exited is in its pipes now (at most what a pipe
@@ -301,11 +355,12 @@ impl Task for Exec {
                 relayed = Err(Failure::new(format!("output incomplete: {e}")));
             }
         }
-        if killed && cx.deadline().is_some_and(|d| Instant::now() >= d) {
-            return Err(Failure::timed_out());
-        }
+        let timed_out = killed && cx.deadline().is_some_and(|d| Instant::now() >= d);
         relayed?;
         let [out, err] = sinks;
+        let (passed, stdout_closed) = out
+            .as_ref()
+            .map_or((0, false), |o| (o.passed(), o.closed()));
         let (stdout, stderr) = match (out, err) {
             (Some(out), Some(err)) => (out.finish()?, err.finish()?),
             _ => Default::default(),
@@ -314,6 +369,9 @@ impl Task for Exec {
             code: status.code(),
             signal: status.signal(),
             killed,
+            timed_out,
+            passed,
+            stdout_closed,
             stdout,
             stderr,
         })
@@ -362,54 +420,148 @@ impl Drop for FreshDir {
     }
 }
 
-/// Passes a pipe on to this process's stdout or stderr one whole line at a time, so lines of
-/// parallel jobs never mix: the mutex keeps this process's threads apart, and a file lock on
-/// the stream keeps worker processes that share it apart (a pipe keeps only writes up to 4 KiB
-/// whole by itself). Returns why it stopped passing the stream on, if not for its end or a
-/// closed pipe.
+/// Passes a pipe on to this process's stdout or stderr in whole lines, as many as each read
+/// brings, so lines of parallel jobs never mix: the mutex keeps this process's threads apart,
+/// and a file lock on the stream keeps worker processes that share it apart (a pipe keeps only
+/// writes up to 4 KiB whole by itself). One write and one lock per read, not per line: a job
+/// that writes millions of short lines passes them on at the speed of its pipe. A last line
+/// with no newline is passed on at the end. Returns why it stopped passing the stream on, if
+/// not for its end or a closed pipe.
 fn relay(
-    pipe: impl Read + Send + 'static,
+    mut pipe: impl Read + Send + 'static,
     tag: Vec<u8>,
     stderr: bool,
 ) -> std::thread::JoinHandle<Result<(), String>> {
-    use std::io::{BufRead, BufReader, Write};
-    use std::os::fd::AsRawFd;
-    static LOCKS: std::sync::Mutex<Option<[sys::StreamLock; 2]>> = std::sync::Mutex::new(None);
     std::thread::spawn(move || {
-        let mut reader = BufReader::with_capacity(1 << 16, pipe);
-        let mut line = Vec::new();
+        /// What one read asks for: what a pipe holds by default.
+        const READ: usize = 1 << 16;
+        // Read bytes not yet passed on: a line's start that waits for its end.
+        let mut held: Vec<u8> = Vec::with_capacity(2 * READ);
+        // The lines to write, tagged (allocated only with a tag).
+        let mut tagged = Vec::new();
         loop {
-            line.clear();
-            line.extend_from_slice(&tag);
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return Ok(()),
-                Ok(_) => {}
+            let len = held.len();
+            held.resize(len + READ, 0);
+            let n = match pipe.read(&mut held[len..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    held.truncate(len);
+                    continue;
+                }
+                Err(_) => 0,
+            };
+            held.truncate(len + n);
+            // Whole lines up to the last newline; at the end, whatever is left.
+            let whole = if n == 0 {
+                held.len()
+            } else {
+                match held[len..].iter().rposition(|&b| b == b'\n') {
+                    Some(i) => len + i + 1,
+                    None => continue,
+                }
+            };
+            if whole > 0 {
+                let lines = if tag.is_empty() {
+                    &held[..whole]
+                } else {
+                    tagged.clear();
+                    for line in held[..whole].split_inclusive(|&b| b == b'\n') {
+                        tagged.extend_from_slice(&tag);
+                        tagged.extend_from_slice(line);
+                    }
+                    &tagged[..]
+                };
+                match pass_on(lines, stderr) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    Err(e) => {
+                        let stream = if stderr { "stderr" } else { "stdout" };
+                        return Err(format!("cannot pass its {stream} on: {e}"));
+                    }
+                }
+                held.drain(..whole);
             }
-            let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
-            // In a worker process, stdout is not the coordinator's (see `real_stdout`).
-            let real = worker::real_stdout();
-            let locks = locks.get_or_insert_with(|| {
-                let out = real.map_or(1, |f| f.as_raw_fd());
-                [sys::StreamLock::open(out), sys::StreamLock::open(2)]
-            });
-            let written = locks[usize::from(stderr)].hold(|| match (stderr, real) {
-                (true, _) => std::io::stderr().lock().write_all(&line),
-                (false, Some(mut out)) => out.write_all(&line),
-                (false, None) => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&line).and_then(|_| out.flush())
-                }
-            });
-            match written {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                Err(e) => {
-                    let stream = if stderr { "stderr" } else { "stdout" };
-                    return Err(format!("cannot pass its {stream} on: {e}"));
-                }
+            if n == 0 {
+                return Ok(());
             }
         }
     })
+}
+
+/// Writes whole lines to this process's stdout (its coordinator's, in a worker process) or
+/// stderr at once, holding the stream's locks.
+fn pass_on(lines: &[u8], stderr: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    static LOCKS: std::sync::Mutex<Option<[sys::StreamLock; 2]>> = std::sync::Mutex::new(None);
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    // In a worker process, stdout is not the coordinator's (see `real_stdout`).
+    let real = worker::real_stdout();
+    let locks = locks.get_or_insert_with(|| {
+        let out = real.map_or(1, |f| f.as_raw_fd());
+        [sys::StreamLock::open(out), sys::StreamLock::open(2)]
+    });
+    locks[usize::from(stderr)].hold(|| match (stderr, real) {
+        (true, _) => std::io::stderr().lock().write_all(lines),
+        (false, Some(mut out)) => out.write_all(lines),
+        (false, None) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(lines).and_then(|_| out.flush())
+        }
+    })
+}
+
+/// Whether job `seq` may pass its output on, as the run's turn file says (opened into `due`
+/// once it exists): any job may, or with `in_order` the one whose output is due next, unless
+/// the run is stopping.
+fn is_due(due: &mut Option<File>, seq: u64, in_order: bool) -> bool {
+    use std::os::unix::fs::FileExt;
+    if due.is_none() {
+        *due = watchdog::turn_file().and_then(|path| File::open(path).ok());
+    }
+    let mut next = [0; 8];
+    let Some(Ok(())) = due.as_ref().map(|f| f.read_exact_at(&mut next, 0)) else {
+        return false;
+    };
+    match u64::from_le_bytes(next) {
+        watchdog::NO_TURN => false,
+        next => !in_order || next == seq,
+    }
+}
+
+/// Passes the command's stdout on as it comes until it exits, holding the stream's lock:
+/// what it kept so far first. Returns whether it was killed: for its deadline or its
+/// cancellation, or because stdout was closed (the run is over: it is not waited for).
+fn pass_until_exit(
+    pid: u32,
+    pidfd: &sys::PidFd,
+    sinks: &mut Sinks,
+    cx: &Context,
+    term_seq: &KillSequence,
+) -> std::io::Result<bool> {
+    let Some(out) = &mut sinks[0] else {
+        return Ok(false);
+    };
+    out.pass();
+    let mut killed = false;
+    loop {
+        let closed = sinks[0].as_ref().is_some_and(|s| s.closed());
+        let late = cx.deadline().is_some_and(|d| Instant::now() >= d);
+        if late || closed || cx.is_cancelled() {
+            killed = true;
+            kill_in_order(pid, pidfd, sinks, term_seq);
+            break;
+        }
+        if read_until_exit(pidfd, sinks, Duration::from_millis(10))? {
+            break;
+        }
+    }
+    // Its last output, while the lock is held.
+    if let Some(out) = &mut sinks[0] {
+        out.read_now();
+        out.stop_passing();
+    }
+    Ok(killed)
 }
 
 /// Sends the kill sequence to the command's process group until the command is gone, reading
