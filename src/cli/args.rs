@@ -66,6 +66,40 @@ pub(super) struct Args {
     /// record with no argument.
     #[arg(short = 'n', long = "max-args", value_name = "N")]
     pub(super) max_args: Option<usize>,
+    /// At most N arguments per command line (GNU's --max-replace-args); with --pipe, N
+    /// records per job.
+    #[arg(short = 'N', long = "max-replace-args", value_name = "N")]
+    pub(super) max_replace_args: Option<String>,
+    /// At most N input lines per command line; with --pipe, N lines per job.
+    #[arg(short = 'L', long = "max-lines", value_name = "N")]
+    pub(super) max_lines: Option<String>,
+    /// The input's header: the first line with `:`, or what REGEX matches. Its columns name
+    /// replacement strings ({colname}); with --pipe it is repeated to every block.
+    #[arg(long, value_name = "REGEX")]
+    pub(super) header: Option<String>,
+    /// Cut stdin into blocks at record ends and give each job one block on its stdin, instead
+    /// of records as arguments.
+    #[arg(long, alias = "spreadstdin")]
+    pub(super) pipe: bool,
+    /// Like --pipe over the file -a names, each job's block moved straight from the file (fast).
+    #[arg(long = "pipe-part", alias = "pipepart", conflicts_with = "pipe")]
+    pub(super) pipe_part: bool,
+    /// With --pipe: the size of a block [default: 1M] (K, M, G: powers of 1024; k, m, g: of
+    /// 1000); a block ends at the last record end in it.
+    #[arg(long, alias = "block-size", value_name = "SIZE")]
+    pub(super) block: Option<String>,
+    /// With --pipe: what ends a record [default: \n] (\n, \t, \0 understood).
+    #[arg(long, value_name = "STR")]
+    pub(super) recend: Option<String>,
+    /// With --pipe: what starts a record [default: none].
+    #[arg(long, value_name = "STR")]
+    pub(super) recstart: Option<String>,
+    /// With --pipe: give each job its block in a file, {} its name, removed after the job.
+    #[arg(long, conflicts_with = "fifo")]
+    pub(super) cat: bool,
+    /// With --pipe: give each job its block through a fifo, {} its name.
+    #[arg(long)]
+    pub(super) fifo: bool,
     /// Link every input source: take one record of each in step, the shorter ones wrapping
     /// around (`:::+` links without wrapping: the shortest source ends it).
     #[arg(long, alias = "xapply")]
@@ -376,25 +410,11 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
     ),
     (
         &[
-            "--pipe",
-            "--spreadstdin",
-            "--pipepart",
-            "--pipe-part",
-            "--block",
-            "--block-size",
-            "--recend",
-            "--recstart",
             "--regexp",
             "--round-robin",
-            "--cat",
-            "--fifo",
             "-X",
             "-m",
-            "-N",
-            "--max-replace-args",
-            "-L",
             "-l",
-            "--max-lines",
             "-s",
             "--max-chars",
             "-q",
@@ -413,7 +433,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "-v",
             "--verbose",
             "-t",
-            "--header",
             "--tmpdir",
             "--compress",
             "--delay",

@@ -10,13 +10,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::control::{self, Control, Flow};
-use super::input::Shape;
 use super::kind::{JobKind, check_shell};
 use super::output::Printer;
 use super::plan::{Kind, Plan, Run};
 use super::progress::Progress;
 use crate::pool::Pending;
 use crate::process::watchdog::Watchdog;
+use crate::tasks::Block;
 use crate::{Registry, Status};
 
 /// Runs `plan`; returns the exit status.
@@ -48,7 +48,33 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let mut ctl = Control::new(log, run.halt, stop.clone());
     // What each running job's outcome is printed and logged with, by seq.
     let kept = RefCell::new(HashMap::new());
-    let feed = Feed::start(run.shape, pool.waker(), stop.clone());
+    let feed = match run.piping {
+        // A few blocks per worker at most wait to be handed out: memory stays bounded by the
+        // block size, whatever the input's.
+        Some(piping) => Feed::start(
+            move || {
+                piping
+                    .open()
+                    .map(|b| Box::new(b.map(|b| b.map(Job::Block))) as _)
+            },
+            run.pool.workers.max(1),
+            pool.waker(),
+            stop.clone(),
+        ),
+        None => {
+            let shape = run.shape;
+            Feed::start(
+                move || {
+                    shape
+                        .open()
+                        .map(|j| Box::new(j.map(|j| j.map(Job::Args))) as _)
+                },
+                1024,
+                pool.waker(),
+                stop.clone(),
+            )
+        }
+    };
     let failed_input = feed.error.clone();
     let total = feed.total.clone();
     let mut seq = 0u64;
@@ -60,7 +86,10 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
         if run.log.done_before(seq) {
             return Pending::Skip(RESUMED.into());
         }
-        let (keep, job) = kind.job(record, seq);
+        let (keep, job) = match record {
+            Job::Args(record) => kind.job(record, seq),
+            Job::Block(block) => kind.block(block, seq),
+        };
         kept.borrow_mut().insert(seq, keep);
         job
     });
@@ -166,10 +195,20 @@ impl Total {
     }
 }
 
+/// One job's input as the input thread reads it: a record's arguments, or a block of input
+/// (`--pipe`).
+enum Job {
+    Args(Vec<Vec<u8>>),
+    Block(Block),
+}
+
+/// What the input thread reads jobs from, opened on that thread.
+type Jobs = Box<dyn Iterator<Item = io::Result<Job>>>;
+
 /// Jobs read on a thread of their own, so that waiting for input (a slow pipe) never stops
 /// the pool from collecting results or timing jobs out. The queue between is bounded.
 struct Feed {
-    rx: crossbeam_channel::Receiver<io::Result<Vec<Vec<u8>>>>,
+    rx: crossbeam_channel::Receiver<io::Result<Job>>,
     error: Rc<std::cell::Cell<Option<String>>>,
     total: Total,
     /// Once set, no further job is handed out (`--halt`, SIGHUP, SIGINT).
@@ -177,18 +216,20 @@ struct Feed {
 }
 
 impl Feed {
-    pub(super) fn start(
-        shape: Shape,
+    /// Reads the jobs `open` opens on a new thread, at most `queue` of them ahead.
+    fn start(
+        open: impl FnOnce() -> io::Result<Jobs> + Send + 'static,
+        queue: usize,
         waker: crate::engine::Waker,
         stop: Arc<control::Stop>,
     ) -> Feed {
-        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let (tx, rx) = crossbeam_channel::bounded(queue);
         let total = Total::default();
         let counter = total.clone();
         std::thread::Builder::new()
             .name("weft-input".into())
             .spawn(move || {
-                let jobs = match shape.open() {
+                let jobs = match open() {
                     Ok(jobs) => jobs,
                     Err(e) => {
                         let _ = tx.send(Err(e));
@@ -228,7 +269,7 @@ impl Feed {
 
 impl Iterator for Feed {
     /// `Some(None)`: no job ready yet.
-    type Item = Option<Vec<Vec<u8>>>;
+    type Item = Option<Job>;
 
     fn next(&mut self) -> Option<Self::Item> {
         use crossbeam_channel::TryRecvError;

@@ -8,6 +8,7 @@ mod input;
 mod joblog;
 mod kind;
 mod output;
+mod pipe;
 mod plan;
 mod progress;
 mod template;

@@ -15,6 +15,7 @@ use super::input::{self, Origin, Shape, Source, Split};
 use super::joblog::{self, Joblog};
 use super::kind::{Commands, Tasks};
 use super::output::Style;
+use super::pipe::{self, Cuts, Piping, Via};
 use super::progress;
 use super::template::Template;
 use crate::tasks::KillSequence;
@@ -36,6 +37,8 @@ pub(super) struct Run {
     pub(super) log: Log,
     pub(super) progress: Option<progress::Kind>,
     pub(super) force_progress: bool,
+    /// `--pipe`, `--pipe-part`: jobs are blocks of the input, not records.
+    pub(super) piping: Option<Piping>,
 }
 
 /// What each record becomes.
@@ -63,6 +66,7 @@ impl Plan {
             skip_empty: args.no_run_if_empty,
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
+        let piping = piping(&args, &sources)?;
         let shape = shape(&args, split, sources)?;
         if args.replace.as_deref() == Some("") {
             return Err("-I needs a string to replace, such as -I @@".into());
@@ -73,7 +77,7 @@ impl Plan {
             None => KillSequence::default(),
         };
         let log = Log::read(&args)?;
-        let (kind, default_backend) = kind(registry, &args, &term_seq)?;
+        let (kind, default_backend) = kind(registry, &args, &term_seq, piping.as_ref())?;
         let (backend, memory_limit) = backend(&args, default_backend)?;
         let pool = PoolSpec {
             workers,
@@ -103,6 +107,7 @@ impl Plan {
             log,
             progress: progress_kind(&args),
             force_progress: args.force_progress,
+            piping,
         };
         Ok(Plan { kind, run })
     }
@@ -138,11 +143,103 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
     })
 }
 
+/// `--pipe` and `--pipe-part` with their options, or `None`; the options that only apply to
+/// them are refused without them.
+fn piping(args: &Args, sources: &[Source]) -> Result<Option<Piping>, String> {
+    if !args.pipe && !args.pipe_part {
+        if args.block.is_some()
+            || args.recend.is_some()
+            || args.recstart.is_some()
+            || args.cat
+            || args.fifo
+        {
+            return Err(
+                "--block, --recend, --recstart, --cat and --fifo apply to --pipe and --pipe-part"
+                    .into(),
+            );
+        }
+        if args.max_replace_args.is_some() || args.max_lines.is_some() || args.header.is_some() {
+            return Err(
+                "-N, -L and --header work with --pipe and --pipe-part only, for now".into(),
+            );
+        }
+        return Ok(None);
+    }
+    let what = if args.pipe { "--pipe" } else { "--pipe-part" };
+    if args.task.is_some() {
+        return Err(format!("{what} gives blocks to commands, not to --task"));
+    }
+    if args.dry_run {
+        return Err(format!("--dry-run does not apply to {what}"));
+    }
+    if !sources.is_empty() || args.arg_file.len() > 1 {
+        return Err(format!(
+            "{what} reads one stream: give stdin or one -a FILE, not ::: or :::: sources"
+        ));
+    }
+    let file = args.arg_file.first().cloned();
+    if args.pipe_part && file.is_none() {
+        return Err("--pipe-part reads a file: give it with -a FILE".into());
+    }
+    if args.pipe_part && (args.max_replace_args.is_some() || args.max_lines.is_some()) {
+        return Err("-N and -L apply to --pipe, not --pipe-part".into());
+    }
+    // GNU parallel: --recstart alone ends records anywhere; --recend alone starts them anywhere.
+    let (recstart, recend) = match (&args.recstart, &args.recend) {
+        (None, None) => (Vec::new(), b"\n".to_vec()),
+        (start, end) => (
+            start.as_deref().map(input::unescape).unwrap_or_default(),
+            end.as_deref().map(input::unescape).unwrap_or_default(),
+        ),
+    };
+    if recstart.is_empty() && recend.is_empty() {
+        return Err("--recend '' needs a --recstart: records must end or start somewhere".into());
+    }
+    let cuts = Cuts {
+        block: match &args.block {
+            Some(spec) => pipe::parse_block(spec)?,
+            None => 1 << 20,
+        },
+        recend,
+        recstart,
+        records: args
+            .max_replace_args
+            .as_deref()
+            .map(|n| pipe::parse_count("-N", n))
+            .transpose()?,
+        lines: args
+            .max_lines
+            .as_deref()
+            .map(|n| pipe::parse_count("-L", n))
+            .transpose()?,
+        header_lines: args
+            .header
+            .as_deref()
+            .map(pipe::header_lines)
+            .transpose()?
+            .unwrap_or(0),
+    };
+    let via = if args.cat {
+        Via::File
+    } else if args.fifo {
+        Via::Fifo
+    } else {
+        Via::Stdin
+    };
+    Ok(Some(Piping {
+        cuts,
+        file,
+        part: args.pipe_part,
+        via,
+    }))
+}
+
 /// The kind of job, and the backend it runs on unless `--backend` says otherwise.
 fn kind(
     registry: &Registry,
     args: &Args,
     term_seq: &KillSequence,
+    piping: Option<&Piping>,
 ) -> Result<(Kind, Backend), String> {
     if let Some(name) = &args.task {
         if args.ungroup || args.dry_run || args.line_buffer {
@@ -169,6 +266,7 @@ fn kind(
         tag: args.tag,
         term_seq: term_seq.clone(),
         warned: std::cell::Cell::new(false),
+        via: piping.map(|p| p.via),
     };
     Ok((Kind::Command(commands), Backend::Thread))
 }

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::KillSequence;
-use super::capture::{Sink, Sinks, read_until_exit};
+use super::capture::{Fed, Sink, Sinks, fresh_name, read_until_exit};
+use super::feed::{self, Feed, Temp};
 use crate::process::{watchdog, worker};
 use crate::sys;
 use crate::task::{Backend, Context, Failure, Task};
@@ -38,6 +39,35 @@ pub(crate) fn fill_slot(line: &[u8], slot: &[u8]) -> Vec<u8> {
         if line[i..].starts_with(SLOT_MARK) {
             out.extend_from_slice(slot);
             i += SLOT_MARK.len();
+        } else {
+            out.push(line[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Stands for `{}` (the file holding the job's block, with [`Input::File`] and
+/// [`Input::Fifo`]) in a command line until the worker running it has made the file. It is
+/// always substituted quoted (`'\0/\0'`): a NUL is not safe unquoted.
+pub(crate) const FILE_MARK: &[u8] = b"\0/\0";
+
+/// Puts `path` where [`FILE_MARK`] stands, inside its single quotes.
+fn fill_file(line: &[u8], path: &Path) -> Vec<u8> {
+    let mut quoted = Vec::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b == b'\'' {
+            quoted.extend_from_slice(b"'\\''");
+        } else {
+            quoted.push(b);
+        }
+    }
+    let mut out = Vec::with_capacity(line.len() + quoted.len());
+    let mut i = 0;
+    while i < line.len() {
+        if line[i..].starts_with(FILE_MARK) {
+            out.extend_from_slice(&quoted);
+            i += FILE_MARK.len();
         } else {
             out.push(line[i]);
             i += 1;
@@ -82,6 +112,60 @@ pub struct Exec {
     pub output: Output,
     /// How the command's process group is stopped when its job is timed out or cancelled.
     pub term_seq: KillSequence,
+    /// What it reads: nothing (stdin is /dev/null), or a block of input.
+    pub input: Input,
+}
+
+/// What a command reads: nothing, or a block of input (the command line's `--pipe` and
+/// `--pipe-part`), given on its stdin or in a file named in its command line.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub enum Input {
+    /// Nothing: stdin is /dev/null.
+    #[default]
+    Null,
+    /// The block on its stdin, written as the command reads it.
+    Stdin(Block),
+    /// The block in a file whose quoted name stands where [`FILE_MARK`] does in the command
+    /// line (`--cat`), removed after the job.
+    File(Block),
+    /// The block written to a fifo whose quoted name stands where [`FILE_MARK`] does
+    /// (`--fifo`), removed after the job.
+    Fifo(Block),
+}
+
+/// A block of input for a command.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Block {
+    /// These bytes.
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// `head`, then `len` bytes of the file at `path` from `offset`, moved from the file
+    /// without passing through memory where the system allows.
+    Part {
+        /// Given before the range (a header).
+        #[serde(with = "serde_bytes")]
+        head: Vec<u8>,
+        /// The file.
+        path: PathBuf,
+        /// Where the range starts.
+        offset: u64,
+        /// How long it is.
+        len: u64,
+    },
+}
+
+impl Block {
+    /// How many bytes it holds.
+    pub fn len(&self) -> u64 {
+        match self {
+            Block::Bytes(b) => b.len() as u64,
+            Block::Part { head, len, .. } => head.len() as u64 + len,
+        }
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Where a command's stdout and stderr go.
@@ -110,6 +194,7 @@ impl Exec {
             command: command.into(),
             output: Output::Capture,
             term_seq: KillSequence::default(),
+            input: Input::Null,
         }
     }
 }
@@ -201,11 +286,43 @@ impl Task for Exec {
 
     fn run(self, cx: &Context) -> Result<ExecOutput, Failure> {
         let shell = std::env::var_os("PARALLEL_SHELL").unwrap_or_else(|| "/bin/sh".into());
-        let line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());
+        let mut line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());
+        let mut fed = Fed::default();
+        // Removed when the job is done, however it ends.
+        let mut _temp = None;
+        let mut stdin = Stdio::null();
+        match self.input {
+            Input::Null => {}
+            Input::Stdin(block) => {
+                let (reader, writer) = sys::input_pipe(block.len() as usize)?;
+                stdin = reader.into();
+                fed.0 = Feed::pipe(writer, block)?;
+            }
+            Input::File(block) => {
+                let (_, path) = fresh_name("cat", |path| {
+                    let written = feed::write_file(path, &block);
+                    if written
+                        .as_ref()
+                        .is_err_and(|e| e.kind() != std::io::ErrorKind::AlreadyExists)
+                    {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    written
+                })
+                .map_err(|e| Failure::new(format!("cannot write its block to a file: {e}")))?;
+                line = fill_file(&line, &path);
+                _temp = Some(Temp(path));
+            }
+            Input::Fifo(block) => {
+                let (_, path) = fresh_name("fifo", sys::make_fifo)
+                    .map_err(|e| Failure::new(format!("cannot make its fifo: {e}")))?;
+                line = fill_file(&line, &path);
+                fed.0 = Feed::Fifo(path.clone(), Some(block));
+                _temp = Some(Temp(path));
+            }
+        }
         let mut cmd = Command::new(&shell);
-        cmd.arg("-c")
-            .arg(OsStr::from_bytes(&line))
-            .stdin(Stdio::null());
+        cmd.arg("-c").arg(OsStr::from_bytes(&line)).stdin(stdin);
         // Where a watchdog kills this process's jobs when it dies (their process groups told
         // to it), the parent-death signal is not needed, and leaving it out lets the command
         // start through posix_spawn.
@@ -255,12 +372,13 @@ impl Task for Exec {
         let pidfd = sys::PidFd::open(pid)?;
         let mut killed = false;
         loop {
-            if read_until_exit(&pidfd, &mut sinks, Duration::from_millis(10))? {
+            if read_until_exit(&pidfd, &mut sinks, &mut fed, Duration::from_millis(10))? {
                 break;
             }
             let late = cx.deadline().is_some_and(|d| Instant::now() >= d);
             if late || cx.is_cancelled() {
                 killed = true;
+                fed.0 = Feed::Done;
                 kill_in_order(pid, &pidfd, &mut sinks, &self.term_seq);
                 break;
             }
@@ -271,6 +389,8 @@ impl Task for Exec {
         for sink in sinks.iter_mut().flatten() {
             sink.read_now();
         }
+        // The rest of its block goes nowhere: it has exited.
+        fed.0 = Feed::Done;
         let status = child.wait()?;
         // A stream that could not be passed on whole fails its job, as a capture that could not
         // be kept does; a closed pipe (`| head`) is not such a failure: the run is ending.
@@ -286,6 +406,9 @@ impl Task for Exec {
             return Err(Failure::timed_out());
         }
         relayed?;
+        if let Some(e) = fed.1 {
+            return Err(Failure::new(format!("input incomplete: {e}")));
+        }
         let [out, err] = sinks;
         let (stdout, stderr) = match (out, err) {
             (Some(out), Some(err)) => (out.finish()?, err.finish()?),
@@ -360,7 +483,7 @@ fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &KillSeq
         let until = Instant::now() + wait;
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            match read_until_exit(pidfd, sinks, left) {
+            match read_until_exit(pidfd, sinks, &mut Fed::default(), left) {
                 Ok(true) => return,
                 Ok(false) if !left.is_zero() => {}
                 Ok(false) | Err(_) => break,

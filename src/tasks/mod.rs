@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 
 mod capture;
 pub(crate) mod exec;
+mod feed;
 mod kill;
 mod net;
 
-pub use exec::{Captured, Exec, ExecOutput, Output};
+pub use exec::{Block, Captured, Exec, ExecOutput, Input, Output};
 pub use kill::{KillSequence, Signal};
 pub use net::{Fetch, Fetched, Sha256Sum};
 
