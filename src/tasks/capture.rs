@@ -48,7 +48,6 @@ pub(super) fn read_until_exit(
 #[derive(Default)]
 pub(super) struct Fed(pub(super) Feed, pub(super) Option<String>);
 
-
 /// How much one stream's reader takes from its pipe before it looks at the clock and the other
 /// stream again: a command that writes without pause must not starve its timeout.
 pub(super) const READ_TURN: u64 = 1 << 20;
