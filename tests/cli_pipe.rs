@@ -335,6 +335,94 @@ fn pipe_part_cuts_the_file_where_gnu_parallel_does() {
 }
 
 #[test]
+fn round_robin_starts_one_job_per_worker_and_deals_the_blocks_to_them_in_turn() {
+    // `seq 100000 | parallel --pipe -j4 --round-robin --block 10k wc -l | sort -n`.
+    let out = weft()
+        .args([
+            "--pipe",
+            "-j4",
+            "--round-robin",
+            "--block",
+            "10k",
+            "wc",
+            "-l",
+        ])
+        .write_stdin(seq(100_000))
+        .timeout(SETTLE)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let mut counts: Vec<u64> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    counts.sort();
+    assert_eq!(counts, [23658, 25176, 25324, 25842]);
+    // Fewer blocks than workers: a job per block.
+    weft()
+        .args([
+            "--pipe",
+            "-j4",
+            "--round-robin",
+            "--block",
+            "2",
+            "-k",
+            "wc",
+            "-l",
+        ])
+        .write_stdin(seq(3))
+        .assert()
+        .success()
+        .stdout("1\n1\n1\n");
+    weft()
+        .args(["--pipe", "--round-robin", "--backend", "process", "cat"])
+        .write_stdin("")
+        .assert()
+        .code(255)
+        .stderr(contains("--round-robin feeds jobs on worker threads"));
+}
+
+#[test]
+fn pipe_part_without_block_makes_ten_jobs_per_worker_as_gnu_parallel_does() {
+    let dir = Scratch::new("pipe-part-default");
+    let file = dir.path().join("s500k");
+    std::fs::write(&file, seq(500_000)).unwrap();
+    // `parallel --pipe-part -a FILE -j2 -k wc -l`.
+    let gnu = "30092\n28241\n28241\n26125\n24207\n24207\n24207\n24207\n24207\n24207\n\
+               24207\n24207\n24207\n24207\n24207\n24207\n24207\n24207\n24207\n24196\n";
+    weft()
+        .arg("--pipe-part")
+        .arg("-a")
+        .arg(&file)
+        .args(["-j2", "-k", "wc", "-l"])
+        .assert()
+        .success()
+        .stdout(gnu);
+    // --block -N: N jobs per worker; --round-robin: one.
+    let gnu: [(&[&str], &str); 2] = [
+        (
+            &["--block", "-3"],
+            "95988\n81262\n80689\n80689\n80689\n80683\n",
+        ),
+        (&["--round-robin"], "257937\n242063\n"),
+    ];
+    for (args, want) in gnu {
+        weft()
+            .arg("--pipe-part")
+            .arg("-a")
+            .arg(&file)
+            .args(["-j2", "-k"])
+            .args(args)
+            .args(["wc", "-l"])
+            .assert()
+            .success()
+            .stdout(want);
+    }
+}
+
+#[test]
 fn gnu_parallels_other_spellings_are_accepted() {
     weft()
         .args(["--spreadstdin", "--block-size", "4", "-k", JOIN])

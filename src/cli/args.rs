@@ -85,8 +85,14 @@ pub(super) struct Args {
     #[arg(long = "pipe-part", alias = "pipepart", conflicts_with = "pipe")]
     pub(super) pipe_part: bool,
     /// With --pipe: the size of a block [default: 1M] (K, M, G: powers of 1024; k, m, g: of
-    /// 1000); a block ends at the last record end in it.
-    #[arg(long, alias = "block-size", value_name = "SIZE")]
+    /// 1000); a block ends at the last record end in it. With --pipe-part, -N makes blocks for
+    /// N jobs per worker [default: -10].
+    #[arg(
+        long,
+        alias = "block-size",
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
     pub(super) block: Option<String>,
     /// With --pipe: what ends a record [default: \n] (\n, \t, \0 understood).
     #[arg(long, value_name = "STR")]
@@ -94,6 +100,10 @@ pub(super) struct Args {
     /// With --pipe: what starts a record [default: none].
     #[arg(long, value_name = "STR")]
     pub(super) recstart: Option<String>,
+    /// With --pipe: start at most one job per worker and deal the blocks to them, each to the
+    /// first with room for it, for as long as the input lasts.
+    #[arg(long = "round-robin", alias = "round")]
+    pub(super) round_robin: bool,
     /// With --pipe: give each job its block in a file, {} its name, removed after the job.
     #[arg(long, conflicts_with = "fifo")]
     pub(super) cat: bool,
@@ -411,7 +421,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
     (
         &[
             "--regexp",
-            "--round-robin",
             "-X",
             "-m",
             "-l",

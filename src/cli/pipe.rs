@@ -203,7 +203,8 @@ impl<R: Read> Blocks<R> {
         if end == 0 {
             return;
         }
-        let mut next = Vec::with_capacity(head + self.block + (self.buf.len() - head - end));
+        let mut next =
+            crate::tasks::feed::buffer(head + self.block + (self.buf.len() - head - end));
         next.extend_from_slice(self.head());
         next.extend_from_slice(&self.buf[head + end..]);
         let mut block = std::mem::replace(&mut self.buf, next);
@@ -340,6 +341,7 @@ impl<R: Read> Iterator for Blocks<R> {
 pub(crate) fn parts(
     path: PathBuf,
     cuts: &Cuts,
+    per_worker: Option<(u64, usize)>,
 ) -> io::Result<impl Iterator<Item = io::Result<Block>> + use<>> {
     let shown: std::rc::Rc<str> = path.display().to_string().into();
     let named = move |e: io::Error| io::Error::new(e.kind(), format!("cannot read {shown}: {e}"));
@@ -361,7 +363,11 @@ pub(crate) fn parts(
     }
     let split = cuts.split();
     let recend = cuts.recend.len() as u64;
-    let block = cuts.block as u64;
+    let block = match per_worker {
+        // GNU parallel: 1 + size / workers / N.
+        Some((n, workers)) => 1 + size / workers.max(1) as u64 / n.max(1),
+        None => cuts.block as u64,
+    };
     let mut start = head.len() as u64;
     let mut pos = start;
     let mut ended = false;
@@ -441,6 +447,144 @@ impl Read for ReadAt<'_> {
     }
 }
 
+/// `--round-robin`: at most one job per worker, each fed whole blocks on one stream for as long
+/// as the input lasts, as GNU parallel does: the first blocks start the jobs, each later block
+/// goes to the next job in turn that has room for it.
+struct RoundRobin<I> {
+    blocks: I,
+    slots: usize,
+    streams: Vec<Stream>,
+    /// Where the search for a stream with room starts.
+    turn: usize,
+    ended: bool,
+}
+
+/// One job's stream: its pipe and the block being written to it.
+struct Stream {
+    /// `None` once its command has closed its end.
+    fd: Option<std::os::fd::OwnedFd>,
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Stream {
+    fn busy(&self) -> bool {
+        self.fd.is_some() && self.at < self.bytes.len()
+    }
+
+    /// Writes what the pipe has room for.
+    fn pump(&mut self) {
+        use std::os::fd::AsFd;
+        let Some(fd) = &self.fd else { return };
+        while self.at < self.bytes.len() {
+            match crate::sys::write_some(fd.as_fd(), &self.bytes[self.at..]) {
+                Ok(0) => return,
+                Ok(n) => self.at += n,
+                // Its command is gone: what it was given goes nowhere, as in GNU parallel.
+                Err(_) => {
+                    self.fd = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl<I: Iterator<Item = io::Result<Vec<u8>>>> RoundRobin<I> {
+    /// Gives `block` to the first stream with room for it, waiting for one.
+    fn give(&mut self, block: Vec<u8>) -> io::Result<()> {
+        loop {
+            // In turn, from the one after the last given a block.
+            let n = self.streams.len();
+            let free = (0..n)
+                .map(|k| (self.turn + k) % n)
+                .find(|&i| self.streams[i].fd.is_some() && !self.streams[i].busy());
+            if let Some(i) = free {
+                let s = &mut self.streams[i];
+                s.bytes = block;
+                s.at = 0;
+                s.pump();
+                self.turn = i + 1;
+                return Ok(());
+            }
+            if self.streams.iter().all(|s| s.fd.is_none()) {
+                return Ok(());
+            }
+            self.wait()?;
+        }
+    }
+
+    /// Waits for room on a busy stream, and writes to those that have it.
+    fn wait(&mut self) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        let busy: Vec<usize> = (0..self.streams.len())
+            .filter(|&i| self.streams[i].busy())
+            .collect();
+        let fds: Vec<_> = busy
+            .iter()
+            .filter_map(|&i| self.streams[i].fd.as_ref().map(|f| f.as_fd()))
+            .collect();
+        let ready = crate::sys::wait_writable(&fds)?;
+        for (i, ready) in busy.into_iter().zip(ready) {
+            if ready {
+                self.streams[i].pump();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, then closes every stream: the end of each job's input.
+    fn finish(&mut self) -> io::Result<()> {
+        while self.streams.iter().any(Stream::busy) {
+            self.wait()?;
+        }
+        self.streams.clear();
+        Ok(())
+    }
+}
+
+impl<I: Iterator<Item = io::Result<Vec<u8>>>> Iterator for RoundRobin<I> {
+    type Item = io::Result<Block>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let block = match self.blocks.next() {
+                Some(Ok(block)) => block,
+                end => {
+                    self.ended = true;
+                    let finished = self.finish();
+                    return match end {
+                        Some(Err(e)) => Some(Err(e)),
+                        _ => finished.err().map(Err),
+                    };
+                }
+            };
+            if self.streams.len() < self.slots {
+                let (reader, writer) = match crate::sys::input_pipe(1 << 20) {
+                    Ok(pipe) => pipe,
+                    Err(e) => return Some(Err(e)),
+                };
+                let id = crate::tasks::feed::lend_stream(reader.into());
+                let mut stream = Stream {
+                    fd: Some(writer),
+                    bytes: block,
+                    at: 0,
+                };
+                stream.pump();
+                self.streams.push(stream);
+                return Some(Ok(Block::Stream(id)));
+            }
+            if let Err(e) = self.give(block) {
+                self.ended = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
 /// How a job gets its block.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Via {
@@ -460,6 +604,11 @@ pub(crate) struct Piping {
     pub(crate) file: Option<PathBuf>,
     /// `--pipe-part`: blocks are ranges of `file`, never read here.
     pub(crate) part: bool,
+    /// `--round-robin`: at most this many jobs, each fed blocks for as long as the input lasts.
+    pub(crate) round_robin: Option<usize>,
+    /// `--pipe-part` with no --block or a negative one, `-N`: blocks sized for N jobs per
+    /// worker (GNU parallel's default is 10), among this many workers.
+    pub(crate) per_worker: Option<(u64, usize)>,
     pub(crate) via: Via,
 }
 
@@ -468,7 +617,7 @@ impl Piping {
     pub(crate) fn open(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<Block>>>> {
         if self.part {
             let path = self.file.clone().expect("--pipe-part has its file");
-            return Ok(Box::new(parts(path, &self.cuts)?));
+            return Ok(Box::new(parts(path, &self.cuts, self.per_worker)?));
         }
         let input: Box<dyn Read> = match &self.file {
             Some(path) if path.as_os_str() != "-" => Box::new(File::open(path).map_err(|e| {
@@ -476,9 +625,17 @@ impl Piping {
             })?),
             _ => Box::new(io::stdin().lock()),
         };
-        Ok(Box::new(
-            Blocks::new(input, self.cuts.clone(), warn).map(|b| b.map(Block::Bytes)),
-        ))
+        let blocks = Blocks::new(input, self.cuts.clone(), warn);
+        Ok(match self.round_robin {
+            Some(slots) => Box::new(RoundRobin {
+                blocks,
+                slots,
+                streams: Vec::new(),
+                turn: 0,
+                ended: false,
+            }),
+            None => Box::new(blocks.map(|b| b.map(Block::Bytes))),
+        })
     }
 }
 

@@ -66,7 +66,7 @@ impl Plan {
             skip_empty: args.no_run_if_empty,
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
-        let piping = piping(&args, &sources)?;
+        let piping = piping(&args, &sources, workers)?;
         let shape = shape(&args, split, sources)?;
         if args.replace.as_deref() == Some("") {
             return Err("-I needs a string to replace, such as -I @@".into());
@@ -145,16 +145,18 @@ fn shape(args: &Args, split: Split, mut sources: Vec<Source>) -> Result<Shape, S
 
 /// `--pipe` and `--pipe-part` with their options, or `None`; the options that only apply to
 /// them are refused without them.
-fn piping(args: &Args, sources: &[Source]) -> Result<Option<Piping>, String> {
+fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Piping>, String> {
     if !args.pipe && !args.pipe_part {
         if args.block.is_some()
             || args.recend.is_some()
             || args.recstart.is_some()
             || args.cat
             || args.fifo
+            || args.round_robin
         {
             return Err(
-                "--block, --recend, --recstart, --cat and --fifo apply to --pipe and --pipe-part"
+                "--block, --recend, --recstart, --round-robin, --cat and --fifo apply to \
+                 --pipe and --pipe-part"
                     .into(),
             );
         }
@@ -195,8 +197,20 @@ fn piping(args: &Args, sources: &[Source]) -> Result<Option<Piping>, String> {
     if recstart.is_empty() && recend.is_empty() {
         return Err("--recend '' needs a --recstart: records must end or start somewhere".into());
     }
+    // --pipe-part sizes its blocks for N jobs per worker with --block -N, and by default
+    // (GNU parallel's -10; -1 with --round-robin).
+    let per_worker = match args.block.as_deref() {
+        _ if !args.pipe_part => None,
+        _ if args.round_robin => Some((1, workers)),
+        None => Some((10, workers)),
+        Some(spec) => match spec.trim().strip_prefix('-') {
+            Some(n) => Some((pipe::parse_count("--block", n)? as u64, workers)),
+            None => None,
+        },
+    };
     let cuts = Cuts {
         block: match &args.block {
+            Some(_) if per_worker.is_some() => 1 << 20,
             Some(spec) => pipe::parse_block(spec)?,
             None => 1 << 20,
         },
@@ -219,6 +233,18 @@ fn piping(args: &Args, sources: &[Source]) -> Result<Option<Piping>, String> {
             .transpose()?
             .unwrap_or(0),
     };
+    if args.round_robin && args.pipe {
+        if args.cat || args.fifo {
+            return Err("--round-robin feeds the jobs' stdin: drop --cat and --fifo".into());
+        }
+        if args.backend == Some(crate::Backend::Process) || args.memory_limit.is_some() {
+            return Err(
+                "--round-robin feeds jobs on worker threads: drop --backend process \
+                 and --memory-limit"
+                    .into(),
+            );
+        }
+    }
     let via = if args.cat {
         Via::File
     } else if args.fifo {
@@ -230,6 +256,8 @@ fn piping(args: &Args, sources: &[Source]) -> Result<Option<Piping>, String> {
         cuts,
         file,
         part: args.pipe_part,
+        round_robin: (args.round_robin && args.pipe).then_some(workers),
+        per_worker,
         via,
     }))
 }

@@ -115,6 +115,25 @@ pub(crate) fn splice_some(
     }
 }
 
+/// Waits for room on any of `fds` (or for its reader to be gone); returns which have it.
+pub(crate) fn wait_writable(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<bool>> {
+    let mut polled: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLOUT))
+        .collect();
+    loop {
+        match poll(&mut polled, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(polled
+        .iter()
+        .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+        .collect())
+}
+
 impl PidFd {
     /// Waits at most `timeout` for the process to exit, one of `pipes` to be readable (data,
     /// or every writer gone) or `feed` to be writable (room, or the reader gone); returns

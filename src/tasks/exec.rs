@@ -151,6 +151,9 @@ pub enum Block {
         /// How long it is.
         len: u64,
     },
+    /// A stream of blocks (`--round-robin`) that the worker thread running the job finds under
+    /// this number in its process; fails elsewhere.
+    Stream(u64),
 }
 
 impl Block {
@@ -159,6 +162,7 @@ impl Block {
         match self {
             Block::Bytes(b) => b.len() as u64,
             Block::Part { head, len, .. } => head.len() as u64 + len,
+            Block::Stream(_) => 0,
         }
     }
 
@@ -293,6 +297,12 @@ impl Task for Exec {
         let mut stdin = Stdio::null();
         match self.input {
             Input::Null => {}
+            Input::Stdin(Block::Stream(id)) => {
+                let reader = feed::take_stream(id).ok_or_else(|| {
+                    Failure::new("a --round-robin stream is fed on the worker threads of its run")
+                })?;
+                stdin = reader.into();
+            }
             Input::Stdin(block) => {
                 let (reader, writer) = sys::input_pipe(block.len() as usize)?;
                 stdin = reader.into();

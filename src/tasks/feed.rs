@@ -14,6 +14,59 @@ use std::time::Duration;
 use super::exec::Block;
 use crate::sys;
 
+/// Spent blocks' buffers, kept for the next blocks to be read into: a fresh megabyte costs 256
+/// page faults when it is first written, a kept one none. At most [`SPARE_MOST`] are kept.
+static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+const SPARE_MOST: usize = 4;
+
+/// An empty buffer of at least `capacity` bytes, a spent block's if one is kept.
+pub(crate) fn buffer(capacity: usize) -> Vec<u8> {
+    let kept = SPARE
+        .lock()
+        .ok()
+        .and_then(|mut spare| spare.pop())
+        .filter(|b| b.capacity() >= capacity);
+    match kept {
+        Some(mut b) => {
+            b.clear();
+            b
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// Keeps a spent block's buffer for [`buffer`].
+fn recycle(b: Vec<u8>) {
+    if let Ok(mut spare) = SPARE.lock()
+        && spare.len() < SPARE_MOST
+    {
+        spare.push(b);
+    }
+}
+
+/// The read ends of `--round-robin` streams, by number, until the job each is for takes its
+/// own: they stay in this process (a stream is fed for as long as its command runs), so a job
+/// of one can only run on a worker thread.
+static STREAMS: std::sync::Mutex<Vec<(u64, OwnedFd)>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps `reader` for the job given [`Block::Stream`] with the number returned.
+pub(crate) fn lend_stream(reader: OwnedFd) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut streams) = STREAMS.lock() {
+        streams.push((id, reader));
+    }
+    id
+}
+
+/// Takes the read end of stream `id`, if this process holds it.
+pub(super) fn take_stream(id: u64) -> Option<OwnedFd> {
+    let mut streams = STREAMS.lock().ok()?;
+    let at = streams.iter().position(|(i, _)| *i == id)?;
+    Some(streams.swap_remove(at).1)
+}
+
 /// What is left to give a command of its block.
 #[derive(Default)]
 pub(super) enum Feed {
@@ -105,10 +158,18 @@ impl Feed {
     }
 }
 
+impl Drop for Writer {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.bytes));
+    }
+}
+
 impl Writer {
     fn new(fd: OwnedFd, block: Block) -> io::Result<Writer> {
         let (bytes, part) = match block {
             Block::Bytes(bytes) => (bytes, None),
+            // Fed by whoever lent it, never through a `Writer`.
+            Block::Stream(_) => (Vec::new(), None),
             Block::Part {
                 head,
                 path,
@@ -201,6 +262,7 @@ pub(super) fn write_file(path: &Path, block: &Block) -> io::Result<()> {
         .open(path)?;
     match block {
         Block::Bytes(bytes) => out.write_all(bytes),
+        Block::Stream(_) => Err(io::Error::other("a --round-robin stream is not a file")),
         Block::Part {
             head,
             path: from,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 mod capture;
 pub(crate) mod exec;
-mod feed;
+pub(crate) mod feed;
 mod kill;
 mod net;
 
