@@ -150,6 +150,42 @@ fn records_end_at_recend_and_start_at_recstart() {
 }
 
 #[test]
+fn regexp_makes_recend_and_recstart_regular_expressions() {
+    let input = "x1a2b3a4b5c>a\nx\n>b\ny\n>c\nz\n";
+    // `parallel --pipe --regexp ARGS -k 'cat; echo ---'` for each ARGS.
+    let gnu: [(&[&str], &str); 3] = [
+        (
+            &["--recend", "[ab]", "--block", "2"],
+            "x1a---\n2b3a---\n4b---\n5c>a---\n\nx\n>b---\n\ny\n>c\nz\n---\n",
+        ),
+        (
+            &["--recstart", ">[a-z]", "--block", "3"],
+            "x1a2b3a4b5c---\n>a\nx\n>b\ny\n>c\nz\n---\n",
+        ),
+        (
+            &["-N2", "--recend", "[ab]"],
+            "x1a2b---\n3a4b---\n5c>a\nx\n>b---\n\ny\n>c\nz\n---\n",
+        ),
+    ];
+    for (args, want) in gnu {
+        weft()
+            .args(["--pipe", "--regexp", "-k"])
+            .args(args)
+            .arg("cat; echo ---")
+            .write_stdin(input)
+            .assert()
+            .success()
+            .stdout(want);
+    }
+    weft()
+        .args(["--pipe", "--regexp", "--recend", "(", "cat"])
+        .write_stdin("")
+        .assert()
+        .code(255)
+        .stderr(contains("not a regular expression"));
+}
+
+#[test]
 fn braces_stand_for_nothing_with_pipe_and_the_job_number_is_counted_per_block() {
     weft()
         .args(["--pipe", "-k", "echo", "{}", "{#}"])

@@ -100,6 +100,9 @@ pub(super) struct Args {
     /// With --pipe: what starts a record [default: none].
     #[arg(long, value_name = "STR")]
     pub(super) recstart: Option<String>,
+    /// With --pipe: --recend and --recstart are regular expressions.
+    #[arg(long)]
+    pub(super) regexp: bool,
     /// With --pipe: start at most one job per worker and deal the blocks to them, each to the
     /// first with room for it, for as long as the input lasts.
     #[arg(long = "round-robin", alias = "round")]
@@ -420,7 +423,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
     ),
     (
         &[
-            "--regexp",
             "-X",
             "-m",
             "-l",

@@ -21,10 +21,8 @@ use crate::tasks::Block;
 pub(crate) struct Cuts {
     /// The block size in bytes.
     pub(crate) block: usize,
-    /// What ends a record (may be empty).
-    pub(crate) recend: Vec<u8>,
-    /// What starts a record (may be empty).
-    pub(crate) recstart: Vec<u8>,
+    /// Where records split.
+    pub(crate) split: Split,
     /// `-N`: records per block.
     pub(crate) records: Option<usize>,
     /// `-L`: lines per record.
@@ -36,10 +34,67 @@ pub(crate) struct Cuts {
 /// The largest block GNU parallel grows a block to.
 const MOST: usize = (1 << 31) - 1;
 
-impl Cuts {
-    /// Where records split: the end of one followed by the start of the next.
-    fn split(&self) -> Vec<u8> {
-        [&self.recend[..], &self.recstart[..]].concat()
+/// Where records split: the end of one (`--recend`) followed by the start of the next
+/// (`--recstart`); a block is cut between them.
+#[derive(Clone, Debug)]
+pub(crate) enum Split {
+    /// Fixed strings: the two joined, and the length of the end.
+    Fixed { both: Vec<u8>, end: usize },
+    /// `--regexp`: the two as one expression, its first group the end.
+    Regex(regex::bytes::Regex),
+}
+
+impl Split {
+    /// Splits at `recend` then `recstart`, as strings or (`regexp`) regular expressions.
+    pub(crate) fn new(recend: &[u8], recstart: &[u8], regexp: bool) -> Result<Split, String> {
+        if !regexp {
+            return Ok(Split::Fixed {
+                both: [recend, recstart].concat(),
+                end: recend.len(),
+            });
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let pattern = format!("(?s)({})(?:{})", text(recend), text(recstart));
+        regex::bytes::Regex::new(&pattern)
+            .map(Split::Regex)
+            .map_err(|e| format!("--recend/--recstart: not a regular expression: {e}"))
+    }
+
+    /// Where `data` is cut after its last split.
+    fn last(&self, data: &[u8]) -> Option<usize> {
+        match self {
+            Split::Fixed { both, end } => match both[..] {
+                [] => None,
+                [b] => memchr::memrchr(b, data).map(|i| i + end),
+                _ => memchr::memmem::rfind(data, both).map(|i| i + end),
+            },
+            Split::Regex(re) => re
+                .captures_iter(data)
+                .last()
+                .and_then(|c| c.get(1))
+                .map(|m| m.end()),
+        }
+    }
+
+    /// The first split in `data` that starts at or past `from`: where it starts, and where
+    /// `data` is cut for it.
+    fn first(&self, data: &[u8], from: usize) -> Option<(usize, usize)> {
+        let rest = data.get(from..)?;
+        match self {
+            Split::Fixed { both, end } => {
+                memchr::memmem::find(rest, both).map(|i| (from + i, from + i + end))
+            }
+            Split::Regex(re) => {
+                let c = re.captures(rest)?;
+                let (all, end) = (c.get(0)?, c.get(1)?);
+                Some((from + all.start(), from + end.end()))
+            }
+        }
+    }
+
+    /// Whether records may split anywhere (both strings empty).
+    fn anywhere(&self) -> bool {
+        matches!(self, Split::Fixed { both, .. } if both.is_empty())
     }
 }
 
@@ -150,7 +205,6 @@ fn take_header(
 pub(crate) struct Blocks<R> {
     input: R,
     cuts: Cuts,
-    split: Vec<u8>,
     header: Option<Vec<u8>>,
     /// The header, then the bytes read and not yet cut off.
     buf: Vec<u8>,
@@ -166,7 +220,6 @@ impl<R: Read> Blocks<R> {
     pub(crate) fn new(input: R, cuts: Cuts, warn: fn(&str)) -> Self {
         Blocks {
             input,
-            split: cuts.split(),
             block: cuts.block,
             cuts,
             header: None,
@@ -247,19 +300,17 @@ impl<R: Read> Blocks<R> {
             (Some(n), lines) => {
                 // Every n records (of `lines` lines each, with -L) goes out on its own.
                 let n = n.saturating_mul(lines.unwrap_or(1));
-                let split = self.split.clone();
-                let finder = memchr::memmem::Finder::new(&split);
                 loop {
                     let head = self.head().len();
                     let data = &self.buf[head..];
-                    // GNU parallel looks for each split one byte past the last.
+                    // GNU parallel looks for each split one byte past the start of the last.
                     let mut at = 0;
                     let mut found = None;
                     for _ in 0..n {
-                        match data.get(at + 1..).and_then(|d| finder.find(d)) {
-                            Some(i) => {
-                                at = at + 1 + i;
-                                found = Some(at);
+                        match self.cuts.split.first(data, at + 1) {
+                            Some((start, cut)) => {
+                                at = start;
+                                found = Some(cut);
                             }
                             None => {
                                 found = None;
@@ -268,8 +319,7 @@ impl<R: Read> Blocks<R> {
                         }
                     }
                     match found {
-                        Some(i) if !data.is_empty() => {
-                            let end = i + self.cuts.recend.len();
+                        Some(end) if !data.is_empty() => {
                             let mut block = Vec::with_capacity(head + end);
                             block.extend_from_slice(&self.buf[..head + end]);
                             self.buf.drain(head..head + end);
@@ -280,16 +330,10 @@ impl<R: Read> Blocks<R> {
                 }
             }
             (None, None) => {
-                if !self.eof {
-                    let data = &self.buf[head..];
-                    let last = if self.split.len() == 1 {
-                        memchr::memrchr(self.split[0], data)
-                    } else {
-                        memchr::memmem::rfind(data, &self.split)
-                    };
-                    if let Some(i) = last {
-                        self.cut(i + self.cuts.recend.len());
-                    }
+                if !self.eof
+                    && let Some(end) = self.cuts.split.last(&self.buf[head..])
+                {
+                    self.cut(end);
                 }
             }
         }
@@ -361,8 +405,7 @@ pub(crate) fn parts(
         head = take_header(&mut reader, &mut buf, cuts.header_lines, 1 << 16)
             .map_err(named.clone())?;
     }
-    let split = cuts.split();
-    let recend = cuts.recend.len() as u64;
+    let split = cuts.split.clone();
     let block = match per_worker {
         // GNU parallel: 1 + size / workers / N.
         Some((n, workers)) => 1 + size / workers.max(1) as u64 / n.max(1),
@@ -379,13 +422,13 @@ pub(crate) fn parts(
         let mut end = size;
         pos += block;
         while pos < size {
-            if split.is_empty() {
+            if split.anywhere() {
                 end = pos;
                 break;
             }
             match find_from(&file, pos, &split) {
-                Ok(Some(at)) => {
-                    pos = at + recend;
+                Ok(Some(cut)) => {
+                    pos = cut;
                     end = pos;
                     break;
                 }
@@ -412,8 +455,9 @@ pub(crate) fn parts(
     }))
 }
 
-/// Where `what` first occurs in `file` at or past `from`, reading a window at a time.
-fn find_from(file: &File, from: u64, what: &[u8]) -> io::Result<Option<u64>> {
+/// Where `file` is cut for the first split at or past `from`, reading a window at a time. With
+/// `--regexp`, the last split in the first window that has one, as GNU parallel finds it.
+fn find_from(file: &File, from: u64, split: &Split) -> io::Result<Option<u64>> {
     let mut buf = Vec::new();
     let mut at = from;
     loop {
@@ -422,10 +466,17 @@ fn find_from(file: &File, from: u64, what: &[u8]) -> io::Result<Option<u64>> {
         let n = file.read_at(&mut buf[old..], at)?;
         buf.truncate(old + n);
         at += n as u64;
-        // A match may straddle the windows: look again from where the last could not end.
-        let look = old.saturating_sub(what.len() - 1);
-        if let Some(i) = memchr::memmem::find(&buf[look..], what) {
-            return Ok(Some(from + (look + i) as u64));
+        let cut = match split {
+            Split::Fixed { both, .. } => {
+                // A match may straddle the windows: look again from where the last could
+                // not end.
+                let look = old.saturating_sub(both.len().saturating_sub(1));
+                split.first(&buf, look).map(|(_, cut)| cut)
+            }
+            Split::Regex(_) => split.last(&buf),
+        };
+        if let Some(cut) = cut {
+            return Ok(Some(from + cut as u64));
         }
         if n == 0 {
             return Ok(None);
@@ -650,8 +701,7 @@ mod tests {
     fn cuts(block: usize) -> Cuts {
         Cuts {
             block,
-            recend: b"\n".to_vec(),
-            recstart: Vec::new(),
+            split: Split::new(b"\n", b"", false).unwrap(),
             records: None,
             lines: None,
             header_lines: 0,
@@ -741,7 +791,7 @@ mod tests {
             ["h1,1,2,", "h1,3,4,", "h1,5,"]
         );
         let b = Cuts {
-            recend: b"b".to_vec(),
+            split: Split::new(b"b", b"", false).unwrap(),
             ..cuts(2)
         };
         let got: Vec<_> = Blocks::new(&b"a1b2a3b4a5"[..], b, |_| {})
@@ -749,8 +799,7 @@ mod tests {
             .collect();
         assert_eq!(got, ["a1b", "2a3b", "4a5"]);
         let fasta = Cuts {
-            recend: Vec::new(),
-            recstart: b">".to_vec(),
+            split: Split::new(b"", b">", false).unwrap(),
             ..cuts(3)
         };
         assert_eq!(

@@ -194,9 +194,15 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             end.as_deref().map(input::unescape).unwrap_or_default(),
         ),
     };
+    // GNU parallel: --regexp --recend '' ends records after any character.
+    let recend = match (&recend[..], args.regexp, &args.recstart) {
+        ([], true, None) => b"(?s:.)".to_vec(),
+        _ => recend,
+    };
     if recstart.is_empty() && recend.is_empty() {
         return Err("--recend '' needs a --recstart: records must end or start somewhere".into());
     }
+    let split = pipe::Split::new(&recend, &recstart, args.regexp)?;
     // --pipe-part sizes its blocks for N jobs per worker with --block -N, and by default
     // (GNU parallel's -10; -1 with --round-robin).
     let per_worker = match args.block.as_deref() {
@@ -214,8 +220,7 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             Some(spec) => pipe::parse_block(spec)?,
             None => 1 << 20,
         },
-        recend,
-        recstart,
+        split,
         records: args
             .max_replace_args
             .as_deref()
