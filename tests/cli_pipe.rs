@@ -488,7 +488,15 @@ fn pipe_options_without_pipe_and_bad_values_are_refused_naming_the_option() {
         "--pipe gives blocks to commands",
     );
     refused(&["--pipe", "--header", "a.*b", "cat"], "--header \"a.*b\"");
-    refused(&["--pipe", "echo", ":::", "a"], "--pipe reads one stream");
+    refused(
+        &["--pipe", "echo", ":::", "a"],
+        "--pipe reads stdin, not :::",
+    );
+    refused(&["--pipe", "-a", "/dev/null", "cat"], "--pipe reads stdin");
+    refused(
+        &["--pipe-part", "-a", "/dev/null", "cat"],
+        "/dev/null is not one",
+    );
     weft()
         .args(["--pipe-part", "-a", "/nonexistent/x", "cat"])
         .assert()

@@ -389,14 +389,15 @@ pub(crate) fn parts(
 ) -> io::Result<impl Iterator<Item = io::Result<Block>> + use<>> {
     let shown: std::rc::Rc<str> = path.display().to_string().into();
     let named = move |e: io::Error| io::Error::new(e.kind(), format!("cannot read {shown}: {e}"));
-    let file = File::open(&path).map_err(named.clone())?;
-    let meta = file.metadata().map_err(named.clone())?;
+    // Looked at before it is opened: opening a fifo would wait for a writer.
+    let meta = std::fs::metadata(&path).map_err(named.clone())?;
     if !meta.is_file() {
         return Err(io::Error::other(format!(
             "--pipe-part reads a file: {} is not one (use --pipe for a stream)",
             path.display()
         )));
     }
+    let file = File::open(&path).map_err(named.clone())?;
     let size = meta.len();
     let mut head = Vec::new();
     if cuts.header_lines > 0 {
@@ -651,7 +652,7 @@ pub(crate) enum Via {
 #[derive(Clone, Debug)]
 pub(crate) struct Piping {
     pub(crate) cuts: Cuts,
-    /// Where the blocks come from: stdin, or a file (`-a`; the only source of `--pipe-part`).
+    /// `--pipe-part`'s file (`-a`); `--pipe` reads stdin.
     pub(crate) file: Option<PathBuf>,
     /// `--pipe-part`: blocks are ranges of `file`, never read here.
     pub(crate) part: bool,
@@ -670,12 +671,7 @@ impl Piping {
             let path = self.file.clone().expect("--pipe-part has its file");
             return Ok(Box::new(parts(path, &self.cuts, self.per_worker)?));
         }
-        let input: Box<dyn Read> = match &self.file {
-            Some(path) if path.as_os_str() != "-" => Box::new(File::open(path).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
-            })?),
-            _ => Box::new(io::stdin().lock()),
-        };
+        let input = io::stdin().lock();
         let blocks = Blocks::new(input, self.cuts.clone(), warn);
         Ok(match self.round_robin {
             Some(slots) => Box::new(RoundRobin {

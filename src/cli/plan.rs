@@ -175,9 +175,19 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
         return Err(format!("--dry-run does not apply to {what}"));
     }
     if !sources.is_empty() || args.arg_file.len() > 1 {
-        return Err(format!(
-            "{what} reads one stream: give stdin or one -a FILE, not ::: or :::: sources"
-        ));
+        let reads = if args.pipe {
+            "stdin"
+        } else {
+            "one file, -a FILE"
+        };
+        return Err(format!("{what} reads {reads}, not ::: or :::: sources"));
+    }
+    // GNU parallel takes `--pipe -a FILE` as arguments for the jobs beside the blocks of
+    // stdin, which weft does not pair: refused rather than read differently.
+    if args.pipe && !args.arg_file.is_empty() {
+        return Err(
+            "--pipe reads stdin: give the file as `< FILE`, or use --pipe-part -a FILE".into(),
+        );
     }
     let file = args.arg_file.first().cloned();
     if args.pipe_part && file.is_none() {
