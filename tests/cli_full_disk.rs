@@ -185,12 +185,22 @@ fn a_write_error_on_stdout_is_said_and_ends_the_run_with_255() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(255), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("weft: cannot write the output: No space left on device")
-                && stderr.contains("it is incomplete"),
-            "{args:?}: {stderr}"
-        );
+        // A command that runs past 10 ms (a loaded machine) passes its output on itself and
+        // fails on the error; the printer's own write error ends the run with 255.
+        let passed_on = args[0] == "echo"
+            && out.status.code() == Some(3)
+            && stderr
+                .matches("its stdout could not be passed on: No space left on device")
+                .count()
+                == 3;
+        if !passed_on {
+            assert_eq!(out.status.code(), Some(255), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("weft: cannot write the output: No space left on device")
+                    && stderr.contains("it is incomplete"),
+                "{args:?}: {stderr}"
+            );
+        }
     }
 }
 

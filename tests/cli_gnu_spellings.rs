@@ -78,7 +78,7 @@ fn a_gnu_parallel_option_weft_lacks_is_one_line_naming_it_and_exit_255() {
             "--sshlogin",
         ),
         (&["--semaphore", "echo", ":::", "a"][..], "--semaphore"),
-        (&["--pipe=x", "wc"][..], "--pipe"),
+        (&["--semaphore=x", "wc"][..], "--semaphore"),
         (&["--compress", "echo", ":::", "a"][..], "--compress"),
     ] {
         let out = weft().args(args).output().unwrap();

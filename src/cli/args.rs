@@ -119,6 +119,42 @@ pub(super) struct Args {
     /// (flags g, i) joined by ; or || (weft runs no other perl).
     #[arg(long, value_name = "'TAG EXPR'")]
     pub(super) rpl: Vec<String>,
+    /// Cut stdin into blocks at record ends and give each job one block on its stdin, instead
+    /// of records as arguments.
+    #[arg(long, alias = "spreadstdin")]
+    pub(super) pipe: bool,
+    /// Like --pipe over the file -a names, each job's block moved straight from the file (fast).
+    #[arg(long = "pipe-part", alias = "pipepart", conflicts_with = "pipe")]
+    pub(super) pipe_part: bool,
+    /// With --pipe: the size of a block [default: 1M] (K, M, G: powers of 1024; k, m, g: of
+    /// 1000); a block ends at the last record end in it. With --pipe-part, -N makes blocks for
+    /// N jobs per worker [default: -10].
+    #[arg(
+        long,
+        alias = "block-size",
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
+    pub(super) block: Option<String>,
+    /// With --pipe: what ends a record [default: \n] (\n, \t, \0 understood).
+    #[arg(long, value_name = "STR")]
+    pub(super) recend: Option<String>,
+    /// With --pipe: what starts a record [default: none].
+    #[arg(long, value_name = "STR")]
+    pub(super) recstart: Option<String>,
+    /// With --pipe: --recend and --recstart are regular expressions.
+    #[arg(long)]
+    pub(super) regexp: bool,
+    /// With --pipe: start at most one job per worker and deal the blocks to them, each to the
+    /// first with room for it, for as long as the input lasts.
+    #[arg(long = "round-robin", alias = "round")]
+    pub(super) round_robin: bool,
+    /// With --pipe: give each job its block in a file, {} its name, removed after the job.
+    #[arg(long, conflicts_with = "fifo")]
+    pub(super) cat: bool,
+    /// With --pipe: give each job its block through a fifo, {} its name.
+    #[arg(long)]
+    pub(super) fifo: bool,
     /// Link every input source: take one record of each in step, the shorter ones wrapping
     /// around (`:::+` links without wrapping: the shortest source ends it).
     #[arg(long, alias = "xapply")]
@@ -629,18 +665,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
     ),
     (
         &[
-            "--pipe",
-            "--spreadstdin",
-            "--pipepart",
-            "--pipe-part",
-            "--block",
-            "--block-size",
-            "--recend",
-            "--recstart",
-            "--regexp",
-            "--round-robin",
-            "--cat",
-            "--fifo",
             "-l",
             "--compress",
             "--semaphore",

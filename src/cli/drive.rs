@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use super::control::{self, Control, Flow};
 use super::gate::Gate;
-use super::input::Shape;
 use super::kind::{JobKind, check_shell};
 use super::output::Printer;
 use super::plan::{Kind, Plan, Run};
 use super::progress::Progress;
 use crate::pool::Pending;
 use crate::process::watchdog::Watchdog;
+use crate::tasks::Block;
 use crate::{Registry, Status};
 
 /// Runs `plan`; returns the exit status.
@@ -65,7 +65,38 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let mut ctl = Control::new(log, run.halt, stop.clone());
     // What each running job's outcome is printed and logged with, by seq.
     let kept = RefCell::new(HashMap::new());
-    let mut feed = Feed::start(run.shape, pool.waker(), stop.clone(), run.shuf);
+    let mut feed = match run.piping {
+        // A few blocks per worker at most wait to be handed out: memory stays bounded by the
+        // block size, whatever the input's.
+        Some(piping) => Feed::start(
+            move || {
+                piping
+                    .open()
+                    .map(|b| Box::new(b.map(|b| b.map(Job::Block))) as _)
+            },
+            run.pool.workers.max(1),
+            pool.waker(),
+            stop.clone(),
+        ),
+        None => {
+            let (shape, shuf) = (run.shape, run.shuf);
+            Feed::start(
+                move || {
+                    shape.open().map(|jobs| {
+                        let jobs: Box<dyn Iterator<Item = _>> = if shuf {
+                            Box::new(shuffled(jobs))
+                        } else {
+                            Box::new(jobs)
+                        };
+                        Box::new(jobs.map(|j| j.map(Job::Args))) as _
+                    })
+                },
+                1024,
+                pool.waker(),
+                stop.clone(),
+            )
+        }
+    };
     let failed_input = feed.error.clone();
     let total = feed.total.clone();
     let mut seq = 0u64;
@@ -94,7 +125,10 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
         if run.log.done_before(seq) {
             return Pending::Skip(RESUMED.into());
         }
-        let (keep, job) = kind.job(record, seq);
+        let (keep, job) = match record {
+            Job::Args(record) => kind.job(record, seq),
+            Job::Block(block) => kind.block(block, seq),
+        };
         kept.borrow_mut().insert(seq, keep);
         job
     });
@@ -208,10 +242,20 @@ impl Total {
     }
 }
 
+/// One job's input as the input thread reads it: a record's arguments, or a block of input
+/// (`--pipe`).
+enum Job {
+    Args(Vec<Vec<u8>>),
+    Block(Block),
+}
+
+/// What the input thread reads jobs from, opened on that thread.
+type Jobs = Box<dyn Iterator<Item = io::Result<Job>>>;
+
 /// Jobs read on a thread of their own, so that waiting for input (a slow pipe) never stops
 /// the pool from collecting results or timing jobs out. The queue between is bounded.
 struct Feed {
-    rx: crossbeam_channel::Receiver<io::Result<Vec<Vec<u8>>>>,
+    rx: crossbeam_channel::Receiver<io::Result<Job>>,
     error: Rc<std::cell::Cell<Option<String>>>,
     total: Total,
     /// Once set, no further job is handed out (`--halt`, SIGHUP, SIGINT).
@@ -219,30 +263,26 @@ struct Feed {
 }
 
 impl Feed {
-    pub(super) fn start(
-        shape: Shape,
+    /// Reads the jobs `open` opens on a new thread, at most `queue` of them ahead.
+    fn start(
+        open: impl FnOnce() -> io::Result<Jobs> + Send + 'static,
+        queue: usize,
         waker: crate::engine::Waker,
         stop: Arc<control::Stop>,
-        shuf: bool,
     ) -> Feed {
-        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let (tx, rx) = crossbeam_channel::bounded(queue);
         let total = Total::default();
         let counter = total.clone();
         std::thread::Builder::new()
             .name("weft-input".into())
             .spawn(move || {
-                let jobs = match shape.open() {
+                let jobs = match open() {
                     Ok(jobs) => jobs,
                     Err(e) => {
                         let _ = tx.send(Err(e));
                         waker.wake();
                         return;
                     }
-                };
-                let jobs: Box<dyn Iterator<Item = io::Result<Vec<Vec<u8>>>>> = if shuf {
-                    Box::new(shuffled(jobs))
-                } else {
-                    Box::new(jobs)
                 };
                 for job in jobs {
                     let stop = job.is_err();
@@ -304,7 +344,7 @@ fn shuffled<I: Iterator<Item = io::Result<Vec<Vec<u8>>>>>(
 
 impl Iterator for Feed {
     /// `Some(None)`: no job ready yet.
-    type Item = Option<Vec<Vec<u8>>>;
+    type Item = Option<Job>;
 
     fn next(&mut self) -> Option<Self::Item> {
         use crossbeam_channel::TryRecvError;

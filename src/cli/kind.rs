@@ -10,11 +10,12 @@ use std::path::PathBuf;
 use super::control::Finished;
 use super::input::Shape;
 use super::output::Printer;
+use super::pipe::Via;
 use super::tag_of;
 use super::template::Template;
 use crate::pool::Pending;
-use crate::tasks::exec::fill_slot;
-use crate::tasks::{Exec, ExecOutput, KillSequence, Output};
+use crate::tasks::exec::{FILE_MARK, fill_slot};
+use crate::tasks::{Block, Exec, ExecOutput, Input, KillSequence, Output};
 use crate::{Crash, Outcome, Pool, Status};
 
 /// What differs between tasks and commands; the drive loop is generic over it, so each kind's
@@ -32,6 +33,9 @@ pub(super) trait JobKind {
 
     /// Job `seq` from its record: what to keep of it, and what the pool gets.
     fn job(&self, record: Vec<Vec<u8>>, seq: u64) -> (Self::Kept, Pending<Self::Input>);
+
+    /// Job `seq` from a block of input (`--pipe`): what to keep of it, and what the pool gets.
+    fn block(&self, block: Block, seq: u64) -> (Self::Kept, Pending<Self::Input>);
 
     /// Runs `inputs` on `pool`: the outcomes, in the order the pool yields them.
     fn outcomes<'p>(
@@ -90,6 +94,8 @@ pub(super) struct Commands {
     pub(super) dir: Option<std::path::PathBuf>,
     /// Whether a record with a NUL byte was warned of (once a run).
     pub(super) warned: Cell<bool>,
+    /// With `--pipe`: how each job gets its block.
+    pub(super) via: Option<Via>,
 }
 
 impl JobKind for Tasks {
@@ -108,6 +114,12 @@ impl JobKind for Tasks {
             Err(e) => Pending::Bad(e),
         };
         (record, pending)
+    }
+
+    fn block(&self, _block: Block, _seq: u64) -> (Self::Kept, Pending<Self::Input>) {
+        // Refused when the plan is made.
+        let bad = Pending::Bad("--pipe gives blocks to commands, not to --task".into());
+        (Vec::new(), bad)
     }
 
     fn outcomes<'p>(
@@ -209,8 +221,38 @@ impl JobKind for Commands {
             output,
             term_seq: self.term_seq.clone(),
             dir: self.dir.clone(),
+            input: Input::Null,
         };
         ((record, line), Pending::Ready(exec))
+    }
+
+    fn block(&self, block: Block, seq: u64) -> (Self::Kept, Pending<Self::Input>) {
+        // `{}` is the block's file with --cat and --fifo, else nothing, as in GNU parallel.
+        let (input, args) = match self.via {
+            Some(Via::File) => (Input::File(block), vec![FILE_MARK.to_vec()]),
+            Some(Via::Fifo) => (Input::Fifo(block), vec![FILE_MARK.to_vec()]),
+            // `{}` stands for an empty argument; none is appended.
+            _ if self.template.has_replacement() => (Input::Stdin(block), vec![Vec::new()]),
+            _ => (Input::Stdin(block), Vec::new()),
+        };
+        let line = command_line(&self.template, &args, seq);
+        let output = if self.ungroup {
+            Output::Inherit
+        } else if self.line_buffer {
+            Output::Lines {
+                tag: if self.tag { b"\t".to_vec() } else { Vec::new() },
+            }
+        } else {
+            Output::Capture
+        };
+        let exec = Exec {
+            command: line.clone(),
+            output,
+            term_seq: self.term_seq.clone(),
+            dir: self.dir.clone(),
+            input,
+        };
+        ((Vec::new(), line), Pending::Ready(exec))
     }
 
     fn outcomes<'p>(

@@ -9,6 +9,7 @@ mod input;
 mod joblog;
 mod kind;
 mod output;
+mod pipe;
 mod plan;
 mod profile;
 mod progress;

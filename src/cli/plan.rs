@@ -16,6 +16,7 @@ use super::input::{self, Origin, Pack, Shape, Source, Split, Trim};
 use super::joblog::{self, Joblog};
 use super::kind::{Commands, Tasks};
 use super::output::Style;
+use super::pipe::{self, Cuts, Piping, Via};
 use super::progress;
 use super::results::{Book, Results};
 use super::rpl::Table;
@@ -49,6 +50,8 @@ pub(super) struct Run {
     pub(super) shuf: bool,
     /// `--delay`, `--load`, `--memfree`: when the next job may start.
     pub(super) limits: Limits,
+    /// `--pipe`, `--pipe-part`: jobs are blocks of the input, not records.
+    pub(super) piping: Option<Piping>,
 }
 
 /// What each record becomes.
@@ -83,6 +86,7 @@ impl Plan {
             continue_lines: args.max_lines.is_some(),
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
+        let piping = piping(&args, &sources, workers)?;
         let (shape, words) = shape(&args, split, sources, workers)?;
         // Several records to a job: --results names its files after the first source.
         let packed = shape.pack.max_args.is_some() || shape.pack.fill.is_some();
@@ -95,7 +99,7 @@ impl Plan {
             None => KillSequence::default(),
         };
         let log = Log::read(&args)?;
-        let (kind, default_backend) = kind(registry, &args, &term_seq, &words)?;
+        let (kind, default_backend) = kind(registry, &args, &term_seq, &words, piping.as_ref())?;
         let (backend, memory_limit) = backend(&args, default_backend)?;
         let pool = PoolSpec {
             workers,
@@ -145,6 +149,7 @@ impl Plan {
             log,
             progress: progress_kind(&args),
             force_progress: args.force_progress,
+            piping,
         };
         Ok(Plan { kind, run })
     }
@@ -186,7 +191,12 @@ fn shape(
         return Err("--colsep needs a separator".into());
     }
     let mut words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
-    if let Some(header) = &args.header {
+    // With --pipe the header is the input's, repeated to every block (`pipe.rs`).
+    if let Some(header) = args
+        .header
+        .as_ref()
+        .filter(|_| !(args.pipe || args.pipe_part))
+    {
         let names = column_names(header, &mut sources, &split, args.colsep.as_deref())?;
         for (id, name) in names.iter().enumerate() {
             rename_column(&mut words, name, id + 1);
@@ -361,12 +371,142 @@ fn streams(args: &Args) -> bool {
         && args.retries.unwrap_or(1) == 1
 }
 
+/// `--pipe` and `--pipe-part` with their options, or `None`; the options that only apply to
+/// them are refused without them.
+fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Piping>, String> {
+    if !args.pipe && !args.pipe_part {
+        if args.block.is_some()
+            || args.recend.is_some()
+            || args.recstart.is_some()
+            || args.cat
+            || args.fifo
+            || args.round_robin
+        {
+            return Err(
+                "--block, --recend, --recstart, --round-robin, --cat and --fifo apply to \
+                 --pipe and --pipe-part"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    }
+    let what = if args.pipe { "--pipe" } else { "--pipe-part" };
+    if args.task.is_some() {
+        return Err(format!("{what} gives blocks to commands, not to --task"));
+    }
+    if args.dry_run {
+        return Err(format!("--dry-run does not apply to {what}"));
+    }
+    if !sources.is_empty() || args.arg_file.len() > 1 {
+        let reads = if args.pipe {
+            "stdin"
+        } else {
+            "one file, -a FILE"
+        };
+        return Err(format!("{what} reads {reads}, not ::: or :::: sources"));
+    }
+    // GNU parallel takes `--pipe -a FILE` as arguments for the jobs beside the blocks of
+    // stdin, which weft does not pair: refused rather than read differently.
+    if args.pipe && !args.arg_file.is_empty() {
+        return Err(
+            "--pipe reads stdin: give the file as `< FILE`, or use --pipe-part -a FILE".into(),
+        );
+    }
+    let file = args.arg_file.first().cloned();
+    if args.pipe_part && file.is_none() {
+        return Err("--pipe-part reads a file: give it with -a FILE".into());
+    }
+    if args.pipe_part && (args.max_replace_args.is_some() || args.max_lines.is_some()) {
+        return Err("-N and -L apply to --pipe, not --pipe-part".into());
+    }
+    // GNU parallel: --recstart alone ends records anywhere; --recend alone starts them anywhere.
+    let (recstart, recend) = match (&args.recstart, &args.recend) {
+        (None, None) => (Vec::new(), b"\n".to_vec()),
+        (start, end) => (
+            start.as_deref().map(input::unescape).unwrap_or_default(),
+            end.as_deref().map(input::unescape).unwrap_or_default(),
+        ),
+    };
+    // GNU parallel: --regexp --recend '' ends records after any character.
+    let recend = match (&recend[..], args.regexp, &args.recstart) {
+        ([], true, None) => b"(?s:.)".to_vec(),
+        _ => recend,
+    };
+    if recstart.is_empty() && recend.is_empty() {
+        return Err("--recend '' needs a --recstart: records must end or start somewhere".into());
+    }
+    let split = pipe::Split::new(&recend, &recstart, args.regexp)?;
+    // --pipe-part sizes its blocks for N jobs per worker with --block -N, and by default
+    // (GNU parallel's -10; -1 with --round-robin).
+    let per_worker = match args.block.as_deref() {
+        _ if !args.pipe_part => None,
+        _ if args.round_robin => Some((1, workers)),
+        None => Some((10, workers)),
+        Some(spec) => match spec.trim().strip_prefix('-') {
+            Some(n) => Some((pipe::parse_count("--block", n)? as u64, workers)),
+            None => None,
+        },
+    };
+    let cuts = Cuts {
+        block: match &args.block {
+            Some(_) if per_worker.is_some() => 1 << 20,
+            Some(spec) => pipe::parse_block(spec)?,
+            None => 1 << 20,
+        },
+        split,
+        records: args
+            .max_replace_args
+            .as_deref()
+            .map(|n| pipe::parse_count("-N", n))
+            .transpose()?,
+        lines: args
+            .max_lines
+            .as_deref()
+            .map(|n| pipe::parse_count("-L", n))
+            .transpose()?,
+        header_lines: args
+            .header
+            .as_deref()
+            .map(pipe::header_lines)
+            .transpose()?
+            .unwrap_or(0),
+    };
+    if args.round_robin && args.pipe {
+        if args.cat || args.fifo {
+            return Err("--round-robin feeds the jobs' stdin: drop --cat and --fifo".into());
+        }
+        if args.backend == Some(crate::Backend::Process) || args.memory_limit.is_some() {
+            return Err(
+                "--round-robin feeds jobs on worker threads: drop --backend process \
+                 and --memory-limit"
+                    .into(),
+            );
+        }
+    }
+    let via = if args.cat {
+        Via::File
+    } else if args.fifo {
+        Via::Fifo
+    } else {
+        Via::Stdin
+    };
+    Ok(Some(Piping {
+        cuts,
+        file,
+        part: args.pipe_part,
+        round_robin: (args.round_robin && args.pipe).then_some(workers),
+        per_worker,
+        via,
+    }))
+}
+
 /// The kind of job, and the backend it runs on unless `--backend` says otherwise.
 fn kind(
     registry: &Registry,
     args: &Args,
     term_seq: &KillSequence,
     words: &[Vec<u8>],
+    piping: Option<&Piping>,
 ) -> Result<(Kind, Backend), String> {
     if let Some(name) = &args.task {
         if args.ungroup || args.dry_run || args.line_buffer {
@@ -401,6 +541,7 @@ fn kind(
             .transpose()?,
         dir: args.workdir.clone(),
         warned: std::cell::Cell::new(false),
+        via: piping.map(|p| p.via),
     };
     Ok((Kind::Command(commands), Backend::Thread))
 }

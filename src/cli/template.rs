@@ -130,6 +130,11 @@ impl Template {
         self.parts.is_empty()
     }
 
+    /// Whether a replacement string occurs (else arguments are appended).
+    pub(crate) fn has_replacement(&self) -> bool {
+        self.has_replacement
+    }
+
     /// The command line for job `seq` with arguments `args`.
     pub(crate) fn render(&self, args: &[Vec<u8>], seq: u64) -> Vec<u8> {
         let mut out = Vec::new();
@@ -554,11 +559,6 @@ impl Template {
         let mut out = Vec::new();
         self.parts_into(args, seq, &mut out);
         out
-    }
-
-    /// Whether any replacement string occurs.
-    pub(crate) fn has_replacement(&self) -> bool {
-        self.has_replacement
     }
 }
 

@@ -22,7 +22,9 @@ pub(crate) mod spsc;
 
 pub(crate) use clock::Clock;
 pub(crate) use fifo::Fifo;
-pub(crate) use pipe::output_pipe;
+pub(crate) use pipe::{
+    input_pipe, make_fifo, open_fifo_writer, output_pipe, splice_some, wait_writable, write_some,
+};
 pub(crate) use slot::{SLOT_BYTES, SLOT_WORDS, SharedSlot, SlotView};
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's

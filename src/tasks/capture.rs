@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::exec::{Captured, INLINE_LIMIT};
+use super::feed::Feed;
 use crate::process::{watchdog, worker};
 use crate::sys;
 use crate::task::Failure;
@@ -16,15 +17,17 @@ use crate::task::Failure;
 /// The captured streams of a command (none for one whose output is not captured).
 pub(super) type Sinks = [Option<Sink>; 2];
 
-/// Waits at most `timeout` for the command to exit, reading what its pipes hold meanwhile;
-/// returns whether it has exited.
+/// Waits at most `timeout` for the command to exit, reading what its pipes hold and writing
+/// `feed` (its block) as the command makes room for it meanwhile; returns whether it has exited.
 pub(super) fn read_until_exit(
     pidfd: &sys::PidFd,
     sinks: &mut Sinks,
+    feed: &mut Fed,
     timeout: Duration,
 ) -> std::io::Result<bool> {
     let pipes = [0, 1].map(|i| sinks[i].as_ref().and_then(Sink::pipe));
-    let (exited, readable) = pidfd.wait_or_read(pipes, timeout)?;
+    let timeout = feed.0.retry_after().map_or(timeout, |t| t.min(timeout));
+    let (exited, readable, writable) = pidfd.wait_or_read(pipes, feed.0.fd(), timeout)?;
     for (sink, readable) in sinks.iter_mut().zip(readable) {
         if let Some(sink) = sink
             && readable
@@ -32,8 +35,17 @@ pub(super) fn read_until_exit(
             sink.read_now();
         }
     }
+    if (writable || feed.0.retry_after().is_some())
+        && let Err(e) = feed.0.pump()
+    {
+        feed.1.get_or_insert(e);
+    }
     Ok(exited)
 }
+
+/// A command's block still to give it, and why it could not be given whole, if it could not.
+#[derive(Default)]
+pub(super) struct Fed(pub(super) Feed, pub(super) Option<String>);
 
 /// How much one stream's reader takes from its pipe before it looks at the clock and the other
 /// stream again: a command that writes without pause must not starve its timeout.

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::KillSequence;
-use super::capture::{Sink, Sinks, read_until_exit};
+use super::capture::{Fed, Sink, Sinks, fresh_name, read_until_exit};
+use super::feed::{self, Feed, Temp};
 use crate::process::{watchdog, worker};
 use crate::sys;
 use crate::task::{Backend, Context, Failure, Task};
@@ -39,6 +40,35 @@ pub(crate) fn fill_slot(line: &[u8], slot: &[u8]) -> Vec<u8> {
         if line[i..].starts_with(SLOT_MARK) {
             out.extend_from_slice(slot);
             i += SLOT_MARK.len();
+        } else {
+            out.push(line[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Stands for `{}` (the file holding the job's block, with [`Input::File`] and
+/// [`Input::Fifo`]) in a command line until the worker running it has made the file. It is
+/// always substituted quoted (`'\0/\0'`): a NUL is not safe unquoted.
+pub(crate) const FILE_MARK: &[u8] = b"\0/\0";
+
+/// Puts `path` where [`FILE_MARK`] stands, inside its single quotes.
+fn fill_file(line: &[u8], path: &Path) -> Vec<u8> {
+    let mut quoted = Vec::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b == b'\'' {
+            quoted.extend_from_slice(b"'\\''");
+        } else {
+            quoted.push(b);
+        }
+    }
+    let mut out = Vec::with_capacity(line.len() + quoted.len());
+    let mut i = 0;
+    while i < line.len() {
+        if line[i..].starts_with(FILE_MARK) {
+            out.extend_from_slice(&quoted);
+            i += FILE_MARK.len();
         } else {
             out.push(line[i]);
             i += 1;
@@ -94,6 +124,64 @@ pub struct Exec {
     /// `--workdir ...`).
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// What it reads: nothing (stdin is /dev/null), or a block of input.
+    pub input: Input,
+}
+
+/// What a command reads: nothing, or a block of input (the command line's `--pipe` and
+/// `--pipe-part`), given on its stdin or in a file named in its command line.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub enum Input {
+    /// Nothing: stdin is /dev/null.
+    #[default]
+    Null,
+    /// The block on its stdin, written as the command reads it.
+    Stdin(Block),
+    /// The block in a file whose quoted name stands where [`FILE_MARK`] does in the command
+    /// line (`--cat`), removed after the job.
+    File(Block),
+    /// The block written to a fifo whose quoted name stands where [`FILE_MARK`] does
+    /// (`--fifo`), removed after the job.
+    Fifo(Block),
+}
+
+/// A block of input for a command.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Block {
+    /// These bytes.
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// `head`, then `len` bytes of the file at `path` from `offset`, moved from the file
+    /// without passing through memory where the system allows.
+    Part {
+        /// Given before the range (a header).
+        #[serde(with = "serde_bytes")]
+        head: Vec<u8>,
+        /// The file.
+        path: PathBuf,
+        /// Where the range starts.
+        offset: u64,
+        /// How long it is.
+        len: u64,
+    },
+    /// A stream of blocks (`--round-robin`) that the worker thread running the job finds under
+    /// this number in its process; fails elsewhere.
+    Stream(u64),
+}
+
+impl Block {
+    /// How many bytes it holds.
+    pub fn len(&self) -> u64 {
+        match self {
+            Block::Bytes(b) => b.len() as u64,
+            Block::Part { head, len, .. } => head.len() as u64 + len,
+            Block::Stream(_) => 0,
+        }
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Where a command's stdout and stderr go.
@@ -136,6 +224,7 @@ impl Exec {
             output: Output::Capture,
             term_seq: KillSequence::default(),
             dir: None,
+            input: Input::Null,
         }
     }
 }
@@ -236,11 +325,49 @@ impl Task for Exec {
 
     fn run(self, cx: &Context) -> Result<ExecOutput, Failure> {
         let shell = std::env::var_os("PARALLEL_SHELL").unwrap_or_else(|| "/bin/sh".into());
-        let line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());
+        let mut line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());
+        let mut fed = Fed::default();
+        // Removed when the job is done, however it ends.
+        let mut _temp = None;
+        let mut stdin = Stdio::null();
+        match self.input {
+            Input::Null => {}
+            Input::Stdin(Block::Stream(id)) => {
+                let reader = feed::take_stream(id).ok_or_else(|| {
+                    Failure::new("a --round-robin stream is fed on the worker threads of its run")
+                })?;
+                stdin = reader.into();
+            }
+            Input::Stdin(block) => {
+                let (reader, writer) = sys::input_pipe(block.len() as usize)?;
+                stdin = reader.into();
+                fed.0 = Feed::pipe(writer, block)?;
+            }
+            Input::File(block) => {
+                let (_, path) = fresh_name("cat", |path| {
+                    let written = feed::write_file(path, &block);
+                    if written
+                        .as_ref()
+                        .is_err_and(|e| e.kind() != std::io::ErrorKind::AlreadyExists)
+                    {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    written
+                })
+                .map_err(|e| Failure::new(format!("cannot write its block to a file: {e}")))?;
+                line = fill_file(&line, &path);
+                _temp = Some(Temp(path));
+            }
+            Input::Fifo(block) => {
+                let (_, path) = fresh_name("fifo", sys::make_fifo)
+                    .map_err(|e| Failure::new(format!("cannot make its fifo: {e}")))?;
+                line = fill_file(&line, &path);
+                fed.0 = Feed::Fifo(path.clone(), Some(block));
+                _temp = Some(Temp(path));
+            }
+        }
         let mut cmd = Command::new(&shell);
-        cmd.arg("-c")
-            .arg(OsStr::from_bytes(&line))
-            .stdin(Stdio::null());
+        cmd.arg("-c").arg(OsStr::from_bytes(&line)).stdin(stdin);
         job_env(&mut cmd, cx);
         let _fresh = match &self.dir {
             Some(dir) if dir.as_os_str() == "..." => {
@@ -312,12 +439,13 @@ impl Task for Exec {
         // The file that says who may pass its output on (opened once it exists).
         let mut due: Option<File> = None;
         loop {
-            if read_until_exit(&pidfd, &mut sinks, Duration::from_millis(10))? {
+            if read_until_exit(&pidfd, &mut sinks, &mut fed, Duration::from_millis(10))? {
                 break;
             }
             let late = cx.deadline().is_some_and(|d| Instant::now() >= d);
             if late || cx.is_cancelled() {
                 killed = true;
+                fed.0 = Feed::Done;
                 kill_in_order(pid, &pidfd, &mut sinks, &self.term_seq);
                 break;
             }
@@ -329,8 +457,9 @@ impl Task for Exec {
                 // Asked again once the lock is held: a run that is stopping says so before it
                 // stops the command that held it, so none takes it after.
                 let passed = turn.try_hold(|| {
-                    is_due(&mut due, cx.seq(), in_order)
-                        .then(|| pass_until_exit(pid, &pidfd, &mut sinks, cx, &self.term_seq))
+                    is_due(&mut due, cx.seq(), in_order).then(|| {
+                        pass_until_exit(pid, &pidfd, &mut sinks, &mut fed, cx, &self.term_seq)
+                    })
                 });
                 if let Some(Some(passed)) = passed {
                     killed = passed?;
@@ -344,6 +473,8 @@ impl Task for Exec {
         for sink in sinks.iter_mut().flatten() {
             sink.read_now();
         }
+        // The rest of its block goes nowhere: it has exited.
+        fed.0 = Feed::Done;
         let status = child.wait()?;
         // A stream that could not be passed on whole fails its job, as a capture that could not
         // be kept does; a closed pipe (`| head`) is not such a failure: the run is ending.
@@ -357,6 +488,9 @@ impl Task for Exec {
         }
         let timed_out = killed && cx.deadline().is_some_and(|d| Instant::now() >= d);
         relayed?;
+        if let Some(e) = fed.1 {
+            return Err(Failure::new(format!("input incomplete: {e}")));
+        }
         let [out, err] = sinks;
         let (passed, stdout_closed) = out
             .as_ref()
@@ -536,6 +670,7 @@ fn pass_until_exit(
     pid: u32,
     pidfd: &sys::PidFd,
     sinks: &mut Sinks,
+    fed: &mut Fed,
     cx: &Context,
     term_seq: &KillSequence,
 ) -> std::io::Result<bool> {
@@ -549,10 +684,11 @@ fn pass_until_exit(
         let late = cx.deadline().is_some_and(|d| Instant::now() >= d);
         if late || closed || cx.is_cancelled() {
             killed = true;
+            fed.0 = Feed::Done;
             kill_in_order(pid, pidfd, sinks, term_seq);
             break;
         }
-        if read_until_exit(pidfd, sinks, Duration::from_millis(10))? {
+        if read_until_exit(pidfd, sinks, fed, Duration::from_millis(10))? {
             break;
         }
     }
@@ -573,7 +709,7 @@ fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &KillSeq
         let until = Instant::now() + wait;
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            match read_until_exit(pidfd, sinks, left) {
+            match read_until_exit(pidfd, sinks, &mut Fed::default(), left) {
                 Ok(true) => return,
                 Ok(false) if !left.is_zero() => {}
                 Ok(false) | Err(_) => break,

@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 
 mod capture;
 pub(crate) mod exec;
+pub(crate) mod feed;
 #[cfg(feature = "fetch")]
 mod fetch;
 mod kill;
 #[cfg(feature = "sha256")]
 mod sha256;
 
-pub use exec::{Captured, Exec, ExecOutput, Output};
+pub use exec::{Block, Captured, Exec, ExecOutput, Input, Output};
 #[cfg(feature = "fetch")]
 pub use fetch::{Fetch, Fetched};
 pub use kill::{KillSequence, Signal};

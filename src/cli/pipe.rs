@@ -1,0 +1,812 @@
+//! `--pipe` and `--pipe-part`: the input cut into blocks at record boundaries, each block one
+//! job's stdin (or its `{}` file with `--cat`, `--fifo`).
+//!
+//! The cuts are GNU parallel's, so that the same command gives the same jobs: a block is read
+//! up to the next multiple of `--block` bytes and cut after the last record end in it (`-N`:
+//! after every N records; `-L`: after the last whole group of L lines); what follows the cut
+//! starts the next block; a record longer than the block grows the block, with GNU's warning.
+//! A block is cut with `memrchr`/`memmem` and moved, never copied, to the job: only the tail
+//! after the cut is copied into the next block. `--pipe-part` only finds where the blocks of
+//! its file start; the worker moves each range from the file into the command's pipe.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use crate::tasks::Block;
+
+/// How the input is cut, checked.
+#[derive(Clone, Debug)]
+pub(crate) struct Cuts {
+    /// The block size in bytes.
+    pub(crate) block: usize,
+    /// Where records split.
+    pub(crate) split: Split,
+    /// `-N`: records per block.
+    pub(crate) records: Option<usize>,
+    /// `-L`: lines per record.
+    pub(crate) lines: Option<usize>,
+    /// `--header`: how many lines are the header, repeated to every block.
+    pub(crate) header_lines: usize,
+}
+
+/// The largest block GNU parallel grows a block to.
+const MOST: usize = (1 << 31) - 1;
+
+/// Where records split: the end of one (`--recend`) followed by the start of the next
+/// (`--recstart`); a block is cut between them.
+#[derive(Clone, Debug)]
+pub(crate) enum Split {
+    /// Fixed strings: the two joined, and the length of the end.
+    Fixed { both: Vec<u8>, end: usize },
+    /// `--regexp`: the two as one expression, its first group the end.
+    Regex(regex::bytes::Regex),
+}
+
+impl Split {
+    /// Splits at `recend` then `recstart`, as strings or (`regexp`) regular expressions.
+    pub(crate) fn new(recend: &[u8], recstart: &[u8], regexp: bool) -> Result<Split, String> {
+        if !regexp {
+            return Ok(Split::Fixed {
+                both: [recend, recstart].concat(),
+                end: recend.len(),
+            });
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let pattern = format!("(?s)({})(?:{})", text(recend), text(recstart));
+        regex::bytes::Regex::new(&pattern)
+            .map(Split::Regex)
+            .map_err(|e| format!("--recend/--recstart: not a regular expression: {e}"))
+    }
+
+    /// Where `data` is cut after its last split.
+    fn last(&self, data: &[u8]) -> Option<usize> {
+        match self {
+            Split::Fixed { both, end } => match both[..] {
+                [] => None,
+                [b] => memchr::memrchr(b, data).map(|i| i + end),
+                _ => memchr::memmem::rfind(data, both).map(|i| i + end),
+            },
+            Split::Regex(re) => re
+                .captures_iter(data)
+                .last()
+                .and_then(|c| c.get(1))
+                .map(|m| m.end()),
+        }
+    }
+
+    /// The first split in `data` that starts at or past `from`: where it starts, and where
+    /// `data` is cut for it.
+    fn first(&self, data: &[u8], from: usize) -> Option<(usize, usize)> {
+        let rest = data.get(from..)?;
+        match self {
+            Split::Fixed { both, end } => {
+                memchr::memmem::find(rest, both).map(|i| (from + i, from + i + end))
+            }
+            Split::Regex(re) => {
+                let c = re.captures(rest)?;
+                let (all, end) = (c.get(0)?, c.get(1)?);
+                Some((from + all.start(), from + end.end()))
+            }
+        }
+    }
+
+    /// Whether records may split anywhere (both strings empty).
+    fn anywhere(&self) -> bool {
+        matches!(self, Split::Fixed { both, .. } if both.is_empty())
+    }
+}
+
+/// Parses `--block`: bytes, with GNU parallel's suffixes: K, M, G, T, P (and Ki, Mi...) are
+/// powers of 1024, k, m, g, t, p powers of 1000; fractions allowed.
+pub(crate) fn parse_block(spec: &str) -> Result<usize, String> {
+    let bad = || format!("--block {spec:?}: give a size in bytes such as 1M, 512k or 4096");
+    let s = spec.trim();
+    let at = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(at);
+    // Ki, mi... (any case) and K, M... are powers of 1024; k, m... of 1000.
+    let (letter, binary) = match unit.as_bytes() {
+        [] => (b' ', false),
+        [l, b'i' | b'I'] => (l.to_ascii_lowercase(), true),
+        [l] => (l.to_ascii_lowercase(), l.is_ascii_uppercase()),
+        _ => return Err(bad()),
+    };
+    let power = match letter {
+        b' ' => 0,
+        b'k' => 1,
+        b'm' => 2,
+        b'g' => 3,
+        b't' => 4,
+        b'p' => 5,
+        _ => return Err(bad()),
+    };
+    let base: f64 = if binary { 1024.0 } else { 1000.0 };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    let bytes = n * base.powi(power);
+    if !bytes.is_finite() || bytes < 1.0 {
+        return Err(bad());
+    }
+    if bytes > MOST as f64 {
+        return Err(format!(
+            "--block {spec:?}: too large: give at most 2G (a record longer than the block grows it)"
+        ));
+    }
+    Ok(bytes as usize)
+}
+
+/// Parses a count of `-N`, `-L` or `--block -N` with `--pipe`: a count as the command line
+/// reads counts (GNU parallel's suffixes), at least 1.
+pub(crate) fn parse_count(option: &str, spec: &str) -> Result<usize, String> {
+    match super::args::parse_count(option, spec)? {
+        0 => Err(format!(
+            "{option} {spec:?}: give a positive whole number, such as 10 or 1k"
+        )),
+        n => Ok(n),
+    }
+}
+
+/// `--header` with `--pipe`: `:` is one line, a number that many lines.
+pub(crate) fn header_lines(spec: &str) -> Result<usize, String> {
+    if spec == ":" {
+        return Ok(1);
+    }
+    spec.parse::<usize>().map_err(|_| {
+        format!(
+            "--header {spec:?}: with --pipe, give : (the first line) or a number of lines; \
+             a regular expression is not supported"
+        )
+    })
+}
+
+/// Reads from `input` into `buf`, `step` bytes at a time (GNU parallel reads a block at a time,
+/// and what follows the header starts the first block), until it holds `n` lines, and returns
+/// them: fewer if the input ends first.
+fn take_header(
+    input: &mut impl Read,
+    buf: &mut Vec<u8>,
+    n: usize,
+    step: usize,
+) -> io::Result<Vec<u8>> {
+    let mut eof = false;
+    loop {
+        let mut at = 0;
+        let mut found = 0;
+        while found < n {
+            match memchr::memchr(b'\n', &buf[at..]) {
+                Some(i) => {
+                    at += i + 1;
+                    found += 1;
+                }
+                None => break,
+            }
+        }
+        if found == n || eof {
+            let end = if found == n { at } else { buf.len() };
+            let rest = buf.split_off(end);
+            return Ok(std::mem::replace(buf, rest));
+        }
+        let before = buf.len();
+        input.by_ref().take(step as u64).read_to_end(buf)?;
+        eof = buf.len() == before;
+    }
+}
+
+/// The blocks of a stream, in order, each with the header before it.
+pub(crate) struct Blocks<R> {
+    input: R,
+    cuts: Cuts,
+    header: Option<Vec<u8>>,
+    /// The header, then the bytes read and not yet cut off.
+    buf: Vec<u8>,
+    block: usize,
+    ready: std::collections::VecDeque<Vec<u8>>,
+    eof: bool,
+    done: bool,
+    /// Told when a record longer than the block grows it.
+    warn: fn(&str),
+}
+
+impl<R: Read> Blocks<R> {
+    pub(crate) fn new(input: R, cuts: Cuts, warn: fn(&str)) -> Self {
+        Blocks {
+            input,
+            block: cuts.block,
+            cuts,
+            header: None,
+            buf: Vec::new(),
+            ready: Default::default(),
+            eof: false,
+            done: false,
+            warn,
+        }
+    }
+
+    fn head(&self) -> &[u8] {
+        self.header.as_deref().unwrap_or_default()
+    }
+
+    /// Reads up to the next multiple of the block size, as GNU parallel does.
+    fn read_block(&mut self) -> io::Result<()> {
+        let have = self.buf.len() - self.head().len();
+        let want = self.block - have % self.block;
+        self.buf.reserve(want);
+        let got = self
+            .input
+            .by_ref()
+            .take(want as u64)
+            .read_to_end(&mut self.buf)?;
+        self.eof = got < want;
+        Ok(())
+    }
+
+    /// Cuts the block off at `end` (past the header): it goes out whole, moved, and a new
+    /// buffer starts with the header and what follows.
+    fn cut(&mut self, end: usize) {
+        let head = self.head().len();
+        if end == 0 {
+            return;
+        }
+        let mut next =
+            crate::tasks::feed::buffer(head + self.block + (self.buf.len() - head - end));
+        next.extend_from_slice(self.head());
+        next.extend_from_slice(&self.buf[head + end..]);
+        let mut block = std::mem::replace(&mut self.buf, next);
+        block.truncate(head + end);
+        self.ready.push_back(block);
+    }
+
+    /// One round: read, cut what GNU parallel cuts; returns whether anything was cut.
+    fn round(&mut self) -> io::Result<bool> {
+        if self.header.is_none() {
+            let header = take_header(
+                &mut self.input,
+                &mut self.buf,
+                self.cuts.header_lines,
+                self.block,
+            )?;
+            let mut buf = header.clone();
+            buf.append(&mut self.buf);
+            self.buf = buf;
+            self.header = Some(header);
+        }
+        self.read_block()?;
+        let head = self.head().len();
+        let before = self.ready.len();
+        match (self.cuts.records, self.cuts.lines) {
+            (None, Some(lines)) => {
+                // Groups of `lines` lines: cut after the last whole group.
+                let data = &self.buf[head..];
+                let mut count = memchr::memchr_iter(b'\n', data).count();
+                let mut ends = memchr::memrchr_iter(b'\n', data);
+                let mut last = ends.next();
+                while !count.is_multiple_of(lines) {
+                    count -= 1;
+                    last = ends.next();
+                }
+                if let Some(i) = last {
+                    self.cut(i + 1);
+                }
+            }
+            (Some(n), lines) => {
+                // Every n records (of `lines` lines each, with -L) goes out on its own.
+                let n = n.saturating_mul(lines.unwrap_or(1));
+                loop {
+                    let head = self.head().len();
+                    let data = &self.buf[head..];
+                    // GNU parallel looks for each split one byte past the start of the last.
+                    let mut at = 0;
+                    let mut found = None;
+                    for _ in 0..n {
+                        match self.cuts.split.first(data, at + 1) {
+                            Some((start, cut)) => {
+                                at = start;
+                                found = Some(cut);
+                            }
+                            None => {
+                                found = None;
+                                break;
+                            }
+                        }
+                    }
+                    match found {
+                        Some(end) if !data.is_empty() => {
+                            let mut block = Vec::with_capacity(head + end);
+                            block.extend_from_slice(&self.buf[..head + end]);
+                            self.buf.drain(head..head + end);
+                            self.ready.push_back(block);
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            (None, None) => {
+                if !self.eof
+                    && let Some(end) = self.cuts.split.last(&self.buf[head..])
+                {
+                    self.cut(end);
+                }
+            }
+        }
+        Ok(self.ready.len() > before)
+    }
+}
+
+impl<R: Read> Iterator for Blocks<R> {
+    type Item = io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(block) = self.ready.pop_front() {
+                return Some(Ok(block));
+            }
+            if self.done {
+                return None;
+            }
+            if self.eof {
+                self.done = true;
+                if self.buf.len() > self.head().len() {
+                    return Some(Ok(std::mem::take(&mut self.buf)));
+                }
+                return None;
+            }
+            match self.round() {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot read stdin: {e}"),
+                    )));
+                }
+                Ok(false) if !self.eof && self.block < MOST => {
+                    let old = self.block;
+                    self.block = ((old as f64 * 1.3 + 1.0).ceil() as usize).min(MOST);
+                    (self.warn)(&format!(
+                        "weft: warning: a record was longer than {old}: increasing to --block {}",
+                        self.block
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// The blocks of the file `path` (`--pipe-part`): found by reading only around each cut.
+pub(crate) fn parts(
+    path: PathBuf,
+    cuts: &Cuts,
+    per_worker: Option<(u64, usize)>,
+) -> io::Result<impl Iterator<Item = io::Result<Block>> + use<>> {
+    let shown: std::rc::Rc<str> = path.display().to_string().into();
+    let named = move |e: io::Error| io::Error::new(e.kind(), format!("cannot read {shown}: {e}"));
+    // Looked at before it is opened: opening a fifo would wait for a writer.
+    let meta = std::fs::metadata(&path).map_err(named.clone())?;
+    if !meta.is_file() {
+        return Err(io::Error::other(format!(
+            "--pipe-part reads a file: {} is not one (use --pipe for a stream)",
+            path.display()
+        )));
+    }
+    let file = File::open(&path).map_err(named.clone())?;
+    let size = meta.len();
+    let mut head = Vec::new();
+    if cuts.header_lines > 0 {
+        let mut reader = ReadAt { file: &file, at: 0 };
+        let mut buf = Vec::new();
+        head = take_header(&mut reader, &mut buf, cuts.header_lines, 1 << 16)
+            .map_err(named.clone())?;
+    }
+    let split = cuts.split.clone();
+    let block = match per_worker {
+        // GNU parallel: 1 + size / workers / N.
+        Some((n, workers)) => 1 + size / workers.max(1) as u64 / n.max(1),
+        None => cuts.block as u64,
+    };
+    let mut start = head.len() as u64;
+    let mut pos = start;
+    let mut ended = false;
+    Ok(std::iter::from_fn(move || {
+        if ended {
+            return None;
+        }
+        // The next cut: the first split at or past a block on from the last cut.
+        let mut end = size;
+        pos += block;
+        while pos < size {
+            if split.anywhere() {
+                end = pos;
+                break;
+            }
+            match find_from(&file, pos, &split) {
+                Ok(Some(cut)) => {
+                    pos = cut;
+                    end = pos;
+                    break;
+                }
+                Ok(None) => pos = size,
+                Err(e) => {
+                    ended = true;
+                    return Some(Err(named(e)));
+                }
+            }
+        }
+        if end >= size {
+            ended = true;
+            end = size;
+        }
+        let len = end - start;
+        let part = Block::Part {
+            head: head.clone(),
+            path: path.clone(),
+            offset: start,
+            len,
+        };
+        start = end;
+        (len > 0).then_some(Ok(part))
+    }))
+}
+
+/// Where `file` is cut for the first split at or past `from`, reading a window at a time. With
+/// `--regexp`, the last split in the first window that has one, as GNU parallel finds it.
+fn find_from(file: &File, from: u64, split: &Split) -> io::Result<Option<u64>> {
+    let mut buf = Vec::new();
+    let mut at = from;
+    loop {
+        let old = buf.len();
+        buf.resize(old + (1 << 17), 0);
+        let n = file.read_at(&mut buf[old..], at)?;
+        buf.truncate(old + n);
+        at += n as u64;
+        let cut = match split {
+            Split::Fixed { both, .. } => {
+                // A match may straddle the windows: look again from where the last could
+                // not end.
+                let look = old.saturating_sub(both.len().saturating_sub(1));
+                split.first(&buf, look).map(|(_, cut)| cut)
+            }
+            Split::Regex(_) => split.last(&buf),
+        };
+        if let Some(cut) = cut {
+            return Ok(Some(from + cut as u64));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// Reads a file from an offset without moving its cursor.
+struct ReadAt<'f> {
+    file: &'f File,
+    at: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// `--round-robin`: at most one job per worker, each fed whole blocks on one stream for as long
+/// as the input lasts, as GNU parallel does: the first blocks start the jobs, each later block
+/// goes to the next job in turn that has room for it.
+struct RoundRobin<I> {
+    blocks: I,
+    slots: usize,
+    streams: Vec<Stream>,
+    /// Where the search for a stream with room starts.
+    turn: usize,
+    ended: bool,
+}
+
+/// One job's stream: its pipe and the block being written to it.
+struct Stream {
+    /// `None` once its command has closed its end.
+    fd: Option<std::os::fd::OwnedFd>,
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Stream {
+    fn busy(&self) -> bool {
+        self.fd.is_some() && self.at < self.bytes.len()
+    }
+
+    /// Writes what the pipe has room for.
+    fn pump(&mut self) {
+        use std::os::fd::AsFd;
+        let Some(fd) = &self.fd else { return };
+        while self.at < self.bytes.len() {
+            match crate::sys::write_some(fd.as_fd(), &self.bytes[self.at..]) {
+                Ok(0) => return,
+                Ok(n) => self.at += n,
+                // Its command is gone: what it was given goes nowhere, as in GNU parallel.
+                Err(_) => {
+                    self.fd = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl<I: Iterator<Item = io::Result<Vec<u8>>>> RoundRobin<I> {
+    /// Gives `block` to the first stream with room for it, waiting for one.
+    fn give(&mut self, block: Vec<u8>) -> io::Result<()> {
+        loop {
+            // In turn, from the one after the last given a block.
+            let n = self.streams.len();
+            let free = (0..n)
+                .map(|k| (self.turn + k) % n)
+                .find(|&i| self.streams[i].fd.is_some() && !self.streams[i].busy());
+            if let Some(i) = free {
+                let s = &mut self.streams[i];
+                s.bytes = block;
+                s.at = 0;
+                s.pump();
+                self.turn = i + 1;
+                return Ok(());
+            }
+            if self.streams.iter().all(|s| s.fd.is_none()) {
+                return Ok(());
+            }
+            self.wait()?;
+        }
+    }
+
+    /// Waits for room on a busy stream, and writes to those that have it.
+    fn wait(&mut self) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        let busy: Vec<usize> = (0..self.streams.len())
+            .filter(|&i| self.streams[i].busy())
+            .collect();
+        let fds: Vec<_> = busy
+            .iter()
+            .filter_map(|&i| self.streams[i].fd.as_ref().map(|f| f.as_fd()))
+            .collect();
+        let ready = crate::sys::wait_writable(&fds)?;
+        for (i, ready) in busy.into_iter().zip(ready) {
+            if ready {
+                self.streams[i].pump();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is left, then closes every stream: the end of each job's input.
+    fn finish(&mut self) -> io::Result<()> {
+        while self.streams.iter().any(Stream::busy) {
+            self.wait()?;
+        }
+        self.streams.clear();
+        Ok(())
+    }
+}
+
+impl<I: Iterator<Item = io::Result<Vec<u8>>>> Iterator for RoundRobin<I> {
+    type Item = io::Result<Block>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let block = match self.blocks.next() {
+                Some(Ok(block)) => block,
+                end => {
+                    self.ended = true;
+                    let finished = self.finish();
+                    return match end {
+                        Some(Err(e)) => Some(Err(e)),
+                        _ => finished.err().map(Err),
+                    };
+                }
+            };
+            if self.streams.len() < self.slots {
+                let (reader, writer) = match crate::sys::input_pipe(1 << 20) {
+                    Ok(pipe) => pipe,
+                    Err(e) => return Some(Err(e)),
+                };
+                let id = crate::tasks::feed::lend_stream(reader.into());
+                let mut stream = Stream {
+                    fd: Some(writer),
+                    bytes: block,
+                    at: 0,
+                };
+                stream.pump();
+                self.streams.push(stream);
+                return Some(Ok(Block::Stream(id)));
+            }
+            if let Err(e) = self.give(block) {
+                self.ended = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+/// How a job gets its block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Via {
+    /// On its stdin.
+    Stdin,
+    /// In a file, `{}` its name (`--cat`).
+    File,
+    /// Through a fifo, `{}` its name (`--fifo`).
+    Fifo,
+}
+
+/// `--pipe` or `--pipe-part`, checked.
+#[derive(Clone, Debug)]
+pub(crate) struct Piping {
+    pub(crate) cuts: Cuts,
+    /// `--pipe-part`'s file (`-a`); `--pipe` reads stdin.
+    pub(crate) file: Option<PathBuf>,
+    /// `--pipe-part`: blocks are ranges of `file`, never read here.
+    pub(crate) part: bool,
+    /// `--round-robin`: at most this many jobs, each fed blocks for as long as the input lasts.
+    pub(crate) round_robin: Option<usize>,
+    /// `--pipe-part` with no --block or a negative one, `-N`: blocks sized for N jobs per
+    /// worker (GNU parallel's default is 10), among this many workers.
+    pub(crate) per_worker: Option<(u64, usize)>,
+    pub(crate) via: Via,
+}
+
+impl Piping {
+    /// The blocks, in order; run on the input thread.
+    pub(crate) fn open(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<Block>>>> {
+        if self.part {
+            let path = self.file.clone().expect("--pipe-part has its file");
+            return Ok(Box::new(parts(path, &self.cuts, self.per_worker)?));
+        }
+        let input = io::stdin().lock();
+        let blocks = Blocks::new(input, self.cuts.clone(), warn);
+        Ok(match self.round_robin {
+            Some(slots) => Box::new(RoundRobin {
+                blocks,
+                slots,
+                streams: Vec::new(),
+                turn: 0,
+                ended: false,
+            }),
+            None => Box::new(blocks.map(|b| b.map(Block::Bytes))),
+        })
+    }
+}
+
+fn warn(message: &str) {
+    say!("{message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cuts(block: usize) -> Cuts {
+        Cuts {
+            block,
+            split: Split::new(b"\n", b"", false).unwrap(),
+            records: None,
+            lines: None,
+            header_lines: 0,
+        }
+    }
+
+    fn blocks(input: &[u8], cuts: Cuts) -> Vec<String> {
+        Blocks::new(input, cuts, |_| {})
+            .map(|b| String::from_utf8(b.unwrap()).unwrap().replace('\n', ","))
+            .collect()
+    }
+
+    fn seq(n: usize) -> Vec<u8> {
+        (1..=n)
+            .map(|i| format!("{i}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn blocks_are_cut_where_gnu_parallel_cuts_them() {
+        // `seq 12 | parallel --pipe --block B -k 'tr "\n" ,; echo'` with GNU parallel 20221122.
+        let gnu: [(usize, &[&str]); 6] = [
+            (
+                3,
+                &[
+                    "1,", "2,", "3,", "4,", "5,", "6,", "7,", "8,", "9,", "10,", "11,", "12,",
+                ],
+            ),
+            (
+                4,
+                &["1,2,", "3,4,", "5,6,", "7,8,", "9,", "10,", "11,", "12,"],
+            ),
+            (6, &["1,2,3,", "4,5,6,", "7,8,9,", "10,11,", "12,"]),
+            (9, &["1,2,3,4,", "5,6,7,8,", "9,10,11,", "12,"]),
+            (13, &["1,2,3,4,5,6,", "7,8,9,10,11,", "12,"]),
+            (
+                2,
+                &[
+                    "1,", "2,", "3,", "4,", "5,", "6,", "7,", "8,", "9,", "10,", "11,", "12,",
+                ],
+            ),
+        ];
+        for (block, want) in gnu {
+            assert_eq!(blocks(&seq(12), cuts(block)), want, "--block {block}");
+        }
+        // Records longer than the block grow it (4 -> 7), and it stays grown.
+        assert_eq!(
+            blocks(b"aaaa\nb\nc\ndddddd\ne\n", cuts(4)),
+            ["aaaa,b,", "c,", "dddddd,", "e,"]
+        );
+        assert_eq!(
+            blocks(b"aaaa\nb\nc\ndddddd\ne\n", cuts(6)),
+            ["aaaa,", "b,c,", "dddddd,e,"]
+        );
+        assert!(blocks(b"", cuts(4)).is_empty());
+        assert_eq!(blocks(b"abc", cuts(1 << 20)), ["abc"]);
+    }
+
+    #[test]
+    fn records_and_lines_per_block_follow_gnu_parallel() {
+        let n3 = Cuts {
+            records: Some(3),
+            ..cuts(1 << 20)
+        };
+        assert_eq!(blocks(&seq(10), n3), ["1,2,3,", "4,5,6,", "7,8,9,", "10,"]);
+        let l3 = Cuts {
+            lines: Some(3),
+            ..cuts(1 << 20)
+        };
+        assert_eq!(blocks(&seq(10), l3), ["1,2,3,4,5,6,7,8,9,", "10,"]);
+        let l3 = Cuts {
+            lines: Some(3),
+            ..cuts(6)
+        };
+        assert_eq!(blocks(&seq(10), l3), ["1,2,3,", "4,5,6,", "7,8,9,", "10,"]);
+    }
+
+    #[test]
+    fn the_header_goes_before_every_block_and_records_split_at_recend_then_recstart() {
+        let header = Cuts {
+            header_lines: 1,
+            ..cuts(4)
+        };
+        assert_eq!(
+            blocks(b"h1\n1\n2\n3\n4\n5\n", header),
+            ["h1,1,2,", "h1,3,4,", "h1,5,"]
+        );
+        let b = Cuts {
+            split: Split::new(b"b", b"", false).unwrap(),
+            ..cuts(2)
+        };
+        let got: Vec<_> = Blocks::new(&b"a1b2a3b4a5"[..], b, |_| {})
+            .map(|b| String::from_utf8(b.unwrap()).unwrap())
+            .collect();
+        assert_eq!(got, ["a1b", "2a3b", "4a5"]);
+        let fasta = Cuts {
+            split: Split::new(b"", b">", false).unwrap(),
+            ..cuts(3)
+        };
+        assert_eq!(
+            blocks(b">a\nx\n>b\ny\n>c\nz\n", fasta),
+            [">a,x,", ">b,y,", ">c,z,"]
+        );
+    }
+
+    #[test]
+    fn block_sizes_take_gnu_parallels_suffixes() {
+        assert_eq!(parse_block("1M"), Ok(1 << 20));
+        assert_eq!(parse_block("1k"), Ok(1000));
+        assert_eq!(parse_block("1K"), Ok(1024));
+        assert_eq!(parse_block("1ki"), Ok(1024));
+        assert_eq!(parse_block("1.5k"), Ok(1500));
+        assert_eq!(parse_block("10"), Ok(10));
+        for bad in ["", "0", "-1", "x", "1q", "3G", "nan"] {
+            assert!(parse_block(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_count("-N", "2k"), Ok(2000));
+        assert!(parse_count("-N", "0").is_err());
+    }
+}
