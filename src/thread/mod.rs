@@ -228,7 +228,7 @@ fn serve(
         let _ = events.send(Event::Ready(key));
     };
     let state = catch(|| registry.init_state(id));
-    let mut cx = Context::new(id, shared.cancel.clone(), None);
+    let mut cx = Context::on_worker(id, shared.cancel.clone(), None);
     let init_error = match state {
         Ok(state) => {
             cx.state = state;
