@@ -276,6 +276,65 @@ impl Pool {
         }
     }
 
+    /// Runs the closure `f` over every input, yielding one [`Outcome`] per input as
+    /// [`map`](Self::map) does, with the same timeouts, cancellation and order: Python's
+    /// `pool.map(f, inputs)`, without a [`Task`] struct, its registration or serde. The closure
+    /// is shared by the pool's threads and may capture what it needs (an `Arc`, a channel).
+    ///
+    /// Closures run on thread workers only: nothing names a closure in a worker process. On a
+    /// process pool every job is [`Status::Failed`] saying so. A closure's job has one attempt
+    /// whatever [`PoolBuilder::attempts`] says (its input is not kept to run it again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use weft::Pool;
+    ///
+    /// let seen = Arc::new(AtomicU64::new(0));
+    /// let mut pool = Pool::builder().workers(2).keep_order(true).build()?;
+    /// let squares: Vec<u64> = pool
+    ///     .map_fn(1..=4u64, {
+    ///         let seen = seen.clone();
+    ///         move |x| {
+    ///             seen.fetch_add(1, Ordering::Relaxed);
+    ///             x * x
+    ///         }
+    ///     })
+    ///     .filter_map(|o| o.ok())
+    ///     .collect();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// assert_eq!(seen.load(Ordering::Relaxed), 4);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn map_fn<'a, X, O, F, I>(&'a mut self, inputs: I, f: F) -> FnResults<'a, O>
+    where
+        X: Send + 'static,
+        O: Send + 'static,
+        F: Fn(X) -> O + Send + Sync + 'static,
+        I: IntoIterator<Item = X>,
+        I::IntoIter: 'a,
+    {
+        let engine = self.engine.get_mut();
+        let inputs = inputs.into_iter();
+        // Boxed as a task is, so a job costs what a task's does (see `Entry::of_fn`).
+        let source: Box<dyn Source + 'a> = match engine.cfg.backend {
+            Backend::Thread => Box::new(inputs.map(|x| Pull::Ready(Ok(Box::new(x))))),
+            Backend::Process => Box::new(
+                inputs.map(|_| Pull::Ready(Err(crate::registry::CLOSURE_ON_PROCESS.into()))),
+            ),
+        };
+        engine.pump();
+        let mut run = Run::new(Entry::of_fn::<X, O, F>(), source, engine.cfg.keep_order);
+        run.closure = Some(std::sync::Arc::new(f));
+        FnResults {
+            engine,
+            run: Some(run),
+            _output: PhantomData,
+        }
+    }
+
     /// Like [`map`](Self::map), over a source whose inputs may have failed, be skipped or not
     /// be ready yet (see [`Pending`]).
     pub(crate) fn map_pending<'a, T, I>(&'a mut self, tasks: I) -> Results<'a, T>
@@ -590,6 +649,60 @@ impl Iterator for JsonResults<'_> {
 }
 
 impl Drop for JsonResults<'_> {
+    fn drop(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            self.engine.cancel(&mut run);
+        }
+    }
+}
+
+/// The outcomes of [`Pool::map_fn`], one per input: an iterator of [`Outcome`]s of the
+/// closure's output type. Dropping it early cancels the jobs still running.
+///
+/// # Examples
+///
+/// ```
+/// use weft::{FnResults, Pool};
+///
+/// let mut pool = Pool::builder().workers(2).build()?;
+/// let results: FnResults<'_, String> = pool.map_fn(["a", "b"], |s| s.to_uppercase());
+/// let mut words: Vec<String> = results.filter_map(|o| o.ok()).collect();
+/// words.sort();
+/// assert_eq!(words, ["A", "B"]);
+/// # Ok::<(), weft::Error>(())
+/// ```
+pub struct FnResults<'p, O> {
+    engine: &'p mut Engine,
+    run: Option<Run<'p>>,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O: 'static> FnResults<'_, O> {
+    /// As [`Results::next_unready`].
+    #[inline(never)]
+    fn next_unready(&mut self) -> Option<Outcome<Value>> {
+        self.engine.next(self.run.as_mut()?)
+    }
+}
+
+impl<O: 'static> Iterator for FnResults<'_, O> {
+    type Item = Outcome<O>;
+
+    /// Inlined, as [`Results`]'s is.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        let outcome = match self.engine.pop_ready(self.run.as_mut()?) {
+            Some(o) => o,
+            None => self.next_unready()?,
+        };
+        Some(outcome.map(|value| match value {
+            Value::Local(b) => Status::Ok(*b.downcast::<O>().expect("output type")),
+            Value::Encoded(_) => Status::Failed(crate::registry::CLOSURE_ON_PROCESS.into()),
+        }))
+    }
+}
+
+impl<O> Drop for FnResults<'_, O> {
     fn drop(&mut self) {
         if let Some(mut run) = self.run.take() {
             self.engine.cancel(&mut run);

@@ -245,6 +245,9 @@ pub struct Context {
     pub(crate) cancel: CancelToken,
     pub(crate) deadline: Option<Instant>,
     pub(crate) state: Option<Rc<dyn Any>>,
+    /// The closure of a run of [`Pool::map_fn`](crate::Pool::map_fn), set per batch: its
+    /// jobs' inputs are the closure's arguments alone, boxed as a task would be.
+    pub(crate) closure: Option<crate::registry::Closure>,
 }
 
 impl Default for Context {
@@ -305,6 +308,7 @@ impl Context {
             cancel,
             deadline: None,
             state,
+            closure: None,
         }
     }
 
