@@ -12,6 +12,7 @@ use crate::engine::{Config, Engine, Launch, Pull, Run, Source, Waker};
 use crate::error::{Error, ErrorKind};
 use crate::event::Value;
 use crate::outcome::{Outcome, Status};
+use crate::queue::Queue;
 use crate::registry::{Entry, Registry};
 use crate::task::{Backend, Task};
 use crate::wire::Payload;
@@ -333,6 +334,137 @@ impl Pool {
             run: Some(run),
             _output: PhantomData,
         }
+    }
+
+    /// A live queue into the pool, Python's `apply_async` / `executor.submit` with
+    /// `as_completed`: other threads [`submit`](Queue::submit) tasks through the [`Queue`] (clone
+    /// it for each), and the outcomes come here as each job finishes, without waiting for the
+    /// next submission. They end once every `Queue` is dropped and every job submitted has
+    /// been reported. Dropping the outcomes early cancels the jobs still running, and later
+    /// submissions are refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::Pool;
+    /// use weft::tasks::Sum;
+    ///
+    /// let mut pool = Pool::builder().workers(2).build()?;
+    /// let (queue, outcomes) = pool.queue();
+    /// std::thread::spawn(move || {
+    ///     for i in 1..=3u64 {
+    ///         queue.submit(Sum::new(0..i)).unwrap();
+    ///     }
+    /// });
+    /// let total: u128 = outcomes.filter_map(|o| o.ok()).sum();
+    /// assert_eq!(total, 0 + 1 + 3);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn queue<T: Task>(&mut self) -> (Queue<T>, Results<'_, T>) {
+        let (queue, source) = Queue::new(self.waker());
+        (queue, self.map_pending(source))
+    }
+
+    /// A live queue of inputs to the closure `f`, as [`queue`](Self::queue) is of tasks and
+    /// with what [`map_fn`](Self::map_fn) says of closures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = weft::Pool::builder().workers(2).build()?;
+    /// let (queue, outcomes) = pool.queue_fn(|s: String| s.len());
+    /// std::thread::spawn(move || {
+    ///     for word in ["a", "bb", "ccc"] {
+    ///         queue.submit(word.to_string()).unwrap();
+    ///     }
+    /// });
+    /// let mut lengths: Vec<usize> = outcomes.filter_map(|o| o.ok()).collect();
+    /// lengths.sort();
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn queue_fn<X, O, F>(&mut self, f: F) -> (Queue<X>, FnResults<'_, O>)
+    where
+        X: Send + 'static,
+        O: Send + 'static,
+        F: Fn(X) -> O + Send + Sync + 'static,
+    {
+        let (queue, inputs) = Queue::new(self.waker());
+        let engine = self.engine.get_mut();
+        let on_threads = engine.cfg.backend == Backend::Thread;
+        let source = inputs.map(move |x| match x.task() {
+            Ok(x) if on_threads => Pull::Ready(Ok(Box::new(x))),
+            Ok(_) => Pull::Ready(Err(crate::registry::CLOSURE_ON_PROCESS.into())),
+            Err(pull) => pull,
+        });
+        engine.pump();
+        let mut run = Run::new(
+            Entry::of_fn::<X, O, F>(),
+            Box::new(source),
+            engine.cfg.keep_order,
+        );
+        run.closure = Some(std::sync::Arc::new(f));
+        (
+            queue,
+            FnResults {
+                engine,
+                run: Some(run),
+                _output: PhantomData,
+            },
+        )
+    }
+
+    /// Like [`map`](Self::map), but `inputs` are read on a thread of their own and each
+    /// outcome is handed back as soon as its job ends, however long the iterator then blocks
+    /// for its next input (a channel's receiver fed by a producer, lines of a socket): `map`
+    /// asks for the next input on the caller's thread, so an outcome would wait for it. The
+    /// reading thread ends with the iterator, or once the outcomes are dropped and it has
+    /// read one more input.
+    ///
+    /// # Errors
+    /// The operating system refused a thread to read the inputs ([`ErrorKind::Spawn`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::Pool;
+    /// use weft::tasks::Sum;
+    ///
+    /// let mut pool = Pool::builder().workers(2).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let mut outcomes = pool.map_live(rx)?;
+    /// tx.send(Sum::new(0..10)).unwrap();
+    /// // Handed back while the channel is still open and empty.
+    /// assert_eq!(outcomes.next().and_then(|o| o.ok()), Some(45));
+    /// drop(tx);
+    /// assert!(outcomes.next().is_none());
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn map_live<T, I>(&mut self, inputs: I) -> Result<Results<'_, T>, Error>
+    where
+        T: Task,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        let (queue, outcomes) = self.queue();
+        let inputs = inputs.into_iter();
+        std::thread::Builder::new()
+            .name("weft-input".into())
+            .spawn(move || {
+                for input in inputs {
+                    if queue.submit(input).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Spawn,
+                    "the thread reading the inputs could not start",
+                )
+                .with_source(e)
+            })?;
+        Ok(outcomes)
     }
 
     /// Like [`map`](Self::map), over a source whose inputs may have failed, be skipped or not
