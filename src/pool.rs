@@ -327,8 +327,8 @@ impl Pool {
             ),
         };
         engine.pump();
-        let mut run = Run::new(Entry::of_fn(), source, engine.cfg.keep_order);
-        run.closure = Some(crate::registry::closure(f));
+        let mut run = Run::new(Entry::of_fn::<X, O, F>(), source, engine.cfg.keep_order);
+        run.closure = Some(crate::sys::Typed::new(f));
         FnResults {
             engine,
             run: Some(run),
@@ -398,8 +398,12 @@ impl Pool {
             Err(pull) => pull,
         });
         engine.pump();
-        let mut run = Run::new(Entry::of_fn(), Box::new(source), engine.cfg.keep_order);
-        run.closure = Some(crate::registry::closure(f));
+        let mut run = Run::new(
+            Entry::of_fn::<X, O, F>(),
+            Box::new(source),
+            engine.cfg.keep_order,
+        );
+        run.closure = Some(crate::sys::Typed::new(f));
         (
             queue,
             FnResults {

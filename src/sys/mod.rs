@@ -19,11 +19,13 @@ mod pipe;
 pub(crate) mod region;
 mod slot;
 pub(crate) mod spsc;
+mod typed;
 
 pub(crate) use clock::Clock;
 pub(crate) use fifo::Fifo;
 pub(crate) use pipe::output_pipe;
 pub(crate) use slot::{SLOT_BYTES, SLOT_WORDS, SharedSlot, SlotView};
+pub(crate) use typed::Typed;
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's
 /// job start time can be compared with the coordinator's deadline.
