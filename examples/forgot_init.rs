@@ -53,7 +53,7 @@ fn main() {
     let result = if args.iter().any(|a| a == "spawn") {
         Process::builder()
             .spawn(Sum::new(0..100))
-            .map(|p| format!("{:?}", p.join().status))
+            .map(|mut p| format!("{:?}", p.join().status))
     } else {
         Pool::builder()
             .workers(2)

@@ -48,12 +48,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         process.is_alive()
     );
 
-    // `join` consumes the handle; waiting through `join_timeout` keeps it for `exit_status`.
+    // Joined by reference, as in Python: the handle stays, for `exitcode`.
     let outcome = process
         .join_timeout(Duration::from_secs(600))
-        .ok_or("the process did not finish within 10 minutes")?;
-    let status = process.exit_status().ok_or("no exit status after join")?;
-    println!("joined; alive: {}, {status}", process.is_alive());
+        .ok_or("the process did not finish within 10 minutes")?
+        .clone();
+    let code = process.exitcode().ok_or("no exit code after join")?;
+    println!("joined; alive: {}, exitcode {code}", process.is_alive());
 
     let (count, pid) = outcome
         .into_result()

@@ -60,7 +60,7 @@ fn main() -> Result<(), weft::Error> {
 
     for process in processes {
         let name = process.name().to_string();
-        match process.join().into_result() {
+        match process.into_outcome().into_result() {
             Ok(said) => println!("{name}: {said}"),
             Err(status) => println!("{name}: {status}"),
         }

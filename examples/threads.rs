@@ -52,7 +52,7 @@ fn main() -> Result<(), weft::Error> {
 
     for thread in threads {
         let name = thread.name().to_string();
-        match thread.join().into_result() {
+        match thread.into_outcome().into_result() {
             Ok(said) => println!("{name}: {said}"),
             Err(status) => println!("{name}: {status}"),
         }

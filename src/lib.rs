@@ -50,6 +50,7 @@ mod handle;
 mod outcome;
 mod pool;
 mod process;
+mod queue;
 mod registry;
 mod sys;
 mod task;
@@ -68,7 +69,8 @@ pub use handle::{
     AsCompleted, Handle, IntoHandle, Process, ProcessBuilder, Thread, ThreadBuilder, as_completed,
 };
 pub use outcome::{Crash, Outcome, Status};
-pub use pool::{JsonResults, Pool, PoolBuilder, Results};
+pub use pool::{FnResults, JsonResults, Pool, PoolBuilder, Results};
 pub use process::worker::init;
+pub use queue::Queue;
 pub use registry::{Registry, TaskInfo};
 pub use task::{Backend, CancelToken, Context, Failure, Task};

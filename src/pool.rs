@@ -12,6 +12,7 @@ use crate::engine::{Config, Engine, Launch, Pull, Run, Source, Waker};
 use crate::error::{Error, ErrorKind};
 use crate::event::Value;
 use crate::outcome::{Outcome, Status};
+use crate::queue::Queue;
 use crate::registry::{Entry, Registry};
 use crate::task::{Backend, Task};
 use crate::wire::Payload;
@@ -275,6 +276,196 @@ impl Pool {
             run: Some(run),
             _output: PhantomData,
         }
+    }
+
+    /// Runs the closure `f` over every input, yielding one [`Outcome`] per input as
+    /// [`map`](Self::map) does, with the same timeouts, cancellation and order: Python's
+    /// `pool.map(f, inputs)`, without a [`Task`] struct, its registration or serde. The closure
+    /// is shared by the pool's threads and may capture what it needs (an `Arc`, a channel).
+    ///
+    /// Closures run on thread workers only: nothing names a closure in a worker process. On a
+    /// process pool every job is [`Status::Failed`] saying so. A closure's job has one attempt
+    /// whatever [`PoolBuilder::attempts`] says (its input is not kept to run it again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use weft::Pool;
+    ///
+    /// let seen = Arc::new(AtomicU64::new(0));
+    /// let mut pool = Pool::builder().workers(2).keep_order(true).build()?;
+    /// let squares: Vec<u64> = pool
+    ///     .map_fn(1..=4u64, {
+    ///         let seen = seen.clone();
+    ///         move |x| {
+    ///             seen.fetch_add(1, Ordering::Relaxed);
+    ///             x * x
+    ///         }
+    ///     })
+    ///     .filter_map(|o| o.ok())
+    ///     .collect();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// assert_eq!(seen.load(Ordering::Relaxed), 4);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn map_fn<'a, X, O, F, I>(&'a mut self, inputs: I, f: F) -> FnResults<'a, O>
+    where
+        X: Send + 'static,
+        O: Send + 'static,
+        F: Fn(X) -> O + Send + Sync + 'static,
+        I: IntoIterator<Item = X>,
+        I::IntoIter: 'a,
+    {
+        let engine = self.engine.get_mut();
+        let inputs = inputs.into_iter();
+        // Boxed as a task is, so a job costs what a task's does (see `Entry::of_fn`).
+        let source: Box<dyn Source + 'a> = match engine.cfg.backend {
+            Backend::Thread => Box::new(inputs.map(|x| Pull::Ready(Ok(Box::new(x))))),
+            Backend::Process => Box::new(
+                inputs.map(|_| Pull::Ready(Err(crate::registry::CLOSURE_ON_PROCESS.into()))),
+            ),
+        };
+        engine.pump();
+        let mut run = Run::new(Entry::of_fn::<X, O, F>(), source, engine.cfg.keep_order);
+        run.closure = Some(crate::sys::Typed::new(f));
+        FnResults {
+            engine,
+            run: Some(run),
+            _output: PhantomData,
+        }
+    }
+
+    /// A live queue into the pool, Python's `apply_async` / `executor.submit` with
+    /// `as_completed`: other threads [`submit`](Queue::submit) tasks through the [`Queue`] (clone
+    /// it for each), and the outcomes come here as each job finishes, without waiting for the
+    /// next submission. They end once every `Queue` is dropped and every job submitted has
+    /// been reported. Dropping the outcomes early cancels the jobs still running, and later
+    /// submissions are refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::Pool;
+    /// use weft::tasks::Sum;
+    ///
+    /// let mut pool = Pool::builder().workers(2).build()?;
+    /// let (queue, outcomes) = pool.queue();
+    /// std::thread::spawn(move || {
+    ///     for i in 1..=3u64 {
+    ///         queue.submit(Sum::new(0..i)).unwrap();
+    ///     }
+    /// });
+    /// let total: u128 = outcomes.filter_map(|o| o.ok()).sum();
+    /// assert_eq!(total, 0 + 1 + 3);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn queue<T: Task>(&mut self) -> (Queue<T>, Results<'_, T>) {
+        let (queue, source) = Queue::new(self.waker());
+        (queue, self.map_pending(source))
+    }
+
+    /// A live queue of inputs to the closure `f`, as [`queue`](Self::queue) is of tasks and
+    /// with what [`map_fn`](Self::map_fn) says of closures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut pool = weft::Pool::builder().workers(2).build()?;
+    /// let (queue, outcomes) = pool.queue_fn(|s: String| s.len());
+    /// std::thread::spawn(move || {
+    ///     for word in ["a", "bb", "ccc"] {
+    ///         queue.submit(word.to_string()).unwrap();
+    ///     }
+    /// });
+    /// let mut lengths: Vec<usize> = outcomes.filter_map(|o| o.ok()).collect();
+    /// lengths.sort();
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn queue_fn<X, O, F>(&mut self, f: F) -> (Queue<X>, FnResults<'_, O>)
+    where
+        X: Send + 'static,
+        O: Send + 'static,
+        F: Fn(X) -> O + Send + Sync + 'static,
+    {
+        let (queue, inputs) = Queue::new(self.waker());
+        let engine = self.engine.get_mut();
+        let on_threads = engine.cfg.backend == Backend::Thread;
+        let source = inputs.map(move |x| match x.task() {
+            Ok(x) if on_threads => Pull::Ready(Ok(Box::new(x))),
+            Ok(_) => Pull::Ready(Err(crate::registry::CLOSURE_ON_PROCESS.into())),
+            Err(pull) => pull,
+        });
+        engine.pump();
+        let mut run = Run::new(
+            Entry::of_fn::<X, O, F>(),
+            Box::new(source),
+            engine.cfg.keep_order,
+        );
+        run.closure = Some(crate::sys::Typed::new(f));
+        (
+            queue,
+            FnResults {
+                engine,
+                run: Some(run),
+                _output: PhantomData,
+            },
+        )
+    }
+
+    /// Like [`map`](Self::map), but `inputs` are read on a thread of their own and each
+    /// outcome is handed back as soon as its job ends, however long the iterator then blocks
+    /// for its next input (a channel's receiver fed by a producer, lines of a socket): `map`
+    /// asks for the next input on the caller's thread, so an outcome would wait for it. The
+    /// reading thread ends with the iterator, or once the outcomes are dropped and it has
+    /// read one more input.
+    ///
+    /// # Errors
+    /// The operating system refused a thread to read the inputs ([`ErrorKind::Spawn`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::Pool;
+    /// use weft::tasks::Sum;
+    ///
+    /// let mut pool = Pool::builder().workers(2).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let mut outcomes = pool.map_live(rx)?;
+    /// tx.send(Sum::new(0..10)).unwrap();
+    /// // Handed back while the channel is still open and empty.
+    /// assert_eq!(outcomes.next().and_then(|o| o.ok()), Some(45));
+    /// drop(tx);
+    /// assert!(outcomes.next().is_none());
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn map_live<T, I>(&mut self, inputs: I) -> Result<Results<'_, T>, Error>
+    where
+        T: Task,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        let (queue, outcomes) = self.queue();
+        let inputs = inputs.into_iter();
+        std::thread::Builder::new()
+            .name("weft-input".into())
+            .spawn(move || {
+                for input in inputs {
+                    if queue.submit(input).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Spawn,
+                    "the thread reading the inputs could not start",
+                )
+                .with_source(e)
+            })?;
+        Ok(outcomes)
     }
 
     /// Like [`map`](Self::map), over a source whose inputs may have failed, be skipped or not
@@ -591,6 +782,60 @@ impl Iterator for JsonResults<'_> {
 }
 
 impl Drop for JsonResults<'_> {
+    fn drop(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            self.engine.cancel(&mut run);
+        }
+    }
+}
+
+/// The outcomes of [`Pool::map_fn`], one per input: an iterator of [`Outcome`]s of the
+/// closure's output type. Dropping it early cancels the jobs still running.
+///
+/// # Examples
+///
+/// ```
+/// use weft::{FnResults, Pool};
+///
+/// let mut pool = Pool::builder().workers(2).build()?;
+/// let results: FnResults<'_, String> = pool.map_fn(["a", "b"], |s| s.to_uppercase());
+/// let mut words: Vec<String> = results.filter_map(|o| o.ok()).collect();
+/// words.sort();
+/// assert_eq!(words, ["A", "B"]);
+/// # Ok::<(), weft::Error>(())
+/// ```
+pub struct FnResults<'p, O> {
+    engine: &'p mut Engine,
+    run: Option<Run<'p>>,
+    _output: PhantomData<fn() -> O>,
+}
+
+impl<O: 'static> FnResults<'_, O> {
+    /// As [`Results::next_unready`].
+    #[inline(never)]
+    fn next_unready(&mut self) -> Option<Outcome<Value>> {
+        self.engine.next(self.run.as_mut()?)
+    }
+}
+
+impl<O: 'static> Iterator for FnResults<'_, O> {
+    type Item = Outcome<O>;
+
+    /// Inlined, as [`Results`]'s is.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        let outcome = match self.engine.pop_ready(self.run.as_mut()?) {
+            Some(o) => o,
+            None => self.next_unready()?,
+        };
+        Some(outcome.map(|value| match value {
+            Value::Local(b) => Status::Ok(*b.downcast::<O>().expect("output type")),
+            Value::Encoded(_) => Status::Failed(crate::registry::CLOSURE_ON_PROCESS.into()),
+        }))
+    }
+}
+
+impl<O> Drop for FnResults<'_, O> {
     fn drop(&mut self) {
         if let Some(mut run) = self.run.take() {
             self.engine.cancel(&mut run);

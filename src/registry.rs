@@ -17,6 +17,14 @@ pub(crate) type AnyBox = Box<dyn Any + Send>;
 
 type Init = Arc<dyn Fn(usize) -> Rc<dyn Any> + Send + Sync>;
 
+/// The closure of a run of [`Pool::map_fn`](crate::Pool::map_fn), shared with its threads:
+/// its run's entry reads it back as its own type (see [`Entry::of_fn`]).
+pub(crate) type Closure = crate::sys::Typed;
+
+/// Why a closure's job cannot go where a task's can: nothing names it across a re-launch.
+pub(crate) const CLOSURE_ON_PROCESS: &str =
+    "a closure runs on thread workers only: give a process pool a Task";
+
 /// The erased functions of one task type.
 #[derive(Clone, Copy)]
 pub(crate) struct Entry {
@@ -88,6 +96,39 @@ impl Entry {
                     )
                 })
             },
+        }
+    }
+}
+
+impl Entry {
+    /// The functions of a run of closure `F` over inputs `X`: it runs on threads alone, from
+    /// the closure the worker's context holds for the batch, read back as an `F` with no
+    /// virtual call, so its jobs' inputs are `X` boxed as a task's are and a job costs what a
+    /// task's does.
+    pub(crate) fn of_fn<X, O, F>() -> Entry
+    where
+        X: Send + 'static,
+        O: Send + 'static,
+        F: Fn(X) -> O + Send + Sync + 'static,
+    {
+        Entry {
+            name: "closure",
+            about: "",
+            backend: Backend::Thread,
+            run_value: |input, cx| {
+                let Some(f) = cx.closure.as_ref().and_then(|c| c.get::<F>()) else {
+                    return Err(Failure::new(CLOSURE_ON_PROCESS));
+                };
+                let x = *input.downcast::<X>().expect("input of the entry's type");
+                Ok(Box::new(f(x)))
+            },
+            run_bytes: |_, _, _| Err(Failure::new(CLOSURE_ON_PROCESS)),
+            encode_input: |_| Err(CLOSURE_ON_PROCESS.into()),
+            decode_input: |_| Err(CLOSURE_ON_PROCESS.into()),
+            succeeded: |_| true,
+            decode_output: |_| Err(CLOSURE_ON_PROCESS.into()),
+            from_json: |_| Err(CLOSURE_ON_PROCESS.into()),
+            to_json: |_| Err(CLOSURE_ON_PROCESS.into()),
         }
     }
 }

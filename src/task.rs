@@ -112,7 +112,7 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
 /// }
 ///
 /// let t = Thread::builder().spawn(ParsePort("http".into()))?;
-/// assert_eq!(t.join().status, Status::Failed("invalid digit found in string".into()));
+/// assert_eq!(t.into_outcome().status, Status::Failed("invalid digit found in string".into()));
 /// assert!(Failure::timed_out().is_timed_out());
 /// # Ok::<(), weft::Error>(())
 /// ```
@@ -245,10 +245,62 @@ pub struct Context {
     pub(crate) cancel: CancelToken,
     pub(crate) deadline: Option<Instant>,
     pub(crate) state: Option<Rc<dyn Any>>,
+    /// The closure of a run of [`Pool::map_fn`](crate::Pool::map_fn), set per batch: its
+    /// jobs' inputs are the closure's arguments alone, boxed as a task would be.
+    pub(crate) closure: Option<crate::registry::Closure>,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Context {
-    pub(crate) fn new(worker: usize, cancel: CancelToken, state: Option<Rc<dyn Any>>) -> Self {
+    /// A context of its own, to run a task inline (Python's `Thread.run()`) or in a unit test:
+    /// job 1, attempt 1, worker 1, no deadline, no state, a cancel token of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use weft::tasks::Sum;
+    /// use weft::{Context, Task};
+    ///
+    /// assert_eq!(Sum::new(0..10).run(&Context::new()), Ok(45));
+    ///
+    /// let cx = Context::new()
+    ///     .with_state(String::from("hi"))
+    ///     .with_deadline(Instant::now() + Duration::from_secs(1));
+    /// assert_eq!(cx.state::<String>().map(String::as_str), Some("hi"));
+    /// assert_eq!((cx.seq(), cx.attempt(), cx.worker_id()), (1, 1, 1));
+    /// cx.cancel_token().cancel();
+    /// assert!(cx.is_cancelled() && cx.deadline().is_some());
+    /// ```
+    pub fn new() -> Self {
+        let mut cx = Self::on_worker(1, CancelToken::new(), None);
+        cx.seq = 1;
+        cx
+    }
+
+    /// This context with `state` as what [`state`](Self::state) returns, as a registry's
+    /// initializer would have built it.
+    pub fn with_state<S: 'static>(mut self, state: S) -> Self {
+        self.state = Some(Rc::new(state));
+        self
+    }
+
+    /// This context with a deadline, as a pool's timeout would set it.
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    pub(crate) fn on_worker(
+        worker: usize,
+        cancel: CancelToken,
+        state: Option<Rc<dyn Any>>,
+    ) -> Self {
         Context {
             seq: 0,
             attempt: 1,
@@ -256,6 +308,7 @@ impl Context {
             cancel,
             deadline: None,
             state,
+            closure: None,
         }
     }
 

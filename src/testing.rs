@@ -29,6 +29,8 @@ pub enum Fault {
     Abort,
     /// Calls `std::process::exit(0)` in the middle of the job.
     Exit,
+    /// Calls `std::process::exit` with this status (`{"exitwith": 3}`).
+    ExitWith(i32),
     /// Raises SIGSEGV.
     Segv,
     /// Sleeps for an hour without looking at its cancel token.
@@ -63,6 +65,7 @@ impl Task for Fault {
             Fault::Panic => panic!("panicked on purpose"),
             Fault::Abort => std::process::abort(),
             Fault::Exit => std::process::exit(0),
+            Fault::ExitWith(code) => std::process::exit(code),
             Fault::Segv => crate::sys::die_by(crate::sys::SIGSEGV),
             Fault::Hang => {
                 std::thread::sleep(Duration::from_secs(3600));

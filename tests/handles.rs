@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{weft_bin, within};
 use weft::tasks::{Sleep, Sum};
 use weft::testing::Fault;
-use weft::{Crash, Handle, Process, Status, Thread, as_completed};
+use weft::{Handle, Process, Status, Thread, as_completed};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -22,7 +22,7 @@ fn a_process_runs_its_task_then_exits_zero() {
         assert_eq!(p.name(), "adder");
         assert!(common::alive(p.pid()));
         let pid = p.pid();
-        let outcome = p.join();
+        let outcome = p.into_outcome();
         assert_eq!(outcome.ok(), Some(5050));
         assert!(common::wait_until(common::SETTLE, || {
             !common::alive(pid)
@@ -31,7 +31,7 @@ fn a_process_runs_its_task_then_exits_zero() {
 }
 
 #[test]
-fn join_timeout_returns_nothing_while_running_and_kill_ends_it_as_a_crash() {
+fn join_timeout_returns_nothing_while_running_and_kill_ends_it_as_cancelled() {
     within(LIMIT, || {
         let mut p = Process::builder()
             .program(weft_bin())
@@ -41,7 +41,7 @@ fn join_timeout_returns_nothing_while_running_and_kill_ends_it_as_a_crash() {
         assert!(p.is_alive());
         p.kill();
         let outcome = p.join_timeout(Duration::from_secs(10)).expect("ended");
-        assert_eq!(outcome.status, Status::Crashed(Crash::Signal(9)));
+        assert_eq!(outcome.status, Status::Cancelled);
         assert!(!p.is_alive());
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(p.exit_status().and_then(|s| s.signal()), Some(9));
@@ -51,7 +51,7 @@ fn join_timeout_returns_nothing_while_running_and_kill_ends_it_as_a_crash() {
 #[test]
 fn terminate_sends_sigterm() {
     within(LIMIT, || {
-        let p = Process::builder()
+        let mut p = Process::builder()
             .program(weft_bin())
             .spawn(Fault::Hang)
             .unwrap();
@@ -59,7 +59,8 @@ fn terminate_sends_sigterm() {
             common::in_sleep(p.pid())
         }));
         p.terminate();
-        assert_eq!(p.join().status, Status::Crashed(Crash::Signal(15)));
+        assert_eq!(p.join().status, Status::Cancelled);
+        assert_eq!(p.exitcode(), Some(-15));
     });
 }
 
@@ -97,7 +98,7 @@ fn a_thread_can_be_cancelled_through_its_context() {
 #[test]
 fn a_thread_panic_is_an_outcome() {
     within(LIMIT, || {
-        let t = Thread::builder().spawn(Fault::Panic).unwrap();
+        let mut t = Thread::builder().spawn(Fault::Panic).unwrap();
         assert!(matches!(t.join().status, Status::Panicked { .. }));
     });
 }
@@ -128,7 +129,7 @@ fn as_completed_yields_mixed_handles_first_finished_first() {
         done.stop_all();
         let (i, last) = done.next().expect("the killed one reports too");
         assert_eq!(i, 0);
-        assert_eq!(last.status, Status::Crashed(Crash::Signal(9)));
+        assert_eq!(last.status, Status::Cancelled, "stopped on purpose");
         assert!(done.next().is_none());
     });
 }

@@ -171,7 +171,7 @@ fn one_off_processes_carry_multi_mib_payloads_both_ways() {
                 .start_timeout(Duration::from_secs(20))
                 .spawn(echo(bytes.clone()))
                 .unwrap();
-            let out = p.join().ok().expect("echo succeeds");
+            let out = p.into_outcome().ok().expect("echo succeeds");
             assert!(out.as_slice() == bytes.as_slice(), "handle {i} byte-exact");
         }
     });

@@ -147,7 +147,7 @@ impl Engine {
                 input: kept,
             });
         }
-        link.send(run.entry, timeout, local);
+        link.send(run.entry, run.closure.as_ref(), timeout, local);
         taken > 0
     }
 

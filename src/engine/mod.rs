@@ -58,6 +58,8 @@ use workers::Workers;
 /// The run in progress: where inputs come from and where outcomes go.
 pub(crate) struct Run<'a> {
     pub(crate) entry: Entry,
+    /// The closure a run of [`Pool::map_fn`](crate::Pool::map_fn) hands its thread workers.
+    pub(crate) closure: Option<crate::registry::Closure>,
     pub(crate) source: Box<dyn Source + 'a>,
     next_seq: u64,
     exhausted: bool,
@@ -68,6 +70,7 @@ impl<'a> Run<'a> {
     pub(crate) fn new(entry: Entry, source: Box<dyn Source + 'a>, keep_order: bool) -> Self {
         Run {
             entry,
+            closure: None,
             source,
             next_seq: 1,
             exhausted: false,

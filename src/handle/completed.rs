@@ -33,6 +33,7 @@ impl<O> Handle<O> {
     pub fn stop(&self) {
         match self {
             Handle::Process(p) => {
+                p.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
                 if let Some(link) = &p.link {
                     link.kill();
                 }
@@ -161,14 +162,17 @@ impl<O: serde::de::DeserializeOwned> Iterator for AsCompleted<O> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            // A process that already has its outcome is finished; report it first.
+            // A handle that already has its outcome (a process's came before its exit, or a
+            // join with a timeout received it) is finished; report it first.
             for (i, slot) in self.handles.iter_mut().enumerate() {
-                if let Some(Handle::Process(p)) = slot
-                    && p.outcome.is_some()
-                {
-                    let outcome = p.take();
+                let outcome = match slot {
+                    Some(Handle::Process(p)) => p.outcome.take(),
+                    Some(Handle::Thread(t)) => t.outcome.take(),
+                    None => None,
+                };
+                if let Some(outcome) = outcome {
                     *slot = None;
-                    return outcome.map(|o| (i, o));
+                    return Some((i, outcome));
                 }
             }
             let live: Vec<usize> = (0..self.handles.len())
@@ -188,16 +192,17 @@ impl<O: serde::de::DeserializeOwned> Iterator for AsCompleted<O> {
             let i = live[ready];
             match self.handles[i].as_mut().expect("live") {
                 Handle::Process(p) => {
+                    // An exit sets the outcome, which the loop above then reports.
                     p.step(Some(Instant::now()));
-                    if p.exit.is_some() && p.outcome.is_none() && p.taken {
-                        self.handles[i] = None;
-                    }
                 }
                 Handle::Thread(t) => {
-                    if let Ok(outcome) = t.rx.try_recv() {
-                        self.handles[i] = None;
-                        return Some((i, outcome));
-                    }
+                    let outcome = match t.rx.try_recv() {
+                        Ok(outcome) => outcome,
+                        Err(crossbeam_channel::TryRecvError::Disconnected) => super::thread::lost(),
+                        Err(crossbeam_channel::TryRecvError::Empty) => continue,
+                    };
+                    self.handles[i] = None;
+                    return Some((i, outcome));
                 }
             }
         }

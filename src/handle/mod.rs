@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Receiver;
@@ -95,7 +96,8 @@ impl ProcessBuilder {
             events,
             outcome: None,
             exit: None,
-            taken: false,
+            done: false,
+            stopped: AtomicBool::new(false),
             spawned: (SystemTime::now(), sys::now_ns()),
             _input: Box::new(input),
         })
@@ -104,16 +106,30 @@ impl ProcessBuilder {
 
 /// A task running alone in a worker process of its own.
 ///
+/// As in Python, joining does not use the handle up: [`join`](Self::join) and
+/// [`join_timeout`](Self::join_timeout) take it by reference and, once the process has ended,
+/// return the same outcome every time, and [`exitcode`](Self::exitcode) reads how it ended.
+/// [`into_outcome`](Self::into_outcome) moves the outcome out.
+///
 /// Dropping the handle kills the process if it is a daemon (the default), else waits for it;
 /// then whatever its task started and left running is killed too.
 ///
 /// # Examples
 ///
 /// ```no_run
+/// use weft::Status;
+///
 /// weft::init(&weft::tasks::registry());
-/// let p = weft::Process::builder().spawn(weft::tasks::Sum::new(0..100))?;
-/// let outcome = p.join();
-/// assert_eq!(outcome.ok(), Some(4950));
+/// let mut p = weft::Process::builder().spawn(weft::tasks::Sum::new(0..100))?;
+/// assert_eq!(p.exitcode(), None, "running");
+/// assert_eq!(p.join().status, Status::Ok(4950));
+/// assert_eq!(p.exitcode(), Some(0));
+///
+/// // Stopped on purpose: cancelled, and Python's negative signal number.
+/// let mut nap = weft::Process::builder().spawn(weft::tasks::Sleep::new(std::time::Duration::MAX))?;
+/// nap.terminate();
+/// assert_eq!(nap.join().status, Status::Cancelled);
+/// assert_eq!(nap.exitcode(), Some(-15));
 /// # Ok::<(), weft::Error>(())
 /// ```
 pub struct Process<O> {
@@ -124,7 +140,11 @@ pub struct Process<O> {
     events: Receiver<Event>,
     outcome: Option<Outcome<O>>,
     exit: Option<ExitStatus>,
-    taken: bool,
+    /// Whether the process has ended (and `outcome` is set for good).
+    done: bool,
+    /// Whether [`terminate`](Self::terminate) or [`kill`](Self::kill) was called: the process
+    /// dying of it is the job cancelled, not crashed.
+    stopped: AtomicBool,
     spawned: (SystemTime, u64),
     /// The encoded task, kept until the process is gone: a shared-memory region is reused once
     /// its last handle here is dropped, and the process may still be reading it.
@@ -152,6 +172,10 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Whether dropping the handle kills the process (see [`ProcessBuilder::daemon`]).
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
     /// Whether the process is still running.
     pub fn is_alive(&self) -> bool {
         self.exit.is_none() && self.link.as_ref().is_some_and(|l| l.try_exit().is_none())
@@ -161,57 +185,73 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
         self.exit
             .or_else(|| self.link.as_ref().and_then(|l| l.try_exit()))
     }
-    /// Sends SIGTERM.
+    /// Python's `exitcode`: `None` while the process runs, then its exit code (0 once its
+    /// task has finished; what a task passed to `std::process::exit`), or minus the signal
+    /// that killed it (`-15` after [`terminate`](Self::terminate), `-9` after
+    /// [`kill`](Self::kill)).
+    pub fn exitcode(&self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.exit_status()?;
+        status.code().or_else(|| status.signal().map(|s| -s))
+    }
+    /// Sends SIGTERM. The job then reads [`Status::Cancelled`] unless it had finished.
     pub fn terminate(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
         let _ = sys::kill(self.pid, sys::SIGTERM);
     }
-    /// Sends SIGKILL.
+    /// Sends SIGKILL. The job then reads [`Status::Cancelled`] unless it had finished.
     pub fn kill(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
         if let Some(link) = &self.link {
             link.kill();
         }
     }
 
-    /// Waits for the task's outcome, then for the process to exit.
-    pub fn join(mut self) -> Outcome<O> {
+    /// Waits for the task's outcome, then for the process to exit; the same outcome on every
+    /// call.
+    pub fn join(&mut self) -> &Outcome<O> {
         while !self.step(None) {}
-        self.take().expect("joined once")
+        self.outcome.get_or_insert_with(|| lost(self.pid))
     }
 
-    /// Waits at most `timeout`; the outcome if the task finished by then (given once).
-    pub fn join_timeout(&mut self, timeout: Duration) -> Option<Outcome<O>> {
+    /// Waits at most `timeout` for the task's outcome and the process's exit; the outcome if
+    /// both came by then, the same one on every call.
+    pub fn join_timeout(&mut self, timeout: Duration) -> Option<&Outcome<O>> {
         let Some(until) = Instant::now().checked_add(timeout) else {
             // Longer than the clock can count: the same as waiting for ever.
-            while !self.step(None) {}
-            return self.take();
+            return Some(self.join());
         };
         while !self.step(Some(until)) {
             if Instant::now() >= until {
                 return None;
             }
         }
-        self.take()
+        Some(self.outcome.get_or_insert_with(|| lost(self.pid)))
     }
 
-    fn take(&mut self) -> Option<Outcome<O>> {
-        if self.taken {
-            return None;
-        }
-        self.taken = true;
-        self.outcome.take()
+    /// Waits for the process as [`join`](Self::join) does and hands the outcome over, output
+    /// and all.
+    pub fn into_outcome(mut self) -> Outcome<O> {
+        self.join();
+        self.outcome.take().unwrap_or_else(|| lost(self.pid))
     }
 
     /// Handles one event, waiting until `until`; returns whether the process has exited.
     fn step(&mut self, until: Option<Instant>) -> bool {
-        if self.exit.is_some() {
+        if self.done {
             return true;
         }
+        // `Err(true)`: the reader is gone without saying the process exited, so nothing more
+        // comes; `Err(false)`: the deadline passed.
         let event = match until {
-            None => self.events.recv().ok(),
-            Some(t) => self.events.recv_deadline(t).ok(),
+            None => self.events.recv().map_err(|_| true),
+            Some(t) => self
+                .events
+                .recv_deadline(t)
+                .map_err(|e| e.is_disconnected()),
         };
         match event {
-            Some(Event::Results(_, message)) => {
+            Ok(Event::Results(_, message)) => {
                 let mut first = None;
                 let read = self.link.as_ref().map(|link| {
                     let decode = |bytes: wire::Payload| wire::decode::<O>(&bytes);
@@ -237,8 +277,9 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
                 }
                 false
             }
-            Some(Event::Exited(_, crash)) => {
+            Ok(Event::Exited(_, crash)) => {
                 self.exit = self.link.as_ref().and_then(|l| l.try_exit());
+                self.done = true;
                 if self.outcome.is_none() {
                     let (started, started_ns) =
                         self.link.as_ref().map_or((0, 0), |l| l.slot().read());
@@ -248,13 +289,23 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
                         started_ns
                     };
                     let runtime = sys::now_ns().saturating_sub(started_ns);
-                    self.outcome =
-                        Some(self.outcome_of(Status::Crashed(crash), started_ns, runtime));
+                    let status = if self.stopped.load(Ordering::Relaxed) {
+                        Status::Cancelled
+                    } else {
+                        Status::Crashed(crash)
+                    };
+                    self.outcome = Some(self.outcome_of(status, started_ns, runtime));
                 }
                 true
             }
-            Some(_) => false,
-            None => until.is_none(),
+            Ok(_) | Err(false) => false,
+            Err(true) => {
+                self.done = true;
+                if self.outcome.is_none() {
+                    self.outcome = Some(lost(self.pid));
+                }
+                true
+            }
         }
     }
 
@@ -272,13 +323,27 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
     }
 }
 
+/// The outcome of a process whose end was never told of: cannot happen (its reader always
+/// tells), but a join must not panic for it.
+fn lost<O>(pid: u32) -> Outcome<O> {
+    Outcome {
+        seq: 1,
+        status: Status::Skipped("the worker process was lost".into()),
+        attempt: 1,
+        worker: 1,
+        pid,
+        started: None,
+        runtime: Duration::ZERO,
+    }
+}
+
 impl<O> Drop for Process<O> {
     fn drop(&mut self) {
         if let Some(mut link) = self.link.take() {
             if self.daemon {
                 link.kill();
-            } else if self.exit.is_none() {
-                while self.outcome.is_none() && self.exit.is_none() {
+            } else if !self.done {
+                while self.outcome.is_none() {
                     match self.events.recv() {
                         Ok(Event::Results(..)) => break,
                         Ok(Event::Exited(..)) | Err(_) => break,

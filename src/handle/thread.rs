@@ -1,6 +1,6 @@
 //! A one-off worker thread: [`Thread`] and its builder.
 
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Receiver;
@@ -8,7 +8,7 @@ use crossbeam_channel::Receiver;
 use crate::catch::catch;
 use crate::error::Error;
 use crate::outcome::{Outcome, Status};
-use crate::task::{CancelToken, Context, Task};
+use crate::task::{CancelToken, Context, Failure, Task};
 
 /// Configures a one-off [`Thread`].
 #[derive(Debug, Clone, Default)]
@@ -35,7 +35,55 @@ impl ThreadBuilder {
     /// # Errors
     /// The operating system refused a new thread.
     pub fn spawn<T: Task>(self, task: T) -> Result<Thread<T::Output>, Error> {
-        let name = self.name.unwrap_or_else(|| format!("weft-{}", T::NAME));
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("weft-{}", T::NAME));
+        self.start(name, move |cx| task.run(cx))
+    }
+
+    /// Starts a thread running the closure `f`, as Python's `threading.Thread(target=f)`: no
+    /// struct, no registration, and it may capture what it needs (an `Arc`, a channel). Its
+    /// value is the outcome's output; a panic is [`Status::Panicked`], as for a task.
+    ///
+    /// # Errors
+    /// The operating system refused a new thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use weft::Thread;
+    ///
+    /// let hits = Arc::new(Mutex::new(0));
+    /// let mut t = Thread::builder().name("t1").spawn_fn({
+    ///     let hits = hits.clone();
+    ///     move || {
+    ///         *hits.lock().unwrap() += 1;
+    ///         "done"
+    ///     }
+    /// })?;
+    /// assert_eq!(t.join().clone().ok(), Some("done"));
+    /// assert_eq!(*hits.lock().unwrap(), 1);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn spawn_fn<O, F>(self, f: F) -> Result<Thread<O>, Error>
+    where
+        F: FnOnce() -> O + Send + 'static,
+        O: Send + 'static,
+    {
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| "weft-thread".to_string());
+        self.start(name, move |_| Ok(f()))
+    }
+
+    fn start<O, F>(self, name: String, run: F) -> Result<Thread<O>, Error>
+    where
+        F: FnOnce(&Context) -> Result<O, Failure> + Send + 'static,
+        O: Send + 'static,
+    {
         let cancel = CancelToken::new();
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = std::thread::Builder::new()
@@ -43,10 +91,10 @@ impl ThreadBuilder {
             .spawn({
                 let cancel = cancel.clone();
                 move || {
-                    let cx = Context::new(1, cancel, None);
+                    let cx = Context::on_worker(1, cancel, None);
                     let wall = SystemTime::now();
                     let start = Instant::now();
-                    let status = match catch(|| task.run(&cx)) {
+                    let status = match catch(|| run(&cx)) {
                         Ok(Ok(v)) => Status::Ok(v),
                         Ok(Err(f)) if f.is_timed_out() => Status::TimedOut,
                         Ok(Err(f)) if f.is_cancelled() => Status::Cancelled,
@@ -73,8 +121,10 @@ impl ThreadBuilder {
         Ok(Thread {
             name,
             daemon: self.daemon,
+            ident: handle.thread().id(),
             cancel,
             rx,
+            outcome: None,
             handle: Some(handle),
         })
     }
@@ -82,6 +132,9 @@ impl ThreadBuilder {
 
 /// A task running on a thread of its own.
 ///
+/// As in Python, joining does not use the handle up: [`join`](Self::join) and
+/// [`join_timeout`](Self::join_timeout) take it by reference and, once the task has finished,
+/// return the same outcome every time; [`into_outcome`](Self::into_outcome) moves it out.
 /// Dropping the handle joins the thread, or for a daemon sets its cancel token and detaches it.
 ///
 /// # Examples
@@ -91,9 +144,10 @@ impl ThreadBuilder {
 /// use weft::tasks::{Sleep, Sum};
 /// use weft::{Status, Thread};
 ///
-/// let sum = Thread::builder().name("summer").spawn(Sum::new(0..100))?;
-/// assert_eq!(sum.name(), "summer");
-/// assert_eq!(sum.join().ok(), Some(4950));
+/// let mut sum = Thread::builder().name("summer").spawn(Sum::new(0..100))?;
+/// assert_eq!((sum.name(), sum.daemon()), ("summer", false));
+/// assert_eq!(sum.join().status, Status::Ok(4950));
+/// assert_eq!(sum.into_outcome().ok(), Some(4950));
 ///
 /// // A long task stopped through its cancel token.
 /// let mut nap = Thread::builder().spawn(Sleep::new(Duration::from_secs(3600)))?;
@@ -105,8 +159,11 @@ impl ThreadBuilder {
 pub struct Thread<O> {
     name: String,
     daemon: bool,
+    ident: ThreadId,
     cancel: CancelToken,
     pub(super) rx: Receiver<Outcome<O>>,
+    /// The outcome once received: every later join returns it.
+    pub(super) outcome: Option<Outcome<O>>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -122,6 +179,14 @@ impl<O> Thread<O> {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Whether the thread is a daemon (see [`ThreadBuilder::daemon`]).
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+    /// The thread's id (Python's `ident`), the same as `std::thread::current().id()` in it.
+    pub fn ident(&self) -> ThreadId {
+        self.ident
+    }
     /// Whether the task is still running.
     pub fn is_alive(&self) -> bool {
         self.handle.as_ref().is_some_and(|h| !h.is_finished())
@@ -130,17 +195,55 @@ impl<O> Thread<O> {
     pub fn cancel(&self) {
         self.cancel.cancel();
     }
-    /// Waits for the task's outcome.
-    pub fn join(mut self) -> Outcome<O> {
-        let outcome = self.rx.recv().expect("the thread always reports");
+    /// Waits for the task's outcome, the same one on every call.
+    pub fn join(&mut self) -> &Outcome<O> {
+        if self.outcome.is_none() {
+            let outcome = self.rx.recv().unwrap_or_else(|_| lost());
+            self.finish(outcome);
+        }
+        self.outcome.as_ref().expect("set above")
+    }
+    /// Waits at most `timeout`; the outcome if the task has finished by then, the same one on
+    /// every call.
+    pub fn join_timeout(&mut self, timeout: Duration) -> Option<&Outcome<O>> {
+        if self.outcome.is_none() {
+            let outcome = match self.rx.recv_timeout(timeout) {
+                Ok(outcome) => outcome,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => return None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => lost(),
+            };
+            self.finish(outcome);
+        }
+        self.outcome.as_ref()
+    }
+    /// Waits for the task's outcome and hands it over, output and all.
+    pub fn into_outcome(mut self) -> Outcome<O> {
+        self.join();
+        self.outcome.take().expect("joined")
+    }
+
+    fn finish(&mut self, outcome: Outcome<O>) {
+        self.outcome = Some(outcome);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        outcome
     }
-    /// Waits at most `timeout`; the outcome if the task finished by then (given once).
-    pub fn join_timeout(&mut self, timeout: Duration) -> Option<Outcome<O>> {
-        self.rx.recv_timeout(timeout).ok()
+}
+
+/// The outcome of a thread that ended without sending one: it cannot, since the task runs
+/// under `catch`, but a join must not panic for it.
+pub(super) fn lost<O>() -> Outcome<O> {
+    Outcome {
+        seq: 1,
+        status: Status::Panicked {
+            message: "the thread ended without an outcome".into(),
+            location: None,
+        },
+        attempt: 1,
+        worker: 1,
+        pid: std::process::id(),
+        started: None,
+        runtime: Duration::ZERO,
     }
 }
 

@@ -243,7 +243,7 @@ fn serve(registry: &Registry, launch: Launch) -> Result<(), String> {
     // a command gets its kill sequence; the worker then exits instead of taking another job.
     let cancel = CancelToken::new();
     sys::set_on_sigusr1(cancel.flag()).map_err(|e| format!("cannot watch SIGUSR1: {e}"))?;
-    let mut cx = Context::new(id, cancel, state);
+    let mut cx = Context::on_worker(id, cancel, state);
     let mut started = 0;
     let mut clock = sys::Clock::new();
     let mut out = wire::ResultsOut::default();

@@ -19,6 +19,7 @@ mod pipe;
 pub(crate) mod region;
 mod slot;
 pub(crate) mod spsc;
+mod typed;
 
 pub(crate) use clock::Clock;
 pub(crate) use fifo::Fifo;
@@ -26,6 +27,7 @@ pub(crate) use pipe::{
     input_pipe, make_fifo, open_fifo_writer, output_pipe, splice_some, wait_writable, write_some,
 };
 pub(crate) use slot::{SLOT_BYTES, SLOT_WORDS, SharedSlot, SlotView};
+pub(crate) use typed::Typed;
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a worker's
 /// job start time can be compared with the coordinator's deadline.

@@ -179,7 +179,7 @@ impl Task for Sleep {
 /// use weft::tasks::Sum;
 ///
 /// let sum = weft::Thread::builder().spawn(Sum::new(0..u64::MAX))?;
-/// assert_eq!(sum.join().ok(), Some(u128::from(u64::MAX) * u128::from(u64::MAX - 1) / 2));
+/// assert_eq!(sum.into_outcome().ok(), Some(u128::from(u64::MAX) * u128::from(u64::MAX - 1) / 2));
 /// # Ok::<(), weft::Error>(())
 /// ```
 #[derive(Clone, Debug)]

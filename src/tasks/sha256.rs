@@ -20,7 +20,7 @@ use crate::task::{Backend, Context, Failure, Task};
 /// let file = tempfile::NamedTempFile::new()?;
 /// std::fs::write(file.path(), "abc")?;
 /// let hash = weft::Thread::builder().spawn(Sha256Sum(file.path().into()))?;
-/// let line = hash.join().ok().unwrap();
+/// let line = hash.into_outcome().ok().unwrap();
 /// assert!(line.starts_with("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  "));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::catch::catch;
 use crate::event::{self, Epoch, Event, Job, Key, Report, Value};
 use crate::outcome::{Outcome, Status};
-use crate::registry::{Entry, Registry};
+use crate::registry::{Closure, Entry, Registry};
 use crate::sys::{self, SLOT_WORDS, SlotView, spsc};
 use crate::task::{CancelToken, Context};
 
@@ -37,6 +37,8 @@ const TELL_EVERY: usize = 512;
 /// Jobs sent together, which share a task and a timeout.
 struct Batch {
     entry: Entry,
+    /// The run's closure, for a run of closures: set in the worker's context for the batch.
+    closure: Option<Closure>,
     timeout: Option<Duration>,
     jobs: VecDeque<Job>,
 }
@@ -125,12 +127,19 @@ impl Link {
     }
 
     /// Queues jobs of task `entry` for the thread.
-    pub(crate) fn send(&self, entry: Entry, timeout: Option<Duration>, jobs: Vec<Job>) {
+    pub(crate) fn send(
+        &self,
+        entry: Entry,
+        closure: Option<&Closure>,
+        timeout: Option<Duration>,
+        jobs: Vec<Job>,
+    ) {
         if jobs.is_empty() {
             return;
         }
         let batch = Batch {
             entry,
+            closure: closure.cloned(),
             timeout,
             jobs: jobs.into(),
         };
@@ -228,7 +237,7 @@ fn serve(
         let _ = events.send(Event::Ready(key));
     };
     let state = catch(|| registry.init_state(id));
-    let mut cx = Context::new(id, shared.cancel.clone(), None);
+    let mut cx = Context::on_worker(id, shared.cancel.clone(), None);
     let init_error = match state {
         Ok(state) => {
             cx.state = state;
@@ -260,6 +269,7 @@ fn serve(
         if shared.whole {
             let Some(Batch {
                 entry,
+                closure,
                 timeout,
                 mut jobs,
             }) = queue.pop_front()
@@ -267,6 +277,7 @@ fn serve(
                 unreachable!("the queue has a front")
             };
             drop(queue);
+            worker.cx.closure = closure;
             // Results the coordinator has not been told of.
             let mut untold = 0;
             while let Some(job) = jobs.pop_front() {
@@ -295,6 +306,9 @@ fn serve(
             recycle(&shared, jobs);
         } else {
             let (entry, timeout) = (front.entry, front.timeout);
+            if front.closure.is_some() || worker.cx.closure.is_some() {
+                worker.cx.closure.clone_from(&front.closure);
+            }
             let job = front.jobs.pop_front();
             let emptied = if front.jobs.is_empty() {
                 queue.pop_front()
