@@ -64,6 +64,12 @@ pub mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// The "From Python" guide (`docs/from-python.md`), included so that its snippets run as doc
+/// tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/from-python.md")]
+pub struct FromPython;
+
 pub use error::{Error, ErrorKind};
 pub use handle::{
     AsCompleted, Handle, IntoHandle, Process, ProcessBuilder, Thread, ThreadBuilder, as_completed,
