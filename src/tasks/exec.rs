@@ -137,10 +137,10 @@ pub enum Input {
     Null,
     /// The block on its stdin, written as the command reads it.
     Stdin(Block),
-    /// The block in a file whose quoted name stands where [`FILE_MARK`] does in the command
-    /// line (`--cat`), removed after the job.
+    /// The block in a file whose quoted name stands in the command line where the command
+    /// line's `{}` was (`--cat`), removed after the job.
     File(Block),
-    /// The block written to a fifo whose quoted name stands where [`FILE_MARK`] does
+    /// The block written to a fifo whose quoted name stands where the command line's `{}` was
     /// (`--fifo`), removed after the job.
     Fifo(Block),
 }
