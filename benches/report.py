@@ -378,6 +378,17 @@ def build(m, checks):
         "max",
     )
     r.below("memory.coordinator.peak", 30, "MB", "library coordinator peak over 1M jobs")
+    r.section(
+        "10. `--pipe` and `--pipe-part`: 259 MB through `wc -l`, 2 jobs at a time",
+        "The file is `seq 30000000` (on disk, read through stdin for `--pipe`), cut into 1 MB "
+        "blocks (`--pipe`) or 10 parts per worker (`--pipe-part`'s default).",
+    )
+    r.row("`weft --pipe -j2 wc -l`", "pipe.weft")
+    r.row("`parallel --pipe -j2 wc -l`", "pipe.parallel")
+    r.row("`weft --pipe-part -a FILE -j2 wc -l`", "pipepart.weft")
+    r.row("`parallel --pipe-part -a FILE -j2 wc -l`", "pipepart.parallel")
+    r.speedup("pipe.weft", "pipe.parallel", (8, "≥ 8×"), "weft --pipe vs GNU parallel --pipe")
+    r.speedup("pipepart.weft", "pipepart.parallel", (1, "≥ 1×"), "weft --pipe-part vs GNU parallel --pipe-part")
     r.below("memory.cli.process.peak", 30, "MB", "`weft` command peak over 1M jobs (processes)")
     return r
 

@@ -185,6 +185,14 @@ for backend in process thread; do
 	fi
 done
 
+say "10. --pipe and --pipe-part: 259 MB (seq 30000000) through wc -l, 2 jobs at a time"
+seq 30000000 >"$work/s30m"
+hf pipe.weft 5 "$weft --pipe -j2 wc -l < $work/s30m"
+hf pipe.parallel 3 "parallel --will-cite --pipe -j2 wc -l < $work/s30m"
+hf pipepart.weft 5 "$weft --pipe-part -a $work/s30m -j2 wc -l"
+hf pipepart.parallel 3 "parallel --will-cite --pipe-part -a $work/s30m -j2 wc -l"
+rm -f "$work/s30m"
+
 t1=$(date +%s)
 {
 	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
