@@ -443,10 +443,11 @@ pub(super) fn sources(
                     rest[i].to_string_lossy()
                 ));
             }
-            for f in items {
+            // `::::+ a b` links b to a even as the first source, as GNU parallel does.
+            for (k, f) in items.iter().enumerate() {
                 out.push(Source {
                     origin: Origin::File(PathBuf::from(f)),
-                    linked,
+                    linked: linked || (plus && k > 0),
                 });
             }
         } else {

@@ -39,6 +39,9 @@ pub(crate) struct Split {
     pub(crate) eof: Option<Vec<u8>>,
     /// `-L`: a record ending in a blank goes on in the next one (one logical line).
     pub(crate) continue_lines: bool,
+    /// No -d or -0 given: warn when a stream's first three records end in CR, as GNU
+    /// parallel does (DOS text read as lines).
+    pub(crate) warn_crnl: bool,
 }
 
 impl Split {
@@ -53,11 +56,14 @@ pub(crate) struct Records<R> {
     reader: R,
     split: Split,
     done: bool,
+    /// Records so far ending in CR and not, while the CR-NL check is undecided.
+    crnl: Option<(u8, u8)>,
 }
 
 impl<R: BufRead> Records<R> {
     pub(crate) fn new(reader: R, split: Split) -> Self {
         Records {
+            crnl: split.warn_crnl.then_some((0, 0)),
             reader,
             split,
             done: false,
@@ -111,12 +117,37 @@ impl<R: BufRead> Iterator for Records<R> {
             if self.split.skip_empty && rec.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            if self.crnl.is_some() {
+                self.check_crnl(rec.ends_with(b"\r"));
+            }
             return Some(Ok(rec));
         }
     }
 }
 
 impl<R: BufRead> Records<R> {
+    /// Counts a record toward GNU parallel's CR-NL check: decided at the third record of
+    /// one kind, with a warning when the first three all end in CR.
+    #[cold]
+    fn check_crnl(&mut self, ends_cr: bool) {
+        let Some((cr, nl)) = &mut self.crnl else {
+            return;
+        };
+        if ends_cr {
+            *cr += 1;
+        } else {
+            *nl += 1;
+        }
+        if *cr == 3 || *nl == 3 {
+            if *nl == 0 {
+                say!(
+                    "weft: warning: the first three values end in CR-NL: consider using -d \"\\r\\n\""
+                );
+            }
+            self.crnl = None;
+        }
+    }
+
     /// The next record as it is, for a continued line.
     fn next_raw(&mut self) -> Option<io::Result<Vec<u8>>> {
         let delim = &self.split.delim[..];
@@ -198,6 +229,7 @@ impl Split {
             skip_empty: false,
             eof: None,
             continue_lines: false,
+            warn_crnl: false,
         }
     }
 }
@@ -592,6 +624,7 @@ mod tests {
             skip_empty: false,
             eof: None,
             continue_lines: false,
+            warn_crnl: false,
         }
     }
 

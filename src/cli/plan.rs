@@ -84,6 +84,7 @@ impl Plan {
                 .filter(|e| !e.is_empty())
                 .map(|e| e.as_bytes().to_vec()),
             continue_lines: args.max_lines.is_some(),
+            warn_crnl: args.delimiter.is_none() && !args.null,
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
         let piping = piping(&args, &sources, workers)?;
@@ -206,7 +207,8 @@ fn shape(
     let count = |option: &str, spec: &Option<String>| {
         spec.as_deref().map(|s| parse_count(option, s)).transpose()
     };
-    let lines = count("-L", &args.max_lines)?.map(|n| n.max(1));
+    // -L 0, as -n 0: one job per record, given no argument (GNU parallel's).
+    let lines = count("-L", &args.max_lines)?;
     let max_args = count("-N", &args.max_replace_args)?
         .or(count("-n", &args.max_args)?)
         .or(lines);
@@ -229,6 +231,8 @@ fn shape(
         && (limit.is_some() || fill.is_some() || max_args.is_some_and(|n| n > 1)))
     .then(|| template(args, &words).map(|t| (t, limit.unwrap_or(MAX_LINE))))
     .transpose()?;
+    // GNU parallel splits at a TAB given --header and no --colsep (but trims nothing then).
+    let implied_tab = (args.header.is_some() && !(args.pipe || args.pipe_part)).then_some("\\t");
     let trim = match &args.trim {
         Some(spec) => Trim::parse(spec)?,
         // GNU parallel trims columns on both sides unless told otherwise.
@@ -239,7 +243,7 @@ fn shape(
         sources,
         split,
         link: args.link,
-        colsep: args.colsep.as_deref().map(input::unescape),
+        colsep: args.colsep.as_deref().or(implied_tab).map(input::unescape),
         trim,
         pack: Pack {
             max_args,

@@ -189,8 +189,9 @@ impl Template {
         }
     }
 
-    /// A word repeated once per argument (-X), joined by spaces; GNU parallel gives a job of
-    /// no arguments one empty argument here.
+    /// A word repeated once per argument (-X), joined by spaces; in a job of no arguments
+    /// (-N 0) the word is written once, its `{}` standing for nothing at all (not `''`), as
+    /// in GNU parallel.
     fn render_word(&self, word: &[Part], args: &[Vec<u8>], seq: u64, out: &mut Vec<u8>) {
         let empty = [Vec::new()];
         let each = if args.is_empty() { &empty[..] } else { args };
@@ -206,7 +207,7 @@ impl Template {
                     Part::Arg {
                         pos: Pos::All,
                         edit,
-                    } => self.put(&edit.apply(a), out),
+                    } if !args.is_empty() => self.put(&edit.apply(a), out),
                     Part::Arg { pos, edit } => self.positional(*pos, edit, args, out),
                     // Words are never nested.
                     Part::Word(_) => {}
@@ -418,7 +419,11 @@ fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)
         None => (false, inner),
     };
     let digits = unsigned.iter().take_while(|b| b.is_ascii_digit()).count();
-    let (digits, rest) = unsigned.split_at(digits);
+    let (digits, mut rest) = unsigned.split_at(digits);
+    if !digits.is_empty() {
+        // GNU parallel lets white space follow the number: `{1<newline>}` is `{1}`.
+        rest = rest.trim_ascii_start();
+    }
     if back && digits.is_empty() {
         return Ok(None);
     }

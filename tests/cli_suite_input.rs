@@ -1,0 +1,107 @@
+//! Input and replacement strings as GNU parallel's own test suite exercises them: --header
+//! without --colsep, -N 0 and -L 0, `::::+` first, `{1<newline>}`, the CR-NL warning, and
+//! xargs' old spellings. Each expectation is GNU parallel 20221122's output for the same
+//! command line.
+
+mod common;
+
+use common::{Scratch, weft};
+use predicates::prelude::*;
+use predicates::str::contains;
+
+#[test]
+fn header_without_colsep_splits_columns_at_tab() {
+    weft()
+        .args(["--header", ":", "echo", "{B}", "{A}"])
+        .write_stdin("A\tB\n1\tone")
+        .assert()
+        .success()
+        .stdout("one 1\n");
+}
+
+#[test]
+fn header_without_colsep_trims_nothing() {
+    weft()
+        .args(["--header", ":", "echo", "[{A}]", "[{B}]"])
+        .write_stdin("A\tB\n x \t y\n")
+        .assert()
+        .success()
+        .stdout("[ x ] [ y]\n");
+}
+
+#[test]
+fn zero_args_per_job_make_braces_nothing_not_an_empty_word() {
+    for count in ["-N0", "-n0"] {
+        weft()
+            .args(["-k", count, "echo", "replace", "{}", "curlies", "{}"])
+            .write_stdin("1\n2\n")
+            .assert()
+            .success()
+            .stdout("replace curlies\nreplace curlies\n");
+    }
+}
+
+#[test]
+fn max_lines_zero_runs_each_line_with_no_argument() {
+    weft()
+        .args(["-k", "-L0", "echo", "L0"])
+        .write_stdin("1\n2\n")
+        .assert()
+        .success()
+        .stdout("L0\nL0\n");
+}
+
+#[test]
+fn four_colon_plus_as_the_first_source_links_its_files() {
+    let dir = Scratch::new("suite-input-link");
+    for (name, body) in [("a", "1\n2\n"), ("b", "1\n2\n3\n"), ("c", "x\ny\n")] {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+    weft()
+        .current_dir(dir.path())
+        .args(["-k", "echo", "::::+", "a", "b", "c"])
+        .assert()
+        .success()
+        .stdout("1 1 x\n2 2 y\n");
+}
+
+#[test]
+fn positional_replacement_string_may_hold_white_space_after_its_number() {
+    weft()
+        .args(["echo {1\n  } {2 }", ":::", "O", ":::", "K"])
+        .assert()
+        .success()
+        .stdout("O K\n");
+    weft()
+        .args(["echo", "{1 .}", ":::", "O.x"])
+        .assert()
+        .success()
+        .stdout("O\n");
+}
+
+#[test]
+fn first_three_lines_ending_in_cr_nl_give_a_warning() {
+    let warning =
+        "weft: warning: the first three values end in CR-NL: consider using -d \"\\r\\n\"";
+    weft()
+        .args(["-k", "echo", "{}a"])
+        .write_stdin("b\r\nc\r\nd\r\ne\r\n")
+        .assert()
+        .success()
+        .stdout("b\ra\nc\ra\nd\ra\ne\ra\n")
+        .stderr(format!("{warning}\n"));
+    // Not with -d, nor when a line among the first three is a plain one.
+    weft()
+        .args(["-k", "-d", "\\r\\n", "echo", "{}a"])
+        .write_stdin("b\r\nc\r\nd\r\n")
+        .assert()
+        .success()
+        .stdout("ba\nca\nda\n")
+        .stderr("");
+    weft()
+        .args(["-k", "echo", "{}a"])
+        .write_stdin("b\r\nc\nd\r\ne\r\n")
+        .assert()
+        .success()
+        .stderr(contains("CR-NL").not());
+}
