@@ -105,3 +105,132 @@ fn first_three_lines_ending_in_cr_nl_give_a_warning() {
         .success()
         .stderr(contains("CR-NL").not());
 }
+
+#[test]
+fn xargs_dash_i_and_replace_stand_for_dash_capital_i() {
+    let input = "a\nEND\nb\n";
+    for args in [
+        &["-k", "-i", "-eEND", "echo", "repl{}ce"][..],
+        &["-k", "--replace", "-eEND", "echo", "repl{}ce"],
+        &["-k", "-i+", "-eEND", "echo", "repl+ce"],
+        &["-k", "--replace", "+", "-eEND", "echo", "repl+ce"],
+        &["-k", "--replace==", "-eEND", "echo", "repl=ce"],
+    ] {
+        weft()
+            .args(args)
+            .write_stdin(input)
+            .assert()
+            .success()
+            .stdout("replace\n");
+    }
+    // -e with its value apart, as GNU parallel reads it.
+    weft()
+        .args(["-k", "-e", "END", "echo"])
+        .write_stdin(input)
+        .assert()
+        .success()
+        .stdout("a\n");
+}
+
+#[test]
+fn xargs_dash_l_takes_only_a_number_and_zero_is_one() {
+    weft()
+        .args(["-k", "-l", "echo", "{}", "OK"])
+        .write_stdin("1\n2\n3\n")
+        .assert()
+        .success()
+        .stdout("1 OK\n2 OK\n3 OK\n");
+    weft()
+        .args(["-k", "-l", "2", "echo", "{}", "OK"])
+        .write_stdin("1\n2\n3\n")
+        .assert()
+        .success()
+        .stdout("1 2 OK\n3 OK\n");
+    weft()
+        .args(["-k", "-l0", "echo"])
+        .write_stdin("1\n2\n")
+        .assert()
+        .success()
+        .stdout("1\n2\n");
+}
+
+#[test]
+fn old_replacement_string_renames_stand_for_their_strings() {
+    let paths = [":::", "/a/b.c", "a/b.c", "b"];
+    for (option, out) in [
+        ("--basenamereplace", "b.c b.c b\n"),
+        ("--bnr", "b.c b.c b\n"),
+        ("--extensionreplace", "/a/b a/b b\n"),
+        ("--er", "/a/b a/b b\n"),
+        ("--basenameextensionreplace", "b b b\n"),
+        ("--bner", "b b b\n"),
+        ("--dirnamereplace", "/a a .\n"),
+        ("--dnr", "/a a .\n"),
+    ] {
+        weft()
+            .args(["-j1", "-k", "-X", option, "FOO", "echo", "FOO"])
+            .args(paths)
+            .assert()
+            .success()
+            .stdout(out);
+    }
+    weft()
+        .args([
+            "-k",
+            "--seqreplace",
+            "S",
+            "echo",
+            "S",
+            "{}",
+            ":::",
+            "a",
+            "b",
+        ])
+        .assert()
+        .success()
+        .stdout("1 a\n2 b\n");
+}
+
+#[test]
+fn argsep_and_dash_x_are_understood() {
+    weft()
+        .args(["-k", "--argsep", ",,", "echo", ",,", "a", "b"])
+        .assert()
+        .success()
+        .stdout("a\nb\n");
+    weft()
+        .args(["-x", "echo", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("a\n");
+}
+
+#[test]
+fn max_lines_long_option_value_is_optional_and_dash_l_minus_zero_is_zero() {
+    weft()
+        .args(["-k", "--max-lines", "echo"])
+        .write_stdin("a_b \nc\nd\n")
+        .assert()
+        .success()
+        .stdout("a_b c\nd\n");
+    weft()
+        .args(["-k", "--max-lines", "2", "echo"])
+        .write_stdin("a\nb\nc\n")
+        .assert()
+        .success()
+        .stdout("a b\nc\n");
+    // -L always takes a value, -0 too: -L 0, no argument per job.
+    weft()
+        .args(["-k", "-0", "-L", "-0", "echo", "{}", "OK"])
+        .write_stdin("1\u{0}2\u{0}")
+        .assert()
+        .success()
+        .stdout("OK\nOK\n");
+    // -l takes a number only: -0 after it is -0 (NUL-separated input).
+    weft()
+        .args(["-k", "-l", "-0", "echo", "{}", "OK"])
+        .write_stdin("1\u{0}2\u{0}")
+        .assert()
+        .success()
+        .stdout("1 OK\n2 OK\n");
+}

@@ -73,7 +73,7 @@ pub(super) struct Args {
     #[arg(short = 'N', long = "max-replace-args", value_name = "N")]
     pub(super) max_replace_args: Option<String>,
     /// At most N input lines per command line; with --pipe, N lines per job.
-    #[arg(short = 'L', long = "max-lines", value_name = "N")]
+    #[arg(short = 'L', value_name = "N", allow_hyphen_values = true)]
     pub(super) max_lines: Option<String>,
     /// The input's header: the first line with `:`, or what REGEX matches. Its columns name
     /// replacement strings ({colname}); with --pipe it is repeated to every block.
@@ -102,10 +102,10 @@ pub(super) struct Args {
     )]
     pub(super) eof: Option<String>,
     /// Use SEP instead of `:::` (and SEP+ instead of `:::+`).
-    #[arg(long, value_name = "SEP")]
+    #[arg(long, alias = "argsep", value_name = "SEP")]
     pub(super) arg_sep: Option<String>,
     /// Use SEP instead of `::::` (and SEP+ instead of `::::+`).
-    #[arg(long, value_name = "SEP")]
+    #[arg(long, alias = "argfilesep", value_name = "SEP")]
     pub(super) arg_file_sep: Option<String>,
     /// Remove white space around each argument: n (none), l (left), r (right), lr or rl
     /// (both) [default: n; lr with --colsep].
@@ -166,6 +166,77 @@ pub(super) struct Args {
     /// Use STR instead of {} for the whole argument.
     #[arg(short = 'I', value_name = "STR")]
     pub(super) replace: Option<String>,
+    /// xargs' -i and --replace: -I STR, {} when STR is not given.
+    #[arg(
+        short = 'i',
+        long = "replace",
+        value_name = "STR",
+        num_args = 0..=1,
+        default_missing_value = "{}",
+        hide = true
+    )]
+    pub(super) replace_xargs: Option<String>,
+    /// xargs' -e: -E STR; with no STR, no end-of-input string.
+    #[arg(
+        short = 'e',
+        value_name = "STR",
+        num_args = 0..=1,
+        default_missing_value = "",
+        hide = true
+    )]
+    pub(super) eof_xargs: Option<String>,
+    /// -l and --max-lines: -L N; alone or with 0, -L 1 (xargs' -l).
+    #[arg(
+        short = 'l',
+        long = "max-lines",
+        alias = "maxlines",
+        value_name = "N",
+        num_args = 0..=1,
+        default_missing_value = "1",
+        hide = true
+    )]
+    pub(super) max_lines_xargs: Option<String>,
+    /// xargs' -x: stop at a command line that is too long, as weft always does.
+    #[arg(short = 'x', hide = true)]
+    pub(super) exit_if_too_long: bool,
+    /// GNU parallel's old --basenamereplace: STR stands for {/}.
+    #[arg(
+        long = "basenamereplace",
+        alias = "bnr",
+        value_name = "STR",
+        hide = true
+    )]
+    pub(super) basename_replace: Option<String>,
+    /// GNU parallel's old --dirnamereplace: STR stands for {//}.
+    #[arg(
+        long = "dirnamereplace",
+        alias = "dnr",
+        value_name = "STR",
+        hide = true
+    )]
+    pub(super) dirname_replace: Option<String>,
+    /// GNU parallel's old --extensionreplace: STR stands for {.}.
+    #[arg(
+        long = "extensionreplace",
+        alias = "er",
+        value_name = "STR",
+        hide = true
+    )]
+    pub(super) extension_replace: Option<String>,
+    /// GNU parallel's old --basenameextensionreplace: STR stands for {/.}.
+    #[arg(
+        long = "basenameextensionreplace",
+        alias = "bner",
+        value_name = "STR",
+        hide = true
+    )]
+    pub(super) basename_extension_replace: Option<String>,
+    /// GNU parallel's old --seqreplace: STR stands for {#}.
+    #[arg(long = "seqreplace", value_name = "STR", hide = true)]
+    pub(super) seq_replace: Option<String>,
+    /// GNU parallel's old --slotreplace: STR stands for {%}.
+    #[arg(long = "slotreplace", value_name = "STR", hide = true)]
+    pub(super) slot_replace: Option<String>,
     /// Prefix each output line with the job's arguments and a TAB.
     #[arg(long)]
     pub(super) tag: bool,
@@ -368,13 +439,13 @@ impl Separators {
         while i < argv.len() && seps.kind(&argv[i]).is_none() {
             let a = argv[i].as_bytes();
             let mut set = |name: &[u8], value: &[u8]| match name {
-                b"--arg-sep" => seps.args = value.to_vec(),
-                b"--arg-file-sep" => seps.files = value.to_vec(),
+                b"--arg-sep" | b"--argsep" => seps.args = value.to_vec(),
+                b"--arg-file-sep" | b"--argfilesep" => seps.files = value.to_vec(),
                 _ => {}
             };
             if let Some(eq) = a.iter().position(|&b| b == b'=') {
                 set(&a[..eq], &a[eq + 1..]);
-            } else if (a == b"--arg-sep" || a == b"--arg-file-sep") && i + 1 < argv.len() {
+            } else if is_sep_option(a) && i + 1 < argv.len() {
                 set(a, argv[i + 1].as_bytes());
                 i += 1;
             }
@@ -408,12 +479,73 @@ impl Separators {
             if self.kind(&argv[i]).is_some() {
                 return i;
             }
-            if argv[i] == "--arg-sep" || argv[i] == "--arg-file-sep" {
+            if is_sep_option(argv[i].as_bytes()) {
                 i += 1;
             }
             i += 1;
         }
         argv.len()
+    }
+}
+
+/// Whether `a` is an option naming a separator, whose value is not one.
+fn is_sep_option(a: &[u8]) -> bool {
+    matches!(
+        a,
+        b"--arg-sep" | b"--argsep" | b"--arg-file-sep" | b"--argfilesep"
+    )
+}
+
+impl Args {
+    /// Folds xargs' and GNU parallel's old spellings (-i, --replace, -e, -l, --bnr and the
+    /// like) into the options they stand for.
+    pub(super) fn old_spellings(&mut self) {
+        if self.replace.is_none() {
+            self.replace = self.replace_xargs.take();
+        }
+        if self.eof.is_none() {
+            self.eof = self.eof_xargs.take();
+        }
+        if self.max_lines.as_deref() == Some("-0") {
+            // GNU parallel reads -L -0 as -L 0.
+            self.max_lines = Some("0".into());
+        }
+        if let Some(n) = self.max_lines_xargs.take() {
+            let n = if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                // GNU parallel: -l 0 is -l 1.
+                if n.bytes().all(|b| b == b'0') {
+                    "1".into()
+                } else {
+                    n
+                }
+            } else {
+                // -l takes only a number: another word is the command's first, as in GNU
+                // parallel (the parser took it for -l's value).
+                self.command.insert(0, n.into());
+                "1".into()
+            };
+            self.max_lines.get_or_insert(n);
+        }
+        let renames = [
+            (self.basename_replace.take(), "{/}"),
+            (self.dirname_replace.take(), "{//}"),
+            (self.extension_replace.take(), "{.}"),
+            (self.basename_extension_replace.take(), "{/.}"),
+            (self.seq_replace.take(), "{#}"),
+            (self.slot_replace.take(), "{%}"),
+        ];
+        for (from, to) in renames {
+            let Some(from) = from.filter(|f| !f.is_empty()) else {
+                continue;
+            };
+            for word in &mut self.command {
+                if let Some(w) = word.to_str()
+                    && w.contains(&from)
+                {
+                    *word = w.replace(&from, to).into();
+                }
+            }
+        }
     }
 }
 
@@ -666,7 +798,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
     ),
     (
         &[
-            "-l",
             "--compress",
             "--semaphore",
             "--sem",

@@ -66,7 +66,10 @@ pub fn main_with(registry: Registry) -> i32 {
     let seps = Separators::scan(&argv);
     let cut = seps.cut(&argv);
     let args = match Args::try_parse_from(&argv[..cut]) {
-        Ok(a) => a,
+        Ok(mut a) => {
+            a.old_spellings();
+            a
+        }
         Err(e) if e.use_stderr() => {
             let unknown = (e.kind() == clap::error::ErrorKind::UnknownArgument)
                 .then(|| e.get(clap::error::ContextKind::InvalidArg))
