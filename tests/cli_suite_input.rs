@@ -234,3 +234,28 @@ fn max_lines_long_option_value_is_optional_and_dash_l_minus_zero_is_zero() {
         .success()
         .stdout("1 OK\n2 OK\n");
 }
+
+#[test]
+fn max_chars_counts_no_space_before_the_first_repeated_argument() {
+    let input: String = (1..=15).map(|i| format!("{i}.gif\n")).collect();
+    weft()
+        .args(["-j1", "-s", "80", "-kX", "echo", "a{}b{.}c{.}"])
+        .write_stdin(input.clone())
+        .assert()
+        .success()
+        .stdout(
+            "a1.gifb1c1 a2.gifb2c2 a3.gifb3c3 a4.gifb4c4 a5.gifb5c5 a6.gifb6c6\n\
+             a7.gifb7c7 a8.gifb8c8 a9.gifb9c9 a10.gifb10c10 a11.gifb11c11 a12.gifb12c12\n\
+             a13.gifb13c13 a14.gifb14c14 a15.gifb15c15\n",
+        );
+    weft()
+        .args(["-j1", "-s", "80", "-km", "echo", "a{}b{.}c{.}"])
+        .write_stdin(input)
+        .assert()
+        .success()
+        .stdout(
+            "a1.gif 2.gif 3.gif 4.gif 5.gif 6.gif 7.gifb1 2 3 4 5 6 7c1 2 3 4 5 6 7\n\
+             a8.gif 9.gif 10.gif 11.gif 12.gif 13.gifb8 9 10 11 12 13c8 9 10 11 12 13\n\
+             a14.gif 15.gifb14 15c14 15\n",
+        );
+}

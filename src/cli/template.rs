@@ -248,31 +248,34 @@ impl Template {
         self.parts
             .iter()
             .map(|p| match p {
+                // The space joining it to the argument before: none before the first, as
+                // GNU parallel counts.
                 Part::Arg {
                     pos: Pos::All,
                     edit,
-                } => 1 + self.put_len(&edit.apply(arg)),
+                } => usize::from(k > 0) + self.put_len(&edit.apply(arg)),
                 Part::Arg {
                     pos: Pos::Nth(n),
                     edit,
                 } if *n == k + 1 => self.put_len(&edit.apply(arg)),
                 Part::Word(word) => {
-                    1 + word
-                        .iter()
-                        .map(|w| match w {
-                            Part::Text(t) => t.len(),
-                            Part::Seq => 20,
-                            Part::Slot => 4,
-                            Part::Arg {
-                                pos: Pos::All,
-                                edit,
-                            } => self.put_len(&edit.apply(arg)),
-                            // A positional string in a repeated word, once per copy: bounded
-                            // by the argument it names, checked at the end of the line.
-                            Part::Arg { .. } => 0,
-                            Part::Word(_) => 0,
-                        })
-                        .sum::<usize>()
+                    usize::from(k > 0)
+                        + word
+                            .iter()
+                            .map(|w| match w {
+                                Part::Text(t) => t.len(),
+                                Part::Seq => 20,
+                                Part::Slot => 4,
+                                Part::Arg {
+                                    pos: Pos::All,
+                                    edit,
+                                } => self.put_len(&edit.apply(arg)),
+                                // A positional string in a repeated word, once per copy: bounded
+                                // by the argument it names, checked at the end of the line.
+                                Part::Arg { .. } => 0,
+                                Part::Word(_) => 0,
+                            })
+                            .sum::<usize>()
                 }
                 _ => 0,
             })
