@@ -259,3 +259,47 @@ fn max_chars_counts_no_space_before_the_first_repeated_argument() {
              a14.gif 15.gifb14 15c14 15\n",
         );
 }
+
+#[test]
+fn perl_expression_strings_run_their_substitutions_positional_too() {
+    weft()
+        .args(["echo", r"{= s/.*\.// =}", ":::", "a.b"])
+        .assert()
+        .success()
+        .stdout("b\n");
+    weft()
+        .args(["echo", r"{=2 s/.*\.// =}", ":::", "a.b", ":::", "c.d"])
+        .assert()
+        .success()
+        .stdout("d\n");
+    weft()
+        .args([
+            "echo",
+            r"{=-2 s/.*\.// =}",
+            "x",
+            "{==}",
+            ":::",
+            "a.b",
+            ":::",
+            "c.d",
+        ])
+        .assert()
+        .success()
+        .stdout("b x a.b c.d\n");
+    // The innermost `{=` starts the expression; the outer one is text.
+    weft()
+        .args(["echo", "{= {= s/a/b/=}", "{={==}", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("{= b {=a\n");
+}
+
+#[test]
+fn perl_expression_weft_cannot_run_is_refused_naming_it() {
+    weft()
+        .args(["echo", "{= $_=uc($_) =}", ":::", "a"])
+        .assert()
+        .code(255)
+        .stdout("")
+        .stderr(contains("weft: {= $_=uc($_) =}: "));
+}

@@ -412,6 +412,9 @@ fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)
     if s.first() != Some(&b'{') {
         return Ok(None);
     }
+    if s.starts_with(b"{=") {
+        return expression(s);
+    }
     let Some(close) = s.iter().position(|&b| b == b'}') else {
         return Ok(None);
     };
@@ -481,6 +484,52 @@ fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)
         return Ok(None);
     };
     let pos = if back { Pos::Back(n) } else { Pos::Nth(n) };
+    Ok(Some((Part::Arg { pos, edit }, len)))
+}
+
+/// GNU parallel's `{=EXPR=}` and `{=N EXPR=}` (N counted from the end when negative): the
+/// argument run through EXPR, of the substitutions weft runs (`rpl.rs`); any other perl is
+/// refused naming the string. `None` where no `=}` closes it, or another `{=` comes first:
+/// text.
+fn expression(s: &[u8]) -> Result<Option<(Part, usize)>, String> {
+    let Some(end) = s[2..].windows(2).position(|w| w == b"=}") else {
+        return Ok(None);
+    };
+    let inner = &s[2..2 + end];
+    // As GNU parallel's, an expression holds no `{=`: the innermost one is the expression.
+    if inner.windows(2).any(|w| w == b"{=") {
+        return Ok(None);
+    }
+    let len = 2 + end + 2;
+    let (back, unsigned) = match inner.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, inner),
+    };
+    let digits = unsigned.iter().take_while(|b| b.is_ascii_digit()).count();
+    // A number must stand apart from the code after it (`{=1 s/a/b/ =}`).
+    let numbered = digits > 0 && unsigned.get(digits).is_none_or(|b| b.is_ascii_whitespace());
+    let (pos, code) = if numbered {
+        let n = std::str::from_utf8(&unsigned[..digits])
+            .ok()
+            .and_then(|d| d.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("{}: no such position", String::from_utf8_lossy(&s[..len])))?;
+        let pos = if back { Pos::Back(n) } else { Pos::Nth(n) };
+        (pos, &unsigned[digits..])
+    } else {
+        (Pos::All, inner)
+    };
+    let shown = || String::from_utf8_lossy(&s[..len]).into_owned();
+    let code = std::str::from_utf8(code)
+        .map_err(|_| format!("{}: the code is not UTF-8", shown()))?
+        .trim();
+    let edit = if code.is_empty() {
+        Edit::Whole
+    } else {
+        Edit::Program(Arc::new(
+            Program::parse(code).map_err(|e| format!("{}: {e}", shown()))?,
+        ))
+    };
     Ok(Some((Part::Arg { pos, edit }, len)))
 }
 
