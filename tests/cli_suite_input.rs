@@ -303,3 +303,27 @@ fn perl_expression_weft_cannot_run_is_refused_naming_it() {
         .stdout("")
         .stderr(contains("weft: {= $_=uc($_) =}: "));
 }
+
+#[test]
+fn dash_q_quotes_each_command_word_whole_spaces_and_all() {
+    weft()
+        .args([
+            "-q", "printf", "[%s]\\n", "a b", "", "{}", "x {} y", ":::", "1",
+        ])
+        .assert()
+        .success()
+        .stdout("[a b]\n[]\n[1]\n[x 1 y]\n");
+    weft()
+        .args([
+            "-q",
+            "sh",
+            "-c",
+            "echo \"$0\" | tr a-z A-Z",
+            "{}",
+            ":::",
+            "q r",
+        ])
+        .assert()
+        .success()
+        .stdout("Q R\n");
+}

@@ -81,7 +81,6 @@ impl Template {
         reading: Reading,
         table: &Table,
     ) -> Result<Template, String> {
-        let joined = words.join(&b' ');
         let mut parts = Vec::new();
         let mut text = Vec::new();
         let mut has_replacement = false;
@@ -89,32 +88,57 @@ impl Template {
         // `=` (so `V={} cmd` still quotes).
         let mut first_word = true;
         let mut quote_args = true;
-        let mut i = 0;
-        while i < joined.len() {
-            if let Some((part, len)) = token(&joined[i..], replace, table)? {
-                if !text.is_empty() {
-                    parts.push(Part::Text(std::mem::take(&mut text)));
-                }
-                parts.push(part);
-                has_replacement = true;
-                if first_word {
-                    quote_args = false;
-                }
-                i += len;
+        // -q quotes each of the command's words whole (white space in it too), its
+        // replacement strings still replaced; else the words are joined by spaces.
+        let joined;
+        let pieces: Vec<&[u8]> = if reading.quote {
+            words.iter().map(Vec::as_slice).collect()
+        } else {
+            joined = words.join(&b' ');
+            vec![&joined[..]]
+        };
+        let flush = |text: &mut Vec<u8>, parts: &mut Vec<Part>| {
+            if text.is_empty() {
+                return;
+            }
+            let text = std::mem::take(text);
+            parts.push(Part::Text(if reading.quote {
+                let mut out = Vec::with_capacity(text.len() + 2);
+                quote_into(&text, &mut out);
+                out
             } else {
-                if b" \t\n=".contains(&joined[i]) {
-                    first_word = false;
+                text
+            }));
+        };
+        for (w, piece) in pieces.iter().enumerate() {
+            if w > 0 {
+                flush(&mut text, &mut parts);
+                parts.push(Part::Text(b" ".to_vec()));
+                first_word = false;
+            }
+            let mut i = 0;
+            while i < piece.len() {
+                if let Some((part, len)) = token(&piece[i..], replace, table)? {
+                    flush(&mut text, &mut parts);
+                    parts.push(part);
+                    has_replacement = true;
+                    if first_word {
+                        quote_args = false;
+                    }
+                    i += len;
+                } else {
+                    if b" \t\n=".contains(&piece[i]) {
+                        first_word = false;
+                    }
+                    text.push(piece[i]);
+                    i += 1;
                 }
-                text.push(joined[i]);
-                i += 1;
+            }
+            if reading.quote && piece.is_empty() {
+                parts.push(Part::Text(b"''".to_vec()));
             }
         }
-        if !text.is_empty() {
-            parts.push(Part::Text(text));
-        }
-        if reading.quote {
-            parts = parts.into_iter().map(quote_words).collect();
-        }
+        flush(&mut text, &mut parts);
         if reading.context {
             parts = context_words(parts);
         }
@@ -371,29 +395,6 @@ fn context_words(parts: Vec<Part>) -> Vec<Part> {
         }
     }
     merged
-}
-
-/// -q: the command's own text quoted word by word, white space left as it is.
-fn quote_words(part: Part) -> Part {
-    let Part::Text(t) = part else {
-        return part;
-    };
-    let mut out = Vec::with_capacity(t.len() + 2);
-    let mut word = Vec::new();
-    for &b in &t {
-        if b.is_ascii_whitespace() {
-            if !word.is_empty() {
-                quote_into(&std::mem::take(&mut word), &mut out);
-            }
-            out.push(b);
-        } else {
-            word.push(b);
-        }
-    }
-    if !word.is_empty() {
-        quote_into(&word, &mut out);
-    }
-    Part::Text(out)
 }
 
 /// Recognises a replacement string at the start of `s`: the part and its length; an error
