@@ -700,17 +700,37 @@ fn pass_until_exit(
     Ok(killed)
 }
 
-/// Sends the kill sequence to the command's process group until the command is gone, reading
-/// its pipes meanwhile (a command that traps TERM may write on its way out).
+/// Sends the kill sequence to the command's process group until the group is gone, as GNU
+/// parallel does: a process the command started (the shell's child, which outlives a shell
+/// killed by the first TERM) gets the rest of the sequence too. Reads the command's pipes
+/// meanwhile (a command that traps TERM may write on its way out).
 fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &KillSequence) {
+    // Once the command itself has exited, the group is looked for in /proc: how often.
+    const LOOK: Duration = Duration::from_millis(5);
+    let mut exited = false;
     for (signal, wait) in seq.steps() {
         let _ = sys::kill_group(pgid, signal.number());
         // An hour at most (see `KillSequence`): always an `Instant`.
         let until = Instant::now() + wait;
         loop {
+            if exited && !sys::group_has_live(pgid) {
+                return;
+            }
             let left = until.saturating_duration_since(Instant::now());
+            if exited {
+                // Its pidfd stays readable: the pipes are read, and the group looked for, in
+                // turns.
+                for sink in sinks.iter_mut().flatten() {
+                    sink.read_now();
+                }
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(LOOK));
+                continue;
+            }
             match read_until_exit(pidfd, sinks, &mut Fed::default(), left) {
-                Ok(true) => return,
+                Ok(true) => exited = true,
                 Ok(false) if !left.is_zero() => {}
                 Ok(false) | Err(_) => break,
             }
