@@ -98,3 +98,38 @@ fn kill_sequence_goes_on_until_the_whole_group_is_gone() {
         .code(1)
         .stdout("Got TERM\nGot TERM\n");
 }
+
+/// `--lb ... | head`: a job whose lines meet a closed stdout ends the run quietly, with 141, as
+/// grouped output does; no "killed by SIGPIPE" message (par_incomplete_linebuffer).
+#[test]
+fn line_buffer_into_a_closed_pipe_ends_quietly() {
+    for lb in ["--lb", "--line-buffer", "--linebuffer"] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "\"$0\" {lb} 'yes {{}}' ::: y | head -n 3; exit \"${{PIPESTATUS[0]}}\""
+            ))
+            .arg(common::weft_bin())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "y\ny\ny\n", "{lb}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{lb}");
+        assert_eq!(out.status.code(), Some(141), "{lb}");
+    }
+}
+
+/// `--result DIR` is GNU parallel's spelling of --results too (par_result).
+#[test]
+fn result_is_a_spelling_of_results() {
+    let dir = common::Scratch::new("result-spelling");
+    let res = dir.join("res");
+    weft()
+        .args(["--result", res.to_str().unwrap(), "echo", ":::", "c"])
+        .assert()
+        .code(0)
+        .stdout("");
+    assert_eq!(
+        std::fs::read_to_string(res.join("1/c/stdout")).unwrap(),
+        "c\n"
+    );
+}

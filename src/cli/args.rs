@@ -177,7 +177,7 @@ pub(super) struct Args {
     pub(super) ungroup: bool,
     /// Print output line by line as jobs write it: lines never mix, but jobs interleave (with
     /// -k, each job's output whole, in input order).
-    #[arg(long, alias = "lb", conflicts_with_all = ["ungroup", "group"])]
+    #[arg(long, aliases = ["lb", "linebuffer"], conflicts_with_all = ["ungroup", "group"])]
     pub(super) line_buffer: bool,
     /// Print one JSON object per job on stdout instead of its output: seq, args, command or
     /// task, status, exit_code, signal, stdout, stderr, output, error, worker, pid, attempt,
@@ -237,7 +237,12 @@ pub(super) struct Args {
     /// Save each job's output in DIR/1/ARG/.../{seq,stdout,stderr} (GNU parallel's layout)
     /// instead of printing it; a NAME ending in .csv, .tsv or .json gets one row per job
     /// (-.csv, -.tsv, -.json: on stdout).
-    #[arg(long, alias = "res", value_name = "DIR", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        aliases = ["res", "result"],
+        value_name = "DIR",
+        allow_hyphen_values = true
+    )]
     pub(super) results: Option<String>,
     /// Print the name of a file holding each job's output instead of the output (the files
     /// stay, in --tmpdir).

@@ -297,8 +297,8 @@ pub struct ExecOutput {
     /// How many bytes of its stdout were passed on as they came ([`Output::Group`]): those
     /// are not in `stdout`, which holds only what came after (if anything).
     pub passed: u64,
-    /// Whether passing its stdout on met a closed stdout (`| head`): it was stopped, and the
-    /// run is over.
+    /// Whether passing its stdout on (grouped or line by line) met a closed stdout (`| head`):
+    /// it was stopped, and the run is over.
     pub stdout_closed: bool,
     /// Its standard output.
     pub stdout: Captured,
@@ -479,11 +479,14 @@ impl Task for Exec {
         // A stream that could not be passed on whole fails its job, as a capture that could not
         // be kept does; a closed pipe (`| head`) is not such a failure: the run is ending.
         let mut relayed = Ok(());
+        let mut relay_closed = false;
         for r in relays.into_iter().flatten() {
-            if let Ok(Err(e)) = r.join()
-                && relayed.is_ok()
-            {
-                relayed = Err(Failure::new(format!("output incomplete: {e}")));
+            match r.join() {
+                Ok(Ok(closed)) => relay_closed |= closed,
+                Ok(Err(e)) if relayed.is_ok() => {
+                    relayed = Err(Failure::new(format!("output incomplete: {e}")));
+                }
+                _ => {}
             }
         }
         let timed_out = killed && cx.deadline().is_some_and(|d| Instant::now() >= d);
@@ -505,7 +508,7 @@ impl Task for Exec {
             killed,
             timed_out,
             passed,
-            stdout_closed,
+            stdout_closed: stdout_closed || relay_closed,
             stdout,
             stderr,
         })
@@ -559,13 +562,14 @@ impl Drop for FreshDir {
 /// and a file lock on the stream keeps worker processes that share it apart (a pipe keeps only
 /// writes up to 4 KiB whole by itself). One write and one lock per read, not per line: a job
 /// that writes millions of short lines passes them on at the speed of its pipe. A last line
-/// with no newline is passed on at the end. Returns why it stopped passing the stream on, if
-/// not for its end or a closed pipe.
+/// with no newline is passed on at the end. Returns whether it stopped at a closed stdout
+/// (`| head`: the run is over), or why it stopped passing the stream on, if not for its end or
+/// a closed pipe.
 fn relay(
     mut pipe: impl Read + Send + 'static,
     tag: Vec<u8>,
     stderr: bool,
-) -> std::thread::JoinHandle<Result<(), String>> {
+) -> std::thread::JoinHandle<Result<bool, String>> {
     std::thread::spawn(move || {
         /// What one read asks for: what a pipe holds by default.
         const READ: usize = 1 << 16;
@@ -607,7 +611,7 @@ fn relay(
                 };
                 match pass_on(lines, stderr) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(!stderr),
                     Err(e) => {
                         let stream = if stderr { "stderr" } else { "stdout" };
                         return Err(format!("cannot pass its {stream} on: {e}"));
@@ -616,7 +620,7 @@ fn relay(
                 held.drain(..whole);
             }
             if n == 0 {
-                return Ok(());
+                return Ok(false);
             }
         }
     })
