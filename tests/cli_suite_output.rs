@@ -133,3 +133,23 @@ fn result_is_a_spelling_of_results() {
         "c\n"
     );
 }
+
+/// `--line-buffer --files`: the outputs go to the files only, as GNU parallel keeps them; no
+/// line is printed beside the names (par_linebuffer_files).
+#[test]
+fn line_buffer_with_files_prints_only_the_file_names() {
+    let dir = common::Scratch::new("lb-files");
+    let out = weft()
+        .args(["--linebuffer", "--files", "-k", "--tmpdir", dir.str()])
+        .args(["seq {}", ":::", "1", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let names = common::lines(&out.stdout);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let kept: Vec<String> = names
+        .iter()
+        .map(|n| std::fs::read_to_string(n).unwrap())
+        .collect();
+    assert_eq!(kept, ["1\n", "1\n2\n"]);
+}

@@ -527,7 +527,9 @@ fn kind(
         dry_run: args.dry_run,
         ungroup: args.ungroup,
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
-        line_buffer: args.line_buffer && !args.keep_order,
+        // Nor can they go where --files and --results keep the output (GNU parallel leaves
+        // --line-buffer out then too).
+        line_buffer: args.line_buffer && !args.keep_order && !args.files && args.results.is_none(),
         stream: streams(args),
         in_order: args.keep_order,
         tag: args.tag,
