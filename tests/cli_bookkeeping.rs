@@ -271,12 +271,13 @@ fn v_prints_each_command_line_with_its_output_and_t_on_stderr_as_it_starts() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "echo a\na\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "echo a\n");
-    // --verbose is -v, as in GNU parallel.
+    // --verbose is -t, as in GNU parallel: the command line on stderr.
     let out = weft()
         .args(["--verbose", "echo", ":::", "a"])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "echo a\na\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "echo a\n");
 }
 
 #[test]

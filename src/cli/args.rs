@@ -248,7 +248,7 @@ pub(super) struct Args {
     pub(super) ungroup: bool,
     /// Print output line by line as jobs write it: lines never mix, but jobs interleave (with
     /// -k, each job's output whole, in input order).
-    #[arg(long, alias = "lb", conflicts_with_all = ["ungroup", "group"])]
+    #[arg(long, aliases = ["lb", "linebuffer"], conflicts_with_all = ["ungroup", "group"])]
     pub(super) line_buffer: bool,
     /// Print one JSON object per job on stdout instead of its output: seq, args, command or
     /// task, status, exit_code, signal, stdout, stderr, output, error, worker, pid, attempt,
@@ -270,7 +270,8 @@ pub(super) struct Args {
     /// Print the commands instead of running them.
     #[arg(long, alias = "dryrun")]
     pub(super) dry_run: bool,
-    /// Stop a job after SECONDS (fractions allowed), or after N% of the median runtime of the
+    /// Stop a job after SECONDS (fractions and s, m, h, d suffixes allowed: 1.5m), or after
+    /// N% of the median runtime of the
     /// jobs finished so far; commands get the kill sequence.
     #[arg(long, value_name = "SECONDS|N%")]
     pub(super) timeout: Option<String>,
@@ -307,7 +308,12 @@ pub(super) struct Args {
     /// Save each job's output in DIR/1/ARG/.../{seq,stdout,stderr} (GNU parallel's layout)
     /// instead of printing it; a NAME ending in .csv, .tsv or .json gets one row per job
     /// (-.csv, -.tsv, -.json: on stdout).
-    #[arg(long, alias = "res", value_name = "DIR", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        aliases = ["res", "result"],
+        value_name = "DIR",
+        allow_hyphen_values = true
+    )]
     pub(super) results: Option<String>,
     /// Print the name of a file holding each job's output instead of the output (the files
     /// stay, in --tmpdir).
@@ -323,10 +329,11 @@ pub(super) struct Args {
     #[arg(long, alias = "ctag-string", value_name = "STR")]
     pub(super) ctagstring: Option<String>,
     /// Print each job's command line before its output (on stdout, with it).
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
     pub(super) verbose: u8,
-    /// Print each command line on stderr as its job starts.
-    #[arg(short = 't')]
+    /// Print each command line on stderr as its job starts (GNU parallel's --verbose is this,
+    /// not -v).
+    #[arg(short = 't', long = "verbose")]
     pub(super) trace: bool,
     /// The jobs' TMPDIR, where --files keeps outputs and captured outputs past 1 MiB go
     /// [default: TMPDIR].
@@ -697,14 +704,20 @@ pub(super) enum Timeout {
 pub(super) fn parse_timeout(spec: &str) -> Result<Timeout, String> {
     let bad = || {
         format!(
-            "--timeout {spec:?}: give a positive number of seconds, or N% of the median runtime"
+            "--timeout {spec:?}: give a positive number of seconds (s, m, h, d suffixes: 1.5m), \
+             or N% of the median runtime"
         )
     };
     let (number, percent) = match spec.strip_suffix('%') {
         Some(p) => (p, true),
         None => (spec, false),
     };
-    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    let n = if percent {
+        number.trim().parse().ok()
+    } else {
+        parse_secs(number)
+    };
+    let n: f64 = n.ok_or_else(bad)?;
     if !n.is_finite() || n <= 0.0 {
         return Err(bad());
     }
@@ -724,6 +737,40 @@ pub(super) fn parse_timeout(spec: &str) -> Result<Timeout, String> {
             "--timeout {spec:?}: too long: give at most 1e19 seconds"
         )),
     }
+}
+
+/// Seconds as GNU parallel takes them for `--timeout` and `--delay`: a number, or numbers
+/// each followed by a unit, s m h d (either case), added up: `1.4m`, `2h30m`, `1m30` (the
+/// last one's unit may be left out: seconds).
+pub(super) fn parse_secs(spec: &str) -> Option<f64> {
+    let spec = spec.trim();
+    if let Ok(n) = spec.parse::<f64>() {
+        return Some(n);
+    }
+    if spec.is_empty() {
+        return None;
+    }
+    let mut rest = spec;
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..len].parse().ok()?;
+        rest = &rest[len..];
+        let mut unit = rest.chars();
+        let scale = match unit.next().map(|c| c.to_ascii_lowercase()) {
+            None => 1.0,
+            Some('s') => 1.0,
+            Some('m') => 60.0,
+            Some('h') => 3600.0,
+            Some('d') => 86400.0,
+            Some(_) => return None,
+        };
+        rest = unit.as_str();
+        total += n * scale;
+    }
+    Some(total)
 }
 
 /// Parses `--memory-limit`: bytes, or a number with a K, M, G or T suffix (powers of 1024), at
@@ -875,6 +922,23 @@ mod tests {
         );
         assert!(matches!(parse_timeout("1e300%"), Ok(Timeout::OfMedian(f)) if f > 1e297));
         assert!(parse_timeout("1e-323%").is_err(), "a factor of 0");
+        assert_eq!(
+            parse_timeout("1.5m"),
+            Ok(Timeout::After(Duration::from_secs(90)))
+        );
+    }
+
+    #[test]
+    fn seconds_take_gnu_parallels_time_units() {
+        assert_eq!(parse_secs("1.4m"), Some(84.0));
+        assert_eq!(parse_secs("2h30M"), Some(9000.0));
+        assert_eq!(parse_secs("1d"), Some(86400.0));
+        assert_eq!(parse_secs("1m30"), Some(90.0));
+        assert_eq!(parse_secs("0.5s"), Some(0.5));
+        assert_eq!(parse_secs(" 7 "), Some(7.0));
+        for spec in ["", "s", "1x", "1..5s", "1s-2", "m1"] {
+            assert_eq!(parse_secs(spec), None, "{spec}");
+        }
     }
 
     #[test]

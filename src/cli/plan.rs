@@ -531,7 +531,9 @@ fn kind(
         dry_run: args.dry_run,
         ungroup: args.ungroup,
         // Lines passed on as they come cannot wait for the jobs before them: -k groups instead.
-        line_buffer: args.line_buffer && !args.keep_order,
+        // Nor can they go where --files and --results keep the output (GNU parallel leaves
+        // --line-buffer out then too).
+        line_buffer: args.line_buffer && !args.keep_order && !args.files && args.results.is_none(),
         stream: streams(args),
         in_order: args.keep_order,
         tag: args.tag,
@@ -599,28 +601,16 @@ fn book(args: &Args, packed: bool) -> Result<Option<Book>, String> {
     }))
 }
 
-/// `--delay SECS`: seconds (fractions allowed) or a number with GNU parallel's s, m, h, d
+/// `--delay SECS`: seconds (fractions allowed) or numbers with GNU parallel's s, m, h, d
 /// suffixes.
 fn parse_delay(spec: &str) -> Result<Duration, String> {
     let bad = || format!("--delay {spec:?}: give a number of seconds, such as 0.5 or 2m");
-    let s = spec.trim();
-    let (number, unit) = match s.strip_suffix(|c: char| c.is_ascii_alphabetic()) {
-        Some(n) => (n, &s[n.len()..]),
-        None => (s, "s"),
-    };
-    let scale = match unit {
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        _ => return Err(bad()),
-    };
-    let n: f64 = number.parse().map_err(|_| bad())?;
+    let n = super::args::parse_secs(spec).ok_or_else(bad)?;
     if !n.is_finite() || n < 0.0 {
         return Err(bad());
     }
     // At most a year: a longer delay is a typo, and stays far inside `Instant`'s range.
-    Duration::try_from_secs_f64(n * scale)
+    Duration::try_from_secs_f64(n)
         .ok()
         .filter(|d| d.as_secs() <= 366 * 86400)
         .ok_or_else(bad)

@@ -94,6 +94,41 @@ pub(crate) fn kill_group(pgid: u32, signal: i32) -> io::Result<()> {
     send(Pid::from_raw(-(pgid as i32)), signal)
 }
 
+/// Whether process group `pgid` still has a process that is not a zombie: read from /proc,
+/// since a zombie leader that is not yet waited for keeps `kill(-pgid, 0)` succeeding. A
+/// process that cannot be read is taken as gone.
+pub(crate) fn group_has_live(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let mut stat = Vec::with_capacity(512);
+    dir.flatten().any(|entry| {
+        let name = entry.file_name();
+        if !name.as_encoded_bytes().iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        stat.clear();
+        let read = std::fs::File::open(entry.path().join("stat"))
+            .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut stat));
+        read.is_ok() && live_in_group(&stat, pgid)
+    })
+}
+
+/// Whether a /proc/PID/stat line (`pid (comm) state ppid pgrp ...`) is of a live process in
+/// group `pgid`. The command name may hold spaces and parentheses: the fields start after its
+/// last `)`.
+fn live_in_group(stat: &[u8], pgid: u32) -> bool {
+    let Some(end) = stat.iter().rposition(|&b| b == b')') else {
+        return false;
+    };
+    let mut fields = stat[end + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty());
+    let state = fields.next();
+    let pgrp = fields.nth(1);
+    !matches!(state, Some(b"Z" | b"X" | b"x")) && pgrp == Some(pgid.to_string().as_bytes())
+}
+
 /// A process's pid file descriptor: readable once the process has exited, so a wait can have
 /// a timeout without polling.
 pub(crate) struct PidFd(std::os::fd::OwnedFd);
@@ -607,4 +642,18 @@ pub(crate) fn take_inherited(fd: std::os::fd::RawFd) -> Option<std::os::fd::Owne
     // of this process owns it; the callers take each one once (`init`, before anything else
     // runs, or under a `Once`).
     Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::live_in_group;
+
+    #[test]
+    fn group_members_are_read_past_the_command_name() {
+        let line = b"42 (a) b (c)) S 1 77 77 0 -1 4194560 0";
+        assert!(live_in_group(line, 77));
+        assert!(!live_in_group(line, 7));
+        assert!(!live_in_group(b"42 (sh) Z 1 77 77 0", 77), "a zombie");
+        assert!(!live_in_group(b"garbage", 77));
+    }
 }

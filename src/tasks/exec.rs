@@ -297,8 +297,8 @@ pub struct ExecOutput {
     /// How many bytes of its stdout were passed on as they came ([`Output::Group`]): those
     /// are not in `stdout`, which holds only what came after (if anything).
     pub passed: u64,
-    /// Whether passing its stdout on met a closed stdout (`| head`): it was stopped, and the
-    /// run is over.
+    /// Whether passing its stdout on (grouped or line by line) met a closed stdout (`| head`):
+    /// it was stopped, and the run is over.
     pub stdout_closed: bool,
     /// Its standard output.
     pub stdout: Captured,
@@ -479,11 +479,14 @@ impl Task for Exec {
         // A stream that could not be passed on whole fails its job, as a capture that could not
         // be kept does; a closed pipe (`| head`) is not such a failure: the run is ending.
         let mut relayed = Ok(());
+        let mut relay_closed = false;
         for r in relays.into_iter().flatten() {
-            if let Ok(Err(e)) = r.join()
-                && relayed.is_ok()
-            {
-                relayed = Err(Failure::new(format!("output incomplete: {e}")));
+            match r.join() {
+                Ok(Ok(closed)) => relay_closed |= closed,
+                Ok(Err(e)) if relayed.is_ok() => {
+                    relayed = Err(Failure::new(format!("output incomplete: {e}")));
+                }
+                _ => {}
             }
         }
         let timed_out = killed && cx.deadline().is_some_and(|d| Instant::now() >= d);
@@ -505,7 +508,7 @@ impl Task for Exec {
             killed,
             timed_out,
             passed,
-            stdout_closed,
+            stdout_closed: stdout_closed || relay_closed,
             stdout,
             stderr,
         })
@@ -559,13 +562,14 @@ impl Drop for FreshDir {
 /// and a file lock on the stream keeps worker processes that share it apart (a pipe keeps only
 /// writes up to 4 KiB whole by itself). One write and one lock per read, not per line: a job
 /// that writes millions of short lines passes them on at the speed of its pipe. A last line
-/// with no newline is passed on at the end. Returns why it stopped passing the stream on, if
-/// not for its end or a closed pipe.
+/// with no newline is passed on at the end. Returns whether it stopped at a closed stdout
+/// (`| head`: the run is over), or why it stopped passing the stream on, if not for its end or
+/// a closed pipe.
 fn relay(
     mut pipe: impl Read + Send + 'static,
     tag: Vec<u8>,
     stderr: bool,
-) -> std::thread::JoinHandle<Result<(), String>> {
+) -> std::thread::JoinHandle<Result<bool, String>> {
     std::thread::spawn(move || {
         /// What one read asks for: what a pipe holds by default.
         const READ: usize = 1 << 16;
@@ -607,7 +611,7 @@ fn relay(
                 };
                 match pass_on(lines, stderr) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(!stderr),
                     Err(e) => {
                         let stream = if stderr { "stderr" } else { "stdout" };
                         return Err(format!("cannot pass its {stream} on: {e}"));
@@ -616,7 +620,7 @@ fn relay(
                 held.drain(..whole);
             }
             if n == 0 {
-                return Ok(());
+                return Ok(false);
             }
         }
     })
@@ -700,17 +704,37 @@ fn pass_until_exit(
     Ok(killed)
 }
 
-/// Sends the kill sequence to the command's process group until the command is gone, reading
-/// its pipes meanwhile (a command that traps TERM may write on its way out).
+/// Sends the kill sequence to the command's process group until the group is gone, as GNU
+/// parallel does: a process the command started (the shell's child, which outlives a shell
+/// killed by the first TERM) gets the rest of the sequence too. Reads the command's pipes
+/// meanwhile (a command that traps TERM may write on its way out).
 fn kill_in_order(pgid: u32, pidfd: &sys::PidFd, sinks: &mut Sinks, seq: &KillSequence) {
+    // Once the command itself has exited, the group is looked for in /proc: how often.
+    const LOOK: Duration = Duration::from_millis(5);
+    let mut exited = false;
     for (signal, wait) in seq.steps() {
         let _ = sys::kill_group(pgid, signal.number());
         // An hour at most (see `KillSequence`): always an `Instant`.
         let until = Instant::now() + wait;
         loop {
+            if exited && !sys::group_has_live(pgid) {
+                return;
+            }
             let left = until.saturating_duration_since(Instant::now());
+            if exited {
+                // Its pidfd stays readable: the pipes are read, and the group looked for, in
+                // turns.
+                for sink in sinks.iter_mut().flatten() {
+                    sink.read_now();
+                }
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(LOOK));
+                continue;
+            }
             match read_until_exit(pidfd, sinks, &mut Fed::default(), left) {
-                Ok(true) => return,
+                Ok(true) => exited = true,
                 Ok(false) if !left.is_zero() => {}
                 Ok(false) | Err(_) => break,
             }
