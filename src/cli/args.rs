@@ -30,7 +30,9 @@ use crate::tasks::KillSequence;
     trailing_var_arg = true,
     // GNU parallel takes a repeated option (`-k -k`, a second `-j`) as given once, the last
     // value winning.
-    args_override_self = true
+    args_override_self = true,
+    // GNU parallel (Getopt::Long) takes any unambiguous prefix of a long option: `--dr`.
+    infer_long_args = true
 )]
 pub(super) struct Args {
     /// Run the registered task NAME per record instead of a command (`weft tasks` lists them).
@@ -147,7 +149,7 @@ pub(super) struct Args {
     pub(super) regexp: bool,
     /// With --pipe: start at most one job per worker and deal the blocks to them, each to the
     /// first with room for it, for as long as the input lasts.
-    #[arg(long = "round-robin", alias = "round")]
+    #[arg(long = "round-robin", aliases = ["round", "roundrobin"])]
     pub(super) round_robin: bool,
     /// With --pipe: give each job its block in a file, {} its name, removed after the job.
     #[arg(long, conflicts_with = "fifo")]
