@@ -100,7 +100,9 @@ impl Split {
 
 /// Parses `--block`: bytes, with GNU parallel's suffixes: K, M, G, T, P (and Ki, Mi...) are
 /// powers of 1024, k, m, g, t, p powers of 1000; fractions allowed.
-pub(crate) fn parse_block(spec: &str) -> Result<usize, String> {
+/// `part`: for `--pipe-part`, whose blocks are ranges of its file and never held in memory,
+/// any size goes.
+pub(crate) fn parse_block(spec: &str, part: bool) -> Result<usize, String> {
     let bad = || format!("--block {spec:?}: give a size in bytes such as 1M, 512k or 4096");
     let s = spec.trim();
     let at = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
@@ -126,6 +128,9 @@ pub(crate) fn parse_block(spec: &str) -> Result<usize, String> {
     let bytes = n * base.powi(power);
     if !bytes.is_finite() || bytes < 1.0 {
         return Err(bad());
+    }
+    if part {
+        return Ok(bytes.min((1u64 << 62) as f64) as usize);
     }
     if bytes > MOST as f64 {
         return Err(format!(
@@ -643,8 +648,8 @@ pub(crate) enum Via {
 #[derive(Clone, Debug)]
 pub(crate) struct Piping {
     pub(crate) cuts: Cuts,
-    /// `--pipe-part`'s file (`-a`); `--pipe` reads stdin.
-    pub(crate) file: Option<PathBuf>,
+    /// `--pipe-part`'s files (`-a`, `::::`), cut one after the other; `--pipe` reads stdin.
+    pub(crate) files: Vec<PathBuf>,
     /// `--pipe-part`: blocks are ranges of `file`, never read here.
     pub(crate) part: bool,
     /// `--round-robin`: at most this many jobs, each fed blocks for as long as the input lasts.
@@ -653,14 +658,27 @@ pub(crate) struct Piping {
     /// worker (GNU parallel's default is 10), among this many workers.
     pub(crate) per_worker: Option<(u64, usize)>,
     pub(crate) via: Via,
+    /// `-r`: a block of nothing but blanks and newlines runs no job (`--pipe`).
+    pub(crate) skip_blank: bool,
 }
 
 impl Piping {
     /// The blocks, in order; run on the input thread.
     pub(crate) fn open(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<Block>>>> {
         if self.part {
-            let path = self.file.clone().expect("--pipe-part has its file");
-            return Ok(Box::new(parts(path, &self.cuts, self.per_worker)?));
+            let first = parts(self.files[0].clone(), &self.cuts, self.per_worker)?;
+            // The other files are opened as the blocks come to them: a missing one is
+            // reported where it comes.
+            let (cuts, per_worker) = (self.cuts.clone(), self.per_worker);
+            let later: Vec<PathBuf> = self.files[1..].into();
+            let rest =
+                later
+                    .into_iter()
+                    .flat_map(move |path| match parts(path, &cuts, per_worker) {
+                        Ok(blocks) => Box::new(blocks) as Box<dyn Iterator<Item = _>>,
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    });
+            return Ok(Box::new(first.chain(rest)));
         }
         let input = io::stdin().lock();
         let blocks = Blocks::new(input, self.cuts.clone(), warn);
@@ -672,9 +690,19 @@ impl Piping {
                 turn: 0,
                 ended: false,
             }),
+            None if self.skip_blank => Box::new(
+                blocks
+                    .filter(|b| !b.as_ref().is_ok_and(|b| b.iter().all(|&c| is_blank(c))))
+                    .map(|b| b.map(Block::Bytes)),
+            ),
             None => Box::new(blocks.map(|b| b.map(Block::Bytes))),
         })
     }
+}
+
+/// GNU parallel's blanks for `-r`: Perl's `\s`.
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 fn warn(message: &str) {
@@ -797,14 +825,14 @@ mod tests {
 
     #[test]
     fn block_sizes_take_gnu_parallels_suffixes() {
-        assert_eq!(parse_block("1M"), Ok(1 << 20));
-        assert_eq!(parse_block("1k"), Ok(1000));
-        assert_eq!(parse_block("1K"), Ok(1024));
-        assert_eq!(parse_block("1ki"), Ok(1024));
-        assert_eq!(parse_block("1.5k"), Ok(1500));
-        assert_eq!(parse_block("10"), Ok(10));
+        assert_eq!(parse_block("1M", false), Ok(1 << 20));
+        assert_eq!(parse_block("1k", false), Ok(1000));
+        assert_eq!(parse_block("1K", false), Ok(1024));
+        assert_eq!(parse_block("1ki", false), Ok(1024));
+        assert_eq!(parse_block("1.5k", false), Ok(1500));
+        assert_eq!(parse_block("10", false), Ok(10));
         for bad in ["", "0", "-1", "x", "1q", "3G", "nan"] {
-            assert!(parse_block(bad).is_err(), "{bad}");
+            assert!(parse_block(bad, false).is_err(), "{bad}");
         }
         assert_eq!(parse_count("-N", "2k"), Ok(2000));
         assert!(parse_count("-N", "0").is_err());

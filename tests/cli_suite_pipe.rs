@@ -1,0 +1,174 @@
+//! `--pipe`, `--pipe-part`, `$PARALLEL_HOME` and the command line's spelling where weft read
+//! them otherwise than GNU parallel's own test suite expects. Every expected output and exit
+//! status is what GNU parallel 20221122 gives for the same command.
+
+mod common;
+
+use common::{Scratch, weft};
+use predicates::str::contains;
+
+fn seq(n: u64) -> String {
+    (1..=n).map(|i| format!("{i}\n")).collect()
+}
+
+#[test]
+fn pipe_part_cuts_the_files_of_quad_colon_one_after_the_other() {
+    let dir = Scratch::new("pp-quad");
+    let f = dir.join("f");
+    std::fs::write(&f, seq(3)).unwrap();
+    let f = f.to_str().unwrap();
+    // GNU parallel: `parallel -k --pipepart --block 3 cat :::: f f`.
+    weft()
+        .args(["-k", "--pipe-part", "--block", "3", "cat", "::::", f, f])
+        .assert()
+        .success()
+        .stdout("1\n2\n3\n1\n2\n3\n");
+    // GNU parallel: `seq 1000 >g; parallel -k -j2 --block -1 --pipepart echo {#} :::: g` (a
+    // block per worker, of a file named by ::::).
+    let g = dir.join("g");
+    std::fs::write(&g, seq(1000)).unwrap();
+    let f = g.to_str().unwrap();
+    weft()
+        .args([
+            "-k",
+            "-j2",
+            "--block",
+            "-1",
+            "--pipepart",
+            "echo",
+            "{#}",
+            "::::",
+            f,
+        ])
+        .assert()
+        .success()
+        .stdout("1\n2\n");
+}
+
+#[test]
+fn pipe_part_passes_over_triple_colon_arguments() {
+    let dir = Scratch::new("pp-triple");
+    let f = dir.join("f");
+    std::fs::write(&f, seq(3)).unwrap();
+    // GNU parallel: `parallel -k --pipepart -a f 'echo {#}; cat' ::: a` (bug #62311).
+    weft()
+        .args([
+            "-k",
+            "--pipepart",
+            "-a",
+            f.to_str().unwrap(),
+            "echo {#}; cat",
+        ])
+        .args([":::", "a"])
+        .assert()
+        .success()
+        .stdout("1\n1\n2\n2\n3\n3\n");
+}
+
+#[test]
+fn pipe_part_takes_a_block_past_2g() {
+    let dir = Scratch::new("pp-3g");
+    let f = dir.join("f");
+    std::fs::write(&f, "foo\n").unwrap();
+    // GNU parallel: `parallel --pipepart -a f --block 3G wc -l`.
+    weft()
+        .args([
+            "--pipepart",
+            "-a",
+            f.to_str().unwrap(),
+            "--block",
+            "3G",
+            "wc",
+            "-l",
+        ])
+        .assert()
+        .success()
+        .stdout("1\n");
+}
+
+#[test]
+fn pipe_without_a_command_is_an_error() {
+    // GNU parallel: `seq 3 | parallel --pipe` exits 255 with an error.
+    weft()
+        .arg("--pipe")
+        .write_stdin(seq(3))
+        .assert()
+        .code(255)
+        .stdout("")
+        .stderr(contains("--pipe needs a command to pipe into"));
+}
+
+#[test]
+fn no_run_if_empty_with_pipe_skips_blocks_of_only_blanks() {
+    // GNU parallel: `printf 'a\n\n \t\nb\n' | parallel -k -r -N1 --pipe 'echo J; cat'`.
+    weft()
+        .args(["-k", "-r", "-N1", "--pipe", "echo J; cat"])
+        .write_stdin("a\n\n \t\nb\n")
+        .assert()
+        .success()
+        .stdout("J\na\nJ\nb\n");
+    // GNU parallel: `echo | parallel -r -N1 --pipe md5sum -c && echo OK` (bug #34241).
+    weft()
+        .args(["-r", "-j2", "-N1", "--pipe", "md5sum", "-c"])
+        .write_stdin("\n")
+        .assert()
+        .success()
+        .stdout("");
+}
+
+#[test]
+fn empty_recend_without_recstart_makes_every_byte_a_record() {
+    // GNU parallel: `printf abc | parallel -k --pipe --recend '' -N1 'cat; echo'`, and the
+    // same with --regexp (bug #54328).
+    for regexp in [&[][..], &["--regexp"]] {
+        weft()
+            .args(regexp)
+            .args(["-k", "--pipe", "--recend", "", "-N1", "cat; echo"])
+            .write_stdin("abc")
+            .assert()
+            .success()
+            .stdout("a\nb\nc\n");
+    }
+}
+
+#[test]
+fn max_args_counts_records_with_pipe_as_max_replace_args_does() {
+    // GNU parallel: `seq 5 | parallel -k --pipe -n 2 wc -l`.
+    weft()
+        .args(["-k", "--pipe", "-n", "2", "wc", "-l"])
+        .write_stdin(seq(5))
+        .assert()
+        .success()
+        .stdout("2\n2\n1\n");
+}
+
+#[test]
+fn an_unambiguous_prefix_of_a_long_option_is_that_option() {
+    // GNU parallel (Getopt::Long): `parallel --dr echo ::: a` is --dry-run.
+    weft()
+        .args(["--dr", "echo", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("echo a\n");
+    // GNU parallel: `seq 4 | parallel --pipe --roundrobin -j1 wc -l`.
+    weft()
+        .args(["--pipe", "--roundrobin", "-j1", "wc", "-l"])
+        .write_stdin(seq(4))
+        .assert()
+        .success()
+        .stdout("4\n");
+}
+
+#[test]
+fn parallel_home_that_does_not_exist_is_made() {
+    let dir = Scratch::new("home");
+    let home = dir.join("not-yet");
+    // GNU parallel: `PARALLEL_HOME=DIR parallel echo ::: OK` makes DIR.
+    weft()
+        .env("PARALLEL_HOME", &home)
+        .args(["echo", ":::", "OK"])
+        .assert()
+        .success()
+        .stdout("OK\n");
+    assert!(home.is_dir(), "{} was not made", home.display());
+}
