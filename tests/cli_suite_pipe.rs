@@ -172,3 +172,23 @@ fn parallel_home_that_does_not_exist_is_made() {
         .stdout("OK\n");
     assert!(home.is_dir(), "{} was not made", home.display());
 }
+
+#[test]
+fn tagstring_marks_the_lines_of_pipe_blocks_with_line_buffer() {
+    // GNU parallel: `seq 30 | parallel -N10 --pipe --tagstring 'j{#}' --line-buffer -j1 wc -l`
+    // (par_pipe_line_buffer).
+    weft()
+        .args([
+            "-N10",
+            "--pipe",
+            "--tagstring",
+            "j{#}",
+            "--line-buffer",
+            "-j1",
+        ])
+        .args(["wc", "-l"])
+        .write_stdin(seq(30))
+        .assert()
+        .success()
+        .stdout("j1\t10\nj2\t10\nj3\t10\n");
+}

@@ -171,6 +171,22 @@ impl JobKind for Tasks {
     }
 }
 
+impl Commands {
+    /// The tag before each line of a `--line-buffer` job: `--tagstring`'s, or the record's
+    /// arguments with `--tag`, and a tab; empty without either.
+    fn line_tag(&self, record: &[Vec<u8>], seq: u64) -> Vec<u8> {
+        match (&self.tagstring, self.tag) {
+            (Some(t), _) => {
+                let mut tag = t.render_text(record, seq);
+                tag.push(b'\t');
+                tag
+            }
+            (None, true) => tag_of(record),
+            (None, false) => Vec::new(),
+        }
+    }
+}
+
 impl JobKind for Commands {
     type Input = Exec;
     type Output = ExecOutput;
@@ -193,15 +209,7 @@ impl JobKind for Commands {
             Output::Inherit
         } else if self.line_buffer {
             Output::Lines {
-                tag: match (&self.tagstring, self.tag) {
-                    (Some(t), _) => {
-                        let mut tag = t.render_text(&record, seq);
-                        tag.push(b'\t');
-                        tag
-                    }
-                    (None, true) => tag_of(&record),
-                    (None, false) => Vec::new(),
-                },
+                tag: self.line_tag(&record, seq),
             }
         } else if self.stream {
             Output::Group {
@@ -239,8 +247,10 @@ impl JobKind for Commands {
         let output = if self.ungroup {
             Output::Inherit
         } else if self.line_buffer {
+            // A block's tag is made as a record's is, of no arguments (as `Printer` makes
+            // the tag of a captured block's output).
             Output::Lines {
-                tag: if self.tag { b"\t".to_vec() } else { Vec::new() },
+                tag: self.line_tag(&[], seq),
             }
         } else {
             Output::Capture
