@@ -192,3 +192,64 @@ fn tagstring_marks_the_lines_of_pipe_blocks_with_line_buffer() {
         .success()
         .stdout("j1\t10\nj2\t10\nj3\t10\n");
 }
+
+#[test]
+fn regexp_reads_recstart_line_by_line_as_perls_m_flag_does() {
+    // GNU parallel: `printf 'S\nx\nS y S\nE\nS\nz\n' | parallel --pipe --regexp -k
+    // --recstart '^S$' -N1 'echo R;cat'` (par_pipe_regexp_non_quoted).
+    weft()
+        .args([
+            "--pipe",
+            "--regexp",
+            "-k",
+            "--recstart",
+            "^S$",
+            "-N1",
+            "echo R;cat",
+        ])
+        .write_stdin("S\nx\nS y S\nE\nS\nz\n")
+        .assert()
+        .success()
+        .stdout("R\nS\nx\nS y S\nE\nR\nS\nz\n");
+    // GNU parallel: `printf 'A1, S\nA2, b\nA3, S\n' | parallel --pipe --regexp -k
+    // --recstart '.*, S' -N1 'echo R;cat'`: `.` is no newline, and the next record is looked
+    // for past this one's --recstart (par_pipe_regexp).
+    weft()
+        .args([
+            "--pipe",
+            "--regexp",
+            "-k",
+            "--recstart",
+            ".*, S",
+            "-N1",
+            "echo R;cat",
+        ])
+        .write_stdin("A1, S\nA2, b\nA3, S\n")
+        .assert()
+        .success()
+        .stdout("R\nA1, S\nA2, b\nR\nA3, S\n");
+}
+
+#[test]
+fn regexp_with_n_makes_what_comes_before_the_first_recstart_a_record() {
+    // GNU parallel: `seq 540 560 | parallel -N2 --regexp --pipe --recstart 4 --recend 5 -k
+    // 'echo R; cat'` (par_slow_pipe_regexp).
+    let out = "R\n5R\n40\n541\n5R\n42\n543\n5R\n44\n545\n5R\n46\n547\n5R\n48\n549\n550\n551\n\
+               552\n553\n55R\n4\n555\n556\n557\n558\n559\n560\n";
+    weft()
+        .args([
+            "-N2",
+            "--regexp",
+            "--pipe",
+            "--recstart",
+            "4",
+            "--recend",
+            "5",
+            "-k",
+        ])
+        .arg("echo R; cat")
+        .write_stdin((540..=560).map(|i| format!("{i}\n")).collect::<String>())
+        .assert()
+        .success()
+        .stdout(out);
+}

@@ -40,8 +40,9 @@ const MOST: usize = (1 << 31) - 1;
 pub(crate) enum Split {
     /// Fixed strings: the two joined, and the length of the end.
     Fixed { both: Vec<u8>, end: usize },
-    /// `--regexp`: the two as one expression, its first group the end.
-    Regex(regex::bytes::Regex),
+    /// `--regexp`: the two as one expression, its first group the end; and the start alone,
+    /// anchored.
+    Regex(regex::bytes::Regex, regex::bytes::Regex),
 }
 
 impl Split {
@@ -54,10 +55,43 @@ impl Split {
             });
         }
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let pattern = format!("(?s)({})(?:{})", text(recend), text(recstart));
-        regex::bytes::Regex::new(&pattern)
-            .map(Split::Regex)
-            .map_err(|e| format!("--recend/--recstart: not a regular expression: {e}"))
+        // As Perl's /m without /s, as GNU parallel reads them: `^` and `$` at each line,
+        // `.` not a newline.
+        let bad = |e: regex::Error| format!("--recend/--recstart: not a regular expression: {e}");
+        let both = format!("(?m)({})(?:{})", text(recend), text(recstart));
+        let start = format!("\\A(?m:{})", text(recstart));
+        Ok(Split::Regex(
+            regex::bytes::Regex::new(&both).map_err(bad)?,
+            regex::bytes::Regex::new(&start).map_err(bad)?,
+        ))
+    }
+
+    /// With --regexp, where the input that does not start with --recstart is cut: GNU
+    /// parallel's -N makes what comes before the first split a record of its own.
+    fn garbage(&self, data: &[u8]) -> Option<usize> {
+        match self {
+            Split::Regex(_, head) if !head.is_match(data) => self
+                .first(data, 0)
+                .map(|(_, cut)| cut)
+                .filter(|&cut| cut > 0),
+            _ => None,
+        }
+    }
+
+    /// Where to look for the split that ends the record at `cut` (0 for the first), the last
+    /// split having started at `start`: one byte past that start; with --regexp past the
+    /// record's own --recstart, as GNU parallel's -N matches each record whole.
+    fn search_after(&self, data: &[u8], start: usize, cut: usize) -> usize {
+        match self {
+            Split::Fixed { .. } => start + 1,
+            Split::Regex(_, head) => {
+                let own = data
+                    .get(cut..)
+                    .and_then(|d| head.find(d))
+                    .map_or(0, |m| m.end());
+                (cut + own).max(start + 1)
+            }
+        }
     }
 
     /// Where `data` is cut after its last split.
@@ -68,7 +102,7 @@ impl Split {
                 [b] => memchr::memrchr(b, data).map(|i| i + end),
                 _ => memchr::memmem::rfind(data, both).map(|i| i + end),
             },
-            Split::Regex(re) => re
+            Split::Regex(re, _) => re
                 .captures_iter(data)
                 .last()
                 .and_then(|c| c.get(1))
@@ -84,7 +118,7 @@ impl Split {
             Split::Fixed { both, end } => {
                 memchr::memmem::find(rest, both).map(|i| (from + i, from + i + end))
             }
-            Split::Regex(re) => {
+            Split::Regex(re, _) => {
                 let c = re.captures(rest)?;
                 let (all, end) = (c.get(0)?, c.get(1)?);
                 Some((from + all.start(), from + end.end()))
@@ -210,6 +244,8 @@ pub(crate) struct Blocks<R> {
     done: bool,
     /// Told when a record longer than the block grows it.
     warn: fn(&str),
+    /// Whether what comes before the first --recstart has been looked for (`-N --regexp`).
+    garbage_read: bool,
 }
 
 impl<R: Read> Blocks<R> {
@@ -224,6 +260,7 @@ impl<R: Read> Blocks<R> {
             eof: false,
             done: false,
             warn,
+            garbage_read: false,
         }
     }
 
@@ -296,16 +333,26 @@ impl<R: Read> Blocks<R> {
             (Some(n), lines) => {
                 // Every n records (of `lines` lines each, with -L) goes out on its own.
                 let n = n.saturating_mul(lines.unwrap_or(1));
+                if !self.garbage_read {
+                    self.garbage_read = true;
+                    let head = self.head().len();
+                    if let Some(end) = self.cuts.split.garbage(&self.buf[head..]) {
+                        let mut block = Vec::with_capacity(head + end);
+                        block.extend_from_slice(&self.buf[..head + end]);
+                        self.buf.drain(head..head + end);
+                        self.ready.push_back(block);
+                    }
+                }
                 loop {
                     let head = self.head().len();
                     let data = &self.buf[head..];
-                    // GNU parallel looks for each split one byte past the start of the last.
-                    let mut at = 0;
+                    let split = &self.cuts.split;
+                    let mut from = split.search_after(data, 0, 0);
                     let mut found = None;
                     for _ in 0..n {
-                        match self.cuts.split.first(data, at + 1) {
+                        match split.first(data, from) {
                             Some((start, cut)) => {
-                                at = start;
+                                from = split.search_after(data, start, cut);
                                 found = Some(cut);
                             }
                             None => {
@@ -470,7 +517,7 @@ fn find_from(file: &File, from: u64, split: &Split) -> io::Result<Option<u64>> {
                 let look = old.saturating_sub(both.len().saturating_sub(1));
                 split.first(&buf, look).map(|(_, cut)| cut)
             }
-            Split::Regex(_) => split.last(&buf),
+            Split::Regex(..) => split.last(&buf),
         };
         if let Some(cut) = cut {
             return Ok(Some(from + cut as u64));
