@@ -253,3 +253,16 @@ fn regexp_with_n_makes_what_comes_before_the_first_recstart_a_record() {
         .success()
         .stdout(out);
 }
+
+#[test]
+fn dry_run_with_pipe_prints_each_blocks_command_line() {
+    // GNU parallel: `seq 500 | parallel -j10 --pipe --block 1k -k --dry-run 'echo {#} {%} {}'`
+    // (par_pipe_unneeded_procs).
+    weft()
+        .args(["-j10", "--pipe", "--block", "1k", "-k", "--dry-run"])
+        .arg("echo {#} {%} {}")
+        .write_stdin(seq(500))
+        .assert()
+        .success()
+        .stdout("echo 1 1 '',echo 2 2 ''\n".replace(',', "\n"));
+}

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use super::control::Finished;
 use super::input::Shape;
 use super::output::Printer;
-use super::pipe::Via;
+use super::pipe::{Piping, Via};
 use super::tag_of;
 use super::template::Template;
 use crate::pool::Pending;
@@ -310,6 +310,31 @@ impl JobKind for Commands {
 }
 
 impl Commands {
+    /// `--dry-run` with `--pipe`: prints each block's command line, as GNU parallel does;
+    /// the blocks are read and cut but go nowhere.
+    pub(super) fn dry_run_blocks(&self, piping: &Piping, workers: usize) -> Result<i32, String> {
+        let mut out = io::stdout().lock();
+        let args = if self.template.has_replacement() {
+            vec![Vec::new()]
+        } else {
+            Vec::new()
+        };
+        for (i, block) in piping.open().map_err(|e| e.to_string())?.enumerate() {
+            block.map_err(|e| e.to_string())?;
+            let seq = i as u64 + 1;
+            let slot = ((seq - 1) % workers as u64 + 1).to_string();
+            let line = fill_slot(&command_line(&self.template, &args, seq), slot.as_bytes());
+            if out
+                .write_all(&line)
+                .and_then(|_| out.write_all(b"\n"))
+                .is_err()
+            {
+                return Ok(0);
+            }
+        }
+        Ok(0)
+    }
+
     /// `--dry-run`: prints each job's command line, with `{%}` as the slot it would have
     /// among `workers`.
     pub(super) fn dry_run(&self, shape: &Shape, workers: usize) -> Result<i32, String> {

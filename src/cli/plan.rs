@@ -394,8 +394,10 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
     if args.task.is_some() {
         return Err(format!("{what} gives blocks to commands, not to --task"));
     }
-    if args.dry_run {
-        return Err(format!("--dry-run does not apply to {what}"));
+    if args.dry_run && (args.cat || args.fifo) {
+        return Err(format!(
+            "--dry-run does not apply to {what} with --cat or --fifo"
+        ));
     }
     if args.command.is_empty() && args.task.is_none() {
         return Err(format!("{what} needs a command to pipe into, such as cat"));
