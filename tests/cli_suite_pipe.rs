@@ -266,3 +266,56 @@ fn dry_run_with_pipe_prints_each_blocks_command_line() {
         .success()
         .stdout("echo 1 1 '',echo 2 2 ''\n".replace(',', "\n"));
 }
+
+#[test]
+fn rrs_takes_the_record_separators_out_of_each_block() {
+    // GNU parallel: `echo 'a+b' | parallel -k --pipe --rrs --recend '+' -N1 'cat;echo end'`
+    // (par_recend_not_regexp).
+    weft()
+        .args([
+            "-k",
+            "--pipe",
+            "--rrs",
+            "--recend",
+            "+",
+            "-N1",
+            "cat;echo end",
+        ])
+        .write_stdin("a+b\n")
+        .assert()
+        .success()
+        .stdout("aend\nb\nend\n");
+    // GNU parallel: `printf 'a,b,c,' | parallel -k --pipe --recend , --rrs -N2 'cat; echo'`.
+    weft()
+        .args([
+            "-k",
+            "--pipe",
+            "--recend",
+            ",",
+            "--remove-rec-sep",
+            "-N2",
+            "cat; echo",
+        ])
+        .write_stdin("a,b,c,")
+        .assert()
+        .success()
+        .stdout("ab\nc\n");
+    // GNU parallel: `printf 'S1\nxE\nS2\nyE\n' | parallel -k --pipe --rrs --regexp
+    // --recstart 'S\d' --recend 'E\n' -N1 'cat;echo end'`.
+    weft()
+        .args([
+            "-k",
+            "--pipe",
+            "--rrs",
+            "--regexp",
+            "--recstart",
+            r"S\d",
+            "--recend",
+            r"E\n",
+        ])
+        .args(["-N1", "cat;echo end"])
+        .write_stdin("S1\nxE\nS2\nyE\n")
+        .assert()
+        .success()
+        .stdout("\nxend\n\nyend\n");
+}

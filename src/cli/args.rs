@@ -147,6 +147,10 @@ pub(super) struct Args {
     /// With --pipe: --recend and --recstart are regular expressions.
     #[arg(long)]
     pub(super) regexp: bool,
+    /// With --pipe: take each --recend followed by --recstart out of a block, and the
+    /// --recstart it starts with and the --recend it ends with.
+    #[arg(long = "remove-rec-sep", aliases = ["removerecsep", "rrs"])]
+    pub(super) remove_rec_sep: bool,
     /// With --pipe: start at most one job per worker and deal the blocks to them, each to the
     /// first with room for it, for as long as the input lasts.
     #[arg(long = "round-robin", aliases = ["round", "roundrobin"])]

@@ -707,6 +707,84 @@ pub(crate) struct Piping {
     pub(crate) via: Via,
     /// `-r`: a block of nothing but blanks and newlines runs no job (`--pipe`).
     pub(crate) skip_blank: bool,
+    /// `--rrs`: the separators taken out of each block (`--pipe`).
+    pub(crate) remove_sep: Option<RemoveSep>,
+}
+
+/// `--rrs`: what GNU parallel takes out of each block before the job gets it.
+#[derive(Clone, Debug)]
+pub(crate) enum RemoveSep {
+    /// Each --recend followed by --recstart, then --recstart at the start and --recend at the
+    /// end (or before a last newline, as Perl's `$`).
+    Fixed { end: Vec<u8>, start: Vec<u8> },
+    /// The same as expressions: the separator, the start, the end (its group 1 the newline
+    /// kept).
+    Regex([regex::bytes::Regex; 3]),
+}
+
+impl RemoveSep {
+    pub(crate) fn new(recend: &[u8], recstart: &[u8], regexp: bool) -> Result<RemoveSep, String> {
+        if !regexp {
+            return Ok(RemoveSep::Fixed {
+                end: recend.to_vec(),
+                start: recstart.to_vec(),
+            });
+        }
+        let (end, start) = (
+            String::from_utf8_lossy(recend),
+            String::from_utf8_lossy(recstart),
+        );
+        let re = |p: String| {
+            regex::bytes::Regex::new(&p)
+                .map_err(|e| format!("--recend/--recstart: not a regular expression: {e}"))
+        };
+        Ok(RemoveSep::Regex([
+            re(format!("(?m)(?:{end})(?:{start})"))?,
+            re(format!("\\A(?s:{start})"))?,
+            re(format!("(?s:{end})(\n?)\\z"))?,
+        ]))
+    }
+
+    /// `block` with the separators taken out.
+    fn apply(&self, block: Vec<u8>) -> Vec<u8> {
+        match self {
+            RemoveSep::Fixed { end, start } => {
+                let both = [&end[..], &start[..]].concat();
+                let mut out = match both.is_empty() {
+                    true => block,
+                    false => {
+                        let mut out = Vec::with_capacity(block.len());
+                        let mut at = 0;
+                        for i in memchr::memmem::find_iter(&block, &both) {
+                            if i >= at {
+                                out.extend_from_slice(&block[at..i]);
+                                at = i + both.len();
+                            }
+                        }
+                        out.extend_from_slice(&block[at..]);
+                        out
+                    }
+                };
+                if !start.is_empty() && out.starts_with(start) {
+                    out.drain(..start.len());
+                }
+                if !end.is_empty() {
+                    if out.ends_with(end) {
+                        out.truncate(out.len() - end.len());
+                    } else if out.ends_with(b"\n") && out[..out.len() - 1].ends_with(end) {
+                        let at = out.len() - 1 - end.len();
+                        out.drain(at..out.len() - 1);
+                    }
+                }
+                out
+            }
+            RemoveSep::Regex([both, start, end]) => {
+                let out = both.replace_all(&block, &b""[..]);
+                let out = start.replace(&out, &b""[..]);
+                end.replace(&out, &b"$1"[..]).into_owned()
+            }
+        }
+    }
 }
 
 impl Piping {
@@ -729,6 +807,16 @@ impl Piping {
         }
         let input = io::stdin().lock();
         let blocks = Blocks::new(input, self.cuts.clone(), warn);
+        // --rrs and -r look at each block, not at each record: nothing added per record.
+        let (sep, skip_blank) = (self.remove_sep.clone(), self.skip_blank);
+        let blocks = blocks
+            .map(move |b| match &sep {
+                Some(sep) => b.map(|b| sep.apply(b)),
+                None => b,
+            })
+            .filter(move |b| {
+                !skip_blank || !b.as_ref().is_ok_and(|b| b.iter().all(|&c| is_blank(c)))
+            });
         Ok(match self.round_robin {
             Some(slots) => Box::new(RoundRobin {
                 blocks,
@@ -737,11 +825,6 @@ impl Piping {
                 turn: 0,
                 ended: false,
             }),
-            None if self.skip_blank => Box::new(
-                blocks
-                    .filter(|b| !b.as_ref().is_ok_and(|b| b.iter().all(|&c| is_blank(c))))
-                    .map(|b| b.map(Block::Bytes)),
-            ),
             None => Box::new(blocks.map(|b| b.map(Block::Bytes))),
         })
     }

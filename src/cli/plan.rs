@@ -381,10 +381,11 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             || args.cat
             || args.fifo
             || args.round_robin
+            || args.remove_rec_sep
         {
             return Err(
-                "--block, --recend, --recstart, --round-robin, --cat and --fifo apply to \
-                 --pipe and --pipe-part"
+                "--block, --recend, --recstart, --rrs, --round-robin, --cat and --fifo apply \
+                 to --pipe and --pipe-part"
                     .into(),
             );
         }
@@ -427,6 +428,9 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
     if args.pipe_part && files.is_empty() {
         return Err("--pipe-part reads a file: give it with -a FILE or :::: FILE".into());
     }
+    if args.pipe_part && args.remove_rec_sep {
+        return Err("--rrs applies to --pipe, not --pipe-part (its blocks are never read)".into());
+    }
     if args.pipe_part && (args.max_replace_args.is_some() || args.max_lines.is_some()) {
         return Err("-N and -L apply to --pipe, not --pipe-part".into());
     }
@@ -443,6 +447,10 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
     let anywhere = recend.is_empty()
         && (recstart.is_empty() || (args.regexp && args.recstart.is_none()))
         && args.pipe;
+    let remove_sep = match args.remove_rec_sep {
+        true => Some(pipe::RemoveSep::new(&recend, &recstart, args.regexp)?),
+        false => None,
+    };
     let split = match anywhere {
         // An empty expression: a split between any two bytes.
         true => pipe::Split::new(b"", b"", true)?,
@@ -511,6 +519,7 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
         per_worker,
         via,
         skip_blank: args.no_run_if_empty,
+        remove_sep,
     }))
 }
 
