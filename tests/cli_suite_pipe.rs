@@ -319,3 +319,16 @@ fn rrs_takes_the_record_separators_out_of_each_block() {
         .success()
         .stdout("\nxend\n\nyend\n");
 }
+
+#[test]
+fn a_prefix_of_profile_names_a_profile() {
+    let dir = Scratch::new("prof");
+    std::fs::write(dir.join("tg"), "--tag\n").unwrap();
+    // GNU parallel: `PARALLEL_HOME=DIR parallel --prof tg echo ::: a`.
+    weft()
+        .env("PARALLEL_HOME", dir.path())
+        .args(["--prof", "tg", "echo", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("a\ta\n");
+}

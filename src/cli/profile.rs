@@ -71,7 +71,9 @@ pub(super) fn expand(argv: &[OsString], profiles: &[String], plain: bool) -> Vec
 pub(super) fn names_profiles(argv: &[OsString]) -> bool {
     argv.iter().any(|a| {
         let a = a.as_bytes();
-        a.starts_with(b"--profile") || a.starts_with(b"-J") || a == b"--plain"
+        // A long option may be any prefix of its name (`--prof`, `--pla`): a false hit only
+        // costs the first look.
+        a.starts_with(b"--pr") || a.starts_with(b"-J") || a.starts_with(b"--pl")
     })
 }
 
