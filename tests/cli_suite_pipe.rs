@@ -332,3 +332,18 @@ fn a_prefix_of_profile_names_a_profile() {
         .success()
         .stdout("a\ta\n");
 }
+
+#[test]
+fn keep_order_round_robin_deals_the_blocks_strictly_in_turn() {
+    // GNU parallel: `seq 1000000 | parallel -k -j2 --block 100k --pipe --round-robin
+    // 'if [ {#} = 1 ]; then sleep 1; fi; echo {#} $(wc -l)'`: the same from run to run
+    // (par_keeporder_roundrobin). The first job starts reading late, so that dealing each
+    // block to whichever job has room would give it fewer blocks.
+    weft()
+        .args(["-k", "-j2", "--block", "100k", "--pipe", "--round-robin"])
+        .arg(r#"if [ {#} = 1 ]; then sleep 1; fi; echo {#} $(wc -l)"#)
+        .write_stdin(seq(1_000_000))
+        .assert()
+        .success()
+        .stdout("1 507431\n2 492569\n");
+}

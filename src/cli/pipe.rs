@@ -551,6 +551,9 @@ struct RoundRobin<I> {
     streams: Vec<Stream>,
     /// Where the search for a stream with room starts.
     turn: usize,
+    /// `-k`: each block goes to the next stream in turn, waiting for its room, so that each
+    /// job gets the same blocks from run to run (GNU parallel's -k --round-robin).
+    in_turn: bool,
     ended: bool,
 }
 
@@ -591,9 +594,13 @@ impl<I: Iterator<Item = io::Result<Vec<u8>>>> RoundRobin<I> {
         loop {
             // In turn, from the one after the last given a block.
             let n = self.streams.len();
-            let free = (0..n)
+            let mut open = (0..n)
                 .map(|k| (self.turn + k) % n)
-                .find(|&i| self.streams[i].fd.is_some() && !self.streams[i].busy());
+                .filter(|&i| self.streams[i].fd.is_some());
+            let free = match self.in_turn {
+                true => open.next().filter(|&i| !self.streams[i].busy()),
+                false => open.find(|&i| !self.streams[i].busy()),
+            };
             if let Some(i) = free {
                 let s = &mut self.streams[i];
                 s.bytes = block;
@@ -709,6 +716,8 @@ pub(crate) struct Piping {
     pub(crate) skip_blank: bool,
     /// `--rrs`: the separators taken out of each block (`--pipe`).
     pub(crate) remove_sep: Option<RemoveSep>,
+    /// `-k` with `--round-robin`: the blocks dealt strictly in turn.
+    pub(crate) in_turn: bool,
 }
 
 /// `--rrs`: what GNU parallel takes out of each block before the job gets it.
@@ -823,6 +832,7 @@ impl Piping {
                 slots,
                 streams: Vec::new(),
                 turn: 0,
+                in_turn: self.in_turn,
                 ended: false,
             }),
             None => Box::new(blocks.map(|b| b.map(Block::Bytes))),

@@ -520,6 +520,7 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
         via,
         skip_blank: args.no_run_if_empty,
         remove_sep,
+        in_turn: args.keep_order,
     }))
 }
 
