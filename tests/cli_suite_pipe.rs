@@ -347,3 +347,38 @@ fn keep_order_round_robin_deals_the_blocks_strictly_in_turn() {
         .success()
         .stdout("1 507431\n2 492569\n");
 }
+
+#[test]
+fn a_header_regexp_with_pipe_takes_what_it_matches_before_every_block() {
+    // GNU parallel: `(echo h1; echo h2; echo 1a; echo 1b; echo 2a) | parallel -j1 --pipe -N2 -k
+    // --header '.*\n.*\n' 'echo Start;cat'` (par_header).
+    weft()
+        .args([
+            "-j1",
+            "--pipe",
+            "-N2",
+            "-k",
+            "--header",
+            r".*\n.*\n",
+            "echo Start;cat",
+        ])
+        .write_stdin("h1\nh2\n1a\n1b\n2a\n")
+        .assert()
+        .success()
+        .stdout("Start\nh1\nh2\n1a\n1b\nStart\nh1\nh2\n2a\n");
+    // GNU parallel: `printf 'H:x\nH:y\na\nb\n' | parallel -k --pipe --header '(H:.*\n)*' -N1
+    // 'echo S;cat'`.
+    weft()
+        .args([
+            "-k",
+            "--pipe",
+            "--header",
+            r"(H:.*\n)*",
+            "-N1",
+            "echo S;cat",
+        ])
+        .write_stdin("H:x\nH:y\na\nb\n")
+        .assert()
+        .success()
+        .stdout("S\nH:x\nH:y\na\nS\nH:x\nH:y\nb\n");
+}

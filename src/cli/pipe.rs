@@ -29,6 +29,8 @@ pub(crate) struct Cuts {
     pub(crate) lines: Option<usize>,
     /// `--header`: how many lines are the header, repeated to every block.
     pub(crate) header_lines: usize,
+    /// `--header REGEX` (--pipe): the header is what it matches at the start of the input.
+    pub(crate) header_regex: Option<regex::bytes::Regex>,
 }
 
 /// The largest block GNU parallel grows a block to.
@@ -190,12 +192,43 @@ pub(crate) fn header_lines(spec: &str) -> Result<usize, String> {
     if spec == ":" {
         return Ok(1);
     }
-    spec.parse::<usize>().map_err(|_| {
-        format!(
-            "--header {spec:?}: with --pipe, give : (the first line) or a number of lines; \
-             a regular expression is not supported"
-        )
-    })
+    spec.parse::<usize>()
+        .map_err(|_| format!("--header {spec:?}: give : (the first line) or a number of lines"))
+}
+
+/// `--header REGEX` with --pipe: a header that is neither `:` nor a number of lines is a
+/// regular expression matched at the start of the input, as GNU parallel reads it (Perl's,
+/// without /m or /s: `.` is no newline).
+pub(crate) fn header_regex(spec: &str) -> Result<Option<regex::bytes::Regex>, String> {
+    if spec == ":" || spec.parse::<usize>().is_ok() {
+        return Ok(None);
+    }
+    regex::bytes::Regex::new(&format!("\\A(?:{spec})"))
+        .map(Some)
+        .map_err(|e| format!("--header {spec:?}: not a regular expression: {e}"))
+}
+
+/// Reads a block's worth from `input` into `buf` and returns what `re` matches at its start:
+/// the header, taken off `buf`.
+fn take_header_regex(
+    input: &mut impl Read,
+    buf: &mut Vec<u8>,
+    re: &regex::bytes::Regex,
+    step: usize,
+) -> io::Result<Vec<u8>> {
+    while buf.len() < step {
+        let before = buf.len();
+        input
+            .by_ref()
+            .take((step - buf.len()) as u64)
+            .read_to_end(buf)?;
+        if buf.len() == before {
+            break;
+        }
+    }
+    let end = re.find(buf).map_or(0, |m| m.end());
+    let rest = buf.split_off(end);
+    Ok(std::mem::replace(buf, rest))
 }
 
 /// Reads from `input` into `buf`, `step` bytes at a time (GNU parallel reads a block at a time,
@@ -301,12 +334,15 @@ impl<R: Read> Blocks<R> {
     /// One round: read, cut what GNU parallel cuts; returns whether anything was cut.
     fn round(&mut self) -> io::Result<bool> {
         if self.header.is_none() {
-            let header = take_header(
-                &mut self.input,
-                &mut self.buf,
-                self.cuts.header_lines,
-                self.block,
-            )?;
+            let header = match &self.cuts.header_regex {
+                Some(re) => take_header_regex(&mut self.input, &mut self.buf, re, self.block)?,
+                None => take_header(
+                    &mut self.input,
+                    &mut self.buf,
+                    self.cuts.header_lines,
+                    self.block,
+                )?,
+            };
             let mut buf = header.clone();
             buf.append(&mut self.buf);
             self.buf = buf;
@@ -860,6 +896,7 @@ mod tests {
             records: None,
             lines: None,
             header_lines: 0,
+            header_regex: None,
         }
     }
 
@@ -939,6 +976,7 @@ mod tests {
     fn the_header_goes_before_every_block_and_records_split_at_recend_then_recstart() {
         let header = Cuts {
             header_lines: 1,
+            header_regex: None,
             ..cuts(4)
         };
         assert_eq!(

@@ -467,6 +467,17 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             None => None,
         },
     };
+    let header_regex = args
+        .header
+        .as_deref()
+        .map(pipe::header_regex)
+        .transpose()?
+        .flatten();
+    if args.pipe_part && header_regex.is_some() {
+        return Err(
+            "--header with --pipe-part: give : (the first line) or a number of lines".into(),
+        );
+    }
     let cuts = Cuts {
         block: match &args.block {
             Some(_) if per_worker.is_some() => 1 << 20,
@@ -485,12 +496,11 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             .as_deref()
             .map(|n| pipe::parse_count("-L", n))
             .transpose()?,
-        header_lines: args
-            .header
-            .as_deref()
-            .map(pipe::header_lines)
-            .transpose()?
-            .unwrap_or(0),
+        header_lines: match (args.header.as_deref(), &header_regex) {
+            (Some(spec), None) => pipe::header_lines(spec)?,
+            _ => 0,
+        },
+        header_regex,
     };
     if args.round_robin && args.pipe {
         if args.cat || args.fifo {
