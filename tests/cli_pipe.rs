@@ -487,7 +487,11 @@ fn pipe_options_without_pipe_and_bad_values_are_refused_naming_the_option() {
         &["--pipe", "--task", "noop"],
         "--pipe gives blocks to commands",
     );
-    refused(&["--pipe", "--header", "a.*b", "cat"], "--header \"a.*b\"");
+    // A --header that is neither : nor a count is a regular expression, as in GNU parallel.
+    refused(
+        &["--pipe", "--header", "(", "cat"],
+        "--header \"(\": not a regular expression",
+    );
     refused(
         &["--pipe", "echo", ":::", "a"],
         "--pipe reads stdin, not :::",

@@ -30,7 +30,9 @@ use crate::tasks::KillSequence;
     trailing_var_arg = true,
     // GNU parallel takes a repeated option (`-k -k`, a second `-j`) as given once, the last
     // value winning.
-    args_override_self = true
+    args_override_self = true,
+    // GNU parallel (Getopt::Long) takes any unambiguous prefix of a long option: `--dr`.
+    infer_long_args = true
 )]
 pub(super) struct Args {
     /// Run the registered task NAME per record instead of a command (`weft tasks` lists them).
@@ -145,9 +147,13 @@ pub(super) struct Args {
     /// With --pipe: --recend and --recstart are regular expressions.
     #[arg(long)]
     pub(super) regexp: bool,
+    /// With --pipe: take each --recend followed by --recstart out of a block, and the
+    /// --recstart it starts with and the --recend it ends with.
+    #[arg(long = "remove-rec-sep", aliases = ["removerecsep", "rrs"])]
+    pub(super) remove_rec_sep: bool,
     /// With --pipe: start at most one job per worker and deal the blocks to them, each to the
     /// first with room for it, for as long as the input lasts.
-    #[arg(long = "round-robin", alias = "round")]
+    #[arg(long = "round-robin", aliases = ["round", "roundrobin"])]
     pub(super) round_robin: bool,
     /// With --pipe: give each job its block in a file, {} its name, removed after the job.
     #[arg(long, conflicts_with = "fifo")]

@@ -25,9 +25,10 @@ pub(super) fn run(registry: &Registry, plan: Plan) -> Result<i32, String> {
     settle_process(&plan.run)?;
     match plan.kind {
         Kind::Task(tasks) => drive(registry, plan.run, &tasks),
-        Kind::Command(commands) if commands.dry_run => {
-            commands.dry_run(&plan.run.shape, plan.run.pool.workers)
-        }
+        Kind::Command(commands) if commands.dry_run => match &plan.run.piping {
+            Some(piping) => commands.dry_run_blocks(piping, plan.run.pool.workers),
+            None => commands.dry_run(&plan.run.shape, plan.run.pool.workers),
+        },
         Kind::Command(commands) => {
             check_shell()?;
             // Started before any other thread: it marks this process's environment for the

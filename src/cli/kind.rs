@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use super::control::Finished;
 use super::input::Shape;
 use super::output::Printer;
-use super::pipe::Via;
+use super::pipe::{Piping, Via};
 use super::tag_of;
 use super::template::Template;
 use crate::pool::Pending;
@@ -171,6 +171,22 @@ impl JobKind for Tasks {
     }
 }
 
+impl Commands {
+    /// The tag before each line of a `--line-buffer` job: `--tagstring`'s, or the record's
+    /// arguments with `--tag`, and a tab; empty without either.
+    fn line_tag(&self, record: &[Vec<u8>], seq: u64) -> Vec<u8> {
+        match (&self.tagstring, self.tag) {
+            (Some(t), _) => {
+                let mut tag = t.render_text(record, seq);
+                tag.push(b'\t');
+                tag
+            }
+            (None, true) => tag_of(record),
+            (None, false) => Vec::new(),
+        }
+    }
+}
+
 impl JobKind for Commands {
     type Input = Exec;
     type Output = ExecOutput;
@@ -193,15 +209,7 @@ impl JobKind for Commands {
             Output::Inherit
         } else if self.line_buffer {
             Output::Lines {
-                tag: match (&self.tagstring, self.tag) {
-                    (Some(t), _) => {
-                        let mut tag = t.render_text(&record, seq);
-                        tag.push(b'\t');
-                        tag
-                    }
-                    (None, true) => tag_of(&record),
-                    (None, false) => Vec::new(),
-                },
+                tag: self.line_tag(&record, seq),
             }
         } else if self.stream {
             Output::Group {
@@ -239,8 +247,10 @@ impl JobKind for Commands {
         let output = if self.ungroup {
             Output::Inherit
         } else if self.line_buffer {
+            // A block's tag is made as a record's is, of no arguments (as `Printer` makes
+            // the tag of a captured block's output).
             Output::Lines {
-                tag: if self.tag { b"\t".to_vec() } else { Vec::new() },
+                tag: self.line_tag(&[], seq),
             }
         } else {
             Output::Capture
@@ -300,6 +310,31 @@ impl JobKind for Commands {
 }
 
 impl Commands {
+    /// `--dry-run` with `--pipe`: prints each block's command line, as GNU parallel does;
+    /// the blocks are read and cut but go nowhere.
+    pub(super) fn dry_run_blocks(&self, piping: &Piping, workers: usize) -> Result<i32, String> {
+        let mut out = io::stdout().lock();
+        let args = if self.template.has_replacement() {
+            vec![Vec::new()]
+        } else {
+            Vec::new()
+        };
+        for (i, block) in piping.open().map_err(|e| e.to_string())?.enumerate() {
+            block.map_err(|e| e.to_string())?;
+            let seq = i as u64 + 1;
+            let slot = ((seq - 1) % workers as u64 + 1).to_string();
+            let line = fill_slot(&command_line(&self.template, &args, seq), slot.as_bytes());
+            if out
+                .write_all(&line)
+                .and_then(|_| out.write_all(b"\n"))
+                .is_err()
+            {
+                return Ok(0);
+            }
+        }
+        Ok(0)
+    }
+
     /// `--dry-run`: prints each job's command line, with `{%}` as the slot it would have
     /// among `workers`.
     pub(super) fn dry_run(&self, shape: &Shape, workers: usize) -> Result<i32, String> {

@@ -29,6 +29,8 @@ pub(crate) struct Cuts {
     pub(crate) lines: Option<usize>,
     /// `--header`: how many lines are the header, repeated to every block.
     pub(crate) header_lines: usize,
+    /// `--header REGEX` (--pipe): the header is what it matches at the start of the input.
+    pub(crate) header_regex: Option<regex::bytes::Regex>,
 }
 
 /// The largest block GNU parallel grows a block to.
@@ -40,8 +42,9 @@ const MOST: usize = (1 << 31) - 1;
 pub(crate) enum Split {
     /// Fixed strings: the two joined, and the length of the end.
     Fixed { both: Vec<u8>, end: usize },
-    /// `--regexp`: the two as one expression, its first group the end.
-    Regex(regex::bytes::Regex),
+    /// `--regexp`: the two as one expression, its first group the end; and the start alone,
+    /// anchored.
+    Regex(regex::bytes::Regex, regex::bytes::Regex),
 }
 
 impl Split {
@@ -54,10 +57,43 @@ impl Split {
             });
         }
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let pattern = format!("(?s)({})(?:{})", text(recend), text(recstart));
-        regex::bytes::Regex::new(&pattern)
-            .map(Split::Regex)
-            .map_err(|e| format!("--recend/--recstart: not a regular expression: {e}"))
+        // As Perl's /m without /s, as GNU parallel reads them: `^` and `$` at each line,
+        // `.` not a newline.
+        let bad = |e: regex::Error| format!("--recend/--recstart: not a regular expression: {e}");
+        let both = format!("(?m)({})(?:{})", text(recend), text(recstart));
+        let start = format!("\\A(?m:{})", text(recstart));
+        Ok(Split::Regex(
+            regex::bytes::Regex::new(&both).map_err(bad)?,
+            regex::bytes::Regex::new(&start).map_err(bad)?,
+        ))
+    }
+
+    /// With --regexp, where the input that does not start with --recstart is cut: GNU
+    /// parallel's -N makes what comes before the first split a record of its own.
+    fn garbage(&self, data: &[u8]) -> Option<usize> {
+        match self {
+            Split::Regex(_, head) if !head.is_match(data) => self
+                .first(data, 0)
+                .map(|(_, cut)| cut)
+                .filter(|&cut| cut > 0),
+            _ => None,
+        }
+    }
+
+    /// Where to look for the split that ends the record at `cut` (0 for the first), the last
+    /// split having started at `start`: one byte past that start; with --regexp past the
+    /// record's own --recstart, as GNU parallel's -N matches each record whole.
+    fn search_after(&self, data: &[u8], start: usize, cut: usize) -> usize {
+        match self {
+            Split::Fixed { .. } => start + 1,
+            Split::Regex(_, head) => {
+                let own = data
+                    .get(cut..)
+                    .and_then(|d| head.find(d))
+                    .map_or(0, |m| m.end());
+                (cut + own).max(start + 1)
+            }
+        }
     }
 
     /// Where `data` is cut after its last split.
@@ -68,7 +104,7 @@ impl Split {
                 [b] => memchr::memrchr(b, data).map(|i| i + end),
                 _ => memchr::memmem::rfind(data, both).map(|i| i + end),
             },
-            Split::Regex(re) => re
+            Split::Regex(re, _) => re
                 .captures_iter(data)
                 .last()
                 .and_then(|c| c.get(1))
@@ -84,7 +120,7 @@ impl Split {
             Split::Fixed { both, end } => {
                 memchr::memmem::find(rest, both).map(|i| (from + i, from + i + end))
             }
-            Split::Regex(re) => {
+            Split::Regex(re, _) => {
                 let c = re.captures(rest)?;
                 let (all, end) = (c.get(0)?, c.get(1)?);
                 Some((from + all.start(), from + end.end()))
@@ -100,7 +136,9 @@ impl Split {
 
 /// Parses `--block`: bytes, with GNU parallel's suffixes: K, M, G, T, P (and Ki, Mi...) are
 /// powers of 1024, k, m, g, t, p powers of 1000; fractions allowed.
-pub(crate) fn parse_block(spec: &str) -> Result<usize, String> {
+/// `part`: for `--pipe-part`, whose blocks are ranges of its file and never held in memory,
+/// any size goes.
+pub(crate) fn parse_block(spec: &str, part: bool) -> Result<usize, String> {
     let bad = || format!("--block {spec:?}: give a size in bytes such as 1M, 512k or 4096");
     let s = spec.trim();
     let at = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
@@ -127,6 +165,9 @@ pub(crate) fn parse_block(spec: &str) -> Result<usize, String> {
     if !bytes.is_finite() || bytes < 1.0 {
         return Err(bad());
     }
+    if part {
+        return Ok(bytes.min((1u64 << 62) as f64) as usize);
+    }
     if bytes > MOST as f64 {
         return Err(format!(
             "--block {spec:?}: too large: give at most 2G (a record longer than the block grows it)"
@@ -151,12 +192,43 @@ pub(crate) fn header_lines(spec: &str) -> Result<usize, String> {
     if spec == ":" {
         return Ok(1);
     }
-    spec.parse::<usize>().map_err(|_| {
-        format!(
-            "--header {spec:?}: with --pipe, give : (the first line) or a number of lines; \
-             a regular expression is not supported"
-        )
-    })
+    spec.parse::<usize>()
+        .map_err(|_| format!("--header {spec:?}: give : (the first line) or a number of lines"))
+}
+
+/// `--header REGEX` with --pipe: a header that is neither `:` nor a number of lines is a
+/// regular expression matched at the start of the input, as GNU parallel reads it (Perl's,
+/// without /m or /s: `.` is no newline).
+pub(crate) fn header_regex(spec: &str) -> Result<Option<regex::bytes::Regex>, String> {
+    if spec == ":" || spec.parse::<usize>().is_ok() {
+        return Ok(None);
+    }
+    regex::bytes::Regex::new(&format!("\\A(?:{spec})"))
+        .map(Some)
+        .map_err(|e| format!("--header {spec:?}: not a regular expression: {e}"))
+}
+
+/// Reads a block's worth from `input` into `buf` and returns what `re` matches at its start:
+/// the header, taken off `buf`.
+fn take_header_regex(
+    input: &mut impl Read,
+    buf: &mut Vec<u8>,
+    re: &regex::bytes::Regex,
+    step: usize,
+) -> io::Result<Vec<u8>> {
+    while buf.len() < step {
+        let before = buf.len();
+        input
+            .by_ref()
+            .take((step - buf.len()) as u64)
+            .read_to_end(buf)?;
+        if buf.len() == before {
+            break;
+        }
+    }
+    let end = re.find(buf).map_or(0, |m| m.end());
+    let rest = buf.split_off(end);
+    Ok(std::mem::replace(buf, rest))
 }
 
 /// Reads from `input` into `buf`, `step` bytes at a time (GNU parallel reads a block at a time,
@@ -205,6 +277,8 @@ pub(crate) struct Blocks<R> {
     done: bool,
     /// Told when a record longer than the block grows it.
     warn: fn(&str),
+    /// Whether what comes before the first --recstart has been looked for (`-N --regexp`).
+    garbage_read: bool,
 }
 
 impl<R: Read> Blocks<R> {
@@ -219,6 +293,7 @@ impl<R: Read> Blocks<R> {
             eof: false,
             done: false,
             warn,
+            garbage_read: false,
         }
     }
 
@@ -259,12 +334,15 @@ impl<R: Read> Blocks<R> {
     /// One round: read, cut what GNU parallel cuts; returns whether anything was cut.
     fn round(&mut self) -> io::Result<bool> {
         if self.header.is_none() {
-            let header = take_header(
-                &mut self.input,
-                &mut self.buf,
-                self.cuts.header_lines,
-                self.block,
-            )?;
+            let header = match &self.cuts.header_regex {
+                Some(re) => take_header_regex(&mut self.input, &mut self.buf, re, self.block)?,
+                None => take_header(
+                    &mut self.input,
+                    &mut self.buf,
+                    self.cuts.header_lines,
+                    self.block,
+                )?,
+            };
             let mut buf = header.clone();
             buf.append(&mut self.buf);
             self.buf = buf;
@@ -291,16 +369,26 @@ impl<R: Read> Blocks<R> {
             (Some(n), lines) => {
                 // Every n records (of `lines` lines each, with -L) goes out on its own.
                 let n = n.saturating_mul(lines.unwrap_or(1));
+                if !self.garbage_read {
+                    self.garbage_read = true;
+                    let head = self.head().len();
+                    if let Some(end) = self.cuts.split.garbage(&self.buf[head..]) {
+                        let mut block = Vec::with_capacity(head + end);
+                        block.extend_from_slice(&self.buf[..head + end]);
+                        self.buf.drain(head..head + end);
+                        self.ready.push_back(block);
+                    }
+                }
                 loop {
                     let head = self.head().len();
                     let data = &self.buf[head..];
-                    // GNU parallel looks for each split one byte past the start of the last.
-                    let mut at = 0;
+                    let split = &self.cuts.split;
+                    let mut from = split.search_after(data, 0, 0);
                     let mut found = None;
                     for _ in 0..n {
-                        match self.cuts.split.first(data, at + 1) {
+                        match split.first(data, from) {
                             Some((start, cut)) => {
-                                at = start;
+                                from = split.search_after(data, start, cut);
                                 found = Some(cut);
                             }
                             None => {
@@ -465,7 +553,7 @@ fn find_from(file: &File, from: u64, split: &Split) -> io::Result<Option<u64>> {
                 let look = old.saturating_sub(both.len().saturating_sub(1));
                 split.first(&buf, look).map(|(_, cut)| cut)
             }
-            Split::Regex(_) => split.last(&buf),
+            Split::Regex(..) => split.last(&buf),
         };
         if let Some(cut) = cut {
             return Ok(Some(from + cut as u64));
@@ -499,6 +587,9 @@ struct RoundRobin<I> {
     streams: Vec<Stream>,
     /// Where the search for a stream with room starts.
     turn: usize,
+    /// `-k`: each block goes to the next stream in turn, waiting for its room, so that each
+    /// job gets the same blocks from run to run (GNU parallel's -k --round-robin).
+    in_turn: bool,
     ended: bool,
 }
 
@@ -539,9 +630,13 @@ impl<I: Iterator<Item = io::Result<Vec<u8>>>> RoundRobin<I> {
         loop {
             // In turn, from the one after the last given a block.
             let n = self.streams.len();
-            let free = (0..n)
+            let mut open = (0..n)
                 .map(|k| (self.turn + k) % n)
-                .find(|&i| self.streams[i].fd.is_some() && !self.streams[i].busy());
+                .filter(|&i| self.streams[i].fd.is_some());
+            let free = match self.in_turn {
+                true => open.next().filter(|&i| !self.streams[i].busy()),
+                false => open.find(|&i| !self.streams[i].busy()),
+            };
             if let Some(i) = free {
                 let s = &mut self.streams[i];
                 s.bytes = block;
@@ -643,8 +738,8 @@ pub(crate) enum Via {
 #[derive(Clone, Debug)]
 pub(crate) struct Piping {
     pub(crate) cuts: Cuts,
-    /// `--pipe-part`'s file (`-a`); `--pipe` reads stdin.
-    pub(crate) file: Option<PathBuf>,
+    /// `--pipe-part`'s files (`-a`, `::::`), cut one after the other; `--pipe` reads stdin.
+    pub(crate) files: Vec<PathBuf>,
     /// `--pipe-part`: blocks are ranges of `file`, never read here.
     pub(crate) part: bool,
     /// `--round-robin`: at most this many jobs, each fed blocks for as long as the input lasts.
@@ -653,28 +748,137 @@ pub(crate) struct Piping {
     /// worker (GNU parallel's default is 10), among this many workers.
     pub(crate) per_worker: Option<(u64, usize)>,
     pub(crate) via: Via,
+    /// `-r`: a block of nothing but blanks and newlines runs no job (`--pipe`).
+    pub(crate) skip_blank: bool,
+    /// `--rrs`: the separators taken out of each block (`--pipe`).
+    pub(crate) remove_sep: Option<RemoveSep>,
+    /// `-k` with `--round-robin`: the blocks dealt strictly in turn.
+    pub(crate) in_turn: bool,
+}
+
+/// `--rrs`: what GNU parallel takes out of each block before the job gets it.
+#[derive(Clone, Debug)]
+pub(crate) enum RemoveSep {
+    /// Each --recend followed by --recstart, then --recstart at the start and --recend at the
+    /// end (or before a last newline, as Perl's `$`).
+    Fixed { end: Vec<u8>, start: Vec<u8> },
+    /// The same as expressions: the separator, the start, the end (its group 1 the newline
+    /// kept).
+    Regex([regex::bytes::Regex; 3]),
+}
+
+impl RemoveSep {
+    pub(crate) fn new(recend: &[u8], recstart: &[u8], regexp: bool) -> Result<RemoveSep, String> {
+        if !regexp {
+            return Ok(RemoveSep::Fixed {
+                end: recend.to_vec(),
+                start: recstart.to_vec(),
+            });
+        }
+        let (end, start) = (
+            String::from_utf8_lossy(recend),
+            String::from_utf8_lossy(recstart),
+        );
+        let re = |p: String| {
+            regex::bytes::Regex::new(&p)
+                .map_err(|e| format!("--recend/--recstart: not a regular expression: {e}"))
+        };
+        Ok(RemoveSep::Regex([
+            re(format!("(?m)(?:{end})(?:{start})"))?,
+            re(format!("\\A(?s:{start})"))?,
+            re(format!("(?s:{end})(\n?)\\z"))?,
+        ]))
+    }
+
+    /// `block` with the separators taken out.
+    fn apply(&self, block: Vec<u8>) -> Vec<u8> {
+        match self {
+            RemoveSep::Fixed { end, start } => {
+                let both = [&end[..], &start[..]].concat();
+                let mut out = match both.is_empty() {
+                    true => block,
+                    false => {
+                        let mut out = Vec::with_capacity(block.len());
+                        let mut at = 0;
+                        for i in memchr::memmem::find_iter(&block, &both) {
+                            if i >= at {
+                                out.extend_from_slice(&block[at..i]);
+                                at = i + both.len();
+                            }
+                        }
+                        out.extend_from_slice(&block[at..]);
+                        out
+                    }
+                };
+                if !start.is_empty() && out.starts_with(start) {
+                    out.drain(..start.len());
+                }
+                if !end.is_empty() {
+                    if out.ends_with(end) {
+                        out.truncate(out.len() - end.len());
+                    } else if out.ends_with(b"\n") && out[..out.len() - 1].ends_with(end) {
+                        let at = out.len() - 1 - end.len();
+                        out.drain(at..out.len() - 1);
+                    }
+                }
+                out
+            }
+            RemoveSep::Regex([both, start, end]) => {
+                let out = both.replace_all(&block, &b""[..]);
+                let out = start.replace(&out, &b""[..]);
+                end.replace(&out, &b"$1"[..]).into_owned()
+            }
+        }
+    }
 }
 
 impl Piping {
     /// The blocks, in order; run on the input thread.
     pub(crate) fn open(&self) -> io::Result<Box<dyn Iterator<Item = io::Result<Block>>>> {
         if self.part {
-            let path = self.file.clone().expect("--pipe-part has its file");
-            return Ok(Box::new(parts(path, &self.cuts, self.per_worker)?));
+            let first = parts(self.files[0].clone(), &self.cuts, self.per_worker)?;
+            // The other files are opened as the blocks come to them: a missing one is
+            // reported where it comes.
+            let (cuts, per_worker) = (self.cuts.clone(), self.per_worker);
+            let later: Vec<PathBuf> = self.files[1..].into();
+            let rest =
+                later
+                    .into_iter()
+                    .flat_map(move |path| match parts(path, &cuts, per_worker) {
+                        Ok(blocks) => Box::new(blocks) as Box<dyn Iterator<Item = _>>,
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    });
+            return Ok(Box::new(first.chain(rest)));
         }
         let input = io::stdin().lock();
         let blocks = Blocks::new(input, self.cuts.clone(), warn);
+        // --rrs and -r look at each block, not at each record: nothing added per record.
+        let (sep, skip_blank) = (self.remove_sep.clone(), self.skip_blank);
+        let blocks = blocks
+            .map(move |b| match &sep {
+                Some(sep) => b.map(|b| sep.apply(b)),
+                None => b,
+            })
+            .filter(move |b| {
+                !skip_blank || !b.as_ref().is_ok_and(|b| b.iter().all(|&c| is_blank(c)))
+            });
         Ok(match self.round_robin {
             Some(slots) => Box::new(RoundRobin {
                 blocks,
                 slots,
                 streams: Vec::new(),
                 turn: 0,
+                in_turn: self.in_turn,
                 ended: false,
             }),
             None => Box::new(blocks.map(|b| b.map(Block::Bytes))),
         })
     }
+}
+
+/// GNU parallel's blanks for `-r`: Perl's `\s`.
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 fn warn(message: &str) {
@@ -692,6 +896,7 @@ mod tests {
             records: None,
             lines: None,
             header_lines: 0,
+            header_regex: None,
         }
     }
 
@@ -771,6 +976,7 @@ mod tests {
     fn the_header_goes_before_every_block_and_records_split_at_recend_then_recstart() {
         let header = Cuts {
             header_lines: 1,
+            header_regex: None,
             ..cuts(4)
         };
         assert_eq!(
@@ -797,14 +1003,14 @@ mod tests {
 
     #[test]
     fn block_sizes_take_gnu_parallels_suffixes() {
-        assert_eq!(parse_block("1M"), Ok(1 << 20));
-        assert_eq!(parse_block("1k"), Ok(1000));
-        assert_eq!(parse_block("1K"), Ok(1024));
-        assert_eq!(parse_block("1ki"), Ok(1024));
-        assert_eq!(parse_block("1.5k"), Ok(1500));
-        assert_eq!(parse_block("10"), Ok(10));
+        assert_eq!(parse_block("1M", false), Ok(1 << 20));
+        assert_eq!(parse_block("1k", false), Ok(1000));
+        assert_eq!(parse_block("1K", false), Ok(1024));
+        assert_eq!(parse_block("1ki", false), Ok(1024));
+        assert_eq!(parse_block("1.5k", false), Ok(1500));
+        assert_eq!(parse_block("10", false), Ok(10));
         for bad in ["", "0", "-1", "x", "1q", "3G", "nan"] {
-            assert!(parse_block(bad).is_err(), "{bad}");
+            assert!(parse_block(bad, false).is_err(), "{bad}");
         }
         assert_eq!(parse_count("-N", "2k"), Ok(2000));
         assert!(parse_count("-N", "0").is_err());

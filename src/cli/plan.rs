@@ -385,10 +385,11 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             || args.cat
             || args.fifo
             || args.round_robin
+            || args.remove_rec_sep
         {
             return Err(
-                "--block, --recend, --recstart, --round-robin, --cat and --fifo apply to \
-                 --pipe and --pipe-part"
+                "--block, --recend, --recstart, --rrs, --round-robin, --cat and --fifo apply \
+                 to --pipe and --pipe-part"
                     .into(),
             );
         }
@@ -398,16 +399,16 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
     if args.task.is_some() {
         return Err(format!("{what} gives blocks to commands, not to --task"));
     }
-    if args.dry_run {
-        return Err(format!("--dry-run does not apply to {what}"));
+    if args.dry_run && (args.cat || args.fifo) {
+        return Err(format!(
+            "--dry-run does not apply to {what} with --cat or --fifo"
+        ));
     }
-    if !sources.is_empty() || args.arg_file.len() > 1 {
-        let reads = if args.pipe {
-            "stdin"
-        } else {
-            "one file, -a FILE"
-        };
-        return Err(format!("{what} reads {reads}, not ::: or :::: sources"));
+    if args.command.is_empty() && args.task.is_none() {
+        return Err(format!("{what} needs a command to pipe into, such as cat"));
+    }
+    if args.pipe && !sources.is_empty() {
+        return Err("--pipe reads stdin, not ::: or :::: sources".into());
     }
     // GNU parallel takes `--pipe -a FILE` as arguments for the jobs beside the blocks of
     // stdin, which weft does not pair: refused rather than read differently.
@@ -416,9 +417,23 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             "--pipe reads stdin: give the file as `< FILE`, or use --pipe-part -a FILE".into(),
         );
     }
-    let file = args.arg_file.first().cloned();
-    if args.pipe_part && file.is_none() {
-        return Err("--pipe-part reads a file: give it with -a FILE".into());
+    // --pipe-part cuts the files of -a and ::::, one after the other; as GNU parallel does,
+    // it passes over ::: arguments.
+    let mut files = args.arg_file.clone();
+    for source in sources {
+        match &source.origin {
+            Origin::File(f) | Origin::FileAfterHeader(f) => files.push(f.clone()),
+            Origin::Stdin => {
+                return Err("--pipe-part reads files, not stdin: use --pipe for a stream".into());
+            }
+            Origin::Args(_) => {}
+        }
+    }
+    if args.pipe_part && files.is_empty() {
+        return Err("--pipe-part reads a file: give it with -a FILE or :::: FILE".into());
+    }
+    if args.pipe_part && args.remove_rec_sep {
+        return Err("--rrs applies to --pipe, not --pipe-part (its blocks are never read)".into());
     }
     if args.pipe_part && (args.max_replace_args.is_some() || args.max_lines.is_some()) {
         return Err("-N and -L apply to --pipe, not --pipe-part".into());
@@ -431,15 +446,20 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             end.as_deref().map(input::unescape).unwrap_or_default(),
         ),
     };
-    // GNU parallel: --regexp --recend '' ends records after any character.
-    let recend = match (&recend[..], args.regexp, &args.recstart) {
-        ([], true, None) => b"(?s:.)".to_vec(),
-        _ => recend,
+    // GNU parallel: --recend '' with --regexp and no --recstart, or with --recstart '' too,
+    // ends records after any byte (--pipe-part cuts its blocks anywhere then).
+    let anywhere = recend.is_empty()
+        && (recstart.is_empty() || (args.regexp && args.recstart.is_none()))
+        && args.pipe;
+    let remove_sep = match args.remove_rec_sep {
+        true => Some(pipe::RemoveSep::new(&recend, &recstart, args.regexp)?),
+        false => None,
     };
-    if recstart.is_empty() && recend.is_empty() {
-        return Err("--recend '' needs a --recstart: records must end or start somewhere".into());
-    }
-    let split = pipe::Split::new(&recend, &recstart, args.regexp)?;
+    let split = match anywhere {
+        // An empty expression: a split between any two bytes.
+        true => pipe::Split::new(b"", b"", true)?,
+        false => pipe::Split::new(&recend, &recstart, args.regexp)?,
+    };
     // --pipe-part sizes its blocks for N jobs per worker with --block -N, and by default
     // (GNU parallel's -10; -1 with --round-robin).
     let per_worker = match args.block.as_deref() {
@@ -451,29 +471,40 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
             None => None,
         },
     };
+    let header_regex = args
+        .header
+        .as_deref()
+        .map(pipe::header_regex)
+        .transpose()?
+        .flatten();
+    if args.pipe_part && header_regex.is_some() {
+        return Err(
+            "--header with --pipe-part: give : (the first line) or a number of lines".into(),
+        );
+    }
     let cuts = Cuts {
         block: match &args.block {
             Some(_) if per_worker.is_some() => 1 << 20,
-            Some(spec) => pipe::parse_block(spec)?,
+            Some(spec) => pipe::parse_block(spec, args.pipe_part)?,
             None => 1 << 20,
         },
         split,
-        records: args
-            .max_replace_args
-            .as_deref()
-            .map(|n| pipe::parse_count("-N", n))
-            .transpose()?,
+        // GNU parallel: -n counts records with --pipe as -N does.
+        records: match (&args.max_replace_args, &args.max_args) {
+            (Some(n), _) => Some(pipe::parse_count("-N", n)?),
+            (None, Some(n)) if args.pipe => Some(pipe::parse_count("-n", n)?),
+            _ => None,
+        },
         lines: args
             .max_lines
             .as_deref()
             .map(|n| pipe::parse_count("-L", n))
             .transpose()?,
-        header_lines: args
-            .header
-            .as_deref()
-            .map(pipe::header_lines)
-            .transpose()?
-            .unwrap_or(0),
+        header_lines: match (args.header.as_deref(), &header_regex) {
+            (Some(spec), None) => pipe::header_lines(spec)?,
+            _ => 0,
+        },
+        header_regex,
     };
     if args.round_robin && args.pipe {
         if args.cat || args.fifo {
@@ -496,11 +527,14 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
     };
     Ok(Some(Piping {
         cuts,
-        file,
+        files,
         part: args.pipe_part,
         round_robin: (args.round_robin && args.pipe).then_some(workers),
         per_worker,
         via,
+        skip_blank: args.no_run_if_empty,
+        remove_sep,
+        in_turn: args.keep_order,
     }))
 }
 

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 /// `argv` with the profiles' and `$PARALLEL`'s words after the program name. `profiles` are
 /// the `--profile` names of the command line, and `plain` its `--plain`.
 pub(super) fn expand(argv: &[OsString], profiles: &[String], plain: bool) -> Vec<OsString> {
+    // GNU parallel makes its home directory when it is not there; a failure is no error.
+    if let Some(home) = std::env::var_os("PARALLEL_HOME").filter(|h| !h.is_empty()) {
+        let _ = std::fs::create_dir_all(home);
+    }
     if plain || argv.is_empty() {
         return argv.to_vec();
     }
@@ -67,7 +71,9 @@ pub(super) fn expand(argv: &[OsString], profiles: &[String], plain: bool) -> Vec
 pub(super) fn names_profiles(argv: &[OsString]) -> bool {
     argv.iter().any(|a| {
         let a = a.as_bytes();
-        a.starts_with(b"--profile") || a.starts_with(b"-J") || a == b"--plain"
+        // A long option may be any prefix of its name (`--prof`, `--pla`): a false hit only
+        // costs the first look.
+        a.starts_with(b"--pr") || a.starts_with(b"-J") || a.starts_with(b"--pl")
     })
 }
 
