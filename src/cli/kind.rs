@@ -321,14 +321,7 @@ impl Commands {
         };
         for (i, block) in piping.open().map_err(|e| e.to_string())?.enumerate() {
             block.map_err(|e| e.to_string())?;
-            let seq = i as u64 + 1;
-            let slot = ((seq - 1) % workers as u64 + 1).to_string();
-            let line = fill_slot(&command_line(&self.template, &args, seq), slot.as_bytes());
-            if out
-                .write_all(&line)
-                .and_then(|_| out.write_all(b"\n"))
-                .is_err()
-            {
+            if !self.dry_line(&mut out, &args, i as u64 + 1, workers) {
                 return Ok(0);
             }
         }
@@ -341,8 +334,6 @@ impl Commands {
         let mut out = io::stdout().lock();
         for (i, job) in shape.open().map_err(|e| e.to_string())?.enumerate() {
             let job = job.map_err(|e| e.to_string())?;
-            let seq = i as u64 + 1;
-            let slot = ((seq - 1) % workers as u64 + 1).to_string();
             let job = if job.iter().any(|a| a.contains(&0)) {
                 if !self.warned.replace(true) {
                     warn_nul();
@@ -351,16 +342,21 @@ impl Commands {
             } else {
                 job
             };
-            let line = fill_slot(&command_line(&self.template, &job, seq), slot.as_bytes());
-            if out
-                .write_all(&line)
-                .and_then(|_| out.write_all(b"\n"))
-                .is_err()
-            {
+            if !self.dry_line(&mut out, &job, i as u64 + 1, workers) {
                 return Ok(0);
             }
         }
         Ok(0)
+    }
+
+    /// Prints job `seq`'s command line, with `{%}` as the slot it would have among
+    /// `workers`; false once stdout is closed.
+    fn dry_line(&self, out: &mut impl Write, args: &[Vec<u8>], seq: u64, workers: usize) -> bool {
+        let slot = ((seq - 1) % workers as u64 + 1).to_string();
+        let line = fill_slot(&command_line(&self.template, args, seq), slot.as_bytes());
+        out.write_all(&line)
+            .and_then(|_| out.write_all(b"\n"))
+            .is_ok()
     }
 }
 
