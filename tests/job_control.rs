@@ -585,7 +585,9 @@ fn term_seq_sends_its_signals_in_order_before_the_kill() {
         let d = dir.str();
         let got = dir.join("got");
         weft_on(backend)
-            .args(["--timeout", "0.5"])
+            // The traps must be set before the timeout: 3 s leaves a loaded machine (the
+            // tests run in parallel) ample time to start the shell.
+            .args(["--timeout", "3"])
             // The shell runs a trap once its `sleep` returns: a second between signals leaves
             // it ample time even on a loaded machine.
             .args(["--term-seq", "INT,1000,USR1,1000,KILL,25"])
