@@ -378,6 +378,7 @@ def build(m, checks):
         "max",
     )
     r.below("memory.coordinator.peak", 30, "MB", "library coordinator peak over 1M jobs")
+    r.below("memory.cli.process.peak", 30, "MB", "`weft` command peak over 1M jobs (processes)")
     r.section(
         "10. `--pipe` and `--pipe-part`: 259 MB through `wc -l`, 2 jobs at a time",
         "The file is `seq 30000000` (on disk, read through stdin for `--pipe`), cut into 1 MB "
@@ -389,7 +390,6 @@ def build(m, checks):
     r.row("`parallel --pipe-part -a FILE -j2 wc -l`", "pipepart.parallel")
     r.speedup("pipe.weft", "pipe.parallel", (8, "≥ 8×"), "weft --pipe vs GNU parallel --pipe")
     r.speedup("pipepart.weft", "pipepart.parallel", (1, "≥ 1×"), "weft --pipe-part vs GNU parallel --pipe-part")
-    r.below("memory.cli.process.peak", 30, "MB", "`weft` command peak over 1M jobs (processes)")
     return r
 
 
