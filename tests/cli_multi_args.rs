@@ -485,3 +485,78 @@ fn a_full_job_from_a_stream_starts_before_the_next_record_arrives() {
     assert_eq!(rest, "c\n");
     assert!(common::exits_within(&mut child, common::SETTLE).success());
 }
+
+#[test]
+fn context_replace_packs_lines_to_gnu_parallels_usable_length() {
+    // GNU parallel packs to (130329 - 3000) / 2 = 63664 bytes on Linux: the same words per
+    // line (the `wc` of each line) as its test suite's bug #54869 case.
+    let input: String = (1..=3000).map(|i| format!("{i}\n")).collect();
+    weft()
+        .args(["-k", "-X", "-j1", "echo {} {} {} {} {} {} {} {} {} {} {} {} {} {} | wc"])
+        .write_stdin(input)
+        .assert()
+        .success()
+        .stdout(
+            "      1   15820   63602\n      1   12726   63630\n      1   12726   63630\n      1     728    3640\n",
+        );
+}
+
+#[test]
+fn a_seq_replacement_is_measured_by_the_jobs_own_number() {
+    // Jobs 1-9 fit -s 210 with 100 one-digit numbers, job 10 does not with two-digit ones
+    // (GNU parallel: "Command line too long (212 >= 210) at input 0: 10", exit 255).
+    let ii = "I".repeat(100);
+    let input: String = (1..=20).map(|i| format!("{i}\n")).collect();
+    weft()
+        .args([
+            "-j1",
+            "-k",
+            "-s",
+            "210",
+            "--seqreplace",
+            "I",
+            "echo",
+            &ii,
+            "|wc",
+            "-c",
+        ])
+        .write_stdin(input)
+        .assert()
+        .code(255)
+        .stdout("101\n".repeat(9))
+        .stderr(contains("command line too long (212 >= 210)"));
+}
+
+#[test]
+fn an_empty_input_source_gives_one_empty_argument_unless_all_are_empty() {
+    gnu(
+        &["-k", "echo", ":::", "a", "b", "::::", "/dev/null"],
+        "a \nb \n",
+    );
+    gnu(
+        &["-k", "echo", "{1}-{2}", "::::", "/dev/null", ":::", "a"],
+        "-a\n",
+    );
+    gnu(&["-k", "echo", ":::", "a", "b", ":::+"], "a \n");
+    gnu(&["-k", "-E", "3", "echo", ":::", "3", ":::", "a"], " a\n");
+    gnu(
+        &["-k", "echo", "::::", "/dev/null", "::::", "/dev/null"],
+        "",
+    );
+}
+
+#[test]
+fn max_lines_continues_colon_arguments_and_the_eof_mark_ends_a_continued_line() {
+    gnu(
+        &[
+            "-kr", "-L2", "echo", ":::", "foo", "", "ole ", "bar", "quux",
+        ],
+        "foo ole bar\nquux\n",
+    );
+    weft()
+        .args(["-kr", "-L2", "-E", "bar", "echo"])
+        .write_stdin("foo\n\nole \nbar\nquux\n")
+        .assert()
+        .success()
+        .stdout("foo ole \n");
+}

@@ -399,8 +399,8 @@ Several arguments per command:
   -X   as many as fit, the word around {} repeated for each (context replace)
   -m   as many as fit, {} standing for them all;  -n N / -N N / -L N: at most N each
        (with -X or -m the last ones are spread over the workers, as GNU parallel does)
-  -s N keep each command line under N bytes (at most 131071: the kernel's limit on one
-       argument, the shell's command line); an argument too long for it is an error
+  -s N keep each command line under N bytes (default and most: 63664, GNU parallel's);
+       an argument too long for it is an error
 
 Job control:
   --joblog FILE         Seq Host Starttime JobRuntime Send Receive Exitval Signal Command;

@@ -104,6 +104,11 @@ impl<R: BufRead> Iterator for Records<R> {
                 // xargs' -L: a line ending in a blank is continued by the next.
                 while ended_blank(&rec) {
                     match self.next_raw() {
+                        // GNU parallel: the end mark ends input even as a continuation.
+                        Some(Ok(more)) if self.split.is_eof(&more) => {
+                            self.done = true;
+                            break;
+                        }
                         Some(Ok(more)) => rec.extend_from_slice(&more),
                         Some(Err(e)) => return Some(Err(e)),
                         None => break,
@@ -206,6 +211,20 @@ fn open(
             if let Some(end) = args.iter().position(|a| split.is_eof(a)) {
                 args.truncate(end);
             }
+            if split.continue_lines {
+                // -L reads arguments as lines, as GNU parallel does: one ending in a blank
+                // goes on in the next.
+                let mut joined: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+                let mut open = false;
+                for a in args {
+                    match joined.last_mut() {
+                        Some(last) if open => last.extend_from_slice(&a),
+                        _ => joined.push(a),
+                    }
+                    open = joined.last().is_some_and(|l| ended_blank(l));
+                }
+                args = joined;
+            }
             let skip_empty = split.skip_empty;
             Box::new(
                 args.into_iter()
@@ -288,26 +307,43 @@ pub(crate) type Jobs = Box<dyn Iterator<Item = io::Result<Vec<Vec<u8>>>>>;
 
 /// Every job's arguments: one record per source, in GNU parallel's order (the last source
 /// varies fastest). With `link_all` (`--link`) all sources are zipped, the shorter wrapping.
+/// An empty source gives one empty argument, as in GNU parallel, unless every source is empty.
 pub(crate) fn jobs(sources: &[Source], split: &Split, link_all: bool) -> io::Result<Jobs> {
     let groups = groups(sources, link_all);
-    let mut iters = Vec::new();
-    for g in &groups {
-        let mut members = Vec::new();
-        for s in g {
-            members.push(open(&s.origin, split)?);
+    // The first source streams when it is alone in its group; every other is read whole: the
+    // product walks them once per record of the first, and zipping needs their lengths.
+    let mut lists: Vec<Vec<Vec<Vec<u8>>>> = Vec::new();
+    let mut stream = None;
+    for (i, g) in groups.iter().enumerate() {
+        if i == 0 && g.len() == 1 {
+            stream = Some(open(&g[0].origin, split)?.peekable());
+            continue;
         }
-        iters.push(zip(members, link_all));
+        let mut group = Vec::new();
+        for s in g {
+            group.push(open(&s.origin, split)?.collect::<io::Result<Vec<_>>>()?);
+        }
+        lists.push(group);
     }
-    let mut iters = iters.into_iter();
-    let first = iters.next().expect("at least one source");
-    // The rest are read whole: the product walks them once per record of the first.
-    let mut rest: Vec<Vec<Vec<Vec<u8>>>> = Vec::new();
-    for it in iters {
-        rest.push(it.collect::<io::Result<_>>()?);
-    }
-    if rest.iter().any(Vec::is_empty) {
+    let stream_empty = stream.as_mut().is_none_or(|s| s.peek().is_none());
+    if stream_empty && lists.iter().flatten().all(Vec::is_empty) {
         return Ok(Box::new(std::iter::empty()));
     }
+    for list in lists.iter_mut().flatten() {
+        if list.is_empty() {
+            list.push(Vec::new());
+        }
+    }
+    let mut rest = lists.into_iter().map(|members| zip(members, link_all));
+    let first: Jobs = match stream {
+        Some(s) if stream_empty => {
+            drop(s);
+            Box::new(std::iter::once(Ok(vec![Vec::new()])))
+        }
+        Some(s) => Box::new(s.map(|r| r.map(|rec| vec![rec]))),
+        None => Box::new(rest.next().expect("a group").into_iter().map(Ok)),
+    };
+    let rest: Vec<Vec<Vec<Vec<u8>>>> = rest.collect();
     Ok(Box::new(first.flat_map(move |head| {
         let head = match head {
             Ok(h) => h,
@@ -330,24 +366,14 @@ pub(crate) fn jobs(sources: &[Source], split: &Split, link_all: bool) -> io::Res
     })))
 }
 
-/// Zips linked sources as GNU parallel does: with `wrap` (`--link`) the shorter ones wrap
-/// around until the longest ends; without (`:::+`) the shortest ends the group.
-fn zip(mut members: Vec<Box<dyn Iterator<Item = io::Result<Vec<u8>>>>>, wrap: bool) -> Jobs {
-    if members.len() == 1 {
-        let only = members.pop().expect("one");
-        return Box::new(only.map(|r| r.map(|rec| vec![rec])));
-    }
-    let lists: io::Result<Vec<Vec<Vec<u8>>>> = members.into_iter().map(|m| m.collect()).collect();
-    let lists = match lists {
-        Ok(l) => l,
-        Err(e) => return Box::new(std::iter::once(Err(e))),
-    };
+/// Zips linked sources (none empty) as GNU parallel does: with `wrap` (`--link`) the shorter
+/// ones wrap around until the longest ends; without (`:::+`) the shortest ends the group.
+fn zip(lists: Vec<Vec<Vec<u8>>>, wrap: bool) -> Vec<Vec<Vec<u8>>> {
     let lens = lists.iter().map(Vec::len);
     let n = if wrap { lens.max() } else { lens.min() }.unwrap_or(0);
-    if lists.iter().any(Vec::is_empty) {
-        return Box::new(std::iter::empty());
-    }
-    Box::new((0..n).map(move |i| Ok(lists.iter().map(|l| l[i % l.len()].clone()).collect())))
+    (0..n)
+        .map(|i| lists.iter().map(|l| l[i % l.len()].clone()).collect())
+        .collect()
 }
 
 /// Parses `-d`'s argument: one or more bytes, with `\n`, `\t`, `\0`, `\\` escapes.
@@ -476,6 +502,7 @@ impl Shape {
             spread: false,
             held: None,
             seen: 0,
+            made: 0,
         }))
     }
 }
@@ -491,6 +518,8 @@ struct Packer {
     held: Option<Vec<Vec<u8>>>,
     /// Records read so far, to name the one whose line is too long.
     seen: u64,
+    /// Jobs begun so far: the number of the one being packed.
+    made: u64,
 }
 
 impl Iterator for Packer {
@@ -508,7 +537,14 @@ impl Iterator for Packer {
         // The job's arguments, and where each record starts among them.
         let mut args: Vec<Vec<u8>> = Vec::new();
         let mut starts: Vec<usize> = Vec::new();
-        let mut len = self.pack.measure.as_ref().map_or(0, |(t, _)| t.base_len());
+        // `{#}` is this job's number, counted as GNU parallel counts it.
+        self.made += 1;
+        let seq_len = self.made.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let mut len = self
+            .pack
+            .measure
+            .as_ref()
+            .map_or(0, |(t, _)| t.base_len(seq_len));
         while starts.len() < max_args {
             let record = match self.pull()? {
                 Ok(r) => r,
@@ -519,7 +555,7 @@ impl Iterator for Packer {
                 let added: usize = record
                     .iter()
                     .enumerate()
-                    .map(|(i, a)| template.arg_len(args.len() + i, a))
+                    .map(|(i, a)| template.arg_len(args.len() + i, a, seq_len))
                     .sum();
                 let n = args.len() + record.len();
                 let tail = template.tail_len(n, |i| match i.checked_sub(args.len()) {
@@ -530,7 +566,11 @@ impl Iterator for Packer {
                 if total >= *limit {
                     if starts.is_empty() {
                         let shown = crate::cli::lossy(&record.join(&b' '));
-                        let shown: String = shown.chars().take(50).collect();
+                        let mut shown: String = shown.chars().take(51).collect();
+                        if shown.chars().count() > 50 {
+                            shown.pop();
+                            shown.push_str("...");
+                        }
                         return Some(Err(io::Error::other(format!(
                             "command line too long ({total} >= {limit}) at input {}: {shown}",
                             self.seen - 1
@@ -717,8 +757,14 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_source_means_no_jobs() {
-        assert!(all(&[args(&["a"], false), args(&[], false)]).is_empty());
+    fn an_empty_source_gives_one_empty_argument_unless_every_source_is_empty() {
+        assert_eq!(
+            all(&[args(&["a", "b"], false), args(&[], false)]),
+            ["a,", "b,"]
+        );
+        assert_eq!(all(&[args(&[], false), args(&["a"], false)]), [",a"]);
+        assert_eq!(all(&[args(&["a", "b"], false), args(&[], true)]), ["a,"]);
+        assert!(all(&[args(&[], false), args(&[], false)]).is_empty());
     }
 
     #[test]

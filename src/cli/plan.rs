@@ -217,10 +217,7 @@ fn shape(
         Some(spec) => {
             let n = parse_count("-s", spec)?;
             if n > MAX_LINE {
-                say!(
-                    "weft: warning: -s {spec}: a command line is at most {MAX_LINE} bytes \
-                     here: using {MAX_LINE}"
-                );
+                say!("weft: warning: value for option -s should be < {MAX_LINE}");
             }
             Some(n.min(MAX_LINE))
         }
@@ -331,10 +328,14 @@ fn rename_column(words: &mut [Vec<u8>], name: &[u8], id: usize) {
     }
 }
 
-/// The longest command line weft runs: the shell gets it as one argument, and Linux takes
-/// an argument of at most 32 pages (MAX_ARG_STRLEN, 131072 bytes with its NUL); a line is
-/// kept shorter than this, as GNU parallel keeps it shorter than its -s.
-const MAX_LINE: usize = 131_071;
+/// The longest line weft packs several records into: GNU parallel's "usable" length, half
+/// of what is left of its measured maximum after 3000 bytes for wrapping,
+/// (130329 - 3000) / 2. On Linux the shell gets the line as one argument of at most 32 pages
+/// (MAX_ARG_STRLEN, 131072 bytes with its NUL); GNU parallel's search for that limit stops
+/// within 1% of it, at 130329, so this is what it packs to, and -X, -m and -s split where
+/// GNU parallel splits. A single record longer than this is refused, as GNU parallel
+/// refuses it, only where lines are measured (several records per line, or -s).
+const MAX_LINE: usize = 63_664;
 
 /// The command template, read as -X, -N, -L and -q say, with --plus and --rpl strings.
 fn template(args: &Args, words: &[Vec<u8>]) -> Result<Template, String> {

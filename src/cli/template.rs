@@ -249,23 +249,15 @@ impl Template {
         }
     }
 
-    /// What the command line is before any argument (counting 20 bytes for a `{#}`, 4 for a
-    /// `{%}`): with [`arg_len`](Self::arg_len) of each argument, and [`tail_len`](Self::tail_len),
-    /// at least the length of the line.
-    pub(crate) fn base_len(&self) -> usize {
-        self.parts
-            .iter()
-            .map(|p| match p {
-                Part::Text(t) => t.len(),
-                Part::Seq => 20,
-                Part::Slot => 4,
-                _ => 0,
-            })
-            .sum()
+    /// What the command line is before any argument, `{#}` being `seq_len` bytes long (and
+    /// `{%}` counted as 4): with [`arg_len`](Self::arg_len) of each argument, and
+    /// [`tail_len`](Self::tail_len), at least the length of the line.
+    pub(crate) fn base_len(&self, seq_len: usize) -> usize {
+        self.parts.iter().map(|p| fixed_len(p, seq_len)).sum()
     }
 
     /// What argument `k` (from 0) of a job adds to its command line's length, but for `{-N}`.
-    pub(crate) fn arg_len(&self, k: usize, arg: &[u8]) -> usize {
+    pub(crate) fn arg_len(&self, k: usize, arg: &[u8], seq_len: usize) -> usize {
         if !self.has_replacement {
             return 1 + self.put_len(arg);
         }
@@ -287,9 +279,7 @@ impl Template {
                         + word
                             .iter()
                             .map(|w| match w {
-                                Part::Text(t) => t.len(),
-                                Part::Seq => 20,
-                                Part::Slot => 4,
+                                Part::Text(_) | Part::Seq | Part::Slot => fixed_len(w, seq_len),
                                 Part::Arg {
                                     pos: Pos::All,
                                     edit,
@@ -347,6 +337,16 @@ impl Template {
         } else {
             arg.len()
         }
+    }
+}
+
+/// The length of a part that does not depend on the arguments (0 for those that do).
+fn fixed_len(p: &Part, seq_len: usize) -> usize {
+    match p {
+        Part::Text(t) => t.len(),
+        Part::Seq => seq_len,
+        Part::Slot => 4,
+        _ => 0,
     }
 }
 
