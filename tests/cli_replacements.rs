@@ -125,7 +125,7 @@ fn plus_bash_like_strings_edit_as_gnu_parallel_does() {
 
 #[test]
 fn plus_strings_weft_lacks_are_refused_naming_them() {
-    for s in ["{##}", "{0#}", "{0%}", "{uniq}", "{choose_k}", "{host}"] {
+    for s in ["{0%}", "{uniq}", "{choose_k}", "{host}"] {
         weft()
             .args(["--plus", "echo", s, ":::", "a"])
             .assert()
@@ -205,4 +205,21 @@ fn rpl_perl_weft_cannot_run_is_refused_naming_the_expression() {
         .assert()
         .code(255)
         .stderr(contains("{NAME}"));
+}
+
+#[test]
+fn plus_total_and_padded_seq_count_every_job_before_the_first_starts() {
+    // GNU parallel 20221122's output, from its test suite's par_plus_slot_replacement too.
+    let inputs: Vec<String> = (1..=11).map(|i| i.to_string()).collect();
+    let mut args = vec!["-k", "-j3", "--plus", "echo", "{0#}", "{##}", "{#}", ":::"];
+    args.extend(inputs.iter().map(String::as_str));
+    let expected: String = (1..=11).map(|i| format!("{i:02} 11 {i}\n")).collect();
+    gnu(&args, &expected);
+    // From a stream, too: the count waits for the input's end.
+    weft()
+        .args(["-k", "--plus", "echo", "{0#}/{##}"])
+        .write_stdin("a\nb\n")
+        .assert()
+        .success()
+        .stdout("1/2\n2/2\n");
 }

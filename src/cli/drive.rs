@@ -320,17 +320,7 @@ impl Feed {
 fn shuffled<I: Iterator<Item = io::Result<Vec<Vec<u8>>>>>(
     jobs: I,
 ) -> impl Iterator<Item = io::Result<Vec<Vec<u8>>>> {
-    let mut all = Vec::new();
-    let mut error = None;
-    for job in jobs {
-        match job {
-            Ok(job) => all.push(job),
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        }
-    }
+    let (mut all, error) = super::input::read_all(jobs);
     // Fisher-Yates with xorshift64*, seeded by the kernel: no need for a cryptographic order.
     let mut state = u64::from_ne_bytes(crate::sys::random_bytes::<8>().unwrap_or([7; 8])) | 1;
     for i in (1..all.len()).rev() {

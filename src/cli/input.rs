@@ -490,12 +490,18 @@ impl Shape {
         }
         if self.pack.max_args == Some(0) {
             // GNU parallel's -n 0: one job per record, given no argument.
-            return Ok(Box::new(jobs.map(|j| j.map(|_| Vec::new()))));
+            jobs = Box::new(jobs.map(|j| j.map(|_| Vec::new())));
+        } else if !self.pack.is_plain() {
+            jobs = Box::new(self.packer(jobs));
         }
-        if self.pack.is_plain() {
-            return Ok(jobs);
+        if super::template::counts_jobs() {
+            jobs = Box::new(counted(jobs));
         }
-        Ok(Box::new(Packer {
+        Ok(jobs)
+    }
+
+    fn packer(&self, jobs: Jobs) -> Packer {
+        Packer {
             jobs: jobs.peekable(),
             pack: self.pack.clone(),
             ready: std::collections::VecDeque::new(),
@@ -503,8 +509,31 @@ impl Shape {
             held: None,
             seen: 0,
             made: 0,
-        }))
+        }
     }
+}
+
+/// `{##}` and `{0#}`: every job read before the first is handed out, and their number made
+/// known to the templates (an input error ends the input where it occurred, after the jobs
+/// read before it).
+fn counted(jobs: Jobs) -> impl Iterator<Item = io::Result<Vec<Vec<u8>>>> {
+    let (all, error) = read_all(jobs);
+    super::template::set_total(all.len() as u64);
+    all.into_iter().map(Ok).chain(error.map(Err))
+}
+
+/// Every job up to the input's end or its first error.
+pub(crate) fn read_all<T>(
+    jobs: impl Iterator<Item = io::Result<T>>,
+) -> (Vec<T>, Option<io::Error>) {
+    let mut all = Vec::new();
+    for job in jobs {
+        match job {
+            Ok(job) => all.push(job),
+            Err(e) => return (all, Some(e)),
+        }
+    }
+    (all, None)
 }
 
 /// Packs records into jobs: by count, by the command line's length, spread at the end.

@@ -361,8 +361,6 @@ pub(crate) const PLUS: &[(&str, &str)] = &[
 
 /// GNU parallel's `--plus` strings weft does not have, and why.
 pub(crate) const PLUS_UNSUPPORTED: &[(&str, &str)] = &[
-    ("##", "weft does not count the jobs before it starts them"),
-    ("0#", "weft does not count the jobs before it starts them"),
     ("0%", "use {%}: weft does not pad the job slot"),
     ("choose_k", "weft does not skip jobs by their arguments"),
     ("uniq", "weft does not skip jobs by their arguments"),

@@ -40,6 +40,10 @@ enum Part {
         edit: Edit,
     },
     Seq,
+    /// `{0#}` (`--plus`): the job's number, zero-padded to the width of the total.
+    SeqPadded,
+    /// `{##}` (`--plus`): the total number of jobs.
+    Total,
     Slot,
     /// A word repeated once per argument (context replace), joined by spaces.
     Word(Vec<Part>),
@@ -181,8 +185,7 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.extend_from_slice(t),
-                Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
-                Part::Slot => out.extend_from_slice(SLOT_MARK),
+                Part::Seq | Part::SeqPadded | Part::Total | Part::Slot => number(part, seq, out),
                 Part::Arg {
                     pos: Pos::All,
                     edit,
@@ -226,8 +229,9 @@ impl Template {
             for part in word {
                 match part {
                     Part::Text(t) => out.extend_from_slice(t),
-                    Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
-                    Part::Slot => out.extend_from_slice(SLOT_MARK),
+                    Part::Seq | Part::SeqPadded | Part::Total | Part::Slot => {
+                        number(part, seq, out)
+                    }
                     Part::Arg {
                         pos: Pos::All,
                         edit,
@@ -279,7 +283,11 @@ impl Template {
                         + word
                             .iter()
                             .map(|w| match w {
-                                Part::Text(_) | Part::Seq | Part::Slot => fixed_len(w, seq_len),
+                                Part::Text(_)
+                                | Part::Seq
+                                | Part::SeqPadded
+                                | Part::Total
+                                | Part::Slot => fixed_len(w, seq_len),
                                 Part::Arg {
                                     pos: Pos::All,
                                     edit,
@@ -345,9 +353,50 @@ fn fixed_len(p: &Part, seq_len: usize) -> usize {
     match p {
         Part::Text(t) => t.len(),
         Part::Seq => seq_len,
+        Part::SeqPadded | Part::Total => digits(total()).max(seq_len),
         Part::Slot => 4,
         _ => 0,
     }
+}
+
+/// A number the job's arguments do not give: its seq, the total, or the slot's mark.
+fn number(part: &Part, seq: u64, out: &mut Vec<u8>) {
+    match part {
+        Part::Seq => out.extend_from_slice(seq.to_string().as_bytes()),
+        Part::SeqPadded => {
+            let width = digits(total());
+            out.extend_from_slice(format!("{seq:0width$}").as_bytes())
+        }
+        Part::Total => out.extend_from_slice(total().to_string().as_bytes()),
+        _ => out.extend_from_slice(SLOT_MARK),
+    }
+}
+
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// The run's number of jobs, for `{##}` and `{0#}`: set once, by the input, after it has
+/// read every job and before it hands out the first (GNU parallel reads all its input first
+/// for these too). A process runs one command line, so one value serves every template.
+static TOTAL: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Whether a template of this run uses `{##}` or `{0#}`: set while parsing, before the input
+/// is opened.
+static COUNTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn total() -> u64 {
+    TOTAL.get().copied().unwrap_or(0)
+}
+
+/// Whether the input must be counted before the first job starts.
+pub(crate) fn counts_jobs() -> bool {
+    COUNTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Records the run's number of jobs (the first call counts).
+pub(crate) fn set_total(n: u64) {
+    let _ = TOTAL.set(n);
 }
 
 /// Splits the parts into words at white space and makes each word holding a `{}` (or an
@@ -443,6 +492,15 @@ fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)
             "{} (--plus) is not supported: {why}",
             String::from_utf8_lossy(&s[..len])
         ));
+    }
+    if table.plus && (inner == b"##" || inner == b"0#") {
+        COUNTED.store(true, std::sync::atomic::Ordering::Relaxed);
+        let part = if inner == b"##" {
+            Part::Total
+        } else {
+            Part::SeqPadded
+        };
+        return Ok(Some((part, len)));
     }
     let edit = match rest {
         b"" => Edit::Whole,
