@@ -376,3 +376,25 @@ fn ten_thousand_records_through_tasks_each_arrive_exactly_once() {
         );
     }
 }
+
+#[test]
+fn colsep_is_a_regular_expression_as_in_gnu_parallel() {
+    // GNU parallel 20221122's test suite, par_colsep: "### Test of --colsep as regexp".
+    weft()
+        .args(["-k", "--colsep", "%+", "echo", "{1}", "{3}", "{2}", "{4}"])
+        .write_stdin("a%c%%b\na%c%b%d\n")
+        .assert()
+        .success()
+        .stdout("a b c\na b c d\n");
+    weft()
+        .args(["-k", "-C", "%+", "echo", "\"{1}_{3}_{2}_{4}\""])
+        .write_stdin("a% c %%b\na%c% b %d\n")
+        .assert()
+        .success()
+        .stdout("a_b_c_\na_b_c_d\n");
+    weft()
+        .args(["--colsep", "(", "echo", ":::", "a"])
+        .assert()
+        .code(255)
+        .stderr(contains("--colsep \"(\": not a regular expression"));
+}

@@ -165,8 +165,8 @@ pub(super) struct Args {
     /// around (`:::+` links without wrapping: the shortest source ends it).
     #[arg(long, alias = "xapply")]
     pub(super) link: bool,
-    /// Split each record into columns {1} {2}... at SEP (a literal string, not a regex;
-    /// \t, \n, \0 understood).
+    /// Split each record into columns {1} {2}... at SEP, a regular expression (\t, \0 for
+    /// TAB and NUL).
     #[arg(short = 'C', long, value_name = "SEP")]
     pub(super) colsep: Option<String>,
     /// Use STR instead of {} for the whole argument.
@@ -429,8 +429,8 @@ Examples:
   weft completions bash            print a shell completion script
 
 Differences from GNU parallel: commands run under /bin/sh (or $PARALLEL_SHELL), --colsep
-is a literal separator (\\t, \\n, \\0 understood), not a regex, and --tag joins several
-arguments with spaces.";
+is a Rust regular expression (GNU's is Perl's: the same for separators in practice), and
+--tag joins several arguments with spaces.";
 
 /// The words that start input sources: `:::` and `::::` unless `--arg-sep` and
 /// `--arg-file-sep` name others, each also with a `+` (linked).

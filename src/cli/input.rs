@@ -414,7 +414,7 @@ pub(crate) struct Shape {
     pub(crate) split: Split,
     /// `--link`: every source zipped, the shorter wrapping.
     pub(crate) link: bool,
-    pub(crate) colsep: Option<Vec<u8>>,
+    pub(crate) colsep: Option<ColSep>,
     pub(crate) trim: Trim,
     /// How many records go into one job.
     pub(crate) pack: Pack,
@@ -662,25 +662,38 @@ impl Packer {
     }
 }
 
-fn columns(job: Vec<Vec<u8>>, sep: &[u8], trim: Trim) -> Vec<Vec<u8>> {
+fn columns(job: Vec<Vec<u8>>, sep: &ColSep, trim: Trim) -> Vec<Vec<u8>> {
     job.into_iter()
         .flat_map(|rec| {
-            let mut cols = Vec::new();
-            let mut start = 0;
-            let mut i = 0;
-            while i + sep.len() <= rec.len() {
-                if &rec[i..i + sep.len()] == sep {
-                    cols.push(trim.apply(rec[start..i].to_vec()));
-                    i += sep.len();
-                    start = i;
-                } else {
-                    i += 1;
-                }
-            }
-            cols.push(trim.apply(rec[start..].to_vec()));
-            cols
+            sep.split(&rec)
+                .map(|c| trim.apply(c.to_vec()))
+                .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// `--colsep`: a regular expression, as GNU parallel's is (a Perl one there), matched on
+/// the record's bytes; `\0` also stands for NUL.
+#[derive(Clone, Debug)]
+pub(crate) struct ColSep(regex::bytes::Regex);
+
+impl ColSep {
+    pub(crate) fn parse(spec: &str) -> Result<ColSep, String> {
+        if spec.is_empty() {
+            return Err("--colsep needs a separator".into());
+        }
+        let pattern = spec.replace("\\0", "\\x00");
+        regex::bytes::RegexBuilder::new(&pattern)
+            .unicode(false)
+            .build()
+            .map(ColSep)
+            .map_err(|e| format!("--colsep {spec:?}: not a regular expression weft reads: {e}"))
+    }
+
+    /// The columns of `rec`: the bytes between matches.
+    pub(crate) fn split<'a>(&'a self, rec: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.0.split(rec)
+    }
 }
 
 #[cfg(test)]

@@ -188,9 +188,11 @@ fn shape(
             linked: false,
         });
     }
-    if args.colsep.as_deref() == Some("") {
-        return Err("--colsep needs a separator".into());
-    }
+    let colsep = args
+        .colsep
+        .as_deref()
+        .map(input::ColSep::parse)
+        .transpose()?;
     let mut words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
     // With --pipe the header is the input's, repeated to every block (`pipe.rs`).
     if let Some(header) = args
@@ -198,7 +200,7 @@ fn shape(
         .as_ref()
         .filter(|_| !(args.pipe || args.pipe_part))
     {
-        let names = column_names(header, &mut sources, &split, args.colsep.as_deref())?;
+        let names = column_names(header, &mut sources, &split, colsep.as_ref())?;
         for (id, name) in names.iter().enumerate() {
             rename_column(&mut words, name, id + 1);
         }
@@ -240,7 +242,11 @@ fn shape(
         sources,
         split,
         link: args.link,
-        colsep: args.colsep.as_deref().or(implied_tab).map(input::unescape),
+        colsep: match (colsep, implied_tab) {
+            (Some(c), _) => Some(c),
+            (None, Some(tab)) => Some(input::ColSep::parse(tab)?),
+            (None, None) => None,
+        },
         trim,
         pack: Pack {
             max_args,
@@ -258,7 +264,7 @@ fn column_names(
     header: &str,
     sources: &mut [Source],
     split: &Split,
-    colsep: Option<&str>,
+    colsep: Option<&input::ColSep>,
 ) -> Result<Vec<Vec<u8>>, String> {
     if header == "0" {
         return Ok(sources
@@ -269,24 +275,20 @@ fn column_names(
             })
             .collect());
     }
-    let sep = colsep.map_or(b"\t".to_vec(), input::unescape);
+    let tab;
+    let sep = match colsep {
+        Some(c) => c,
+        None => {
+            tab = input::ColSep::parse("\\t")?;
+            &tab
+        }
+    };
     let mut names = Vec::new();
     for mut line in input::take_headers(sources, split)? {
         if line.ends_with(b"\r") {
             line.pop();
         }
-        let mut start = 0;
-        let mut i = 0;
-        while i + sep.len() <= line.len() {
-            if line[i..].starts_with(&sep) {
-                names.push(line[start..i].to_vec());
-                i += sep.len();
-                start = i;
-            } else {
-                i += 1;
-            }
-        }
-        names.push(line[start..].to_vec());
+        names.extend(sep.split(&line).map(<[u8]>::to_vec));
     }
     Ok(names)
 }
