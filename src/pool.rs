@@ -560,6 +560,35 @@ impl Pool {
         })
     }
 
+    /// Runs the task registered as `name` over bincode inputs, yielding bincode outputs, in
+    /// input order: a broker worker's batch of jobs, known only by name and bytes.
+    #[cfg(feature = "broker")]
+    pub(crate) fn map_encoded(
+        &mut self,
+        name: &str,
+        inputs: Vec<Vec<u8>>,
+    ) -> Result<EncodedResults<'_>, Error> {
+        let entry = *self
+            .registry
+            .entry(name)
+            .ok_or_else(|| Error::new(ErrorKind::Config, format!("no task named {name:?}")))?;
+        let engine = self.engine.get_mut();
+        let on_threads = engine.cfg.backend == Backend::Thread;
+        let source = inputs.into_iter().map(move |bytes| {
+            if on_threads {
+                Pull::Ready((entry.decode_input)(&bytes))
+            } else {
+                Pull::Encoded(Ok(Payload::Inline(bytes)))
+            }
+        });
+        engine.pump();
+        let run = Run::new(entry, Box::new(source), true);
+        Ok(EncodedResults {
+            engine,
+            run: Some(run),
+        })
+    }
+
     /// Wakes the pool when a source that said "not ready yet" has input.
     pub(crate) fn waker(&self) -> Waker {
         self.engine.borrow().waker()
@@ -782,6 +811,40 @@ impl Iterator for JsonResults<'_> {
 }
 
 impl Drop for JsonResults<'_> {
+    fn drop(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            self.engine.cancel(&mut run);
+        }
+    }
+}
+
+/// The outcomes of [`Pool::map_encoded`], outputs as bincode.
+#[cfg(feature = "broker")]
+pub(crate) struct EncodedResults<'p> {
+    engine: &'p mut Engine,
+    run: Option<Run<'p>>,
+}
+
+#[cfg(feature = "broker")]
+impl Iterator for EncodedResults<'_> {
+    type Item = Outcome<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let run = self.run.as_mut()?;
+        let entry = run.entry;
+        let outcome = self.engine.next(run)?;
+        Some(outcome.map(|value| match value {
+            Value::Local(b) => match (entry.encode_output)(&b) {
+                Ok(bytes) => Status::Ok(bytes),
+                Err(e) => Status::Failed(format!("cannot encode {} output: {e}", entry.name)),
+            },
+            Value::Encoded(bytes) => Status::Ok(bytes.to_vec()),
+        }))
+    }
+}
+
+#[cfg(feature = "broker")]
+impl Drop for EncodedResults<'_> {
     fn drop(&mut self) {
         if let Some(mut run) = self.run.take() {
             self.engine.cancel(&mut run);

@@ -35,6 +35,16 @@ use crate::tasks::KillSequence;
     infer_long_args = true
 )]
 pub(super) struct Args {
+    /// Run the jobs on `weft worker`s through the Redis server at URL (redis://HOST[:PORT][/DB],
+    /// rediss://, redis+unix:///PATH); with `weft worker`, the server to take jobs from.
+    #[arg(long, value_name = "URL")]
+    pub(super) broker: Option<String>,
+    /// `weft worker`: stop once no job came for SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(super) exit_when_idle: Option<f64>,
+    /// `weft worker`: run command jobs too (a broker is then a remote shell: see the README).
+    #[arg(long)]
+    pub(super) allow_commands: bool,
     /// Run the registered task NAME per record instead of a command (`weft tasks` lists them).
     #[arg(long, value_name = "NAME")]
     pub(super) task: Option<String>,

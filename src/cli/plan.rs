@@ -52,6 +52,8 @@ pub(super) struct Run {
     pub(super) limits: Limits,
     /// `--pipe`, `--pipe-part`: jobs are blocks of the input, not records.
     pub(super) piping: Option<Piping>,
+    /// `--broker URL`: the jobs run on workers elsewhere.
+    pub(super) broker: Option<String>,
 }
 
 /// What each record becomes.
@@ -150,6 +152,7 @@ impl Plan {
             log,
             progress: progress_kind(&args),
             force_progress: args.force_progress,
+            broker: args.broker.clone(),
             piping,
         };
         Ok(Plan { kind, run })
@@ -722,6 +725,22 @@ pub(super) struct PoolSpec {
 }
 
 impl PoolSpec {
+    /// The settings of a run on a broker: those a worker's pool applies to each job.
+    #[cfg(feature = "broker")]
+    pub(super) fn broker_options(&self) -> Result<crate::broker::RunOptions, String> {
+        let mut o = crate::broker::RunOptions::default()
+            .attempts(self.attempts)
+            .keep_order(self.keep_order);
+        match self.timeout {
+            Some(Timeout::After(t)) => o = o.timeout(t),
+            Some(Timeout::OfMedian(_)) => {
+                return Err("--timeout N% is not supported with --broker: give a time".into());
+            }
+            None => {}
+        }
+        Ok(o)
+    }
+
     /// Builds the pool, with fewer workers than asked if the open-files limit cannot feed them.
     pub(super) fn build(&self, registry: &Registry) -> Result<Pool, String> {
         let mut b = Pool::builder()

@@ -1,0 +1,690 @@
+//! The worker side: `weft worker --broker URL` and [`serve`]. It reads entries of the kinds
+//! its registry has from their streams (taking over those idle past the lease first), runs
+//! their jobs on a local [`Pool`], renews the lease of what it holds from a heartbeat thread,
+//! and writes each entry's results with its ack in one owner-checked step.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::proto::{self, Batch, Delivered, Done, Ended, GROUP, Link, PAYLOAD_LIMIT};
+use crate::error::{Error, ErrorKind};
+use crate::outcome::Status;
+use crate::{Backend, Pool, Registry};
+
+/// Where a worker tells what its operator should know.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a worker does, besides serving its registry's tasks.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    /// Jobs run at once on this machine (the local pool's workers).
+    pub workers: usize,
+    /// The local pool's backend.
+    pub backend: Backend,
+    /// Stop once no entry came for this long.
+    pub exit_when_idle: Option<Duration>,
+    /// Whether command jobs (the `exec` task) are run: a broker is a remote-execution channel,
+    /// so they are not unless asked.
+    pub allow_commands: bool,
+    /// Told what the worker does that its operator should know (a late result discarded, an
+    /// entry dead-lettered); the library prints nothing itself.
+    pub log: Option<Log>,
+}
+
+impl std::fmt::Debug for WorkerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerOptions")
+            .field("workers", &self.workers)
+            .field("backend", &self.backend)
+            .field("exit_when_idle", &self.exit_when_idle)
+            .field("allow_commands", &self.allow_commands)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            backend: Backend::Thread,
+            exit_when_idle: None,
+            allow_commands: false,
+            log: None,
+        }
+    }
+}
+
+/// What a worker did before it stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Served {
+    /// Jobs run whose results were written.
+    pub jobs: u64,
+    /// Entries whose results were discarded: the lease was lost before they were written.
+    pub discarded: u64,
+}
+
+/// Serves `registry`'s tasks to the broker at `url` until idle for
+/// [`WorkerOptions::exit_when_idle`] (or forever).
+///
+/// # Errors
+/// The URL is not a Redis URL, the broker cannot be reached (for 30 s in a row), the local
+/// pool cannot start, or the registry has no task to serve.
+pub fn serve(url: &str, registry: &Registry, opts: &WorkerOptions) -> Result<Served, Error> {
+    let io = |m: String| Error::new(ErrorKind::Io, m);
+    let kinds: Vec<String> = registry
+        .tasks()
+        .map(|t| t.name.to_string())
+        .filter(|k| opts.allow_commands || k != "exec")
+        .collect();
+    if kinds.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "the registry has no task to serve",
+        ));
+    }
+    let patience = proto::knob("WEFT_BROKER_RECONNECT_MS", Duration::from_secs(30));
+    let mut link = Link::open(url, patience).map_err(io)?;
+    let me = consumer_name();
+    let lease = proto::lease();
+    let queues: Vec<String> = kinds.iter().map(|k| proto::queue_key(k)).collect();
+    for q in &queues {
+        link.run(|con| proto::ensure_group(con, q)).map_err(io)?;
+    }
+    let held: Held = Arc::new(Mutex::new(HashMap::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let beat = Heartbeat {
+        link: Link::open(url, patience).map_err(io)?,
+        me: me.clone(),
+        kinds: kinds.clone(),
+        held: held.clone(),
+        lease,
+        stop: stop.clone(),
+    };
+    // Announced before the first read, so a submitter waiting for this kind sees it.
+    let mut beat = beat;
+    beat.tick();
+    let beating = std::thread::Builder::new()
+        .name("weft-heartbeat".into())
+        .spawn(move || beat.run())
+        .map_err(|e| {
+            Error::new(ErrorKind::Spawn, "the heartbeat thread could not start").with_source(e)
+        })?;
+    let mut w = Worker {
+        link,
+        me,
+        queues,
+        registry,
+        opts,
+        lease,
+        pools: HashMap::new(),
+        held,
+        served: Served::default(),
+    };
+    let result = w.serve();
+    stop.store(true, Ordering::Release);
+    let _ = beating.join();
+    // Gone: no submitter should count on this worker any more.
+    let keys: Vec<String> = kinds.iter().map(|k| proto::workers_key(k)).collect();
+    let _ = w.link.run(|con| {
+        let s = redis::Script::new(proto::WITHDRAW);
+        let mut inv = s.prepare_invoke();
+        for k in &keys {
+            inv.key(k);
+        }
+        inv.arg(&w.me).invoke::<i64>(con)
+    });
+    result.map(|()| w.served)
+}
+
+/// A consumer name unique across machines and restarts: host, pid and a random part.
+fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let r = u32::from_ne_bytes(crate::sys::random_bytes::<4>().unwrap_or([0; 4]));
+    format!("{host}-{}-{r:08x}", std::process::id())
+}
+
+/// The entries this worker holds, by stream: what the heartbeat renews.
+type Held = Arc<Mutex<HashMap<String, BTreeSet<String>>>>;
+
+struct Heartbeat {
+    link: Link,
+    me: String,
+    kinds: Vec<String>,
+    held: Held,
+    lease: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+impl Heartbeat {
+    fn run(mut self) {
+        let period = self.lease / 3;
+        let mut next = Instant::now() + period;
+        while !self.stop.load(Ordering::Acquire) {
+            // Short naps so that the worker's end is not held up by a whole period.
+            let now = Instant::now();
+            if now < next {
+                std::thread::sleep((next - now).min(Duration::from_millis(50)));
+                continue;
+            }
+            next = now + period;
+            self.tick();
+        }
+    }
+
+    /// Announces this worker's kinds and renews the lease of every entry it holds.
+    fn tick(&mut self) {
+        let keys: Vec<String> = self.kinds.iter().map(|k| proto::workers_key(k)).collect();
+        let ttl = (self.lease * 3).as_millis() as u64;
+        let me = self.me.clone();
+        let _ = self.link.run(|con| {
+            let s = redis::Script::new(proto::ANNOUNCE);
+            let mut inv = s.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            inv.arg(&me).arg(ttl).invoke::<i64>(con)
+        });
+        let held: Vec<(String, Vec<String>)> = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(s, ids)| (s.clone(), ids.iter().cloned().collect()))
+            .collect();
+        for (stream, ids) in held {
+            let _ = self.link.run(|con| {
+                let s = redis::Script::new(proto::RENEW);
+                let mut inv = s.prepare_invoke();
+                inv.key(&stream).arg(GROUP).arg(&me);
+                for id in &ids {
+                    inv.arg(id);
+                }
+                inv.invoke::<Vec<String>>(con)
+            });
+        }
+    }
+}
+
+struct Worker<'r> {
+    link: Link,
+    me: String,
+    queues: Vec<String>,
+    registry: &'r Registry,
+    opts: &'r WorkerOptions,
+    lease: Duration,
+    /// Local pools by (timeout ms, attempts): entries of runs with other settings need
+    /// another pool.
+    pools: HashMap<(Option<u64>, u32), Pool>,
+    held: Held,
+    served: Served,
+}
+
+/// An entry taken, decoded, with what is left to do for it.
+struct Taken {
+    d: Delivered,
+    batch: Batch,
+    done: Vec<Done>,
+}
+
+impl Worker<'_> {
+    fn serve(&mut self) -> Result<(), Error> {
+        let io = |m: String| Error::new(ErrorKind::Io, m);
+        let mut idle_since = Instant::now();
+        loop {
+            let got = self.take().map_err(io)?;
+            if got.is_empty() {
+                if self
+                    .opts
+                    .exit_when_idle
+                    .is_some_and(|t| idle_since.elapsed() >= t)
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            idle_since = Instant::now();
+            {
+                let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                for d in &got {
+                    held.entry(d.stream.clone())
+                        .or_default()
+                        .insert(d.id.clone());
+                }
+            }
+            let mut runnable = Vec::new();
+            for d in got {
+                if let Some(t) = self.triage(d).map_err(io)? {
+                    runnable.push(t);
+                }
+            }
+            self.run(runnable).map_err(io)?;
+        }
+    }
+
+    /// Entries to run: first those idle past the lease (their worker is gone), else new ones,
+    /// waiting up to a second for them.
+    fn take(&mut self) -> Result<Vec<Delivered>, String> {
+        let want = self.opts.workers.max(1);
+        let lease_ms = self.lease.as_millis() as u64;
+        let mut got = Vec::new();
+        for q in self.queues.clone() {
+            let me = self.me.clone();
+            let claimed: redis::Value = self.link.run(|con| {
+                redis::Script::new(proto::CLAIM)
+                    .key(&q)
+                    .arg(GROUP)
+                    .arg(&me)
+                    .arg(lease_ms)
+                    .arg(want)
+                    .invoke(con)
+            })?;
+            for e in proto::items(&claimed) {
+                let [id, fields, count] = proto::items(e) else {
+                    continue;
+                };
+                let count = proto::int(count).unwrap_or(1).max(1) as u32;
+                if let Some(d) = Delivered::parse(&q, id, fields, count) {
+                    got.push(d);
+                }
+            }
+        }
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        let me = self.me.clone();
+        let queues = self.queues.clone();
+        let read: redis::Value = self.link.run(|con| {
+            let mut c = redis::cmd("XREADGROUP");
+            c.arg("GROUP").arg(GROUP).arg(&me).arg("COUNT").arg(want);
+            c.arg("BLOCK").arg(1000).arg("STREAMS");
+            for q in &queues {
+                c.arg(q);
+            }
+            for _ in &queues {
+                c.arg(">");
+            }
+            match c.query(con) {
+                // The group went away with the server's data (a restart without persistence):
+                // made again, and read again next time.
+                Err(e) if e.code() == Some("NOGROUP") => {
+                    for q in &queues {
+                        proto::ensure_group(con, q)?;
+                    }
+                    Ok(redis::Value::Nil)
+                }
+                other => other,
+            }
+        })?;
+        for stream in proto::items(&read) {
+            let [key, entries] = proto::items(stream) else {
+                continue;
+            };
+            let Some(key) = proto::text(key) else {
+                continue;
+            };
+            for e in proto::items(entries) {
+                let [id, fields] = proto::items(e) else {
+                    continue;
+                };
+                if let Some(d) = Delivered::parse(&key, id, fields, 1) {
+                    got.push(d);
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    /// What to do with an entry: run it, or (redelivered) split it into one entry per job, or
+    /// (delivered too often) dead-letter its jobs.
+    fn triage(&mut self, d: Delivered) -> Result<Option<Taken>, String> {
+        let batch: Batch = match crate::wire::decode(&d.batch) {
+            Ok(b) => b,
+            Err(e) => {
+                self.say(&format!(
+                    "entry {} of {} is not a batch ({e}): dropped",
+                    d.id, d.stream
+                ));
+                self.finish(&d, "", &[], 0)?;
+                return Ok(None);
+            }
+        };
+        let deliveries = d.carried + d.count;
+        if d.count >= 2 && batch.jobs.len() > 1 {
+            // Its worker was lost with it: its jobs go on one by one, so that one job that
+            // kills whoever runs it is dead-lettered alone.
+            let parts: Vec<Vec<u8>> = batch
+                .jobs
+                .iter()
+                .map(|j| {
+                    crate::wire::encode(&Batch {
+                        run: batch.run.clone(),
+                        kind: batch.kind.clone(),
+                        timeout_ms: batch.timeout_ms,
+                        attempts: batch.attempts,
+                        deliveries: batch.deliveries,
+                        jobs: vec![j.clone()],
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let me = self.me.clone();
+            let carried = deliveries - 1;
+            self.link.run(|con| {
+                let s = redis::Script::new(proto::SPLIT);
+                let mut inv = s.prepare_invoke();
+                inv.key(&d.stream)
+                    .arg(GROUP)
+                    .arg(&me)
+                    .arg(&d.id)
+                    .arg(carried)
+                    .arg(&d.run);
+                for p in &parts {
+                    inv.arg(p.as_slice());
+                }
+                inv.invoke::<i64>(con)
+            })?;
+            self.release(&d);
+            return Ok(None);
+        }
+        let mut t = Taken {
+            d,
+            batch,
+            done: Vec::new(),
+        };
+        if deliveries > t.batch.deliveries {
+            let why = format!(
+                "dead-lettered after {deliveries} deliveries: every worker that took it was lost \
+                 (crashed, killed, or past its lease)"
+            );
+            self.say(&format!(
+                "job {} of run {}: {why}",
+                t.batch
+                    .jobs
+                    .iter()
+                    .map(|j| j.seq.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                t.batch.run
+            ));
+            t.done = t
+                .batch
+                .jobs
+                .iter()
+                .map(|j| failed(j.seq, deliveries, why.clone()))
+                .collect();
+            self.complete(&t)?;
+            return Ok(None);
+        }
+        if t.batch.kind == "exec" && !self.opts.allow_commands {
+            let why = "this worker does not run commands (start it with --allow-commands)";
+            t.done = t
+                .batch
+                .jobs
+                .iter()
+                .map(|j| failed(j.seq, 1, why.into()))
+                .collect();
+            self.complete(&t)?;
+            return Ok(None);
+        }
+        Ok(Some(t))
+    }
+
+    /// Runs the jobs of `taken`, entries of a kind and settings together on one local pool,
+    /// writing each entry's results as soon as its last job ends.
+    fn run(&mut self, mut taken: Vec<Taken>) -> Result<(), String> {
+        while !taken.is_empty() {
+            let key = (
+                taken[0].batch.kind.clone(),
+                taken[0].batch.timeout_ms,
+                taken[0].batch.attempts,
+            );
+            let (mut group, rest): (Vec<Taken>, Vec<Taken>) = taken.into_iter().partition(|t| {
+                (t.batch.kind.as_str(), t.batch.timeout_ms, t.batch.attempts)
+                    == (key.0.as_str(), key.1, key.2)
+            });
+            taken = rest;
+            // Job i of the run is job `i - start[e]` of entry e.
+            let mut owner = Vec::new();
+            let mut inputs = Vec::new();
+            for (e, t) in group.iter_mut().enumerate() {
+                for j in t.batch.jobs.iter_mut() {
+                    owner.push(e);
+                    inputs.push(std::mem::take(&mut j.input));
+                }
+            }
+            let mut left: Vec<usize> = group.iter().map(|t| t.batch.jobs.len()).collect();
+            let pool = pool(&mut self.pools, self.registry, self.opts, key.1, key.2)?;
+            let outcomes = pool
+                .map_encoded(&key.0, inputs)
+                .map_err(|e| e.to_string())?;
+            let mut finished = Vec::new();
+            for (i, o) in outcomes.enumerate() {
+                let e = owner[i];
+                let t = &mut group[e];
+                let seq = t.batch.jobs[t.done.len()].seq;
+                let status = limit_output(&key.0, o.status);
+                t.done.push(Done {
+                    seq,
+                    ended: status.into(),
+                    attempt: o.attempt,
+                    pid: o.pid,
+                    started_ms: o.started.and_then(|s| {
+                        s.duration_since(SystemTime::UNIX_EPOCH)
+                            .ok()
+                            .map(|d| d.as_millis() as u64)
+                    }),
+                    runtime_us: o.runtime.as_micros() as u64,
+                });
+                left[e] -= 1;
+                if left[e] == 0 {
+                    finished.push(e);
+                }
+                // Written while the others still run: results flow back as entries end.
+                for e in finished.drain(..) {
+                    let t = &group[e];
+                    // The pool is borrowed by the outcomes: the link is not.
+                    complete_on(
+                        &mut self.link,
+                        &self.me,
+                        &self.held,
+                        &mut self.served,
+                        self.opts,
+                        t,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, t: &Taken) -> Result<(), String> {
+        complete_on(
+            &mut self.link,
+            &self.me,
+            &self.held,
+            &mut self.served,
+            self.opts,
+            t,
+        )
+    }
+
+    /// Acks an entry without results (not a batch, or its run is over).
+    fn finish(
+        &mut self,
+        d: &Delivered,
+        run: &str,
+        payload: &[u8],
+        jobs: usize,
+    ) -> Result<i64, String> {
+        let me = self.me.clone();
+        let r = ack(&mut self.link, &me, d, run, payload, jobs);
+        self.release(d);
+        r
+    }
+
+    fn release(&self, d: &Delivered) {
+        release(&self.held, d);
+    }
+
+    fn say(&self, what: &str) {
+        if let Some(log) = &self.opts.log {
+            log(what);
+        }
+    }
+}
+
+/// The local pool for jobs of these settings, started the first time.
+fn pool<'p>(
+    pools: &'p mut HashMap<(Option<u64>, u32), Pool>,
+    registry: &Registry,
+    opts: &WorkerOptions,
+    timeout_ms: Option<u64>,
+    attempts: u32,
+) -> Result<&'p mut Pool, String> {
+    use std::collections::hash_map::Entry;
+    if let Entry::Vacant(slot) = pools.entry((timeout_ms, attempts)) {
+        let mut b = Pool::builder()
+            .workers(opts.workers.max(1))
+            .backend(opts.backend)
+            .attempts(attempts)
+            .registry(registry.clone());
+        if let Some(ms) = timeout_ms {
+            b = b.timeout(Duration::from_millis(ms));
+        }
+        let pool = b.build().map_err(|e| e.to_string())?;
+        slot.insert(pool);
+    }
+    Ok(pools
+        .get_mut(&(timeout_ms, attempts))
+        .expect("inserted above"))
+}
+
+fn release(held: &Held, d: &Delivered) {
+    if let Some(ids) = held
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_mut(&d.stream)
+    {
+        ids.remove(&d.id);
+    }
+}
+
+fn ack(
+    link: &mut Link,
+    me: &str,
+    d: &Delivered,
+    run: &str,
+    payload: &[u8],
+    jobs: usize,
+) -> Result<i64, String> {
+    let results = proto::results_key(run);
+    let run_key = proto::run_key(run);
+    link.run(|con| {
+        redis::Script::new(proto::ACK)
+            .key(&d.stream)
+            .key(&results)
+            .key(&run_key)
+            .arg(GROUP)
+            .arg(me)
+            .arg(&d.id)
+            .arg(payload)
+            .arg(jobs)
+            .invoke::<i64>(con)
+    })
+}
+
+/// Writes an entry's results with its ack, if this worker still owns it.
+fn complete_on(
+    link: &mut Link,
+    me: &str,
+    held: &Held,
+    served: &mut Served,
+    opts: &WorkerOptions,
+    t: &Taken,
+) -> Result<(), String> {
+    let payload = crate::wire::encode(&proto::Results {
+        worker: me.to_string(),
+        jobs: t.done.iter().map(clone_done).collect(),
+    })?;
+    let r = ack(link, me, &t.d, &t.batch.run, &payload, t.done.len());
+    release(held, &t.d);
+    match r? {
+        0 => {
+            served.discarded += 1;
+            if let Some(log) = &opts.log {
+                log(&format!(
+                    "lost the lease of entry {} of run {} before its results were written: \
+                     they are discarded (another worker runs its jobs)",
+                    t.d.id, t.batch.run
+                ));
+            }
+        }
+        1 => served.jobs += t.done.len() as u64,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn clone_done(d: &Done) -> Done {
+    Done {
+        seq: d.seq,
+        ended: match &d.ended {
+            Ended::Ok(b) => Ended::Ok(b.clone()),
+            Ended::Failed(m) => Ended::Failed(m.clone()),
+            Ended::Panicked(m, l) => Ended::Panicked(m.clone(), l.clone()),
+            Ended::Signal(s) => Ended::Signal(*s),
+            Ended::Exit(c) => Ended::Exit(*c),
+            Ended::TimedOut => Ended::TimedOut,
+            Ended::Cancelled => Ended::Cancelled,
+            Ended::Skipped(m) => Ended::Skipped(m.clone()),
+        },
+        attempt: d.attempt,
+        pid: d.pid,
+        started_ms: d.started_ms,
+        runtime_us: d.runtime_us,
+    }
+}
+
+fn failed(seq: u64, attempt: u32, why: String) -> Done {
+    Done {
+        seq,
+        ended: Ended::Failed(why),
+        attempt,
+        pid: std::process::id(),
+        started_ms: None,
+        runtime_us: 0,
+    }
+}
+
+/// An output too large for the broker fails its job, saying so; a command's output spilled
+/// to a file on this machine is such an output (and its file is removed).
+fn limit_output(kind: &str, status: Status<Vec<u8>>) -> Status<Vec<u8>> {
+    let Status::Ok(bytes) = status else {
+        return status;
+    };
+    let mut size = bytes.len() as u64;
+    if kind == "exec"
+        && let Ok(out) = crate::wire::decode::<crate::tasks::ExecOutput>(&bytes)
+    {
+        {
+            for c in [&out.stdout, &out.stderr] {
+                if let Some(path) = &c.spill {
+                    size = size.max(c.len());
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+    if size > PAYLOAD_LIMIT as u64 {
+        return Status::Failed(format!(
+            "its output of {size} bytes is above the broker's limit of {} KiB",
+            PAYLOAD_LIMIT / 1024
+        ));
+    }
+    Status::Ok(bytes)
+}
