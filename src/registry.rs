@@ -42,6 +42,7 @@ pub(crate) struct Entry {
     pub(crate) succeeded: fn(&AnyBox) -> bool,
     pub(crate) decode_output: fn(&[u8]) -> Result<AnyBox, String>,
     /// An output as bincode (what a broker worker sends back).
+    #[cfg_attr(not(feature = "broker"), allow(dead_code))]
     pub(crate) encode_output: fn(&AnyBox) -> Result<Vec<u8>, String>,
     pub(crate) from_json: fn(serde_json::Value) -> Result<AnyBox, String>,
     /// An output as JSON; an output that cannot be made JSON fails its job with the reason.

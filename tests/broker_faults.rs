@@ -422,7 +422,7 @@ fn poison_job_crashing_every_worker_is_dead_lettered_and_the_rest_completes() {
         &with_inputs(&["--task", "fault", "--jsonl"], &tasks),
     );
     // Workers die with the poison job: keep two running, for a bounded number of deaths.
-    let mut workers = vec![
+    let mut workers = [
         Worker::start(&redis, &["-j", "1"]),
         Worker::start(&redis, &["-j", "1"]),
     ];

@@ -165,6 +165,8 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
         #[cfg(not(feature = "broker"))]
         Some(_) => return Err("--broker: this weft was built without the broker feature".into()),
     };
+    #[cfg(not(feature = "broker"))]
+    let _: &Outs<_, std::iter::Empty<_>> = &outcomes;
     for outcome in outcomes.by_ref() {
         if left_out(&outcome.status) {
             printer.through(outcome.seq);
