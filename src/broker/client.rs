@@ -150,6 +150,19 @@ pub(crate) enum Stopping {
     Now,
 }
 
+/// Which halves of a run this process does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Submits the inputs and collects the outcomes.
+    Both,
+    /// Submits the inputs and leaves (`weft submit`): outcomes of jobs that never reach a
+    /// worker go to the results stream too, for the collector.
+    Submit,
+    /// Collects the outcomes of a run submitted elsewhere (`weft collect`), from the cursor
+    /// the last collector left.
+    Collect,
+}
+
 /// The most jobs out at once, whatever the batch size.
 const MAX_OUT: u64 = 1 << 18;
 /// The most jobs in one entry.
@@ -189,6 +202,16 @@ pub(crate) struct Submission<'a> {
     finished: bool,
     closed: bool,
     pub(crate) stop: Option<Box<dyn Fn() -> Stopping + 'a>>,
+    mode: Mode,
+    /// Result entries handed on but not yet marked collected on the broker: they are, once
+    /// the caller asks for more (it has printed them by then).
+    uncommitted: Option<(Vec<String>, u64)>,
+    /// Outcomes collected, by this process and those before it (`weft collect`).
+    collected: u64,
+    /// How many jobs the run has, once its input has ended.
+    sealed: Option<u64>,
+    /// Outcomes made here that a collector elsewhere must see (`Mode::Submit`).
+    local: Vec<Done>,
 }
 
 impl<'a> Submission<'a> {
@@ -226,7 +249,19 @@ impl<'a> Submission<'a> {
                 .ignore()
                 .query::<()>(con)
         })?;
-        Ok(Submission {
+        Ok(Submission::start_on(link, run, kind, opts, source))
+    }
+
+    fn start_on(
+        link: Link,
+        run: String,
+        kind: &str,
+        opts: &RunOptions,
+        source: Box<dyn Iterator<Item = Pending<Vec<u8>>> + 'a>,
+    ) -> Submission<'a> {
+        let queue = proto::queue_key(kind);
+        let run_key = proto::run_key(&run);
+        Submission {
             link,
             results: proto::results_key(&run),
             run,
@@ -253,11 +288,72 @@ impl<'a> Submission<'a> {
             finished: false,
             closed: false,
             stop: None,
-        })
+            mode: Mode::Both,
+            uncommitted: None,
+            collected: 0,
+            sealed: None,
+            local: Vec::new(),
+        }
+    }
+
+    /// Only submits (`weft submit`): the outcomes are left for `weft collect`.
+    pub(crate) fn submit_only(&mut self) {
+        self.mode = Mode::Submit;
+        self.reorder = None;
+    }
+
+    /// Collects run `run`, submitted elsewhere, from where the last collector stopped.
+    pub(crate) fn attach(url: &str, run: &str) -> Result<Submission<'a>, String> {
+        let patience = proto::knob("WEFT_BROKER_RECONNECT_MS", Duration::from_secs(30));
+        let mut link = Link::open(url, patience)?;
+        let run_key = proto::run_key(run);
+        let hash: std::collections::HashMap<String, String> =
+            link.run(|con| redis::cmd("HGETALL").arg(&run_key).query(con))?;
+        let Some(kind) = hash.get("kind") else {
+            return Err(format!(
+                "no run {run} on the broker (never submitted, or finished an hour ago or more)"
+            ));
+        };
+        let mut sub = Submission::start_on(
+            link,
+            run.to_string(),
+            kind,
+            &RunOptions::default(),
+            Box::new(std::iter::empty()),
+        );
+        sub.mode = Mode::Collect;
+        sub.input_done = true;
+        sub.cursor = hash.get("cursor").cloned().unwrap_or_else(|| "0-0".into());
+        sub.collected = hash
+            .get("collected")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        sub.sealed = hash.get("sealed").and_then(|c| c.parse().ok());
+        if hash.get("state").map(String::as_str) == Some("done") {
+            sub.finished = true;
+            sub.closed = true;
+        }
+        Ok(sub)
+    }
+
+    /// The kind of task the run's jobs are.
+    pub(crate) fn kind(&self) -> &str {
+        &self.kind
     }
 
     /// Reports an outcome, through the reorder buffer with `keep_order`.
     fn push(&mut self, o: Outcome<Vec<u8>>) {
+        if self.mode == Mode::Submit {
+            self.local.push(Done {
+                seq: o.seq,
+                ended: o.status.into(),
+                attempt: o.attempt,
+                pid: o.pid,
+                started_ms: None,
+                runtime_us: 0,
+            });
+            return;
+        }
         match &mut self.reorder {
             None => self.ready.push_back(o),
             Some((next, held)) => {
@@ -346,13 +442,33 @@ impl<'a> Submission<'a> {
             };
             entries.push((crate::wire::encode(&batch)?, n));
         }
-        if entries.is_empty() {
+        let local = if self.local.is_empty() {
+            None
+        } else {
+            let jobs = std::mem::take(&mut self.local);
+            let n = jobs.len();
+            let r = proto::Results {
+                worker: "submitter".into(),
+                jobs,
+            };
+            Some((crate::wire::encode(&r)?, n))
+        };
+        if entries.is_empty() && local.is_none() {
             return Ok(());
         }
-        let (queue, run, run_key) = (&self.queue, &self.run, &self.run_key);
+        let (queue, run, run_key, results) = (&self.queue, &self.run, &self.run_key, &self.results);
         let total: usize = entries.iter().map(|e| e.1).sum();
         self.link.run(|con| {
             let mut p = redis::pipe();
+            if let Some((b, n)) = &local {
+                p.cmd("XADD")
+                    .arg(results)
+                    .arg("*")
+                    .arg("b")
+                    .arg(b.as_slice())
+                    .ignore();
+                p.cmd("HINCRBY").arg(run_key).arg("done").arg(*n).ignore();
+            }
             for (b, _) in &entries {
                 p.cmd("XADD")
                     .arg(queue)
@@ -387,6 +503,7 @@ impl<'a> Submission<'a> {
                 .query(con)
         })?;
         let mut ids = Vec::new();
+        let before = self.collected;
         for stream in proto::items(&read) {
             let [_, entries] = proto::items(stream) else {
                 continue;
@@ -416,34 +533,52 @@ impl<'a> Submission<'a> {
         let Some(last) = ids.last().cloned() else {
             return Ok(0);
         };
-        // Printed (handed on) first, then the cursor moved: a collector killed in between
-        // reads these entries again (see `weft collect`).
-        self.cursor = last.clone();
-        let (results, run_key) = (&self.results, &self.run_key);
+        self.cursor = last;
+        let n = ids.len();
+        let took = self.collected - before;
+        self.uncommitted = Some((ids, took));
+        Ok(n)
+    }
+
+    /// Marks the result entries handed on as collected: called once the caller has printed
+    /// them (it asks for the next outcome only then). A collector killed between the printing
+    /// and this reads them again when started again: at most one read's outcomes (64 entries)
+    /// are printed twice, never one lost.
+    fn commit(&mut self) -> Result<(), String> {
+        let Some((ids, took)) = self.uncommitted.take() else {
+            return Ok(());
+        };
+        let (results, run_key, cursor) = (&self.results, &self.run_key, &self.cursor);
         self.link.run(|con| {
             redis::pipe()
+                .cmd("HSET")
+                .arg(run_key)
+                .arg("cursor")
+                .arg(cursor)
+                .ignore()
+                .cmd("HINCRBY")
+                .arg(run_key)
+                .arg("collected")
+                .arg(took)
+                .ignore()
                 .cmd("XDEL")
                 .arg(results)
                 .arg(&ids)
                 .ignore()
-                .cmd("HSET")
-                .arg(run_key)
-                .arg("cursor")
-                .arg(&last)
-                .ignore()
                 .query::<()>(con)
-        })?;
-        Ok(ids.len())
+        })
     }
 
     /// Takes in one job's result: the first per job is reported, later ones are counted.
     fn take(&mut self, d: Done) {
-        if !self.sent.get(d.seq) || self.seen.get(d.seq) {
+        let known = self.mode == Mode::Collect || self.sent.get(d.seq);
+        if !known || self.seen.get(d.seq) {
             self.duplicates += 1;
             return;
         }
         self.seen.set(d.seq);
-        self.out -= 1;
+        self.out = self.out.saturating_sub(1);
+        self.collected += 1;
         let us = d.runtime_us as f64;
         self.mean_us = Some(self.mean_us.map_or(us, |m| m * 0.9 + us * 0.1));
         let m = self.mean_us.unwrap_or(us).max(1.0);
@@ -470,11 +605,16 @@ impl<'a> Submission<'a> {
         self.last_watch = Instant::now();
         let run_key = self.run_key.clone();
         let workers = proto::workers_key(&self.kind);
-        let (state, live): (Option<String>, i64) = self.link.run(|con| {
-            let state: Option<String> = redis::cmd("HGET").arg(&run_key).arg("state").query(con)?;
+        let (state, sealed, live): (Option<String>, Option<u64>, i64) = self.link.run(|con| {
+            let (state, sealed): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+                .arg(&run_key)
+                .arg("state")
+                .arg("sealed")
+                .query(con)?;
             let live: i64 = redis::Script::new(proto::LIVE).key(&workers).invoke(con)?;
-            Ok((state, live))
+            Ok((state, sealed, live))
         })?;
+        self.sealed = sealed;
         match state.as_deref() {
             Some("running") => {}
             None => {
@@ -486,7 +626,7 @@ impl<'a> Submission<'a> {
             }
             Some(other) => return Err(format!("run {} was {other} on the broker", self.run)),
         }
-        if live > 0 || self.out == 0 {
+        if live > 0 || self.out == 0 || self.mode != Mode::Both {
             self.no_worker_since = None;
             return Ok(());
         }
@@ -546,8 +686,15 @@ impl<'a> Submission<'a> {
     }
 
     fn step(&mut self) -> Result<(), String> {
+        self.commit()?;
         let stopping = self.stop.as_ref().map_or(Stopping::No, |s| s());
         match stopping {
+            // A collector stopped leaves the run to the next one.
+            Stopping::Now if self.mode == Mode::Collect => {
+                self.closed = true;
+                self.finished = true;
+                return Ok(());
+            }
             Stopping::Now => {
                 self.close("cancelled");
                 self.finished = true;
@@ -556,6 +703,14 @@ impl<'a> Submission<'a> {
             Stopping::Drain => self.input_done = true,
             Stopping::No => {}
         }
+        match self.mode {
+            Mode::Both => self.step_both(),
+            Mode::Submit => self.step_submit(),
+            Mode::Collect => self.step_collect(),
+        }
+    }
+
+    fn step_both(&mut self) -> Result<(), String> {
         self.submit()?;
         let pending = self.reorder.as_ref().is_some_and(|(_, h)| !h.is_empty());
         if self.input_done && self.out == 0 && !pending {
@@ -574,6 +729,51 @@ impl<'a> Submission<'a> {
             std::thread::sleep(Duration::from_millis(5));
         }
         if self.ready.is_empty() {
+            self.watch()?;
+        }
+        Ok(())
+    }
+
+    fn step_submit(&mut self) -> Result<(), String> {
+        self.submit()?;
+        if self.input_done && self.local.is_empty() {
+            let (run_key, total) = (&self.run_key, self.next_seq - 1);
+            self.link.run(|con| {
+                redis::cmd("HSET")
+                    .arg(run_key)
+                    .arg("sealed")
+                    .arg(total)
+                    .query::<()>(con)
+            })?;
+            self.closed = true;
+            self.finished = true;
+            return Ok(());
+        }
+        // Jobs out are those submitted and not yet done by a worker: waits for workers, not
+        // for a collector, so a million inputs never sit here or on the broker at once.
+        let run_key = &self.run_key;
+        let done: u64 = self.link.run(|con| {
+            redis::cmd("HGET")
+                .arg(run_key)
+                .arg("done")
+                .query::<Option<u64>>(con)
+                .map(Option::unwrap_or_default)
+        })?;
+        let submitted = self.sent.count();
+        self.out = submitted.saturating_sub(done);
+        std::thread::sleep(Duration::from_millis(10));
+        self.watch()
+    }
+
+    fn step_collect(&mut self) -> Result<(), String> {
+        if self.sealed.is_some_and(|n| self.collected >= n) {
+            self.close("done");
+            self.finished = true;
+            return Ok(());
+        }
+        self.collect(Duration::from_millis(500))?;
+        if self.ready.is_empty() {
+            self.last_watch = Instant::now() - Duration::from_secs(1);
             self.watch()?;
         }
         Ok(())
@@ -629,9 +829,124 @@ impl Bits {
         }
         self.0[w] |= 1 << (i % 64);
     }
+    fn count(&self) -> u64 {
+        self.0.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
     fn get(&self, i: u64) -> bool {
         self.0
             .get((i / 64) as usize)
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
+}
+
+/// What `weft status` shows of a run on a broker.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RunStatus {
+    /// The run's id.
+    pub run: String,
+    /// `running`, `done` or `cancelled`.
+    pub state: String,
+    /// Its task kind.
+    pub kind: String,
+    /// Jobs submitted so far.
+    pub submitted: u64,
+    /// The number of jobs, once the input has ended.
+    pub sealed: Option<u64>,
+    /// Jobs whose results are written (ok or not).
+    pub done: u64,
+    /// Of those, jobs that did not succeed.
+    pub failed: u64,
+    /// Of those, jobs dead-lettered.
+    pub dead: u64,
+    /// Jobs whose outcomes a collector printed.
+    pub collected: u64,
+    /// Live workers that run the kind.
+    pub workers: i64,
+    /// Entries of the kind held by each worker (all runs of the kind).
+    pub held: Vec<(String, u64)>,
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "run {}: {}, task kind {}",
+            self.run, self.state, self.kind
+        )?;
+        let input = match self.sealed {
+            Some(n) => format!("{n} in all"),
+            None => "input still coming".into(),
+        };
+        writeln!(
+            f,
+            "jobs: {} submitted ({input}), {} queued or running, {} done ({} failed, {} \
+             dead-lettered), {} collected",
+            self.submitted,
+            self.submitted.saturating_sub(self.done),
+            self.done,
+            self.failed,
+            self.dead,
+            self.collected
+        )?;
+        write!(f, "workers running {}: {} alive", self.kind, self.workers)?;
+        for (w, n) in &self.held {
+            write!(f, "\n  {w} holds {n} entries")?;
+        }
+        Ok(())
+    }
+}
+
+/// The state of run `run` on the broker at `url`.
+///
+/// # Errors
+/// The broker cannot be reached, or has no such run.
+pub fn status(url: &str, run: &str) -> Result<RunStatus, Error> {
+    let io = |m: String| Error::new(ErrorKind::Io, m);
+    let mut link = Link::open(url, Duration::from_secs(5)).map_err(io)?;
+    let run_key = proto::run_key(run);
+    let hash: std::collections::HashMap<String, String> = link
+        .run(|con| redis::cmd("HGETALL").arg(&run_key).query(con))
+        .map_err(io)?;
+    let Some(kind) = hash.get("kind").cloned() else {
+        return Err(io(format!("no run {run} on the broker")));
+    };
+    let num = |k: &str| hash.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let (queue, workers_key) = (proto::queue_key(&kind), proto::workers_key(&kind));
+    let (workers, pending): (i64, redis::Value) = link
+        .run(|con| {
+            let live = redis::Script::new(proto::LIVE)
+                .key(&workers_key)
+                .invoke(con)?;
+            let pending = redis::cmd("XPENDING")
+                .arg(&queue)
+                .arg(proto::GROUP)
+                .query(con)
+                .unwrap_or(redis::Value::Nil);
+            Ok((live, pending))
+        })
+        .map_err(io)?;
+    let held = match proto::items(&pending) {
+        [_, _, _, consumers] => proto::items(consumers)
+            .iter()
+            .filter_map(|c| match proto::items(c) {
+                [name, n] => Some((proto::text(name)?, proto::int(n)? as u64)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(RunStatus {
+        run: run.to_string(),
+        state: hash.get("state").cloned().unwrap_or_default(),
+        kind,
+        submitted: num("submitted"),
+        sealed: hash.get("sealed").and_then(|v| v.parse().ok()),
+        done: num("done"),
+        failed: num("failed"),
+        dead: num("dead"),
+        collected: num("collected"),
+        workers,
+        held,
+    })
 }

@@ -22,7 +22,7 @@ mod client;
 mod proto;
 mod worker;
 
-pub use client::{Broker, Remote, RunOptions};
+pub use client::{Broker, Remote, RunOptions, RunStatus, status};
 pub(crate) use client::{Stopping, Submission};
 pub use proto::PAYLOAD_LIMIT;
 pub use worker::{Log, Served, WorkerOptions, serve};

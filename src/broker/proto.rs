@@ -122,7 +122,8 @@ impl From<Ended> for Status<Vec<u8>> {
 /// owns the entry: a worker that lost its lease (stopped, partitioned) has its late result
 /// discarded here, so each entry's results are written once. A run that is no longer running
 /// (cancelled, finished, or lost with a restarted server) gets the ack but no results.
-/// KEYS: queue, results, run. ARGV: group, consumer, id, payload, jobs.
+/// KEYS: queue, results, run. ARGV: group, consumer, id, payload, jobs, failed jobs,
+/// dead-lettered jobs (the counts `weft status` shows).
 /// Returns 1 written, 2 acked without results, 0 not owned (discarded).
 pub(crate) const ACK: &str = r"
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
@@ -132,6 +133,8 @@ redis.call('XDEL', KEYS[1], ARGV[3])
 if redis.call('HGET', KEYS[3], 'state') ~= 'running' then return 2 end
 redis.call('XADD', KEYS[2], '*', 'b', ARGV[4])
 redis.call('HINCRBY', KEYS[3], 'done', ARGV[5])
+redis.call('HINCRBY', KEYS[3], 'failed', ARGV[6])
+redis.call('HINCRBY', KEYS[3], 'dead', ARGV[7])
 return 1
 ";
 

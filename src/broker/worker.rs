@@ -230,6 +230,8 @@ struct Taken {
     d: Delivered,
     batch: Batch,
     done: Vec<Done>,
+    /// Its jobs were dead-lettered.
+    dead: bool,
 }
 
 impl Worker<'_> {
@@ -350,7 +352,7 @@ impl Worker<'_> {
                     "entry {} of {} is not a batch ({e}): dropped",
                     d.id, d.stream
                 ));
-                self.finish(&d, "", &[], 0)?;
+                self.finish(&d)?;
                 return Ok(None);
             }
         };
@@ -395,6 +397,7 @@ impl Worker<'_> {
             d,
             batch,
             done: Vec::new(),
+            dead: false,
         };
         if deliveries > t.batch.deliveries {
             let why = format!(
@@ -417,6 +420,7 @@ impl Worker<'_> {
                 .iter()
                 .map(|j| failed(j.seq, deliveries, why.clone()))
                 .collect();
+            t.dead = true;
             self.complete(&t)?;
             return Ok(None);
         }
@@ -514,15 +518,9 @@ impl Worker<'_> {
     }
 
     /// Acks an entry without results (not a batch, or its run is over).
-    fn finish(
-        &mut self,
-        d: &Delivered,
-        run: &str,
-        payload: &[u8],
-        jobs: usize,
-    ) -> Result<i64, String> {
+    fn finish(&mut self, d: &Delivered) -> Result<i64, String> {
         let me = self.me.clone();
-        let r = ack(&mut self.link, &me, d, run, payload, jobs);
+        let r = ack(&mut self.link, &me, d, "", &[], [0, 0, 0]);
         self.release(d);
         r
     }
@@ -574,13 +572,15 @@ fn release(held: &Held, d: &Delivered) {
     }
 }
 
+/// Writes `payload` with the ack of `d`; `counts` are its jobs, failed ones and
+/// dead-lettered ones.
 fn ack(
     link: &mut Link,
     me: &str,
     d: &Delivered,
     run: &str,
     payload: &[u8],
-    jobs: usize,
+    counts: [usize; 3],
 ) -> Result<i64, String> {
     let results = proto::results_key(run);
     let run_key = proto::run_key(run);
@@ -593,7 +593,9 @@ fn ack(
             .arg(me)
             .arg(&d.id)
             .arg(payload)
-            .arg(jobs)
+            .arg(counts[0])
+            .arg(counts[1])
+            .arg(counts[2])
             .invoke::<i64>(con)
     })
 }
@@ -611,7 +613,20 @@ fn complete_on(
         worker: me.to_string(),
         jobs: t.done.iter().map(clone_done).collect(),
     })?;
-    let r = ack(link, me, &t.d, &t.batch.run, &payload, t.done.len());
+    let failed = t
+        .done
+        .iter()
+        .filter(|d| !matches!(d.ended, Ended::Ok(_)))
+        .count();
+    let dead = if t.dead { t.done.len() } else { 0 };
+    let r = ack(
+        link,
+        me,
+        &t.d,
+        &t.batch.run,
+        &payload,
+        [t.done.len(), failed, dead],
+    );
     release(held, &t.d);
     match r? {
         0 => {

@@ -42,6 +42,12 @@ pub(super) struct Args {
     /// `weft worker`: stop once no job came for SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub(super) exit_when_idle: Option<f64>,
+    /// Set by `weft submit`: the jobs are submitted, not collected.
+    #[arg(skip)]
+    pub(super) submit_only: bool,
+    /// `weft collect`, `weft status`: the run (its id, as `weft submit` prints it).
+    #[arg(long, value_name = "ID")]
+    pub(super) job: Option<String>,
     /// `weft worker`: run command jobs too (a broker is then a remote shell: see the README).
     #[arg(long)]
     pub(super) allow_commands: bool,

@@ -142,6 +142,8 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let mut command = Vec::new();
     #[cfg(feature = "broker")]
     let fatal = std::rc::Rc::new(std::cell::Cell::new(None));
+    #[cfg(feature = "broker")]
+    let mut submitted = None;
     let mut outcomes = match &broker {
         None => Outs::Local(kind.outcomes(&mut pool, inputs)?),
         #[cfg(feature = "broker")]
@@ -160,6 +162,10 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
                 }
             });
             remote.fatal = fatal.clone();
+            if run.submit_only {
+                remote.submit_only();
+                submitted = Some(remote.id().to_string());
+            }
             Outs::Remote(remote)
         }
         #[cfg(not(feature = "broker"))]
@@ -193,6 +199,13 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
         return Err(format!(
             "--broker: {e}: the jobs not reported by then are reported failed"
         ));
+    }
+    #[cfg(feature = "broker")]
+    if let (Some(id), Some(url)) = (submitted, &broker) {
+        println!("{id}");
+        say!(
+            "weft: submitted as run {id}: `weft collect --broker {url} --job {id}` prints the outcomes"
+        );
     }
     Ok(code)
 }

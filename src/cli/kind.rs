@@ -464,6 +464,16 @@ impl<'p, O> Remote<'p, O> {
         })
     }
 
+    /// Only submits: the outcomes are left for `weft collect`.
+    pub(super) fn submit_only(&mut self) {
+        self.sub.submit_only();
+    }
+
+    /// The run's id on the broker.
+    pub(super) fn id(&self) -> &str {
+        &self.sub.run
+    }
+
     /// Tells the run how far it is asked to stop.
     pub(super) fn watch(&mut self, stop: impl Fn() -> crate::broker::Stopping + 'p) {
         self.sub.stop = Some(Box::new(stop));

@@ -13,6 +13,8 @@ mod pipe;
 mod plan;
 mod profile;
 mod progress;
+#[cfg(feature = "broker")]
+mod remote;
 mod results;
 mod rpl;
 mod template;
@@ -63,10 +65,14 @@ use plan::Plan;
 /// ```
 pub fn main_with(registry: Registry) -> i32 {
     let mut argv = with_profiles(std::env::args_os().collect());
-    // `weft worker [options]`: the word first, its options after it (the command line's
-    // own trailing words would take them).
-    let serve = argv.get(1).is_some_and(|a| a == "worker");
-    if serve {
+    // `weft worker|submit|collect|status [options]`: the word first, its options after it
+    // (the command line's own trailing words would take them).
+    let word = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|a| ["worker", "submit", "collect", "status"].contains(a))
+        .map(str::to_string);
+    if word.is_some() {
         argv.remove(1);
     }
     let seps = Separators::scan(&argv);
@@ -100,16 +106,26 @@ pub fn main_with(registry: Registry) -> i32 {
         }
     };
     #[cfg(feature = "broker")]
-    let result = if serve {
-        worker(&registry, &args)
-    } else {
-        run(&registry, args, &argv[cut..], &seps)
+    let result = match word.as_deref() {
+        Some("worker") => worker(&registry, &args),
+        Some("collect") => remote::collect(&registry, &args),
+        Some("status") => remote::status(&args),
+        Some(_) => {
+            let mut args = args;
+            if args.broker.is_none() {
+                return fail("submit: give the broker with --broker URL");
+            }
+            args.submit_only = true;
+            run(&registry, args, &argv[cut..], &seps)
+        }
+        None => run(&registry, args, &argv[cut..], &seps),
     };
     #[cfg(not(feature = "broker"))]
-    let result = if serve {
-        Err("worker: this weft was built without the broker feature".into())
-    } else {
-        run(&registry, args, &argv[cut..], &seps)
+    let result = match word {
+        Some(w) => Err(format!(
+            "{w}: this weft was built without the broker feature"
+        )),
+        None => run(&registry, args, &argv[cut..], &seps),
     };
     match result {
         Ok(code) => code,
@@ -118,6 +134,11 @@ pub fn main_with(registry: Registry) -> i32 {
             255
         }
     }
+}
+
+fn fail(message: &str) -> i32 {
+    say!("weft: {message}");
+    255
 }
 
 /// `argv` with the options of the profiles and `$PARALLEL` before the command line's own

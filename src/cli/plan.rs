@@ -54,6 +54,8 @@ pub(super) struct Run {
     pub(super) piping: Option<Piping>,
     /// `--broker URL`: the jobs run on workers elsewhere.
     pub(super) broker: Option<String>,
+    /// `weft submit`: the jobs are submitted and left for `weft collect`.
+    pub(super) submit_only: bool,
 }
 
 /// What each record becomes.
@@ -144,7 +146,10 @@ impl Plan {
             style: Style {
                 tag: args.tag || args.ctag || args.tagstring.is_some() || args.ctagstring.is_some(),
                 jsonl: args.jsonl,
-                streams: matches!(kind, Kind::Command(_)) && streams(&args),
+                // A broker's worker captures each command's output and sends it back whole.
+                streams: matches!(kind, Kind::Command(_))
+                    && streams(&args)
+                    && args.broker.is_none(),
                 in_order: args.keep_order,
             },
             pool,
@@ -153,6 +158,7 @@ impl Plan {
             progress: progress_kind(&args),
             force_progress: args.force_progress,
             broker: args.broker.clone(),
+            submit_only: args.submit_only,
             piping,
         };
         Ok(Plan { kind, run })
