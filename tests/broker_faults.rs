@@ -541,3 +541,119 @@ fn inputs_above_the_payload_limit_are_refused_naming_it() {
         "{refused:?}"
     );
 }
+
+/// `weft collect` for run `id`, its stdout lines coming in as they are printed.
+fn collector(redis: &Redis, id: &str) -> Submitter {
+    let mut child = Command::new(weft_bin())
+        .args(["collect", "--broker", &redis.url(), "--job", id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Submitter {
+        child,
+        stdin: None,
+        lines: rx,
+        seen: Vec::new(),
+    }
+}
+
+/// A field of run `id`'s hash on the broker.
+fn run_field(redis: &Redis, id: &str, field: &str) -> Option<String> {
+    let mut con = redis::Client::open(redis.url().as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("HGET")
+        .arg(format!("weft:run:{id}"))
+        .arg(field)
+        .query(&mut con)
+        .unwrap()
+}
+
+#[test]
+fn collector_killed_and_restarted_reports_each_job_once() {
+    let redis = Redis::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    mkfifo(&gate);
+    // Job 21 waits at the gate: the first collector has printed jobs 1-20 and waits for more
+    // when it is killed.
+    let line = format!(
+        "if [ {{}} = 21 ]; then cat {} >/dev/null; fi; echo job {{}}",
+        gate.display()
+    );
+    let n = inputs(40);
+    let submitted = common::weft()
+        .args(["submit", "--broker", &redis.url()])
+        .args(with_inputs(&[&line], &n))
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{submitted:?}");
+    let id = String::from_utf8(submitted.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(run_field(&redis, &id, "sealed").as_deref(), Some("40"));
+    let _w = Worker::start(&redis, &["-j", "1", "--allow-commands"]);
+    let mut first = collector(&redis, &id);
+    first.wait_lines(20);
+    // Marked collected once printed.
+    assert!(wait_until(SETTLE, || run_field(&redis, &id, "collected")
+        .as_deref()
+        == Some("20")));
+    signal(first.child.id(), "KILL");
+    let _ = first.child.wait();
+    let mut lines = std::mem::take(&mut first.seen);
+    write_fifo(&gate);
+    let second = collector(&redis, &id);
+    let (code, rest, err) = second.finish();
+    assert_eq!(code, Some(0), "{err}");
+    lines.extend(rest);
+    each_job_once(&lines, 40);
+    assert_eq!(run_field(&redis, &id, "state").as_deref(), Some("done"));
+}
+
+#[test]
+fn status_counts_a_runs_jobs() {
+    let redis = Redis::start(false);
+    let submitted = common::weft()
+        .args(["submit", "--broker", &redis.url(), "--task", "sum", ":::"])
+        .args((1..=5).map(|i| format!("0..{i}")))
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{submitted:?}");
+    let id = String::from_utf8(submitted.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let status = |redis: &Redis| {
+        let out = common::weft()
+            .args(["status", "--broker", &redis.url(), "--job", &id])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = status(&redis);
+    assert!(
+        before.contains("5 submitted (5 in all), 5 queued or running, 0 done"),
+        "{before}"
+    );
+    let _w = Worker::start(&redis, &["-j", "1"]);
+    assert!(wait_until(SETTLE, || run_field(&redis, &id, "done")
+        .as_deref()
+        == Some("5")));
+    let after = status(&redis);
+    assert!(
+        after.contains("0 queued or running, 5 done (0 failed, 0 dead-lettered), 0 collected"),
+        "{after}"
+    );
+}
