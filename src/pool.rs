@@ -560,33 +560,21 @@ impl Pool {
         })
     }
 
-    /// Runs the task registered as `name` over bincode inputs, yielding bincode outputs, in
-    /// input order: a broker worker's batch of jobs, known only by name and bytes.
+    /// Runs the jobs `pulls` gives, of the task `entry`, yielding bincode outputs in
+    /// completion order: a broker worker's jobs, taken from the broker as the pool has room.
     #[cfg(feature = "broker")]
-    pub(crate) fn map_encoded(
-        &mut self,
-        name: &str,
-        inputs: Vec<Vec<u8>>,
-    ) -> Result<EncodedResults<'_>, Error> {
-        let entry = *self
-            .registry
-            .entry(name)
-            .ok_or_else(|| Error::new(ErrorKind::Config, format!("no task named {name:?}")))?;
+    pub(crate) fn map_pulls<'a>(
+        &'a mut self,
+        entry: Entry,
+        pulls: impl Iterator<Item = Pull> + 'a,
+    ) -> EncodedResults<'a> {
         let engine = self.engine.get_mut();
-        let on_threads = engine.cfg.backend == Backend::Thread;
-        let source = inputs.into_iter().map(move |bytes| {
-            if on_threads {
-                Pull::Ready((entry.decode_input)(&bytes))
-            } else {
-                Pull::Encoded(Ok(Payload::Inline(bytes)))
-            }
-        });
         engine.pump();
-        let run = Run::new(entry, Box::new(source), true);
-        Ok(EncodedResults {
+        let run = Run::new(entry, Box::new(pulls), false);
+        EncodedResults {
             engine,
             run: Some(run),
-        })
+        }
     }
 
     /// Wakes the pool when a source that said "not ready yet" has input.

@@ -605,11 +605,21 @@ fn collector_killed_and_restarted_reports_each_job_once() {
     assert_eq!(run_field(&redis, &id, "sealed").as_deref(), Some("40"));
     let _w = Worker::start(&redis, &["-j", "1", "--allow-commands"]);
     let mut first = collector(&redis, &id);
-    first.wait_lines(20);
-    // Marked collected once printed.
-    assert!(wait_until(SETTLE, || run_field(&redis, &id, "collected")
-        .as_deref()
-        == Some("20")));
+    // Killed once it has caught up: all it printed is marked collected, and it waits for the
+    // jobs behind the gate.
+    let caught_up = wait_until(SETTLE, || {
+        while let Ok(l) = first.lines.try_recv() {
+            first.seen.push(l);
+        }
+        let field = |f: &str| {
+            run_field(&redis, &id, f)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        let (done, collected) = (field("done"), field("collected"));
+        done >= 10 && done == collected && collected == first.seen.len()
+    });
+    assert!(caught_up, "the first collector did not catch up");
     signal(first.child.id(), "KILL");
     let _ = first.child.wait();
     let mut lines = std::mem::take(&mut first.seen);

@@ -3,14 +3,18 @@
 //! their jobs on a local [`Pool`], renews the lease of what it holds from a heartbeat thread,
 //! and writes each entry's results with its ack in one owner-checked step.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::proto::{self, Batch, Delivered, Done, Ended, GROUP, Link, PAYLOAD_LIMIT};
+use crate::engine::Pull;
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Status;
+use crate::wire::Payload;
 use crate::{Backend, Pool, Registry};
 
 /// Where a worker tells what its operator should know.
@@ -112,20 +116,27 @@ pub fn serve(url: &str, registry: &Registry, opts: &WorkerOptions) -> Result<Ser
         .map_err(|e| {
             Error::new(ErrorKind::Spawn, "the heartbeat thread could not start").with_source(e)
         })?;
-    let mut w = Worker {
+    let w = Rc::new(RefCell::new(Worker {
         link,
         me,
         queues,
-        registry,
         opts,
         lease,
-        pools: HashMap::new(),
         held,
         served: Served::default(),
-    };
-    let result = w.serve();
+        flights: Vec::new(),
+        free: Vec::new(),
+        buffer: VecDeque::new(),
+        running: HashMap::new(),
+        last_read: Instant::now(),
+        error: None,
+        suspect: None,
+    }));
+    let result = run_all(&w, registry, opts);
     stop.store(true, Ordering::Release);
     let _ = beating.join();
+    let mut w = w.borrow_mut();
+    let me = w.me.clone();
     // Gone: no submitter should count on this worker any more.
     let keys: Vec<String> = kinds.iter().map(|k| proto::workers_key(k)).collect();
     let _ = w.link.run(|con| {
@@ -134,7 +145,7 @@ pub fn serve(url: &str, registry: &Registry, opts: &WorkerOptions) -> Result<Ser
         for k in &keys {
             inv.key(k);
         }
-        inv.arg(&w.me).invoke::<i64>(con)
+        inv.arg(&me).invoke::<i64>(con)
     });
     result.map(|()| w.served)
 }
@@ -215,14 +226,23 @@ struct Worker<'r> {
     link: Link,
     me: String,
     queues: Vec<String>,
-    registry: &'r Registry,
     opts: &'r WorkerOptions,
     lease: Duration,
-    /// Local pools by (timeout ms, attempts): entries of runs with other settings need
-    /// another pool.
-    pools: HashMap<(Option<u64>, u32), Pool>,
     held: Held,
     served: Served,
+    /// The entries taken and not yet written back, by slot.
+    flights: Vec<Option<Flight>>,
+    free: Vec<usize>,
+    /// Slots of entries whose jobs are not all handed to the local pool yet, in order.
+    buffer: VecDeque<usize>,
+    /// The run's jobs on the local pool: seq -> (slot, job index).
+    running: HashMap<u64, (usize, usize)>,
+    last_read: Instant,
+    /// What stopped the source of a run (the broker unreachable).
+    error: Option<String>,
+    /// The slot of an entry taken over from a lost worker: it runs alone (nothing more is
+    /// read until it is done).
+    suspect: Option<usize>,
 }
 
 /// An entry taken, decoded, with what is left to do for it.
@@ -234,48 +254,264 @@ struct Taken {
     dead: bool,
 }
 
-impl Worker<'_> {
-    fn serve(&mut self) -> Result<(), Error> {
-        let io = |m: String| Error::new(ErrorKind::Io, m);
-        let mut idle_since = Instant::now();
-        loop {
-            let got = self.take().map_err(io)?;
-            if got.is_empty() {
-                if self
-                    .opts
-                    .exit_when_idle
-                    .is_some_and(|t| idle_since.elapsed() >= t)
-                {
-                    return Ok(());
-                }
-                continue;
+/// An entry whose jobs run.
+struct Flight {
+    t: Taken,
+    /// Jobs handed to the local pool.
+    pulled: usize,
+    /// Jobs not yet ended.
+    left: usize,
+}
+
+/// What a local pool's run is for: jobs of one kind and settings.
+type Key = (String, Option<u64>, u32);
+
+fn key_of(b: &Batch) -> Key {
+    (b.kind.clone(), b.timeout_ms, b.attempts)
+}
+
+/// Serves until idle for `exit_when_idle` (or forever): each run of the local pool takes
+/// entries of one kind and settings as it has room for them, and ends when the next entry is
+/// of another (or when nothing is left to run).
+fn run_all(
+    w: &Rc<RefCell<Worker<'_>>>,
+    registry: &Registry,
+    opts: &WorkerOptions,
+) -> Result<(), Error> {
+    let io = |m: String| Error::new(ErrorKind::Io, m);
+    let mut pools: HashMap<(Option<u64>, u32), Pool> = HashMap::new();
+    let mut idle_since = Instant::now();
+    loop {
+        let key = {
+            let mut wm = w.borrow_mut();
+            if let Some(e) = wm.error.take() {
+                return Err(io(e));
             }
-            idle_since = Instant::now();
-            {
-                let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-                for d in &got {
-                    held.entry(d.stream.clone())
-                        .or_default()
-                        .insert(d.id.clone());
+            if wm.buffer.is_empty() {
+                wm.read(1000).map_err(io)?;
+            }
+            match wm.buffer.front() {
+                Some(&slot) => key_of(&wm.flights[slot].as_ref().expect("buffered").t.batch),
+                None => {
+                    if opts
+                        .exit_when_idle
+                        .is_some_and(|t| idle_since.elapsed() >= t)
+                    {
+                        return Ok(());
+                    }
+                    continue;
                 }
             }
-            let mut runnable = Vec::new();
-            for d in got {
-                if let Some(t) = self.triage(d).map_err(io)? {
-                    runnable.push(t);
-                }
+        };
+        idle_since = Instant::now();
+        let entry = *registry
+            .entry(&key.0)
+            .ok_or_else(|| Error::new(ErrorKind::Config, format!("no task {:?}", key.0)))?;
+        let pool = pool(&mut pools, registry, opts, key.1, key.2).map_err(io)?;
+        // The source says "not yet" while the broker has nothing: the pool is woken to ask
+        // again (a read costs a round trip, so at most every few milliseconds).
+        let ticking = Arc::new(AtomicBool::new(true));
+        let ticker = {
+            let (ticking, waker) = (ticking.clone(), pool.waker());
+            std::thread::Builder::new()
+                .name("weft-ticker".into())
+                .spawn(move || {
+                    while ticking.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(5));
+                        waker.wake();
+                    }
+                })
+                .map_err(|e| {
+                    Error::new(ErrorKind::Spawn, "the ticker thread could not start").with_source(e)
+                })?
+        };
+        let source = RunSource {
+            w: w.clone(),
+            key: key.clone(),
+            entry,
+            on_threads: opts.backend == Backend::Thread,
+            seq: 0,
+        };
+        let result = (|| {
+            let outcomes = pool.map_pulls(entry, source);
+            for o in outcomes {
+                w.borrow_mut().landed(o, &key.0).map_err(io)?;
             }
-            self.run(runnable).map_err(io)?;
+            Ok(())
+        })();
+        ticking.store(false, Ordering::Release);
+        let _ = ticker.join();
+        result?;
+    }
+}
+
+/// The jobs of one run of the local pool, taken from the broker as the pool has room.
+struct RunSource<'r> {
+    w: Rc<RefCell<Worker<'r>>>,
+    key: Key,
+    entry: crate::registry::Entry,
+    on_threads: bool,
+    /// Jobs handed out: the engine numbers them from 1 in this order.
+    seq: u64,
+}
+
+impl Iterator for RunSource<'_> {
+    type Item = Pull;
+
+    fn next(&mut self) -> Option<Pull> {
+        let mut w = self.w.borrow_mut();
+        // Read ahead while a job or two per local worker is left, so that the pool does not
+        // wait a round trip for its next job (at most one read a millisecond).
+        let low = w.opts.workers.max(1);
+        if w.buffer.len() < low
+            && w.last_read.elapsed() >= Duration::from_millis(1)
+            && let Err(e) = w.read(0)
+        {
+            w.error = Some(e);
+            return None;
         }
+        loop {
+            if let Some(&slot) = w.buffer.front() {
+                let f = w.flights[slot].as_mut().expect("buffered");
+                if key_of(&f.t.batch) != self.key {
+                    // Another kind or settings: this run ends once its jobs have.
+                    return None;
+                }
+                let i = f.pulled;
+                f.pulled += 1;
+                let input = std::mem::take(&mut f.t.batch.jobs[i].input);
+                if f.pulled == f.t.batch.jobs.len() {
+                    w.buffer.pop_front();
+                }
+                self.seq += 1;
+                w.running.insert(self.seq, (slot, i));
+                return Some(if self.on_threads {
+                    Pull::Ready((self.entry.decode_input)(&input))
+                } else {
+                    Pull::Encoded(Ok(Payload::Inline(input)))
+                });
+            }
+            if w.running.is_empty() {
+                // Nothing runs and nothing is buffered: the serving loop waits on the broker.
+                return None;
+            }
+            if w.last_read.elapsed() < Duration::from_millis(5) {
+                return Some(Pull::Wait);
+            }
+            if let Err(e) = w.read(0) {
+                w.error = Some(e);
+                return None;
+            }
+            if w.buffer.is_empty() {
+                return Some(Pull::Wait);
+            }
+        }
+    }
+}
+
+impl Worker<'_> {
+    /// Takes entries from the broker into the buffer, waiting up to `block_ms` for one (0:
+    /// not at all).
+    fn read(&mut self, block_ms: u64) -> Result<(), String> {
+        self.last_read = Instant::now();
+        if self.suspect.is_some() {
+            return Ok(());
+        }
+        // Room for about two entries per local worker: the others stay on the broker for
+        // workers with room.
+        let room = (self.opts.workers.max(1) * 2).saturating_sub(self.buffer.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let got = self.take(room, block_ms)?;
+        {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            for d in &got {
+                held.entry(d.stream.clone())
+                    .or_default()
+                    .insert(d.id.clone());
+            }
+        }
+        for d in got {
+            if let Some(t) = self.triage(d)? {
+                let left = t.batch.jobs.len();
+                let f = Flight { t, pulled: 0, left };
+                let slot = match self.free.pop() {
+                    Some(s) => {
+                        self.flights[s] = Some(f);
+                        s
+                    }
+                    None => {
+                        self.flights.push(Some(f));
+                        self.flights.len() - 1
+                    }
+                };
+                if left == 0 {
+                    self.complete_slot(slot)?;
+                } else {
+                    if self.flights[slot]
+                        .as_ref()
+                        .is_some_and(|f| f.t.d.count >= 2)
+                    {
+                        self.suspect = Some(slot);
+                    }
+                    self.buffer.push_back(slot);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in the outcome of a job of the run: its entry's results are written once its
+    /// last job has ended.
+    fn landed(&mut self, o: crate::Outcome<Vec<u8>>, kind: &str) -> Result<(), String> {
+        let Some((slot, i)) = self.running.remove(&o.seq) else {
+            return Ok(());
+        };
+        let f = self.flights[slot].as_mut().expect("running");
+        let seq = f.t.batch.jobs[i].seq;
+        let status = limit_output(kind, o.status);
+        f.t.done.push(Done {
+            seq,
+            ended: status.into(),
+            attempt: o.attempt,
+            pid: o.pid,
+            started_ms: o.started.and_then(|s| {
+                s.duration_since(SystemTime::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_millis() as u64)
+            }),
+            runtime_us: o.runtime.as_micros() as u64,
+        });
+        f.left -= 1;
+        if f.left == 0 {
+            self.complete_slot(slot)?;
+        }
+        Ok(())
+    }
+
+    fn complete_slot(&mut self, slot: usize) -> Result<(), String> {
+        let f = self.flights[slot].take().expect("a flight");
+        self.free.push(slot);
+        if self.suspect == Some(slot) {
+            self.suspect = None;
+        }
+        self.complete(&f.t)
     }
 
     /// Entries to run: first those idle past the lease (their worker is gone), else new ones,
     /// waiting up to a second for them.
-    fn take(&mut self) -> Result<Vec<Delivered>, String> {
-        let want = self.opts.workers.max(1);
+    fn take(&mut self, want: usize, block_ms: u64) -> Result<Vec<Delivered>, String> {
         let lease_ms = self.lease.as_millis() as u64;
         let mut got = Vec::new();
+        // Entries of lost workers are taken over only by a worker that holds nothing else, one
+        // at a time, and run alone: a job that kills whoever runs it then takes no other
+        // entry's deliveries with it.
+        let idle = self.buffer.is_empty() && self.running.is_empty();
         for q in self.queues.clone() {
+            if !idle || !got.is_empty() {
+                break;
+            }
             let me = self.me.clone();
             let claimed: redis::Value = self.link.run(|con| {
                 redis::Script::new(proto::CLAIM)
@@ -283,7 +519,7 @@ impl Worker<'_> {
                     .arg(GROUP)
                     .arg(&me)
                     .arg(lease_ms)
-                    .arg(want)
+                    .arg(1)
                     .invoke(con)
             })?;
             for e in proto::items(&claimed) {
@@ -304,7 +540,10 @@ impl Worker<'_> {
         let read: redis::Value = self.link.run(|con| {
             let mut c = redis::cmd("XREADGROUP");
             c.arg("GROUP").arg(GROUP).arg(&me).arg("COUNT").arg(want);
-            c.arg("BLOCK").arg(1000).arg("STREAMS");
+            if block_ms > 0 {
+                c.arg("BLOCK").arg(block_ms);
+            }
+            c.arg("STREAMS");
             for q in &queues {
                 c.arg(q);
             }
@@ -436,74 +675,6 @@ impl Worker<'_> {
             return Ok(None);
         }
         Ok(Some(t))
-    }
-
-    /// Runs the jobs of `taken`, entries of a kind and settings together on one local pool,
-    /// writing each entry's results as soon as its last job ends.
-    fn run(&mut self, mut taken: Vec<Taken>) -> Result<(), String> {
-        while !taken.is_empty() {
-            let key = (
-                taken[0].batch.kind.clone(),
-                taken[0].batch.timeout_ms,
-                taken[0].batch.attempts,
-            );
-            let (mut group, rest): (Vec<Taken>, Vec<Taken>) = taken.into_iter().partition(|t| {
-                (t.batch.kind.as_str(), t.batch.timeout_ms, t.batch.attempts)
-                    == (key.0.as_str(), key.1, key.2)
-            });
-            taken = rest;
-            // Job i of the run is job `i - start[e]` of entry e.
-            let mut owner = Vec::new();
-            let mut inputs = Vec::new();
-            for (e, t) in group.iter_mut().enumerate() {
-                for j in t.batch.jobs.iter_mut() {
-                    owner.push(e);
-                    inputs.push(std::mem::take(&mut j.input));
-                }
-            }
-            let mut left: Vec<usize> = group.iter().map(|t| t.batch.jobs.len()).collect();
-            let pool = pool(&mut self.pools, self.registry, self.opts, key.1, key.2)?;
-            let outcomes = pool
-                .map_encoded(&key.0, inputs)
-                .map_err(|e| e.to_string())?;
-            let mut finished = Vec::new();
-            for (i, o) in outcomes.enumerate() {
-                let e = owner[i];
-                let t = &mut group[e];
-                let seq = t.batch.jobs[t.done.len()].seq;
-                let status = limit_output(&key.0, o.status);
-                t.done.push(Done {
-                    seq,
-                    ended: status.into(),
-                    attempt: o.attempt,
-                    pid: o.pid,
-                    started_ms: o.started.and_then(|s| {
-                        s.duration_since(SystemTime::UNIX_EPOCH)
-                            .ok()
-                            .map(|d| d.as_millis() as u64)
-                    }),
-                    runtime_us: o.runtime.as_micros() as u64,
-                });
-                left[e] -= 1;
-                if left[e] == 0 {
-                    finished.push(e);
-                }
-                // Written while the others still run: results flow back as entries end.
-                for e in finished.drain(..) {
-                    let t = &group[e];
-                    // The pool is borrowed by the outcomes: the link is not.
-                    complete_on(
-                        &mut self.link,
-                        &self.me,
-                        &self.held,
-                        &mut self.served,
-                        self.opts,
-                        t,
-                    )?;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn complete(&mut self, t: &Taken) -> Result<(), String> {
