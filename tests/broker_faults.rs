@@ -667,3 +667,45 @@ fn status_counts_a_runs_jobs() {
         "{after}"
     );
 }
+
+#[test]
+fn outputs_above_the_payload_limit_fail_their_job_naming_it() {
+    let redis = Redis::start(false);
+    let _a = Worker::start(&redis, &["-j", "1", "--allow-commands"]);
+    let sub = Submitter::start(
+        &redis,
+        &["head -c {} /dev/zero | tr '\\0' x", ":::", "1000", "600000"],
+    );
+    let (code, lines, err) = sub.finish();
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(lines, ["x".repeat(1000)]);
+    assert!(
+        err.contains("its output of") && err.contains("above the broker's limit of 512 KiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn library_runs_typed_tasks_on_a_served_registry() {
+    let redis = Redis::start(false);
+    let url = redis.url();
+    let worker = std::thread::spawn(move || {
+        let opts = weft::broker::WorkerOptions {
+            workers: 2,
+            exit_when_idle: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        weft::broker::serve(&url, &weft::tasks::registry(), &opts)
+    });
+    let broker = weft::broker::Broker::new(redis.url());
+    let opts = weft::broker::RunOptions::default().keep_order(true);
+    let sums: Vec<u128> = broker
+        .map((0..500u64).map(|i| weft::tasks::Sum::new(0..i)), &opts)
+        .unwrap()
+        .map(|o| o.ok().unwrap())
+        .collect();
+    let want: Vec<u128> = (0..500u128).map(|i| i * i.saturating_sub(1) / 2).collect();
+    assert_eq!(sums, want);
+    let served = worker.join().unwrap().unwrap();
+    assert_eq!(served.jobs, 500);
+}

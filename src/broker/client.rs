@@ -467,6 +467,7 @@ impl<'a> Submission<'a> {
                     .arg("b")
                     .arg(b.as_slice())
                     .ignore();
+                p.cmd("EXPIRE").arg(results).arg(7 * 24 * 3600).ignore();
                 p.cmd("HINCRBY").arg(run_key).arg("done").arg(*n).ignore();
             }
             for (b, _) in &entries {

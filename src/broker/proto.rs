@@ -8,6 +8,8 @@
 //! - `weft:run:{run}`: a hash: `state` (`running`, `done`, `cancelled`), `kind`, `submitted`,
 //!   `done` (jobs whose results were written), `cursor` (the last result entry collected).
 //! - `weft:run:{run}:res`: the stream of result entries, each `b` (a bincode [`Results`]).
+//!
+//! A run's keys expire 7 days after its last result while it runs, an hour after it ends.
 //! - `weft:workers:{kind}`: a sorted set of live workers that run `kind`, scored by when
 //!   their announcement expires (the server's clock, so machines need not agree on time).
 
@@ -132,6 +134,7 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 if redis.call('HGET', KEYS[3], 'state') ~= 'running' then return 2 end
 redis.call('XADD', KEYS[2], '*', 'b', ARGV[4])
+redis.call('EXPIRE', KEYS[2], 604800)
 redis.call('HINCRBY', KEYS[3], 'done', ARGV[5])
 redis.call('HINCRBY', KEYS[3], 'failed', ARGV[6])
 redis.call('HINCRBY', KEYS[3], 'dead', ARGV[7])
