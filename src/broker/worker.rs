@@ -595,6 +595,16 @@ impl Worker<'_> {
                 return Ok(None);
             }
         };
+        // A run cancelled (interrupted, failed for want of a worker) or gone: its jobs are
+        // not run, and its entry is acked away.
+        let run_key = proto::run_key(&batch.run);
+        let state: Option<String> = self
+            .link
+            .run(|con| redis::cmd("HGET").arg(&run_key).arg("state").query(con))?;
+        if state.as_deref() != Some("running") {
+            self.finish(&d)?;
+            return Ok(None);
+        }
         let deliveries = d.carried + d.count;
         if d.count >= 2 && batch.jobs.len() > 1 {
             // Its worker was lost with it: its jobs go on one by one, so that one job that
