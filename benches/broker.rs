@@ -1,6 +1,7 @@
-//! The broker end to end: `cargo bench --bench broker [TASKS [WORKERS [SLEEP_MS]]]`.
+//! The broker end to end: `cargo bench --bench broker [TASKS [WORKERS [SLEEP_MS [tcp]]]]`.
 //!
-//! Starts its own `redis-server` on a unix socket (no TCP port, no persistence), starts
+//! Starts its own `redis-server` on a unix socket (no persistence; with `tcp`, on a free TCP
+//! port of 127.0.0.1 instead), starts
 //! WORKERS (default 2) worker processes (this program again, serving with
 //! `weft::broker::serve`, one thread each), and runs TASKS (default 1,000,000) typed jobs
 //! through the broker from this process: no-op tasks, or with SLEEP_MS tasks sleeping that
@@ -37,19 +38,34 @@ fn main() {
         .unwrap_or(1_000_000);
     let workers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2);
     let sleep_ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let tcp = args.get(3).is_some_and(|a| a == "tcp");
+    // A port free a moment ago: the server takes it at once.
+    let port = if tcp {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    } else {
+        0
+    };
 
     let dir = tempfile::tempdir().expect("temp dir");
     let sock = dir.path().join("sock");
     let mut redis = Kill(
         Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
             .arg("--unixsocket")
             .arg(&sock)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server"),
     );
-    let url = format!("redis+unix://{}", sock.display());
+    let url = if tcp {
+        format!("redis://127.0.0.1:{port}")
+    } else {
+        format!("redis+unix://{}", sock.display())
+    };
     let start = Instant::now();
     while redis::Client::open(url.as_str())
         .and_then(|c| c.get_connection())
@@ -87,8 +103,9 @@ fn main() {
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(ok, tasks, "every job reported ok");
     println!(
-        "broker.{name} jobs/s value={:.0} tasks={tasks} workers={workers} seconds={secs:.3}",
-        tasks as f64 / secs
+        "broker.{name} jobs/s value={:.0} tasks={tasks} workers={workers} seconds={secs:.3} via={}",
+        tasks as f64 / secs,
+        if tcp { "tcp" } else { "unix" }
     );
     pool.clear();
     let _ = redis.0.kill();
