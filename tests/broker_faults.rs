@@ -709,3 +709,68 @@ fn library_runs_typed_tasks_on_a_served_registry() {
     let served = worker.join().unwrap().unwrap();
     assert_eq!(served.jobs, 500);
 }
+
+#[test]
+fn retries_timeout_joblog_and_halt_behave_as_in_a_local_run() {
+    let redis = Redis::start(false);
+    let _a = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
+    // --retries: attempts on the worker.
+    let sub = Submitter::start(
+        &redis,
+        &[
+            "--task",
+            "fault",
+            "--json",
+            "--retries",
+            "3",
+            "--jsonl",
+            ":::",
+            r#"{"failuntil":3}"#,
+        ],
+    );
+    let (code, lines, err) = sub.finish();
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        (r["status"].as_str(), r["attempt"].as_u64()),
+        (Some("ok"), Some(3))
+    );
+    // --timeout and --joblog: the slow job is timed out on its worker, each job logged once.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let log_arg = log.display().to_string();
+    let sub = Submitter::start(
+        &redis,
+        &[
+            "--timeout",
+            "1",
+            "--joblog",
+            &log_arg,
+            "sleep {}; echo slept {}",
+            ":::",
+            "0",
+            "30",
+        ],
+    );
+    let (code, lines, err) = sub.finish();
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(lines, ["slept 0"]);
+    assert_eq!(common::joblog_seqs(&log), [1, 2]);
+    // --halt now,fail=1: the run stops at the first failure, with its exit status.
+    let sub = Submitter::start(
+        &redis,
+        &[
+            "--halt",
+            "now,fail=1",
+            "-j",
+            "1",
+            "exit {}",
+            ":::",
+            "0",
+            "7",
+            "0",
+        ],
+    );
+    let (code, _, err) = sub.finish();
+    assert_eq!(code, Some(7), "{err}");
+}
