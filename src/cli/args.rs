@@ -444,6 +444,13 @@ Examples:
   weft tasks                       list the registered tasks
   weft completions bash            print a shell completion script
 
+Across machines, through a Redis server (jobs run at least once: make them idempotent):
+  weft worker --broker redis://HOST -j 8 [--allow-commands] [--exit-when-idle 30]
+  weft --broker redis://HOST -k gzip ::: *.log     run on the workers, print here
+  weft submit --broker URL ...     submit and print the run's id; then
+  weft collect --broker URL --job ID    print its outcomes (restartable)
+  weft status --broker URL --job ID     queued, done, failed, dead-lettered, workers
+
 Differences from GNU parallel: commands run under /bin/sh (or $PARALLEL_SHELL), --colsep
 is a literal separator (\\t, \\n, \\0 understood), not a regex, and --tag joins several
 arguments with spaces.";
