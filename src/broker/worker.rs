@@ -240,8 +240,8 @@ struct Worker<'r> {
     last_read: Instant,
     /// What stopped the source of a run (the broker unreachable).
     error: Option<String>,
-    /// The slot of an entry taken over from a lost worker: it runs alone (nothing more is
-    /// read until it is done).
+    /// The slot of an entry taken over from a lost worker: it runs alone (it starts once
+    /// what runs has ended, and nothing more is read until it is done).
     suspect: Option<usize>,
 }
 
@@ -372,6 +372,10 @@ impl Iterator for RunSource<'_> {
         }
         loop {
             if let Some(&slot) = w.buffer.front() {
+                if w.suspect == Some(slot) && !w.running.is_empty() {
+                    // Runs alone, once what runs has ended.
+                    return Some(Pull::Wait);
+                }
                 let f = w.flights[slot].as_mut().expect("buffered");
                 if key_of(&f.t.batch) != self.key {
                     // Another kind or settings: this run ends once its jobs have.
@@ -504,10 +508,11 @@ impl Worker<'_> {
     fn take(&mut self, want: usize, block_ms: u64) -> Result<Vec<Delivered>, String> {
         let lease_ms = self.lease.as_millis() as u64;
         let mut got = Vec::new();
-        // Entries of lost workers are taken over only by a worker that holds nothing else, one
-        // at a time, and run alone: a job that kills whoever runs it then takes no other
-        // entry's deliveries with it.
-        let idle = self.buffer.is_empty() && self.running.is_empty();
+        // Entries of lost workers are taken over one at a time, by a worker with nothing
+        // waiting to start; one with several jobs is split, one of a single job runs alone
+        // (see `suspect`): a job that kills whoever runs it then takes no other entry's
+        // deliveries with it.
+        let idle = self.buffer.is_empty();
         for q in self.queues.clone() {
             if !idle || !got.is_empty() {
                 break;
