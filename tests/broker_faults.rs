@@ -605,8 +605,8 @@ fn collector_killed_and_restarted_reports_each_job_once() {
     assert_eq!(run_field(&redis, &id, "sealed").as_deref(), Some("40"));
     let _w = Worker::start(&redis, &["-j", "1", "--allow-commands"]);
     let mut first = collector(&redis, &id);
-    // Killed once it has caught up: all it printed is marked collected, and it waits for the
-    // jobs behind the gate.
+    // Killed once it has caught up: jobs 1-20 printed and marked collected, and it waits for
+    // the jobs behind the gate.
     let caught_up = wait_until(SETTLE, || {
         while let Ok(l) = first.lines.try_recv() {
             first.seen.push(l);
@@ -617,11 +617,15 @@ fn collector_killed_and_restarted_reports_each_job_once() {
                 .unwrap_or(0)
         };
         let (done, collected) = (field("done"), field("collected"));
-        done >= 10 && done == collected && collected == first.seen.len()
+        done == 20 && collected == 20 && first.seen.len() == 20
     });
     assert!(caught_up, "the first collector did not catch up");
     signal(first.child.id(), "KILL");
     let _ = first.child.wait();
+    // What it printed before it died, to the last line.
+    while let Ok(l) = first.lines.recv_timeout(SETTLE) {
+        first.seen.push(l);
+    }
     let mut lines = std::mem::take(&mut first.seen);
     write_fifo(&gate);
     let second = collector(&redis, &id);
