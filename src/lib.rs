@@ -58,6 +58,8 @@ mod text;
 mod thread;
 mod wire;
 
+#[cfg(feature = "broker")]
+pub mod broker;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod tasks;

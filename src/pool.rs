@@ -560,6 +560,23 @@ impl Pool {
         })
     }
 
+    /// Runs the jobs `pulls` gives, of the task `entry`, yielding bincode outputs in
+    /// completion order: a broker worker's jobs, taken from the broker as the pool has room.
+    #[cfg(feature = "broker")]
+    pub(crate) fn map_pulls<'a>(
+        &'a mut self,
+        entry: Entry,
+        pulls: impl Iterator<Item = Pull> + 'a,
+    ) -> EncodedResults<'a> {
+        let engine = self.engine.get_mut();
+        engine.pump();
+        let run = Run::new(entry, Box::new(pulls), false);
+        EncodedResults {
+            engine,
+            run: Some(run),
+        }
+    }
+
     /// Wakes the pool when a source that said "not ready yet" has input.
     pub(crate) fn waker(&self) -> Waker {
         self.engine.borrow().waker()
@@ -782,6 +799,40 @@ impl Iterator for JsonResults<'_> {
 }
 
 impl Drop for JsonResults<'_> {
+    fn drop(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            self.engine.cancel(&mut run);
+        }
+    }
+}
+
+/// The outcomes of [`Pool::map_encoded`], outputs as bincode.
+#[cfg(feature = "broker")]
+pub(crate) struct EncodedResults<'p> {
+    engine: &'p mut Engine,
+    run: Option<Run<'p>>,
+}
+
+#[cfg(feature = "broker")]
+impl Iterator for EncodedResults<'_> {
+    type Item = Outcome<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let run = self.run.as_mut()?;
+        let entry = run.entry;
+        let outcome = self.engine.next(run)?;
+        Some(outcome.map(|value| match value {
+            Value::Local(b) => match (entry.encode_output)(&b) {
+                Ok(bytes) => Status::Ok(bytes),
+                Err(e) => Status::Failed(format!("cannot encode {} output: {e}", entry.name)),
+            },
+            Value::Encoded(bytes) => Status::Ok(bytes.to_vec()),
+        }))
+    }
+}
+
+#[cfg(feature = "broker")]
+impl Drop for EncodedResults<'_> {
     fn drop(&mut self) {
         if let Some(mut run) = self.run.take() {
             self.engine.cancel(&mut run);

@@ -41,6 +41,9 @@ pub(crate) struct Entry {
     /// [`Task::succeeded`] of an output.
     pub(crate) succeeded: fn(&AnyBox) -> bool,
     pub(crate) decode_output: fn(&[u8]) -> Result<AnyBox, String>,
+    /// An output as bincode (what a broker worker sends back).
+    #[cfg_attr(not(feature = "broker"), allow(dead_code))]
+    pub(crate) encode_output: fn(&AnyBox) -> Result<Vec<u8>, String>,
     pub(crate) from_json: fn(serde_json::Value) -> Result<AnyBox, String>,
     /// An output as JSON; an output that cannot be made JSON fails its job with the reason.
     pub(crate) to_json: fn(&AnyBox) -> Result<serde_json::Value, String>,
@@ -78,6 +81,12 @@ impl Entry {
                 )
             },
             decode_output: |bytes| Ok(Box::new(wire::decode::<T::Output>(bytes)?)),
+            encode_output: |out| {
+                wire::encode(
+                    out.downcast_ref::<T::Output>()
+                        .expect("output of the entry's type"),
+                )
+            },
             from_json: |value| {
                 serde_json::from_value::<T>(value)
                     .map(|t| Box::new(t) as AnyBox)
@@ -127,6 +136,7 @@ impl Entry {
             decode_input: |_| Err(CLOSURE_ON_PROCESS.into()),
             succeeded: |_| true,
             decode_output: |_| Err(CLOSURE_ON_PROCESS.into()),
+            encode_output: |_| Err(CLOSURE_ON_PROCESS.into()),
             from_json: |_| Err(CLOSURE_ON_PROCESS.into()),
             to_json: |_| Err(CLOSURE_ON_PROCESS.into()),
         }

@@ -35,6 +35,22 @@ use crate::tasks::KillSequence;
     infer_long_args = true
 )]
 pub(super) struct Args {
+    /// Run the jobs on `weft worker`s through the Redis server at URL (redis://HOST[:PORT][/DB],
+    /// rediss://, redis+unix:///PATH); with `weft worker`, the server to take jobs from.
+    #[arg(long, value_name = "URL")]
+    pub(super) broker: Option<String>,
+    /// `weft worker`: stop once no job came for SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(super) exit_when_idle: Option<f64>,
+    /// Set by `weft submit`: the jobs are submitted, not collected.
+    #[arg(skip)]
+    pub(super) submit_only: bool,
+    /// `weft collect`, `weft status`: the run (its id, as `weft submit` prints it).
+    #[arg(long, value_name = "ID")]
+    pub(super) job: Option<String>,
+    /// `weft worker`: run command jobs too (a broker is then a remote shell: see the README).
+    #[arg(long)]
+    pub(super) allow_commands: bool,
     /// Run the registered task NAME per record instead of a command (`weft tasks` lists them).
     #[arg(long, value_name = "NAME")]
     pub(super) task: Option<String>,
@@ -427,6 +443,13 @@ Examples:
   weft --task sum ::: 0..1000000 1000000..2000000
   weft tasks                       list the registered tasks
   weft completions bash            print a shell completion script
+
+Across machines, through a Redis server (jobs run at least once: make them idempotent):
+  weft worker --broker redis://HOST -j 8 [--allow-commands] [--exit-when-idle 30]
+  weft --broker redis://HOST -k gzip ::: *.log     run on the workers, print here
+  weft submit --broker URL ...     submit and print the run's id; then
+  weft collect --broker URL --job ID    print its outcomes (restartable)
+  weft status --broker URL --job ID     queued, done, failed, dead-lettered, workers
 
 Differences from GNU parallel: commands run under /bin/sh (or $PARALLEL_SHELL), --colsep
 is a Rust regular expression (GNU's is Perl's: the same for separators in practice), and

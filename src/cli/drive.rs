@@ -60,6 +60,10 @@ fn settle_process(run: &Run) -> Result<(), String> {
 /// pool yields it.
 fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, String> {
     let stop = Arc::new(control::Stop::default());
+    let broker = run.broker.clone();
+    if broker.is_some() && run.piping.is_some() {
+        return Err("--pipe is not supported with --broker".into());
+    }
     let log = run.log.open()?;
     let mut pool = run.pool.build(registry)?;
     control::watch_signals(stop.clone(), pool.waker())?;
@@ -136,7 +140,39 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let progress = Progress::new(run.progress, run.force_progress, total.clone());
     let mut printer = Printer::new(run.style, kind.what(), progress).with_book(run.book);
     let mut command = Vec::new();
-    let mut outcomes = kind.outcomes(&mut pool, inputs)?;
+    #[cfg(feature = "broker")]
+    let fatal = std::rc::Rc::new(std::cell::Cell::new(None));
+    #[cfg(feature = "broker")]
+    let mut submitted = None;
+    let mut outcomes = match &broker {
+        None => Outs::Local(kind.outcomes(&mut pool, inputs)?),
+        #[cfg(feature = "broker")]
+        Some(url) => {
+            let opts = run.pool.broker_options()?;
+            let mut remote = kind.remote(registry, url, &opts, inputs)?;
+            let stop = stop.clone();
+            remote.watch(move || {
+                use crate::broker::Stopping;
+                if stop.signal().is_some() {
+                    Stopping::Now
+                } else if stop.draining() {
+                    Stopping::Drain
+                } else {
+                    Stopping::No
+                }
+            });
+            remote.fatal = fatal.clone();
+            if run.submit_only {
+                remote.submit_only();
+                submitted = Some(remote.id().to_string());
+            }
+            Outs::Remote(remote)
+        }
+        #[cfg(not(feature = "broker"))]
+        Some(_) => return Err("--broker: this weft was built without the broker feature".into()),
+    };
+    #[cfg(not(feature = "broker"))]
+    let _: &Outs<_, std::iter::Empty<_>> = &outcomes;
     for outcome in outcomes.by_ref() {
         if left_out(&outcome.status) {
             printer.through(outcome.seq);
@@ -157,7 +193,40 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     printer.close_turn();
     drop(outcomes);
     drop(pool);
-    conclude(printer, &ctl, &stop, &failed_input)
+    let code = conclude(printer, &ctl, &stop, &failed_input)?;
+    #[cfg(feature = "broker")]
+    if let Some(e) = fatal.take() {
+        return Err(format!(
+            "--broker: {e}: the jobs not reported by then are reported failed"
+        ));
+    }
+    #[cfg(feature = "broker")]
+    if let (Some(id), Some(url)) = (submitted, &broker) {
+        println!("{id}");
+        say!(
+            "weft: submitted as run {id}: `weft collect --broker {url} --job {id}` prints the outcomes"
+        );
+    }
+    Ok(code)
+}
+
+/// The outcomes of a local run or of a run on a broker: one type for the drive loop, with
+/// no virtual call per job.
+enum Outs<A, B> {
+    Local(A),
+    #[cfg_attr(not(feature = "broker"), allow(dead_code))]
+    Remote(B),
+}
+
+impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Outs<A, B> {
+    type Item = T;
+    #[inline(always)]
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Outs::Local(a) => a.next(),
+            Outs::Remote(b) => b.next(),
+        }
+    }
 }
 
 /// Why a job the joblog lists as done is not run again.

@@ -44,6 +44,17 @@ pub(super) trait JobKind {
         inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
     ) -> Result<impl Iterator<Item = Outcome<Self::Output>> + 'p, String>;
 
+    /// Runs `inputs` on the workers of the broker at `url`: the outcomes, as
+    /// [`outcomes`](Self::outcomes) yields them.
+    #[cfg(feature = "broker")]
+    fn remote<'p>(
+        &self,
+        registry: &crate::Registry,
+        url: &str,
+        opts: &crate::broker::RunOptions,
+        inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
+    ) -> Result<Remote<'p, Self::Output>, String>;
+
     /// The joblog's and `--halt`'s view of a finished job; `buf` holds its command if it is
     /// not kept.
     fn finished<'a>(
@@ -130,6 +141,36 @@ impl JobKind for Tasks {
         // The pool was built with the registry (`PoolSpec::build`).
         pool.map_json_pending(&self.name, inputs)
             .map_err(|e| super::error_chain(&e))
+    }
+
+    #[cfg(feature = "broker")]
+    fn remote<'p>(
+        &self,
+        registry: &crate::Registry,
+        url: &str,
+        opts: &crate::broker::RunOptions,
+        inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
+    ) -> Result<Remote<'p, Self::Output>, String> {
+        let entry = *registry
+            .entry(&self.name)
+            .ok_or_else(|| format!("no task named {:?}: see `weft tasks`", self.name))?;
+        let inputs = inputs.map(move |p| match p {
+            Pending::Ready(v) => {
+                match (entry.from_json)(v).and_then(|b| (entry.encode_input)(&b)) {
+                    Ok(payload) => Pending::Ready(payload.to_vec()),
+                    Err(e) => Pending::Bad(e),
+                }
+            }
+            Pending::Bad(e) => Pending::Bad(e),
+            Pending::Skip(w) => Pending::Skip(w),
+            Pending::Wait => Pending::Wait,
+        });
+        Remote::start(url, entry.name, opts, inputs, move |bytes| {
+            match (entry.decode_output)(bytes).and_then(|b| (entry.to_json)(&b)) {
+                Ok(v) => Status::Ok(v),
+                Err(e) => Status::Failed(e),
+            }
+        })
     }
 
     fn finished<'a>(
@@ -273,6 +314,39 @@ impl JobKind for Commands {
         Ok(pool.map_pending(inputs))
     }
 
+    #[cfg(feature = "broker")]
+    fn remote<'p>(
+        &self,
+        _registry: &crate::Registry,
+        url: &str,
+        opts: &crate::broker::RunOptions,
+        inputs: impl Iterator<Item = Pending<Self::Input>> + 'p,
+    ) -> Result<Remote<'p, Self::Output>, String> {
+        let inputs = inputs.map(|p| match p {
+            Pending::Ready(mut exec) => {
+                // Captured on the worker and sent back: its terminal is not this one.
+                exec.output = Output::Capture;
+                match crate::wire::encode(&exec) {
+                    Ok(bytes) => Pending::Ready(bytes),
+                    Err(e) => Pending::Bad(format!("cannot encode the command: {e}")),
+                }
+            }
+            Pending::Bad(e) => Pending::Bad(e),
+            Pending::Skip(w) => Pending::Skip(w),
+            Pending::Wait => Pending::Wait,
+        });
+        Remote::start(
+            url,
+            "exec",
+            opts,
+            inputs,
+            |bytes| match crate::wire::decode::<ExecOutput>(bytes) {
+                Ok(o) => Status::Ok(o),
+                Err(e) => Status::Failed(format!("cannot decode the command's output: {e}")),
+            },
+        )
+    }
+
     fn finished<'a>(
         &self,
         outcome: &Outcome<Self::Output>,
@@ -357,6 +431,66 @@ impl Commands {
         out.write_all(&line)
             .and_then(|_| out.write_all(b"\n"))
             .is_ok()
+    }
+}
+
+/// How a run on a broker decodes its outputs.
+#[cfg(feature = "broker")]
+type Decode<'p, O> = Box<dyn Fn(&[u8]) -> Status<O> + 'p>;
+
+/// The outcomes of a run on a broker, outputs decoded as the kind's.
+#[cfg(feature = "broker")]
+pub(super) struct Remote<'p, O> {
+    sub: crate::broker::Submission<'p>,
+    decode: Decode<'p, O>,
+    /// Why the run failed on the broker, once it has: the drive loop reports it.
+    pub(super) fatal: std::rc::Rc<Cell<Option<String>>>,
+}
+
+#[cfg(feature = "broker")]
+impl<'p, O> Remote<'p, O> {
+    fn start(
+        url: &str,
+        kind: &str,
+        opts: &crate::broker::RunOptions,
+        inputs: impl Iterator<Item = Pending<Vec<u8>>> + 'p,
+        decode: impl Fn(&[u8]) -> Status<O> + 'p,
+    ) -> Result<Remote<'p, O>, String> {
+        let sub = crate::broker::Submission::start(url, kind, opts, Box::new(inputs))?;
+        Ok(Remote {
+            sub,
+            decode: Box::new(decode),
+            fatal: Default::default(),
+        })
+    }
+
+    /// Only submits: the outcomes are left for `weft collect`.
+    pub(super) fn submit_only(&mut self) {
+        self.sub.submit_only();
+    }
+
+    /// The run's id on the broker.
+    pub(super) fn id(&self) -> &str {
+        &self.sub.run
+    }
+
+    /// Tells the run how far it is asked to stop.
+    pub(super) fn watch(&mut self, stop: impl Fn() -> crate::broker::Stopping + 'p) {
+        self.sub.stop = Some(Box::new(stop));
+    }
+}
+
+#[cfg(feature = "broker")]
+impl<O> Iterator for Remote<'_, O> {
+    type Item = Outcome<O>;
+    fn next(&mut self) -> Option<Outcome<O>> {
+        let Some(o) = self.sub.next() else {
+            if let Some(e) = self.sub.fatal.take() {
+                self.fatal.set(Some(e));
+            }
+            return None;
+        };
+        Some(o.map(|bytes| (self.decode)(&bytes)))
     }
 }
 

@@ -13,6 +13,8 @@ mod pipe;
 mod plan;
 mod profile;
 mod progress;
+#[cfg(feature = "broker")]
+mod remote;
 mod results;
 mod rpl;
 mod template;
@@ -62,7 +64,17 @@ use plan::Plan;
 /// }
 /// ```
 pub fn main_with(registry: Registry) -> i32 {
-    let argv = with_profiles(std::env::args_os().collect());
+    let mut argv = with_profiles(std::env::args_os().collect());
+    // `weft worker|submit|collect|status [options]`: the word first, its options after it
+    // (the command line's own trailing words would take them).
+    let word = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|a| ["worker", "submit", "collect", "status"].contains(a))
+        .map(str::to_string);
+    if word.is_some() {
+        argv.remove(1);
+    }
     let seps = Separators::scan(&argv);
     let cut = seps.cut(&argv);
     let args = match Args::try_parse_from(&argv[..cut]) {
@@ -93,13 +105,40 @@ pub fn main_with(registry: Registry) -> i32 {
             return 0;
         }
     };
-    match run(&registry, args, &argv[cut..], &seps) {
+    #[cfg(feature = "broker")]
+    let result = match word.as_deref() {
+        Some("worker") => worker(&registry, &args),
+        Some("collect") => remote::collect(&registry, &args),
+        Some("status") => remote::status(&args),
+        Some(_) => {
+            let mut args = args;
+            if args.broker.is_none() {
+                return fail("submit: give the broker with --broker URL");
+            }
+            args.submit_only = true;
+            run(&registry, args, &argv[cut..], &seps)
+        }
+        None => run(&registry, args, &argv[cut..], &seps),
+    };
+    #[cfg(not(feature = "broker"))]
+    let result = match word {
+        Some(w) => Err(format!(
+            "{w}: this weft was built without the broker feature"
+        )),
+        None => run(&registry, args, &argv[cut..], &seps),
+    };
+    match result {
         Ok(code) => code,
         Err(message) => {
             say!("weft: {message}");
             255
         }
     }
+}
+
+fn fail(message: &str) -> i32 {
+    say!("weft: {message}");
+    255
 }
 
 /// `argv` with the options of the profiles and `$PARALLEL` before the command line's own
@@ -140,6 +179,49 @@ fn run(
         }
     }
     drive::run(registry, Plan::new(registry, args, sources)?)
+}
+
+/// `weft worker --broker URL`: serves the registry's tasks to the broker until idle (or
+/// forever).
+#[cfg(feature = "broker")]
+fn worker(registry: &Registry, args: &Args) -> Result<i32, String> {
+    let Some(url) = args.broker.as_deref() else {
+        return Err("worker: give the broker to take jobs from with --broker URL".into());
+    };
+    if let Some(extra) = args.command.first() {
+        return Err(format!(
+            "worker: unexpected argument {:?}",
+            extra.to_string_lossy()
+        ));
+    }
+    let workers = args::workers(args.jobs.as_deref())?;
+    let exit_when_idle = match args.exit_when_idle {
+        Some(s) if !(s.is_finite() && s >= 0.0) => {
+            return Err(format!("--exit-when-idle {s}: give a number of seconds"));
+        }
+        s => s.map(std::time::Duration::from_secs_f64),
+    };
+    // Commands need the watchdog that kills what a killed worker's commands left running;
+    // started first, while this process has one thread.
+    let _watchdog = if args.allow_commands {
+        kind::check_shell()?;
+        Some(
+            crate::process::watchdog::Watchdog::start(&crate::process::worker_program(None))
+                .map_err(|e| format!("cannot start the watchdog that kills leftover jobs: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let opts = crate::broker::WorkerOptions {
+        workers,
+        backend: args.backend.unwrap_or(crate::Backend::Thread),
+        exit_when_idle,
+        allow_commands: args.allow_commands,
+        log: Some(std::sync::Arc::new(|m: &str| say!("weft: worker: {m}"))),
+    };
+    crate::broker::serve(url, registry, &opts)
+        .map_err(|e| format!("worker: {}", error_chain(&e)))?;
+    Ok(0)
 }
 
 /// What `--tag` puts before each line: the arguments, then a TAB.

@@ -52,6 +52,10 @@ pub(super) struct Run {
     pub(super) limits: Limits,
     /// `--pipe`, `--pipe-part`: jobs are blocks of the input, not records.
     pub(super) piping: Option<Piping>,
+    /// `--broker URL`: the jobs run on workers elsewhere.
+    pub(super) broker: Option<String>,
+    /// `weft submit`: the jobs are submitted and left for `weft collect`.
+    pub(super) submit_only: bool,
 }
 
 /// What each record becomes.
@@ -142,7 +146,10 @@ impl Plan {
             style: Style {
                 tag: args.tag || args.ctag || args.tagstring.is_some() || args.ctagstring.is_some(),
                 jsonl: args.jsonl,
-                streams: matches!(kind, Kind::Command(_)) && streams(&args),
+                // A broker's worker captures each command's output and sends it back whole.
+                streams: matches!(kind, Kind::Command(_))
+                    && streams(&args)
+                    && args.broker.is_none(),
                 in_order: args.keep_order,
             },
             pool,
@@ -150,6 +157,8 @@ impl Plan {
             log,
             progress: progress_kind(&args),
             force_progress: args.force_progress,
+            broker: args.broker.clone(),
+            submit_only: args.submit_only,
             piping,
         };
         Ok(Plan { kind, run })
@@ -725,6 +734,22 @@ pub(super) struct PoolSpec {
 }
 
 impl PoolSpec {
+    /// The settings of a run on a broker: those a worker's pool applies to each job.
+    #[cfg(feature = "broker")]
+    pub(super) fn broker_options(&self) -> Result<crate::broker::RunOptions, String> {
+        let mut o = crate::broker::RunOptions::default()
+            .attempts(self.attempts)
+            .keep_order(self.keep_order);
+        match self.timeout {
+            Some(Timeout::After(t)) => o = o.timeout(t),
+            Some(Timeout::OfMedian(_)) => {
+                return Err("--timeout N% is not supported with --broker: give a time".into());
+            }
+            None => {}
+        }
+        Ok(o)
+    }
+
     /// Builds the pool, with fewer workers than asked if the open-files limit cannot feed them.
     pub(super) fn build(&self, registry: &Registry) -> Result<Pool, String> {
         let mut b = Pool::builder()

@@ -237,6 +237,11 @@ pub(super) fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// `value` as bincode in a vector of its own (never a shared region): what leaves this machine.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| e.to_string())
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     bincode::serde::decode_from_slice(bytes, config())
         .map(|(v, _)| v)
