@@ -21,7 +21,7 @@ use super::progress;
 use super::results::{Book, Results};
 use super::rpl::Table;
 use super::template::{Reading, Template};
-use crate::tasks::KillSequence;
+use crate::tasks::{Compress, KillSequence};
 use crate::{Backend, Pool, Registry};
 
 /// A run of the command line, validated.
@@ -582,8 +582,75 @@ fn kind(
         dir: args.workdir.clone(),
         warned: std::cell::Cell::new(false),
         via: piping.map(|p| p.via),
+        compress: compress(args)?,
     };
     Ok((Kind::Command(commands), Backend::Thread))
+}
+
+/// `--compress`, `--compress-program`, `--decompress-program`: the programs, as GNU parallel
+/// picks them. A program given whose command is not found is an error naming it; with none
+/// given and none of GNU parallel's list found, outputs are kept uncompressed (GNU parallel
+/// then "compresses" with `cat`).
+fn compress(args: &Args) -> Result<Option<Compress>, String> {
+    const PROGRAMS: &[&str] = &[
+        "pzstd", "lbzip2", "pbzip2", "zstd", "pixz", "lz4", "pigz", "lzop", "plzip", "lzip",
+        "gzip", "lrz", "pxz", "bzip2", "lzma", "xz", "clzip",
+    ];
+    if !args.compress && args.compress_program.is_none() {
+        if args.decompress_program.is_some() {
+            return Err("--decompress-program needs --compress or --compress-program".into());
+        }
+        return Ok(None);
+    }
+    let (program, decompress) = match &args.compress_program {
+        Some(p) => {
+            let decompress = args
+                .decompress_program
+                .clone()
+                .unwrap_or_else(|| format!("{p} -dc"));
+            (p.clone(), decompress)
+        }
+        None => match PROGRAMS.iter().find(|p| in_path(p)) {
+            Some(p) => (
+                format!("{p} -c -1"),
+                args.decompress_program
+                    .clone()
+                    .unwrap_or_else(|| format!("{p} -dc")),
+            ),
+            None => return Ok(None),
+        },
+    };
+    for (option, command) in [
+        ("--compress-program", &program),
+        ("--decompress-program", &decompress),
+    ] {
+        let first = command.split_whitespace().next().unwrap_or("");
+        if first.is_empty() {
+            return Err(format!("{option} is empty: give a program, such as gzip"));
+        }
+        if !in_path(first) {
+            return Err(format!(
+                "{option} {command:?}: {first} is not an executable file (nor found in PATH)"
+            ));
+        }
+    }
+    Ok(Some(Compress {
+        program: program.into_bytes(),
+        decompress: decompress.into_bytes(),
+    }))
+}
+
+/// Whether `name` is an executable file, itself (with a `/`) or in PATH.
+fn in_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        return executable(std::path::Path::new(name));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(name))))
 }
 
 /// The backend asked for, or else the kind's (processes with `--memory-limit`), and the

@@ -12,7 +12,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::KillSequence;
-use super::capture::{Fed, Sink, Sinks, fresh_name, read_until_exit};
+use super::capture::{Fed, Sink, Sinks, decompress_to, fresh_name, read_until_exit};
+use super::direct;
 use super::feed::{self, Feed, Temp};
 use crate::process::{watchdog, worker};
 use crate::sys;
@@ -126,6 +127,33 @@ pub struct Exec {
     pub dir: Option<PathBuf>,
     /// What it reads: nothing (stdin is /dev/null), or a block of input.
     pub input: Input,
+    /// Output spilled to a file (past [`INLINE_LIMIT`]) is written through this compress
+    /// program, and read back through its decompress program (GNU parallel's `--compress`).
+    #[serde(default)]
+    pub compress: Option<Compress>,
+}
+
+/// The programs a spilled output is compressed and decompressed with: shell commands (run
+/// under `/bin/sh -c`) that read stdin and write stdout, as GNU parallel's
+/// `--compress-program` and `--decompress-program` are.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Compress {
+    /// Compresses its stdin to its stdout (`zstd -c -1`).
+    #[serde(with = "serde_bytes")]
+    pub program: Vec<u8>,
+    /// Decompresses its stdin to its stdout (`zstd -dc`).
+    #[serde(with = "serde_bytes")]
+    pub decompress: Vec<u8>,
+}
+
+/// How a compressed spill file is read back.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Compressed {
+    /// The decompress program (a shell command).
+    #[serde(with = "serde_bytes")]
+    pub decompress: Vec<u8>,
+    /// How many bytes the output holds uncompressed.
+    pub len: u64,
 }
 
 /// What a command reads: nothing, or a block of input (the command line's `--pipe` and
@@ -225,6 +253,7 @@ impl Exec {
             term_seq: KillSequence::default(),
             dir: None,
             input: Input::Null,
+            compress: None,
         }
     }
 }
@@ -237,6 +266,9 @@ pub struct Captured {
     pub bytes: Vec<u8>,
     /// The file holding a larger output; whoever prints it removes it.
     pub spill: Option<PathBuf>,
+    /// How the spill file is read back, if it is compressed.
+    #[serde(default)]
+    pub compressed: Option<Compressed>,
 }
 
 impl Captured {
@@ -247,6 +279,9 @@ impl Captured {
 
     /// How many bytes were written.
     pub fn len(&self) -> u64 {
+        if let Some(c) = &self.compressed {
+            return c.len;
+        }
         match &self.spill {
             None => self.bytes.len() as u64,
             Some(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
@@ -261,8 +296,10 @@ impl Captured {
         match &self.spill {
             None => out.write_all(&self.bytes),
             Some(path) => {
-                let result =
-                    File::open(path).and_then(|mut f| std::io::copy(&mut f, out).map(drop));
+                let result = File::open(path).and_then(|mut f| match &self.compressed {
+                    None => std::io::copy(&mut f, out).map(drop),
+                    Some(c) => decompress_to(&c.decompress, f, out).map(drop),
+                });
                 let _ = std::fs::remove_file(path);
                 result
             }
@@ -273,9 +310,9 @@ impl Captured {
     pub fn into_bytes(self) -> Vec<u8> {
         match self.spill {
             None => self.bytes,
-            Some(path) => {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                let _ = std::fs::remove_file(&path);
+            Some(_) => {
+                let mut bytes = Vec::new();
+                let _ = self.write_to(&mut bytes);
                 bytes
             }
         }
@@ -323,24 +360,25 @@ impl Task for Exec {
         output.success()
     }
 
-    fn run(self, cx: &Context) -> Result<ExecOutput, Failure> {
+    fn run(mut self, cx: &Context) -> Result<ExecOutput, Failure> {
         let shell = std::env::var_os("PARALLEL_SHELL").unwrap_or_else(|| "/bin/sh".into());
         let mut line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());
         let mut fed = Fed::default();
         // Removed when the job is done, however it ends.
         let mut _temp = None;
-        let mut stdin = Stdio::null();
-        match self.input {
+        // The command's stdin: /dev/null if none.
+        let mut stdin: Option<OwnedFd> = None;
+        match std::mem::take(&mut self.input) {
             Input::Null => {}
             Input::Stdin(Block::Stream(id)) => {
                 let reader = feed::take_stream(id).ok_or_else(|| {
                     Failure::new("a --round-robin stream is fed on the worker threads of its run")
                 })?;
-                stdin = reader.into();
+                stdin = Some(reader);
             }
             Input::Stdin(block) => {
                 let (reader, writer) = sys::input_pipe(block.len() as usize)?;
-                stdin = reader.into();
+                stdin = Some(reader.into());
                 fed.0 = Feed::pipe(writer, block)?;
             }
             Input::File(block) => {
@@ -366,60 +404,44 @@ impl Task for Exec {
                 _temp = Some(Temp(path));
             }
         }
-        let mut cmd = Command::new(&shell);
-        cmd.arg("-c").arg(OsStr::from_bytes(&line)).stdin(stdin);
-        job_env(&mut cmd, cx);
-        let _fresh = match &self.dir {
-            Some(dir) if dir.as_os_str() == "..." => {
-                let fresh = FreshDir::make(cx.seq())?;
-                cmd.current_dir(&fresh.0);
-                Some(fresh)
-            }
-            Some(dir) => {
-                cmd.current_dir(dir);
-                None
-            }
-            None => None,
+        let fresh = match &self.dir {
+            Some(dir) if dir.as_os_str() == "..." => Some(FreshDir::make(cx.seq())?),
+            _ => None,
         };
+        let dir = fresh
+            .as_ref()
+            .map(|f| f.0.as_path())
+            .or(self.dir.as_deref());
         // Where a watchdog kills this process's jobs when it dies (their process groups told
         // to it), the parent-death signal is not needed, and leaving it out lets the command
         // start through posix_spawn.
         let swept = watchdog::sweeps_jobs();
-        watchdog::mark_job(&mut cmd);
-        sys::isolate(&mut cmd, !swept);
+        // A plain command line starts without the shell; if its file will not start, the shell
+        // runs it after all and says why, as it always did.
+        let direct = direct::plan(&line, dir.is_none()).and_then(|direct| {
+            let stdin = match &stdin {
+                Some(fd) => fd.try_clone().ok()?.into(),
+                None => Stdio::null(),
+            };
+            self.start(direct.command(), stdin, dir, cx, swept).ok()
+        });
+        let (mut child, mut sinks) = match direct {
+            Some(started) => started,
+            None => {
+                let mut cmd = Command::new(&shell);
+                cmd.arg("-c").arg(OsStr::from_bytes(&line));
+                let stdin = stdin.take().map_or_else(Stdio::null, Stdio::from);
+                self.start(cmd, stdin, dir, cx, swept).map_err(|e| {
+                    Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
+                })?
+            }
+        };
+        // The child holds the only read end of its input pipe now.
+        drop(stdin);
         let (group, in_order) = match self.output {
             Output::Group { in_order } => (true, in_order),
             _ => (false, false),
         };
-        let mut sinks = if group || self.output == Output::Capture {
-            let (out, out_end) = sys::output_pipe()?;
-            let (err, err_end) = sys::output_pipe()?;
-            cmd.stdout(out_end).stderr(err_end);
-            [
-                Some(Sink::new(out, "stdout")),
-                Some(Sink::new(err, "stderr")),
-            ]
-        } else {
-            [None, None]
-        };
-        match self.output {
-            Output::Lines { .. } => {
-                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-            }
-            // In a worker process, stdout is not the coordinator's (see `real_stdout`).
-            Output::Inherit => {
-                if let Some(out) = worker::real_stdout() {
-                    cmd.stdout(out.try_clone()?);
-                }
-            }
-            Output::Capture | Output::Group { .. } => {}
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
-        })?;
-        // The child holds the only write ends of its pipes now: they report the end of its
-        // output once it (and whatever it started) has closed them.
-        drop(cmd);
         let relays = match &self.output {
             Output::Lines { tag } => {
                 let out = child.stdout.take().map(|p| relay(p, tag.clone(), false));
@@ -512,6 +534,56 @@ impl Task for Exec {
             stdout,
             stderr,
         })
+    }
+}
+
+impl Exec {
+    /// Starts `cmd` (the shell, or the command itself) as the job's process: its stdin, its
+    /// environment and directory, its own process group, its output.
+    fn start(
+        &self,
+        mut cmd: Command,
+        stdin: Stdio,
+        dir: Option<&Path>,
+        cx: &Context,
+        swept: bool,
+    ) -> std::io::Result<(std::process::Child, Sinks)> {
+        cmd.stdin(stdin);
+        job_env(&mut cmd, cx);
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        watchdog::mark_job(&mut cmd);
+        sys::isolate(&mut cmd, !swept);
+        let group = matches!(self.output, Output::Group { .. });
+        let sinks = if group || self.output == Output::Capture {
+            let (out, out_end) = sys::output_pipe()?;
+            let (err, err_end) = sys::output_pipe()?;
+            cmd.stdout(out_end).stderr(err_end);
+            let compress = self.compress.as_ref();
+            [
+                Some(Sink::new(out, "stdout").compressed(compress)),
+                Some(Sink::new(err, "stderr").compressed(compress)),
+            ]
+        } else {
+            [None, None]
+        };
+        match self.output {
+            Output::Lines { .. } => {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+            // In a worker process, stdout is not the coordinator's (see `real_stdout`).
+            Output::Inherit => {
+                if let Some(out) = worker::real_stdout() {
+                    cmd.stdout(out.try_clone()?);
+                }
+            }
+            Output::Capture | Output::Group { .. } => {}
+        }
+        let child = cmd.spawn()?;
+        // The child holds the only write ends of its pipes now: they report the end of its
+        // output once it (and whatever it started) has closed them (`cmd` goes here).
+        Ok((child, sinks))
     }
 }
 
