@@ -88,7 +88,7 @@ impl Plan {
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
         let piping = piping(&args, &sources, workers)?;
-        let (shape, words) = shape(&args, split, sources, workers)?;
+        let (shape, words, columns) = shape(&args, split, sources, workers)?;
         // Several records to a job: --results names its files after the first source.
         let packed = shape.pack.max_args.is_some() || shape.pack.fill.is_some();
         if args.replace.as_deref() == Some("") {
@@ -121,7 +121,7 @@ impl Plan {
         };
         let run = Run {
             shape,
-            book: book(&args, packed)?,
+            book: book(&args, packed, columns)?,
             tmpdir: match &args.tmpdir {
                 Some(d) if !d.is_dir() => {
                     return Err(format!("--tmpdir {}: not a directory", d.display()));
@@ -132,6 +132,7 @@ impl Plan {
             shuf: args.shuf,
             limits: Limits {
                 delay: args.delay.as_deref().map(parse_delay).transpose()?,
+                delay_auto: args.delay.as_deref().is_some_and(|d| d.ends_with("auto")),
                 load: args.load.as_deref().map(gate::parse_load).transpose()?,
                 memfree: args
                     .memfree
@@ -164,14 +165,17 @@ weft: warning: ::: or :::: or -a or to pipe data into weft. If so
 weft: warning: consider going through the tutorial: man parallel_tutorial
 weft: warning: Press CTRL-D to exit.";
 
+/// Words of a command line, or names of columns.
+type Words = Vec<Vec<u8>>;
+
 /// The sources (`-a` files first, stdin when there are none) and what makes records jobs.
-/// Also the command's words, with `--header`'s column names made positions.
+/// Also the command's words, with `--header`'s column names made positions, and the names.
 fn shape(
     args: &Args,
     split: Split,
     mut sources: Vec<Source>,
     workers: usize,
-) -> Result<(Shape, Vec<Vec<u8>>), String> {
+) -> Result<(Shape, Words, Words), String> {
     if !args.arg_file.is_empty() {
         let files = args.arg_file.iter().map(|f| Source {
             origin: Origin::File(f.clone()),
@@ -192,6 +196,7 @@ fn shape(
         return Err("--colsep needs a separator".into());
     }
     let mut words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
+    let mut columns = Vec::new();
     // With --pipe the header is the input's, repeated to every block (`pipe.rs`).
     if let Some(header) = args
         .header
@@ -202,6 +207,7 @@ fn shape(
         for (id, name) in names.iter().enumerate() {
             rename_column(&mut words, name, id + 1);
         }
+        columns = names;
     }
     // GNU parallel's order: -L gives the count unless -n does; -N overrides both.
     let count = |option: &str, spec: &Option<String>| {
@@ -251,7 +257,7 @@ fn shape(
             measure,
         },
     };
-    Ok((shape, words))
+    Ok((shape, words, columns))
 }
 
 /// `--header`'s column names, in the order of the positions they stand for: each source's
@@ -671,7 +677,7 @@ fn backend(args: &Args, default: Backend) -> Result<(Backend, Option<u64>), Stri
 }
 
 /// What commands' outputs become besides printed (`results.rs`), if anything.
-fn book(args: &Args, packed: bool) -> Result<Option<Book>, String> {
+fn book(args: &Args, packed: bool, columns: Vec<Vec<u8>>) -> Result<Option<Book>, String> {
     let tagstring = args.ctagstring.as_ref().or(args.tagstring.as_ref());
     let color = args.ctag || args.ctagstring.is_some();
     let files = args.files || args.results.is_some();
@@ -699,14 +705,19 @@ fn book(args: &Args, packed: bool) -> Result<Option<Book>, String> {
         tagstring: tagstring.map(|t| text_template(args, t)).transpose()?,
         color,
         packed,
+        columns,
     }))
 }
 
 /// `--delay SECS`: seconds (fractions allowed) or numbers with GNU parallel's s, m, h, d
-/// suffixes.
+/// suffixes, perhaps followed by `auto` (alone, `auto` is a delay of 0, as in GNU parallel).
 fn parse_delay(spec: &str) -> Result<Duration, String> {
-    let bad = || format!("--delay {spec:?}: give a number of seconds, such as 0.5 or 2m");
-    let n = super::args::parse_secs(spec).ok_or_else(bad)?;
+    let bad = || format!("--delay {spec:?}: give a number of seconds, such as 0.5, 2m or 1auto");
+    let secs = spec.strip_suffix("auto").unwrap_or(spec);
+    if secs.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    let n = super::args::parse_secs(secs).ok_or_else(bad)?;
     if !n.is_finite() || n < 0.0 {
         return Err(bad());
     }
