@@ -260,3 +260,28 @@ fn parallel_shell_always_runs_the_command_under_that_shell() {
     logged.sort();
     assert_eq!(logged, ["printenv PARALLEL_SEQ", "printenv PARALLEL_SEQ"]);
 }
+
+#[test]
+fn a_plain_command_killed_by_a_signal_ends_as_the_shell_reports_it() {
+    let dir = Scratch::new("selfkill");
+    executable(&dir, "selfkill", "#!/bin/sh\nkill -USR1 $$\n");
+    let log = dir.join("log");
+    // GNU parallel: `PARALLEL_SHELL=/bin/sh parallel --joblog log ./selfkill ::: 1`: dash
+    // reports exit status 138 (128 + SIGUSR1) and says "User defined signal 1".
+    weft()
+        .env("PATH", path_with(&dir))
+        .args([
+            "--joblog",
+            log.to_str().unwrap(),
+            "selfkill",
+            "{}",
+            ":::",
+            "1",
+        ])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr("User defined signal 1\n");
+    let row = common::joblog_row(&log, 1);
+    assert_eq!((row[6].as_str(), row[7].as_str()), ("138", "0"));
+}

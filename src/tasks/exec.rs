@@ -425,6 +425,7 @@ impl Task for Exec {
             };
             self.start(direct.command(), stdin, dir, cx, swept).ok()
         });
+        let started_directly = direct.is_some();
         let (mut child, mut sinks) = match direct {
             Some(started) => started,
             None => {
@@ -520,13 +521,27 @@ impl Task for Exec {
         let (passed, stdout_closed) = out
             .as_ref()
             .map_or((0, false), |o| (o.passed(), o.closed()));
-        let (stdout, stderr) = match (out, err) {
+        let (stdout, mut stderr) = match (out, err) {
             (Some(out), Some(err)) => (out.finish()?, err.finish()?),
             _ => Default::default(),
         };
+        let (mut code, mut signal) = (status.code(), status.signal());
+        // A command the shell would have run, killed by a signal that was not the kill
+        // sequence's (which the shell would have died of too), ends as the shell reports it:
+        // exit status 128 + the signal, and the signal's description on stderr.
+        if started_directly
+            && !killed
+            && let Some(number) = signal
+        {
+            code = Some(128 + number);
+            signal = None;
+            if let Some(note) = sys::shell_signal_note(number, status.core_dumped()) {
+                note_on_stderr(&mut stderr, &note, self.output == Output::Capture || group);
+            }
+        }
         Ok(ExecOutput {
-            code: status.code(),
-            signal: status.signal(),
+            code,
+            signal,
             killed,
             timed_out,
             passed,
@@ -584,6 +599,27 @@ impl Exec {
         // The child holds the only write ends of its pipes now: they report the end of its
         // output once it (and whatever it started) has closed them (`cmd` goes here).
         Ok((child, sinks))
+    }
+}
+
+/// Adds the shell's line about a signal to a command's stderr: to its capture if `captured`
+/// (unless it went through a compress program, which this cannot add to), else to this
+/// process's stderr, where the command wrote.
+fn note_on_stderr(stderr: &mut Captured, note: &[u8], captured: bool) {
+    use std::io::Write;
+    if !captured {
+        let _ = std::io::stderr().write_all(note);
+        return;
+    }
+    match (&stderr.spill, &stderr.compressed) {
+        (None, _) => stderr.bytes.extend_from_slice(note),
+        (Some(path), None) => {
+            let _ = std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(note));
+        }
+        (Some(_), Some(_)) => {}
     }
 }
 
