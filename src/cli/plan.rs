@@ -712,7 +712,7 @@ fn book(args: &Args, packed: bool, columns: Vec<Vec<u8>>) -> Result<Option<Book>
 /// `--delay SECS`: seconds (fractions allowed) or numbers with GNU parallel's s, m, h, d
 /// suffixes, perhaps followed by `auto` (alone, `auto` is a delay of 0, as in GNU parallel).
 fn parse_delay(spec: &str) -> Result<Duration, String> {
-    let bad = || format!("--delay {spec:?}: give a number of seconds, such as 0.5, 2m or 1auto");
+    let bad = || format!("--delay {spec:?}: give a number of seconds, such as 0.5 or 2m");
     let secs = spec.strip_suffix("auto").unwrap_or(spec);
     if secs.is_empty() {
         return Ok(Duration::ZERO);
