@@ -82,8 +82,10 @@ fn fill_file(line: &[u8], path: &Path) -> Vec<u8> {
 pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
 
 /// A shell command to run as one job, under `/bin/sh` (or `$PARALLEL_SHELL`): what the `weft`
-/// command line makes of each command it runs. Its default backend is threads, each waiting on
-/// its command's process.
+/// command line makes of each command it runs. A line of plain words that the shell would only
+/// run as it stands (`wc -l`) starts without the shell, the same in every way the job can see
+/// (see `tasks::direct`). Its default backend is threads, each waiting on its command's
+/// process.
 ///
 /// # Examples
 ///
@@ -127,7 +129,7 @@ pub struct Exec {
     pub dir: Option<PathBuf>,
     /// What it reads: nothing (stdin is /dev/null), or a block of input.
     pub input: Input,
-    /// Output spilled to a file (past [`INLINE_LIMIT`]) is written through this compress
+    /// Output spilled to a file (past 1 MiB) is written through this compress
     /// program, and read back through its decompress program (GNU parallel's `--compress`).
     #[serde(default)]
     pub compress: Option<Compress>,
