@@ -2,7 +2,8 @@
 //! every other line runs under `/bin/sh` as before, with the same output. Expected outputs are
 //! GNU parallel 20221122's for the same command run with `PARALLEL_SHELL=/bin/sh` (weft's shell).
 //! Decoy executables named after builtins, keywords and assignments stand first in `PATH`, so
-//! a line wrongly run without the shell prints "decoy".
+//! a line wrongly run without the shell prints "decoy". Also `--pipe` from a file on stdin
+//! (read without copying it through weft): the same blocks as from a stream.
 
 mod common;
 
@@ -284,4 +285,74 @@ fn a_plain_command_killed_by_a_signal_ends_as_the_shell_reports_it() {
         .stderr("User defined signal 1\n");
     let row = common::joblog_row(&log, 1);
     assert_eq!((row[6].as_str(), row[7].as_str()), ("138", "0"));
+}
+
+/// Runs `weft ARGS` with `file` as its stdin (a regular file, not a pipe).
+fn with_file_stdin(args: &[&str], file: &std::path::Path) -> std::process::Output {
+    let out = Std::new(common::weft_bin())
+        .args(args)
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out
+}
+
+#[test]
+fn pipe_from_a_file_on_stdin_cuts_the_blocks_a_stream_gets() {
+    let dir = Scratch::new("pipe-file");
+    let file = dir.join("seq");
+    let seq: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    std::fs::write(&file, &seq).unwrap();
+    // GNU parallel: `parallel --pipe --block 10k -k wc -l < seq` (seq 20000).
+    let gnu = "2221\n2000\n2000\n2000\n1963\n1666\n1666\n1666\n1666\n1666\n1486\n";
+    for backend in BACKENDS {
+        let args = [
+            "--backend",
+            backend.name(),
+            "--pipe",
+            "--block",
+            "10k",
+            "-k",
+            "wc",
+            "-l",
+        ];
+        assert_eq!(
+            String::from_utf8_lossy(&with_file_stdin(&args, &file).stdout),
+            gnu
+        );
+        weft()
+            .args(args)
+            .write_stdin(seq.clone())
+            .assert()
+            .success()
+            .stdout(gnu);
+    }
+    // A record longer than the block grows it, with GNU parallel's warning. GNU parallel:
+    // `printf 'a\nbbbbbbbbbb\nc\n' | parallel --pipe --block 4 -k wc -c` prints 2, 11, 2
+    // and warns of 4 (to 7), then of 7 (to 11).
+    let long = dir.join("long");
+    std::fs::write(&long, "a\nbbbbbbbbbb\nc\n").unwrap();
+    let out = with_file_stdin(&["--pipe", "--block", "4", "-k", "wc", "-c"], &long);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n11\n2\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "weft: warning: a record was longer than 4: increasing to --block 7\n\
+         weft: warning: a record was longer than 7: increasing to --block 11\n"
+    );
+    // What an earlier reader of stdin took is not given again, and stdin is left at its end.
+    let out = Std::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 6 >/dev/null; {} --pipe --block 10k -k wc -l; wc -c",
+            common::weft_bin().display()
+        ))
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    // `head -c 6` took "1\n2\n3\n"; weft (as weft reading a stream) cuts from "4".
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2219\n2000\n2000\n2000\n1962\n1666\n1666\n1666\n1666\n1666\n1486\n0\n"
+    );
 }
