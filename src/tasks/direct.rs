@@ -45,32 +45,30 @@ impl Direct<'_> {
 
 /// `line` as a command to run without the shell, if the shell (`/bin/sh`, dash) would run it
 /// the same way; `None` keeps the shell. `own_dir`: the command runs in this process's
-/// working directory (the one `PWD` is checked against).
-pub(crate) fn plan(line: &[u8], own_dir: bool) -> Option<Direct<'_>> {
-    if !own_dir || std::env::var_os("PARALLEL_SHELL").is_some() {
+/// working directory (the one `PWD` is checked against); `own_shell`: no `$PARALLEL_SHELL`.
+/// Cheap for the lines it refuses (no allocation): `true`, a builtin, is every job of the
+/// command-overhead benchmark.
+pub(crate) fn plan(line: &[u8], own_dir: bool, own_shell: bool) -> Option<Direct<'_>> {
+    if !own_dir || !own_shell || !line.iter().all(|&b| is_plain(b) || is_blank(b)) {
         return None;
     }
-    let words = plain_words(line)?;
-    let first = *words.first()?;
+    let first = line.split(|&b| is_blank(b)).find(|w| !w.is_empty())?;
     if first.contains(&b'=') || is_shell_word(first) {
         return None;
     }
     // Checked after the line, which rules most lines out at less cost; made once.
     shell_env()?;
     let program = find(first)?;
+    let words = line
+        .split(|&b| is_blank(b))
+        .filter(|w| !w.is_empty())
+        .collect();
     Some(Direct { program, words })
 }
 
-/// The line's words, if it is only words of plain characters separated by spaces or tabs.
-fn plain_words(line: &[u8]) -> Option<Vec<&[u8]>> {
-    if !line.iter().all(|&b| is_plain(b) || b == b' ' || b == b'\t') {
-        return None;
-    }
-    Some(
-        line.split(|&b| b == b' ' || b == b'\t')
-            .filter(|w| !w.is_empty())
-            .collect(),
-    )
+/// What separates words: a space or a tab.
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
 }
 
 /// A byte that the shell takes literally wherever it stands in a word (and that no common
@@ -89,96 +87,25 @@ fn is_plain(b: u8) -> bool {
 /// here): the shell would not look it up in `PATH`, or would run it differently from the file
 /// of that name (dash's `echo -e`, `cd`, `exit`, ...).
 fn is_shell_word(word: &[u8]) -> bool {
-    const WORDS: &[&str] = &[
+    matches!(
+        word,
         // Keywords (dash and bash).
-        "!",
-        "{",
-        "}",
-        "case",
-        "do",
-        "done",
-        "elif",
-        "else",
-        "esac",
-        "fi",
-        "for",
-        "function",
-        "if",
-        "in",
-        "select",
-        "then",
-        "time",
-        "until",
-        "while",
-        "coproc",
-        "[[",
-        "]]",
-        // dash's builtins.
-        ".",
-        ":",
-        "[",
-        "alias",
-        "bg",
-        "break",
-        "cd",
-        "chdir",
-        "command",
-        "continue",
-        "echo",
-        "eval",
-        "exec",
-        "exit",
-        "export",
-        "false",
-        "fc",
-        "fg",
-        "getopts",
-        "hash",
-        "jobs",
-        "kill",
-        "local",
-        "printf",
-        "pwd",
-        "read",
-        "readonly",
-        "return",
-        "set",
-        "shift",
-        "test",
-        "times",
-        "trap",
-        "true",
-        "type",
-        "ulimit",
-        "umask",
-        "unalias",
-        "unset",
-        "wait",
-        // bash's others.
-        "bind",
-        "builtin",
-        "caller",
-        "compgen",
-        "complete",
-        "compopt",
-        "declare",
-        "dirs",
-        "disown",
-        "enable",
-        "help",
-        "history",
-        "let",
-        "logout",
-        "mapfile",
-        "popd",
-        "pushd",
-        "readarray",
-        "shopt",
-        "source",
-        "suspend",
-        "typeset",
-    ];
-    WORDS.iter().any(|w| w.as_bytes() == word)
+        b"!" | b"{" | b"}" | b"case" | b"do" | b"done" | b"elif" | b"else" | b"esac" | b"fi"
+            | b"for" | b"function" | b"if" | b"in" | b"select" | b"then" | b"time" | b"until"
+            | b"while" | b"coproc" | b"[[" | b"]]"
+            // dash's builtins.
+            | b"." | b":" | b"[" | b"alias" | b"bg" | b"break" | b"cd" | b"chdir" | b"command"
+            | b"continue" | b"echo" | b"eval" | b"exec" | b"exit" | b"export" | b"false"
+            | b"fc" | b"fg" | b"getopts" | b"hash" | b"jobs" | b"kill" | b"local" | b"printf"
+            | b"pwd" | b"read" | b"readonly" | b"return" | b"set" | b"shift" | b"test"
+            | b"times" | b"trap" | b"true" | b"type" | b"ulimit" | b"umask" | b"unalias"
+            | b"unset" | b"wait"
+            // bash's others.
+            | b"bind" | b"builtin" | b"caller" | b"compgen" | b"complete" | b"compopt"
+            | b"declare" | b"dirs" | b"disown" | b"enable" | b"help" | b"history" | b"let"
+            | b"logout" | b"mapfile" | b"popd" | b"pushd" | b"readarray" | b"shopt"
+            | b"source" | b"suspend" | b"typeset"
+    )
 }
 
 /// The file the shell would run for `name`: `name` itself if it holds a `/`, else the first
@@ -249,11 +176,13 @@ mod tests {
 
     #[test]
     fn plain_lines_split_into_words() {
-        assert_eq!(
-            plain_words(b"wc -l  a.txt\tb").unwrap(),
-            [&b"wc"[..], b"-l", b"a.txt", b"b"]
-        );
-        assert_eq!(plain_words(b"gzip -9 x=1 a,b:c@d%e+f").unwrap().len(), 4);
+        let direct = plan(b"wc -l  a.txt\tb", true, true).unwrap();
+        assert_eq!(direct.words, [&b"wc"[..], b"-l", b"a.txt", b"b"]);
+        assert!(direct.program.ends_with("wc"));
+        let direct = plan(b"  gzip -9 x=1 a,b:c@d%e+f", true, true).unwrap();
+        assert_eq!(direct.words.len(), 4);
+        assert!(plan(b"wc -l", false, true).is_none());
+        assert!(plan(b"wc -l", true, false).is_none());
     }
 
     #[test]
@@ -280,7 +209,7 @@ mod tests {
             b"echo \xc3\xa9",
         ] {
             assert!(
-                plain_words(line).is_none(),
+                plan(line, true, true).is_none(),
                 "{}",
                 String::from_utf8_lossy(line)
             );
@@ -299,7 +228,7 @@ mod tests {
             b"  ",
         ] {
             assert!(
-                plan(line, true).is_none(),
+                plan(line, true, true).is_none(),
                 "{}",
                 String::from_utf8_lossy(line)
             );

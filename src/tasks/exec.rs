@@ -363,7 +363,9 @@ impl Task for Exec {
     }
 
     fn run(mut self, cx: &Context) -> Result<ExecOutput, Failure> {
-        let shell = std::env::var_os("PARALLEL_SHELL").unwrap_or_else(|| "/bin/sh".into());
+        let named_shell = std::env::var_os("PARALLEL_SHELL");
+        let own_shell = named_shell.is_none();
+        let shell = named_shell.unwrap_or_else(|| "/bin/sh".into());
         let mut line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());
         let mut fed = Fed::default();
         // Removed when the job is done, however it ends.
@@ -420,7 +422,7 @@ impl Task for Exec {
         let swept = watchdog::sweeps_jobs();
         // A plain command line starts without the shell; if its file will not start, the shell
         // runs it after all and says why, as it always did.
-        let direct = direct::plan(&line, dir.is_none()).and_then(|direct| {
+        let direct = direct::plan(&line, dir.is_none(), own_shell).and_then(|direct| {
             let stdin = match &stdin {
                 Some(fd) => fd.try_clone().ok()?.into(),
                 None => Stdio::null(),
