@@ -79,7 +79,7 @@ fn a_gnu_parallel_option_weft_lacks_is_one_line_naming_it_and_exit_255() {
         ),
         (&["--semaphore", "echo", ":::", "a"][..], "--semaphore"),
         (&["--semaphore=x", "wc"][..], "--semaphore"),
-        (&["--compress", "echo", ":::", "a"][..], "--compress"),
+        (&["--tty", "echo", ":::", "a"][..], "--tty"),
     ] {
         let out = weft().args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -371,9 +371,21 @@ pub(super) struct Args {
     /// parallel).
     #[arg(long)]
     pub(super) shuf: bool,
-    /// Start jobs at least SECS apart (s, m, h, d suffixes).
+    /// Start jobs at least SECS apart (s, m, h, d suffixes); SECSauto (or auto) adapts it:
+    /// 30% longer after a job fails, 10% shorter after one succeeds.
     #[arg(long, value_name = "SECS")]
     pub(super) delay: Option<String>,
+    /// Compress outputs kept in files (past 1 MiB) with the first of pzstd, lbzip2, pbzip2,
+    /// zstd, pixz, lz4, pigz, lzop, plzip, lzip, gzip, lrz, pxz, bzip2, lzma, xz, clzip found.
+    #[arg(long)]
+    pub(super) compress: bool,
+    /// Compress outputs kept in files with PRG, a shell command from stdin to stdout
+    /// (implies --compress).
+    #[arg(long, value_name = "PRG")]
+    pub(super) compress_program: Option<String>,
+    /// Decompress them with PRG [default: the compress program's `PRG -dc`].
+    #[arg(long, value_name = "PRG")]
+    pub(super) decompress_program: Option<String>,
     /// Start a job only while fewer than MAX threads are runnable (N% of the CPUs allowed).
     #[arg(long, value_name = "MAX")]
     pub(super) load: Option<String>,
@@ -874,7 +886,6 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
     ),
     (
         &[
-            "--compress",
             "--semaphore",
             "--sem",
             "--fg",

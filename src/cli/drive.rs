@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::control::{self, Control, Flow};
-use super::gate::Gate;
+use super::gate::{self, Gate};
 use super::kind::{JobKind, check_shell};
 use super::output::Printer;
 use super::plan::{Kind, Plan, Run};
@@ -105,10 +105,11 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     let failed_input = feed.error.clone();
     let total = feed.total.clone();
     let mut seq = 0u64;
+    let delay = std::rc::Rc::new(std::cell::Cell::new(run.limits.delay));
     let mut gate = run
         .limits
         .any()
-        .then(|| Gate::new(run.limits, pool.waker()));
+        .then(|| Gate::new(run.limits, delay.clone(), pool.waker()));
     let feed = std::iter::from_fn(move || {
         let Some(gate) = &mut gate else {
             return feed.next();
@@ -180,6 +181,9 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
         }
         let keep = kept.borrow_mut().remove(&outcome.seq).unwrap_or_default();
         let finished = kind.finished(&outcome, &keep, &mut command);
+        if run.limits.delay_auto {
+            gate::adapt(&delay, finished.ok);
+        }
         if let Err(e) = kind.print(&mut printer, outcome, &keep) {
             return Ok(printer.write_failed(&e));
         }

@@ -3,6 +3,8 @@
 //! free). While the gate is shut no job is handed out, and a timer thread wakes the engine
 //! when it is worth looking again; a run with none of these options has no gate.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::engine::Waker;
@@ -14,6 +16,9 @@ const RECHECK: Duration = Duration::from_millis(200);
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(super) struct Limits {
     pub(super) delay: Option<Duration>,
+    /// `--delay SECSauto`: the delay grows by 30% after a job fails and shrinks by 10% after
+    /// one succeeds (GNU parallel's words; a delay of 0 stays 0).
+    pub(super) delay_auto: bool,
     /// `--load`: the most runnable threads (the kernel's count of them, /proc/loadavg).
     pub(super) load: Option<f64>,
     /// `--memfree`: the least available memory, in bytes.
@@ -28,18 +33,22 @@ impl Limits {
 
 pub(super) struct Gate {
     limits: Limits,
-    /// The earliest start `--delay` allows.
-    next: Instant,
+    /// `--delay` now (it changes with `auto`), shared with whoever tells how jobs end.
+    delay: Rc<Cell<Option<Duration>>>,
+    /// When the last job was handed out.
+    last: Option<Instant>,
     /// The instant a timer was set for, so that one timer runs at a time.
     armed: Option<Instant>,
     waker: Waker,
 }
 
 impl Gate {
-    pub(super) fn new(limits: Limits, waker: Waker) -> Gate {
+    /// A gate for `limits` whose delay, read at each look, is `delay`.
+    pub(super) fn new(limits: Limits, delay: Rc<Cell<Option<Duration>>>, waker: Waker) -> Gate {
         Gate {
             limits,
-            next: Instant::now(),
+            delay,
+            last: None,
             armed: None,
             waker,
         }
@@ -49,8 +58,9 @@ impl Gate {
     /// when it is time to look again.
     pub(super) fn open(&mut self) -> bool {
         let now = Instant::now();
-        let at = if now < self.next {
-            self.next
+        let next = self.last.zip(self.delay.get()).map(|(last, d)| last + d);
+        let at = if let Some(next) = next.filter(|&next| now < next) {
+            next
         } else if self.limits.load.is_some_and(|max| load() >= max)
             || self.limits.memfree.is_some_and(|min| available() < min)
         {
@@ -71,10 +81,16 @@ impl Gate {
 
     /// A job was handed out now.
     pub(super) fn started(&mut self) {
-        if let Some(d) = self.limits.delay {
-            self.next = Instant::now() + d;
-        }
+        self.last = Some(Instant::now());
     }
+}
+
+/// `--delay SECSauto`: the delay after a job ended, `ok` or failed.
+pub(super) fn adapt(delay: &Cell<Option<Duration>>, ok: bool) {
+    let factor = if ok { 0.9 } else { 1.3 };
+    // At most a year, as `--delay` itself.
+    let year = Duration::from_secs(366 * 86400);
+    delay.set(delay.get().map(|d| d.mul_f64(factor).min(year)));
 }
 
 /// The number of runnable threads now (the fourth field of /proc/loadavg, before its `/`),

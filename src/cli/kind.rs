@@ -15,7 +15,7 @@ use super::tag_of;
 use super::template::Template;
 use crate::pool::Pending;
 use crate::tasks::exec::{FILE_MARK, fill_slot};
-use crate::tasks::{Block, Exec, ExecOutput, Input, KillSequence, Output};
+use crate::tasks::{Block, Compress, Exec, ExecOutput, Input, KillSequence, Output};
 use crate::{Crash, Outcome, Pool, Status};
 
 /// What differs between tasks and commands; the drive loop is generic over it, so each kind's
@@ -107,6 +107,8 @@ pub(super) struct Commands {
     pub(super) warned: Cell<bool>,
     /// With `--pipe`: how each job gets its block.
     pub(super) via: Option<Via>,
+    /// `--compress`: the programs outputs kept in files go through.
+    pub(super) compress: Option<Compress>,
 }
 
 impl JobKind for Tasks {
@@ -271,6 +273,7 @@ impl JobKind for Commands {
             term_seq: self.term_seq.clone(),
             dir: self.dir.clone(),
             input: Input::Null,
+            compress: self.compress.clone(),
         };
         ((record, line), Pending::Ready(exec))
     }
@@ -302,6 +305,7 @@ impl JobKind for Commands {
             term_seq: self.term_seq.clone(),
             dir: self.dir.clone(),
             input,
+            compress: self.compress.clone(),
         };
         ((Vec::new(), line), Pending::Ready(exec))
     }

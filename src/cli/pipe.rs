@@ -850,6 +850,9 @@ impl Piping {
                     });
             return Ok(Box::new(first.chain(rest)));
         }
+        if let Some(parts) = self.stdin_parts() {
+            return Ok(Box::new(parts));
+        }
         let input = io::stdin().lock();
         let blocks = Blocks::new(input, self.cuts.clone(), warn);
         // --rrs and -r look at each block, not at each record: nothing added per record.
@@ -874,6 +877,118 @@ impl Piping {
             None => Box::new(blocks.map(|b| b.map(Block::Bytes))),
         })
     }
+}
+
+impl Piping {
+    /// `--pipe` from a stdin that is a regular file, cut by a one-byte record end and nothing
+    /// else asked of the blocks: the blocks [`Blocks`] would cut (a window of `--block` bytes
+    /// from the last cut, cut after its last record end, grown as it grows it; the window that
+    /// reaches the end of the file is the last block), found by reading only the end of each
+    /// window, and moved from the file into each command's pipe by its worker as `--pipe-part`'s
+    /// are: the input is not copied through this process. `None` for any other stdin.
+    fn stdin_parts(&self) -> Option<impl Iterator<Item = io::Result<Block>> + use<>> {
+        use std::io::Seek;
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let cuts = &self.cuts;
+        let byte = match &cuts.split {
+            Split::Fixed { both, end } if both.len() == 1 && *end == 1 => both[0],
+            _ => return None,
+        };
+        let simple = cuts.records.is_none()
+            && cuts.lines.is_none()
+            && cuts.header_lines == 0
+            && cuts.header_regex.is_none()
+            && self.round_robin.is_none()
+            && self.remove_sep.is_none()
+            && !self.skip_blank;
+        if !simple {
+            return None;
+        }
+        let mut file = File::from(io::stdin().as_fd().try_clone_to_owned().ok()?);
+        let meta = file.metadata().ok()?;
+        // The file's path, for the workers to open (a process worker's stdin is not this
+        // one): the one stdin was opened at, if it is still that file.
+        let path = std::fs::read_link("/proc/self/fd/0").ok()?;
+        let named = std::fs::metadata(&path).ok()?;
+        if !meta.is_file() || named.dev() != meta.dev() || named.ino() != meta.ino() {
+            return None;
+        }
+        // What an earlier reader of this stdin left.
+        let mut start = file.stream_position().ok()?;
+        let mut block = cuts.block as u64;
+        let mut ended = false;
+        Some(std::iter::from_fn(move || {
+            loop {
+                if ended {
+                    return None;
+                }
+                let size = match file.metadata() {
+                    Ok(m) => m.len(),
+                    Err(e) => {
+                        ended = true;
+                        return Some(Err(e));
+                    }
+                };
+                let window = start.saturating_add(block);
+                let end = if window > size {
+                    // The window reaches the end: the rest is the last block.
+                    ended = true;
+                    // Stdin read to its end, as a reader of the stream leaves it.
+                    let _ = file.seek(io::SeekFrom::End(0));
+                    size
+                } else {
+                    match last_byte_before(&file, start, window, byte) {
+                        Ok(Some(cut)) => cut,
+                        Ok(None) if (block as usize) < MOST => {
+                            let old = block;
+                            block = ((old as f64 * 1.3 + 1.0).ceil() as u64).min(MOST as u64);
+                            warn(&format!(
+                                "weft: warning: a record was longer than {old}: increasing to \
+                                 --block {block}"
+                            ));
+                            continue;
+                        }
+                        Ok(None) => window,
+                        Err(e) => {
+                            ended = true;
+                            return Some(Err(e));
+                        }
+                    }
+                };
+                let (offset, len) = (start, end - start);
+                start = end;
+                if len > 0 {
+                    let path = path.clone();
+                    let head = Vec::new();
+                    return Some(Ok(Block::Part {
+                        head,
+                        path,
+                        offset,
+                        len,
+                    }));
+                }
+            }
+        }))
+    }
+}
+
+/// Just past the last `byte` in `file` between `from` and `to`, read backwards from `to` a
+/// window at a time.
+fn last_byte_before(file: &File, from: u64, to: u64, byte: u8) -> io::Result<Option<u64>> {
+    const WINDOW: u64 = 1 << 16;
+    let mut buf = vec![0; WINDOW as usize];
+    let mut hi = to;
+    while hi > from {
+        let lo = hi.saturating_sub(WINDOW).max(from);
+        let want = (hi - lo) as usize;
+        file.read_exact_at(&mut buf[..want], lo)?;
+        if let Some(i) = memchr::memrchr(byte, &buf[..want]) {
+            return Ok(Some(lo + i as u64 + 1));
+        }
+        hi = lo;
+    }
+    Ok(None)
 }
 
 /// GNU parallel's blanks for `-r`: Perl's `\s`.

@@ -21,7 +21,7 @@ use super::progress;
 use super::results::{Book, Results};
 use super::rpl::Table;
 use super::template::{Reading, Template};
-use crate::tasks::KillSequence;
+use crate::tasks::{Compress, KillSequence};
 use crate::{Backend, Pool, Registry};
 
 /// A run of the command line, validated.
@@ -92,7 +92,7 @@ impl Plan {
         };
         let timeout = args.timeout.as_deref().map(parse_timeout).transpose()?;
         let piping = piping(&args, &sources, workers)?;
-        let (shape, words) = shape(&args, split, sources, workers)?;
+        let (shape, words, columns) = shape(&args, split, sources, workers)?;
         // Several records to a job: --results names its files after the first source.
         let packed = shape.pack.max_args.is_some() || shape.pack.fill.is_some();
         if args.replace.as_deref() == Some("") {
@@ -125,7 +125,7 @@ impl Plan {
         };
         let run = Run {
             shape,
-            book: book(&args, packed)?,
+            book: book(&args, packed, columns)?,
             tmpdir: match &args.tmpdir {
                 Some(d) if !d.is_dir() => {
                     return Err(format!("--tmpdir {}: not a directory", d.display()));
@@ -136,6 +136,7 @@ impl Plan {
             shuf: args.shuf,
             limits: Limits {
                 delay: args.delay.as_deref().map(parse_delay).transpose()?,
+                delay_auto: args.delay.as_deref().is_some_and(|d| d.ends_with("auto")),
                 load: args.load.as_deref().map(gate::parse_load).transpose()?,
                 memfree: args
                     .memfree
@@ -173,14 +174,17 @@ weft: warning: ::: or :::: or -a or to pipe data into weft. If so
 weft: warning: consider going through the tutorial: man parallel_tutorial
 weft: warning: Press CTRL-D to exit.";
 
+/// Words of a command line, or names of columns.
+type Words = Vec<Vec<u8>>;
+
 /// The sources (`-a` files first, stdin when there are none) and what makes records jobs.
-/// Also the command's words, with `--header`'s column names made positions.
+/// Also the command's words, with `--header`'s column names made positions, and the names.
 fn shape(
     args: &Args,
     split: Split,
     mut sources: Vec<Source>,
     workers: usize,
-) -> Result<(Shape, Vec<Vec<u8>>), String> {
+) -> Result<(Shape, Words, Words), String> {
     if !args.arg_file.is_empty() {
         let files = args.arg_file.iter().map(|f| Source {
             origin: Origin::File(f.clone()),
@@ -203,6 +207,7 @@ fn shape(
         .map(input::ColSep::parse)
         .transpose()?;
     let mut words: Vec<Vec<u8>> = args.command.iter().map(|w| w.as_bytes().to_vec()).collect();
+    let mut columns = Vec::new();
     // With --pipe the header is the input's, repeated to every block (`pipe.rs`).
     if let Some(header) = args
         .header
@@ -213,6 +218,7 @@ fn shape(
         for (id, name) in names.iter().enumerate() {
             rename_column(&mut words, name, id + 1);
         }
+        columns = names;
     }
     // GNU parallel's order: -L gives the count unless -n does; -N overrides both.
     let count = |option: &str, spec: &Option<String>| {
@@ -263,7 +269,7 @@ fn shape(
             measure,
         },
     };
-    Ok((shape, words))
+    Ok((shape, words, columns))
 }
 
 /// `--header`'s column names, in the order of the positions they stand for: each source's
@@ -594,8 +600,75 @@ fn kind(
         dir: args.workdir.clone(),
         warned: std::cell::Cell::new(false),
         via: piping.map(|p| p.via),
+        compress: compress(args)?,
     };
     Ok((Kind::Command(commands), Backend::Thread))
+}
+
+/// `--compress`, `--compress-program`, `--decompress-program`: the programs, as GNU parallel
+/// picks them. A program given whose command is not found is an error naming it; with none
+/// given and none of GNU parallel's list found, outputs are kept uncompressed (GNU parallel
+/// then "compresses" with `cat`).
+fn compress(args: &Args) -> Result<Option<Compress>, String> {
+    const PROGRAMS: &[&str] = &[
+        "pzstd", "lbzip2", "pbzip2", "zstd", "pixz", "lz4", "pigz", "lzop", "plzip", "lzip",
+        "gzip", "lrz", "pxz", "bzip2", "lzma", "xz", "clzip",
+    ];
+    if !args.compress && args.compress_program.is_none() {
+        if args.decompress_program.is_some() {
+            return Err("--decompress-program needs --compress or --compress-program".into());
+        }
+        return Ok(None);
+    }
+    let (program, decompress) = match &args.compress_program {
+        Some(p) => {
+            let decompress = args
+                .decompress_program
+                .clone()
+                .unwrap_or_else(|| format!("{p} -dc"));
+            (p.clone(), decompress)
+        }
+        None => match PROGRAMS.iter().find(|p| in_path(p)) {
+            Some(p) => (
+                format!("{p} -c -1"),
+                args.decompress_program
+                    .clone()
+                    .unwrap_or_else(|| format!("{p} -dc")),
+            ),
+            None => return Ok(None),
+        },
+    };
+    for (option, command) in [
+        ("--compress-program", &program),
+        ("--decompress-program", &decompress),
+    ] {
+        let first = command.split_whitespace().next().unwrap_or("");
+        if first.is_empty() {
+            return Err(format!("{option} is empty: give a program, such as gzip"));
+        }
+        if !in_path(first) {
+            return Err(format!(
+                "{option} {command:?}: {first} is not an executable file (nor found in PATH)"
+            ));
+        }
+    }
+    Ok(Some(Compress {
+        program: program.into_bytes(),
+        decompress: decompress.into_bytes(),
+    }))
+}
+
+/// Whether `name` is an executable file, itself (with a `/`) or in PATH.
+fn in_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        return executable(std::path::Path::new(name));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(name))))
 }
 
 /// The backend asked for, or else the kind's (processes with `--memory-limit`), and the
@@ -616,7 +689,7 @@ fn backend(args: &Args, default: Backend) -> Result<(Backend, Option<u64>), Stri
 }
 
 /// What commands' outputs become besides printed (`results.rs`), if anything.
-fn book(args: &Args, packed: bool) -> Result<Option<Book>, String> {
+fn book(args: &Args, packed: bool, columns: Vec<Vec<u8>>) -> Result<Option<Book>, String> {
     let tagstring = args.ctagstring.as_ref().or(args.tagstring.as_ref());
     let color = args.ctag || args.ctagstring.is_some();
     let files = args.files || args.results.is_some();
@@ -644,14 +717,19 @@ fn book(args: &Args, packed: bool) -> Result<Option<Book>, String> {
         tagstring: tagstring.map(|t| text_template(args, t)).transpose()?,
         color,
         packed,
+        columns,
     }))
 }
 
 /// `--delay SECS`: seconds (fractions allowed) or numbers with GNU parallel's s, m, h, d
-/// suffixes.
+/// suffixes, perhaps followed by `auto` (alone, `auto` is a delay of 0, as in GNU parallel).
 fn parse_delay(spec: &str) -> Result<Duration, String> {
     let bad = || format!("--delay {spec:?}: give a number of seconds, such as 0.5 or 2m");
-    let n = super::args::parse_secs(spec).ok_or_else(bad)?;
+    let secs = spec.strip_suffix("auto").unwrap_or(spec);
+    if secs.is_empty() {
+        return Ok(Duration::ZERO);
+    }
+    let n = super::args::parse_secs(secs).ok_or_else(bad)?;
     if !n.is_finite() || n < 0.0 {
         return Err(bad());
     }

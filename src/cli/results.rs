@@ -32,6 +32,9 @@ pub(crate) struct Book {
     /// Whether a job's arguments all come from the first source (`-n`), which `--results`
     /// names its directories after.
     pub(crate) packed: bool,
+    /// `--header`'s column names, by position: what `--results` names an argument's
+    /// directory (and CSV column) after, instead of its position.
+    pub(crate) columns: Vec<Vec<u8>>,
 }
 
 /// `--results NAME`.
@@ -182,7 +185,10 @@ impl Book {
                 for (n, arg) in job.args.iter().enumerate() {
                     let source = if self.packed { 1 } else { n + 1 };
                     path.push(b'/');
-                    path.extend_from_slice(source.to_string().as_bytes());
+                    match self.columns.get(source - 1) {
+                        Some(name) => path.extend_from_slice(&dir_name(name)),
+                        None => path.extend_from_slice(source.to_string().as_bytes()),
+                    }
                     path.push(b'/');
                     path.extend_from_slice(&dir_name(arg));
                 }
@@ -203,7 +209,12 @@ impl Book {
                 Ok(verbose.map_or(Kept::Nothing, Kept::Lines))
             }
             Some(Results::Table(table)) => {
-                table.row(job, out, verbose.as_deref().unwrap_or_default())?;
+                table.row(
+                    job,
+                    out,
+                    verbose.as_deref().unwrap_or_default(),
+                    &self.columns,
+                )?;
                 Ok(Kept::Nothing)
             }
         }
@@ -333,7 +344,13 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 
 impl Table {
     /// Appends a job's row, after the header if it is the first.
-    fn row(&mut self, job: &Job<'_>, out: &ExecOutput, verbose: &[u8]) -> io::Result<()> {
+    fn row(
+        &mut self,
+        job: &Job<'_>,
+        out: &ExecOutput,
+        verbose: &[u8],
+        columns: &[Vec<u8>],
+    ) -> io::Result<()> {
         let stdout = [verbose, &captured(&out.stdout)].concat();
         let stderr = captured(&out.stderr);
         let start = job
@@ -378,7 +395,10 @@ impl Table {
                     .iter()
                     .map(|n| n.as_bytes().to_vec())
                     .collect();
-                    names.extend((1..=job.args.len()).map(|i| format!("V{i}").into_bytes()));
+                    names.extend((1..=job.args.len()).map(|i| match columns.get(i - 1) {
+                        Some(name) => name.clone(),
+                        None => format!("V{i}").into_bytes(),
+                    }));
                     names.extend([b"Stdout".to_vec(), b"Stderr".to_vec()]);
                     let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
                     csv_row(&names, sep, &mut row);

@@ -297,6 +297,32 @@ pub(crate) fn signal_name(signal: i32) -> String {
         .unwrap_or_else(|_| format!("signal {signal}"))
 }
 
+/// The line dash writes on stderr when a command it waits for is killed by `signal`
+/// (`strsignal(3)`, then " (core dumped)" if it dumped core), or `None` for SIGINT and SIGPIPE,
+/// of which it says nothing.
+pub(crate) fn shell_signal_note(signal: i32, core_dumped: bool) -> Option<Vec<u8>> {
+    if signal == SIGINT || signal == Signal::SIGPIPE as i32 {
+        return None;
+    }
+    // strsignal's buffer for an unknown signal is shared: one caller at a time.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: strsignal takes any int and returns a pointer to a NUL-terminated string,
+    // copied out at once while the lock keeps other callers of this function away.
+    let mut note = unsafe {
+        let text = libc::strsignal(signal);
+        if text.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(text).to_bytes().to_vec()
+    };
+    if core_dumped {
+        note.extend_from_slice(b" (core dumped)");
+    }
+    note.push(b'\n');
+    Some(note)
+}
+
 /// The pid of this process's parent.
 pub(crate) fn parent_pid() -> u32 {
     nix::unistd::getppid().as_raw() as u32

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::exec::{Captured, INLINE_LIMIT};
+use super::exec::{Captured, Compress, Compressed, INLINE_LIMIT};
 use super::feed::Feed;
 use crate::process::{watchdog, worker};
 use crate::sys;
@@ -71,6 +71,8 @@ pub(super) struct Sink {
     passed: u64,
     /// Whether passing on met a closed stdout (`| head`): what is read after is dropped.
     closed: bool,
+    /// `--compress`: what a spill file is written through.
+    compress: Option<Compress>,
 }
 
 impl Sink {
@@ -85,7 +87,14 @@ impl Sink {
             passing: false,
             passed: 0,
             closed: false,
+            compress: None,
         }
+    }
+
+    /// Writes a spill file through `compress`'s program, if given.
+    pub(super) fn compressed(mut self, compress: Option<&Compress>) -> Sink {
+        self.compress = compress.cloned();
+        self
     }
 
     /// Passes the stream on to this process's stdout (its coordinator's, in a worker process):
@@ -98,8 +107,13 @@ impl Sink {
         if let Some(mut spill) = self.spill.take() {
             use std::io::Seek;
             written = written.and_then(|n| {
+                let decompress = spill.close_compressor()?;
                 spill.file.rewind()?;
-                Ok(n + std::io::copy(&mut spill.file, &mut Out)?)
+                let copied = match decompress {
+                    None => std::io::copy(&mut spill.file, &mut Out)?,
+                    Some(c) => decompress_to(&c.decompress, spill.file.try_clone()?, &mut Out)?,
+                };
+                Ok(n + copied)
             });
         }
         self.passing = true;
@@ -203,8 +217,8 @@ impl Sink {
     /// Moves the stream, now past the inline limit, to a spill file.
     fn start_spill(&mut self) {
         let bytes = std::mem::take(&mut self.bytes);
-        match Spill::new(spill_kind(self.stream)) {
-            Ok(mut spill) => match spill.file.write_all(&bytes) {
+        match Spill::new(spill_kind(self.stream), self.compress.as_ref()) {
+            Ok(mut spill) => match spill.write_all(&bytes) {
                 Ok(()) => self.spill = Some(spill),
                 Err(e) => self.lose(not_kept(&e)),
             },
@@ -215,7 +229,7 @@ impl Sink {
     /// Writes the first `n` bytes of the buffer to the spill file, unless the stream is lost.
     fn keep(&mut self, n: usize) {
         if let Some(spill) = &mut self.spill
-            && let Err(e) = spill.file.write_all(&self.buf[..n])
+            && let Err(e) = spill.write_all(&self.buf[..n])
         {
             self.lose(not_kept(&e));
         }
@@ -243,7 +257,11 @@ impl Sink {
                 if bytes.capacity() - bytes.len() > 1 << 16 {
                     bytes.shrink_to_fit();
                 }
-                Ok(Captured { bytes, spill: None })
+                Ok(Captured {
+                    bytes,
+                    spill: None,
+                    compressed: None,
+                })
             }
             Some(spill) => hand_on(spill).map_err(|e| {
                 Failure::new(format!(
@@ -302,41 +320,138 @@ pub(super) struct Spill {
     kind: &'static str,
     /// Its name, for a file that has one (removed on drop unless handed on in a [`Captured`]).
     path: Option<PathBuf>,
+    /// `--compress`: the program the stream is written through into the file.
+    compressor: Option<Compressor>,
+}
+
+/// A compress program writing into a spill file what it reads on its stdin.
+struct Compressor {
+    input: Option<std::process::ChildStdin>,
+    child: std::process::Child,
+    compress: Compress,
+    /// How many bytes it was given.
+    len: u64,
 }
 
 impl Spill {
     /// An unnamed file in the spill directory, or a named one where the filesystem has no
-    /// unnamed files.
-    fn new(kind: &'static str) -> std::io::Result<Spill> {
+    /// unnamed files; written through `compress`'s program if given.
+    fn new(kind: &'static str, compress: Option<&Compress>) -> std::io::Result<Spill> {
         let dir = watchdog::spill_dir();
-        if let Ok(file) = sys::unnamed_file(&dir) {
-            return Ok(Spill {
-                file,
-                kind,
-                path: None,
-            });
-        }
-        let (file, path) = fresh_name(kind, |path| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(path)
-        })?;
-        Ok(Spill {
+        let (file, path) = match sys::unnamed_file(&dir) {
+            Ok(file) => (file, None),
+            Err(_) => {
+                let (file, path) = fresh_name(kind, |path| {
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(path)
+                })?;
+                (file, Some(path))
+            }
+        };
+        let mut spill = Spill {
             file,
             kind,
-            path: Some(path),
-        })
+            path,
+            compressor: None,
+        };
+        if let Some(compress) = compress {
+            let mut child = shell(&compress.program)
+                .stdin(std::process::Stdio::piped())
+                .stdout(spill.file.try_clone()?)
+                .spawn()?;
+            spill.compressor = Some(Compressor {
+                input: child.stdin.take(),
+                child,
+                compress: compress.clone(),
+                len: 0,
+            });
+        }
+        Ok(spill)
+    }
+
+    /// Writes `bytes` to the file, or to the compress program that writes it.
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.compressor {
+            None => self.file.write_all(bytes),
+            Some(c) => {
+                c.len += bytes.len() as u64;
+                match &mut c.input {
+                    Some(input) => input.write_all(bytes),
+                    None => Err(std::io::Error::other("its compress program has ended")),
+                }
+            }
+        }
+    }
+
+    /// Ends the compress program's input and waits for it to have written the file: how to
+    /// read it back, if it was compressed.
+    fn close_compressor(&mut self) -> std::io::Result<Option<Compressed>> {
+        let Some(mut c) = self.compressor.take() else {
+            return Ok(None);
+        };
+        drop(c.input.take());
+        let status = c.child.wait()?;
+        if !status.success() {
+            return Err(std::io::Error::other(format!(
+                "the compress program {:?} failed ({status})",
+                String::from_utf8_lossy(&c.compress.program)
+            )));
+        }
+        Ok(Some(Compressed {
+            decompress: c.compress.decompress,
+            len: c.len,
+        }))
     }
 }
 
 impl Drop for Spill {
     fn drop(&mut self) {
+        if let Some(c) = &mut self.compressor {
+            drop(c.input.take());
+            let _ = c.child.wait();
+        }
         if let Some(path) = self.path.take() {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// `/bin/sh -c PROGRAM`: how GNU parallel runs its (de)compress programs.
+fn shell(program: &[u8]) -> std::process::Command {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(std::ffi::OsStr::from_bytes(program))
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Copies what `decompress` (a shell command) makes of `file` to `out`; returns how much.
+pub(super) fn decompress_to(
+    decompress: &[u8],
+    file: File,
+    out: &mut impl Write,
+) -> std::io::Result<u64> {
+    let mut child = shell(decompress)
+        .stdin(file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let copied = child
+        .stdout
+        .take()
+        .map_or(Ok(0), |mut o| std::io::copy(&mut o, out));
+    let status = child.wait()?;
+    let copied = copied?;
+    if !status.success() {
+        return Err(std::io::Error::other(format!(
+            "the decompress program {:?} failed ({status})",
+            String::from_utf8_lossy(decompress)
+        )));
+    }
+    Ok(copied)
 }
 
 /// Makes a new path in the spill directory for one stream of one job, and `make` a file
@@ -360,6 +475,7 @@ pub(super) fn fresh_name<T>(
 
 /// Hands a large output on in its file, named now if it had no name.
 pub(super) fn hand_on(mut spill: Spill) -> std::io::Result<Captured> {
+    let compressed = spill.close_compressor()?;
     let path = match spill.path.take() {
         Some(path) => path,
         None => fresh_name(spill.kind, |path| sys::name_file(&spill.file, path))?.1,
@@ -367,5 +483,6 @@ pub(super) fn hand_on(mut spill: Spill) -> std::io::Result<Captured> {
     Ok(Captured {
         bytes: Vec::new(),
         spill: Some(path),
+        compressed,
     })
 }

@@ -12,7 +12,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::KillSequence;
-use super::capture::{Fed, Sink, Sinks, fresh_name, read_until_exit};
+use super::capture::{Fed, Sink, Sinks, decompress_to, fresh_name, read_until_exit};
+use super::direct;
 use super::feed::{self, Feed, Temp};
 use crate::process::{watchdog, worker};
 use crate::sys;
@@ -81,8 +82,10 @@ fn fill_file(line: &[u8], path: &Path) -> Vec<u8> {
 pub(crate) const INLINE_LIMIT: u64 = 1 << 20;
 
 /// A shell command to run as one job, under `/bin/sh` (or `$PARALLEL_SHELL`): what the `weft`
-/// command line makes of each command it runs. Its default backend is threads, each waiting on
-/// its command's process.
+/// command line makes of each command it runs. A line of plain words that the shell would only
+/// run as it stands (`wc -l`) starts without the shell, the same in every way the job can see
+/// (see `tasks::direct`). Its default backend is threads, each waiting on its command's
+/// process.
 ///
 /// # Examples
 ///
@@ -126,6 +129,33 @@ pub struct Exec {
     pub dir: Option<PathBuf>,
     /// What it reads: nothing (stdin is /dev/null), or a block of input.
     pub input: Input,
+    /// Output spilled to a file (past 1 MiB) is written through this compress
+    /// program, and read back through its decompress program (GNU parallel's `--compress`).
+    #[serde(default)]
+    pub compress: Option<Compress>,
+}
+
+/// The programs a spilled output is compressed and decompressed with: shell commands (run
+/// under `/bin/sh -c`) that read stdin and write stdout, as GNU parallel's
+/// `--compress-program` and `--decompress-program` are.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Compress {
+    /// Compresses its stdin to its stdout (`zstd -c -1`).
+    #[serde(with = "serde_bytes")]
+    pub program: Vec<u8>,
+    /// Decompresses its stdin to its stdout (`zstd -dc`).
+    #[serde(with = "serde_bytes")]
+    pub decompress: Vec<u8>,
+}
+
+/// How a compressed spill file is read back.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Compressed {
+    /// The decompress program (a shell command).
+    #[serde(with = "serde_bytes")]
+    pub decompress: Vec<u8>,
+    /// How many bytes the output holds uncompressed.
+    pub len: u64,
 }
 
 /// What a command reads: nothing, or a block of input (the command line's `--pipe` and
@@ -225,6 +255,7 @@ impl Exec {
             term_seq: KillSequence::default(),
             dir: None,
             input: Input::Null,
+            compress: None,
         }
     }
 }
@@ -237,6 +268,9 @@ pub struct Captured {
     pub bytes: Vec<u8>,
     /// The file holding a larger output; whoever prints it removes it.
     pub spill: Option<PathBuf>,
+    /// How the spill file is read back, if it is compressed.
+    #[serde(default)]
+    pub compressed: Option<Compressed>,
 }
 
 impl Captured {
@@ -247,6 +281,9 @@ impl Captured {
 
     /// How many bytes were written.
     pub fn len(&self) -> u64 {
+        if let Some(c) = &self.compressed {
+            return c.len;
+        }
         match &self.spill {
             None => self.bytes.len() as u64,
             Some(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
@@ -261,8 +298,10 @@ impl Captured {
         match &self.spill {
             None => out.write_all(&self.bytes),
             Some(path) => {
-                let result =
-                    File::open(path).and_then(|mut f| std::io::copy(&mut f, out).map(drop));
+                let result = File::open(path).and_then(|mut f| match &self.compressed {
+                    None => std::io::copy(&mut f, out).map(drop),
+                    Some(c) => decompress_to(&c.decompress, f, out).map(drop),
+                });
                 let _ = std::fs::remove_file(path);
                 result
             }
@@ -273,9 +312,9 @@ impl Captured {
     pub fn into_bytes(self) -> Vec<u8> {
         match self.spill {
             None => self.bytes,
-            Some(path) => {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                let _ = std::fs::remove_file(&path);
+            Some(_) => {
+                let mut bytes = Vec::new();
+                let _ = self.write_to(&mut bytes);
                 bytes
             }
         }
@@ -323,24 +362,27 @@ impl Task for Exec {
         output.success()
     }
 
-    fn run(self, cx: &Context) -> Result<ExecOutput, Failure> {
-        let shell = std::env::var_os("PARALLEL_SHELL").unwrap_or_else(|| "/bin/sh".into());
+    fn run(mut self, cx: &Context) -> Result<ExecOutput, Failure> {
+        let named_shell = std::env::var_os("PARALLEL_SHELL");
+        let own_shell = named_shell.is_none();
+        let shell = named_shell.unwrap_or_else(|| "/bin/sh".into());
         let mut line = fill_slot(&self.command, cx.worker_id().to_string().as_bytes());
         let mut fed = Fed::default();
         // Removed when the job is done, however it ends.
         let mut _temp = None;
-        let mut stdin = Stdio::null();
-        match self.input {
+        // The command's stdin: /dev/null if none.
+        let mut stdin: Option<OwnedFd> = None;
+        match std::mem::take(&mut self.input) {
             Input::Null => {}
             Input::Stdin(Block::Stream(id)) => {
                 let reader = feed::take_stream(id).ok_or_else(|| {
                     Failure::new("a --round-robin stream is fed on the worker threads of its run")
                 })?;
-                stdin = reader.into();
+                stdin = Some(reader);
             }
             Input::Stdin(block) => {
                 let (reader, writer) = sys::input_pipe(block.len() as usize)?;
-                stdin = reader.into();
+                stdin = Some(reader.into());
                 fed.0 = Feed::pipe(writer, block)?;
             }
             Input::File(block) => {
@@ -366,60 +408,45 @@ impl Task for Exec {
                 _temp = Some(Temp(path));
             }
         }
-        let mut cmd = Command::new(&shell);
-        cmd.arg("-c").arg(OsStr::from_bytes(&line)).stdin(stdin);
-        job_env(&mut cmd, cx);
-        let _fresh = match &self.dir {
-            Some(dir) if dir.as_os_str() == "..." => {
-                let fresh = FreshDir::make(cx.seq())?;
-                cmd.current_dir(&fresh.0);
-                Some(fresh)
-            }
-            Some(dir) => {
-                cmd.current_dir(dir);
-                None
-            }
-            None => None,
+        let fresh = match &self.dir {
+            Some(dir) if dir.as_os_str() == "..." => Some(FreshDir::make(cx.seq())?),
+            _ => None,
         };
+        let dir = fresh
+            .as_ref()
+            .map(|f| f.0.as_path())
+            .or(self.dir.as_deref());
         // Where a watchdog kills this process's jobs when it dies (their process groups told
         // to it), the parent-death signal is not needed, and leaving it out lets the command
         // start through posix_spawn.
         let swept = watchdog::sweeps_jobs();
-        watchdog::mark_job(&mut cmd);
-        sys::isolate(&mut cmd, !swept);
+        // A plain command line starts without the shell; if its file will not start, the shell
+        // runs it after all and says why, as it always did.
+        let direct = direct::plan(&line, dir.is_none(), own_shell).and_then(|direct| {
+            let stdin = match &stdin {
+                Some(fd) => fd.try_clone().ok()?.into(),
+                None => Stdio::null(),
+            };
+            self.start(direct.command(), stdin, dir, cx, swept).ok()
+        });
+        let started_directly = direct.is_some();
+        let (mut child, mut sinks) = match direct {
+            Some(started) => started,
+            None => {
+                let mut cmd = Command::new(&shell);
+                cmd.arg("-c").arg(OsStr::from_bytes(&line));
+                let stdin = stdin.take().map_or_else(Stdio::null, Stdio::from);
+                self.start(cmd, stdin, dir, cx, swept).map_err(|e| {
+                    Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
+                })?
+            }
+        };
+        // The child holds the only read end of its input pipe now.
+        drop(stdin);
         let (group, in_order) = match self.output {
             Output::Group { in_order } => (true, in_order),
             _ => (false, false),
         };
-        let mut sinks = if group || self.output == Output::Capture {
-            let (out, out_end) = sys::output_pipe()?;
-            let (err, err_end) = sys::output_pipe()?;
-            cmd.stdout(out_end).stderr(err_end);
-            [
-                Some(Sink::new(out, "stdout")),
-                Some(Sink::new(err, "stderr")),
-            ]
-        } else {
-            [None, None]
-        };
-        match self.output {
-            Output::Lines { .. } => {
-                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-            }
-            // In a worker process, stdout is not the coordinator's (see `real_stdout`).
-            Output::Inherit => {
-                if let Some(out) = worker::real_stdout() {
-                    cmd.stdout(out.try_clone()?);
-                }
-            }
-            Output::Capture | Output::Group { .. } => {}
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            Failure::new(format!("cannot run {}: {e}", Path::new(&shell).display()))
-        })?;
-        // The child holds the only write ends of its pipes now: they report the end of its
-        // output once it (and whatever it started) has closed them.
-        drop(cmd);
         let relays = match &self.output {
             Output::Lines { tag } => {
                 let out = child.stdout.take().map(|p| relay(p, tag.clone(), false));
@@ -498,13 +525,27 @@ impl Task for Exec {
         let (passed, stdout_closed) = out
             .as_ref()
             .map_or((0, false), |o| (o.passed(), o.closed()));
-        let (stdout, stderr) = match (out, err) {
+        let (stdout, mut stderr) = match (out, err) {
             (Some(out), Some(err)) => (out.finish()?, err.finish()?),
             _ => Default::default(),
         };
+        let (mut code, mut signal) = (status.code(), status.signal());
+        // A command the shell would have run, killed by a signal that was not the kill
+        // sequence's (which the shell would have died of too), ends as the shell reports it:
+        // exit status 128 + the signal, and the signal's description on stderr.
+        if started_directly
+            && !killed
+            && let Some(number) = signal
+        {
+            code = Some(128 + number);
+            signal = None;
+            if let Some(note) = sys::shell_signal_note(number, status.core_dumped()) {
+                note_on_stderr(&mut stderr, &note, self.output == Output::Capture || group);
+            }
+        }
         Ok(ExecOutput {
-            code: status.code(),
-            signal: status.signal(),
+            code,
+            signal,
             killed,
             timed_out,
             passed,
@@ -512,6 +553,77 @@ impl Task for Exec {
             stdout,
             stderr,
         })
+    }
+}
+
+impl Exec {
+    /// Starts `cmd` (the shell, or the command itself) as the job's process: its stdin, its
+    /// environment and directory, its own process group, its output.
+    fn start(
+        &self,
+        mut cmd: Command,
+        stdin: Stdio,
+        dir: Option<&Path>,
+        cx: &Context,
+        swept: bool,
+    ) -> std::io::Result<(std::process::Child, Sinks)> {
+        cmd.stdin(stdin);
+        job_env(&mut cmd, cx);
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        watchdog::mark_job(&mut cmd);
+        sys::isolate(&mut cmd, !swept);
+        let group = matches!(self.output, Output::Group { .. });
+        let sinks = if group || self.output == Output::Capture {
+            let (out, out_end) = sys::output_pipe()?;
+            let (err, err_end) = sys::output_pipe()?;
+            cmd.stdout(out_end).stderr(err_end);
+            let compress = self.compress.as_ref();
+            [
+                Some(Sink::new(out, "stdout").compressed(compress)),
+                Some(Sink::new(err, "stderr").compressed(compress)),
+            ]
+        } else {
+            [None, None]
+        };
+        match self.output {
+            Output::Lines { .. } => {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+            // In a worker process, stdout is not the coordinator's (see `real_stdout`).
+            Output::Inherit => {
+                if let Some(out) = worker::real_stdout() {
+                    cmd.stdout(out.try_clone()?);
+                }
+            }
+            Output::Capture | Output::Group { .. } => {}
+        }
+        let child = cmd.spawn()?;
+        // The child holds the only write ends of its pipes now: they report the end of its
+        // output once it (and whatever it started) has closed them (`cmd` goes here).
+        Ok((child, sinks))
+    }
+}
+
+/// Adds the shell's line about a signal to a command's stderr: to its capture if `captured`
+/// (unless it went through a compress program, which this cannot add to), else to this
+/// process's stderr, where the command wrote.
+fn note_on_stderr(stderr: &mut Captured, note: &[u8], captured: bool) {
+    use std::io::Write;
+    if !captured {
+        let _ = std::io::stderr().write_all(note);
+        return;
+    }
+    match (&stderr.spill, &stderr.compressed) {
+        (None, _) => stderr.bytes.extend_from_slice(note),
+        (Some(path), None) => {
+            let _ = std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(note));
+        }
+        (Some(_), Some(_)) => {}
     }
 }
 

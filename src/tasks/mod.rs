@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 mod capture;
+mod direct;
 pub(crate) mod exec;
 pub(crate) mod feed;
 #[cfg(feature = "fetch")]
@@ -15,7 +16,7 @@ mod kill;
 #[cfg(feature = "sha256")]
 mod sha256;
 
-pub use exec::{Block, Captured, Exec, ExecOutput, Input, Output};
+pub use exec::{Block, Captured, Compress, Compressed, Exec, ExecOutput, Input, Output};
 #[cfg(feature = "fetch")]
 pub use fetch::{Fetch, Fetched};
 pub use kill::{KillSequence, Signal};
