@@ -581,3 +581,19 @@ fn a_long_jobs_output_goes_to_its_file_under_files_and_results_not_to_stdout() {
         "early\nlate a\n"
     );
 }
+
+#[test]
+fn workdir_is_entered_as_cd_enters_it_with_oldpwd_the_starting_directory() {
+    // GNU parallel runs `cd DIR && COMMAND`: `pwd` names DIR as given, through a link, and
+    // $OLDPWD is where parallel started (its test suite's par_wd_3dot_local).
+    let dir = Scratch::new("workdir-link");
+    fs::create_dir(dir.join("real")).unwrap();
+    std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+    let start = fs::canonicalize(dir.path()).unwrap();
+    weft()
+        .current_dir(&start)
+        .args(["-k", "--wd", "link", "pwd; echo $OLDPWD", ":::", "x"])
+        .assert()
+        .success()
+        .stdout(format!("{0}/link\n{0} x\n", start.display()));
+}

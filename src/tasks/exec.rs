@@ -571,6 +571,11 @@ impl Exec {
         job_env(&mut cmd, cx);
         if let Some(dir) = dir {
             cmd.current_dir(dir);
+            // GNU parallel runs `cd DIR && COMMAND`: $PWD is DIR as given (`/bin`, not the
+            // `/usr/bin` it links to) and $OLDPWD the directory weft started in.
+            if let Ok(here) = std::env::current_dir() {
+                cmd.env("PWD", here.join(dir)).env("OLDPWD", here);
+            }
         }
         watchdog::mark_job(&mut cmd);
         sys::isolate(&mut cmd, !swept);
