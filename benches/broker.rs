@@ -1,7 +1,7 @@
-//! The broker end to end: `cargo bench --bench broker [TASKS [WORKERS [SLEEP_MS [tcp]]]]`.
+//! The broker end to end: `cargo bench --bench broker [TASKS [WORKERS [SLEEP_MS [tcp|URL]]]]`.
 //!
 //! Starts its own `redis-server` on a unix socket (no persistence; with `tcp`, on a free TCP
-//! port of 127.0.0.1 instead), starts
+//! port of 127.0.0.1 instead; given a `redis://` URL, uses that server), starts
 //! WORKERS (default 2) worker processes (this program again, serving with
 //! `weft::broker::serve`, one thread each), and runs TASKS (default 1,000,000) typed jobs
 //! through the broker from this process: no-op tasks, or with SLEEP_MS tasks sleeping that
@@ -38,9 +38,10 @@ fn main() {
         .unwrap_or(1_000_000);
     let workers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2);
     let sleep_ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0);
-    let tcp = args.get(3).is_some_and(|a| a == "tcp");
+    let given = args.get(3).filter(|a| a.starts_with("redis")).cloned();
+    let tcp = given.is_some() || args.get(3).is_some_and(|a| a == "tcp");
     // A port free a moment ago: the server takes it at once.
-    let port = if tcp {
+    let port = if tcp && given.is_none() {
         std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -51,8 +52,9 @@ fn main() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let sock = dir.path().join("sock");
-    let mut redis = Kill(
-        Command::new("redis-server")
+    let redis = given.is_none().then(|| {
+        Kill(
+            Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--unixsocket")
@@ -60,8 +62,11 @@ fn main() {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server"),
-    );
-    let url = if tcp {
+        )
+    });
+    let url = if let Some(url) = given {
+        url
+    } else if tcp {
         format!("redis://127.0.0.1:{port}")
     } else {
         format!("redis+unix://{}", sock.display())
@@ -102,13 +107,16 @@ fn main() {
     };
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(ok, tasks, "every job reported ok");
+    // One repetition in benches/engine.rs's format; run.sh runs it again and report.py pools
+    // the repetitions.
+    let rate = tasks as f64 / secs;
     println!(
-        "broker.{name} jobs/s value={:.0} tasks={tasks} workers={workers} seconds={secs:.3} via={}",
-        tasks as f64 / secs,
+        "broker.{name} jobs/s median={rate:.6} min={rate:.6} max={rate:.6} n=1 values={rate:.6} \
+         tasks={tasks} workers={workers} seconds={secs:.3} via={}",
         if tcp { "tcp" } else { "unix" }
     );
     pool.clear();
-    let _ = redis.0.kill();
+    drop(redis);
 }
 
 /// A child killed and reaped when dropped.

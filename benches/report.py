@@ -388,8 +388,41 @@ def build(m, checks):
     r.row("`parallel --pipe -j2 wc -l`", "pipe.parallel")
     r.row("`weft --pipe-part -a FILE -j2 wc -l`", "pipepart.weft")
     r.row("`parallel --pipe-part -a FILE -j2 wc -l`", "pipepart.parallel")
+    r.row("`cat FILE | weft --pipe -j2 wc -l`", "pipe.stream.weft")
+    r.row("`cat FILE | parallel --pipe -j2 wc -l`", "pipe.stream.parallel")
     r.speedup("pipe.weft", "pipe.parallel", (8, "≥ 8×"), "weft --pipe vs GNU parallel --pipe")
+    r.speedup(
+        "pipe.stream.weft",
+        "pipe.stream.parallel",
+        (8, "≥ 8×"),
+        "weft --pipe vs GNU parallel --pipe, from a pipe",
+    )
     r.speedup("pipepart.weft", "pipepart.parallel", (1, "≥ 1×"), "weft --pipe-part vs GNU parallel --pipe-part")
+    r.section(
+        "11. The broker: weft, Celery and RQ on one loopback Redis, two workers each",
+        "End to end: submit every job, wait for every result. weft: `benches/broker.rs`, typed "
+        "no-op tasks (1,000,000) and 10 ms sleeps (400), two `weft::broker::serve` worker "
+        "processes of one thread. Celery: one worker of two prefork processes, `delay()` then "
+        "`get()` per job (2,000 no-ops, 200 sleeps). RQ: two `rq worker` processes (its default "
+        "forking worker; 400 no-ops, 200 sleeps). Rates in jobs per second.",
+    )
+    r.row("weft, no-op", "broker.noop")
+    r.row("Celery, no-op", "celery.tiny")
+    r.row("RQ, no-op", "rq.tiny")
+    r.row("weft, 10 ms", "broker.sleep")
+    r.row("Celery, 10 ms", "celery.sleep10")
+    r.row("RQ, 10 ms", "rq.sleep10")
+    noop = r.med("broker.noop")
+    r.check(
+        "weft no-op jobs through the broker",
+        "not measured" if noop is None else f"{noop / 1e3:.0f} k/s",
+        "≥ 100 k/s",
+        noop is not None and noop >= 100_000,
+    )
+    r.speedup("broker.noop", "celery.tiny", None, "weft vs Celery, no-op jobs", faster_is_higher=True)
+    r.speedup("broker.noop", "rq.tiny", None, "weft vs RQ, no-op jobs", faster_is_higher=True)
+    r.speedup("broker.sleep", "celery.sleep10", None, "weft vs Celery, 10 ms jobs", faster_is_higher=True)
+    r.speedup("broker.sleep", "rq.sleep10", None, "weft vs RQ, 10 ms jobs", faster_is_higher=True)
     return r
 
 

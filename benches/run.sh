@@ -23,6 +23,7 @@ missing=()
 command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v parallel >/dev/null || missing+=(parallel)
 command -v curl >/dev/null || missing+=(curl)
+command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/bin/time ] || missing+=(time)
 if ((${#missing[@]})); then
 	say "installing ${missing[*]}"
@@ -32,6 +33,11 @@ if ((${#missing[@]})); then
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v python3 >/dev/null || die "python3 is needed for the Python side of the comparisons"
+# Celery and RQ, the peers of the broker comparison (section 11), from PyPI.
+python3 -c 'import celery, rq, redis, packaging' 2>/dev/null || {
+	say "installing celery, rq and redis (pip)"
+	python3 -m pip install --quiet celery rq redis packaging
+}
 parallel --version 2>/dev/null | grep -q 'GNU parallel' ||
 	die "'parallel' is not GNU parallel (moreutils has one of that name): install the parallel package"
 
@@ -46,7 +52,7 @@ if [ -z "$rust_parallel" ]; then
 fi
 
 say "building weft in release mode"
-artifacts=$(cargo build --release --locked --bins --bench engine --bench floor --message-format=json-render-diagnostics)
+artifacts=$(cargo build --release --locked --bins --bench engine --bench floor --bench broker --message-format=json-render-diagnostics)
 executable() {
 	python3 -c '
 import json, sys
@@ -59,8 +65,9 @@ for line in sys.stdin:
 weft=$(executable weft bin)
 engine=$(executable engine bench)
 floor=$(executable floor bench)
-{ [ -x "$weft" ] && [ -x "$engine" ] && [ -x "$floor" ]; } ||
-	die "the build did not produce the weft binary and the engine and floor benches"
+broker=$(executable broker bench)
+{ [ -x "$weft" ] && [ -x "$engine" ] && [ -x "$floor" ] && [ -x "$broker" ]; } ||
+	die "the build did not produce the weft binary and the engine, floor and broker benches"
 t_build=$(date +%s)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
@@ -68,8 +75,9 @@ res=$work/results
 mkdir "$res"
 server=
 running=
+redis=
 cleanup() {
-	for pid in $running $server; do kill "$pid" 2>/dev/null || true; done
+	for pid in $running $server $redis; do kill "$pid" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -189,9 +197,30 @@ say "10. --pipe and --pipe-part: 259 MB (seq 30000000) through wc -l, 2 jobs at 
 seq 30000000 >"$work/s30m"
 hf pipe.weft 5 "$weft --pipe -j2 wc -l < $work/s30m"
 hf pipe.parallel 3 "parallel --will-cite --pipe -j2 wc -l < $work/s30m"
+# From a pipe too: weft cannot move the blocks from a file to the jobs' pipes then.
+hf pipe.stream.weft 5 "cat $work/s30m | $weft --pipe -j2 wc -l"
+hf pipe.stream.parallel 3 "cat $work/s30m | parallel --will-cite --pipe -j2 wc -l"
 hf pipepart.weft 5 "$weft --pipe-part -a $work/s30m -j2 wc -l"
 hf pipepart.parallel 3 "parallel --will-cite --pipe-part -a $work/s30m -j2 wc -l"
 rm -f "$work/s30m"
+
+say "11. the broker: weft, Celery and RQ on one loopback Redis, two workers each"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+redis=$!
+url=redis://127.0.0.1:$port/0
+for _ in $(seq 100); do
+	python3 -c 'import redis, sys; redis.Redis.from_url(sys.argv[1]).ping()' "$url" 2>/dev/null && break
+	sleep 0.1
+done
+for round in 1 2 3; do
+	step "broker.noop.$round" 120 "$broker" 1000000 2 0 "$url" > >(tee -a "$res/broker.txt")
+	step "broker.sleep.$round" 120 "$broker" 400 2 10 "$url" > >(tee -a "$res/broker.txt")
+done
+step peers 900 python3 benches/broker_peers.py "$url" > >(tee "$res/peers.txt")
+kill "$redis" 2>/dev/null || true
+wait "$redis" 2>/dev/null || true
+redis=
 
 t1=$(date +%s)
 {
