@@ -13,11 +13,13 @@ no-op jobs (`.tiny`, jobs/s) and jobs that sleep 10 ms (`.sleep10`, jobs/s). Nee
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from py_pool import report  # noqa: E402  (the suite's one line format)
 
 TASKS = '''
 import time
@@ -47,15 +49,6 @@ def rq_sleep10():
 
 # RQ forks a process per job (its default worker): fewer tiny jobs keep its rounds short.
 CELERY_TINY, RQ_TINY, SLOW, ROUNDS = 2000, 400, 200, 3
-
-
-def report(name, unit, values, extra=""):
-    values = sorted(values)
-    line = (
-        f"{name} {unit} median={statistics.median(values):.6f} min={values[0]:.6f} "
-        f"max={values[-1]:.6f} n={len(values)} values={','.join(f'{v:.6f}' for v in values)}"
-    )
-    print(line + (" " + extra if extra else ""), flush=True)
 
 
 def stop(procs):
