@@ -60,6 +60,9 @@ pub(crate) struct Run<'a> {
     pub(crate) entry: Entry,
     /// The closure a run of [`Pool::map_fn`](crate::Pool::map_fn) hands its thread workers.
     pub(crate) closure: Option<crate::registry::Closure>,
+    /// Where the run's tasks send messages, once its caller asked for them
+    /// ([`Results::messages`](crate::Results::messages)).
+    pub(crate) notes: Option<Arc<crate::message::Sink>>,
     pub(crate) source: Box<dyn Source + 'a>,
     next_seq: u64,
     exhausted: bool,
@@ -71,10 +74,25 @@ impl<'a> Run<'a> {
         Run {
             entry,
             closure: None,
+            notes: None,
             source,
             next_seq: 1,
             exhausted: false,
             reorder: keep_order.then(|| Reorder::new(1)),
+        }
+    }
+
+    /// Passes a process worker's message from a task on to the run's caller, if it reads
+    /// them; else, or if it is behind, the message is dropped.
+    #[cold]
+    fn note(&self, message: crate::wire::Results) {
+        if let Some(sink) = &self.notes
+            && let Some((seq, bytes)) = message.into_note()
+        {
+            let _ = sink.post(crate::message::Note {
+                seq,
+                body: crate::message::Body::Encoded(bytes),
+            });
         }
     }
 
@@ -268,6 +286,7 @@ impl Engine {
     /// (see `Landing::unread`).
     fn receive(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
+            Event::Results(_, message) if message.is_note() => run.note(message),
             Event::Ready(key) if self.landing.lazy && self.workers.live(key).is_some() => {
                 self.landing.told.push_back(key)
             }
@@ -280,6 +299,7 @@ impl Engine {
 
     fn handle(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
+            Event::Results(_, message) if message.is_note() => run.note(message),
             Event::Results(key, message) => {
                 self.take_results(&mut Unread::new(key, message), None, run);
             }
