@@ -4,8 +4,9 @@
 //! `NAME UNIT median=M min=A max=B n=R values=V,... [key=value...]`, where the median, min and
 //! max are over the R repetitions V taken after a warm-up. Groups: `startup`, `noop`, `roundtrip`, `cpu`,
 //! `payload` (the default set), `payload-sizes` (round trips around the shared-memory
-//! threshold), `noop.thread` and `noop.process` (one backend of `noop`, to
-//! profile it alone), `noop.thread_fn` (`noop.thread`'s jobs as a closure through `map_fn`; `WEFT_BENCH_NOOP_TASKS=N` runs N tasks once instead of 1,000,000 three
+//! threshold), `noop.thread`, `noop.process` (one backend of `noop`, to profile it alone) and
+//! `noop.thread_fn` (`noop.thread`'s jobs as a closure through `map_fn`; for these three,
+//! `WEFT_BENCH_NOOP_TASKS=N` runs N tasks once instead of 1,000,000 three
 //! times, short enough for callgrind), `memory` (best alone in a fresh process: it reads this
 //! process's peak RSS) and `serve [IDLE [MAX]]`, a loopback HTTP server for the fetch
 //! comparison that prints `listening ADDR` and exits after IDLE seconds without a request
