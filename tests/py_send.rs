@@ -195,14 +195,16 @@ fn a_process_handles_messages_arrive_while_its_task_runs() {
 #[test]
 fn a_full_channel_keeps_the_first_messages_and_refuses_the_rest() {
     // A thread: nobody reads until the task has ended; its sends past the bound say so.
-    let mut t = Thread::builder()
-        .spawn(Chatter {
-            count: 300,
-            wait: None,
-        })
-        .expect("thread starts");
-    let sends = t.join().clone().ok().expect("the task ends");
-    let messages = t.messages::<String>();
+    let (sends, messages) = common::within(Duration::from_secs(60), || {
+        let mut t = Thread::builder()
+            .spawn(Chatter {
+                count: 300,
+                wait: None,
+            })
+            .expect("thread starts");
+        let sends = t.join().clone().ok().expect("the task ends");
+        (sends, t.messages::<String>())
+    });
     let cap = messages.capacity() as u32;
     assert!(cap < 300, "the bound is below what the task sends: {cap}");
     assert_eq!(
