@@ -777,21 +777,16 @@ impl<T: Task> Results<'_, T> {
     /// The next outcome when none is ready: outcomes a thread told of, or a wait for workers.
     #[inline(never)]
     fn next_unready(&mut self) -> Option<Outcome<Value>> {
-        let run = self.run.as_mut()?;
-        let next = self.engine.next(run);
-        if next.is_none() {
-            // Every job has been reported: no task sends any more.
-            close_notes(run);
-        }
-        next
+        self.engine.next(self.run.as_mut()?)
     }
 
     /// The messages this run's tasks send ([`Context::send`](crate::Context::send)) while they
     /// run, each tagged with its job's [`seq`](crate::Outcome::seq), on both backends. Ask
     /// for them before taking the first outcome: a job handed out before does not send any.
     /// Move them to another thread to read them while this one takes the outcomes (or read
-    /// them between outcomes with [`Messages::try_recv`]). They end once every job has been
-    /// reported or the outcomes are dropped. Asking again ends the messages given before.
+    /// them between outcomes with [`Messages::try_recv`]). They end once the outcomes are
+    /// dropped (as a `for` loop over them does at its end). Asking again ends the messages
+    /// given before.
     ///
     /// On a process pool a message reaches its channel while the outcomes are being taken
     /// (the pool's thread reads the workers' channels then).
@@ -831,6 +826,9 @@ impl<T: Task> Results<'_, T> {
         match self.run.as_mut() {
             Some(run) => {
                 close_notes(run);
+                // Thread workers get it with their batches; process workers' messages come
+                // with their results, read by the engine's inbox.
+                self.engine.set_notes(Some(sink.clone()));
                 run.notes = Some(sink);
             }
             None => sink.close(),

@@ -82,20 +82,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Passes a process worker's message from a task on to the run's caller, if it reads
-    /// them; else, or if it is behind, the message is dropped.
-    #[cold]
-    fn note(&self, message: crate::wire::Results) {
-        if let Some(sink) = &self.notes
-            && let Some((seq, bytes)) = message.into_note()
-        {
-            let _ = sink.post(crate::message::Note {
-                seq,
-                body: crate::message::Body::Encoded(bytes),
-            });
-        }
-    }
-
     /// A run of no jobs, to take in what happens between runs: whatever lands in it is late
     /// and dropped, so its task is never run.
     fn idle() -> Run<'static> {
@@ -276,6 +262,13 @@ impl Engine {
         }
     }
 
+    /// Where process workers' messages from their tasks go from now on (see
+    /// [`Results::messages`](crate::Results::messages)): read off the workers' sockets with
+    /// their results, and passed on there by the inbox.
+    pub(crate) fn set_notes(&mut self, notes: Option<Arc<crate::message::Sink>>) {
+        self.inbox.set_notes(notes);
+    }
+
     /// Whether every job of `run` was handed out and has come back.
     fn finished(&self, run: &Run<'_>) -> bool {
         run.exhausted && self.ledger.queue_is_empty() && !self.workers.in_flight()
@@ -286,7 +279,6 @@ impl Engine {
     /// (see `Landing::unread`).
     fn receive(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
-            Event::Results(_, message) if message.is_note() => run.note(message),
             Event::Ready(key) if self.landing.lazy && self.workers.live(key).is_some() => {
                 self.landing.told.push_back(key)
             }
@@ -299,7 +291,6 @@ impl Engine {
 
     fn handle(&mut self, event: Event, run: &mut Run<'_>) {
         match event {
-            Event::Results(_, message) if message.is_note() => run.note(message),
             Event::Results(key, message) => {
                 self.take_results(&mut Unread::new(key, message), None, run);
             }
