@@ -80,12 +80,13 @@ pub mod __private {
 
 /// Registers [`Task`] types at link time, so that a worker process finds them by name without
 /// a hand-built [`Registry`]: every registry (including `Registry::new()` handed to [`init`])
-/// falls back on what was registered so. A registry's own task of the same name comes first.
+/// falls back on what was registered so, and lists it among its [`tasks`](Registry::tasks). A
+/// registry's own task of the same name comes first.
 /// Write it at module level, once per type, in the program whose workers run the tasks.
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```no_run,standalone_crate
 /// use serde::{Deserialize, Serialize};
 /// use weft::{Context, Failure, Pool, Backend, Task};
 ///
@@ -133,7 +134,7 @@ macro_rules! register {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```no_run,standalone_crate
 /// use weft::{Backend, Pool, Process};
 ///
 /// fn double(x: u64) -> u64 {

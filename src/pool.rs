@@ -350,7 +350,7 @@ impl Pool {
     ///
     /// # Examples
     ///
-    /// ```
+    /// ```standalone_crate
     /// fn shout(s: String) -> String {
     ///     s.to_uppercase()
     /// }

@@ -84,7 +84,7 @@ impl ProcessBuilder {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```no_run,standalone_crate
     /// fn greet(name: String) -> String {
     ///     format!("hello {name}")
     /// }
