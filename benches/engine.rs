@@ -4,8 +4,9 @@
 //! `NAME UNIT median=M min=A max=B n=R values=V,... [key=value...]`, where the median, min and
 //! max are over the R repetitions V taken after a warm-up. Groups: `startup`, `noop`, `roundtrip`, `cpu`,
 //! `payload` (the default set), `payload-sizes` (round trips around the shared-memory
-//! threshold), `noop.thread` and `noop.process` (one backend of `noop`, to
-//! profile it alone; `WEFT_BENCH_NOOP_TASKS=N` runs N tasks once instead of 1,000,000 three
+//! threshold), `noop.thread`, `noop.process` (one backend of `noop`, to profile it alone) and
+//! `noop.thread_fn` (`noop.thread`'s jobs as a closure through `map_fn`; for these three,
+//! `WEFT_BENCH_NOOP_TASKS=N` runs N tasks once instead of 1,000,000 three
 //! times, short enough for callgrind), `memory` (best alone in a fresh process: it reads this
 //! process's peak RSS) and `serve [IDLE [MAX]]`, a loopback HTTP server for the fetch
 //! comparison that prints `listening ADDR` and exits after IDLE seconds without a request
@@ -133,6 +134,34 @@ fn noop(backends: &[Backend]) {
             &format!("tasks={n} workers=2"),
         );
     }
+}
+
+/// `noop.thread`'s jobs as a closure on the thread pool (`Pool::map_fn`): a closure's job
+/// should cost what a task's does, measured in the same binary.
+fn noop_fn() {
+    let n = std::env::var("WEFT_BENCH_NOOP_TASKS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000u64);
+    let reps = if n < 1_000_000 { 1 } else { 3 };
+    let mut p = pool(Backend::Thread, 2);
+    let mut once = |n: u64| {
+        let t = Instant::now();
+        let done = p
+            .map_fn(std::iter::repeat_n((), n as usize), |()| ())
+            .filter(|o| o.is_ok())
+            .count() as u64;
+        assert_eq!(done, n, "every no-op closure succeeds");
+        n as f64 / t.elapsed().as_secs_f64()
+    };
+    once(n / 10);
+    let rates = (0..reps).map(|_| once(n)).collect();
+    report(
+        "noop.thread_fn",
+        "tasks/s",
+        rates,
+        &format!("tasks={n} workers=2"),
+    );
 }
 
 fn roundtrip() {
@@ -422,6 +451,7 @@ fn main() {
             "noop" => noop(&[Backend::Thread, Backend::Process]),
             "noop.thread" => noop(&[Backend::Thread]),
             "noop.process" => noop(&[Backend::Process]),
+            "noop.thread_fn" => noop_fn(),
             "roundtrip" => roundtrip(),
             "cpu" => cpu(),
             "payload" => payload(),
@@ -429,7 +459,7 @@ fn main() {
             "memory" => memory(),
             other => {
                 eprintln!(
-                    "engine: no group {other:?}: give startup, noop, noop.thread, noop.process, roundtrip, cpu, payload, payload-sizes, memory or serve"
+                    "engine: no group {other:?}: give startup, noop, noop.thread, noop.process, noop.thread_fn, roundtrip, cpu, payload, payload-sizes, memory or serve"
                 );
                 std::process::exit(2);
             }

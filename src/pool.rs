@@ -8,9 +8,13 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::engine::{Config, Engine, Launch, Pull, Run, Source, Waker};
 use crate::error::{Error, ErrorKind};
 use crate::event::Value;
+use crate::message::{Messages, Sink};
 use crate::outcome::{Outcome, Status};
 use crate::queue::Queue;
 use crate::registry::{Entry, Registry};
@@ -333,7 +337,58 @@ impl Pool {
         FnResults {
             engine,
             run: Some(run),
-            _output: PhantomData,
+            decode: no_closure_output::<O>,
+        }
+    }
+
+    /// Runs the plain function `f` over every input as [`map_fn`](Self::map_fn) does, on
+    /// either backend: on worker processes too, where it is found by its name, so it must be
+    /// registered in the worker program ([`register_fn!`](crate::register_fn) at link time, or
+    /// [`Registry::function`]). Python's `pool.map(f, inputs)` on a process pool: inputs and
+    /// outputs are serde values, and `f` is a named `fn`, not a closure. On a process pool, a
+    /// job of a function the worker program did not register fails saying so.
+    ///
+    /// # Examples
+    ///
+    /// ```standalone_crate
+    /// fn shout(s: String) -> String {
+    ///     s.to_uppercase()
+    /// }
+    /// weft::register_fn!(shout);
+    ///
+    /// let mut pool = weft::Pool::builder().workers(2).keep_order(true).build()?;
+    /// let words: Vec<String> = pool
+    ///     .map_fn_proc(["a".to_string(), "b".to_string()], shout)
+    ///     .filter_map(|o| o.ok())
+    ///     .collect();
+    /// assert_eq!(words, ["A", "B"]);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn map_fn_proc<'a, X, O, F, I>(&'a mut self, inputs: I, f: F) -> FnResults<'a, O>
+    where
+        X: Serialize + DeserializeOwned + Send + 'static,
+        O: Serialize + DeserializeOwned + Send + 'static,
+        F: Fn(X) -> O + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = X>,
+        I::IntoIter: 'a,
+    {
+        let engine = self.engine.get_mut();
+        let inputs = inputs.into_iter();
+        let source: Box<dyn Source + 'a> = match engine.cfg.backend {
+            Backend::Thread => Box::new(inputs.map(|x| Pull::Ready(Ok(Box::new(x))))),
+            Backend::Process => Box::new(inputs.map(|x| Pull::Encoded(Payload::encode(&x)))),
+        };
+        engine.pump();
+        let mut run = Run::new(
+            Entry::of_named_fn::<X, O, F>(),
+            source,
+            engine.cfg.keep_order,
+        );
+        run.closure = Some(crate::sys::Typed::new(f));
+        FnResults {
+            engine,
+            run: Some(run),
+            decode: decode_fn_output::<O, F>,
         }
     }
 
@@ -410,7 +465,7 @@ impl Pool {
             FnResults {
                 engine,
                 run: Some(run),
-                _output: PhantomData,
+                decode: no_closure_output::<O>,
             },
         )
     }
@@ -541,7 +596,7 @@ impl Pool {
         I: IntoIterator<Item = Pending<serde_json::Value>>,
         I::IntoIter: 'a,
     {
-        let entry = *self.registry.entry(name).ok_or_else(|| {
+        let (entry, closure) = self.registry.lookup(name).ok_or_else(|| {
             Error::new(
                 ErrorKind::Config,
                 format!("no task named {name:?}: see `weft tasks`"),
@@ -553,7 +608,9 @@ impl Pool {
         });
         let engine = self.engine.get_mut();
         engine.pump();
-        let run = Run::new(entry, Box::new(source), engine.cfg.keep_order);
+        let mut run = Run::new(entry, Box::new(source), engine.cfg.keep_order);
+        // A plain function's jobs read it from their context.
+        run.closure = closure;
         Ok(JsonResults {
             engine,
             run: Some(run),
@@ -739,6 +796,69 @@ impl<T: Task> Results<'_, T> {
     fn next_unready(&mut self) -> Option<Outcome<Value>> {
         self.engine.next(self.run.as_mut()?)
     }
+
+    /// The messages this run's tasks send ([`Context::send`](crate::Context::send)) while they
+    /// run, each tagged with its job's [`seq`](crate::Outcome::seq), on both backends. Ask
+    /// for them before taking the first outcome: a job handed out before does not send any.
+    /// Move them to another thread to read them while this one takes the outcomes (or read
+    /// them between outcomes with [`Messages::try_recv`]). They end once the outcomes are
+    /// dropped (as a `for` loop over them does at its end). Asking again ends the messages
+    /// given before.
+    ///
+    /// On a process pool a message reaches its channel while the outcomes are being taken
+    /// (the pool's thread reads the workers' channels then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::{Context, Failure, Pool, Task};
+    /// # use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Steps(u32);
+    ///
+    /// impl Task for Steps {
+    ///     const NAME: &'static str = "steps";
+    ///     type Output = u32;
+    ///     fn run(self, cx: &Context) -> Result<u32, Failure> {
+    ///         for step in 0..self.0 {
+    ///             let _ = cx.send(step);
+    ///         }
+    ///         Ok(self.0)
+    ///     }
+    /// }
+    ///
+    /// let mut pool = Pool::builder().workers(2).build()?;
+    /// let mut outcomes = pool.map([Steps(2), Steps(3)]);
+    /// let messages = outcomes.messages::<u32>();
+    /// let reader = std::thread::spawn(move || messages.map(|m| (m.seq, m.value)).collect::<Vec<_>>());
+    /// assert_eq!(outcomes.filter_map(|o| o.ok()).sum::<u32>(), 5);
+    /// let mut got = reader.join().unwrap();
+    /// got.sort();
+    /// assert_eq!(got, [(1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]);
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn messages<M: DeserializeOwned + 'static>(&mut self) -> Messages<M> {
+        let (sink, rx) = Sink::new();
+        match self.run.as_mut() {
+            Some(run) => {
+                close_notes(run);
+                // Thread workers get it with their batches; process workers' messages come
+                // with their results, read by the engine's inbox.
+                self.engine.set_notes(Some(sink.clone()));
+                run.notes = Some(sink);
+            }
+            None => sink.close(),
+        }
+        Messages::new(rx)
+    }
+}
+
+/// Ends the messages of `run` (see [`Results::messages`]).
+fn close_notes(run: &mut Run<'_>) {
+    if let Some(old) = run.notes.take() {
+        old.close();
+    }
 }
 
 impl<T: Task> Iterator for Results<'_, T> {
@@ -766,6 +886,7 @@ impl<T: Task> Iterator for Results<'_, T> {
 impl<T: Task> Drop for Results<'_, T> {
     fn drop(&mut self) {
         if let Some(mut run) = self.run.take() {
+            close_notes(&mut run);
             self.engine.cancel(&mut run);
         }
     }
@@ -858,7 +979,24 @@ impl Drop for EncodedResults<'_> {
 pub struct FnResults<'p, O> {
     engine: &'p mut Engine,
     run: Option<Run<'p>>,
-    _output: PhantomData<fn() -> O>,
+    /// An output from a worker process: a registered function's, decoded; a closure's cannot be.
+    decode: fn(&[u8]) -> Status<O>,
+}
+
+/// What [`FnResults`] makes of a closure's output from a worker process: none can come.
+fn no_closure_output<O>(_: &[u8]) -> Status<O> {
+    Status::Failed(crate::registry::CLOSURE_ON_PROCESS.into())
+}
+
+/// A registered function's output from a worker process.
+fn decode_fn_output<O: DeserializeOwned, F>(bytes: &[u8]) -> Status<O> {
+    match crate::wire::decode::<O>(bytes) {
+        Ok(v) => Status::Ok(v),
+        Err(e) => Status::Failed(format!(
+            "cannot decode {} output: {e}",
+            crate::registry::fn_name::<F>()
+        )),
+    }
 }
 
 impl<O: 'static> FnResults<'_, O> {
@@ -881,7 +1019,7 @@ impl<O: 'static> Iterator for FnResults<'_, O> {
         };
         Some(outcome.map(|value| match value {
             Value::Local(b) => Status::Ok(*b.downcast::<O>().expect("output type")),
-            Value::Encoded(_) => Status::Failed(crate::registry::CLOSURE_ON_PROCESS.into()),
+            Value::Encoded(bytes) => (self.decode)(&bytes),
         }))
     }
 }

@@ -6,7 +6,10 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::task::{Backend, Context, Failure, Task};
 use crate::text::brief_message;
@@ -143,6 +146,83 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// The functions of a plain function `F` registered by name ([`Registry::function`]): on
+    /// threads as a closure's (see [`of_fn`](Self::of_fn)), and on worker processes too, where
+    /// the worker puts the registered function in the job's context.
+    pub(crate) fn of_named_fn<X, O, F>() -> Entry
+    where
+        F: Fn(X) -> O + Copy + Send + Sync + 'static,
+        X: Serialize + DeserializeOwned + Send + 'static,
+        O: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Entry {
+            name: fn_name::<F>(),
+            run_bytes: |bytes, cx, results| {
+                let name = fn_name::<F>();
+                let Some(f) = cx.closure.as_ref().and_then(|c| c.get::<F>()) else {
+                    return Err(Failure::new(format!(
+                        "function {name:?} is not registered in the worker program"
+                    )));
+                };
+                let x: X = wire::decode(bytes)
+                    .map_err(|e| Failure::new(format!("cannot decode {name} input: {e}")))?;
+                results
+                    .ok(&f(x))
+                    .map_err(|e| Failure::new(format!("cannot encode {name} output: {e}")))
+            },
+            encode_input: |input| {
+                Payload::encode(
+                    input
+                        .downcast_ref::<X>()
+                        .expect("input of the entry's type"),
+                )
+            },
+            decode_input: |bytes| Ok(Box::new(wire::decode::<X>(bytes)?)),
+            decode_output: |bytes| Ok(Box::new(wire::decode::<O>(bytes)?)),
+            from_json: |value| {
+                serde_json::from_value::<X>(value)
+                    .map(|x| Box::new(x) as AnyBox)
+                    .map_err(|e| brief_message(&e.to_string()).into_owned())
+            },
+            to_json: |out| {
+                let out = out.downcast_ref::<O>().expect("output of the entry's type");
+                to_json(out).map_err(|e| {
+                    format!(
+                        "cannot make the {} output JSON: {}",
+                        fn_name::<F>(),
+                        brief_message(&e.to_string())
+                    )
+                })
+            },
+            ..Entry::of_fn::<X, O, F>()
+        }
+    }
+}
+
+/// The name a plain function is registered under: the last segment of its path.
+pub(crate) fn fn_name<F>() -> &'static str {
+    let path = std::any::type_name::<F>();
+    path.rsplit("::").next().unwrap_or(path)
+}
+
+/// A registration collected at link time by [`register!`](crate::register) or
+/// [`register_fn!`](crate::register_fn): what it adds to a registry.
+#[doc(hidden)]
+pub struct Linked(pub fn(Registry) -> Registry);
+
+inventory::collect!(Linked);
+
+/// Every registration collected at link time, in one registry, made on first use.
+fn linked() -> &'static Registry {
+    static LINKED: OnceLock<Registry> = OnceLock::new();
+    LINKED.get_or_init(|| {
+        inventory::iter::<Linked>
+            .into_iter()
+            .fold(Registry::new(), |registry, add| (add.0)(registry))
+    })
+}
+
 /// `out` as a JSON value. A `Value` holds no integer past 64 bits (serde_json's
 /// `arbitrary_precision` would, but it breaks the untagged enums that read task inputs): an
 /// output that is such an integer (a `u128` or `i128`) becomes a string of its decimal digits
@@ -192,6 +272,9 @@ pub struct TaskInfo {
 #[derive(Clone, Default)]
 pub struct Registry {
     entries: BTreeMap<&'static str, Entry>,
+    /// The plain functions among the entries ([`function`](Self::function)), which their
+    /// entries read back from the job's context.
+    fns: BTreeMap<&'static str, Closure>,
     init: Option<Init>,
 }
 
@@ -218,6 +301,51 @@ impl Registry {
         self
     }
 
+    /// Registers the plain function `f` (`fn(In) -> Out`, serde in and out) under its own
+    /// name, the last segment of its path (`double` for `my::double`), so that
+    /// [`Pool::map_fn_proc`](crate::Pool::map_fn_proc) and
+    /// [`ProcessBuilder::spawn_fn`](crate::ProcessBuilder::spawn_fn) can run it on worker
+    /// processes. [`register_fn!`](crate::register_fn) does the same at link time, with no
+    /// registry to build.
+    ///
+    /// # Panics
+    /// If `f` is not a named function (a closure, a generic function's instance), or another
+    /// function or task is already registered under its name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn double(x: u64) -> u64 {
+    ///     x * 2
+    /// }
+    ///
+    /// let registry = weft::Registry::new().function(double);
+    /// assert!(registry.contains("double"));
+    /// ```
+    pub fn function<F, X, O>(mut self, f: F) -> Self
+    where
+        F: Fn(X) -> O + Copy + Send + Sync + 'static,
+        X: Serialize + DeserializeOwned + Send + 'static,
+        O: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let name = fn_name::<F>();
+        assert!(
+            !name.contains(['{', '<', '>', ' ']),
+            "only a named, non-generic fn can be registered, not {:?}",
+            std::any::type_name::<F>()
+        );
+        let entry = Entry::of_named_fn::<X, O, F>();
+        if let Some(old) = self.entries.get(name) {
+            assert!(
+                std::ptr::fn_addr_eq(old.run_value, entry.run_value),
+                "two functions or tasks registered as {name:?}"
+            );
+        }
+        self.entries.insert(name, entry);
+        self.fns.insert(name, Closure::new(f));
+        self
+    }
+
     /// Sets the initializer: it runs once in each worker, thread or process, before its first
     /// job, and tasks reach what it returns through [`Context::state`].
     pub fn initializer<S: 'static>(
@@ -228,22 +356,43 @@ impl Registry {
         self
     }
 
-    /// Whether a task of this name is registered.
+    /// Whether a task or function of this name is registered, here or at link time
+    /// ([`register!`](crate::register), [`register_fn!`](crate::register_fn)).
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.entry(name).is_some()
     }
 
-    /// The registered tasks, by name.
+    /// The registered tasks and functions, by name: this registry's, then those registered at
+    /// link time under other names.
     pub fn tasks(&self) -> impl Iterator<Item = TaskInfo> + '_ {
-        self.entries.values().map(|e| TaskInfo {
+        let linked = linked()
+            .entries
+            .values()
+            .filter(|e| !self.entries.contains_key(e.name));
+        self.entries.values().chain(linked).map(|e| TaskInfo {
             name: e.name,
             about: e.about,
             backend: e.backend,
         })
     }
 
+    /// The entry of `name`: this registry's, else one registered at link time.
     pub(crate) fn entry(&self, name: &str) -> Option<&Entry> {
-        self.entries.get(name)
+        self.entries
+            .get(name)
+            .or_else(|| linked().entries.get(name))
+    }
+
+    /// The entry of `name` as [`entry`](Self::entry) finds it, and for a plain function, the
+    /// function, which its jobs' context carries.
+    pub(crate) fn lookup(&self, name: &str) -> Option<(Entry, Option<Closure>)> {
+        let from = if self.entries.contains_key(name) {
+            self
+        } else {
+            linked()
+        };
+        let entry = *from.entries.get(name)?;
+        Some((entry, from.fns.get(name).cloned()))
     }
 
     pub(crate) fn init_state(&self, worker: usize) -> Option<Rc<dyn Any>> {
@@ -255,6 +404,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("tasks", &self.entries.keys().collect::<Vec<_>>())
+            .field("functions", &self.fns.keys().collect::<Vec<_>>())
             .field("initializer", &self.init.is_some())
             .finish()
     }

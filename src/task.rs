@@ -13,6 +13,8 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::message::{Body, Note, Outbox, SendError};
+
 /// Where jobs run: on worker threads of this process or in worker processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Backend {
@@ -248,6 +250,9 @@ pub struct Context {
     /// The closure of a run of [`Pool::map_fn`](crate::Pool::map_fn), set per batch: its
     /// jobs' inputs are the closure's arguments alone, boxed as a task would be.
     pub(crate) closure: Option<crate::registry::Closure>,
+    /// Where [`send`](Self::send) puts messages: set per batch on a thread (when the caller
+    /// asked for the run's messages), once on a worker process.
+    pub(crate) outbox: Option<Outbox>,
 }
 
 impl Default for Context {
@@ -309,6 +314,7 @@ impl Context {
             deadline: None,
             state,
             closure: None,
+            outbox: None,
         }
     }
 
@@ -336,6 +342,47 @@ impl Context {
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
+    /// Sends `message` to the job's caller while the task runs: progress, partial results
+    /// (Python's `queue.put` on a `multiprocessing.Queue` handed to the worker). The caller
+    /// reads it from [`Results::messages`](crate::Results::messages) for a pool's run, or
+    /// [`Thread::messages`](crate::Thread::messages) /
+    /// [`Process::messages`](crate::Process::messages), tagged with this job's
+    /// [`seq`](Self::seq). On threads the value is moved; from a worker process it travels
+    /// encoded (bincode), so the caller reads it as any type that decodes from it.
+    ///
+    /// It never waits. Up to [`Messages::capacity`](crate::Messages::capacity) messages wait
+    /// for the caller; one past that is dropped and this returns [`SendError::Full`]; with
+    /// nobody reading it returns [`SendError::Closed`]. Either error is the caller's business,
+    /// and the task may ignore it. From a worker process, a message is on its way once this
+    /// returns `Ok`, and one that finds the caller's channel full or closed is dropped there.
+    ///
+    /// # Errors
+    /// [`SendError::Full`], [`SendError::Closed`], or [`SendError::Encode`] for a value that
+    /// cannot be encoded for a process worker's channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::{Context, SendError};
+    ///
+    /// // A context of its own has nobody to send to: the task goes on.
+    /// assert_eq!(Context::new().send("50%"), Err(SendError::Closed));
+    /// ```
+    pub fn send<M: Serialize + Send + 'static>(&self, message: M) -> Result<(), SendError> {
+        match &self.outbox {
+            None => Err(SendError::Closed),
+            Some(Outbox::Local(sink)) => sink.post(Note {
+                seq: self.seq,
+                body: Body::Local(Box::new(message)),
+            }),
+            Some(Outbox::Wire(tx)) => {
+                let note =
+                    crate::wire::Results::note(self.seq, &message).map_err(SendError::Encode)?;
+                tx.send(note).map_err(|_| SendError::Closed)
+            }
+        }
+    }
+
     /// The per-worker state built by the registry's initializer, if it is of type `S`.
     pub fn state<S: 'static>(&self) -> Option<&S> {
         self.state.as_deref().and_then(|s| s.downcast_ref())

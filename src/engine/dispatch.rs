@@ -147,7 +147,13 @@ impl Engine {
                 input: kept,
             });
         }
-        link.send(run.entry, run.closure.as_ref(), timeout, local);
+        link.send(
+            run.entry,
+            run.closure.as_ref(),
+            run.notes.as_ref(),
+            timeout,
+            local,
+        );
         taken > 0
     }
 

@@ -60,6 +60,9 @@ pub(crate) struct Run<'a> {
     pub(crate) entry: Entry,
     /// The closure a run of [`Pool::map_fn`](crate::Pool::map_fn) hands its thread workers.
     pub(crate) closure: Option<crate::registry::Closure>,
+    /// Where the run's tasks send messages, once its caller asked for them
+    /// ([`Results::messages`](crate::Results::messages)).
+    pub(crate) notes: Option<Arc<crate::message::Sink>>,
     pub(crate) source: Box<dyn Source + 'a>,
     next_seq: u64,
     exhausted: bool,
@@ -71,6 +74,7 @@ impl<'a> Run<'a> {
         Run {
             entry,
             closure: None,
+            notes: None,
             source,
             next_seq: 1,
             exhausted: false,
@@ -256,6 +260,13 @@ impl Engine {
             self.check_timeouts(run);
             self.restart_waiting();
         }
+    }
+
+    /// Where process workers' messages from their tasks go from now on (see
+    /// [`Results::messages`](crate::Results::messages)): read off the workers' sockets with
+    /// their results, and passed on there by the inbox.
+    pub(crate) fn set_notes(&mut self, notes: Option<Arc<crate::message::Sink>>) {
+        self.inbox.set_notes(notes);
     }
 
     /// Whether every job of `run` was handed out and has come back.

@@ -14,6 +14,7 @@ use crossbeam_channel::Receiver;
 
 use crate::error::Error;
 use crate::event::Event;
+use crate::message::{Messages, Note, Sink};
 use crate::outcome::{Outcome, Status};
 use crate::process;
 use crate::sys;
@@ -67,7 +68,53 @@ impl ProcessBuilder {
     /// in a process launched as a worker whose program did not call [`init`](crate::init)
     /// first, it fails at once, and the program that launched it reports the mistake.
     pub fn spawn<T: Task>(self, task: T) -> Result<Process<T::Output>, Error> {
+        let input = wire::Payload::encode(&task);
+        self.start(T::NAME, input)
+    }
+
+    /// Starts a worker process running the plain function `f` on `arg`, Python's
+    /// `Process(target=f, args=(arg,))`: `f` is found there by its name, so the worker program
+    /// registers it ([`register_fn!`](crate::register_fn) or [`Registry::function`]); one that
+    /// does not makes the job fail saying so.
+    ///
+    /// [`Registry::function`]: crate::Registry::function
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run,standalone_crate
+    /// fn greet(name: String) -> String {
+    ///     format!("hello {name}")
+    /// }
+    /// weft::register_fn!(greet);
+    ///
+    /// weft::init(&weft::Registry::new());
+    /// let mut p = weft::Process::builder().name("greeter").spawn_fn(greet, "bob".to_string())?;
+    /// assert_eq!(p.join().clone().ok().as_deref(), Some("hello bob"));
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn spawn_fn<F, X, O>(self, f: F, arg: X) -> Result<Process<O>, Error>
+    where
+        F: Fn(X) -> O + Copy + Send + Sync + 'static,
+        X: serde::Serialize + Send + 'static,
+        O: serde::de::DeserializeOwned,
+    {
+        let _ = f;
+        let input = wire::Payload::encode(&arg);
+        self.start(crate::registry::fn_name::<F>(), input)
+    }
+
+    /// Starts a worker process running the job of task (or function) `name` on `input`.
+    fn start<O>(
+        self,
+        name: &str,
+        input: Result<wire::Payload, String>,
+    ) -> Result<Process<O>, Error> {
         let (tx, events) = crossbeam_channel::unbounded();
+        let (notes, notes_rx) = Sink::new();
         let program = process::worker_program(self.program.as_deref());
         let link = process::start(
             &program,
@@ -75,16 +122,16 @@ impl ProcessBuilder {
             (0, 0),
             self.start_timeout,
             None,
-            process::Reading::Thread(tx),
+            process::Reading::Thread(tx, notes),
         )?;
-        let input = wire::Payload::encode(&task).map_err(|e| {
+        let input = input.map_err(|e| {
             Error::new(
                 crate::ErrorKind::Input,
-                format!("cannot encode {} input", T::NAME),
+                format!("cannot encode {name} input"),
             )
             .with_source(std::io::Error::other(e))
         })?;
-        let batch = wire::encode_batch(T::NAME, None, 0, [(1, 1, &input)]);
+        let batch = wire::encode_batch(name, None, 0, [(1, 1, &input)]);
         // A send failure means the worker already died; its reader reports that as a crash.
         let _ = link.send(batch);
         let pid = link.pid;
@@ -94,6 +141,7 @@ impl ProcessBuilder {
             daemon: self.daemon,
             link: Some(Box::new(link)),
             events,
+            notes: notes_rx,
             outcome: None,
             exit: None,
             done: false,
@@ -138,6 +186,8 @@ pub struct Process<O> {
     daemon: bool,
     link: Option<Box<process::Link>>,
     events: Receiver<Event>,
+    /// The task's messages, as its reader thread passes them on.
+    notes: Receiver<Note>,
     outcome: Option<Outcome<O>>,
     exit: Option<ExitStatus>,
     /// Whether the process has ended (and `outcome` is set for good).
@@ -193,6 +243,41 @@ impl<O: serde::de::DeserializeOwned> Process<O> {
         use std::os::unix::process::ExitStatusExt;
         let status = self.exit_status()?;
         status.code().or_else(|| status.signal().map(|s| -s))
+    }
+    /// The messages the task sends ([`Context::send`](crate::Context::send)) while it runs,
+    /// decoded as `M`, as they come: each handle of them reads from the same channel, which
+    /// holds up to [`capacity`](Messages::capacity) messages unread (further ones are dropped).
+    /// They end once the process has ended and they are read.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use weft::{Context, Failure, Process, Registry, Task};
+    /// # use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Countdown(u32);
+    ///
+    /// impl Task for Countdown {
+    ///     const NAME: &'static str = "countdown";
+    ///     type Output = ();
+    ///     fn run(self, cx: &Context) -> Result<(), Failure> {
+    ///         for left in (0..self.0).rev() {
+    ///             let _ = cx.send(left);
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// weft::init(&Registry::new().task::<Countdown>());
+    /// let mut p = Process::builder().spawn(Countdown(3))?;
+    /// let left: Vec<u32> = p.messages().map(|m| m.value).collect();
+    /// assert_eq!(left, [2, 1, 0]);
+    /// assert!(p.join().is_ok());
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn messages<M: serde::de::DeserializeOwned + 'static>(&self) -> Messages<M> {
+        Messages::new(self.notes.clone())
     }
     /// Sends SIGTERM. The job then reads [`Status::Cancelled`] unless it had finished.
     pub fn terminate(&self) {

@@ -7,6 +7,7 @@ use crossbeam_channel::Receiver;
 
 use crate::catch::catch;
 use crate::error::Error;
+use crate::message::{Messages, Note, Outbox, Sink};
 use crate::outcome::{Outcome, Status};
 use crate::task::{CancelToken, Context, Failure, Task};
 
@@ -39,7 +40,7 @@ impl ThreadBuilder {
             .name
             .clone()
             .unwrap_or_else(|| format!("weft-{}", T::NAME));
-        self.start(name, move |cx| task.run(cx))
+        self.start(name, true, move |cx| task.run(cx))
     }
 
     /// Starts a thread running the closure `f`, as Python's `threading.Thread(target=f)`: no
@@ -76,22 +77,32 @@ impl ThreadBuilder {
             .name
             .clone()
             .unwrap_or_else(|| "weft-thread".to_string());
-        self.start(name, move |_| Ok(f()))
+        self.start(name, false, move |_| Ok(f()))
     }
 
-    fn start<O, F>(self, name: String, run: F) -> Result<Thread<O>, Error>
+    /// Starts the thread; `sends` says whether its work has a context to send messages with.
+    fn start<O, F>(self, name: String, sends: bool, run: F) -> Result<Thread<O>, Error>
     where
         F: FnOnce(&Context) -> Result<O, Failure> + Send + 'static,
         O: Send + 'static,
     {
         let cancel = CancelToken::new();
+        let (notes, notes_rx) = match sends {
+            true => {
+                let (sink, rx) = Sink::new();
+                (Some(sink), Some(rx))
+            }
+            false => (None, None),
+        };
         let (tx, rx) = crossbeam_channel::bounded(1);
         let handle = std::thread::Builder::new()
             .name(name.clone())
             .spawn({
                 let cancel = cancel.clone();
                 move || {
-                    let cx = Context::on_worker(1, cancel, None);
+                    let mut cx = Context::on_worker(1, cancel, None);
+                    cx.seq = 1;
+                    cx.outbox = notes.map(Outbox::Local);
                     let wall = SystemTime::now();
                     let start = Instant::now();
                     let status = match catch(|| run(&cx)) {
@@ -124,6 +135,7 @@ impl ThreadBuilder {
             ident: handle.thread().id(),
             cancel,
             rx,
+            notes: notes_rx,
             outcome: None,
             handle: Some(handle),
         })
@@ -162,6 +174,8 @@ pub struct Thread<O> {
     ident: ThreadId,
     cancel: CancelToken,
     pub(super) rx: Receiver<Outcome<O>>,
+    /// The task's messages (`None` for a closure, which has no context to send them with).
+    notes: Option<Receiver<Note>>,
     /// The outcome once received: every later join returns it.
     pub(super) outcome: Option<Outcome<O>>,
     handle: Option<JoinHandle<()>>,
@@ -190,6 +204,48 @@ impl<O> Thread<O> {
     /// Whether the task is still running.
     pub fn is_alive(&self) -> bool {
         self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+    /// The messages the task sends ([`Context::send`]) while it runs, as they come: each
+    /// handle of them reads from the same channel, which holds up to
+    /// [`capacity`](Messages::capacity) messages unread (a task's further ones are dropped, its
+    /// send says so). They end once the task has ended and they are read. A thread running a
+    /// closure ([`ThreadBuilder::spawn_fn`]) has no context to send with: its messages end at
+    /// once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::{Context, Failure, Task, Thread};
+    /// # use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Halves(u64);
+    ///
+    /// impl Task for Halves {
+    ///     const NAME: &'static str = "halves";
+    ///     type Output = u64;
+    ///     fn run(self, cx: &Context) -> Result<u64, Failure> {
+    ///         let mut n = self.0;
+    ///         while n > 1 {
+    ///             n /= 2;
+    ///             let _ = cx.send(n);
+    ///         }
+    ///         Ok(n)
+    ///     }
+    /// }
+    ///
+    /// let mut t = Thread::builder().spawn(Halves(8))?;
+    /// let seen: Vec<u64> = t.messages().map(|m| m.value).collect();
+    /// assert_eq!(seen, [4, 2, 1]);
+    /// assert_eq!(t.join().clone().ok(), Some(1));
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    pub fn messages<M: serde::de::DeserializeOwned + 'static>(&self) -> Messages<M> {
+        let rx = self.notes.clone().unwrap_or_else(|| {
+            // Nothing sends on it: it ends at once.
+            crossbeam_channel::bounded(0).1
+        });
+        Messages::new(rx)
     }
     /// Asks the task to stop through its context's cancel token.
     pub fn cancel(&self) {

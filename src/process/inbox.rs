@@ -18,6 +18,7 @@ use ipc_channel::TrySelectError;
 use ipc_channel::ipc::{self, IpcReceiverSet, IpcSelectionResult, IpcSender};
 
 use crate::event::{Event, Key};
+use crate::message::{Body, Note, Sink};
 use crate::process::{self, Link};
 use crate::wire;
 
@@ -67,6 +68,8 @@ struct Direct {
     /// Events read off the sockets and not handed out yet, in the order they came.
     read: VecDeque<Event>,
     post: Post,
+    /// Where tasks' messages go (see `Context::send`), if the run's caller reads them.
+    notes: Option<Arc<Sink>>,
 }
 
 impl Inbox {
@@ -95,6 +98,7 @@ impl Inbox {
             sockets: Vec::new(),
             read: VecDeque::new(),
             post: post.clone(),
+            notes: None,
         };
         Ok((
             Inbox {
@@ -113,6 +117,13 @@ impl Inbox {
         let id = d.set.add(results)?;
         d.sockets.push((id, key, link.child()));
         Ok(())
+    }
+
+    /// Where tasks' messages read off the sockets go from now on.
+    pub(crate) fn set_notes(&mut self, notes: Option<Arc<Sink>>) {
+        if let Some(d) = &mut self.direct {
+            d.notes = notes;
+        }
     }
 
     /// An event that is already in, if any: none is read off the sockets here.
@@ -197,6 +208,8 @@ impl Direct {
                         continue;
                     };
                     match message.to::<wire::Results>() {
+                        // A task's message: on to its reader at once, never to the engine.
+                        Ok(results) if results.is_note() => note(self.notes.as_deref(), results),
                         Ok(results) => self.read.push_back(Event::Results(*key, results)),
                         Err(_) => {
                             // Undecodable: the worker is killed, and its socket then closes.
@@ -228,6 +241,19 @@ impl Direct {
                 }
             }
         }
+    }
+}
+
+/// Passes a task's message on to `sink`; with no sink (nobody reads), or a full one, it is
+/// dropped.
+#[cold]
+#[inline(never)]
+fn note(sink: Option<&Sink>, message: wire::Results) {
+    if let (Some(sink), Some((seq, bytes))) = (sink, message.into_note()) {
+        let _ = sink.post(Note {
+            seq,
+            body: Body::Encoded(bytes),
+        });
     }
 }
 

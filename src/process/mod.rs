@@ -206,8 +206,9 @@ pub(crate) struct Link {
 
 /// Who reads a worker's results.
 pub(crate) enum Reading {
-    /// A reader thread, posting each message, and the worker's end, to this channel.
-    Thread(Sender<Event>),
+    /// A reader thread, posting each message, and the worker's end, to this channel; its
+    /// tasks' messages go to the sink, read while the task runs.
+    Thread(Sender<Event>, Arc<crate::message::Sink>),
     /// The coordinator, from its [`inbox`]: see [`Link::take_results`].
     Inbox,
 }
@@ -350,11 +351,11 @@ pub(crate) fn start(
     let returns = Arc::new(wire::Returns::default());
     let (results, reader) = match reading {
         Reading::Inbox => (Some(results), None),
-        Reading::Thread(events) => {
+        Reading::Thread(events, notes) => {
             let child = child.clone();
             let reader = std::thread::Builder::new()
                 .name(format!("weft-reader-{id}"))
-                .spawn(move || read(key, results, child, events))
+                .spawn(move || read(key, results, child, events, notes))
                 .map_err(|e| {
                     spawn_error("could not start its reader thread".into()).with_source(e)
                 })?;
@@ -475,9 +476,19 @@ fn read(
     results: IpcReceiver<wire::Results>,
     child: Arc<Mutex<Child>>,
     events: Sender<Event>,
+    notes: Arc<crate::message::Sink>,
 ) {
     loop {
         match results.recv() {
+            // A task's message: to its reader at once, while the task runs.
+            Ok(message) if message.is_note() => {
+                if let Some((seq, bytes)) = message.into_note() {
+                    let _ = notes.post(crate::message::Note {
+                        seq,
+                        body: crate::message::Body::Encoded(bytes),
+                    });
+                }
+            }
             // Read on the coordinator's thread, straight into outcomes: made into reports here,
             // each result was built, moved through a growing vector and moved out again.
             Ok(message) => {
@@ -497,6 +508,8 @@ fn read(
             }
         }
     }
+    // The task can send no more.
+    notes.close();
     let status = reap(&child);
     let _ = events.send(Event::Exited(key, status));
 }

@@ -244,6 +244,8 @@ fn serve(registry: &Registry, launch: Launch) -> Result<(), String> {
     let cancel = CancelToken::new();
     sys::set_on_sigusr1(cancel.flag()).map_err(|e| format!("cannot watch SIGUSR1: {e}"))?;
     let mut cx = Context::on_worker(id, cancel, state);
+    // A task's messages travel on the result channel, each on its own (see `Context::send`).
+    cx.outbox = Some(crate::message::Outbox::Wire(results.clone()));
     let mut started = 0;
     let mut clock = sys::Clock::new();
     let mut out = wire::ResultsOut::default();
@@ -260,7 +262,14 @@ fn serve(registry: &Registry, launch: Launch) -> Result<(), String> {
     // `None`: the coordinator dropped its sender, or died.
     while let Some(delivery) = batches.next()? {
         lent.returned(&delivery.returned);
-        let entry = registry.entry(&delivery.task).copied();
+        let entry = match registry.lookup(&delivery.task) {
+            Some((entry, closure)) => {
+                // A plain function's jobs read it from their context.
+                cx.closure = closure;
+                Some(entry)
+            }
+            None => None,
+        };
         // A job starts when the one before it ended: one clock read per job, not two.
         let mut started_ns = clock.now();
         for job in delivery.jobs() {
@@ -290,7 +299,8 @@ fn serve(registry: &Registry, launch: Launch) -> Result<(), String> {
             let ended = match (&entry, &init_error) {
                 (_, Some(e)) => Some(wire::Ended::Failed(e.clone())),
                 (None, _) => Some(wire::Ended::Failed(format!(
-                    "task {:?} is not registered in the worker program",
+                    "task {:?} is not registered in the worker program (weft::register! for a \
+                     Task, weft::register_fn! for a function)",
                     delivery.task
                 ))),
                 // The output goes straight into the message.

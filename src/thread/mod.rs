@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::catch::catch;
 use crate::event::{self, Epoch, Event, Job, Key, Report, Value};
+use crate::message::{Outbox, Sink};
 use crate::outcome::{Outcome, Status};
 use crate::registry::{Closure, Entry, Registry};
 use crate::sys::{self, SLOT_WORDS, SlotView, spsc};
@@ -39,6 +40,8 @@ struct Batch {
     entry: Entry,
     /// The run's closure, for a run of closures: set in the worker's context for the batch.
     closure: Option<Closure>,
+    /// Where its tasks' messages go, when the run's caller reads them.
+    notes: Option<Arc<Sink>>,
     timeout: Option<Duration>,
     jobs: VecDeque<Job>,
 }
@@ -131,6 +134,7 @@ impl Link {
         &self,
         entry: Entry,
         closure: Option<&Closure>,
+        notes: Option<&Arc<Sink>>,
         timeout: Option<Duration>,
         jobs: Vec<Job>,
     ) {
@@ -140,6 +144,7 @@ impl Link {
         let batch = Batch {
             entry,
             closure: closure.cloned(),
+            notes: notes.cloned(),
             timeout,
             jobs: jobs.into(),
         };
@@ -270,6 +275,7 @@ fn serve(
             let Some(Batch {
                 entry,
                 closure,
+                notes,
                 timeout,
                 mut jobs,
             }) = queue.pop_front()
@@ -278,6 +284,7 @@ fn serve(
             };
             drop(queue);
             worker.cx.closure = closure;
+            worker.cx.outbox = notes.map(Outbox::Local);
             // Results the coordinator has not been told of.
             let mut untold = 0;
             while let Some(job) = jobs.pop_front() {
@@ -308,6 +315,9 @@ fn serve(
             let (entry, timeout) = (front.entry, front.timeout);
             if front.closure.is_some() || worker.cx.closure.is_some() {
                 worker.cx.closure.clone_from(&front.closure);
+            }
+            if front.notes.is_some() || worker.cx.outbox.is_some() {
+                worker.cx.outbox = front.notes.clone().map(Outbox::Local);
             }
             let job = front.jobs.pop_front();
             let emptied = if front.jobs.is_empty() {

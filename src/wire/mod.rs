@@ -36,7 +36,7 @@ pub(crate) use batch::encode_batch;
 pub(crate) use results::{Output, Read, Received, ResultsIn, ResultsOut, decode_results};
 
 /// Bumped whenever a message changes shape; a worker of another version is refused.
-pub(crate) const PROTOCOL: u32 = 6;
+pub(crate) const PROTOCOL: u32 = 7;
 
 /// The environment variable that marks a launched program as a worker. Its value is
 /// `WORKER_ID:PARENT_PID:TOKEN_FD:SOCKET_FD`, the last two descriptors it inherited: a pipe

@@ -403,6 +403,49 @@ pub(super) fn ended_of(
     })
 }
 
+/// The first byte of a message of results that is instead a message from a running task to its
+/// caller (see [`Results::note`]): no result's flags byte is this (a status tag is at most
+/// [`TAG_OK_SHARED`]), and a worker never sends an empty message of results.
+pub(super) const NOTE: u8 = 0xff;
+
+impl Results {
+    /// A running task's message to its caller (`Context::send`): the job's `seq`, then the
+    /// value's bincode, all inline. It travels alone, on the worker's result channel, so a job
+    /// that sends nothing costs nothing more and a message is read by whoever reads results.
+    pub(crate) fn note<T: Serialize + ?Sized>(seq: u64, value: &T) -> Result<Results, String> {
+        let mut coded = vec![NOTE];
+        put_varint(&mut coded, seq);
+        bincode::serde::encode_into_std_write(value, &mut coded, config())
+            .map_err(|e| e.to_string())?;
+        Ok(Results {
+            coded,
+            regions: Vec::new(),
+        })
+    }
+
+    /// Whether this is a task's message (see [`note`](Self::note)), not results.
+    #[inline(always)]
+    pub(crate) fn is_note(&self) -> bool {
+        self.coded.first() == Some(&NOTE)
+    }
+
+    /// The job's seq and the value's bytes of a task's message; `None` for results or a
+    /// garbled message.
+    pub(crate) fn into_note(self) -> Option<(u64, Vec<u8>)> {
+        let (seq, header) = {
+            let mut rest = self.coded.get(1..)?;
+            let seq = varint_of(&mut rest).ok()?;
+            (seq, self.coded.len() - rest.len())
+        };
+        if !self.is_note() || !self.regions.is_empty() {
+            return None;
+        }
+        let mut value = self.coded;
+        value.drain(..header);
+        Some((seq, value))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
