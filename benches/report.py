@@ -262,6 +262,14 @@ def build(m, checks):
     r.speedup("noop.process", "py.map", (3, "≥ 3×"), "weft processes vs Pool.map", True)
     r.speedup("noop.process", "py.imap1", (25, "≥ 25×"), "weft processes vs imap chunksize=1", True)
     r.speedup("noop.thread", "py.map", (10, "≥ 10×"), "weft threads vs Pool.map", True)
+    r.row("weft, thread backend, a closure (`map_fn`)", "noop.thread_fn")
+    r.speedup(
+        "noop.thread_fn",
+        "noop.thread",
+        (0.97, "≥ 0.97× (no dearer, within noise)"),
+        "a closure per job vs a Task per job, on threads",
+        True,
+    )
     r.row("floor (no engine, `benches/floor.rs`), threads", "floor.thread")
     r.row("floor (no engine, `benches/floor.rs`), processes", "floor.process")
     r.speedup("noop.thread", "floor.thread", None, "weft threads / the thread floor", True)
@@ -423,6 +431,33 @@ def build(m, checks):
     r.speedup("broker.noop", "rq.tiny", None, "weft vs RQ, no-op jobs", faster_is_higher=True)
     r.speedup("broker.sleep", "celery.sleep10", None, "weft vs Celery, 10 ms jobs", faster_is_higher=True)
     r.speedup("broker.sleep", "rq.sleep10", None, "weft vs RQ, 10 ms jobs", faster_is_higher=True)
+    r.section(
+        "12. weft against rayon on 2 threads",
+        "`benches/rayon.rs`: `par_iter().map(..).collect()` on a rayon pool of 2 threads against "
+        "weft's `map` of a task and `map_fn` of a closure on 2 threads and `map` on 2 processes, "
+        "interleaved in each of 15 repetitions: 400 CPU-bound jobs of about 1 ms, and 1,000,000 "
+        "jobs that do next to nothing. Times in ms; lower is better.",
+    )
+    for group in ("cpu", "tiny"):
+        for who, label in (("rayon", "rayon"), ("thread", "weft threads, task"),
+                           ("thread_fn", "weft threads, closure"), ("process", "weft processes")):
+            r.row(f"{group}: {label}", f"rayon.{group}.{who}")
+    for who, limit in (("thread", 1.03), ("thread_fn", 1.03), ("process", 1.05)):
+        a, b = r.med(f"rayon.cpu.{who}"), r.med("rayon.cpu.rayon")
+        r.check(
+            f"1 ms jobs: weft {who.replace('_', ' ')} time / rayon's",
+            "not measured" if a is None or b is None else f"{a / b:.3f}×",
+            f"≤ {limit}×",
+            a is not None and b is not None and a / b <= limit,
+        )
+    for who in ("thread", "thread_fn", "process"):
+        a, b = r.med(f"rayon.tiny.{who}"), r.med("rayon.tiny.rayon")
+        r.check(
+            f"tiny jobs: weft {who.replace('_', ' ')} time / rayon's",
+            "not measured" if a is None or b is None else f"{a / b:.0f}×",
+            "",
+            None,
+        )
     return r
 
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The comparison suite: weft against xargs, GNU parallel, rust-parallel and Python multiprocessing.
+# The comparison suite: weft against xargs, GNU parallel, rust-parallel, Python multiprocessing,
+# rayon, and Celery and RQ (the broker).
 #
 #   benches/run.sh
 #
 # Installs hyperfine, GNU parallel, curl and GNU time with apt-get when they are missing, builds
 # weft in release mode, runs every comparison with repetitions after a warm-up, writes
-# benches/RESULTS.md and prints its summary. Needs Python 3. Takes about 5 minutes on 2 cores
+# benches/RESULTS.md and prints its summary. Needs Python 3. Takes about 15 minutes on 2 cores
 # (plus the first build); every step has a time limit. Timings need a quiet machine, so the
 # suite is not part of CI. Exits non-zero if a step failed (its rows read "not measured").
 set -euo pipefail
@@ -52,7 +53,7 @@ if [ -z "$rust_parallel" ]; then
 fi
 
 say "building weft in release mode"
-artifacts=$(cargo build --release --locked --bins --bench engine --bench floor --bench broker --message-format=json-render-diagnostics)
+artifacts=$(cargo build --release --locked --bins --bench engine --bench floor --bench broker --bench rayon --message-format=json-render-diagnostics)
 executable() {
 	python3 -c '
 import json, sys
@@ -66,8 +67,9 @@ weft=$(executable weft bin)
 engine=$(executable engine bench)
 floor=$(executable floor bench)
 broker=$(executable broker bench)
-{ [ -x "$weft" ] && [ -x "$engine" ] && [ -x "$floor" ] && [ -x "$broker" ]; } ||
-	die "the build did not produce the weft binary and the engine, floor and broker benches"
+rayon=$(executable rayon bench)
+{ [ -x "$weft" ] && [ -x "$engine" ] && [ -x "$floor" ] && [ -x "$broker" ] && [ -x "$rayon" ]; } ||
+	die "the build did not produce the weft binary and the engine, floor, broker and rayon benches"
 t_build=$(date +%s)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
@@ -106,7 +108,9 @@ hf() {
 }
 
 say "library: start-up, no-op rates, round trip, CPU scaling, payloads (weft)"
-step engine 300 "$engine" startup noop roundtrip cpu payload > >(tee "$res/engine.txt")
+step engine 300 "$engine" startup noop noop.thread_fn roundtrip cpu payload > >(tee "$res/engine.txt")
+say "library: rayon, the Rust anchor for threads (1 ms CPU jobs, tiny jobs)"
+WEFT_BENCH_RAYON_REPS=15 step rayon 600 "$rayon" cpu tiny > >(tee "$res/rayon.txt")
 say "library: the floor under comparison 3 (no engine: a clock read and an outcome per job)"
 step floor 120 "$floor" clock thread process > >(tee "$res/floor.txt")
 say "library: memory (weft, in a fresh process)"
@@ -117,7 +121,7 @@ step python 300 python3 benches/py_pool.py > >(tee "$res/python.txt")
 # rounds of each side in turn, pooled with the runs above by report.py.
 for round in 2 3; do
 	say "library: comparison 3, round $round of 3"
-	step "noop.$round" 120 "$engine" noop > >(tee -a "$res/rounds.txt")
+	step "noop.$round" 120 "$engine" noop noop.thread_fn > >(tee -a "$res/rounds.txt")
 	step "floor.$round" 120 "$floor" thread process > >(tee -a "$res/rounds.txt")
 	step "py.map.$round" 120 python3 benches/py_pool.py map > >(tee -a "$res/rounds.txt")
 done
