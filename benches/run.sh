@@ -4,8 +4,8 @@
 #
 #   benches/run.sh
 #
-# Installs hyperfine, GNU parallel, curl and GNU time with apt-get when they are missing, builds
-# weft in release mode, runs every comparison with repetitions after a warm-up, writes
+# Installs hyperfine, GNU parallel, curl, GNU time and redis-server with apt-get, and Celery and
+# RQ with pip, when they are missing; builds weft in release mode, runs every comparison with repetitions after a warm-up, writes
 # benches/RESULTS.md and prints its summary. Needs Python 3. Takes about 15 minutes on 2 cores
 # (plus the first build); every step has a time limit. Timings need a quiet machine, so the
 # suite is not part of CI. Exits non-zero if a step failed (its rows read "not measured").
