@@ -100,7 +100,8 @@ impl Split {
     fn last(&self, data: &[u8]) -> Option<usize> {
         match self {
             Split::Fixed { both, end } => match both[..] {
-                [] => None,
+                // Records split anywhere: the block is cut where it ends.
+                [] => Some(data.len()),
                 [b] => memchr::memrchr(b, data).map(|i| i + end),
                 _ => memchr::memmem::rfind(data, both).map(|i| i + end),
             },

@@ -474,8 +474,8 @@ fn piping(args: &Args, sources: &[Source], workers: usize) -> Result<Option<Pipi
         false => None,
     };
     let split = match anywhere {
-        // An empty expression: a split between any two bytes.
-        true => pipe::Split::new(b"", b"", true)?,
+        // Empty strings: a split between any two bytes (a block is cut where it ends).
+        true => pipe::Split::new(b"", b"", false)?,
         false => pipe::Split::new(&recend, &recstart, args.regexp)?,
     };
     // --pipe-part sizes its blocks for N jobs per worker with --block -N, and by default
