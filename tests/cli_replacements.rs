@@ -125,7 +125,7 @@ fn plus_bash_like_strings_edit_as_gnu_parallel_does() {
 
 #[test]
 fn plus_strings_weft_lacks_are_refused_naming_them() {
-    for s in ["{0%}", "{uniq}", "{choose_k}", "{host}"] {
+    for s in ["{uniq}", "{choose_k}", "{host}"] {
         weft()
             .args(["--plus", "echo", s, ":::", "a"])
             .assert()
@@ -222,4 +222,15 @@ fn plus_total_and_padded_seq_count_every_job_before_the_first_starts() {
         .assert()
         .success()
         .stdout("1/2\n2/2\n");
+}
+
+#[test]
+fn plus_padded_slot_is_as_wide_as_the_number_of_slots() {
+    // GNU parallel 20221122: `-j10 --plus echo {0%} ::: a` prints 01, -j200 001, -j2 1.
+    gnu(&["-j10", "--plus", "echo", "{0%}", ":::", "a"], "01\n");
+    gnu(
+        &["-j200", "--plus", "echo", "{0%}-{%}", ":::", "a"],
+        "001-1\n",
+    );
+    gnu(&["-j2", "--plus", "echo", "{0%}", ":::", "a"], "1\n");
 }

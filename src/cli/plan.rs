@@ -74,6 +74,7 @@ impl Plan {
         sources: Vec<Source>,
     ) -> Result<Plan, String> {
         let workers = workers(args.jobs.as_deref())?;
+        super::template::set_slots(workers);
         let split = Split {
             delim: match (&args.delimiter, args.null) {
                 (Some(d), _) => input::delimiter(d)?,

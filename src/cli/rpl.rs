@@ -361,7 +361,6 @@ pub(crate) const PLUS: &[(&str, &str)] = &[
 
 /// GNU parallel's `--plus` strings weft does not have, and why.
 pub(crate) const PLUS_UNSUPPORTED: &[(&str, &str)] = &[
-    ("0%", "use {%}: weft does not pad the job slot"),
     ("choose_k", "weft does not skip jobs by their arguments"),
     ("uniq", "weft does not skip jobs by their arguments"),
     ("sshlogin", "weft runs jobs on this machine"),

@@ -45,6 +45,8 @@ enum Part {
     /// `{##}` (`--plus`): the total number of jobs.
     Total,
     Slot,
+    /// `{0%}` (`--plus`): the slot, zero-padded to the width of the number of slots.
+    SlotPadded,
     /// A word repeated once per argument (context replace), joined by spaces.
     Word(Vec<Part>),
 }
@@ -185,7 +187,9 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.extend_from_slice(t),
-                Part::Seq | Part::SeqPadded | Part::Total | Part::Slot => number(part, seq, out),
+                Part::Seq | Part::SeqPadded | Part::Total | Part::Slot | Part::SlotPadded => {
+                    number(part, seq, out)
+                }
                 Part::Arg {
                     pos: Pos::All,
                     edit,
@@ -229,7 +233,7 @@ impl Template {
             for part in word {
                 match part {
                     Part::Text(t) => out.extend_from_slice(t),
-                    Part::Seq | Part::SeqPadded | Part::Total | Part::Slot => {
+                    Part::Seq | Part::SeqPadded | Part::Total | Part::Slot | Part::SlotPadded => {
                         number(part, seq, out)
                     }
                     Part::Arg {
@@ -287,7 +291,8 @@ impl Template {
                                 | Part::Seq
                                 | Part::SeqPadded
                                 | Part::Total
-                                | Part::Slot => fixed_len(w, seq_len),
+                                | Part::Slot
+                                | Part::SlotPadded => fixed_len(w, seq_len),
                                 Part::Arg {
                                     pos: Pos::All,
                                     edit,
@@ -354,7 +359,7 @@ fn fixed_len(p: &Part, seq_len: usize) -> usize {
         Part::Text(t) => t.len(),
         Part::Seq => seq_len,
         Part::SeqPadded | Part::Total => digits(total()).max(seq_len),
-        Part::Slot => 4,
+        Part::Slot | Part::SlotPadded => 4,
         _ => 0,
     }
 }
@@ -368,6 +373,11 @@ fn number(part: &Part, seq: u64, out: &mut Vec<u8>) {
             out.extend_from_slice(format!("{seq:0width$}").as_bytes())
         }
         Part::Total => out.extend_from_slice(total().to_string().as_bytes()),
+        // The worker fills the slot in, padded to the width the mark carries.
+        Part::SlotPadded => {
+            let width = digits(SLOTS.load(std::sync::atomic::Ordering::Relaxed) as u64);
+            out.extend_from_slice(&[0, b'%', b'0' + width.min(9) as u8, 0]);
+        }
         _ => out.extend_from_slice(SLOT_MARK),
     }
 }
@@ -387,6 +397,14 @@ static COUNTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 
 fn total() -> u64 {
     TOTAL.get().copied().unwrap_or(0)
+}
+
+/// The run's number of job slots (`-j`), for `{0%}`: set once the plan has it.
+static SLOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// Records the run's number of job slots.
+pub(crate) fn set_slots(n: usize) {
+    SLOTS.store(n, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether the input must be counted before the first job starts.
@@ -492,6 +510,9 @@ fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)
             "{} (--plus) is not supported: {why}",
             String::from_utf8_lossy(&s[..len])
         ));
+    }
+    if table.plus && inner == b"0%" {
+        return Ok(Some((Part::SlotPadded, len)));
     }
     if table.plus && (inner == b"##" || inner == b"0#") {
         COUNTED.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -33,7 +33,8 @@ use crate::task::{Backend, Context, Failure, Task};
 /// it in; a command line cannot otherwise hold a NUL.
 pub(crate) const SLOT_MARK: &[u8] = b"\0%\0";
 
-/// Puts `slot` where [`SLOT_MARK`] stands.
+/// Puts `slot` where [`SLOT_MARK`] stands, and where `\0%N\0` stands (`{0%}`, N a digit),
+/// `slot` zero-padded to N bytes.
 pub(crate) fn fill_slot(line: &[u8], slot: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(line.len());
     let mut i = 0;
@@ -41,6 +42,11 @@ pub(crate) fn fill_slot(line: &[u8], slot: &[u8]) -> Vec<u8> {
         if line[i..].starts_with(SLOT_MARK) {
             out.extend_from_slice(slot);
             i += SLOT_MARK.len();
+        } else if let [0, b'%', width @ b'1'..=b'9', 0, ..] = line[i..] {
+            let width = usize::from(width - b'0');
+            out.extend(std::iter::repeat_n(b'0', width.saturating_sub(slot.len())));
+            out.extend_from_slice(slot);
+            i += 4;
         } else {
             out.push(line[i]);
             i += 1;
