@@ -9,6 +9,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::{Scratch, weft};
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 /// A compress program that logs each use (its arguments) to `log`, then runs gzip with them.
@@ -254,4 +255,40 @@ fn results_csv_names_its_columns_after_the_header() {
         "Seq,Host,Starttime,JobRuntime,Send,Receive,Exitval,Signal,Command,a,b,Stdout,Stderr"
     );
     assert!(csv.contains(",\"echo 1 x\",1,x,\"1 x\n\","), "{csv}");
+}
+
+#[test]
+fn a_compress_program_is_a_shell_command_and_its_failure_fails_the_job_naming_it() {
+    // GNU parallel's test suite (par_failing_compressor) gives `cat;true` and `cat;false`:
+    // shell commands whose first word is the program. A failing one fails the job (its output
+    // cannot be trusted), said without blaming the disk.
+    let big = "x".repeat(3 << 20);
+    weft()
+        .args(["--pipe", "--block", "4M", "--compress"])
+        .args([
+            "--compress-program",
+            "cat;true",
+            "--decompress-program",
+            "cat;true",
+        ])
+        .arg("cat")
+        .write_stdin(big.clone())
+        .assert()
+        .success()
+        .stdout(big.clone());
+    weft()
+        .args(["--pipe", "--block", "4M", "--compress"])
+        .args([
+            "--compress-program",
+            "cat;false",
+            "--decompress-program",
+            "cat",
+        ])
+        .arg("cat")
+        .write_stdin(big)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains("the compress program \"cat;false\" failed"))
+        .stderr(contains("disk full").not());
 }

@@ -643,7 +643,13 @@ fn compress(args: &Args) -> Result<Option<Compress>, String> {
         ("--compress-program", &program),
         ("--decompress-program", &decompress),
     ] {
-        let first = command.split_whitespace().next().unwrap_or("");
+        // The program runs under sh: its first word, up to a blank or an operator, must be
+        // found (`cat;true` is `cat` then `true`).
+        let first = command
+            .trim_start()
+            .split(|c: char| c.is_whitespace() || ";|&<>()".contains(c))
+            .next()
+            .unwrap_or("");
         if first.is_empty() {
             return Err(format!("{option} is empty: give a program, such as gzip"));
         }

@@ -302,12 +302,31 @@ fn write_out(bytes: &[u8]) -> std::io::Result<()> {
 
 /// Says why an output could not be kept in the spill directory, and what to do about it.
 pub(super) fn not_kept(e: &std::io::Error) -> String {
+    let dir = watchdog::spill_dir();
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<CompressFailed>())
+    {
+        // The program's fault, not the disk's.
+        return format!("could not be kept in {}: {e}", dir.display());
+    }
     format!(
         "could not be kept in {}: {e} (outputs past {} MiB go to TMPDIR: is the disk full?)",
-        watchdog::spill_dir().display(),
+        dir.display(),
         INLINE_LIMIT >> 20
     )
 }
+
+/// `--compress-program` ended in failure: what was written through it cannot be trusted.
+#[derive(Debug)]
+struct CompressFailed(String);
+
+impl std::fmt::Display for CompressFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CompressFailed {}
 
 /// The spill file's suffix for a stream.
 pub(super) fn spill_kind(stream: &str) -> &'static str {
@@ -395,10 +414,10 @@ impl Spill {
         drop(c.input.take());
         let status = c.child.wait()?;
         if !status.success() {
-            return Err(std::io::Error::other(format!(
+            return Err(std::io::Error::other(CompressFailed(format!(
                 "the compress program {:?} failed ({status})",
                 String::from_utf8_lossy(&c.compress.program)
-            )));
+            ))));
         }
         Ok(Some(Compressed {
             decompress: c.compress.decompress,
