@@ -560,3 +560,15 @@ fn max_lines_continues_colon_arguments_and_the_eof_mark_ends_a_continued_line() 
         .success()
         .stdout("foo ole \n");
 }
+
+#[test]
+fn quote_quotes_arguments_even_after_a_replacement_string_in_the_first_word() {
+    // GNU parallel 20221122: without -q `{1}x {2}` runs the record unquoted; with -q each
+    // argument stays one word (its test suite's par_no_newline_compress).
+    gnu(
+        &[
+            "-k", "-q", "{1}f", "[%s]\\n", "{2}", ":::", "print", ":::", "a b",
+        ],
+        "[a b]\n",
+    );
+}

@@ -128,7 +128,8 @@ impl Template {
                     flush(&mut text, &mut parts);
                     parts.push(part);
                     has_replacement = true;
-                    if first_word {
+                    // -q quotes them all the same, as GNU parallel does.
+                    if first_word && !reading.quote {
                         quote_args = false;
                     }
                     i += len;
