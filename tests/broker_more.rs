@@ -29,13 +29,14 @@ struct Redis {
 impl Redis {
     /// A server on a unix socket only.
     fn start() -> Redis {
-        Self::start_with(&[], |dir| {
+        Self::start_with(&[], &[], |dir| {
             format!("redis+unix://{}", dir.join("sock").display())
         })
     }
 
-    /// A server on a unix socket with `extra` options, reached at `url(dir)`.
-    fn start_with(extra: &[&str], url: impl FnOnce(&Path) -> String) -> Redis {
+    /// A server on a unix socket with `extra` options, reached at `url(dir)`; `auth` are
+    /// redis-cli's options to log in.
+    fn start_with(extra: &[&str], auth: &[&str], url: impl FnOnce(&Path) -> String) -> Redis {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new("redis-server")
             .args(["--port", "0", "--save", "", "--unixsocketperm", "700"])
@@ -54,7 +55,7 @@ impl Redis {
             url,
             env: Vec::new(),
         };
-        r.wait_ready(&[]);
+        r.wait_ready(auth);
         r
     }
 
@@ -275,4 +276,93 @@ fn a_cancelled_runs_jobs_stop_and_another_runs_job_on_the_same_worker_still_repo
     let (code, lines, err) = b.finish();
     assert_eq!(code, Some(0), "{err}");
     each_job_once(&lines, 1);
+}
+
+/// A free TCP port on the loopback (free when asked: the server takes it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 signed by it in `dir` with openssl:
+/// `ca.pem`, `server.pem`, `server.key`.
+fn make_certs(dir: &Path) {
+    let run = |args: &str| {
+        let out = Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args}: {out:?}");
+    };
+    run("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=weft-ca");
+    run("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1");
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile ext",
+    );
+}
+
+#[test]
+fn a_run_goes_through_a_tls_server_whose_ca_is_trusted() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let port = free_port().to_string();
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    let tls = [
+        "--tls-port",
+        &port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ];
+    let mut redis = Redis::start_with(&tls, &[], |_| format!("rediss://127.0.0.1:{port}"));
+    // Not trusted: the run fails, saying why, instead of waiting on the server.
+    let (code, lines, err) = Client::submit(&redis, &["--task", "sum", ":::", "0..10"]).finish();
+    assert_eq!(code, Some(255), "{lines:?}");
+    assert!(
+        err.contains("weft: ") && err.contains("certificate"),
+        "{err}"
+    );
+    // Trusted through the usual variable of the system's roots.
+    redis.env.push(("SSL_CERT_FILE".into(), ca));
+    let _w = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
+    echo_jobs_through(&redis, 20);
+}
+
+#[test]
+fn a_password_in_a_unix_socket_url_logs_in_and_a_wrong_one_fails_at_once() {
+    let redis = Redis::start_with(
+        &["--requirepass", "s3cret"],
+        &["-a", "s3cret", "--no-auth-warning"],
+        |dir| format!("redis+unix://{}?pass=s3cret", dir.join("sock").display()),
+    );
+    let _w = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
+    echo_jobs_through(&redis, 20);
+    let wrong = format!("redis+unix://{}?pass=wrong", redis.sock().display());
+    let (code, _, err) = Client::start(
+        &redis,
+        &["--broker", &wrong, "echo", ":::", "1"],
+        &[("WEFT_BROKER_RECONNECT_MS", "600000")],
+    )
+    .finish();
+    assert_eq!(code, Some(255), "{err}");
+    assert!(
+        err.contains("weft: ") && err.to_lowercase().contains("authentication failed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("pass=wrong"),
+        "the password is printed: {err}"
+    );
 }
