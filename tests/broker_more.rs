@@ -366,3 +366,31 @@ fn a_password_in_a_unix_socket_url_logs_in_and_a_wrong_one_fails_at_once() {
         "the password is printed: {err}"
     );
 }
+
+#[test]
+fn collect_fails_clearly_when_no_worker_registers_the_kind_and_the_run_stays() {
+    let redis = Redis::start();
+    let submitted = Client::start(
+        &redis,
+        &[
+            "submit", "--broker", &redis.url, "--task", "sum", ":::", "0..10",
+        ],
+        &[],
+    )
+    .finish();
+    assert_eq!(submitted.0, Some(0), "{}", submitted.2);
+    let id = submitted.1[0].clone();
+    let collect = ["collect", "--broker", redis.url.as_str(), "--job", &id];
+    let grace = [("WEFT_BROKER_GRACE_MS", "500")];
+    let (code, lines, err) = Client::start(&redis, &collect, &grace).finish();
+    assert_eq!(code, Some(255), "{lines:?} {err}");
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(
+        err.contains("weft: collect: no worker registers task kind sum")
+            && err.contains("start a worker and collect it again"),
+        "{err}"
+    );
+    let _w = Worker::start(&redis, &["-j", "1"]);
+    let (code, lines, err) = Client::start(&redis, &collect, &grace).finish();
+    assert_eq!((code, lines), (Some(0), vec!["45".to_string()]), "{err}");
+}

@@ -627,7 +627,14 @@ impl<'a> Submission<'a> {
             }
             Some(other) => return Err(format!("run {} was {other} on the broker", self.run)),
         }
-        if live > 0 || self.out == 0 || self.mode != Mode::Both {
+        // Jobs wait for a worker: those out of a whole run, or, for a collector, those not
+        // collected yet (all of them until the submitter has sealed the run).
+        let waiting = match self.mode {
+            Mode::Both => self.out > 0,
+            Mode::Collect => self.sealed.is_none_or(|n| self.collected < n),
+            Mode::Submit => false,
+        };
+        if live > 0 || !waiting {
             self.no_worker_since = None;
             return Ok(());
         }
@@ -643,6 +650,13 @@ impl<'a> Submission<'a> {
                 self.kind, self.opts.grace
             );
             let why = format!("{why}{hint}");
+            if self.mode == Mode::Collect {
+                // A collector only reads: the run stays on the broker for a worker to come.
+                return Err(format!(
+                    "{why}: run {} stays on the broker; start a worker and collect it again",
+                    self.run
+                ));
+            }
             self.fail_out(&why);
             self.dead = Some(why);
         }
