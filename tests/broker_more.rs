@@ -394,3 +394,34 @@ fn collect_fails_clearly_when_no_worker_registers_the_kind_and_the_run_stays() {
     let (code, lines, err) = Client::start(&redis, &collect, &grace).finish();
     assert_eq!((code, lines), (Some(0), vec!["45".to_string()]), "{err}");
 }
+
+#[test]
+fn broker_map_yields_the_outcomes_pool_map_does() {
+    use weft::broker::{Broker, RunOptions, WorkerOptions, serve};
+    use weft::tasks::Sum;
+    use weft::{Outcome, Pool};
+
+    let redis = Redis::start();
+    let url = redis.url.clone();
+    let worker = std::thread::spawn(move || {
+        let opts = WorkerOptions {
+            workers: 2,
+            exit_when_idle: Some(Duration::from_secs(2)),
+            ..WorkerOptions::default()
+        };
+        serve(&url, &weft::tasks::registry(), &opts)
+    });
+    let tasks = || (0..300u64).map(|i| Sum::new(0..i));
+    let key = |v: Vec<Outcome<u128>>| v.into_iter().map(|o| (o.seq, o.ok())).collect::<Vec<_>>();
+    let mut pool = Pool::builder().keep_order(true).build().unwrap();
+    let here = key(pool.map(tasks()).collect());
+    let broker = Broker::new(redis.url.as_str());
+    let mut remote = broker
+        .map(tasks(), &RunOptions::default().keep_order(true))
+        .unwrap();
+    let there = key(remote.by_ref().collect());
+    assert_eq!(remote.error(), None);
+    assert_eq!(here, there);
+    let served = worker.join().unwrap().unwrap();
+    assert_eq!(served.jobs, 300);
+}

@@ -81,6 +81,41 @@ impl Broker {
     /// [`map`](crate::Pool::map) does. Inputs are sent with back-pressure: only a bounded
     /// number of jobs are out at once, so an endless iterator runs in constant memory.
     ///
+    /// This is the remote form of [`Pool::map`](crate::Pool::map): the same [`Task`], the
+    /// same [`Outcome`] items (numbered by `seq` from 1 in input order, in completion order
+    /// or in input order with [`RunOptions::keep_order`]), and dropping the iterator early
+    /// cancels the run (its workers stop the jobs they run). What differs: the settings a
+    /// pool's builder holds come with each run ([`RunOptions`]); an outcome's `pid` is of a
+    /// process on the worker's machine, and `worker` is 1; a job may run more than once
+    /// (never reported twice), so tasks must be idempotent. There is no
+    /// `Backend::Broker`: closures ([`Pool::map_fn`](crate::Pool::map_fn)) and handles cannot
+    /// go to another machine, and a pool's workers are its own while a broker's are shared.
+    ///
+    /// # Examples
+    ///
+    /// The same loop over a local pool and over workers elsewhere (`weft worker --broker
+    /// redis://queue-host` there, or [`serve`](crate::broker::serve) in a program that
+    /// registers the task):
+    ///
+    /// ```no_run
+    /// use weft::broker::{Broker, RunOptions};
+    /// use weft::tasks::Sum;
+    /// use weft::{Outcome, Pool};
+    ///
+    /// let tasks = || (0..100u64).map(|i| Sum::new(0..i));
+    /// let mut pool = Pool::builder().keep_order(true).build()?;
+    /// let here: Vec<Outcome<u128>> = pool.map(tasks()).collect();
+    ///
+    /// let broker = Broker::new("redis://queue-host:6379");
+    /// let there: Vec<Outcome<u128>> = broker
+    ///     .map(tasks(), &RunOptions::default().keep_order(true))?
+    ///     .collect();
+    ///
+    /// let sums = |v: Vec<Outcome<u128>>| v.into_iter().map(|o| (o.seq, o.ok())).collect::<Vec<_>>();
+    /// assert_eq!(sums(here), sums(there));
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The broker cannot be reached.
     pub fn map<'a, T, I>(&self, tasks: I, opts: &RunOptions) -> Result<Remote<'a, T>, Error>
