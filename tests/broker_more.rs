@@ -379,6 +379,13 @@ fn collect_fails_clearly_when_no_worker_registers_the_kind_and_the_run_stays() {
     )
     .finish();
     assert_eq!(submitted.0, Some(0), "{}", submitted.2);
+    assert!(
+        submitted
+            .2
+            .contains("weft: note: no worker of task kind sum is alive now"),
+        "{}",
+        submitted.2
+    );
     let id = submitted.1[0].clone();
     let collect = ["collect", "--broker", redis.url.as_str(), "--job", &id];
     let grace = [("WEFT_BROKER_GRACE_MS", "500")];
@@ -391,6 +398,19 @@ fn collect_fails_clearly_when_no_worker_registers_the_kind_and_the_run_stays() {
         "{err}"
     );
     let _w = Worker::start(&redis, &["-j", "1"]);
+    // With a worker up, a submission says nothing of workers.
+    let again = [
+        "submit",
+        "--broker",
+        redis.url.as_str(),
+        "--task",
+        "sum",
+        ":::",
+        "1..2",
+    ];
+    let (code, _, err) = Client::start(&redis, &again, &[]).finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("no worker"), "{err}");
     let (code, lines, err) = Client::start(&redis, &collect, &grace).finish();
     assert_eq!((code, lines), (Some(0), vec!["45".to_string()]), "{err}");
 }

@@ -947,6 +947,13 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// How many workers of task kind `kind` are alive on the broker at `url`.
+pub(crate) fn live_workers(url: &str, kind: &str) -> Result<i64, String> {
+    let mut link = Link::open(url, Duration::from_secs(5))?;
+    let workers = proto::workers_key(kind);
+    link.run(|con| redis::Script::new(proto::LIVE).key(&workers).invoke(con))
+}
+
 /// The state of run `run` on the broker at `url`.
 ///
 /// # Errors

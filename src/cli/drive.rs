@@ -164,7 +164,7 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
             remote.fatal = fatal.clone();
             if run.submit_only {
                 remote.submit_only();
-                submitted = Some(remote.id().to_string());
+                submitted = Some((remote.id().to_string(), remote.kind().to_string()));
             }
             Outs::Remote(remote)
         }
@@ -201,8 +201,14 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
         ));
     }
     #[cfg(feature = "broker")]
-    if let (Some(id), Some(url)) = (submitted, &broker) {
+    if let (Some((id, kind)), Some(url)) = (submitted, &broker) {
         println!("{id}");
+        if crate::broker::live_workers(url, &kind) == Ok(0) {
+            say!(
+                "weft: note: no worker of task kind {kind} is alive now: the jobs wait on the \
+                 broker for one (`weft worker --broker URL`)"
+            );
+        }
         say!(
             "weft: submitted as run {id}: `weft collect --broker {url} --job {id}` prints the outcomes"
         );
