@@ -95,3 +95,29 @@ fn a_gnu_parallel_option_weft_lacks_is_one_line_naming_it_and_exit_255() {
         assert!(!err.contains("tip:"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn sshlogin_and_the_other_remote_options_point_to_weft_worker_broker() {
+    for (args, name) in [
+        (
+            &["--sshlogin", "host", "echo", ":::", "a"][..],
+            "--sshlogin",
+        ),
+        (&["-S", "host", "echo", ":::", "a"][..], "-S"),
+        (
+            &["--transferfile", "f", "echo", ":::", "a"][..],
+            "--transferfile",
+        ),
+    ] {
+        let out = weft().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(255), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "weft: {name} is a GNU parallel option weft does not support (see `weft worker \
+                 --broker` for running on other machines)\n"
+            ),
+            "{args:?}"
+        );
+    }
+}

@@ -81,6 +81,41 @@ impl Broker {
     /// [`map`](crate::Pool::map) does. Inputs are sent with back-pressure: only a bounded
     /// number of jobs are out at once, so an endless iterator runs in constant memory.
     ///
+    /// This is the remote form of [`Pool::map`](crate::Pool::map): the same [`Task`], the
+    /// same [`Outcome`] items (numbered by `seq` from 1 in input order, in completion order
+    /// or in input order with [`RunOptions::keep_order`]), and dropping the iterator early
+    /// cancels the run (its workers stop the jobs they run). What differs: the settings a
+    /// pool's builder holds come with each run ([`RunOptions`]); an outcome's `pid` is of a
+    /// process on the worker's machine, and `worker` is 1; a job may run more than once
+    /// (never reported twice), so tasks must be idempotent. There is no
+    /// `Backend::Broker`: closures ([`Pool::map_fn`](crate::Pool::map_fn)) and handles cannot
+    /// go to another machine, and a pool's workers are its own while a broker's are shared.
+    ///
+    /// # Examples
+    ///
+    /// The same loop over a local pool and over workers elsewhere (`weft worker --broker
+    /// redis://queue-host` there, or [`serve`](crate::broker::serve) in a program that
+    /// registers the task):
+    ///
+    /// ```no_run
+    /// use weft::broker::{Broker, RunOptions};
+    /// use weft::tasks::Sum;
+    /// use weft::{Outcome, Pool};
+    ///
+    /// let tasks = || (0..100u64).map(|i| Sum::new(0..i));
+    /// let mut pool = Pool::builder().keep_order(true).build()?;
+    /// let here: Vec<Outcome<u128>> = pool.map(tasks()).collect();
+    ///
+    /// let broker = Broker::new("redis://queue-host:6379");
+    /// let there: Vec<Outcome<u128>> = broker
+    ///     .map(tasks(), &RunOptions::default().keep_order(true))?
+    ///     .collect();
+    ///
+    /// let sums = |v: Vec<Outcome<u128>>| v.into_iter().map(|o| (o.seq, o.ok())).collect::<Vec<_>>();
+    /// assert_eq!(sums(here), sums(there));
+    /// # Ok::<(), weft::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// The broker cannot be reached.
     pub fn map<'a, T, I>(&self, tasks: I, opts: &RunOptions) -> Result<Remote<'a, T>, Error>
@@ -627,7 +662,14 @@ impl<'a> Submission<'a> {
             }
             Some(other) => return Err(format!("run {} was {other} on the broker", self.run)),
         }
-        if live > 0 || self.out == 0 || self.mode != Mode::Both {
+        // Jobs wait for a worker: those out of a whole run, or, for a collector, those not
+        // collected yet (all of them until the submitter has sealed the run).
+        let waiting = match self.mode {
+            Mode::Both => self.out > 0,
+            Mode::Collect => self.sealed.is_none_or(|n| self.collected < n),
+            Mode::Submit => false,
+        };
+        if live > 0 || !waiting {
             self.no_worker_since = None;
             return Ok(());
         }
@@ -643,6 +685,13 @@ impl<'a> Submission<'a> {
                 self.kind, self.opts.grace
             );
             let why = format!("{why}{hint}");
+            if self.mode == Mode::Collect {
+                // A collector only reads: the run stays on the broker for a worker to come.
+                return Err(format!(
+                    "{why}: run {} stays on the broker; start a worker and collect it again",
+                    self.run
+                ));
+            }
             self.fail_out(&why);
             self.dead = Some(why);
         }
@@ -896,6 +945,13 @@ impl std::fmt::Display for RunStatus {
         }
         Ok(())
     }
+}
+
+/// How many workers of task kind `kind` are alive on the broker at `url`.
+pub(crate) fn live_workers(url: &str, kind: &str) -> Result<i64, String> {
+    let mut link = Link::open(url, Duration::from_secs(5))?;
+    let workers = proto::workers_key(kind);
+    link.run(|con| redis::Script::new(proto::LIVE).key(&workers).invoke(con))
 }
 
 /// The state of run `run` on the broker at `url`.

@@ -23,6 +23,6 @@ mod proto;
 mod worker;
 
 pub use client::{Broker, Remote, RunOptions, RunStatus, status};
-pub(crate) use client::{Stopping, Submission};
+pub(crate) use client::{Stopping, Submission, live_workers};
 pub use proto::PAYLOAD_LIMIT;
 pub use worker::{Log, Served, WorkerOptions, serve};

@@ -273,6 +273,11 @@ impl Link {
                             start.elapsed()
                         ));
                     }
+                    // Refused for good (a wrong password, an untrusted certificate, a host
+                    // name not found): said at once, not retried.
+                    Err(e) if !down(&e) => {
+                        return Err(format!("cannot connect to the broker: {e}"));
+                    }
                     Err(_) => {
                         std::thread::sleep(wait);
                         wait = (wait * 2).min(Duration::from_millis(500));
@@ -316,6 +321,15 @@ fn broken(e: &redis::RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.code() == Some("LOADING")
+}
+
+/// Whether a failed connection attempt may succeed later: the server is down or restarting
+/// (refused, no socket yet, no answer, loading its data).
+fn down(e: &redis::RedisError) -> bool {
+    e.is_connection_refusal()
+        || e.is_connection_dropped()
         || e.is_timeout()
         || e.code() == Some("LOADING")
 }

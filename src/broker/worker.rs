@@ -2,16 +2,22 @@
 //! its registry has from their streams (taking over those idle past the lease first), runs
 //! their jobs on a local [`Pool`], renews the lease of what it holds from a heartbeat thread,
 //! and writes each entry's results with its ack in one owner-checked step.
+//!
+//! The heartbeat also looks at the state of the runs it holds entries of: a run cancelled
+//! (its submitter interrupted), finished (its jobs reported by other workers) or gone has its
+//! jobs here stopped. The local pool can only end a whole run of its own, so it is
+//! interrupted (commands get their kill sequence) and the jobs of other broker runs that ran
+//! with them in it start again; their entries stay held, so this costs no delivery.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::proto::{self, Batch, Delivered, Done, Ended, GROUP, Link, PAYLOAD_LIMIT};
-use crate::engine::Pull;
+use crate::engine::{Pull, Waker};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Status;
 use crate::wire::Payload;
@@ -99,6 +105,7 @@ pub fn serve(url: &str, registry: &Registry, opts: &WorkerOptions) -> Result<Ser
     }
     let held: Held = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    let over = Shared::default();
     let beat = Heartbeat {
         link: Link::open(url, patience).map_err(io)?,
         me: me.clone(),
@@ -106,6 +113,7 @@ pub fn serve(url: &str, registry: &Registry, opts: &WorkerOptions) -> Result<Ser
         held: held.clone(),
         lease,
         stop: stop.clone(),
+        over: over.clone(),
     };
     // Announced before the first read, so a submitter waiting for this kind sees it.
     let mut beat = beat;
@@ -131,6 +139,7 @@ pub fn serve(url: &str, registry: &Registry, opts: &WorkerOptions) -> Result<Ser
         last_read: Instant::now(),
         error: None,
         suspect: None,
+        over,
     }));
     let result = run_all(&w, registry, opts);
     stop.store(true, Ordering::Release);
@@ -159,8 +168,18 @@ fn consumer_name() -> String {
     format!("{host}-{}-{r:08x}", std::process::id())
 }
 
-/// The entries this worker holds, by stream: what the heartbeat renews.
-type Held = Arc<Mutex<HashMap<String, BTreeSet<String>>>>;
+/// The entries this worker holds, by stream, with their runs: what the heartbeat renews.
+type Held = Arc<Mutex<HashMap<String, BTreeMap<String, String>>>>;
+
+/// What the heartbeat tells the serving loop: the runs no longer running that this worker
+/// holds entries of, and how to interrupt the local pool's run in progress.
+#[derive(Default)]
+struct Over {
+    runs: Mutex<HashSet<String>>,
+    waker: Mutex<Option<Waker>>,
+}
+
+type Shared = Arc<Over>;
 
 struct Heartbeat {
     link: Link,
@@ -169,6 +188,7 @@ struct Heartbeat {
     held: Held,
     lease: Duration,
     stop: Arc<AtomicBool>,
+    over: Shared,
 }
 
 impl Heartbeat {
@@ -206,8 +226,9 @@ impl Heartbeat {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|(_, ids)| !ids.is_empty())
-            .map(|(s, ids)| (s.clone(), ids.iter().cloned().collect()))
+            .map(|(s, ids)| (s.clone(), ids.keys().cloned().collect()))
             .collect();
+        self.look_at_runs();
         for (stream, ids) in held {
             let _ = self.link.run(|con| {
                 let s = redis::Script::new(proto::RENEW);
@@ -218,6 +239,50 @@ impl Heartbeat {
                 }
                 inv.invoke::<Vec<String>>(con)
             });
+        }
+    }
+
+    /// Finds the runs of held entries that are no longer running (cancelled, done, gone)
+    /// and interrupts the local pool's run, so that their jobs stop. Their entries stay held
+    /// until the serving loop has dropped them, so a lost interrupt is sent again next tick.
+    fn look_at_runs(&mut self) {
+        let runs: BTreeSet<String> = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flat_map(|ids| ids.values().cloned())
+            .collect();
+        if runs.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = runs.iter().map(|r| proto::run_key(r)).collect();
+        // A failed read says nothing about the runs: only a state seen counts.
+        let Ok(states) = self.link.run(|con| {
+            let mut p = redis::pipe();
+            for k in &keys {
+                p.cmd("HGET").arg(k).arg("state");
+            }
+            p.query::<Vec<Option<String>>>(con)
+        }) else {
+            return;
+        };
+        let over: Vec<String> = runs
+            .into_iter()
+            .zip(states)
+            .filter(|(_, s)| s.as_deref() != Some("running"))
+            .map(|(r, _)| r)
+            .collect();
+        if over.is_empty() {
+            return;
+        }
+        self.over
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(over);
+        if let Some(waker) = &*self.over.waker.lock().unwrap_or_else(|e| e.into_inner()) {
+            waker.interrupt();
         }
     }
 }
@@ -243,6 +308,7 @@ struct Worker<'r> {
     /// The slot of an entry taken over from a lost worker: it runs alone (it starts once
     /// what runs has ended, and nothing more is read until it is done).
     suspect: Option<usize>,
+    over: Shared,
 }
 
 /// An entry taken, decoded, with what is left to do for it.
@@ -287,6 +353,7 @@ fn run_all(
             if let Some(e) = wm.error.take() {
                 return Err(io(e));
             }
+            wm.settle().map_err(io)?;
             if wm.buffer.is_empty() {
                 wm.read(1000).map_err(io)?;
             }
@@ -308,6 +375,11 @@ fn run_all(
             .entry(&key.0)
             .ok_or_else(|| Error::new(ErrorKind::Config, format!("no task {:?}", key.0)))?;
         let pool = pool(&mut pools, registry, opts, key.1, key.2).map_err(io)?;
+        *w.borrow()
+            .over
+            .waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(pool.waker());
         // The source says "not yet" while the broker has nothing: the pool is woken to ask
         // again (a read costs a round trip, so at most every few milliseconds).
         let ticking = Arc::new(AtomicBool::new(true));
@@ -342,6 +414,7 @@ fn run_all(
         ticking.store(false, Ordering::Release);
         let _ = ticker.join();
         result?;
+        w.borrow_mut().settle().map_err(io)?;
     }
 }
 
@@ -383,17 +456,20 @@ impl Iterator for RunSource<'_> {
                 }
                 let i = f.pulled;
                 f.pulled += 1;
-                let input = std::mem::take(&mut f.t.batch.jobs[i].input);
+                // The input stays with its entry until the entry is written back: a job
+                // stopped with a cancelled run's jobs starts again from it.
+                let input = &f.t.batch.jobs[i].input;
+                let pull = if self.on_threads {
+                    Pull::Ready((self.entry.decode_input)(input))
+                } else {
+                    Pull::Encoded(Ok(Payload::Inline(input.clone())))
+                };
                 if f.pulled == f.t.batch.jobs.len() {
                     w.buffer.pop_front();
                 }
                 self.seq += 1;
                 w.running.insert(self.seq, (slot, i));
-                return Some(if self.on_threads {
-                    Pull::Ready((self.entry.decode_input)(&input))
-                } else {
-                    Pull::Encoded(Ok(Payload::Inline(input)))
-                });
+                return Some(pull);
             }
             if w.running.is_empty() {
                 // Nothing runs and nothing is buffered: the serving loop waits on the broker.
@@ -414,6 +490,55 @@ impl Iterator for RunSource<'_> {
 }
 
 impl Worker<'_> {
+    /// After a run of the local pool ended (interrupted, it was cancelled with what it ran):
+    /// the entries of runs no longer running are acked away, and the jobs of other runs that
+    /// did not end are set to start again.
+    fn settle(&mut self) -> Result<(), String> {
+        let over = std::mem::take(&mut *self.over.runs.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut unended: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (_, (slot, i)) in self.running.drain() {
+            unended.entry(slot).or_default().push(i);
+        }
+        for (slot, mut left) in unended {
+            let f = self.flights[slot].as_mut().expect("running");
+            if over.contains(&f.t.batch.run) {
+                continue;
+            }
+            // Its jobs that did not end start again, and those not handed out yet run too.
+            left.sort_unstable();
+            let pulled = f.pulled;
+            let mut i = 0;
+            f.t.batch.jobs.retain(|_| {
+                let keep = i >= pulled || left.binary_search(&i).is_ok();
+                i += 1;
+                keep
+            });
+            f.left = f.t.batch.jobs.len();
+            f.pulled = 0;
+            self.buffer.retain(|&s| s != slot);
+            self.buffer.push_front(slot);
+        }
+        if over.is_empty() {
+            return Ok(());
+        }
+        for slot in 0..self.flights.len() {
+            let Some(f) = &self.flights[slot] else {
+                continue;
+            };
+            if !over.contains(&f.t.batch.run) {
+                continue;
+            }
+            let f = self.flights[slot].take().expect("a flight");
+            self.free.push(slot);
+            self.buffer.retain(|&s| s != slot);
+            if self.suspect == Some(slot) {
+                self.suspect = None;
+            }
+            self.finish(&f.t.d)?;
+        }
+        Ok(())
+    }
+
     /// Takes entries from the broker into the buffer, waiting up to `block_ms` for one (0:
     /// not at all).
     fn read(&mut self, block_ms: u64) -> Result<(), String> {
@@ -433,7 +558,7 @@ impl Worker<'_> {
             for d in &got {
                 held.entry(d.stream.clone())
                     .or_default()
-                    .insert(d.id.clone());
+                    .insert(d.id.clone(), d.run.clone());
             }
         }
         for d in got {

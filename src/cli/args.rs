@@ -858,8 +858,9 @@ pub(super) fn parse_term_seq(spec: &str) -> Result<KillSequence, String> {
     spec.parse().map_err(|e| format!("--term-seq {e}"))
 }
 
-/// GNU parallel's options that weft does not have, each with what to use instead, if
-/// anything: a GNU parallel user gets one line naming the option, not a parser's tip.
+/// GNU parallel's options that weft does not have, each with why or what to use instead: a
+/// GNU parallel user gets one line naming the option, not a parser's tip. A reason that
+/// points elsewhere (`see ...`) is the whole message; others end with a pointer to the help.
 const GNU_ONLY: &[(&[&str], &str)] = &[
     (
         &[
@@ -882,7 +883,7 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "--onall",
             "--nonall",
         ],
-        "weft runs jobs on this machine",
+        "see `weft worker --broker` for running on other machines",
     ),
     (
         &[
@@ -909,9 +910,13 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
 pub(super) fn gnu_only(arg: &str) -> Option<String> {
     let name = arg.split_once('=').map_or(arg, |(name, _)| name);
     let (_, why) = GNU_ONLY.iter().find(|(names, _)| names.contains(&name))?;
+    let help = if why.starts_with("see ") {
+        ""
+    } else {
+        ": see `weft --help` for the options weft has"
+    };
     Some(format!(
-        "{name} is a GNU parallel option weft does not support ({why}): see `weft --help` for \
-         the options weft has"
+        "{name} is a GNU parallel option weft does not support ({why}){help}"
     ))
 }
 

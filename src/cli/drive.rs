@@ -165,7 +165,7 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
             remote.fatal = fatal.clone();
             if run.submit_only {
                 remote.submit_only();
-                submitted = Some(remote.id().to_string());
+                submitted = Some((remote.id().to_string(), remote.kind().to_string()));
             }
             Outs::Remote(remote)
         }
@@ -197,7 +197,7 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
     printer.close_turn();
     drop(outcomes);
     drop(pool);
-    let code = conclude(printer, &ctl, &stop, &failed_input)?;
+    let code = conclude(printer, &ctl, &stop, &failed_input, broker.is_some())?;
     #[cfg(feature = "broker")]
     if let Some(e) = fatal.take() {
         return Err(format!(
@@ -205,8 +205,14 @@ fn drive<K: JobKind>(registry: &Registry, run: Run, kind: &K) -> Result<i32, Str
         ));
     }
     #[cfg(feature = "broker")]
-    if let (Some(id), Some(url)) = (submitted, &broker) {
+    if let (Some((id, kind)), Some(url)) = (submitted, &broker) {
         println!("{id}");
+        if crate::broker::live_workers(url, &kind) == Ok(0) {
+            say!(
+                "weft: note: no worker of task kind {kind} is alive now: the jobs wait on the \
+                 broker for one (`weft worker --broker URL`)"
+            );
+        }
         say!(
             "weft: submitted as run {id}: `weft collect --broker {url} --job {id}` prints the outcomes"
         );
@@ -248,14 +254,22 @@ fn conclude(
     ctl: &Control,
     stop: &control::Stop,
     failed_input: &std::cell::Cell<Option<String>>,
+    remote: bool,
 ) -> Result<i32, String> {
     let code = printer.finish();
     if let Some(e) = failed_input.take() {
         return Err(e);
     }
     if let Some(signal) = stop.signal() {
+        // On a broker, the run is cancelled there and each worker stops its jobs when its
+        // heartbeat sees that (within a third of the lease).
+        let killed = if remote {
+            "the run was cancelled; its running jobs are being stopped on their workers"
+        } else {
+            "running jobs were killed"
+        };
         say!(
-            "weft: stopped by {}: running jobs were killed; finished ones are printed{}",
+            "weft: stopped by {}: {killed}; finished ones are printed{}",
             crate::sys::signal_name(signal),
             if ctl.logs() {
                 " and logged (--resume runs the rest)"

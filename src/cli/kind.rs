@@ -478,6 +478,11 @@ impl<'p, O> Remote<'p, O> {
         &self.sub.run
     }
 
+    /// The run's task kind.
+    pub(super) fn kind(&self) -> &str {
+        self.sub.kind()
+    }
+
     /// Tells the run how far it is asked to stop.
     pub(super) fn watch(&mut self, stop: impl Fn() -> crate::broker::Stopping + 'p) {
         self.sub.stop = Some(Box::new(stop));
