@@ -55,13 +55,13 @@ fn main() {
     let redis = given.is_none().then(|| {
         Kill(
             Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(&sock)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server"),
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--unixsocket")
+                .arg(&sock)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server"),
         )
     });
     let url = if let Some(url) = given {
