@@ -29,6 +29,9 @@ const STALL_MIN_NS: f64 = 1_000_000.0;
 /// such batches keeps tiny jobs flowing while a busy machine keeps the coordinator off its CPU
 /// for a time slice, where three of 1024 ran dry in a fraction of one.
 const MAX_THREAD_BATCH: usize = 4096;
+/// Jobs averaging at least this long are slow: a worker holds only two of them (see
+/// [`credit`]), and the coordinator, woken by each one's result, sleeps again at once.
+const SLOW_NS: f64 = 100_000.0;
 
 /// How many unfinished jobs a worker may hold, given the average runtime so far. Slow or
 /// not-yet-measured jobs get no queue behind them, so a job stuck on one worker never holds
@@ -43,9 +46,17 @@ fn credit(cfg: &Config, avg_ns: Option<f64>, batch: usize) -> usize {
     match avg_ns {
         None => 1,
         Some(avg) if avg >= 5_000_000.0 => 1,
-        Some(avg) if avg >= 100_000.0 => 2,
+        Some(avg) if avg >= SLOW_NS => 2,
         Some(_) => DEPTH * batch,
     }
+}
+
+/// Whether the next result is likely soon enough that the coordinator should poll for it a
+/// moment before it sleeps (see `Inbox::set_spin`): not when jobs are slow, where the poll
+/// almost never catches a result and takes its time from a worker on a machine with no spare
+/// CPU.
+pub(super) fn reply_soon(avg_ns: Option<f64>) -> bool {
+    avg_ns.is_none_or(|avg| avg < SLOW_NS)
 }
 
 /// How many jobs go to a worker at once, given the average runtime so far.
@@ -266,5 +277,21 @@ impl Worker {
             // The worker is dead or dying; its reader reports it and the jobs are re-queued.
             self.kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coordinator_polls_for_results_only_of_fast_jobs() {
+        assert!(
+            reply_soon(None),
+            "not measured yet: a tiny job's reply may be due"
+        );
+        assert!(reply_soon(Some(2_000.0)));
+        assert!(!reply_soon(Some(1_000_000.0)), "1 ms jobs");
+        assert!(!reply_soon(Some(SLOW_NS)));
     }
 }

@@ -123,7 +123,7 @@ impl Engine {
             i + 1,
             key,
             self.registry.clone(),
-            self.post.channel(),
+            self.post.clone(),
             whole,
             self.epoch,
         )

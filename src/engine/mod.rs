@@ -244,6 +244,8 @@ impl Engine {
                 continue;
             }
             let tick = self.tick();
+            self.inbox
+                .set_spin(dispatch::reply_soon(self.ledger.avg_ns()));
             match self.inbox.recv(Some(Instant::now() + tick)) {
                 Some(event) => {
                     self.receive(event, run);

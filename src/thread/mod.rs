@@ -21,6 +21,7 @@ use crate::catch::catch;
 use crate::event::{self, Epoch, Event, Job, Key, Report, Value};
 use crate::message::{Outbox, Sink};
 use crate::outcome::{Outcome, Status};
+use crate::process::inbox::Post;
 use crate::registry::{Closure, Entry, Registry};
 use crate::sys::{self, SLOT_WORDS, SlotView, spsc};
 use crate::task::{CancelToken, Context};
@@ -82,7 +83,7 @@ impl Link {
         id: usize,
         key: Key,
         registry: Arc<Registry>,
-        events: Sender<Event>,
+        events: Post,
         whole: bool,
         epoch: Epoch,
     ) -> std::io::Result<Link> {
@@ -233,13 +234,13 @@ fn serve(
     Ends { rings, mut out }: Ends,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
-    events: Sender<Event>,
+    events: Post,
     epoch: Epoch,
 ) {
     // Every result goes straight into the shared queue, so none is ever held by a thread
     // that is stuck in its next job; what is batched is telling the coordinator.
     let tell = || {
-        let _ = events.send(Event::Ready(key));
+        events.send(Event::Ready(key));
     };
     let state = catch(|| registry.init_state(id));
     let mut cx = Context::on_worker(id, shared.cancel.clone(), None);
