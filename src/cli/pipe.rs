@@ -854,6 +854,7 @@ impl Piping {
         if let Some(parts) = self.stdin_parts() {
             return Ok(Box::new(parts));
         }
+        crate::sys::widen_stdin(self.cuts.block);
         let input = io::stdin().lock();
         let blocks = Blocks::new(input, self.cuts.clone(), warn);
         // --rrs and -r look at each block, not at each record: nothing added per record.

@@ -24,7 +24,8 @@ mod typed;
 pub(crate) use clock::Clock;
 pub(crate) use fifo::Fifo;
 pub(crate) use pipe::{
-    input_pipe, make_fifo, open_fifo_writer, output_pipe, splice_some, wait_writable, write_some,
+    input_pipe, make_fifo, open_fifo_writer, output_pipe, splice_some, wait_writable, widen_stdin,
+    write_some,
 };
 pub(crate) use slot::{SLOT_BYTES, SLOT_WORDS, SharedSlot, SlotView};
 pub(crate) use typed::Typed;

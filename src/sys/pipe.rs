@@ -38,6 +38,15 @@ pub(crate) fn input_pipe(size: usize) -> io::Result<(io::PipeReader, OwnedFd)> {
     Ok((reader, writer.into()))
 }
 
+/// Lets the pipe on this process's stdin, if it is one, hold up to `size` bytes where the
+/// system allows: a `--pipe` block then comes in a few reads instead of one per 64 KiB, with
+/// as few wakeups of the writer. Anything but a pipe is left as it is.
+pub(crate) fn widen_stdin(size: usize) {
+    let size = size.clamp(1 << 16, 1 << 20) as i32;
+    // Fails on anything but a pipe, and past /proc/sys/fs/pipe-max-size: nothing to do then.
+    let _ = fcntl(io::stdin().as_fd(), FcntlArg::F_SETPIPE_SZ(size));
+}
+
 /// Makes a fifo at `path`, readable and writable by this user only.
 pub(crate) fn make_fifo(path: &Path) -> io::Result<()> {
     nix::unistd::mkfifo(
