@@ -141,6 +141,9 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     url, groups = sys.argv[1], sys.argv[2:] or ["celery", "rq"]
+    # run.sh's time limit sends TERM: the workers (in sessions of their own) are stopped in
+    # the `finally` blocks, not left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     d = tempfile.mkdtemp(prefix="weft-peers-")
     try:
         with open(os.path.join(d, "peer_tasks.py"), "w") as f:
