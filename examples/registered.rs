@@ -9,10 +9,7 @@
 //! cargo run --example registered
 //! ```
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
-use weft::{Backend, Context, Failure, Pool, Process, Registry, SendError, Task};
+use weft::{Backend, Pool, Process, Registry};
 
 fn double(x: u64) -> u64 {
     x * 2
@@ -30,42 +27,9 @@ fn pid(_: ()) -> u32 {
 // Found by name in every worker process: no `Registry` to build by hand.
 weft::register_fn!(double, greet, pid);
 
-/// Sends `count` progress messages to its caller, `"1 of N"` to `"N of N"`, then reads the
-/// file `wait` if given (a FIFO: the job ends only once someone writes to it), and outputs
-/// how its sends went.
-#[derive(Serialize, Deserialize)]
-struct Chatter {
-    count: u32,
-    wait: Option<PathBuf>,
-}
-
-/// How a [`Chatter`]'s sends went: passed on, dropped as the caller's channel was full,
-/// dropped as nobody reads.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Sends {
-    ok: u32,
-    full: u32,
-    closed: u32,
-}
-
-impl Task for Chatter {
-    const NAME: &'static str = "chatter";
-    type Output = Sends;
-    fn run(self, cx: &Context) -> Result<Sends, Failure> {
-        let mut sends = Sends::default();
-        for i in 1..=self.count {
-            match cx.send(format!("{i} of {}", self.count)) {
-                Ok(()) => sends.ok += 1,
-                Err(SendError::Full) => sends.full += 1,
-                Err(_) => sends.closed += 1,
-            }
-        }
-        if let Some(path) = &self.wait {
-            std::fs::read(path)?;
-        }
-        Ok(sends)
-    }
-}
+#[path = "shared/chatter.rs"]
+mod chatter;
+use chatter::Chatter;
 
 weft::register!(Chatter);
 

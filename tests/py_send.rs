@@ -10,42 +10,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use weft::{Backend, Context, Failure, Message, Pool, Process, SendError, Task, Thread};
+use weft::{Backend, Message, Pool, Process, Thread};
 
-/// As in `examples/registered.rs`: sends `count` messages, then reads `wait` (a FIFO), then
-/// outputs how its sends went.
-#[derive(Serialize, Deserialize)]
-struct Chatter {
-    count: u32,
-    wait: Option<PathBuf>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct Sends {
-    ok: u32,
-    full: u32,
-    closed: u32,
-}
-
-impl Task for Chatter {
-    const NAME: &'static str = "chatter";
-    type Output = Sends;
-    fn run(self, cx: &Context) -> Result<Sends, Failure> {
-        let mut sends = Sends::default();
-        for i in 1..=self.count {
-            match cx.send(format!("{i} of {}", self.count)) {
-                Ok(()) => sends.ok += 1,
-                Err(SendError::Full) => sends.full += 1,
-                Err(_) => sends.closed += 1,
-            }
-        }
-        if let Some(path) = &self.wait {
-            std::fs::read(path)?;
-        }
-        Ok(sends)
-    }
-}
+#[path = "../examples/shared/chatter.rs"]
+mod chatter;
+use chatter::{Chatter, Sends};
 
 fn worker_program() -> PathBuf {
     common::example_bin("registered")
