@@ -146,6 +146,51 @@ fn results_csv_and_tsv_hold_one_quoted_row_per_job_as_gnu_parallel_writes_them()
 }
 
 #[test]
+fn a_results_table_holds_what_tag_and_files_would_have_printed() {
+    // GNU parallel 20221122, `parallel -k OPTS --results -.csv echo ::: H2 22 ::: H1 11`
+    // (its test suite's par_results_csv): with --tag the Stdout column is the tagged output;
+    // with --files it is the (tagged) name of the file holding the output, which stays.
+    let dir = Scratch::new("results-tag-files");
+    let table = |opts: &[&str]| {
+        let out = weft()
+            .env("TMPDIR", dir.path())
+            .arg("-k")
+            .args(opts)
+            .args(["--results", "-.csv", "echo", ":::", "H2", "22", ":::", "H1"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        untimed(&String::from_utf8_lossy(&out.stdout), ',')
+    };
+    let head =
+        "Seq,Host,Starttime,JobRuntime,Send,Receive,Exitval,Signal,Command,V1,V2,Stdout,Stderr";
+    assert_eq!(
+        table(&["--tag"]),
+        format!(
+            "{head}\n1,:,T,R,0,6,0,0,\"echo H2 H1\",H2,H1,\"H2 H1\tH2 H1\n\",\n\
+             2,:,T,R,0,6,0,0,\"echo 22 H1\",22,H1,\"22 H1\t22 H1\n\","
+        )
+    );
+    for (opts, tag) in [
+        (&["--files"][..], ""),
+        (&["--tag", "--files"][..], "22 H1\t"),
+    ] {
+        let text = table(opts);
+        let last = text.lines().last().unwrap();
+        // The file's name: GNU's parXXXXX.par in TMPDIR.
+        let at = last.find(dir.path().to_str().unwrap()).expect(last);
+        let file = &last[at..at + last[at..].find(".par").expect(last) + 4];
+        let want = if tag.is_empty() {
+            format!("2,:,T,R,0,6,0,0,\"echo 22 H1\",22,H1,{file},")
+        } else {
+            format!("2,:,T,R,0,6,0,0,\"echo 22 H1\",22,H1,\"{tag}{file}\",")
+        };
+        assert_eq!(last, want, "{opts:?}");
+        assert_eq!(read(file), "22 H1\n", "{opts:?}: the file holds the output");
+    }
+}
+
+#[test]
 fn results_json_holds_one_object_per_job_as_gnu_parallel_writes_it() {
     let dir = Scratch::new("results-json");
     let file = dir.join("g.json");

@@ -246,7 +246,9 @@ impl Printer {
                     exitval,
                     signal,
                 };
-                if let super::results::Kept::Lines(text) = book.keep(&job)? {
+                let (tag, tag_now) = (self.style.tag, &self.tag_now);
+                let tagged = |bytes: &[u8]| tag_bytes(tag, tag_now.as_ref(), bytes, job.args);
+                if let super::results::Kept::Lines(text) = book.keep(&job, &tagged)? {
                     self.lines(&text, job.args)?;
                 }
                 kept = true;
@@ -374,19 +376,7 @@ impl Printer {
     }
 
     fn tagged(&self, bytes: &[u8], job: &[Vec<u8>]) -> Vec<u8> {
-        if !self.style.tag {
-            return bytes.to_vec();
-        }
-        if let Some(tag) = &self.tag_now {
-            return tag.apply(bytes);
-        }
-        let tag = super::tag_of(job);
-        let mut out = Vec::with_capacity(bytes.len() + tag.len() * 4);
-        for line in bytes.split_inclusive(|&b| b == b'\n') {
-            out.extend_from_slice(&tag);
-            out.extend_from_slice(line);
-        }
-        out
+        tag_bytes(self.style.tag, self.tag_now.as_ref(), bytes, job)
     }
 
     fn json_line(&mut self, v: &Value) -> io::Result<()> {
@@ -488,4 +478,27 @@ fn error<T>(status: &Status<T>) -> Value {
         Status::Ok(_) => Value::Null,
         other => Value::String(brief_message(&other.to_string()).into_owned()),
     }
+}
+
+/// `bytes` with each line tagged (`--tag`: the job's arguments, or the book's tag of the job
+/// printed now), or as they are.
+fn tag_bytes(
+    tag: bool,
+    tag_now: Option<&super::results::Tag>,
+    bytes: &[u8],
+    job: &[Vec<u8>],
+) -> Vec<u8> {
+    if !tag {
+        return bytes.to_vec();
+    }
+    if let Some(tag) = tag_now {
+        return tag.apply(bytes);
+    }
+    let tag = super::tag_of(job);
+    let mut out = Vec::with_capacity(bytes.len() + tag.len() * 4);
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        out.extend_from_slice(&tag);
+        out.extend_from_slice(line);
+    }
+    out
 }

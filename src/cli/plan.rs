@@ -717,9 +717,12 @@ fn book(args: &Args, packed: bool, columns: Vec<Vec<u8>>) -> Result<Option<Book>
         Some(spec) => Some(Results::parse(spec, |s| text_template(args, s))?),
         None => None,
     };
+    // With a --results table, --files keeps the output in files and the table names them,
+    // as GNU parallel's does; a --results tree is the files.
+    let table = matches!(results, Some(Results::Table(_)));
     Ok(Some(Book {
+        files: (args.files && (results.is_none() || table)).then(|| tmpdir(args)),
         results,
-        files: (args.files && args.results.is_none()).then(|| tmpdir(args)),
         verbose: args.verbose > 0,
         tagstring: tagstring.map(|t| text_template(args, t)).transpose()?,
         color,

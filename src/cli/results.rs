@@ -148,8 +148,13 @@ impl Book {
     }
 
     /// Keeps a finished job's output where `--results` or `--files` say: returns what is left
-    /// to print.
-    pub(crate) fn keep(&mut self, job: &Job<'_>) -> io::Result<Kept> {
+    /// to print. `tag` marks output as the printer would (`--tag`): a `--results` table holds
+    /// what would have been printed, as GNU parallel's does.
+    pub(crate) fn keep(
+        &mut self,
+        job: &Job<'_>,
+        tag: &dyn Fn(&[u8]) -> Vec<u8>,
+    ) -> io::Result<Kept> {
         let worker = job.outcome.worker;
         let verbose = self.verbose_line(job.line, worker);
         let empty = ExecOutput::default();
@@ -157,6 +162,8 @@ impl Book {
             Status::Ok(o) => o,
             _ => &empty,
         };
+        // With --files the file's name is what would be printed.
+        let mut file_name = None;
         if let Some(dir) = &self.files {
             // GNU parallel's name: par, five random characters, .par.
             let file = tempfile::Builder::new()
@@ -174,9 +181,11 @@ impl Book {
             if let Some(spill) = &out.stderr.spill {
                 let _ = fs::remove_file(spill);
             }
-            let mut line = path.as_os_str().as_bytes().to_vec();
-            line.push(b'\n');
-            return Ok(Kept::Lines(line));
+            let name = path.as_os_str().as_bytes().to_vec();
+            if !matches!(self.results, Some(Results::Table(_))) {
+                return Ok(Kept::Lines([&name[..], b"\n"].concat()));
+            }
+            file_name = Some(name);
         }
         match self.results.as_mut() {
             None => Ok(Kept::Nothing),
@@ -209,12 +218,16 @@ impl Book {
                 Ok(verbose.map_or(Kept::Nothing, Kept::Lines))
             }
             Some(Results::Table(table)) => {
-                table.row(
-                    job,
-                    out,
-                    verbose.as_deref().unwrap_or_default(),
-                    &self.columns,
-                )?;
+                let verbose = verbose.as_deref().unwrap_or_default();
+                let printed = Printed {
+                    received: verbose.len() as u64 + out.stdout.len(),
+                    stdout: match file_name {
+                        Some(name) => tag(&name),
+                        None => tag(&[verbose, &captured(&out.stdout)].concat()),
+                    },
+                    stderr: tag(&captured(&out.stderr)),
+                };
+                table.row(job, &printed, &self.columns)?;
                 Ok(Kept::Nothing)
             }
         }
@@ -342,17 +355,23 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("--results {}: {e}", path.display()))
 }
 
+/// What a job's row of a `--results` table holds of its output.
+struct Printed {
+    /// The bytes the job wrote to stdout (`-v`'s line included).
+    received: u64,
+    /// What would have been printed: tagged, or with `--files` the file's name.
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
 impl Table {
     /// Appends a job's row, after the header if it is the first.
-    fn row(
-        &mut self,
-        job: &Job<'_>,
-        out: &ExecOutput,
-        verbose: &[u8],
-        columns: &[Vec<u8>],
-    ) -> io::Result<()> {
-        let stdout = [verbose, &captured(&out.stdout)].concat();
-        let stderr = captured(&out.stderr);
+    fn row(&mut self, job: &Job<'_>, printed: &Printed, columns: &[Vec<u8>]) -> io::Result<()> {
+        let Printed {
+            received,
+            stdout,
+            stderr,
+        } = printed;
         let start = job
             .outcome
             .started
@@ -365,7 +384,7 @@ impl Table {
             secs(start),
             secs(job.outcome.runtime),
             "0".to_string(),
-            stdout.len().to_string(),
+            received.to_string(),
             job.exitval.to_string(),
             job.signal.to_string(),
         ];
@@ -406,8 +425,8 @@ impl Table {
                 let mut fields: Vec<&[u8]> = numbers.iter().map(|n| n.as_bytes()).collect();
                 fields.push(job.line);
                 fields.extend(job.args.iter().map(Vec::as_slice));
-                fields.push(&stdout);
-                fields.push(&stderr);
+                fields.push(stdout);
+                fields.push(stderr);
                 csv_row(&fields, sep, &mut row);
             }
             None => {
@@ -431,9 +450,9 @@ impl Table {
                     row.push(b'"');
                 }
                 row.extend_from_slice(b" ], \"Stdout\": \"");
-                json_quote(&stdout, &mut row);
+                json_quote(stdout, &mut row);
                 row.extend_from_slice(b"\", \"Stderr\": \"");
-                json_quote(&stderr, &mut row);
+                json_quote(stderr, &mut row);
                 row.extend_from_slice(b"\" }\n");
             }
         }
