@@ -327,3 +327,38 @@ fn dash_q_quotes_each_command_word_whole_spaces_and_all() {
         .success()
         .stdout("Q R\n");
 }
+
+#[test]
+fn j_naming_a_file_takes_the_job_slots_from_it() {
+    // GNU parallel's par_jobs_file: `-j FILE` reads N (or N%, +N...) from the file.
+    let dir = Scratch::new("jobs-file");
+    let file = dir.join("jobs");
+    std::fs::write(&file, "1\n").unwrap();
+    weft()
+        .args([
+            "-j",
+            file.to_str().unwrap(),
+            "echo",
+            "{%}",
+            ":::",
+            "a",
+            "b",
+            "c",
+            "d",
+        ])
+        .assert()
+        .success()
+        .stdout("1\n1\n1\n1\n");
+    std::fs::write(&file, "many\n").unwrap();
+    weft()
+        .args(["-j", file.to_str().unwrap(), "echo", ":::", "a"])
+        .assert()
+        .code(255)
+        .stdout("")
+        .stderr(contains("\"many\"").and(contains(file.to_str().unwrap())));
+    weft()
+        .args(["-j", "no_such_file", "echo", ":::", "a"])
+        .assert()
+        .code(255)
+        .stderr(contains("-j \"no_such_file\""));
+}

@@ -699,12 +699,23 @@ pub(super) fn parse_count(option: &str, spec: &str) -> Result<usize, String> {
     Ok(n as usize)
 }
 
-/// Parses `-j`: N, N%, +N, -N, 0.
+/// Parses `-j`: N, N%, +N, -N, 0, or a file holding one of them (read once, at the start:
+/// GNU parallel reads it again as jobs end).
 pub(super) fn workers(spec: Option<&str>) -> Result<usize, String> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let Some(spec) = spec else {
         return Ok(cpus);
     };
+    match slots(spec, cpus) {
+        Err(_) if std::path::Path::new(spec).is_file() => {
+            let text = std::fs::read_to_string(spec).map_err(|e| format!("-j {spec}: {e}"))?;
+            slots(text.trim(), cpus).map_err(|e| format!("{e}, read from the file {spec}"))
+        }
+        n => n,
+    }
+}
+
+fn slots(spec: &str, cpus: usize) -> Result<usize, String> {
     let bad = || format!("-j {spec:?}: give N, N%, +N, -N or 0");
     let too_many =
         || format!("-j {spec:?}: too many workers: weft runs at most {MAX_WORKERS} jobs at once");
