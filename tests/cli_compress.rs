@@ -292,3 +292,48 @@ fn a_compress_program_is_a_shell_command_and_its_failure_fails_the_job_naming_it
         .stderr(contains("the compress program \"cat;false\" failed"))
         .stderr(contains("disk full").not());
 }
+
+#[test]
+fn results_and_files_with_compress_are_kept_through_the_compress_program() {
+    // GNU parallel's par_results_compress: `--results DIR --compress` keeps each stdout and
+    // stderr file compressed (read back with `pzstd -qdc`); so do --files' files. A program
+    // that upper-cases stands in for the compressor, so the test needs none installed.
+    let dir = Scratch::new("results-compress");
+    let out = dir.join("out");
+    weft()
+        .args(["--results", out.to_str().unwrap()])
+        .args([
+            "--compress-program",
+            "tr a-z A-Z",
+            "--decompress-program",
+            "tr A-Z a-z",
+        ])
+        .args(["echo {}; echo err >&2", ":::", "one"])
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(
+        std::fs::read_to_string(out.join("1/one/stdout")).unwrap(),
+        "ONE\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("1/one/stderr")).unwrap(),
+        "ERR\n"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("1/one/seq")).unwrap(), "1");
+    let printed = weft()
+        .env("TMPDIR", dir.path())
+        .args([
+            "--files",
+            "--compress-program",
+            "tr a-z A-Z",
+            "echo",
+            ":::",
+            "two",
+        ])
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{printed:?}");
+    let name = String::from_utf8(printed.stdout).unwrap();
+    assert_eq!(std::fs::read_to_string(name.trim_end()).unwrap(), "TWO\n");
+}

@@ -417,11 +417,17 @@ impl Printer {
         if e.kind() == io::ErrorKind::BrokenPipe {
             return 141;
         }
+        // A failed --compress program says what it is; another error may be a full disk.
+        let hint = if e.to_string().contains("the compress program") {
+            ""
+        } else {
+            " (is the disk full?)"
+        };
         // Not eprintln!, which panics when stderr fails too.
         let _ = writeln!(
             io::stderr(),
             "weft: cannot write the output: {e}: it is incomplete, and jobs still running \
-             were stopped (is the disk full?)"
+             were stopped{hint}"
         );
         255
     }

@@ -728,6 +728,7 @@ fn book(args: &Args, packed: bool, columns: Vec<Vec<u8>>) -> Result<Option<Book>
         color,
         packed,
         columns,
+        compress: compress(args)?.map(|c| c.program),
     }))
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct Book {
     /// `--header`'s column names, by position: what `--results` names an argument's
     /// directory (and CSV column) after, instead of its position.
     pub(crate) columns: Vec<Vec<u8>>,
+    /// `--compress`: the program the files of `--results` and `--files` are written through.
+    pub(crate) compress: Option<Vec<u8>>,
 }
 
 /// `--results NAME`.
@@ -173,10 +175,9 @@ impl Book {
                 .tempfile_in(dir)
                 .map_err(|e| with_path(e, dir))?;
             let (mut file, path) = file.keep().map_err(|e| e.error)?;
-            if let Some(v) = &verbose {
-                file.write_all(v)?;
-            }
-            out.stdout.write_to(&mut file)?;
+            let prefix = verbose.as_deref().unwrap_or_default();
+            write_stream(self.compress.as_deref(), prefix, &out.stdout, &mut file)
+                .map_err(|e| with_path(e, &path))?;
             // GNU parallel keeps no stderr with --files: a spilled one is removed.
             if let Some(spill) = &out.stderr.spill {
                 let _ = fs::remove_file(spill);
@@ -202,7 +203,8 @@ impl Book {
                     path.extend_from_slice(&dir_name(arg));
                 }
                 path.push(b'/');
-                write_three(&path, b"seq", b"stdout", b"stderr", job.outcome.seq, out)?;
+                let three = (&b"seq"[..], &b"stdout"[..], &b"stderr"[..]);
+                write_three(&path, three, job.outcome.seq, out, self.compress.as_deref())?;
                 Ok(verbose.map_or(Kept::Nothing, Kept::Lines))
             }
             Some(Results::Named(t)) => {
@@ -210,11 +212,12 @@ impl Book {
                     &t.render_text(job.args, job.outcome.seq),
                     worker.to_string().as_bytes(),
                 );
-                if name.ends_with(b"/") {
-                    write_three(&name, b"seq", b"stdout", b"stderr", job.outcome.seq, out)?;
+                let three = if name.ends_with(b"/") {
+                    (&b"seq"[..], &b"stdout"[..], &b"stderr"[..])
                 } else {
-                    write_three(&name, b".seq", b"", b".err", job.outcome.seq, out)?;
-                }
+                    (&b".seq"[..], &b""[..], &b".err"[..])
+                };
+                write_three(&name, three, job.outcome.seq, out, self.compress.as_deref())?;
                 Ok(verbose.map_or(Kept::Nothing, Kept::Lines))
             }
             Some(Results::Table(table)) => {
@@ -329,11 +332,10 @@ fn dir_name(arg: &[u8]) -> Vec<u8> {
 /// directories on the way.
 fn write_three(
     base: &[u8],
-    seq_name: &[u8],
-    out_name: &[u8],
-    err_name: &[u8],
+    (seq_name, out_name, err_name): (&[u8], &[u8], &[u8]),
     seq: u64,
     out: &ExecOutput,
+    compress: Option<&[u8]>,
 ) -> io::Result<()> {
     let at = |name: &[u8]| PathBuf::from(OsStr::from_bytes(&[base, name].concat()));
     let seq_path = at(seq_name);
@@ -344,11 +346,25 @@ fn write_three(
     for (name, stream) in [(out_name, &out.stdout), (err_name, &out.stderr)] {
         let path = at(name);
         let mut file = File::create(&path).map_err(|e| with_path(e, &path))?;
-        stream
-            .write_to(&mut file)
-            .map_err(|e| with_path(e, &path))?;
+        write_stream(compress, b"", stream, &mut file).map_err(|e| with_path(e, &path))?;
     }
     Ok(())
+}
+
+/// Writes one stream (after `prefix`) into its file, through `--compress`'s program if given.
+fn write_stream(
+    compress: Option<&[u8]>,
+    prefix: &[u8],
+    stream: &Captured,
+    file: &mut File,
+) -> io::Result<()> {
+    match compress {
+        Some(program) => crate::tasks::compress_into(program, prefix, stream, file.try_clone()?),
+        None => {
+            file.write_all(prefix)?;
+            stream.write_to(file)
+        }
+    }
 }
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {

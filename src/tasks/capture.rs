@@ -448,6 +448,34 @@ fn shell(program: &[u8]) -> std::process::Command {
     cmd
 }
 
+/// Writes `prefix` and `stream` into `file` through `program` (a shell command that
+/// compresses its stdin to its stdout): `--results` and `--files` with `--compress`, as GNU
+/// parallel keeps them.
+pub(crate) fn compress_into(
+    program: &[u8],
+    prefix: &[u8],
+    stream: &Captured,
+    file: File,
+) -> std::io::Result<()> {
+    let mut child = shell(program)
+        .stdin(std::process::Stdio::piped())
+        .stdout(file)
+        .spawn()?;
+    // The program writes to the file, never to a pipe of ours: feeding it cannot deadlock.
+    let fed = child.stdin.take().map_or(Ok(()), |mut input| {
+        input.write_all(prefix)?;
+        stream.write_to(&mut input)
+    });
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(std::io::Error::other(CompressFailed(format!(
+            "the compress program {:?} failed ({status})",
+            String::from_utf8_lossy(program)
+        ))));
+    }
+    fed
+}
+
 /// Copies what `decompress` (a shell command) makes of `file` to `out`; returns how much.
 pub(super) fn decompress_to(
     decompress: &[u8],

@@ -16,6 +16,7 @@ mod kill;
 #[cfg(feature = "sha256")]
 mod sha256;
 
+pub(crate) use capture::compress_into;
 pub use exec::{Block, Captured, Compress, Compressed, Exec, ExecOutput, Input, Output};
 #[cfg(feature = "fetch")]
 pub use fetch::{Fetch, Fetched};
