@@ -337,3 +337,30 @@ fn results_and_files_with_compress_are_kept_through_the_compress_program() {
     let name = String::from_utf8(printed.stdout).unwrap();
     assert_eq!(std::fs::read_to_string(name.trim_end()).unwrap(), "TWO\n");
 }
+
+#[test]
+fn results_dirs_of_named_columns_nest_in_the_order_of_the_names() {
+    // GNU parallel 20221122: `parallel --header : --results out echo ::: zz a ::: B b ::: a1 c`
+    // writes out/B/b/a1/c/zz/a/ (its suite's par_result, "a/b swapped"); numbered sources
+    // nest in their order, 10 after 9.
+    let dir = Scratch::new("results-order");
+    weft()
+        .current_dir(dir.path())
+        .args(["--header", ":", "--results", "out", "echo"])
+        .args([":::", "zz", "a", ":::", "B", "b", ":::", "a1", "c"])
+        .assert()
+        .success();
+    assert!(dir.join("out/B/b/a1/c/zz/a/stdout").is_file());
+    let mut sources = vec!["--results", "num", "true"];
+    let args: Vec<String> = (1..=10).map(|i| format!("x{i}")).collect();
+    for a in &args {
+        sources.extend([":::", a.as_str()]);
+    }
+    weft()
+        .current_dir(dir.path())
+        .args(&sources)
+        .assert()
+        .success();
+    let nested: String = (1..=10).map(|i| format!("/{i}/x{i}")).collect();
+    assert!(dir.join(format!("num{nested}/seq")).is_file());
+}

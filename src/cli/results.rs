@@ -191,14 +191,25 @@ impl Book {
         match self.results.as_mut() {
             None => Ok(Kept::Nothing),
             Some(Results::Dir(dir)) => {
+                let mut levels: Vec<(Vec<u8>, &[u8])> = (job.args.iter().enumerate())
+                    .map(|(n, arg)| {
+                        let source = if self.packed { 1 } else { n + 1 };
+                        let name = match self.columns.get(source - 1) {
+                            Some(name) => dir_name(name),
+                            None => source.to_string().into_bytes(),
+                        };
+                        (name, arg.as_slice())
+                    })
+                    .collect();
+                // Named columns (`--header`) nest in the order of their names, as GNU
+                // parallel's do; numbered ones in the order of their sources.
+                if !self.columns.is_empty() {
+                    levels.sort_by(|a, b| a.0.cmp(&b.0));
+                }
                 let mut path = dir.as_os_str().as_bytes().to_vec();
-                for (n, arg) in job.args.iter().enumerate() {
-                    let source = if self.packed { 1 } else { n + 1 };
+                for (name, arg) in levels {
                     path.push(b'/');
-                    match self.columns.get(source - 1) {
-                        Some(name) => path.extend_from_slice(&dir_name(name)),
-                        None => path.extend_from_slice(source.to_string().as_bytes()),
-                    }
+                    path.extend_from_slice(&name);
                     path.push(b'/');
                     path.extend_from_slice(&dir_name(arg));
                 }
