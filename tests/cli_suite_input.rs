@@ -362,3 +362,25 @@ fn j_naming_a_file_takes_the_job_slots_from_it() {
         .code(255)
         .stderr(contains("-j \"no_such_file\""));
 }
+
+#[test]
+fn with_q_and_no_command_each_record_is_one_quoted_word() {
+    // GNU parallel's par_macron: `parallel -q ::: "echo X"` runs a program named "echo X"
+    // (not found: the job fails), where without -q the record is split into words.
+    weft()
+        .args(["-q", ":::", "echo hi"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains("echo hi"));
+    weft()
+        .args(["-q", ":::", "true", "echo"])
+        .assert()
+        .success()
+        .stdout("\n");
+    weft()
+        .args([":::", "echo hi"])
+        .assert()
+        .success()
+        .stdout("hi\n");
+}

@@ -533,7 +533,7 @@ fn without_nul(job: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 /// (each record is a command).
 fn command_line(template: &Template, job: &[Vec<u8>], seq: u64) -> Vec<u8> {
     if template.is_empty() {
-        job.join(&b' ')
+        template.records(job)
     } else {
         template.render(job, seq)
     }

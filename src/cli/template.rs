@@ -21,6 +21,9 @@ pub(crate) struct Template {
     /// Whether arguments are shell-quoted: not when a replacement string is (part of) the
     /// command's first word, which GNU parallel runs as the input says (`weft {}`).
     quote_args: bool,
+    /// With no command, whether each record (a command itself) is quoted as one word: `-q`,
+    /// as GNU parallel quotes it (`weft -q ::: 'echo hi'` runs a program named `echo hi`).
+    quote_records: bool,
 }
 
 /// How the command is read: GNU parallel's -X (context replace) and -q (quote the command).
@@ -153,12 +156,28 @@ impl Template {
             parts,
             has_replacement,
             quote_args,
+            quote_records: reading.quote,
         })
     }
 
     /// Whether the template is empty (each record is then a command itself).
     pub(crate) fn is_empty(&self) -> bool {
         self.parts.is_empty()
+    }
+
+    /// With no command, each record as the command line: quoted as one word with `-q`.
+    pub(crate) fn records(&self, args: &[Vec<u8>]) -> Vec<u8> {
+        if !self.quote_records {
+            return args.join(&b' ');
+        }
+        let mut out = Vec::new();
+        for (i, a) in args.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            quote_into(a, &mut out);
+        }
+        out
     }
 
     /// Whether a replacement string occurs (else arguments are appended).
