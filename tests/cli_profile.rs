@@ -79,3 +79,38 @@ fn config_file_is_read_and_profile_replaces_it_and_plain_drops_both() {
         .success()
         .stdout("P\ta\nP\tb\n");
 }
+
+#[test]
+fn parallel_env_code_runs_before_each_command_and_is_not_passed_on() {
+    // GNU parallel's par_PARALLEL_ENV and par_do_not_export_PARALLEL_ENV: $PARALLEL_ENV (what
+    // env_parallel sets) is shell code, or a file or fifo holding it, run before each
+    // command; the jobs do not see it.
+    let home = Scratch::new("parallel-env");
+    weft_at(&home)
+        .env("PARALLEL_ENV", "v='OK as variable'")
+        .args(["{}", "$v", ":::", "echo"])
+        .assert()
+        .success()
+        .stdout("OK as variable\n");
+    let file = home.join("env");
+    std::fs::write(&file, "v='OK as file'").unwrap();
+    weft_at(&home)
+        .env("PARALLEL_ENV", &file)
+        .args([
+            "-k",
+            "echo $v {}; echo \"[$PARALLEL_ENV]\"",
+            ":::",
+            "1",
+            "2",
+        ])
+        .assert()
+        .success()
+        .stdout("OK as file 1\n[]\nOK as file 2\n[]\n");
+    // -v and --dry-run show the command as given.
+    weft_at(&home)
+        .env("PARALLEL_ENV", "v=x")
+        .args(["--dry-run", "echo $v", ":::", "1"])
+        .assert()
+        .success()
+        .stdout("echo $v 1\n");
+}

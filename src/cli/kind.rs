@@ -109,6 +109,19 @@ pub(super) struct Commands {
     pub(super) via: Option<Via>,
     /// `--compress`: the programs outputs kept in files go through.
     pub(super) compress: Option<Compress>,
+    /// `$PARALLEL_ENV`: shell code run before each command (GNU parallel's `env_parallel`
+    /// passes functions and variables so), ending in a newline.
+    pub(super) prelude: Option<Vec<u8>>,
+}
+
+impl Commands {
+    /// What a job runs: the command line, after `$PARALLEL_ENV`'s code if given.
+    fn runs(&self, line: &[u8]) -> Vec<u8> {
+        match &self.prelude {
+            Some(p) => [p, line].concat(),
+            None => line.to_vec(),
+        }
+    }
 }
 
 impl JobKind for Tasks {
@@ -268,7 +281,7 @@ impl JobKind for Commands {
             let _ = io::stderr().write_all(&shown);
         }
         let exec = Exec {
-            command: line.clone(),
+            command: self.runs(&line),
             output,
             term_seq: self.term_seq.clone(),
             dir: self.dir.clone(),
@@ -300,7 +313,7 @@ impl JobKind for Commands {
             Output::Capture
         };
         let exec = Exec {
-            command: line.clone(),
+            command: self.runs(&line),
             output,
             term_seq: self.term_seq.clone(),
             dir: self.dir.clone(),

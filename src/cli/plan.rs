@@ -602,8 +602,26 @@ fn kind(
         warned: std::cell::Cell::new(false),
         via: piping.map(|p| p.via),
         compress: compress(args)?,
+        prelude: parallel_env()?,
     };
     Ok((Kind::Command(commands), Backend::Thread))
+}
+
+/// `$PARALLEL_ENV`: shell code (or the file or fifo holding it, read once) that GNU
+/// parallel runs before each command, as `env_parallel` sets it.
+fn parallel_env() -> Result<Option<Vec<u8>>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(value) = std::env::var_os("PARALLEL_ENV").filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let path = std::path::Path::new(&value);
+    let mut code = if path.exists() {
+        std::fs::read(path).map_err(|e| format!("PARALLEL_ENV {}: {e}", path.display()))?
+    } else {
+        value.as_bytes().to_vec()
+    };
+    code.push(b'\n');
+    Ok(Some(code))
 }
 
 /// `--compress`, `--compress-program`, `--decompress-program`: the programs, as GNU parallel

@@ -651,7 +651,10 @@ fn job_env(cmd: &mut Command, cx: &Context) {
         }
         .to_string()
     });
-    cmd.env("PARALLEL_SEQ", cx.seq().to_string())
+    // `$PARALLEL_ENV` was for weft, which ran it before the command: not for the jobs'
+    // own `parallel` or `weft`.
+    cmd.env_remove("PARALLEL_ENV")
+        .env("PARALLEL_SEQ", cx.seq().to_string())
         .env("PARALLEL_JOBSLOT", cx.worker_id().to_string())
         .env("PARALLEL_PID", pid);
 }
