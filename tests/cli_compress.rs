@@ -336,6 +336,17 @@ fn results_and_files_with_compress_are_kept_through_the_compress_program() {
     assert!(printed.status.success(), "{printed:?}");
     let name = String::from_utf8(printed.stdout).unwrap();
     assert_eq!(std::fs::read_to_string(name.trim_end()).unwrap(), "TWO\n");
+    // In a --results table, the Receive column of a --files job is its file's size, as GNU
+    // parallel counts it: 4 bytes of output, 10 in the file.
+    let table = weft()
+        .env("TMPDIR", dir.path())
+        .args(["--files", "--compress-program", "cat; echo added"])
+        .args(["--results", "-.csv", "echo", ":::", "two"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(table.stdout).unwrap();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[5], "10", "{text}");
 }
 
 #[test]

@@ -166,6 +166,7 @@ impl Book {
         };
         // With --files the file's name is what would be printed.
         let mut file_name = None;
+        let mut received = None;
         if let Some(dir) = &self.files {
             // GNU parallel's name: par, five random characters, .par.
             let file = tempfile::Builder::new()
@@ -178,6 +179,10 @@ impl Book {
             let prefix = verbose.as_deref().unwrap_or_default();
             write_stream(self.compress.as_deref(), prefix, &out.stdout, &mut file)
                 .map_err(|e| with_path(e, &path))?;
+            // A compressed file's size is what GNU parallel counts as received.
+            if self.compress.is_some() {
+                received = Some(file.metadata()?.len());
+            }
             // GNU parallel keeps no stderr with --files: a spilled one is removed.
             if let Some(spill) = &out.stderr.spill {
                 let _ = fs::remove_file(spill);
@@ -234,7 +239,7 @@ impl Book {
             Some(Results::Table(table)) => {
                 let verbose = verbose.as_deref().unwrap_or_default();
                 let printed = Printed {
-                    received: verbose.len() as u64 + out.stdout.len(),
+                    received: received.unwrap_or(verbose.len() as u64 + out.stdout.len()),
                     stdout: match file_name {
                         Some(name) => tag(&name),
                         None => tag(&[verbose, &captured(&out.stdout)].concat()),
