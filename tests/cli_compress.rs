@@ -350,7 +350,7 @@ fn results_and_files_with_compress_are_kept_through_the_compress_program() {
 }
 
 #[test]
-fn results_dirs_of_named_columns_nest_in_the_order_of_the_names() {
+fn results_dirs_of_named_columns_nest_sorted_as_gnu_parallel_sorts_them() {
     // GNU parallel 20221122: `parallel --header : --results out echo ::: zz a ::: B b ::: a1 c`
     // writes out/B/b/a1/c/zz/a/ (its suite's par_result, "a/b swapped"); numbered sources
     // nest in their order, 10 after 9.
@@ -362,6 +362,15 @@ fn results_dirs_of_named_columns_nest_in_the_order_of_the_names() {
         .assert()
         .success();
     assert!(dir.join("out/B/b/a1/c/zz/a/stdout").is_file());
+    // Names sort by the number they start with first (0 for none), as Perl's <=> reads
+    // them: GNU's `printf 'b\t10x\t9\n1\t2\t3\n' | parallel --header : --results hdr true`.
+    weft()
+        .current_dir(dir.path())
+        .args(["--header", ":", "--results", "hdr", "true"])
+        .write_stdin("b\t10x\t9\n1\t2\t3\n")
+        .assert()
+        .success();
+    assert!(dir.join("hdr/b/1/9/3/10x/2/seq").is_file());
     let mut sources = vec!["--results", "num", "true"];
     let args: Vec<String> = (1..=10).map(|i| format!("x{i}")).collect();
     for a in &args {

@@ -206,11 +206,13 @@ impl Book {
                         (name, arg.as_slice())
                     })
                     .collect();
-                // Named columns (`--header`) nest in the order of their names, as GNU
-                // parallel's do; numbered ones in the order of their sources.
-                if !self.columns.is_empty() {
-                    levels.sort_by(|a, b| a.0.cmp(&b.0));
-                }
+                // Columns nest sorted as GNU parallel sorts them: by the number their name
+                // starts with (Perl's `<=>`: 0 for none), then by name.
+                levels.sort_by(|a, b| {
+                    perl_number(&a.0)
+                        .total_cmp(&perl_number(&b.0))
+                        .then_with(|| a.0.cmp(&b.0))
+                });
                 let mut path = dir.as_os_str().as_bytes().to_vec();
                 for (name, arg) in levels {
                     path.push(b'/');
@@ -342,6 +344,46 @@ fn dir_name(arg: &[u8]) -> Vec<u8> {
     }
     out.truncate(255);
     out
+}
+
+/// The number a string starts with, as Perl reads it in a numeric comparison: `12ab` is 12,
+/// `Col` is 0, `1e3` 1000, ` -2.5x` -2.5.
+fn perl_number(text: &[u8]) -> f64 {
+    let text = text.trim_ascii_start();
+    let mut end = 0;
+    let digits = |from: usize| {
+        from + text[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    if matches!(text.first(), Some(b'+' | b'-')) {
+        end = 1;
+    }
+    let int_end = digits(end);
+    let mut num_end = int_end;
+    if text.get(int_end) == Some(&b'.') {
+        num_end = digits(int_end + 1);
+    }
+    let mantissa = num_end > end && !(num_end == int_end + 1 && int_end == end);
+    if !mantissa {
+        return 0.0;
+    }
+    end = num_end;
+    if matches!(text.get(end), Some(b'e' | b'E')) {
+        let mut e = end + 1;
+        if matches!(text.get(e), Some(b'+' | b'-')) {
+            e += 1;
+        }
+        let exp_end = digits(e);
+        if exp_end > e {
+            end = exp_end;
+        }
+    }
+    std::str::from_utf8(&text[..end])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Writes a job's seq, stdout and stderr to `base` followed by each name, making the
@@ -548,6 +590,23 @@ mod tests {
         assert_eq!(color(2), "\x1b[48;5;021;38;5;231m");
         assert_eq!(color(3), "\x1b[48;5;243;38;5;231m");
         assert_eq!(color(4), "\x1b[48;5;149;38;5;000m");
+    }
+
+    #[test]
+    fn column_names_compare_by_their_leading_number_as_perl_reads_it() {
+        for (text, n) in [
+            ("12ab", 12.0),
+            ("Col", 0.0),
+            ("1e3", 1000.0),
+            (" -2.5x", -2.5),
+            (".5", 0.5),
+            ("5.", 5.0),
+            (".", 0.0),
+            ("-", 0.0),
+            ("2e", 2.0),
+        ] {
+            assert_eq!(perl_number(text.as_bytes()), n, "{text}");
+        }
     }
 
     #[test]
