@@ -371,6 +371,15 @@ fn results_dirs_of_named_columns_nest_sorted_as_gnu_parallel_sorts_them() {
         .assert()
         .success();
     assert!(dir.join("hdr/b/1/9/3/10x/2/seq").is_file());
+    // An empty header and a column past the header are named by their numbers (GNU's
+    // par_result, testG).
+    weft()
+        .current_dir(dir.path())
+        .args(["--header", ":", "--results", "gaps", "true"])
+        .write_stdin("Col1\t\nv1\tv2\tv3\n")
+        .assert()
+        .success();
+    assert!(dir.join("gaps/Col1/v1/2/v2/3/v3/seq").is_file());
     let mut sources = vec!["--results", "num", "true"];
     let args: Vec<String> = (1..=10).map(|i| format!("x{i}")).collect();
     for a in &args {

@@ -199,9 +199,10 @@ impl Book {
                 let mut levels: Vec<(Vec<u8>, &[u8])> = (job.args.iter().enumerate())
                     .map(|(n, arg)| {
                         let source = if self.packed { 1 } else { n + 1 };
+                        // An empty header names no column: its number does, as in GNU.
                         let name = match self.columns.get(source - 1) {
-                            Some(name) => dir_name(name),
-                            None => source.to_string().into_bytes(),
+                            Some(name) if !name.is_empty() => dir_name(name),
+                            _ => source.to_string().into_bytes(),
                         };
                         (name, arg.as_slice())
                     })
