@@ -18,6 +18,7 @@ mod remote;
 mod results;
 mod rpl;
 mod template;
+mod values;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -194,7 +195,7 @@ fn worker(registry: &Registry, args: &Args) -> Result<i32, String> {
             extra.to_string_lossy()
         ));
     }
-    let workers = args::workers(args.jobs.as_deref())?;
+    let workers = values::workers(args.jobs.as_deref())?;
     let exit_when_idle = match args.exit_when_idle {
         Some(s) if !(s.is_finite() && s >= 0.0) => {
             return Err(format!("--exit-when-idle {s}: give a number of seconds"));

@@ -180,7 +180,7 @@ pub(crate) fn parse_block(spec: &str, part: bool) -> Result<usize, String> {
 /// Parses a count of `-N`, `-L` or `--block -N` with `--pipe`: a count as the command line
 /// reads counts (GNU parallel's suffixes), at least 1.
 pub(crate) fn parse_count(option: &str, spec: &str) -> Result<usize, String> {
-    match super::args::parse_count(option, spec)? {
+    match super::values::parse_count(option, spec)? {
         0 => Err(format!(
             "{option} {spec:?}: give a positive whole number, such as 10 or 1k"
         )),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use super::args::{Args, Timeout, parse_count, parse_size, parse_term_seq, parse_timeout, workers};
+use super::args::Args;
 use super::control::Halt;
 use super::gate::{self, Limits};
 use super::input::{self, Origin, Pack, Shape, Source, Split, Trim};
@@ -21,6 +21,7 @@ use super::progress;
 use super::results::{Book, Results};
 use super::rpl::Table;
 use super::template::{Reading, Template};
+use super::values::{Timeout, parse_count, parse_size, parse_term_seq, parse_timeout, workers};
 use crate::tasks::{Compress, KillSequence};
 use crate::{Backend, Pool, Registry};
 
@@ -758,7 +759,7 @@ fn parse_delay(spec: &str) -> Result<Duration, String> {
     if secs.is_empty() {
         return Ok(Duration::ZERO);
     }
-    let n = super::args::parse_secs(secs).ok_or_else(bad)?;
+    let n = super::values::parse_secs(secs).ok_or_else(bad)?;
     if !n.is_finite() || n < 0.0 {
         return Err(bad());
     }
