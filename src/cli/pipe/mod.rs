@@ -11,10 +11,15 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use crate::tasks::Block;
+
+mod part;
+mod robin;
+
+use part::{last_byte_before, parts};
+use robin::RoundRobin;
 
 /// How the input is cut, checked.
 #[derive(Clone, Debug)]
@@ -461,269 +466,6 @@ impl<R: Read> Iterator for Blocks<R> {
     }
 }
 
-/// The blocks of the file `path` (`--pipe-part`): found by reading only around each cut.
-pub(crate) fn parts(
-    path: PathBuf,
-    cuts: &Cuts,
-    per_worker: Option<(u64, usize)>,
-) -> io::Result<impl Iterator<Item = io::Result<Block>> + use<>> {
-    let shown: std::rc::Rc<str> = path.display().to_string().into();
-    let named = move |e: io::Error| io::Error::new(e.kind(), format!("cannot read {shown}: {e}"));
-    // Looked at before it is opened: opening a fifo would wait for a writer.
-    let meta = std::fs::metadata(&path).map_err(named.clone())?;
-    if !meta.is_file() {
-        return Err(io::Error::other(format!(
-            "--pipe-part reads a file: {} is not one (use --pipe for a stream)",
-            path.display()
-        )));
-    }
-    let file = File::open(&path).map_err(named.clone())?;
-    let size = meta.len();
-    let mut head = Vec::new();
-    if cuts.header_lines > 0 {
-        let mut reader = ReadAt { file: &file, at: 0 };
-        let mut buf = Vec::new();
-        head = take_header(&mut reader, &mut buf, cuts.header_lines, 1 << 16)
-            .map_err(named.clone())?;
-    }
-    let split = cuts.split.clone();
-    let block = match per_worker {
-        // GNU parallel: 1 + size / workers / N.
-        Some((n, workers)) => 1 + size / workers.max(1) as u64 / n.max(1),
-        None => cuts.block as u64,
-    };
-    let mut start = head.len() as u64;
-    let mut pos = start;
-    let mut ended = false;
-    Ok(std::iter::from_fn(move || {
-        if ended {
-            return None;
-        }
-        // The next cut: the first split at or past a block on from the last cut.
-        let mut end = size;
-        pos += block;
-        while pos < size {
-            if split.anywhere() {
-                end = pos;
-                break;
-            }
-            match find_from(&file, pos, &split) {
-                Ok(Some(cut)) => {
-                    pos = cut;
-                    end = pos;
-                    break;
-                }
-                Ok(None) => pos = size,
-                Err(e) => {
-                    ended = true;
-                    return Some(Err(named(e)));
-                }
-            }
-        }
-        if end >= size {
-            ended = true;
-            end = size;
-        }
-        let len = end - start;
-        let part = Block::Part {
-            head: head.clone(),
-            path: path.clone(),
-            offset: start,
-            len,
-        };
-        start = end;
-        (len > 0).then_some(Ok(part))
-    }))
-}
-
-/// Where `file` is cut for the first split at or past `from`, reading a window at a time. With
-/// `--regexp`, the last split in the first window that has one, as GNU parallel finds it.
-fn find_from(file: &File, from: u64, split: &Split) -> io::Result<Option<u64>> {
-    let mut buf = Vec::new();
-    let mut at = from;
-    loop {
-        let old = buf.len();
-        buf.resize(old + (1 << 17), 0);
-        let n = file.read_at(&mut buf[old..], at)?;
-        buf.truncate(old + n);
-        at += n as u64;
-        let cut = match split {
-            Split::Fixed { both, .. } => {
-                // A match may straddle the windows: look again from where the last could
-                // not end.
-                let look = old.saturating_sub(both.len().saturating_sub(1));
-                split.first(&buf, look).map(|(_, cut)| cut)
-            }
-            Split::Regex(..) => split.last(&buf),
-        };
-        if let Some(cut) = cut {
-            return Ok(Some(from + cut as u64));
-        }
-        if n == 0 {
-            return Ok(None);
-        }
-    }
-}
-
-/// Reads a file from an offset without moving its cursor.
-struct ReadAt<'f> {
-    file: &'f File,
-    at: u64,
-}
-
-impl Read for ReadAt<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.at)?;
-        self.at += n as u64;
-        Ok(n)
-    }
-}
-
-/// `--round-robin`: at most one job per worker, each fed whole blocks on one stream for as long
-/// as the input lasts, as GNU parallel does: the first blocks start the jobs, each later block
-/// goes to the next job in turn that has room for it.
-struct RoundRobin<I> {
-    blocks: I,
-    slots: usize,
-    streams: Vec<Stream>,
-    /// Where the search for a stream with room starts.
-    turn: usize,
-    /// `-k`: each block goes to the next stream in turn, waiting for its room, so that each
-    /// job gets the same blocks from run to run (GNU parallel's -k --round-robin).
-    in_turn: bool,
-    ended: bool,
-}
-
-/// One job's stream: its pipe and the block being written to it.
-struct Stream {
-    /// `None` once its command has closed its end.
-    fd: Option<std::os::fd::OwnedFd>,
-    bytes: Vec<u8>,
-    at: usize,
-}
-
-impl Stream {
-    fn busy(&self) -> bool {
-        self.fd.is_some() && self.at < self.bytes.len()
-    }
-
-    /// Writes what the pipe has room for.
-    fn pump(&mut self) {
-        use std::os::fd::AsFd;
-        let Some(fd) = &self.fd else { return };
-        while self.at < self.bytes.len() {
-            match crate::sys::write_some(fd.as_fd(), &self.bytes[self.at..]) {
-                Ok(0) => return,
-                Ok(n) => self.at += n,
-                // Its command is gone: what it was given goes nowhere, as in GNU parallel.
-                Err(_) => {
-                    self.fd = None;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-impl<I: Iterator<Item = io::Result<Vec<u8>>>> RoundRobin<I> {
-    /// Gives `block` to the first stream with room for it, waiting for one.
-    fn give(&mut self, block: Vec<u8>) -> io::Result<()> {
-        loop {
-            // In turn, from the one after the last given a block.
-            let n = self.streams.len();
-            let mut open = (0..n)
-                .map(|k| (self.turn + k) % n)
-                .filter(|&i| self.streams[i].fd.is_some());
-            let free = match self.in_turn {
-                true => open.next().filter(|&i| !self.streams[i].busy()),
-                false => open.find(|&i| !self.streams[i].busy()),
-            };
-            if let Some(i) = free {
-                let s = &mut self.streams[i];
-                s.bytes = block;
-                s.at = 0;
-                s.pump();
-                self.turn = i + 1;
-                return Ok(());
-            }
-            if self.streams.iter().all(|s| s.fd.is_none()) {
-                return Ok(());
-            }
-            self.wait()?;
-        }
-    }
-
-    /// Waits for room on a busy stream, and writes to those that have it.
-    fn wait(&mut self) -> io::Result<()> {
-        use std::os::fd::AsFd;
-        let busy: Vec<usize> = (0..self.streams.len())
-            .filter(|&i| self.streams[i].busy())
-            .collect();
-        let fds: Vec<_> = busy
-            .iter()
-            .filter_map(|&i| self.streams[i].fd.as_ref().map(|f| f.as_fd()))
-            .collect();
-        let ready = crate::sys::wait_writable(&fds)?;
-        for (i, ready) in busy.into_iter().zip(ready) {
-            if ready {
-                self.streams[i].pump();
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes what is left, then closes every stream: the end of each job's input.
-    fn finish(&mut self) -> io::Result<()> {
-        while self.streams.iter().any(Stream::busy) {
-            self.wait()?;
-        }
-        self.streams.clear();
-        Ok(())
-    }
-}
-
-impl<I: Iterator<Item = io::Result<Vec<u8>>>> Iterator for RoundRobin<I> {
-    type Item = io::Result<Block>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.ended {
-            return None;
-        }
-        loop {
-            let block = match self.blocks.next() {
-                Some(Ok(block)) => block,
-                end => {
-                    self.ended = true;
-                    let finished = self.finish();
-                    return match end {
-                        Some(Err(e)) => Some(Err(e)),
-                        _ => finished.err().map(Err),
-                    };
-                }
-            };
-            if self.streams.len() < self.slots {
-                let (reader, writer) = match crate::sys::input_pipe(1 << 20) {
-                    Ok(pipe) => pipe,
-                    Err(e) => return Some(Err(e)),
-                };
-                let id = crate::tasks::feed::lend_stream(reader.into());
-                let mut stream = Stream {
-                    fd: Some(writer),
-                    bytes: block,
-                    at: 0,
-                };
-                stream.pump();
-                self.streams.push(stream);
-                return Some(Ok(Block::Stream(id)));
-            }
-            if let Err(e) = self.give(block) {
-                self.ended = true;
-                return Some(Err(e));
-            }
-        }
-    }
-}
-
 /// How a job gets its block.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Via {
@@ -868,14 +610,7 @@ impl Piping {
                 !skip_blank || !b.as_ref().is_ok_and(|b| b.iter().all(|&c| is_blank(c)))
             });
         Ok(match self.round_robin {
-            Some(slots) => Box::new(RoundRobin {
-                blocks,
-                slots,
-                streams: Vec::new(),
-                turn: 0,
-                in_turn: self.in_turn,
-                ended: false,
-            }),
+            Some(slots) => Box::new(RoundRobin::new(blocks, slots, self.in_turn)),
             None => Box::new(blocks.map(|b| b.map(Block::Bytes))),
         })
     }
@@ -973,24 +708,6 @@ impl Piping {
             }
         }))
     }
-}
-
-/// Just past the last `byte` in `file` between `from` and `to`, read backwards from `to` a
-/// window at a time.
-fn last_byte_before(file: &File, from: u64, to: u64, byte: u8) -> io::Result<Option<u64>> {
-    const WINDOW: u64 = 1 << 16;
-    let mut buf = vec![0; WINDOW as usize];
-    let mut hi = to;
-    while hi > from {
-        let lo = hi.saturating_sub(WINDOW).max(from);
-        let want = (hi - lo) as usize;
-        file.read_exact_at(&mut buf[..want], lo)?;
-        if let Some(i) = memchr::memrchr(byte, &buf[..want]) {
-            return Ok(Some(lo + i as u64 + 1));
-        }
-        hi = lo;
-    }
-    Ok(None)
 }
 
 /// GNU parallel's blanks for `-r`: Perl's `\s`.
