@@ -642,3 +642,17 @@ fn workdir_is_entered_as_cd_enters_it_with_oldpwd_the_starting_directory() {
         .success()
         .stdout(format!("{0}/link\n{0} x\n", start.display()));
 }
+
+#[test]
+fn joblog_runtime_is_padded_to_ten_as_gnu_parallel_writes_it() {
+    // GNU parallel 20221122: `parallel --joblog - true ::: 1` writes JobRuntime with %10.3f
+    // ("     0.000").
+    let out = weft()
+        .args(["--joblog", "-", "true", ":::", "1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split('\t').collect();
+    assert_eq!(row[3].len(), 10, "{text:?}");
+    assert!(row[3].starts_with("     "), "{text:?}");
+}

@@ -83,7 +83,7 @@ impl Joblog {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .unwrap_or_default();
         let mut line = format!(
-            "{}\t:\t{}\t{:>7}\t{}\t{}\t{}\t{}\t",
+            "{}\t:\t{}\t{:>10}\t{}\t{}\t{}\t{}\t",
             row.seq,
             secs(start),
             secs(row.runtime),
