@@ -121,3 +121,91 @@ fn sshlogin_and_the_other_remote_options_point_to_weft_worker_broker() {
         );
     }
 }
+
+#[test]
+fn every_other_gnu_parallel_option_weft_lacks_is_refused_in_one_line() {
+    // GNU parallel 20221122's man page options that weft does not have (found running the
+    // man pages' examples side by side): each gets the one line, not the parser's usage.
+    for name in [
+        "--csv",
+        "--tee",
+        "--group-by",
+        "--ll",
+        "--latest-line",
+        "--tmux",
+        "--noswap",
+        "--record-env",
+        "--embed",
+        "--filter",
+        "--retry-failed",
+        "--parens",
+        "--shell-completion",
+        "--shellquote",
+        "--block-timeout",
+        "--skip-first-line",
+        "--process-slot-var",
+        "--total-jobs",
+        "--ssh",
+        "-p",
+        "-o",
+    ] {
+        let out = weft().args([name, "echo", ":::", "a"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}: nothing ran");
+        assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "weft: {name} is a GNU parallel option weft does not support ("
+            )),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn no_keep_order_silent_outputasfiles_and_gnu_are_gnu_parallels() {
+    // --no-keep-order undoes an earlier -k (from $PARALLEL here), --silent an earlier -v.
+    // Job 1 waits on a fifo that job 2 opens once it has printed: in input order (-k) the
+    // output is a, b; as jobs write (without -k) it is b, a.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("gate");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let line = format!(
+        "if [ {{}} = a ]; then cat {0} >/dev/null; echo a; else echo b; : > {0}; fi",
+        fifo.display()
+    );
+    for (opts, want) in [
+        (&["-k"][..], "a\nb\n"),
+        (&["--no-keep-order"][..], "b\na\n"),
+    ] {
+        weft()
+            .env("PARALLEL", "-k -v")
+            .args(["-j2", "--silent"])
+            .args(opts)
+            .args([&line, ":::", "a", "b"])
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .success()
+            .stdout(want);
+    }
+    weft()
+        .args(["--silent", "-v", "--gnu", "echo", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("echo a\na\n");
+    let out = weft()
+        .args(["--outputasfiles", "echo", ":::", "kept"])
+        .output()
+        .unwrap();
+    let name = String::from_utf8(out.stdout).unwrap();
+    let name = name.trim_end();
+    assert_eq!(std::fs::read_to_string(name).unwrap(), "kept\n");
+    let _ = std::fs::remove_file(name);
+}

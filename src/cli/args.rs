@@ -65,8 +65,16 @@ pub(super) struct Args {
     #[arg(long, value_name = "KIND")]
     pub(super) backend: Option<Backend>,
     /// Print outputs in input order (still running jobs in parallel).
-    #[arg(short = 'k', long = "keep-order", alias = "keeporder")]
+    #[arg(
+        short = 'k',
+        long = "keep-order",
+        alias = "keeporder",
+        overrides_with = "no_keep_order"
+    )]
     pub(super) keep_order: bool,
+    /// Undo an earlier -k (from a profile or $PARALLEL).
+    #[arg(long, overrides_with = "keep_order")]
+    pub(super) no_keep_order: bool,
     /// Read records from FILE instead of stdin (repeatable: one source each).
     #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
     pub(super) arg_file: Vec<PathBuf>,
@@ -321,6 +329,10 @@ pub(super) struct Args {
     /// GNU parallel's way to silence its citation notice; weft prints none.
     #[arg(long, hide = true, alias = "no-notice")]
     pub(super) will_cite: bool,
+    /// GNU parallel's "behave like GNU parallel" (against an old Tollef's parallel): weft
+    /// always does.
+    #[arg(long, hide = true)]
+    pub(super) gnu: bool,
     /// Parse each record as a JSON task input instead of a string.
     #[arg(long, requires = "task")]
     pub(super) json: bool,
@@ -336,7 +348,7 @@ pub(super) struct Args {
     pub(super) results: Option<String>,
     /// Print the name of a file holding each job's output instead of the output (the files
     /// stay, in --tmpdir).
-    #[arg(long, alias = "output-as-files")]
+    #[arg(long, aliases = ["output-as-files", "outputasfiles"])]
     pub(super) files: bool,
     /// Put STR (replacement strings allowed) and a TAB before each output line; implies --tag.
     #[arg(long, value_name = "STR")]
@@ -348,8 +360,11 @@ pub(super) struct Args {
     #[arg(long, alias = "ctag-string", value_name = "STR")]
     pub(super) ctagstring: Option<String>,
     /// Print each job's command line before its output (on stdout, with it).
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(short = 'v', action = clap::ArgAction::Count, overrides_with = "silent")]
     pub(super) verbose: u8,
+    /// Undo an earlier -v (GNU parallel's default).
+    #[arg(long, overrides_with = "verbose")]
+    pub(super) silent: bool,
     /// Print each command line on stderr as its job starts (GNU parallel's --verbose is this,
     /// not -v).
     #[arg(short = 't', long = "verbose")]
@@ -684,6 +699,11 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
             "--controlmaster",
             "-M",
             "--sshdelay",
+            "--ssh-delay",
+            "--ssh",
+            "--rsync-opts",
+            "--hostgroups",
+            "--hgrp",
             "--filter-hosts",
             "--onall",
             "--nonall",
@@ -694,16 +714,67 @@ const GNU_ONLY: &[(&[&str], &str)] = &[
         &[
             "--semaphore",
             "--sem",
+            "--semaphore-name",
+            "--id",
+            "--semaphore-timeout",
+            "--st",
             "--fg",
             "--bg",
+            "--wait",
             "--tty",
+            "--open-tty",
+            "-o",
+            "--interactive",
+            "-p",
+            "--tmux",
+            "--tmuxpane",
             "--limit",
             "--sqlmaster",
             "--sqlworker",
+            "--sqlandworker",
+            "--sql-master",
+            "--sql-worker",
+            "--sql-and-worker",
             "--sql",
+            "--latest-line",
+            "--ll",
+            "--block-timeout",
+            "--bt",
+            "--csv",
+            "--tee",
+            "--group-by",
+            "--skip-first-line",
+            "--shard",
+            "--bin",
+            "--template",
+            "--tmpl",
+            "--color",
+            "--color-failed",
+            "--cf",
+            "--total-jobs",
+            "--total",
+            "--process-slot-var",
+            "--memsuspend",
+            "--noswap",
+            "--filter",
+            "--shebang",
+            "--hashbang",
+            "--shebang-wrap",
+            "--embed",
+            "--record-env",
+            "--session",
+            "--show-limits",
+            "--shellquote",
+            "--shell-quote",
         ],
         "not yet",
     ),
+    (
+        &["--retry-failed"],
+        "see `--joblog FILE --resume-failed`, which runs the failed jobs again",
+    ),
+    (&["--shell-completion"], "see `weft completions SHELL`"),
+    (&["--parens"], "weft runs no perl"),
     (
         &["--bibtex", "--citation"],
         "weft prints no citation notice",
