@@ -354,3 +354,17 @@ fn with_keep_order_outputs_passed_on_still_come_in_input_order() {
         );
     }
 }
+
+#[test]
+fn halt_at_a_share_of_the_jobs_counts_all_of_them_not_those_read_so_far() {
+    // GNU parallel 20221122: `parallel -j1 --halt soon,done=1% echo ::: $(seq 2000)` prints
+    // 20 lines (1% of 2000); weft read its input as the jobs ran and stopped at 1% of the
+    // first thousand or so.
+    let args: Vec<String> = (1..=2000).map(|i| i.to_string()).collect();
+    let out = weft()
+        .args(["-j1", "--halt", "soon,done=1%", "echo", ":::"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 20);
+}

@@ -85,6 +85,11 @@ pub(crate) struct Halt {
 }
 
 impl Halt {
+    /// Whether the limit is a share of all the jobs (`N%`), which needs their number.
+    pub(crate) fn of_all(&self) -> bool {
+        matches!(self.limit, Limit::Percent(_))
+    }
+
     /// Parses GNU parallel's `--halt` forms, including the old `0`, `1` and `2`.
     pub(crate) fn parse(spec: &str) -> Result<Option<Halt>, String> {
         let bad =
@@ -221,9 +226,11 @@ impl Control {
             On::Success => self.done - self.failed,
             On::Done => self.done,
         };
-        // A share `N%` is of all the jobs, or while the input is still being read, of those
-        // read so far.
-        let of = total.get().unwrap_or_else(|| total.at_least());
+        // A share `N%` is of all the jobs: counted before the first started (the plan asks
+        // the input to), else once the input has ended, else those read so far.
+        let of = (super::template::counted_total())
+            .or_else(|| total.get())
+            .unwrap_or_else(|| total.at_least());
         let of = of.max(self.done).max(1);
         // The limit as a count of jobs: GNU parallel's `total * N%`.
         let limit = match halt.limit {

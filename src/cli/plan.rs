@@ -101,6 +101,11 @@ impl Plan {
             return Err("-I needs a string to replace, such as -I @@".into());
         }
         let halt = Halt::parse(args.halt.as_deref().unwrap_or("never"))?;
+        // A share of the jobs is of all of them: the input is read whole before the first
+        // starts, as GNU parallel's total_jobs() reads it.
+        if halt.is_some_and(|h| h.of_all()) {
+            super::template::count_jobs();
+        }
         let term_seq = match &args.term_seq {
             Some(spec) => parse_term_seq(spec)?,
             None => KillSequence::default(),

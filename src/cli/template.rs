@@ -432,6 +432,16 @@ pub(crate) fn counts_jobs() -> bool {
     COUNTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Makes the input be counted before the first job starts (`--halt ...=N%`).
+pub(crate) fn count_jobs() {
+    COUNTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The run's number of jobs, once the input has counted them.
+pub(crate) fn counted_total() -> Option<u64> {
+    TOTAL.get().copied()
+}
+
 /// Records the run's number of jobs (the first call counts).
 pub(crate) fn set_total(n: u64) {
     let _ = TOTAL.set(n);
