@@ -114,3 +114,29 @@ fn parallel_env_code_runs_before_each_command_and_is_not_passed_on() {
         .success()
         .stdout("echo $v 1\n");
 }
+
+#[test]
+fn a_profile_holding_a_command_puts_it_before_the_command_lines_command() {
+    // GNU parallel 20221122 (parallel(1), --profile): with `-j-1 nice` in ~/.parallel/p,
+    // `parallel -J p echo ::: a` runs `nice echo a`.
+    let home = Scratch::new("profile-command");
+    std::fs::create_dir_all(home.join(".parallel")).unwrap();
+    std::fs::write(home.join(".parallel/p"), "-j-1 nice\n").unwrap();
+    weft_at(&home)
+        .args(["-J", "p", "--dry-run", "echo", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("nice echo a\n");
+    weft_at(&home)
+        .args(["-J", "p", "echo", ":::", "a"])
+        .assert()
+        .success()
+        .stdout("a\n");
+    // Options alone (the common case) still come before the command line's.
+    weft_at(&home)
+        .env("PARALLEL", "-k --tag")
+        .args(["echo", ":::", "a", "b"])
+        .assert()
+        .success()
+        .stdout("a\ta\nb\tb\n");
+}

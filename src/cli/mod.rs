@@ -152,7 +152,27 @@ fn with_profiles(argv: Vec<OsString>) -> Vec<OsString> {
     } else {
         (Vec::new(), false)
     };
-    profile::expand(&argv, &profiles, plain)
+    let words = profile::words(&argv, &profiles, plain);
+    if words.is_empty() {
+        return argv;
+    }
+    // The profiles' options go before the command line's, which thus override them; words
+    // of a command in a profile (`-j2 nice`) go before the command line's command, as GNU
+    // parallel puts them (`weft -J p echo` runs `nice echo`).
+    let with_name: Vec<OsString> = argv[..1].iter().chain(&words).cloned().collect();
+    let (w, a) = (command_start(&with_name) - 1, command_start(&argv[..cut]));
+    let mut out = Vec::with_capacity(argv.len() + words.len());
+    out.push(argv[0].clone());
+    out.extend_from_slice(&words[..w]);
+    out.extend_from_slice(&argv[1..a]);
+    out.extend_from_slice(&words[w..]);
+    out.extend_from_slice(&argv[a..]);
+    out
+}
+
+/// Where the command begins in `argv` (its length when there is none, or it does not parse).
+fn command_start(argv: &[OsString]) -> usize {
+    Args::try_parse_from(argv).map_or(argv.len(), |a| argv.len() - a.command.len())
 }
 
 fn run(

@@ -8,15 +8,15 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// `argv` with the profiles' and `$PARALLEL`'s words after the program name. `profiles` are
-/// the `--profile` names of the command line, and `plain` its `--plain`.
-pub(super) fn expand(argv: &[OsString], profiles: &[String], plain: bool) -> Vec<OsString> {
+/// The profiles' and `$PARALLEL`'s words, in that order. `profiles` are the `--profile`
+/// names of the command line, and `plain` its `--plain`.
+pub(super) fn words(argv: &[OsString], profiles: &[String], plain: bool) -> Vec<OsString> {
     // GNU parallel makes its home directory when it is not there; a failure is no error.
     if let Some(home) = std::env::var_os("PARALLEL_HOME").filter(|h| !h.is_empty()) {
         let _ = std::fs::create_dir_all(home);
     }
     if plain || argv.is_empty() {
-        return argv.to_vec();
+        return Vec::new();
     }
     let dirs = config_dirs();
     let files: Vec<PathBuf> = if profiles.is_empty() {
@@ -52,18 +52,10 @@ pub(super) fn expand(argv: &[OsString], profiles: &[String], plain: bool) -> Vec
     if let Some(env) = std::env::var_os("PARALLEL") {
         words.extend(shell_words(env.as_bytes()));
     }
-    if words.is_empty() {
-        return argv.to_vec();
-    }
-    let mut out = Vec::with_capacity(argv.len() + words.len());
-    out.push(argv[0].clone());
-    out.extend(
-        words
-            .into_iter()
-            .map(|w| OsString::from(std::ffi::OsStr::from_bytes(&w))),
-    );
-    out.extend_from_slice(&argv[1..]);
-    out
+    words
+        .into_iter()
+        .map(|w| OsString::from(std::ffi::OsStr::from_bytes(&w)))
+        .collect()
 }
 
 /// Whether `argv` may name profiles or `--plain`, so that it needs a first look before the
