@@ -1,8 +1,9 @@
 //! Options from outside the command line, read as GNU parallel reads them: the profile files
 //! (`/etc/parallel/config`, `config` in each configuration directory, `~/.parallelrc`; or
 //! instead the ones `--profile NAME`/`-J NAME` names) and then `$PARALLEL`, each split into
-//! words as a shell splits them, go before the command line's own arguments, which thus
-//! override them. `--plain` leaves them all out.
+//! words as a shell splits them, go before the command line's own options, which thus
+//! override them; their command words go before the command line's command (`cli/mod.rs`).
+//! `--plain` leaves them all out.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
