@@ -541,3 +541,19 @@ fn a_long_stream_runs_in_memory_bounded_by_a_few_blocks_per_worker() {
         "weft held {max_rss_kib} KiB for 1 MiB blocks"
     );
 }
+
+#[test]
+fn pipe_header_regex_takes_what_it_matches_and_repeats_it_to_every_block() {
+    // GNU parallel 20221122 (parallel_tutorial, --header with --pipe):
+    // `printf HHHHAAABBBCCC | parallel -k --pipe --header '.{4}' --block 3 --recend ''
+    // 'echo start; cat; echo'`; the match may be longer than a block.
+    weft()
+        .args([
+            "-k", "--pipe", "--header", ".{4}", "--block", "3", "--recend", "",
+        ])
+        .arg("echo start; cat; echo")
+        .write_stdin("HHHHAAABBBCCC")
+        .assert()
+        .success()
+        .stdout("start\nHHHHAAA\nstart\nHHHHBBB\nstart\nHHHHCCC\n");
+}

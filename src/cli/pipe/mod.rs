@@ -214,20 +214,23 @@ pub(crate) fn header_regex(spec: &str) -> Result<Option<regex::bytes::Regex>, St
         .map_err(|e| format!("--header {spec:?}: not a regular expression: {e}"))
 }
 
-/// Reads a block's worth from `input` into `buf` and returns what `re` matches at its start:
-/// the header, taken off `buf`.
+/// Reads from `input` into `buf`, `step` bytes at a time, until what `re` matches at its
+/// start is known whole (the match ends before the bytes read do, the input ends, or 1 MiB
+/// past a block is read), and returns it: the header, taken off `buf`.
 fn take_header_regex(
     input: &mut impl Read,
     buf: &mut Vec<u8>,
     re: &regex::bytes::Regex,
     step: usize,
 ) -> io::Result<Vec<u8>> {
-    while buf.len() < step {
+    let most = step.saturating_add(1 << 20);
+    loop {
+        let end = re.find(buf).map(|m| m.end());
+        if end.is_some_and(|e| e < buf.len()) || buf.len() >= most {
+            break;
+        }
         let before = buf.len();
-        input
-            .by_ref()
-            .take((step - buf.len()) as u64)
-            .read_to_end(buf)?;
+        input.by_ref().take(step.max(1) as u64).read_to_end(buf)?;
         if buf.len() == before {
             break;
         }
