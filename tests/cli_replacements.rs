@@ -201,10 +201,42 @@ fn rpl_perl_weft_cannot_run_is_refused_naming_the_expression() {
             "weft: --rpl \"$_=uc($_)\": not a substitution: weft runs no perl",
         ));
     weft()
-        .args(["--rpl", "U s/a/b/", "echo", ":::", "a"])
+        .args(["--rpl", "{a(.)b} s/$$1_c/o/g", "echo", ":::", "a"])
         .assert()
         .code(255)
-        .stderr(contains("{NAME}"));
+        .stderr(contains("no regex groups"));
+}
+
+#[test]
+fn rpl_tags_without_braces_are_replaced_where_they_stand() {
+    // GNU parallel 20221122 (parallel_tutorial): `parallel --rpl '.. s:\.[^.]+$::;' echo ..
+    // ::: foo.tar.gz` prints foo.tar; the longest tag wins (`%D` before `%`).
+    weft()
+        .args([
+            "--rpl",
+            ".. s:\\.[^.]+$::;",
+            "echo",
+            "..",
+            ":::",
+            "foo.tar.gz",
+        ])
+        .assert()
+        .success()
+        .stdout("foo.tar\n");
+    weft()
+        .args([
+            "--rpl",
+            "% s:x:y:",
+            "--rpl",
+            "%D s:/[^/]*$::",
+            "echo",
+            "%D",
+            "%",
+        ])
+        .args([":::", "a/bx"])
+        .assert()
+        .success()
+        .stdout("a a/by\n");
 }
 
 #[test]

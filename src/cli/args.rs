@@ -433,7 +433,7 @@ Replacement strings (substituted shell-quoted):
   {//} directory           {/.} basename without extension
   {#} job number           {%}  worker slot          {N} {N.} {N/}...  the Nth argument
   {-N} the Nth from the end   {colname} with --header   --plus: {..} {+/} {:-x} {%re}...
-  --rpl '{NAME} s/RE/TEXT/'   user-defined, from s/// substitutions (no other perl)
+  --rpl 'TAG s/RE/TEXT/'     user-defined ({NAME}, or any text), from s/// (no other perl)
 
 Several arguments per command:
   -X   as many as fit, the word around {} repeated for each (context replace)

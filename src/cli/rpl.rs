@@ -375,26 +375,37 @@ pub(crate) const PLUS_UNSUPPORTED: &[(&str, &str)] = &[
 pub(crate) struct Table {
     pub(crate) plus: bool,
     pub(crate) defined: Vec<(Vec<u8>, Arc<Program>)>,
+    /// `--rpl` tags without braces (`--rpl '.. s:\.[^.]+$::'` makes `..` a replacement
+    /// string, as in GNU parallel), longest first so that `%D` wins over `%`.
+    pub(crate) literal: Vec<(Vec<u8>, Arc<Program>)>,
 }
 
 impl Table {
     /// The table for `--plus` (if `plus`) and each `--rpl 'TAG EXPR'`.
     pub(crate) fn new(plus: bool, rpl: &[String]) -> Result<Table, String> {
         let mut defined = Vec::new();
+        let mut literal: Vec<(Vec<u8>, Arc<Program>)> = Vec::new();
         for spec in rpl {
             let (tag, expr) = spec
                 .trim_start()
                 .split_once(char::is_whitespace)
                 .ok_or_else(|| format!("--rpl {spec:?}: give a tag and an expression, such as --rpl '{{..}} s:\\.[^.]+$::'"))?;
-            let inner = tag
+            if tag.contains(['(', ')']) {
+                return Err(format!(
+                    "--rpl {spec:?}: weft takes no regex groups in tags (GNU parallel's \
+                     dynamic replacement strings run perl)"
+                ));
+            }
+            let Some(inner) = tag
                 .strip_prefix('{')
                 .and_then(|t| t.strip_suffix('}'))
-                .filter(|t| !t.is_empty() && !t.contains(['{', '}', '(']))
-                .ok_or_else(|| {
-                    format!(
-                        "--rpl {spec:?}: weft takes tags of the form {{NAME}} (no regex groups)"
-                    )
-                })?;
+                .filter(|t| !t.is_empty() && !t.contains(['{', '}']))
+            else {
+                let program = Program::parse(expr.trim()).map_err(|e| format!("--rpl {e}"))?;
+                literal.retain(|(t, _)| t != tag.as_bytes());
+                literal.push((tag.as_bytes().to_vec(), Arc::new(program)));
+                continue;
+            };
             if inner.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
                 return Err(format!(
                     "--rpl {spec:?}: a tag starting with a digit or - would read as positional"
@@ -410,7 +421,12 @@ impl Table {
                 defined.push((tag.as_bytes().to_vec(), Arc::new(program)));
             }
         }
-        Ok(Table { plus, defined })
+        literal.sort_by_key(|(tag, _)| std::cmp::Reverse(tag.len()));
+        Ok(Table {
+            plus,
+            defined,
+            literal,
+        })
     }
 
     /// The program defined for the tag's inside `inner`.
@@ -498,9 +514,12 @@ mod tests {
     }
 
     #[test]
-    fn rpl_tags_are_braced_names() {
+    fn rpl_tags_are_braced_names_or_literal_strings_without_groups() {
         assert!(Table::new(false, &["{..} s:\\.[^.]+$::".into()]).is_ok());
-        for bad in ["x s/a/b/", "{..}", "{1x} s/a/b/", "{:(\\d+)} s/a/b/"] {
+        let t = Table::new(false, &["% s/a/b/".into(), "%D s/a/c/".into()]).unwrap();
+        let tags: Vec<&[u8]> = t.literal.iter().map(|(tag, _)| tag.as_slice()).collect();
+        assert_eq!(tags, [&b"%D"[..], b"%"], "the longest literal tag first");
+        for bad in ["{..}", "{1x} s/a/b/", "{:(\\d+)} s/a/b/", "a(.)b s/a/b/"] {
             assert!(Table::new(false, &[bad.into()]).is_err(), "{bad}");
         }
     }

@@ -507,6 +507,16 @@ fn token(s: &[u8], replace: &[u8], table: &Table) -> Result<Option<(Part, usize)
             replace.len(),
         )));
     }
+    if let Some((tag, program)) = table.literal.iter().find(|(tag, _)| s.starts_with(tag)) {
+        let edit = Edit::Program(program.clone());
+        return Ok(Some((
+            Part::Arg {
+                pos: Pos::All,
+                edit,
+            },
+            tag.len(),
+        )));
+    }
     if s.first() != Some(&b'{') {
         return Ok(None);
     }
