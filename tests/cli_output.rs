@@ -603,3 +603,37 @@ fn a_closed_stderr_never_turns_a_message_into_a_panic() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
 }
+
+#[test]
+fn a_job_killed_by_sigpipe_after_the_reader_left_is_not_told_of() {
+    // GNU parallel says nothing of `weft -u ... | head -1`'s jobs that SIGPIPE ends. Job 2
+    // writes only once this test has read job 1's line and closed its end of the pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&gate)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let line = format!(
+        "if [ {{}} = 1 ]; then echo x; else cat {} >/dev/null; echo y; fi",
+        gate.display()
+    );
+    let mut child = std::process::Command::new(common::weft_bin())
+        .args(["-u", "-j2", &line, ":::", "1", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first, "x\n");
+    drop(out);
+    std::fs::write(&gate, "go\n").unwrap();
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(!err.contains("SIGPIPE"), "{err}");
+}

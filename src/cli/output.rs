@@ -269,7 +269,7 @@ impl Printer {
                         outcome.seq,
                         super::brief(line)
                     ));
-                } else if let Some(sig) = o.signal {
+                } else if let Some(sig) = o.signal.filter(|&s| !crate::sys::is_sigpipe(s)) {
                     self.report(&format!(
                         "job {} ({}) killed by {}",
                         outcome.seq,

@@ -298,6 +298,12 @@ pub(crate) fn signal_name(signal: i32) -> String {
         .unwrap_or_else(|_| format!("signal {signal}"))
 }
 
+/// Whether `signal` is SIGPIPE: a job killed by it wrote to a reader that had gone (`| head`),
+/// which is no failure to tell of (GNU parallel says nothing of it either).
+pub(crate) fn is_sigpipe(signal: i32) -> bool {
+    signal == Signal::SIGPIPE as i32
+}
+
 /// The line dash writes on stderr when a command it waits for is killed by `signal`
 /// (`strsignal(3)`, then " (core dumped)" if it dumped core), or `None` for SIGINT and SIGPIPE,
 /// of which it says nothing.
