@@ -239,8 +239,18 @@ pub(crate) struct Submission<'a> {
     pub(crate) stop: Option<Box<dyn Fn() -> Stopping + 'a>>,
     mode: Mode,
     /// Result entries handed on but not yet marked collected on the broker: they are, once
-    /// the caller asks for more (it has printed them by then).
+    /// the caller asks for more (it has printed them by then), or, for a collector, with the
+    /// intent of the batch after them ([`Submission::intend`]).
     uncommitted: Option<(Vec<String>, u64)>,
+    /// A collector's last batch: its intent is stored and its output written, and it is
+    /// committed with the next intent, or by [`Submission::confirm`].
+    written: Option<(Vec<String>, u64)>,
+    /// The intent the last collector stored and did not confirm (it was killed), until
+    /// [`Submission::settle`] says whether its batch was written.
+    intent: Option<Intent>,
+    /// Result entries per read: a collector that cannot tell afterwards what it wrote (to a
+    /// pipe) reads one at a time, so that at most one entry's outcomes are in doubt.
+    read_size: usize,
     /// Outcomes collected, by this process and those before it (`weft collect`).
     collected: u64,
     /// How many jobs the run has, once its input has ended.
@@ -325,6 +335,9 @@ impl<'a> Submission<'a> {
             stop: None,
             mode: Mode::Both,
             uncommitted: None,
+            written: None,
+            intent: None,
+            read_size: 64,
             collected: 0,
             sealed: None,
             local: Vec::new(),
@@ -364,6 +377,7 @@ impl<'a> Submission<'a> {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         sub.sealed = hash.get("sealed").and_then(|c| c.parse().ok());
+        sub.intent = hash.get("pending").and_then(|p| Intent::parse(p));
         if hash.get("state").map(String::as_str) == Some("done") {
             sub.finished = true;
             sub.closed = true;
@@ -526,11 +540,11 @@ impl<'a> Submission<'a> {
 
     /// Reads the results that came, waiting up to `block` for the first.
     fn collect(&mut self, block: Duration) -> Result<usize, String> {
-        let (results, cursor) = (&self.results, &self.cursor);
+        let (results, cursor, read_size) = (&self.results, &self.cursor, self.read_size);
         let read: redis::Value = self.link.run(|con| {
             redis::cmd("XREAD")
                 .arg("COUNT")
-                .arg(64)
+                .arg(read_size)
                 .arg("BLOCK")
                 .arg(block.as_millis() as u64)
                 .arg("STREAMS")
@@ -603,6 +617,127 @@ impl<'a> Submission<'a> {
                 .ignore()
                 .query::<()>(con)
         })
+    }
+
+    /// The collector's next batch: the outcomes of one read of the results stream, or `None`
+    /// once every job of the run is collected, the collector is stopped, or the run failed
+    /// ([`Submission::fatal`] says why). The caller prints the batch after
+    /// [`intend`](Submission::intend), and asks for the next one only once it is written.
+    pub(crate) fn next_batch(&mut self) -> Option<Vec<Outcome<Vec<u8>>>> {
+        debug_assert_eq!(self.mode, Mode::Collect);
+        loop {
+            if !self.ready.is_empty() {
+                return Some(self.ready.drain(..).collect());
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(e) = self.step() {
+                // Nothing is out of a collector's hands: what it has not read stays on the
+                // broker for the next one.
+                self.fatal = Some(e);
+                self.closed = true;
+                self.finished = true;
+            }
+        }
+    }
+
+    /// Stores the collector's intent to write the batch just read (`mark` says where, for
+    /// the next collector to check), in one round trip with the commit of the batch before
+    /// it, whose write has ended.
+    pub(crate) fn intend(&mut self, mark: &str) -> Result<(), String> {
+        let Some((ids, took)) = self.uncommitted.take() else {
+            return Ok(());
+        };
+        let value = Intent::encode(&ids, took, mark);
+        let prev = self.written.take();
+        let (results, run_key) = (&self.results, &self.run_key);
+        self.link.run(|con| {
+            let mut p = redis::pipe();
+            p.atomic();
+            if let Some((ids, took)) = &prev {
+                Self::commit_cmds(&mut p, results, run_key, ids, *took);
+            }
+            p.cmd("HSET")
+                .arg(run_key)
+                .arg("pending")
+                .arg(&value)
+                .ignore();
+            p.query::<()>(con)
+        })?;
+        self.written = Some((ids, took));
+        Ok(())
+    }
+
+    /// Commits the collector's last batch, written whole, and clears its intent.
+    pub(crate) fn confirm(&mut self) -> Result<(), String> {
+        let Some((ids, took)) = self.written.take() else {
+            return Ok(());
+        };
+        let (results, run_key) = (&self.results, &self.run_key);
+        self.link.run(|con| {
+            let mut p = redis::pipe();
+            p.atomic();
+            Self::commit_cmds(&mut p, results, run_key, &ids, took);
+            p.cmd("HDEL").arg(run_key).arg("pending").ignore();
+            p.query::<()>(con)
+        })
+    }
+
+    /// The intent the last collector stored and did not confirm: its caller's mark, and how
+    /// many outcomes its batch holds.
+    pub(crate) fn intent(&self) -> Option<(&str, u64)> {
+        self.intent.as_ref().map(|i| (i.mark.as_str(), i.took))
+    }
+
+    /// Settles the last collector's intent: a batch `written` whole is committed and this
+    /// collector goes on after it; any other is read (and printed) again.
+    pub(crate) fn settle(&mut self, written: bool) -> Result<(), String> {
+        let Some(intent) = self.intent.take() else {
+            return Ok(());
+        };
+        if !written {
+            // Its intent stays until this collector's own intent for the batch replaces it.
+            return Ok(());
+        }
+        let Some(last) = intent.ids.last().cloned() else {
+            return Ok(());
+        };
+        self.cursor = last;
+        self.collected += intent.took;
+        self.written = Some((intent.ids, intent.took));
+        self.confirm()
+    }
+
+    /// Reads at most `n` result entries at a time (64 by default).
+    pub(crate) fn read_size(&mut self, n: usize) {
+        self.read_size = n.max(1);
+    }
+
+    /// The commands that mark entries `ids` (`took` outcomes) collected: the cursor moves
+    /// past the last of them, and they are deleted.
+    fn commit_cmds(
+        p: &mut redis::Pipeline,
+        results: &str,
+        run_key: &str,
+        ids: &[String],
+        took: u64,
+    ) {
+        let Some(last) = ids.last() else { return };
+        p.cmd("HSET")
+            .arg(run_key)
+            .arg("cursor")
+            .arg(last)
+            .ignore()
+            .cmd("HINCRBY")
+            .arg(run_key)
+            .arg("collected")
+            .arg(took)
+            .ignore()
+            .cmd("XDEL")
+            .arg(results)
+            .arg(ids)
+            .ignore();
     }
 
     /// Takes in one job's result: the first per job is reported, later ones are counted.
@@ -736,11 +871,14 @@ impl<'a> Submission<'a> {
     }
 
     fn step(&mut self) -> Result<(), String> {
-        self.commit()?;
+        if self.mode != Mode::Collect {
+            self.commit()?;
+        }
         let stopping = self.stop.as_ref().map_or(Stopping::No, |s| s());
         match stopping {
-            // A collector stopped leaves the run to the next one.
+            // A collector stopped leaves the run to the next one, its last batch committed.
             Stopping::Now if self.mode == Mode::Collect => {
+                self.confirm()?;
                 self.closed = true;
                 self.finished = true;
                 return Ok(());
@@ -817,11 +955,17 @@ impl<'a> Submission<'a> {
 
     fn step_collect(&mut self) -> Result<(), String> {
         if self.sealed.is_some_and(|n| self.collected >= n) {
+            self.confirm()?;
             self.close("done");
             self.finished = true;
             return Ok(());
         }
-        self.collect(Duration::from_millis(500))?;
+        let read = self.collect(Duration::from_millis(500))?;
+        if read == 0 {
+            // Nothing came: the last batch is confirmed now rather than with the next one,
+            // which may be long in coming.
+            self.confirm()?;
+        }
         if self.ready.is_empty() {
             self.last_watch = Instant::now() - Duration::from_secs(1);
             self.watch()?;
@@ -864,6 +1008,29 @@ impl Drop for Submission<'_> {
         if !self.finished {
             self.close("cancelled");
         }
+    }
+}
+
+/// A collector's intent, stored in the run's hash (field `pending`) before it writes a batch:
+/// the batch's result entries, how many outcomes they hold, and the caller's mark (where the
+/// batch goes: see `cli/landing.rs`). Stored as `TOOK IDS MARK`, the ids joined by commas.
+struct Intent {
+    ids: Vec<String>,
+    took: u64,
+    mark: String,
+}
+
+impl Intent {
+    fn encode(ids: &[String], took: u64, mark: &str) -> String {
+        format!("{took} {} {mark}", ids.join(","))
+    }
+
+    fn parse(value: &str) -> Option<Intent> {
+        let mut parts = value.splitn(3, ' ');
+        let took = parts.next()?.parse().ok()?;
+        let ids = parts.next()?.split(',').map(str::to_string).collect();
+        let mark = parts.next().unwrap_or_default().to_string();
+        Some(Intent { ids, took, mark })
     }
 }
 
