@@ -118,10 +118,15 @@ pub(super) enum Landed {
 /// Checks where the batch of `count` outcomes marked `mark` landed; a batch written in part
 /// is cut off the file, so that it is printed again once.
 pub(super) fn check(mark: &str, count: u64) -> Landed {
+    let (outcomes, they, are) = if count == 1 {
+        ("outcome", "it", "is")
+    } else {
+        ("outcomes", "they", "are")
+    };
     let doubt = |what: &str| {
         Landed::Again(Some(format!(
-            "the last collector was killed while writing {count} outcomes to {what}; they may \
-             be printed twice"
+            "the last collector was killed while writing {count} {outcomes} to {what}; {they} \
+             may be printed twice"
         )))
     };
     let Some(file) = mark.strip_prefix("f ") else {
@@ -135,8 +140,8 @@ pub(super) fn check(mark: &str, count: u64) -> Landed {
     let path = parts.next().unwrap_or_default();
     let again = |why: &str| {
         Landed::Again(Some(format!(
-            "the last collector died while writing {count} outcomes to {path}, which {why}; \
-             they are printed again"
+            "the last collector died while writing {count} {outcomes} to {path}, which {why}; \
+             {they} {are} printed again"
         )))
     };
     let meta = match std::fs::metadata(path) {
