@@ -590,10 +590,10 @@ impl<'a> Submission<'a> {
         Ok(n)
     }
 
-    /// Marks the result entries handed on as collected: called once the caller has printed
-    /// them (it asks for the next outcome only then). A collector killed between the printing
-    /// and this reads them again when started again: at most one read's outcomes (64 entries)
-    /// are printed twice, never one lost.
+    /// Marks the result entries handed on as collected: called once the caller has taken
+    /// them (it asks for the next outcome only then). A collector (`weft collect`) commits
+    /// with its intents instead ([`Submission::intend`]), so that one killed between printing
+    /// and committing is found out when started again.
     fn commit(&mut self) -> Result<(), String> {
         let Some((ids, took)) = self.uncommitted.take() else {
             return Ok(());
