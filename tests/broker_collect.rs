@@ -252,3 +252,80 @@ fn collector_killed_at_random_moments_and_restarted_prints_each_job_once() {
     assert!(!err.contains("weft:"), "a warning: {err}");
     each_job_once(&lines_of(&out), JOBS);
 }
+
+#[test]
+fn collector_killed_writing_to_a_file_since_removed_prints_the_batch_again_and_says_so() {
+    let redis = Redis::start();
+    let _w = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
+    let id = run_done(&redis, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let (out1, out2, err) = (
+        dir.path().join("out1"),
+        dir.path().join("out2"),
+        dir.path().join("err"),
+    );
+    let mut first = collect_to(
+        &redis,
+        &id,
+        truncating(&out1),
+        &err,
+        &[("WEFT_FAULT_COLLECT", "after-write:2")],
+    );
+    let status = exits_within(&mut first, RUN_LIMIT);
+    assert!(killed(status), "the fault did not kill it: {status:?}");
+    // The first batch is committed; the second, in the file removed, is not known to be kept.
+    let mut lines = lines_of(&out1)[..64].to_vec();
+    std::fs::remove_file(&out1).unwrap();
+    let mut second = collect_to(&redis, &id, truncating(&out2), &err, &[]);
+    let status = exits_within(&mut second, RUN_LIMIT);
+    let err = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "weft: collect: the last collector died while writing 64 outcomes to {}, which is \
+             gone; they are printed again\n",
+            out1.display()
+        )
+    );
+    lines.extend(lines_of(&out2));
+    each_job_once(&lines, 200);
+}
+
+#[test]
+fn collector_stopped_by_sigint_commits_its_last_batch_and_exits_130() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&gate)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Job 21 waits at the gate: the collector has printed jobs 1-20 and waits for more.
+    let line = format!(
+        "if [ {{}} = 21 ]; then cat {} >/dev/null; fi; echo job {{}}",
+        gate.display()
+    );
+    let n = inputs(21);
+    let id = submit(&redis, &with_inputs(&[&line], &n));
+    let _w = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut c = collect_to(&redis, &id, truncating(&out), &err, &[]);
+    let printed = wait_until(SETTLE, || lines_of(&out).len() == 20);
+    assert!(printed, "the collector did not print jobs 1-20");
+    signal(c.id(), "INT");
+    let status = exits_within(&mut c, RUN_LIMIT);
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?} {said}");
+    assert_eq!(redis.run_field(&id, "collected").as_deref(), Some("20"));
+    assert_eq!(redis.run_field(&id, "pending"), None);
+    // Opened for writing: job 21 goes on.
+    std::fs::write(&gate, b"go\n").unwrap();
+    let mut again = collect_to(&redis, &id, appending(&out), &err, &[]);
+    let status = exits_within(&mut again, RUN_LIMIT);
+    assert_eq!(status.code(), Some(0));
+    each_job_once(&lines_of(&out), 21);
+}
