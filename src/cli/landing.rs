@@ -85,8 +85,11 @@ impl Stdout {
     }
 
     /// The mark of a batch of `len` bytes about to be written: `f DEV INO START END PATH`
-    /// for a regular file, `p WHAT` for anything else.
+    /// for a regular file, `p WHAT` for anything else, [`QUIET`] for nothing.
     pub(super) fn mark(&mut self, len: usize) -> io::Result<String> {
+        if len == 0 {
+            return Ok(QUIET.into());
+        }
         let (dev, ino, path) = match &self.target {
             Target::File { dev, ino, path } => (dev, ino, path),
             Target::Other(what) => return Ok(format!("p {what}")),
@@ -105,6 +108,9 @@ impl Stdout {
         self.file.write_all(bytes)
     }
 }
+
+/// The mark of a batch with nothing to print on stdout: written, whatever became of stdout.
+pub(super) const QUIET: &str = "q";
 
 /// What became of the batch of a collector killed before it confirmed it.
 #[derive(Debug, PartialEq, Eq)]
@@ -129,6 +135,9 @@ pub(super) fn check(mark: &str, count: u64) -> Landed {
              may be printed twice"
         )))
     };
+    if mark == QUIET {
+        return Landed::Written;
+    }
     let Some(file) = mark.strip_prefix("f ") else {
         return doubt(mark.strip_prefix("p ").unwrap_or("its stdout"));
     };
