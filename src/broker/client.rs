@@ -248,9 +248,11 @@ pub(crate) struct Submission<'a> {
     /// The intent the last collector stored and did not confirm (it was killed), until
     /// [`Submission::settle`] says whether its batch was written.
     intent: Option<Intent>,
-    /// Result entries per read: a collector that cannot tell afterwards what it wrote (to a
-    /// pipe) reads one at a time, so that at most one entry's outcomes are in doubt.
-    read_size: usize,
+    /// A collector's result entries read and not yet written, oldest first: each id, and
+    /// how many outcomes it gave.
+    unwritten: VecDeque<(String, u64)>,
+    /// How many of those were handed to the caller.
+    handed: usize,
     /// Outcomes collected, by this process and those before it (`weft collect`).
     collected: u64,
     /// How many jobs the run has, once its input has ended.
@@ -337,7 +339,8 @@ impl<'a> Submission<'a> {
             uncommitted: None,
             written: None,
             intent: None,
-            read_size: 64,
+            unwritten: VecDeque::new(),
+            handed: 0,
             collected: 0,
             sealed: None,
             local: Vec::new(),
@@ -540,11 +543,11 @@ impl<'a> Submission<'a> {
 
     /// Reads the results that came, waiting up to `block` for the first.
     fn collect(&mut self, block: Duration) -> Result<usize, String> {
-        let (results, cursor, read_size) = (&self.results, &self.cursor, self.read_size);
+        let (results, cursor) = (&self.results, &self.cursor);
         let read: redis::Value = self.link.run(|con| {
             redis::cmd("XREAD")
                 .arg("COUNT")
-                .arg(read_size)
+                .arg(64)
                 .arg("BLOCK")
                 .arg(block.as_millis() as u64)
                 .arg("STREAMS")
@@ -571,11 +574,15 @@ impl<'a> Submission<'a> {
                         payload = proto::bytes(v);
                     }
                 }
+                let at = self.collected;
                 if let Some(r) = payload.and_then(|p| crate::wire::decode::<proto::Results>(p).ok())
                 {
                     for d in r.jobs {
                         self.take(d);
                     }
+                }
+                if self.mode == Mode::Collect {
+                    self.unwritten.push_back((id.clone(), self.collected - at));
                 }
                 ids.push(id);
             }
@@ -586,7 +593,9 @@ impl<'a> Submission<'a> {
         self.cursor = last;
         let n = ids.len();
         let took = self.collected - before;
-        self.uncommitted = Some((ids, took));
+        if self.mode != Mode::Collect {
+            self.uncommitted = Some((ids, took));
+        }
         Ok(n)
     }
 
@@ -619,15 +628,26 @@ impl<'a> Submission<'a> {
         })
     }
 
-    /// The collector's next batch: the outcomes of one read of the results stream, or `None`
-    /// once every job of the run is collected, the collector is stopped, or the run failed
-    /// ([`Submission::fatal`] says why). The caller prints the batch after
-    /// [`intend`](Submission::intend), and asks for the next one only once it is written.
-    pub(crate) fn next_batch(&mut self) -> Option<Vec<Outcome<Vec<u8>>>> {
+    /// The collector's next read of the results stream: the outcomes of each entry read (up
+    /// to 64), or `None` once every job of the run is collected, the collector is stopped, or
+    /// the run failed ([`Submission::fatal`] says why). The caller prints the entries in
+    /// batches of one or more, each after [`intend`](Submission::intend), and asks for the
+    /// next read only once all are written.
+    pub(crate) fn next_batch(&mut self) -> Option<Vec<Vec<Outcome<Vec<u8>>>>> {
         debug_assert_eq!(self.mode, Mode::Collect);
         loop {
-            if !self.ready.is_empty() {
-                return Some(self.ready.drain(..).collect());
+            if self.handed < self.unwritten.len() {
+                let entries = self
+                    .unwritten
+                    .iter()
+                    .skip(self.handed)
+                    .map(|&(_, took)| {
+                        let took = (took as usize).min(self.ready.len());
+                        self.ready.drain(..took).collect()
+                    })
+                    .collect();
+                self.handed = self.unwritten.len();
+                return Some(entries);
             }
             if self.finished {
                 return None;
@@ -642,13 +662,22 @@ impl<'a> Submission<'a> {
         }
     }
 
-    /// Stores the collector's intent to write the batch just read (`mark` says where, for
-    /// the next collector to check), in one round trip with the commit of the batch before
-    /// it, whose write has ended.
-    pub(crate) fn intend(&mut self, mark: &str) -> Result<(), String> {
-        let Some((ids, took)) = self.uncommitted.take() else {
+    /// Stores the collector's intent to write a batch: the next `entries` entries of the
+    /// last read (`mark` says where they go, for the next collector to check), in one round
+    /// trip with the commit of the batch before, whose write has ended.
+    pub(crate) fn intend(&mut self, entries: usize, mark: &str) -> Result<(), String> {
+        let n = entries.min(self.unwritten.len());
+        if n == 0 {
             return Ok(());
-        };
+        }
+        let (ids, took) = self
+            .unwritten
+            .drain(..n)
+            .inspect(|_| self.handed = self.handed.saturating_sub(1))
+            .fold((Vec::new(), 0), |(mut ids, took), (id, t)| {
+                ids.push(id);
+                (ids, took + t)
+            });
         let value = Intent::encode(&ids, took, mark);
         let prev = self.written.take();
         let (results, run_key) = (&self.results, &self.run_key);
@@ -707,11 +736,6 @@ impl<'a> Submission<'a> {
         self.collected += intent.took;
         self.written = Some((intent.ids, intent.took));
         self.confirm()
-    }
-
-    /// Reads at most `n` result entries at a time (64 by default).
-    pub(crate) fn read_size(&mut self, n: usize) {
-        self.read_size = n.max(1);
     }
 
     /// The commands that mark entries `ids` (`took` outcomes) collected: the cursor moves

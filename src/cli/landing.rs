@@ -7,7 +7,8 @@
 //! the file: the range is there (written: skip it), partly there (truncate it off and print
 //! the batch again, once), or the file is gone or was truncated (print it again, and say so).
 //! Stdout that is not a regular file cannot be read back: the batch is printed again with a
-//! warning, and batches to it are one result entry each so that little is in doubt.
+//! warning, and a batch to it ends at each result entry that prints, so that little is in
+//! doubt.
 
 use std::fs::File;
 use std::io::{self, Seek, Write};

@@ -109,6 +109,15 @@ impl Printer {
         })
     }
 
+    /// How many bytes were printed into memory and not yet taken.
+    pub(crate) fn printed(&self) -> usize {
+        let buffered = self.out.buffer().len();
+        match self.out.get_ref() {
+            Sink::Stdout(_) => buffered,
+            Sink::Memory { out, err } => buffered + out.len() + err.as_ref().map_or(0, Vec::len),
+        }
+    }
+
     /// Prints commands' outputs as `book` says.
     pub(crate) fn with_book(mut self, book: Option<super::results::Book>) -> Self {
         self.book = book;

@@ -48,10 +48,6 @@ pub(super) fn collect(registry: &Registry, args: &Args) -> Result<i32, String> {
         sub.settle(landed == landing::Landed::Written)
             .map_err(|e| format!("collect: {e}"))?;
     }
-    if !out.is_file() {
-        // What a pipe took cannot be read back: one entry at a time keeps the doubt small.
-        sub.read_size(1);
-    }
     let stopped = Arc::new(AtomicI32::new(0));
     {
         let stopped = stopped.clone();
@@ -92,57 +88,70 @@ pub(super) fn collect(registry: &Registry, args: &Args) -> Result<i32, String> {
                 .ok_or_else(|| format!("collect: this weft has no task {kind:?}"))?,
         )
     };
+    // To a file a batch is a whole read (up to 64 entries); to a pipe, whose batch in doubt
+    // is printed again, it ends at each entry that prints something, so that the doubt is
+    // one entry's outcomes (a run of entries that print nothing costs no more round trips).
+    let whole_reads = out.is_file();
     let mut batches = 0u64;
-    while let Some(batch) = sub.next_batch() {
-        for o in batch {
-            let printed = match &entry {
-                None => {
-                    let o = o.map(|bytes| match crate::wire::decode::<ExecOutput>(&bytes) {
-                        Ok(v) => Status::Ok(v),
-                        Err(e) => {
-                            Status::Failed(format!("cannot decode the command's output: {e}"))
-                        }
-                    });
-                    printer.command(o, &[], b"")
-                }
-                Some(entry) => {
-                    let o = o.map(|bytes| {
-                        match (entry.decode_output)(&bytes).and_then(|b| (entry.to_json)(&b)) {
+    while let Some(read) = sub.next_batch() {
+        let last = read.len();
+        let mut group = 0;
+        for (i, outcomes) in read.into_iter().enumerate() {
+            group += 1;
+            for o in outcomes {
+                let printed = match &entry {
+                    None => {
+                        let o = o.map(|bytes| match crate::wire::decode::<ExecOutput>(&bytes) {
                             Ok(v) => Status::Ok(v),
-                            Err(e) => Status::Failed(e),
-                        }
-                    });
-                    printer.task(&o, &[])
+                            Err(e) => {
+                                Status::Failed(format!("cannot decode the command's output: {e}"))
+                            }
+                        });
+                        printer.command(o, &[], b"")
+                    }
+                    Some(entry) => {
+                        let o = o.map(|bytes| {
+                            match (entry.decode_output)(&bytes).and_then(|b| (entry.to_json)(&b)) {
+                                Ok(v) => Status::Ok(v),
+                                Err(e) => Status::Failed(e),
+                            }
+                        });
+                        printer.task(&o, &[])
+                    }
+                };
+                if let Err(e) = printed {
+                    return Ok(printer.write_failed(&e));
                 }
+            }
+            if i + 1 < last && (whole_reads || printer.printed() == 0) {
+                continue;
+            }
+            let (bytes, err) = match printer.take() {
+                Ok(b) => b,
+                Err(e) => return Ok(printer.write_failed(&e)),
             };
-            if let Err(e) = printed {
+            // A batch that prints nothing (tasks that return nothing, or only stderr's lines,
+            // which are not checked) is never in doubt.
+            let mark = match out.mark(bytes.len()) {
+                Ok(m) => m,
+                Err(e) => return Ok(printer.write_failed(&e)),
+            };
+            sub.intend(std::mem::take(&mut group), &mark)
+                .map_err(|e| format!("collect: {e}"))?;
+            batches += 1;
+            // Stderr's first: were the collector killed between the two, the batch would be
+            // printed again, its messages with it, rather than lose them.
+            let _ = std::io::stderr().write_all(&err);
+            if fault == Fault::MidWrite(batches) {
+                let _ = out.write(&bytes[..bytes.len() / 2]);
+                Fault::die();
+            }
+            if let Err(e) = out.write(&bytes) {
                 return Ok(printer.write_failed(&e));
             }
-        }
-        let (bytes, err) = match printer.take() {
-            Ok(b) => b,
-            Err(e) => return Ok(printer.write_failed(&e)),
-        };
-        // A batch that prints nothing (tasks that return nothing, or only stderr's lines, which
-        // are not checked) is never in doubt.
-        let mark = match out.mark(bytes.len()) {
-            Ok(m) => m,
-            Err(e) => return Ok(printer.write_failed(&e)),
-        };
-        sub.intend(&mark).map_err(|e| format!("collect: {e}"))?;
-        batches += 1;
-        // Stderr's first: were the collector killed between the two, the batch would be
-        // printed again, its messages with it, rather than lose them.
-        let _ = std::io::stderr().write_all(&err);
-        if fault == Fault::MidWrite(batches) {
-            let _ = out.write(&bytes[..bytes.len() / 2]);
-            Fault::die();
-        }
-        if let Err(e) = out.write(&bytes) {
-            return Ok(printer.write_failed(&e));
-        }
-        if fault == Fault::AfterWrite(batches) {
-            Fault::die();
+            if fault == Fault::AfterWrite(batches) {
+                Fault::die();
+            }
         }
     }
     let code = printer.finish();
