@@ -239,8 +239,8 @@ pub(crate) struct Submission<'a> {
     pub(crate) stop: Option<Box<dyn Fn() -> Stopping + 'a>>,
     mode: Mode,
     /// Result entries handed on but not yet marked collected on the broker: they are, once
-    /// the caller asks for more (it has printed them by then), or, for a collector, with the
-    /// intent of the batch after them ([`Submission::intend`]).
+    /// the caller asks for more (it has printed them by then). A collector's go through
+    /// `unwritten` and `written` instead.
     uncommitted: Option<(Vec<String>, u64)>,
     /// A collector's last batch: its intent is stored and its output written, and it is
     /// committed with the next intent, or by [`Submission::confirm`].

@@ -26,8 +26,9 @@ fn broker_and_job<'a>(args: &'a Args, what: &str) -> Result<(&'a str, &'a str), 
 /// failed jobs collected by this collector), or 128+N once stopped by signal N (SIGINT,
 /// SIGTERM, SIGHUP), which ends the batch being written and commits it first.
 ///
-/// Each read of the results stream is a batch: printed into memory, its intent stored on the
-/// broker (with the commit of the batch before it), then written in one `write_all`. A
+/// Each read of the results stream is a batch (to a pipe, each entry that prints ends one):
+/// printed into memory, its intent stored on the broker (with the commit of the batch before
+/// it), then written in one `write_all`. A
 /// collector started again after one that was killed checks the intent it left against the
 /// file (see `landing`): to a file, no outcome is printed twice or lost; to a pipe, the batch
 /// in doubt is printed again, with a warning.
