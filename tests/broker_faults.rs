@@ -2,137 +2,18 @@
 //! own (a unix socket in a temp dir, no TCP port) and stops by pid, also on panic. Each test
 //! counts at the collector that every job was reported exactly once.
 
+#[path = "common/broker.rs"]
+mod broker;
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use broker::{Redis, Worker, counts, each_job_once, inputs, with_inputs};
 use common::{SETTLE, exits_within, signal, wait_until, weft_bin, within};
-
-/// The lease the tests give workers: a lost worker's jobs move on after it.
-const LEASE_MS: &str = "1000";
-
-/// A redis-server child of this test, killed by pid when dropped.
-struct Redis {
-    child: Child,
-    dir: tempfile::TempDir,
-    aof: bool,
-}
-
-impl Redis {
-    fn start(aof: bool) -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Self::spawn(dir.path(), aof);
-        let r = Redis { child, dir, aof };
-        r.wait_ready();
-        r
-    }
-
-    fn spawn(dir: &Path, aof: bool) -> Child {
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", "0", "--save", "", "--unixsocketperm", "700"])
-            .arg("--unixsocket")
-            .arg(dir.join("sock"))
-            .arg("--dir")
-            .arg(dir);
-        if aof {
-            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        }
-        cmd.stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt install redis-server)")
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.path().join("sock")
-    }
-
-    fn url(&self) -> String {
-        format!("redis+unix://{}", self.sock().display())
-    }
-
-    /// Waits until the server answers PING (tens of milliseconds).
-    fn wait_ready(&self) {
-        let url = self.url();
-        let up = wait_until(SETTLE, || {
-            redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
-        assert!(up, "redis-server did not answer PING");
-    }
-
-    /// Kills the server (SIGKILL: a crash) and starts it again on the same socket and data.
-    fn crash_and_restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = Self::spawn(self.dir.path(), self.aof);
-        self.wait_ready();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A `weft worker` child, killed by pid when dropped; its stderr lines come through `err`.
-struct Worker {
-    child: Child,
-    err: mpsc::Receiver<String>,
-}
-
-impl Worker {
-    fn start(redis: &Redis, extra: &[&str]) -> Worker {
-        let mut child = Command::new(weft_bin())
-            .args(["worker", "--broker", &redis.url(), "--exit-when-idle", "60"])
-            .args(extra)
-            .env("WEFT_BROKER_LEASE_MS", LEASE_MS)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("worker: {line}");
-                let _ = tx.send(line);
-            }
-        });
-        Worker { child, err: rx }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for a line of its stderr that contains `what`.
-    fn wait_err(&self, what: &str) -> String {
-        loop {
-            match self.err.recv_timeout(SETTLE) {
-                Ok(line) if line.contains(what) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no worker line with {what:?}: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A submitter (`weft --broker URL ARGS`) whose stdout lines come in as they are printed.
 struct Submitter {
@@ -159,7 +40,7 @@ impl Submitter {
 
     fn spawn(redis: &Redis, args: &[&str], env: &[(&str, &str)], stdin: Stdio) -> Submitter {
         let mut child = Command::new(weft_bin())
-            .args(["--broker", &redis.url()])
+            .args(["--broker", &redis.url])
             .args(args)
             .envs(env.iter().copied())
             .stdin(stdin)
@@ -231,39 +112,6 @@ impl Drop for Submitter {
     }
 }
 
-/// How many times each line was printed.
-fn counts(lines: &[String]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for l in lines {
-        *m.entry(l.clone()).or_insert(0) += 1;
-    }
-    m
-}
-
-/// Asserts that `lines` are `job 1` .. `job n`, each exactly once.
-fn each_job_once(lines: &[String], n: usize) {
-    let c = counts(lines);
-    let twice: Vec<_> = c.iter().filter(|(_, k)| **k > 1).collect();
-    assert!(twice.is_empty(), "reported more than once: {twice:?}");
-    let missing: Vec<_> = (1..=n)
-        .filter(|i| !c.contains_key(&format!("job {i}")))
-        .collect();
-    assert!(missing.is_empty(), "never reported: {missing:?}");
-    assert_eq!(lines.len(), n, "{lines:?}");
-}
-
-fn inputs(n: usize) -> Vec<String> {
-    (1..=n).map(|i| i.to_string()).collect()
-}
-
-/// `weft --broker URL ARGS ::: 1..n`.
-fn with_inputs<'a>(args: &[&'a str], n: &'a [String]) -> Vec<&'a str> {
-    let mut v: Vec<&str> = args.to_vec();
-    v.push(":::");
-    v.extend(n.iter().map(String::as_str));
-    v
-}
-
 fn mkfifo(path: &Path) {
     assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
 }
@@ -286,7 +134,7 @@ fn write_fifo(path: &Path) {
 
 #[test]
 fn two_workers_report_each_command_job_exactly_once() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let _a = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
     let _b = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
     let n = inputs(300);
@@ -298,7 +146,7 @@ fn two_workers_report_each_command_job_exactly_once() {
 
 #[test]
 fn typed_tasks_run_on_workers_with_their_outputs_in_input_order() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let _a = Worker::start(&redis, &["-j", "2"]);
     let _b = Worker::start(&redis, &["-j", "2"]);
     let ranges: Vec<String> = (0..2000).map(|i| format!("0..{i}")).collect();
@@ -313,7 +161,7 @@ fn typed_tasks_run_on_workers_with_their_outputs_in_input_order() {
 
 #[test]
 fn worker_sigkilled_mid_job_its_job_completes_elsewhere_once() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let started = dir.path().join("started");
     mkfifo(&started);
@@ -337,7 +185,7 @@ fn worker_sigkilled_mid_job_its_job_completes_elsewhere_once() {
 
 #[test]
 fn worker_sigstopped_past_its_lease_has_its_late_result_discarded() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let (started, release) = (dir.path().join("started"), dir.path().join("release"));
     for f in [&started, &release] {
@@ -379,7 +227,7 @@ fn worker_sigstopped_past_its_lease_has_its_late_result_discarded() {
 
 #[test]
 fn redis_restarted_with_aof_loses_nothing() {
-    let mut redis = Redis::start(true);
+    let mut redis = Redis::start_aof();
     let _a = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
     let _b = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
     let n = inputs(200);
@@ -393,7 +241,7 @@ fn redis_restarted_with_aof_loses_nothing() {
 
 #[test]
 fn redis_restarted_without_persistence_fails_the_run_loudly() {
-    let mut redis = Redis::start(false);
+    let mut redis = Redis::start();
     let _a = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
     let n = inputs(400);
     let mut sub = Submitter::start(&redis, &with_inputs(&["sleep 0.02; echo job {}"], &n));
@@ -414,7 +262,7 @@ fn redis_restarted_without_persistence_fails_the_run_loudly() {
 
 #[test]
 fn poison_job_crashing_every_worker_is_dead_lettered_and_the_rest_completes() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let mut tasks: Vec<String> = (0..30).map(|_| "ok".to_string()).collect();
     tasks[10] = "abort".into();
     let sub = Submitter::start(
@@ -462,7 +310,7 @@ fn poison_job_crashing_every_worker_is_dead_lettered_and_the_rest_completes() {
 
 #[test]
 fn workers_joining_and_leaving_mid_run_report_each_job_once() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let a = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
     let n = inputs(300);
     let mut sub = Submitter::start(&redis, &with_inputs(&["sleep 0.005; echo job {}"], &n));
@@ -478,7 +326,7 @@ fn workers_joining_and_leaving_mid_run_report_each_job_once() {
 
 #[test]
 fn command_job_waits_for_a_worker_that_runs_commands() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     // This worker lacks the kind (it does not run commands): the jobs wait for one that has it.
     let _plain = Worker::start(&redis, &["-j", "2"]);
     let n = inputs(10);
@@ -495,7 +343,7 @@ fn command_job_waits_for_a_worker_that_runs_commands() {
 
 #[test]
 fn job_of_a_kind_no_worker_registers_fails_clearly_after_the_grace() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let _plain = Worker::start(&redis, &["-j", "2"]);
     let n = inputs(3);
     let sub = Submitter::start_env(
@@ -515,7 +363,7 @@ fn job_of_a_kind_no_worker_registers_fails_clearly_after_the_grace() {
 
 #[test]
 fn inputs_above_the_payload_limit_are_refused_naming_it() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let _a = Worker::start(&redis, &["-j", "1"]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("inputs");
@@ -545,7 +393,7 @@ fn inputs_above_the_payload_limit_are_refused_naming_it() {
 /// `weft collect` for run `id`, its stdout lines coming in as they are printed.
 fn collector(redis: &Redis, id: &str) -> Submitter {
     let mut child = Command::new(weft_bin())
-        .args(["collect", "--broker", &redis.url(), "--job", id])
+        .args(["collect", "--broker", &redis.url, "--job", id])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -566,22 +414,9 @@ fn collector(redis: &Redis, id: &str) -> Submitter {
     }
 }
 
-/// A field of run `id`'s hash on the broker.
-fn run_field(redis: &Redis, id: &str, field: &str) -> Option<String> {
-    let mut con = redis::Client::open(redis.url().as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    redis::cmd("HGET")
-        .arg(format!("weft:run:{id}"))
-        .arg(field)
-        .query(&mut con)
-        .unwrap()
-}
-
 #[test]
 fn collector_killed_and_restarted_reports_each_job_once() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
     mkfifo(&gate);
@@ -593,7 +428,7 @@ fn collector_killed_and_restarted_reports_each_job_once() {
     );
     let n = inputs(40);
     let submitted = common::weft()
-        .args(["submit", "--broker", &redis.url()])
+        .args(["submit", "--broker", &redis.url])
         .args(with_inputs(&[&line], &n))
         .output()
         .unwrap();
@@ -602,7 +437,7 @@ fn collector_killed_and_restarted_reports_each_job_once() {
         .unwrap()
         .trim()
         .to_string();
-    assert_eq!(run_field(&redis, &id, "sealed").as_deref(), Some("40"));
+    assert_eq!(redis.run_field(&id, "sealed").as_deref(), Some("40"));
     let _w = Worker::start(&redis, &["-j", "1", "--allow-commands"]);
     let mut first = collector(&redis, &id);
     // Killed once it has caught up: jobs 1-20 printed and marked collected, and it waits for
@@ -612,7 +447,8 @@ fn collector_killed_and_restarted_reports_each_job_once() {
             first.seen.push(l);
         }
         let field = |f: &str| {
-            run_field(&redis, &id, f)
+            redis
+                .run_field(&id, f)
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(0)
         };
@@ -633,14 +469,14 @@ fn collector_killed_and_restarted_reports_each_job_once() {
     assert_eq!(code, Some(0), "{err}");
     lines.extend(rest);
     each_job_once(&lines, 40);
-    assert_eq!(run_field(&redis, &id, "state").as_deref(), Some("done"));
+    assert_eq!(redis.run_field(&id, "state").as_deref(), Some("done"));
 }
 
 #[test]
 fn status_counts_a_runs_jobs() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let submitted = common::weft()
-        .args(["submit", "--broker", &redis.url(), "--task", "sum", ":::"])
+        .args(["submit", "--broker", &redis.url, "--task", "sum", ":::"])
         .args((1..=5).map(|i| format!("0..{i}")))
         .output()
         .unwrap();
@@ -651,7 +487,7 @@ fn status_counts_a_runs_jobs() {
         .to_string();
     let status = |redis: &Redis| {
         let out = common::weft()
-            .args(["status", "--broker", &redis.url(), "--job", &id])
+            .args(["status", "--broker", &redis.url, "--job", &id])
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap()
@@ -662,7 +498,8 @@ fn status_counts_a_runs_jobs() {
         "{before}"
     );
     let _w = Worker::start(&redis, &["-j", "1"]);
-    assert!(wait_until(SETTLE, || run_field(&redis, &id, "done")
+    assert!(wait_until(SETTLE, || redis
+        .run_field(&id, "done")
         .as_deref()
         == Some("5")));
     let after = status(&redis);
@@ -674,7 +511,7 @@ fn status_counts_a_runs_jobs() {
 
 #[test]
 fn outputs_above_the_payload_limit_fail_their_job_naming_it() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let _a = Worker::start(&redis, &["-j", "1", "--allow-commands"]);
     let sub = Submitter::start(
         &redis,
@@ -691,8 +528,8 @@ fn outputs_above_the_payload_limit_fail_their_job_naming_it() {
 
 #[test]
 fn library_runs_typed_tasks_on_a_served_registry() {
-    let redis = Redis::start(false);
-    let url = redis.url();
+    let redis = Redis::start();
+    let url = redis.url.clone();
     let worker = std::thread::spawn(move || {
         let opts = weft::broker::WorkerOptions {
             workers: 2,
@@ -701,7 +538,7 @@ fn library_runs_typed_tasks_on_a_served_registry() {
         };
         weft::broker::serve(&url, &weft::tasks::registry(), &opts)
     });
-    let broker = weft::broker::Broker::new(redis.url());
+    let broker = weft::broker::Broker::new(redis.url.clone());
     let opts = weft::broker::RunOptions::default().keep_order(true);
     let sums: Vec<u128> = broker
         .map((0..500u64).map(|i| weft::tasks::Sum::new(0..i)), &opts)
@@ -716,7 +553,7 @@ fn library_runs_typed_tasks_on_a_served_registry() {
 
 #[test]
 fn retries_timeout_joblog_and_halt_behave_as_in_a_local_run() {
-    let redis = Redis::start(false);
+    let redis = Redis::start();
     let _a = Worker::start(&redis, &["-j", "2", "--allow-commands"]);
     // --retries: attempts on the worker.
     let sub = Submitter::start(

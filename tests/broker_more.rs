@@ -1,118 +1,20 @@
 //! `weft --broker`, `weft worker` and `weft collect` against a real redis-server that each
 //! test starts on its own and stops by pid, also on panic: cancelling a run stops its jobs on
 //! the workers; TLS, a password and a unix socket in the URL; `weft collect` with no worker
-//! of the kind. (The harness is a copy of broker_faults.rs's, with the server's options and
-//! URL as parameters.)
+//! of the kind. (The harness is common/broker.rs.)
 
+#[path = "common/broker.rs"]
+mod broker;
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use broker::{Redis, Worker, each_job_once};
 use common::{SETTLE, alive, exits_within, signal, wait_until, weft_bin};
-
-/// The lease the tests give workers: a worker sees a cancelled run within a third of it.
-const LEASE_MS: &str = "1000";
-
-/// A redis-server child of this test, killed by pid when dropped.
-struct Redis {
-    child: Child,
-    dir: tempfile::TempDir,
-    url: String,
-    /// Environment for the clients (`SSL_CERT_FILE` for a TLS server).
-    env: Vec<(String, String)>,
-}
-
-impl Redis {
-    /// A server on a unix socket only.
-    fn start() -> Redis {
-        Self::start_with(&[], &[], |dir| {
-            format!("redis+unix://{}", dir.join("sock").display())
-        })
-    }
-
-    /// A server on a unix socket with `extra` options, reached at `url(dir)`; `auth` are
-    /// redis-cli's options to log in.
-    fn start_with(extra: &[&str], auth: &[&str], url: impl FnOnce(&Path) -> String) -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--unixsocketperm", "700"])
-            .arg("--unixsocket")
-            .arg(dir.path().join("sock"))
-            .arg("--dir")
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt install redis-server)");
-        let url = url(dir.path());
-        let r = Redis {
-            child,
-            dir,
-            url,
-            env: Vec::new(),
-        };
-        r.wait_ready(auth);
-        r
-    }
-
-    /// Waits until the server answers PING on its socket (tens of milliseconds).
-    fn wait_ready(&self, auth: &[&str]) {
-        let sock = self.sock();
-        let up = wait_until(SETTLE, || {
-            Command::new("redis-cli")
-                .arg("-s")
-                .arg(&sock)
-                .args(auth)
-                .arg("PING")
-                .stderr(Stdio::null())
-                .output()
-                .is_ok_and(|o| o.stdout.starts_with(b"PONG"))
-        });
-        assert!(up, "redis-server did not answer PING");
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.path().join("sock")
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A `weft worker` child, killed by pid when dropped.
-struct Worker {
-    child: Child,
-}
-
-impl Worker {
-    fn start(redis: &Redis, extra: &[&str]) -> Worker {
-        let child = Command::new(weft_bin())
-            .args(["worker", "--broker", &redis.url, "--exit-when-idle", "60"])
-            .args(extra)
-            .env("WEFT_BROKER_LEASE_MS", LEASE_MS)
-            .envs(redis.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        Worker { child }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A `weft ARGS` child (a submitter with `--broker` among ARGS, or `collect`) whose stdout
 /// lines come in as they are printed.
@@ -170,15 +72,6 @@ impl Drop for Client {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Asserts that `lines` are `job 1` .. `job n`, each exactly once, in any order.
-fn each_job_once(lines: &[String], n: usize) {
-    let mut got = lines.to_vec();
-    got.sort();
-    let mut want: Vec<String> = (1..=n).map(|i| format!("job {i}")).collect();
-    want.sort();
-    assert_eq!(got, want);
 }
 
 /// `weft --broker URL echo job {} ::: 1..n` through `redis`, checked.

@@ -239,8 +239,20 @@ pub(crate) struct Submission<'a> {
     pub(crate) stop: Option<Box<dyn Fn() -> Stopping + 'a>>,
     mode: Mode,
     /// Result entries handed on but not yet marked collected on the broker: they are, once
-    /// the caller asks for more (it has printed them by then).
+    /// the caller asks for more (it has printed them by then). A collector's go through
+    /// `unwritten` and `written` instead.
     uncommitted: Option<(Vec<String>, u64)>,
+    /// A collector's last batch: its intent is stored and its output written, and it is
+    /// committed with the next intent, or by [`Submission::confirm`].
+    written: Option<(Vec<String>, u64)>,
+    /// The intent the last collector stored and did not confirm (it was killed), until
+    /// [`Submission::settle`] says whether its batch was written.
+    intent: Option<Intent>,
+    /// A collector's result entries read and not yet written, oldest first: each id, and
+    /// how many outcomes it gave.
+    unwritten: VecDeque<(String, u64)>,
+    /// How many of those were handed to the caller.
+    handed: usize,
     /// Outcomes collected, by this process and those before it (`weft collect`).
     collected: u64,
     /// How many jobs the run has, once its input has ended.
@@ -325,6 +337,10 @@ impl<'a> Submission<'a> {
             stop: None,
             mode: Mode::Both,
             uncommitted: None,
+            written: None,
+            intent: None,
+            unwritten: VecDeque::new(),
+            handed: 0,
             collected: 0,
             sealed: None,
             local: Vec::new(),
@@ -364,6 +380,7 @@ impl<'a> Submission<'a> {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         sub.sealed = hash.get("sealed").and_then(|c| c.parse().ok());
+        sub.intent = hash.get("pending").and_then(|p| Intent::parse(p));
         if hash.get("state").map(String::as_str) == Some("done") {
             sub.finished = true;
             sub.closed = true;
@@ -557,11 +574,15 @@ impl<'a> Submission<'a> {
                         payload = proto::bytes(v);
                     }
                 }
+                let at = self.collected;
                 if let Some(r) = payload.and_then(|p| crate::wire::decode::<proto::Results>(p).ok())
                 {
                     for d in r.jobs {
                         self.take(d);
                     }
+                }
+                if self.mode == Mode::Collect {
+                    self.unwritten.push_back((id.clone(), self.collected - at));
                 }
                 ids.push(id);
             }
@@ -572,14 +593,16 @@ impl<'a> Submission<'a> {
         self.cursor = last;
         let n = ids.len();
         let took = self.collected - before;
-        self.uncommitted = Some((ids, took));
+        if self.mode != Mode::Collect {
+            self.uncommitted = Some((ids, took));
+        }
         Ok(n)
     }
 
-    /// Marks the result entries handed on as collected: called once the caller has printed
-    /// them (it asks for the next outcome only then). A collector killed between the printing
-    /// and this reads them again when started again: at most one read's outcomes (64 entries)
-    /// are printed twice, never one lost.
+    /// Marks the result entries handed on as collected: called once the caller has taken
+    /// them (it asks for the next outcome only then). A collector (`weft collect`) commits
+    /// with its intents instead ([`Submission::intend`]), so that one killed between printing
+    /// and committing is found out when started again.
     fn commit(&mut self) -> Result<(), String> {
         let Some((ids, took)) = self.uncommitted.take() else {
             return Ok(());
@@ -603,6 +626,142 @@ impl<'a> Submission<'a> {
                 .ignore()
                 .query::<()>(con)
         })
+    }
+
+    /// The collector's next read of the results stream: the outcomes of each entry read (up
+    /// to 64), or `None` once every job of the run is collected, the collector is stopped, or
+    /// the run failed ([`Submission::fatal`] says why). The caller prints the entries in
+    /// batches of one or more, each after [`intend`](Submission::intend), and asks for the
+    /// next read only once all are written.
+    pub(crate) fn next_batch(&mut self) -> Option<Vec<Vec<Outcome<Vec<u8>>>>> {
+        debug_assert_eq!(self.mode, Mode::Collect);
+        loop {
+            if self.handed < self.unwritten.len() {
+                let entries = self
+                    .unwritten
+                    .iter()
+                    .skip(self.handed)
+                    .map(|&(_, took)| {
+                        let took = (took as usize).min(self.ready.len());
+                        self.ready.drain(..took).collect()
+                    })
+                    .collect();
+                self.handed = self.unwritten.len();
+                return Some(entries);
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(e) = self.step() {
+                // Nothing is out of a collector's hands: what it has not read stays on the
+                // broker for the next one.
+                self.fatal = Some(e);
+                self.closed = true;
+                self.finished = true;
+            }
+        }
+    }
+
+    /// Stores the collector's intent to write a batch: the next `entries` entries of the
+    /// last read (`mark` says where they go, for the next collector to check), in one round
+    /// trip with the commit of the batch before, whose write has ended.
+    pub(crate) fn intend(&mut self, entries: usize, mark: &str) -> Result<(), String> {
+        let n = entries.min(self.unwritten.len());
+        if n == 0 {
+            return Ok(());
+        }
+        let (ids, took) = self
+            .unwritten
+            .drain(..n)
+            .inspect(|_| self.handed = self.handed.saturating_sub(1))
+            .fold((Vec::new(), 0), |(mut ids, took), (id, t)| {
+                ids.push(id);
+                (ids, took + t)
+            });
+        let value = Intent::encode(&ids, took, mark);
+        let prev = self.written.take();
+        let (results, run_key) = (&self.results, &self.run_key);
+        self.link.run(|con| {
+            let mut p = redis::pipe();
+            p.atomic();
+            if let Some((ids, took)) = &prev {
+                Self::commit_cmds(&mut p, results, run_key, ids, *took);
+            }
+            p.cmd("HSET")
+                .arg(run_key)
+                .arg("pending")
+                .arg(&value)
+                .ignore();
+            p.query::<()>(con)
+        })?;
+        self.written = Some((ids, took));
+        Ok(())
+    }
+
+    /// Commits the collector's last batch, written whole, and clears its intent.
+    pub(crate) fn confirm(&mut self) -> Result<(), String> {
+        let Some((ids, took)) = self.written.take() else {
+            return Ok(());
+        };
+        let (results, run_key) = (&self.results, &self.run_key);
+        self.link.run(|con| {
+            let mut p = redis::pipe();
+            p.atomic();
+            Self::commit_cmds(&mut p, results, run_key, &ids, took);
+            p.cmd("HDEL").arg(run_key).arg("pending").ignore();
+            p.query::<()>(con)
+        })
+    }
+
+    /// The intent the last collector stored and did not confirm: its caller's mark, and how
+    /// many outcomes its batch holds.
+    pub(crate) fn intent(&self) -> Option<(&str, u64)> {
+        self.intent.as_ref().map(|i| (i.mark.as_str(), i.took))
+    }
+
+    /// Settles the last collector's intent: a batch `written` whole is committed and this
+    /// collector goes on after it; any other is read (and printed) again.
+    pub(crate) fn settle(&mut self, written: bool) -> Result<(), String> {
+        let Some(intent) = self.intent.take() else {
+            return Ok(());
+        };
+        if !written {
+            // Its intent stays until this collector's own intent for the batch replaces it.
+            return Ok(());
+        }
+        let Some(last) = intent.ids.last().cloned() else {
+            return Ok(());
+        };
+        self.cursor = last;
+        self.collected += intent.took;
+        self.written = Some((intent.ids, intent.took));
+        self.confirm()
+    }
+
+    /// The commands that mark entries `ids` (`took` outcomes) collected: the cursor moves
+    /// past the last of them, and they are deleted.
+    fn commit_cmds(
+        p: &mut redis::Pipeline,
+        results: &str,
+        run_key: &str,
+        ids: &[String],
+        took: u64,
+    ) {
+        let Some(last) = ids.last() else { return };
+        p.cmd("HSET")
+            .arg(run_key)
+            .arg("cursor")
+            .arg(last)
+            .ignore()
+            .cmd("HINCRBY")
+            .arg(run_key)
+            .arg("collected")
+            .arg(took)
+            .ignore()
+            .cmd("XDEL")
+            .arg(results)
+            .arg(ids)
+            .ignore();
     }
 
     /// Takes in one job's result: the first per job is reported, later ones are counted.
@@ -736,11 +895,14 @@ impl<'a> Submission<'a> {
     }
 
     fn step(&mut self) -> Result<(), String> {
-        self.commit()?;
+        if self.mode != Mode::Collect {
+            self.commit()?;
+        }
         let stopping = self.stop.as_ref().map_or(Stopping::No, |s| s());
         match stopping {
-            // A collector stopped leaves the run to the next one.
+            // A collector stopped leaves the run to the next one, its last batch committed.
             Stopping::Now if self.mode == Mode::Collect => {
+                self.confirm()?;
                 self.closed = true;
                 self.finished = true;
                 return Ok(());
@@ -817,11 +979,17 @@ impl<'a> Submission<'a> {
 
     fn step_collect(&mut self) -> Result<(), String> {
         if self.sealed.is_some_and(|n| self.collected >= n) {
+            self.confirm()?;
             self.close("done");
             self.finished = true;
             return Ok(());
         }
-        self.collect(Duration::from_millis(500))?;
+        let read = self.collect(Duration::from_millis(500))?;
+        if read == 0 {
+            // Nothing came: the last batch is confirmed now rather than with the next one,
+            // which may be long in coming.
+            self.confirm()?;
+        }
         if self.ready.is_empty() {
             self.last_watch = Instant::now() - Duration::from_secs(1);
             self.watch()?;
@@ -864,6 +1032,29 @@ impl Drop for Submission<'_> {
         if !self.finished {
             self.close("cancelled");
         }
+    }
+}
+
+/// A collector's intent, stored in the run's hash (field `pending`) before it writes a batch:
+/// the batch's result entries, how many outcomes they hold, and the caller's mark (where the
+/// batch goes: see `cli/landing.rs`). Stored as `TOOK IDS MARK`, the ids joined by commas.
+struct Intent {
+    ids: Vec<String>,
+    took: u64,
+    mark: String,
+}
+
+impl Intent {
+    fn encode(ids: &[String], took: u64, mark: &str) -> String {
+        format!("{took} {} {mark}", ids.join(","))
+    }
+
+    fn parse(value: &str) -> Option<Intent> {
+        let mut parts = value.splitn(3, ' ');
+        let took = parts.next()?.parse().ok()?;
+        let ids = parts.next()?.split(',').map(str::to_string).collect();
+        let mark = parts.next().unwrap_or_default().to_string();
+        Some(Intent { ids, took, mark })
     }
 }
 

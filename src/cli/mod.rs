@@ -8,6 +8,8 @@ mod gate;
 mod input;
 mod joblog;
 mod kind;
+#[cfg(feature = "broker")]
+mod landing;
 mod output;
 mod pipe;
 mod plan;

@@ -37,7 +37,7 @@ pub(crate) struct Printer {
     failed: u64,
     /// Flushed after every job: a reader (`| head -n 3`) sees each output as its job ends,
     /// and a closed pipe is noticed at once instead of 64 KiB later.
-    out: io::BufWriter<io::Stdout>,
+    out: io::BufWriter<Sink>,
     /// `--results`, `--files`, `--tagstring`, `--ctag`, `-v`.
     book: Option<super::results::Book>,
     /// The tag of the job being printed, when the book decides it.
@@ -63,7 +63,7 @@ impl Printer {
             progress,
             what,
             failed: 0,
-            out: io::BufWriter::with_capacity(1 << 16, io::stdout()),
+            out: io::BufWriter::with_capacity(1 << 16, Sink::Stdout(io::stdout())),
             book: None,
             tag_now: None,
             turn: style
@@ -81,6 +81,40 @@ impl Printer {
                     due(&file, first);
                     Some(file)
                 }),
+        }
+    }
+
+    /// Prints into memory instead of to stdout and stderr, for a caller that writes each
+    /// batch of outcomes itself ([`Printer::take`]); stderr's bytes go with stdout's, in the
+    /// order they are printed, if stderr is the same file (`merged`).
+    pub(crate) fn in_memory(mut self, merged: bool) -> Self {
+        let err = (!merged).then(Vec::new);
+        self.out = io::BufWriter::new(Sink::Memory {
+            out: Vec::new(),
+            err,
+        });
+        self
+    }
+
+    /// What was printed into memory since the last call: stdout's bytes, and stderr's
+    /// (empty if they went with stdout's).
+    pub(crate) fn take(&mut self) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        self.out.flush()?;
+        Ok(match self.out.get_mut() {
+            Sink::Stdout(_) => (Vec::new(), Vec::new()),
+            Sink::Memory { out, err } => (
+                std::mem::take(out),
+                err.as_mut().map(std::mem::take).unwrap_or_default(),
+            ),
+        })
+    }
+
+    /// How many bytes were printed into memory and not yet taken.
+    pub(crate) fn printed(&self) -> usize {
+        let buffered = self.out.buffer().len();
+        match self.out.get_ref() {
+            Sink::Stdout(_) => buffered,
+            Sink::Memory { out, err } => buffered + out.len() + err.as_ref().map_or(0, Vec::len),
         }
     }
 
@@ -357,6 +391,11 @@ impl Printer {
         if c.is_empty() {
             return Ok(());
         }
+        if stderr && !matches!(self.out.get_ref(), Sink::Stdout(_)) {
+            let bytes = c.clone().into_bytes();
+            let tagged = self.tagged(&bytes, job);
+            return self.err_bytes(&tagged);
+        }
         if stderr {
             // Keep stdout and stderr in the order the jobs finished.
             self.out.flush()?;
@@ -385,8 +424,23 @@ impl Printer {
     }
 
     fn report(&mut self, message: &str) {
+        if !matches!(self.out.get_ref(), Sink::Stdout(_)) {
+            let _ = self.err_bytes(format!("weft: {message}\n").as_bytes());
+            return;
+        }
         let _ = self.out.flush();
         say!("weft: {message}");
+    }
+
+    /// Prints stderr's bytes into memory: with stdout's if stderr is the same file.
+    fn err_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.out.get_mut() {
+            Sink::Memory { err: Some(err), .. } => {
+                err.extend_from_slice(bytes);
+                Ok(())
+            }
+            _ => self.out.write_all(bytes),
+        }
     }
 
     /// Flushes and returns the exit status: the number of failed jobs, at most 101.
@@ -430,6 +484,43 @@ impl Printer {
              were stopped{hint}"
         );
         255
+    }
+}
+
+/// Where a printer's stdout goes: stdout itself, or memory (see [`Printer::in_memory`]).
+enum Sink {
+    Stdout(io::Stdout),
+    /// Stdout's bytes, and stderr's in `err` unless they go with stdout's.
+    Memory {
+        out: Vec<u8>,
+        err: Option<Vec<u8>>,
+    },
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Stdout(s) => s.write(buf),
+            Sink::Memory { out, .. } => {
+                out.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stdout(s) => s.write_all(buf),
+            Sink::Memory { out, .. } => {
+                out.extend_from_slice(buf);
+                Ok(())
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(s) => s.flush(),
+            Sink::Memory { .. } => Ok(()),
+        }
     }
 }
 

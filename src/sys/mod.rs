@@ -252,6 +252,14 @@ pub(crate) fn stdout_to_stderr() -> Option<std::fs::File> {
     saved
 }
 
+/// Whether writes to `fd` append (it was opened with `O_APPEND`, as `>>` does): each lands at
+/// the file's end, wherever the offset is.
+pub(crate) fn appends(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = fcntl(fd, FcntlArg::F_GETFL)?;
+    Ok(OFlag::from_bits_truncate(flags).contains(OFlag::O_APPEND))
+}
+
 /// Whether descriptor `fd` has something to read (or its end) right now, without waiting.
 pub(crate) fn readable_now(fd: std::os::fd::RawFd) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
