@@ -297,13 +297,7 @@ fn collector_stopped_by_sigint_commits_its_last_batch_and_exits_130() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&gate)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&gate);
     // Job 21 waits at the gate: the collector has printed jobs 1-20 and waits for more.
     let line = format!(
         "if [ {{}} = 21 ]; then cat {} >/dev/null; fi; echo job {{}}",

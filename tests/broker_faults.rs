@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use broker::{Redis, Worker, counts, each_job_once, inputs, with_inputs};
-use common::{SETTLE, exits_within, signal, wait_until, weft_bin, within};
+use common::{SETTLE, exits_within, mkfifo, signal, wait_until, weft_bin, within};
 
 /// A submitter (`weft --broker URL ARGS`) whose stdout lines come in as they are printed.
 struct Submitter {
@@ -110,10 +110,6 @@ impl Drop for Submitter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn mkfifo(path: &Path) {
-    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
 }
 
 /// Opens a FIFO for reading and reads it whole: returns once a job has opened it, written and

@@ -56,13 +56,7 @@ fn slot_is_the_lowest_free_one_as_gnus_is() {
     // a's freed slot: `parallel -j2 -k ... {%}` prints "a 1\nb 2\nc 1\n".
     let dir = Scratch::new("gaps-slot");
     let fifo = dir.join("fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&fifo);
     let script = format!(
         "if [ {{}} = b ]; then cat {f} >/dev/null; fi; echo {{}} {{%}}; \
          if [ {{}} = c ]; then echo > {f}; fi",

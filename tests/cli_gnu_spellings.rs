@@ -170,13 +170,7 @@ fn no_keep_order_silent_outputasfiles_and_gnu_are_gnu_parallels() {
     // output is a, b; as jobs write (without -k) it is b, a.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("gate");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&fifo);
     let line = format!(
         "if [ {{}} = a ]; then cat {0} >/dev/null; echo a; else echo b; : > {0}; fi",
         fifo.display()

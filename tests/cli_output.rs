@@ -610,13 +610,7 @@ fn a_job_killed_by_sigpipe_after_the_reader_left_is_not_told_of() {
     // writes only once this test has read job 1's line and closed its end of the pipe.
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&gate)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&gate);
     let line = format!(
         "if [ {{}} = 1 ]; then echo x; else cat {} >/dev/null; echo y; fi",
         gate.display()

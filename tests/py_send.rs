@@ -33,11 +33,7 @@ fn pool(backend: Backend) -> Pool {
 /// A FIFO in `dir`: a task reading it waits until the test writes to it.
 fn fifo(dir: &common::Scratch, name: &str) -> PathBuf {
     let path = dir.join(name);
-    let made = std::process::Command::new("mkfifo")
-        .arg(&path)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success(), "mkfifo {}", path.display());
+    common::mkfifo(&path);
     path
 }
 

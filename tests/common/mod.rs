@@ -8,6 +8,15 @@ use std::time::{Duration, Instant};
 
 use weft::{Backend, Pool, PoolBuilder};
 
+/// Makes a FIFO at `path`: a gate a job waits on until the test opens it.
+pub fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
 /// The built `weft` binary: the worker program of every process pool in the tests.
 pub fn weft_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_weft"))
