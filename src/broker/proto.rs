@@ -233,6 +233,10 @@ pub(crate) struct Link {
     patience: Duration,
     /// How long a read may wait (the longest `BLOCK` plus a margin).
     read_timeout: Duration,
+    /// Connections dropped as broken so far. A command whose reply was lost with one may
+    /// have run on the server all the same (an `XREADGROUP` then delivered entries nobody
+    /// saw): whoever cares looks again once this moves.
+    pub(crate) drops: u64,
 }
 
 impl Link {
@@ -243,6 +247,7 @@ impl Link {
             con: None,
             patience,
             read_timeout: Duration::from_secs(10),
+            drops: 0,
         };
         link.connection()?;
         Ok(link)
@@ -302,11 +307,13 @@ impl Link {
                 Ok(v) => return Ok(v),
                 Err(e) if broken(&e) && start.elapsed() < self.patience => {
                     self.con = None;
+                    self.drops += 1;
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
                     if broken(&e) {
                         self.con = None;
+                        self.drops += 1;
                     }
                     return Err(e.to_string());
                 }

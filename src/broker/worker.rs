@@ -134,6 +134,7 @@ pub fn serve(url: &str, registry: &Registry, opts: &WorkerOptions) -> Result<Ser
         served: Served::default(),
         flights: Vec::new(),
         free: Vec::new(),
+        drops_seen: 0,
         buffer: VecDeque::new(),
         running: HashMap::new(),
         last_read: Instant::now(),
@@ -298,6 +299,8 @@ struct Worker<'r> {
     /// The entries taken and not yet written back, by slot.
     flights: Vec<Option<Flight>>,
     free: Vec<usize>,
+    /// The link's dropped connections already looked past (see [`Worker::lost_deliveries`]).
+    drops_seen: u64,
     /// Slots of entries whose jobs are not all handed to the local pool yet, in order.
     buffer: VecDeque<usize>,
     /// The run's jobs on the local pool: seq -> (slot, job index).
@@ -345,7 +348,7 @@ fn run_all(
     opts: &WorkerOptions,
 ) -> Result<(), Error> {
     let io = |m: String| Error::new(ErrorKind::Io, m);
-    let mut pools: HashMap<(Option<u64>, u32), Pool> = HashMap::new();
+    let mut pools: HashMap<(Option<u64>, u32, bool), Pool> = HashMap::new();
     let mut idle_since = Instant::now();
     loop {
         let key = {
@@ -374,7 +377,10 @@ fn run_all(
         let entry = *registry
             .entry(&key.0)
             .ok_or_else(|| Error::new(ErrorKind::Config, format!("no task {:?}", key.0)))?;
-        let pool = pool(&mut pools, registry, opts, key.1, key.2).map_err(io)?;
+        // Commands wait for a free slot, as on the command line: one queued behind a long
+        // command would wait for it while another slot is idle.
+        let ahead = key.0 != "exec";
+        let pool = pool(&mut pools, registry, opts, (key.1, key.2, ahead)).map_err(io)?;
         *w.borrow()
             .over
             .waker
@@ -665,6 +671,52 @@ impl Worker<'_> {
         if !got.is_empty() {
             return Ok(got);
         }
+        let lost = self.lost_deliveries()?;
+        if !lost.is_empty() {
+            return Ok(lost);
+        }
+        self.read_group(want, block_ms, ">")
+    }
+
+    /// Entries delivered to this worker that it never saw: a connection dropped while an
+    /// `XREADGROUP` reply was on its way (a read interrupted by a signal, as one on a socket
+    /// with a read timeout is even under `SA_RESTART`), and the read asked again. They are
+    /// in this consumer's pending list; read from there, those not held are taken now rather
+    /// than after a lease.
+    fn lost_deliveries(&mut self) -> Result<Vec<Delivered>, String> {
+        if self.link.drops == self.drops_seen {
+            return Ok(Vec::new());
+        }
+        self.drops_seen = self.link.drops;
+        let mine = self.read_group(100_000, 0, "0")?;
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let lost: Vec<Delivered> = mine
+            .into_iter()
+            .filter(|d| {
+                !held
+                    .get(&d.stream)
+                    .is_some_and(|ids| ids.contains_key(&d.id))
+            })
+            .collect();
+        drop(held);
+        if !lost.is_empty() {
+            self.say(&format!(
+                "took {} entries delivered to it in a reply lost with its connection",
+                lost.len()
+            ));
+        }
+        Ok(lost)
+    }
+
+    /// `XREADGROUP` on every queue from `from` (`>`: new entries; `0`: this consumer's own
+    /// pending ones), at most `want` per queue, waiting up to `block_ms` (0: not at all).
+    fn read_group(
+        &mut self,
+        want: usize,
+        block_ms: u64,
+        from: &str,
+    ) -> Result<Vec<Delivered>, String> {
+        let mut got = Vec::new();
         let me = self.me.clone();
         let queues = self.queues.clone();
         let read: redis::Value = self.link.run(|con| {
@@ -678,7 +730,7 @@ impl Worker<'_> {
                 c.arg(q);
             }
             for _ in &queues {
-                c.arg(">");
+                c.arg(from);
             }
             match c.query(con) {
                 // The group went away with the server's data (a restart without persistence):
@@ -849,18 +901,19 @@ impl Worker<'_> {
 
 /// The local pool for jobs of these settings, started the first time.
 fn pool<'p>(
-    pools: &'p mut HashMap<(Option<u64>, u32), Pool>,
+    pools: &'p mut HashMap<(Option<u64>, u32, bool), Pool>,
     registry: &Registry,
     opts: &WorkerOptions,
-    timeout_ms: Option<u64>,
-    attempts: u32,
+    settings: (Option<u64>, u32, bool),
 ) -> Result<&'p mut Pool, String> {
     use std::collections::hash_map::Entry;
-    if let Entry::Vacant(slot) = pools.entry((timeout_ms, attempts)) {
+    let (timeout_ms, attempts, ahead) = settings;
+    if let Entry::Vacant(slot) = pools.entry(settings) {
         let mut b = Pool::builder()
             .workers(opts.workers.max(1))
             .backend(opts.backend)
             .attempts(attempts)
+            .lookahead(ahead)
             .registry(registry.clone());
         if let Some(ms) = timeout_ms {
             b = b.timeout(Duration::from_millis(ms));
@@ -868,9 +921,7 @@ fn pool<'p>(
         let pool = b.build().map_err(|e| e.to_string())?;
         slot.insert(pool);
     }
-    Ok(pools
-        .get_mut(&(timeout_ms, attempts))
-        .expect("inserted above"))
+    Ok(pools.get_mut(&settings).expect("inserted above"))
 }
 
 fn release(held: &Held, d: &Delivered) {
