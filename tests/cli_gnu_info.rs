@@ -150,6 +150,28 @@ fn j_percent_plus_and_the_default_count_threads_cores_or_sockets_as_asked() {
 }
 
 #[test]
+fn load_percent_counts_on_the_basis_of_j() {
+    // GNU's --load N% is N% of the same count as -j N%. weft refuses a limit under 1 running
+    // process (no job could be sure to start), which shows the count: 99% of one CPU.
+    let (threads, _, sockets) = cpu_counts();
+    for (options, n) in [
+        (&[][..], threads),
+        (&["--use-sockets-instead-of-threads"][..], sockets),
+    ] {
+        let run = weft()
+            .args(options)
+            .args(["--load", "99%", "true", ":::", "x"])
+            .assert();
+        if n == 1 {
+            run.code(255)
+                .stderr(predicates::str::contains("--load \"99%\""));
+        } else {
+            run.success();
+        }
+    }
+}
+
+#[test]
 fn max_line_length_allowed_prints_the_longest_line_weft_makes() {
     // GNU prints 130329 here, its measured system maximum; weft prints the limit it applies,
     // which is GNU's -s default and most (GNU warns past it too).

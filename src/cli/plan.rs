@@ -144,7 +144,11 @@ impl Plan {
             limits: Limits {
                 delay: args.delay.as_deref().map(parse_delay).transpose()?,
                 delay_auto: args.delay.as_deref().is_some_and(|d| d.ends_with("auto")),
-                load: args.load.as_deref().map(gate::parse_load).transpose()?,
+                load: args
+                    .load
+                    .as_deref()
+                    .map(|spec| gate::parse_load(spec, basis.count()))
+                    .transpose()?,
                 memfree: args
                     .memfree
                     .as_deref()
