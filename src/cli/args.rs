@@ -419,6 +419,44 @@ pub(super) struct Args {
     /// The command and its arguments, then `:::`/`::::` sources.
     #[arg(value_name = "COMMAND")]
     pub(super) command: Vec<OsString>,
+    /// Print the number of hardware threads weft may use (its CPU affinity and cgroup quota
+    /// included) and exit.
+    #[arg(long, alias = "numberofthreads")]
+    pub(super) number_of_threads: bool,
+    /// Print the number of physical cores weft may use and exit.
+    #[arg(long, alias = "numberofcores")]
+    pub(super) number_of_cores: bool,
+    /// Print the number of CPU sockets weft may use and exit.
+    #[arg(long, alias = "numberofsockets")]
+    pub(super) number_of_sockets: bool,
+    /// GNU parallel's old --number-of-cores.
+    #[arg(long, alias = "numberofcpus", hide = true)]
+    pub(super) number_of_cpus: bool,
+    /// Count physical cores, not threads, for -j N%, +N, -N and the default.
+    #[arg(long, alias = "usecoresinsteadofthreads")]
+    pub(super) use_cores_instead_of_threads: bool,
+    /// Count sockets, not threads, for -j N%, +N, -N and the default.
+    #[arg(long, alias = "usesocketsinsteadofthreads")]
+    pub(super) use_sockets_instead_of_threads: bool,
+    /// GNU parallel's option for remote hosts; the local count stays as it is.
+    #[arg(long, alias = "usecpusinsteadofcores", hide = true)]
+    pub(super) use_cpus_instead_of_cores: bool,
+    /// Print the longest command line weft makes (the most -s allows) and exit.
+    #[arg(long, alias = "maxlinelengthallowed")]
+    pub(super) max_line_length_allowed: bool,
+    /// Print the GNU parallel version weft follows (20221122) and exit 0 if it is at least
+    /// VERSION, else 255.
+    #[arg(
+        long,
+        alias = "min-version",
+        value_name = "VERSION",
+        allow_hyphen_values = true
+    )]
+    pub(super) minversion: Option<String>,
+    /// As many arguments per command line as fit (or -n), {} standing for all of them
+    /// joined by spaces, as -m but never spread over the workers.
+    #[arg(long)]
+    pub(super) xargs: bool,
 }
 
 const AFTER_HELP: &str = "\

@@ -128,8 +128,8 @@ fn meminfo(key: &str) -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
-/// Parses `--load N` or `N%` (of the CPUs).
-pub(super) fn parse_load(spec: &str) -> Result<f64, String> {
+/// Parses `--load N` or `N%` (of `cpus`, counted as -j counts them).
+pub(super) fn parse_load(spec: &str, cpus: usize) -> Result<f64, String> {
     let bad = || format!("--load {spec:?}: give a number of running processes, or N% of the CPUs");
     let (number, percent) = match spec.trim().strip_suffix('%') {
         Some(n) => (n, true),
@@ -141,12 +141,7 @@ pub(super) fn parse_load(spec: &str) -> Result<f64, String> {
             "--load {spec:?}: no job could ever start: give more than 0"
         ));
     }
-    let max = if percent {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cpus as f64 * n / 100.0
-    } else {
-        n
-    };
+    let max = if percent { cpus as f64 * n / 100.0 } else { n };
     // Under 1 a job could start only while nothing at all runs: a run that may never end.
     if max < 1.0 {
         return Err(format!(
@@ -213,12 +208,13 @@ mod tests {
 
     #[test]
     fn a_load_limit_no_job_could_start_under_is_refused() {
-        assert!(parse_load("0").is_err());
-        assert!(parse_load("-3").is_err());
-        assert!(parse_load("nan").is_err());
-        assert!(parse_load("0.5").is_err());
-        assert!(parse_load("1%").is_err());
-        assert_eq!(parse_load("2.5"), Ok(2.5));
-        assert!(parse_load("100%").unwrap() >= 1.0);
+        assert!(parse_load("0", 2).is_err());
+        assert!(parse_load("-3", 2).is_err());
+        assert!(parse_load("nan", 2).is_err());
+        assert!(parse_load("0.5", 2).is_err());
+        assert!(parse_load("1%", 2).is_err());
+        assert_eq!(parse_load("2.5", 2), Ok(2.5));
+        assert!(parse_load("100%", 2).unwrap() >= 1.0);
+        assert_eq!(parse_load("50%", 4), Ok(2.0));
     }
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod control;
+mod cpus;
 mod drive;
 mod gate;
 mod input;
@@ -108,6 +109,9 @@ pub fn main_with(registry: Registry) -> i32 {
             return 0;
         }
     };
+    if let Some(code) = informational(&args) {
+        return code;
+    }
     #[cfg(feature = "broker")]
     let result = match word.as_deref() {
         Some("worker") => worker(&registry, &args),
@@ -137,6 +141,56 @@ pub fn main_with(registry: Registry) -> i32 {
             255
         }
     }
+}
+
+/// The GNU parallel version whose behaviour weft follows, as `--minversion` reports it.
+const GNU_VERSION: &str = "20221122";
+
+/// GNU parallel's options that print something about this machine or this weft and exit,
+/// whatever else the command line says; the first one in GNU parallel's order wins. `None`
+/// when none is given.
+fn informational(args: &Args) -> Option<i32> {
+    let count = if args.number_of_sockets {
+        cpus::Counts::here().sockets
+    } else if args.number_of_cpus || args.number_of_cores {
+        // GNU parallel 20221122 prints the cores for --number-of-cpus too.
+        cpus::Counts::here().cores
+    } else if args.number_of_threads {
+        cpus::threads()
+    } else if args.max_line_length_allowed {
+        plan::MAX_LINE
+    } else {
+        let wanted = args.minversion.as_deref()?;
+        return Some(match at_least(wanted) {
+            Ok(new_enough) => {
+                let _ = writeln!(io::stdout(), "{GNU_VERSION}");
+                if new_enough { 0 } else { 255 }
+            }
+            Err(message) => fail(&message),
+        });
+    };
+    let _ = writeln!(io::stdout(), "{count}");
+    Some(0)
+}
+
+/// Whether weft's [`GNU_VERSION`] is at least `wanted`, a whole number (GNU parallel's
+/// `--minversion` takes an integer, sign allowed).
+fn at_least(wanted: &str) -> Result<bool, String> {
+    let (negative, digits) = match wanted.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, wanted.strip_prefix('+').unwrap_or(wanted)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "--minversion {wanted:?}: give a version as a number, such as {GNU_VERSION}"
+        ));
+    }
+    if negative {
+        return Ok(true);
+    }
+    // Compared as decimal strings: any number of digits, no overflow.
+    let digits = digits.trim_start_matches('0');
+    Ok((digits.len(), digits) <= (GNU_VERSION.len(), GNU_VERSION))
 }
 
 fn fail(message: &str) -> i32 {
@@ -217,7 +271,11 @@ fn worker(registry: &Registry, args: &Args) -> Result<i32, String> {
             extra.to_string_lossy()
         ));
     }
-    let workers = values::workers(args.jobs.as_deref())?;
+    let basis = cpus::Basis::of(
+        args.use_cores_instead_of_threads,
+        args.use_sockets_instead_of_threads,
+    );
+    let workers = values::workers(args.jobs.as_deref(), basis)?;
     let exit_when_idle = match args.exit_when_idle {
         Some(s) if !(s.is_finite() && s >= 0.0) => {
             return Err(format!("--exit-when-idle {s}: give a number of seconds"));

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::args::Args;
 use super::control::Halt;
+use super::cpus::Basis;
 use super::gate::{self, Limits};
 use super::input::{self, Origin, Pack, Shape, Source, Split, Trim};
 use super::joblog::{self, Joblog};
@@ -74,7 +75,11 @@ impl Plan {
         args: Args,
         sources: Vec<Source>,
     ) -> Result<Plan, String> {
-        let workers = workers(args.jobs.as_deref())?;
+        let basis = Basis::of(
+            args.use_cores_instead_of_threads,
+            args.use_sockets_instead_of_threads,
+        );
+        let workers = workers(args.jobs.as_deref(), basis)?;
         super::template::set_slots(workers);
         let split = Split {
             delim: match (&args.delimiter, args.null) {
@@ -144,7 +149,11 @@ impl Plan {
             limits: Limits {
                 delay: args.delay.as_deref().map(parse_delay).transpose()?,
                 delay_auto: args.delay.as_deref().is_some_and(|d| d.ends_with("auto")),
-                load: args.load.as_deref().map(gate::parse_load).transpose()?,
+                load: args
+                    .load
+                    .as_deref()
+                    .map(|spec| gate::parse_load(spec, basis.count()))
+                    .transpose()?,
                 memfree: args
                     .memfree
                     .as_deref()
@@ -233,9 +242,11 @@ fn shape(
     };
     // -L 0, as -n 0: one job per record, given no argument (GNU parallel's).
     let lines = count("-L", &args.max_lines)?;
+    // --xargs: as many as fit, never spread over the workers (GNU parallel's).
     let max_args = count("-N", &args.max_replace_args)?
         .or(count("-n", &args.max_args)?)
-        .or(lines);
+        .or(lines)
+        .or(args.xargs.then_some(usize::MAX));
     let fill = (args.context_replace || args.multiple).then_some(workers);
     let limit = match &args.max_chars {
         Some(spec) => {
@@ -359,7 +370,7 @@ fn rename_column(words: &mut [Vec<u8>], name: &[u8], id: usize) {
 /// within 1% of it, at 130329, so this is what it packs to, and -X, -m and -s split where
 /// GNU parallel splits. A single record longer than this is refused, as GNU parallel
 /// refuses it, only where lines are measured (several records per line, or -s).
-const MAX_LINE: usize = 63_664;
+pub(super) const MAX_LINE: usize = 63_664;
 
 /// The command template, read as -X, -N, -L and -q say, with --plus and --rpl strings.
 fn template(args: &Args, words: &[Vec<u8>]) -> Result<Template, String> {
@@ -367,7 +378,7 @@ fn template(args: &Args, words: &[Vec<u8>]) -> Result<Template, String> {
     // GNU parallel: -N, and -L without -m, replace in context as -X does.
     let context = args.context_replace
         || args.max_replace_args.is_some()
-        || (args.max_lines.is_some() && !args.multiple);
+        || (args.max_lines.is_some() && !(args.multiple || args.xargs));
     let reading = Reading {
         context,
         quote: args.quote,

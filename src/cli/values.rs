@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::cpus::Basis;
 use crate::engine::{MAX_WORKERS, MIN_MEMORY_LIMIT};
 use crate::tasks::KillSequence;
 
@@ -41,9 +42,10 @@ pub(super) fn parse_count(option: &str, spec: &str) -> Result<usize, String> {
 }
 
 /// Parses `-j`: N, N%, +N, -N, 0, or a file holding one of them (read once, at the start:
-/// GNU parallel reads it again as jobs end).
-pub(super) fn workers(spec: Option<&str>) -> Result<usize, String> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// GNU parallel reads it again as jobs end). N%, +N, -N and the default count the CPUs on
+/// `basis`.
+pub(super) fn workers(spec: Option<&str>, basis: Basis) -> Result<usize, String> {
+    let cpus = basis.count();
     let Some(spec) = spec else {
         return Ok(cpus);
     };
@@ -223,15 +225,18 @@ mod tests {
             "4097",
             "99999999999999999999",
         ] {
-            assert!(workers(Some(spec)).is_err(), "{spec}");
+            assert!(workers(Some(spec), Basis::Threads).is_err(), "{spec}");
         }
         for spec in ["nan%", "-5%", "inf%", "x", ""] {
-            let e = workers(Some(spec)).unwrap_err();
+            let e = workers(Some(spec), Basis::Threads).unwrap_err();
             assert!(e.contains(&format!("{spec:?}")), "{e}");
         }
-        assert_eq!(workers(Some("4096")), Ok(4096));
-        assert_eq!(workers(Some("-18446744073709551615")), Ok(1));
-        assert_eq!(workers(Some("0%")), Ok(1));
+        assert_eq!(workers(Some("4096"), Basis::Threads), Ok(4096));
+        assert_eq!(
+            workers(Some("-18446744073709551615"), Basis::Threads),
+            Ok(1)
+        );
+        assert_eq!(workers(Some("0%"), Basis::Threads), Ok(1));
     }
 
     #[test]
