@@ -607,24 +607,11 @@ impl<'a> Submission<'a> {
         let Some((ids, took)) = self.uncommitted.take() else {
             return Ok(());
         };
-        let (results, run_key, cursor) = (&self.results, &self.run_key, &self.cursor);
+        let (results, run_key) = (&self.results, &self.run_key);
         self.link.run(|con| {
-            redis::pipe()
-                .cmd("HSET")
-                .arg(run_key)
-                .arg("cursor")
-                .arg(cursor)
-                .ignore()
-                .cmd("HINCRBY")
-                .arg(run_key)
-                .arg("collected")
-                .arg(took)
-                .ignore()
-                .cmd("XDEL")
-                .arg(results)
-                .arg(&ids)
-                .ignore()
-                .query::<()>(con)
+            let mut p = redis::pipe();
+            Self::commit_cmds(&mut p, results, run_key, &ids, took);
+            p.query::<()>(con)
         })
     }
 
