@@ -6,9 +6,9 @@
 mod broker;
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -48,13 +48,7 @@ impl Submitter {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout: ChildStdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = broker::stdout_lines(&mut child);
         Submitter {
             stdin: child.stdin.take(),
             child,
@@ -395,13 +389,7 @@ fn collector(redis: &Redis, id: &str) -> Submitter {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = broker::stdout_lines(&mut child);
     Submitter {
         child,
         stdin: None,

@@ -14,6 +14,19 @@ use std::sync::mpsc;
 
 use crate::common::{SETTLE, wait_until, weft_bin};
 
+/// The lines `child` prints on stdout, as they come (it must have been spawned with a piped
+/// stdout).
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("a piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 /// The lease the tests give workers: a lost worker's jobs move on after it, and a worker sees
 /// a cancelled run within a third of it.
 pub const LEASE_MS: &str = "1000";
